@@ -1,0 +1,113 @@
+import { loadAsF32, storeFromF32, DT_F32, DT_F16 } from "./convert";
+import { blockAbsmax } from "./absmax";
+import { cudaRcp } from "./rcp";
+
+// The scalar oracle: CUDA's dQuantize binary search over the 256-entry code,
+// literally (SPEC §2.2): nearest entry, exact ties to the final (even) pivot.
+@inline function searchCode(code: usize, s: f32): u32 {
+  let pivot: u32 = 127, upperPivot: u32 = 255, lowerPivot: u32 = 0;
+  let lower: f32 = -1.0, upper: f32 = 1.0;
+  let val = load<f32>(code + (pivot << 2));
+  for (let step: u32 = 64; step > 0; step >>= 1) {
+    if (s > val) {
+      lowerPivot = pivot; lower = val; pivot += step;
+    } else {
+      upperPivot = pivot; upper = val; pivot -= step;
+    }
+    val = load<f32>(code + (pivot << 2));
+  }
+  if (upperPivot == 255) upper = load<f32>(code + (255 << 2));
+  if (lowerPivot == 0) lower = load<f32>(code + 0);
+  if (s > val) {
+    const mid = (upper + val) * <f32>0.5;
+    return s > mid ? upperPivot : pivot;
+  }
+  const mid = (lower + val) * <f32>0.5;
+  return s < mid ? lowerPivot : pivot;
+}
+
+// The SIMD build's search. The binary search above returns, for a sorted code,
+// the nearest of code[c-1], code[c] (c = #{v : code[v] < s}) with a tie at their
+// f32 midpoint going to the even index, and 0 for NaN. Equivalently: count the
+// midpoints below s, then count a tie only when that lands on an even index.
+// A 65536-entry table keyed by the top 16 bits of s's order-preserving integer
+// image gives the count at the bucket's lower end; a short scan finishes it.
+// Layout at lut: 256 f32 midpoints (255 used), then 65536 u8 starts.
+export function prepareCodeLut(code: usize, lut: usize): void {
+  for (let j = 0; j < 255; j++) {
+    const mid = (load<f32>(code + (j << 2)) + load<f32>(code + ((j + 1) << 2))) * <f32>0.5;
+    store<f32>(lut + (j << 2), mid);
+  }
+  store<f32>(lut + (255 << 2), Infinity);
+  const starts = lut + 1024;
+  let c: u32 = 0;
+  for (let k: u32 = 0; k < 65536; k++) {
+    const key = k << 16;
+    const bits = key >= 0x80000000 ? key ^ 0x80000000 : ~key;
+    const vmin = reinterpret<f32>(bits);
+    // Keys grow with the value, so the count never decreases (NaN buckets: 0).
+    if (vmin != vmin) { store<u8>(starts + k, 0); continue; }
+    while (c < 255 && load<f32>(lut + (c << 2)) < vmin) c++;
+    store<u8>(starts + k, <u8>c);
+  }
+}
+
+@inline function lookupCode(lut: usize, s: f32): u32 {
+  if (s != s) return 0;
+  const b = reinterpret<u32>(s);
+  const key = (b >> 31) != 0 ? ~b : b | 0x80000000;
+  let c = <u32>load<u8>(lut + 1024 + (key >> 16));
+  while (c < 255 && s > load<f32>(lut + (c << 2))) c++;
+  if ((c & 1) != 0 && s == load<f32>(lut + (c << 2))) c++;
+  return c;
+}
+
+@inline function quantizeImpl(
+  src: usize, n: i32, dtype: i32, blocksize: i32, code: usize, lut: usize, q: usize, absmax: usize,
+): void {
+  const nblocks = (n + blocksize - 1) / blocksize;
+  for (let b = 0; b < nblocks; b++) {
+    const start = b * blocksize;
+    const end = min(start + blocksize, n);
+    const amax = blockAbsmax(src, start, end, dtype, end - start < blocksize);
+    store<f32>(absmax + (<usize>b << 2), amax);
+    // CUDA's reciprocal (see rcp.ts), then a product: two roundings, no FMA.
+    const r = cudaRcp(amax);
+    for (let i = start; i < end; i++) {
+      const s = loadAsF32(src, i, dtype) * r;
+      store<u8>(q + i, <u8>(ASC_FEATURE_SIMD ? lookupCode(lut, s) : searchCode(code, s)));
+    }
+  }
+}
+
+// 8-bit blockwise quantization (CUDA kQuantizeBlockwise semantics).
+export function quantizeBlockwise(
+  src: usize, n: i32, dtype: i32, blocksize: i32, code: usize, lut: usize, q: usize, absmax: usize,
+): void {
+  if (dtype == DT_F32) quantizeImpl(src, n, DT_F32, blocksize, code, lut, q, absmax);
+  else if (dtype == DT_F16) quantizeImpl(src, n, DT_F16, blocksize, code, lut, q, absmax);
+  else quantizeImpl(src, n, 2, blocksize, code, lut, q, absmax);
+}
+
+@inline function dequantizeImpl(
+  q: usize, n: i32, blocksize: i32, code: usize, absmax: usize, dtype: i32, out: usize,
+): void {
+  const nblocks = (n + blocksize - 1) / blocksize;
+  for (let b = 0; b < nblocks; b++) {
+    const start = b * blocksize;
+    const end = min(start + blocksize, n);
+    const a = load<f32>(absmax + (<usize>b << 2));
+    for (let i = start; i < end; i++) {
+      storeFromF32(out, i, load<f32>(code + (<usize>load<u8>(q + i) << 2)) * a, dtype);
+    }
+  }
+}
+
+// out[i] = dtype(code[q_i] * absmax[i / blocksize]).
+export function dequantizeBlockwise(
+  q: usize, n: i32, blocksize: i32, code: usize, absmax: usize, dtype: i32, out: usize,
+): void {
+  if (dtype == DT_F32) dequantizeImpl(q, n, blocksize, code, absmax, DT_F32, out);
+  else if (dtype == DT_F16) dequantizeImpl(q, n, blocksize, code, absmax, DT_F16, out);
+  else dequantizeImpl(q, n, blocksize, code, absmax, 2, out);
+}

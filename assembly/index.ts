@@ -1,0 +1,15 @@
+// Kernel exports. The host owns linear memory above heapBase(): it copies inputs
+// in, calls a kernel with pointers, and copies outputs out.
+export { quantize4bit } from "./quantize4bit";
+export { dequantize4bit } from "./dequantize4bit";
+export { quantizeBlockwise, dequantizeBlockwise, prepareCodeLut } from "./blockwise";
+export { firstNonFinite } from "./absmax";
+
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// 1 when this build uses SIMD instructions.
+export function simd(): i32 {
+  return ASC_FEATURE_SIMD ? 1 : 0;
+}

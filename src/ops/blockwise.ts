@@ -1,0 +1,176 @@
+import { BnbError, fail } from '../errors.js';
+import { FloatDType, allocate } from '../dtypes.js';
+import { QuantState } from '../quant-state.js';
+import { Tensor, bytesOf, checkTensor, numel, tensor } from '../tensor.js';
+import { defaultDynamicMap } from '../maps.js';
+import { WASM_DTYPE } from '../wasm/exports.js';
+import { chunkElements, wasm } from '../wasm/runtime.js';
+import { meanF32 } from './stats.js';
+import {
+  BLOCKSIZES_8BIT, checkAbsmax, checkBlocksize, checkBoolean, checkFloatInput, checkOptions,
+} from './validate.js';
+import { FiniteCheck, nonFiniteError } from './finite.js';
+
+export interface QuantizeBlockwiseOptions {
+  /** 256 sorted f32 values; default: createDynamicMap() */
+  code?: Tensor;
+  blocksize?: number;
+  nested?: boolean;
+  allowNonFinite?: boolean;
+}
+
+/** A 256-entry f32 code, sorted ascending (every kernel binary-searches it). */
+function checkCode(argument: string, t: unknown): Float32Array {
+  const c = checkTensor(argument, t);
+  if (c.dtype !== 'float32' || c.data.length !== 256) {
+    throw new BnbError('E_CODE', `${argument} must be a float32 tensor of 256 entries, got ${c.dtype} with ${c.data.length}`);
+  }
+  const d = c.data as Float32Array;
+  for (let i = 0; i < 256; i++) {
+    if (!Number.isFinite(d[i]!)) throw new BnbError('E_CODE', `${argument}[${i}] = ${d[i]} is not finite`);
+    if (i > 0 && d[i]! < d[i - 1]!) {
+      throw new BnbError('E_CODE', `${argument} must be sorted ascending, but ${argument}[${i - 1}] = ${d[i - 1]} > ${argument}[${i}] = ${d[i]}`);
+    }
+  }
+  return d;
+}
+
+/** The kernel: (q, absmax) of n elements given as raw bytes of `dtype`. */
+export function quantizeBlockwiseRaw(
+  src: Uint8Array, n: number, dtype: FloatDType, code: Float32Array, blocksize: number,
+  finite: FiniteCheck | null = null,
+): { q: Uint8Array; absmax: Float32Array } {
+  const m = wasm();
+  const size = dtype === 'float32' ? 4 : 2;
+  const nb = Math.ceil(n / blocksize);
+  const q = new Uint8Array(n);
+  const absmax = new Float32Array(nb);
+  const absmaxBytes = new Uint8Array(absmax.buffer);
+  const chunk = Math.min(chunkElements(blocksize), n);
+  const [pIn, pQ, pAbs] = m.scratch(chunk * size, chunk, Math.ceil(chunk / blocksize) * 4);
+  m.useCode(code);
+  for (let start = 0; start < n; start += chunk) {
+    const len = Math.min(chunk, n - start);
+    m.write(pIn!, src.subarray(start * size, (start + len) * size));
+    if (finite !== null) {
+      const bad = m.k.firstNonFinite(pIn!, len, WASM_DTYPE[dtype]);
+      if (bad >= 0) throw nonFiniteError(finite, start + bad);
+    }
+    m.k.quantizeBlockwise(pIn!, len, WASM_DTYPE[dtype], blocksize, m.codePtr, m.lutPtr, pQ!, pAbs!);
+    m.read(pQ!, q, start, len);
+    m.read(pAbs!, absmaxBytes, (start / blocksize) * 4, Math.ceil(len / blocksize) * 4);
+  }
+  return { q, absmax };
+}
+
+/** out = f32(code[q] * absmax[block]) for n elements, to `dtype`, as raw bytes. */
+export function dequantizeBlockwiseRaw(
+  q: Uint8Array, n: number, absmax: Float32Array, code: Float32Array, blocksize: number, dtype: FloatDType,
+  out: Uint8Array = new Uint8Array(n * (dtype === 'float32' ? 4 : 2)),
+): Uint8Array {
+  const m = wasm();
+  const size = dtype === 'float32' ? 4 : 2;
+  const chunk = Math.min(chunkElements(blocksize), Math.max(n, 1));
+  const [pQ, pAbs, pCode, pOut] = m.scratch(chunk, Math.ceil(chunk / blocksize) * 4, 1024, chunk * size);
+  m.write(pCode!, new Uint8Array(code.buffer, code.byteOffset, 1024));
+  const absBytes = new Uint8Array(absmax.buffer, absmax.byteOffset, absmax.byteLength);
+  for (let start = 0; start < n; start += chunk) {
+    const len = Math.min(chunk, n - start);
+    m.write(pQ!, q.subarray(start, start + len));
+    const b0 = start / blocksize;
+    m.write(pAbs!, absBytes.subarray(b0 * 4, (b0 + Math.ceil(len / blocksize)) * 4));
+    m.k.dequantizeBlockwise(pQ!, len, blocksize, pCode!, pAbs!, WASM_DTYPE[dtype], pOut!);
+    m.read(pOut!, out, start * size, len * size);
+  }
+  return out;
+}
+
+/**
+ * Double quantization of absmax (bnb's nested statistics): subtract the mean,
+ * then quantize blockwise with the default dynamic map. 4-bit uses blocksize
+ * 256, 8-bit its own blocksize. `offset` replaces the computed mean (to replay
+ * a stored state).
+ */
+export function compressAbsmax(absmax: Float32Array, blocksize: number, offset = meanF32(absmax)): { absmax: Tensor; offset: number; state2: QuantState } {
+  const centered = absmax.map((a) => Math.fround(a - offset));
+  const code = defaultDynamicMap();
+  const r = quantizeBlockwiseRaw(new Uint8Array(centered.buffer), centered.length, 'float32', code, blocksize);
+  const state2 = new QuantState({
+    absmax: tensor(r.absmax, [r.absmax.length], 'float32'),
+    code: tensor(code.slice(), [256], 'float32'),
+    blocksize,
+    dtype: 'float32',
+  });
+  return { absmax: tensor(r.q, [r.q.length], 'uint8'), offset, state2 };
+}
+
+/** f32 absmax of a state, de-nesting it if needed: code2[q] * absmax2 + offset (two roundings). */
+export function stateAbsmax(state: QuantState, nblocks: number): Float32Array {
+  const s2 = state.state2;
+  if (s2 === null) return checkAbsmax('state.absmax', state.absmax, nblocks).data as Float32Array;
+  const q = checkAbsmax('state.absmax', state.absmax, nblocks, 'uint8');
+  const offset = state.offset;
+  if (typeof offset !== 'number') fail('E_STATE', 'state.offset', offset, 'a number for a nested state');
+  checkBlocksize('state.state2.blocksize', s2.blocksize, BLOCKSIZES_8BIT);
+  const code2 = checkCode('state.state2.code', s2.code);
+  const a2 = checkAbsmax('state.state2.absmax', s2.absmax, Math.ceil(nblocks / s2.blocksize));
+  const bytes = dequantizeBlockwiseRaw(q.data as Uint8Array, nblocks, a2.data as Float32Array, code2, s2.blocksize, 'float32');
+  const out = new Float32Array(bytes.buffer);
+  for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i]! + offset);
+  return out;
+}
+
+/** bnb's quantize_blockwise: 8-bit codes (same shape as A) and a QuantState. */
+export function quantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}): [Tensor, QuantState] {
+  checkOptions('quantizeBlockwise', opts, ['code', 'blocksize', 'nested', 'allowNonFinite']);
+  const { blocksize = 4096, nested = false, allowNonFinite = false } = opts;
+  const a = checkFloatInput('A', A, 'Blockwise quantization');
+  checkBlocksize('blocksize', blocksize, BLOCKSIZES_8BIT);
+  checkBoolean('nested', nested);
+  checkBoolean('allowNonFinite', allowNonFinite);
+  const code = opts.code === undefined ? defaultDynamicMap() : checkCode('code', opts.code);
+  const n = numel(a.shape);
+  const r = quantizeBlockwiseRaw(bytesOf(a), n, a.dtype, code, blocksize, allowNonFinite ? null : { argument: 'A', tensor: a });
+  const absmax = tensor(r.absmax, [r.absmax.length], 'float32');
+  const codeT = tensor(code.slice(), [256], 'float32');
+  const state = nested
+    ? new QuantState({ ...compressAbsmax(r.absmax, blocksize), code: codeT, blocksize, dtype: a.dtype })
+    : new QuantState({ absmax, code: codeT, blocksize, dtype: a.dtype });
+  return [tensor(r.q, [...a.shape], 'uint8'), state];
+}
+
+export interface DequantizeBlockwiseOptions {
+  absmax: Tensor;
+  code?: Tensor;
+  blocksize?: number;
+}
+
+/**
+ * bnb's dequantize_blockwise: with a QuantState, or with `{ absmax, code,
+ * blocksize }` (then the output is float32, as in bnb).
+ */
+export function dequantizeBlockwise(q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions): Tensor {
+  const t = checkTensor('A', q);
+  if (t.dtype !== 'uint8') fail('E_DTYPE', 'A.dtype', t.dtype, "'uint8'");
+  let state: QuantState;
+  if (stateOrOptions instanceof QuantState) state = stateOrOptions;
+  else {
+    if (typeof stateOrOptions !== 'object' || stateOrOptions === null || stateOrOptions.absmax === undefined) {
+      throw new BnbError('E_STATE', 'dequantizeBlockwise requires either a QuantState or { absmax }');
+    }
+    checkOptions('dequantizeBlockwise', stateOrOptions, ['absmax', 'code', 'blocksize']);
+    const code = stateOrOptions.code ?? tensor(defaultDynamicMap().slice(), [256], 'float32');
+    state = new QuantState({ absmax: stateOrOptions.absmax, code, blocksize: stateOrOptions.blocksize ?? 4096, dtype: 'float32' });
+  }
+  const blocksize = checkBlocksize('blocksize', state.blocksize, BLOCKSIZES_8BIT);
+  const dtype = state.dtype;
+  if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16') {
+    fail('E_DTYPE', 'state.dtype', dtype, 'float32, float16 or bfloat16');
+  }
+  const code = checkCode('state.code', state.code);
+  const n = numel(t.shape);
+  const absmax = stateAbsmax(state, Math.ceil(n / blocksize));
+  const data = allocate(dtype, n);
+  dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmax, code, blocksize, dtype, new Uint8Array(data.buffer));
+  return tensor(data, [...t.shape], dtype);
+}

@@ -1,0 +1,100 @@
+import { BnbError, fail, show } from '../errors.js';
+import { DType, FloatDType, allocate } from '../dtypes.js';
+import { QuantState } from '../quant-state.js';
+import { Tensor, bytesOf, checkShape, checkTensor, numel, tensor } from '../tensor.js';
+import { QuantType, checkQuantType } from '../maps.js';
+import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
+import { chunkElements, wasm } from '../wasm/runtime.js';
+import { stateAbsmax } from './blockwise.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType, checkOptions } from './validate.js';
+
+export interface Dequantize4bitOptions {
+  absmax: Tensor;
+  shape: number[];
+  blocksize?: number;
+  quantType?: QuantType;
+  dtype?: DType;
+}
+
+/** The kernel: n values dtype(code[q] * absmax[block]) from packed nibbles, as raw bytes. */
+export function dequantize4bitRaw(
+  packed: Uint8Array, n: number, absmax: Float32Array, blocksize: number, quantType: QuantType, dtype: FloatDType,
+  out: Uint8Array = new Uint8Array(n * (dtype === 'float32' ? 4 : 2)),
+): Uint8Array {
+  const m = wasm();
+  const size = dtype === 'float32' ? 4 : 2;
+  const chunk = Math.min(chunkElements(blocksize), Math.max(n, 1));
+  const [pIn, pAbs, pOut] = m.scratch(Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4, chunk * size);
+  const absBytes = new Uint8Array(absmax.buffer, absmax.byteOffset, absmax.byteLength);
+  for (let start = 0; start < n; start += chunk) {
+    const len = Math.min(chunk, n - start);
+    m.write(pIn!, packed.subarray(start / 2, start / 2 + Math.ceil(len / 2)));
+    const b0 = start / blocksize;
+    m.write(pAbs!, absBytes.subarray(b0 * 4, (b0 + Math.ceil(len / blocksize)) * 4));
+    m.k.dequantize4bit(pIn!, len, blocksize, WASM_QTYPE[quantType], pAbs!, WASM_DTYPE[dtype], pOut!);
+    m.read(pOut!, out, start * size, len * size);
+  }
+  return out;
+}
+
+function transpose2d(data: Uint8Array, rows: number, cols: number, size: number): Uint8Array {
+  const out = new Uint8Array(data.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out.set(data.subarray((r * cols + c) * size, (r * cols + c + 1) * size), (c * rows + r) * size);
+  }
+  return out;
+}
+
+/**
+ * bnb's dequantize_4bit, with a QuantState or with `{ absmax, shape, blocksize,
+ * quantType, dtype }`. Any storage dtype is read as its bytes. As in bnb, a
+ * packed tensor with shape[0] == 1 (a caller passing `qB.t()`) gets the
+ * transposed result.
+ */
+export function dequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions): Tensor {
+  const packed = checkTensor('A', A);
+  let state: QuantState;
+  if (stateOrOptions instanceof QuantState) state = stateOrOptions;
+  else {
+    const o = stateOrOptions;
+    if (typeof o !== 'object' || o === null || o.absmax === undefined || o.shape === undefined) {
+      throw new BnbError('E_STATE', 'dequantize4bit requires a QuantState or both absmax and shape');
+    }
+    checkOptions('dequantize4bit', o, ['absmax', 'shape', 'blocksize', 'quantType', 'dtype']);
+    state = new QuantState({
+      absmax: o.absmax, shape: o.shape, blocksize: o.blocksize ?? 64, quantType: o.quantType ?? 'fp4',
+      dtype: o.dtype ?? 'float32', code: tensor(new Float32Array(16), [16], 'float32'),
+    });
+  }
+  const quantType = checkQuantType('quantType', state.quantType);
+  const blocksize = checkBlocksize('blocksize', state.blocksize, BLOCKSIZES_4BIT);
+  const dtype = checkFloatDType('dtype', state.dtype, 'Blockwise 4bit dequantization');
+  if (state.shape === null) fail('E_STATE', 'state.shape', state.shape, 'the shape of the quantized tensor');
+  const shape = checkShape('shape', state.shape);
+  const n = numel(shape);
+  const bytes = bytesOf(packed);
+  if (bytes.length < Math.ceil(n / 2)) {
+    throw new BnbError('E_SHAPE', `A holds ${bytes.length} bytes but shape ${show(shape)} needs ${Math.ceil(n / 2)} packed bytes`);
+  }
+  const absmax = stateAbsmax(state, Math.ceil(n / blocksize));
+  const data = allocate(dtype, n);
+  const out = dequantize4bitRaw(bytes, n, absmax, blocksize, quantType, dtype, new Uint8Array(data.buffer));
+  if (packed.shape[0] === 1 && shape.length >= 2) {
+    if (shape.length > 2) {
+      throw new BnbError('E_SHAPE', `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`);
+    }
+    out.set(transpose2d(out, shape[0]!, shape[1]!, dtype === 'float32' ? 4 : 2));
+    return tensor(data, [shape[1]!, shape[0]!], dtype);
+  }
+  return tensor(data, shape, dtype);
+}
+
+type Dequantize4bitTypedOptions = Omit<Dequantize4bitOptions, 'quantType'>;
+
+export function dequantizeNf4(A: Tensor, stateOrOptions: QuantState | Dequantize4bitTypedOptions): Tensor {
+  return dequantize4bit(A, stateOrOptions instanceof QuantState ? stateOrOptions : { ...stateOrOptions, quantType: 'nf4' });
+}
+
+export function dequantizeFp4(A: Tensor, stateOrOptions: QuantState | Dequantize4bitTypedOptions): Tensor {
+  return dequantize4bit(A, stateOrOptions instanceof QuantState ? stateOrOptions : { ...stateOrOptions, quantType: 'fp4' });
+}

@@ -1,0 +1,16 @@
+import { BnbError } from '../errors.js';
+import { Tensor, toFloat32 } from '../tensor.js';
+
+/** What a quantize kernel loop checks for NaN/Inf (null: allowNonFinite). */
+export interface FiniteCheck {
+  argument: string;
+  tensor: Tensor;
+}
+
+export function nonFiniteError(check: FiniteCheck, at: number): BnbError {
+  const t = check.tensor;
+  const value = toFloat32({ ...t, shape: [1], data: t.data.subarray(at, at + 1) })[0];
+  return new BnbError('E_NON_FINITE',
+    `${check.argument} has a non-finite value (${value}) at flat index ${at}: quantization needs finite input; ` +
+    'pass allowNonFinite: true to reproduce the bitsandbytes CUDA behaviour');
+}

@@ -1,0 +1,87 @@
+import { BnbError, fail } from '../errors.js';
+import { DType, FloatDType, itemsize, reinterpret } from '../dtypes.js';
+import { QuantState } from '../quant-state.js';
+import { Tensor, bytesOf, numel, tensor } from '../tensor.js';
+import { QuantType, checkQuantType, get4bitType } from '../maps.js';
+import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
+import { chunkElements, wasm } from '../wasm/runtime.js';
+import { compressAbsmax } from './blockwise.js';
+import { FiniteCheck, nonFiniteError } from './finite.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkBoolean, checkFloatInput, checkOptions } from './validate.js';
+
+export const QUANT_STORAGES: readonly DType[] = ['uint8', 'float16', 'bfloat16', 'float32'];
+/** bnb's nested blocksize for 4-bit absmax. */
+export const NESTED_BLOCKSIZE_4BIT = 256;
+
+export interface Quantize4bitOptions {
+  blocksize?: number;
+  compressStatistics?: boolean;
+  quantType?: QuantType;
+  quantStorage?: DType;
+  allowNonFinite?: boolean;
+}
+
+/** The kernel: packed nibbles (ceil(n/2) bytes) and f32 absmax of n elements. */
+export function quantize4bitRaw(
+  src: Uint8Array, n: number, dtype: FloatDType, blocksize: number, quantType: QuantType,
+  finite: FiniteCheck | null = null,
+): { packed: Uint8Array; absmax: Float32Array } {
+  const m = wasm();
+  const size = dtype === 'float32' ? 4 : 2;
+  const packed = new Uint8Array(Math.ceil(n / 2));
+  const absmax = new Float32Array(Math.ceil(n / blocksize));
+  const absBytes = new Uint8Array(absmax.buffer);
+  const chunk = Math.min(chunkElements(blocksize), n);
+  const [pIn, pOut, pAbs] = m.scratch(chunk * size, Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4);
+  for (let start = 0; start < n; start += chunk) {
+    const len = Math.min(chunk, n - start);
+    m.write(pIn!, src.subarray(start * size, (start + len) * size));
+    if (finite !== null) {
+      const bad = m.k.firstNonFinite(pIn!, len, WASM_DTYPE[dtype]);
+      if (bad >= 0) throw nonFiniteError(finite, start + bad);
+    }
+    m.k.quantize4bit(pIn!, len, WASM_DTYPE[dtype], blocksize, WASM_QTYPE[quantType], pOut!, pAbs!);
+    m.read(pOut!, packed, start / 2, Math.ceil(len / 2));
+    m.read(pAbs!, absBytes, (start / blocksize) * 4, Math.ceil(len / blocksize) * 4);
+  }
+  return { packed, absmax };
+}
+
+/**
+ * bnb's quantize_4bit. Returns the packed nibbles (first element in the high
+ * nibble) as a [(n+1)/(2*itemsize), 1] tensor of `quantStorage` (a
+ * reinterpretation of the same bytes) and the QuantState.
+ */
+export function quantize4bit(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor, QuantState] {
+  checkOptions('quantize4bit', opts, ['blocksize', 'compressStatistics', 'quantType', 'quantStorage', 'allowNonFinite']);
+  const { blocksize = 64, compressStatistics = false, quantType = 'fp4', quantStorage = 'uint8', allowNonFinite = false } = opts;
+  const a = checkFloatInput('A', A, 'Blockwise 4bit quantization');
+  checkBlocksize('blocksize', blocksize, BLOCKSIZES_4BIT);
+  checkQuantType('quantType', quantType);
+  checkBoolean('compressStatistics', compressStatistics);
+  checkBoolean('allowNonFinite', allowNonFinite);
+  if (!QUANT_STORAGES.includes(quantStorage)) fail('E_DTYPE', 'quantStorage', quantStorage, QUANT_STORAGES.join(', '));
+  const n = numel(a.shape);
+  const k = itemsize(quantStorage);
+  const nbytes = Math.ceil(n / 2);
+  if (nbytes % k !== 0) {
+    throw new BnbError('E_STORAGE', `quantStorage = '${quantStorage}' needs the ${nbytes} packed bytes of ${n} elements to be a multiple of its itemsize ${k}`);
+  }
+  const r = quantize4bitRaw(bytesOf(a), n, a.dtype, blocksize, quantType, allowNonFinite ? null : { argument: 'A', tensor: a });
+  const common = { shape: [...a.shape], code: get4bitType(quantType), blocksize, quantType, dtype: a.dtype };
+  const state = compressStatistics
+    ? new QuantState({ ...common, ...compressAbsmax(r.absmax, NESTED_BLOCKSIZE_4BIT) })
+    : new QuantState({ ...common, absmax: tensor(r.absmax, [r.absmax.length], 'float32') });
+  const packed = tensor(reinterpret(r.packed, quantStorage), [Math.floor((n + 1) / (2 * k)), 1], quantStorage);
+  return [packed, state];
+}
+
+type Quantize4bitTypedOptions = Omit<Quantize4bitOptions, 'quantType'>;
+
+export function quantizeNf4(A: Tensor, opts: Quantize4bitTypedOptions = {}): [Tensor, QuantState] {
+  return quantize4bit(A, { ...opts, quantType: 'nf4' });
+}
+
+export function quantizeFp4(A: Tensor, opts: Quantize4bitTypedOptions = {}): [Tensor, QuantState] {
+  return quantize4bit(A, { ...opts, quantType: 'fp4' });
+}

@@ -1,0 +1,52 @@
+import { BnbError, fail, show } from '../errors.js';
+import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
+import { Tensor, checkTensor, numel } from '../tensor.js';
+
+export const BLOCKSIZES_4BIT = [32, 64, 128, 256, 512, 1024, 2048, 4096] as const;
+/** CUDA's kQuantizeBlockwise / kDequantizeBlockwise set (SPEC §2.1). */
+export const BLOCKSIZES_8BIT = [64, 128, 256, 512, 1024, 2048, 4096] as const;
+
+export function checkBlocksize(argument: string, x: unknown, accepted: readonly number[]): number {
+  if (!accepted.includes(x as number)) fail('E_BLOCKSIZE', argument, x, `one of ${accepted.join(', ')}`);
+  return x as number;
+}
+
+/** A CPU tensor of f32/f16/bf16 with at least one element. */
+export function checkFloatInput(argument: string, t: unknown, what: string): Tensor & { dtype: FloatDType } {
+  const x = checkTensor(argument, t);
+  if (!(FLOAT_DTYPES as readonly string[]).includes(x.dtype)) {
+    throw new BnbError('E_DTYPE', `${argument}.dtype = ${show(x.dtype)} is not accepted: ${what} only supports 16/32-bit floats (${FLOAT_DTYPES.join(', ')})`);
+  }
+  if (numel(x.shape) === 0) throw new BnbError('E_SHAPE', `${argument}.shape = ${show(x.shape)} has no elements: nothing to quantize`);
+  return x as Tensor & { dtype: FloatDType };
+}
+
+export function checkFloatDType(argument: string, x: unknown, what: string): FloatDType {
+  if (!(FLOAT_DTYPES as readonly unknown[]).includes(x)) {
+    fail('E_DTYPE', argument, x, `${FLOAT_DTYPES.join(', ')} (${what} only supports 16/32-bit floats)`);
+  }
+  return x as FloatDType;
+}
+
+export function checkBoolean(argument: string, x: unknown): boolean {
+  if (typeof x !== 'boolean') fail('E_ARGUMENT', argument, x, 'true or false');
+  return x;
+}
+
+/** Rejects option names the op does not know (catches typos such as `quant_type`). */
+export function checkOptions(op: string, opts: object, known: readonly string[]): void {
+  if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', `${op} options`, opts, 'an options object');
+  for (const k of Object.keys(opts)) {
+    if (!known.includes(k)) fail('E_ARGUMENT', `${op} option ${k}`, k, `one of ${known.join(', ')}`);
+  }
+}
+
+/** An f32 absmax tensor with exactly one entry per block. */
+export function checkAbsmax(argument: string, t: unknown, nblocks: number, dtype: 'float32' | 'uint8' = 'float32'): Tensor {
+  const a = checkTensor(argument, t);
+  if (a.dtype !== dtype) fail('E_DTYPE', `${argument}.dtype`, a.dtype, `'${dtype}'`);
+  if (a.data.length !== nblocks) {
+    throw new BnbError('E_STATE', `${argument} has ${a.data.length} entries but the data needs ${nblocks} (one per block)`);
+  }
+  return a;
+}

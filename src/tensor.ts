@@ -1,0 +1,110 @@
+import { BnbError, fail, show } from './errors.js';
+import { DType, TypedArray, allocate, arrayTypeOf, checkDType, inferDType } from './dtypes.js';
+import { numberToBf16, numberToF16, bf16ToNumber, f16ToNumber } from './float16.js';
+
+/** A dense, row-major tensor. float16/bfloat16 data are Uint16Array bit patterns. */
+export interface Tensor {
+  dtype: DType;
+  shape: number[];
+  data: TypedArray;
+  device: string;
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function checkShape(argument: string, shape: unknown): number[] {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    fail('E_SHAPE', argument, shape, 'an array of non-negative integers');
+  }
+  return [...shape];
+}
+
+/**
+ * Wraps data as a Tensor. The dtype is inferred from the typed array where that
+ * is unambiguous; Uint16Array needs 'float16' or 'bfloat16'. A plain number
+ * array is converted (default 'float32').
+ */
+export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DType): Tensor {
+  if (dtype !== undefined) checkDType('dtype', dtype);
+  if (Array.isArray(data)) {
+    const dt = dtype ?? 'float32';
+    const out = allocate(dt, data.length);
+    const conv = dt === 'float16' ? numberToF16 : dt === 'bfloat16' ? numberToBf16 : (x: number) => x;
+    for (let i = 0; i < data.length; i++) out[i] = conv(data[i]!);
+    return tensor(out, shape ?? [data.length], dt);
+  }
+  if (!ArrayBuffer.isView(data)) fail('E_ARGUMENT', 'data', data, 'a typed array or an array of numbers');
+  const inferred = inferDType(data);
+  let dt: DType;
+  if (dtype === undefined) {
+    if (inferred === null) {
+      fail('E_DTYPE', 'dtype', dtype, `an explicit dtype for ${data.constructor.name} ('float16' or 'bfloat16' for Uint16Array)`);
+    }
+    dt = inferred;
+  } else {
+    dt = dtype;
+    const want = arrayTypeOf(dt);
+    if (!(data instanceof want)) {
+      throw new BnbError('E_DTYPE', `data is a ${data.constructor.name} but dtype ${show(dt)} needs a ${want.name}`);
+    }
+  }
+  const sh = checkShape('shape', shape ?? [data.length]);
+  if (numel(sh) !== data.length) {
+    throw new BnbError('E_SHAPE', `shape ${show(sh)} holds ${numel(sh)} elements but data has ${data.length}`);
+  }
+  return { dtype: dt, shape: sh, data, device: 'cpu' };
+}
+
+export function isTensor(x: unknown): x is Tensor {
+  if (typeof x !== 'object' || x === null) return false;
+  const t = x as Tensor;
+  return typeof t.dtype === 'string' && Array.isArray(t.shape) && ArrayBuffer.isView(t.data);
+}
+
+/** Checks that `t` is a well-formed CPU tensor and returns it. */
+export function checkTensor(argument: string, t: unknown): Tensor {
+  if (!isTensor(t)) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
+  checkDType(`${argument}.dtype`, t.dtype);
+  const want = arrayTypeOf(t.dtype);
+  if (!(t.data instanceof want)) {
+    throw new BnbError('E_DTYPE', `${argument}.data is a ${t.data.constructor.name} but ${argument}.dtype ${show(t.dtype)} needs a ${want.name}`);
+  }
+  checkShape(`${argument}.shape`, t.shape);
+  if (numel(t.shape) !== t.data.length) {
+    throw new BnbError('E_SHAPE', `${argument}.shape ${show(t.shape)} holds ${numel(t.shape)} elements but ${argument}.data has ${t.data.length}`);
+  }
+  if (t.device !== undefined && t.device !== 'cpu') {
+    throw new BnbError('E_ARGUMENT', `${argument}.device = ${show(t.device)} is not accepted: expected 'cpu'`);
+  }
+  return t;
+}
+
+/** The tensor's bytes, without copying. */
+export function bytesOf(t: Tensor): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+function e4m3fnToNumber(b: number): number {
+  const sign = b & 0x80 ? -1 : 1;
+  const exp = (b >> 3) & 0xf;
+  const mant = b & 7;
+  if (exp === 0xf && mant === 7) return NaN;
+  return exp === 0 ? sign * mant * 2 ** -9 : sign * (1 + mant / 8) * 2 ** (exp - 7);
+}
+
+const DECODE: Partial<Record<DType, (x: number) => number>> = {
+  float16: f16ToNumber, bfloat16: bf16ToNumber, float8_e4m3fn: e4m3fnToNumber,
+};
+
+/** Element values as a new Float32Array (16-bit and 8-bit floats decoded). */
+export function toFloat32(t: Tensor): Float32Array {
+  if (t.dtype === 'float32') return Float32Array.from(t.data);
+  const dec = DECODE[t.dtype] ?? ((x: number) => x);
+  const out = new Float32Array(t.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = dec(t.data[i]!);
+  return out;
+}

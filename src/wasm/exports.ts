@@ -1,0 +1,17 @@
+/** The kernel ABI of build/bnb.{simd,scalar}.wasm (assembly/index.ts). Pointers are byte offsets. */
+export interface KernelExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  simd(): number;
+  quantize4bit(src: number, n: number, dtype: number, blocksize: number, qtype: number, packed: number, absmax: number): void;
+  dequantize4bit(packed: number, n: number, blocksize: number, qtype: number, absmax: number, dtype: number, out: number): void;
+  quantizeBlockwise(src: number, n: number, dtype: number, blocksize: number, code: number, lut: number, q: number, absmax: number): void;
+  dequantizeBlockwise(q: number, n: number, blocksize: number, code: number, absmax: number, dtype: number, out: number): void;
+  prepareCodeLut(code: number, lut: number): void;
+  firstNonFinite(src: number, n: number, dtype: number): number;
+}
+
+/** dtype ids shared with assembly/convert.ts */
+export const WASM_DTYPE = { float32: 0, float16: 1, bfloat16: 2 } as const;
+/** quant type ids shared with assembly/tables.ts */
+export const WASM_QTYPE = { fp4: 0, nf4: 1 } as const;
