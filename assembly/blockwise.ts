@@ -29,7 +29,7 @@ import { cudaRcp } from "./rcp";
 // The SIMD build's search. The binary search above returns, for a sorted code,
 // the nearest of code[c-1], code[c] (c = #{v : code[v] < s}) with a tie at their
 // f32 midpoint going to the even index, and 0 for NaN. Equivalently: count the
-// midpoints below s, then count a tie only when that lands on an even index.
+// midpoints below s, then resolve a tie with the midpoint above toward the even index.
 // A 65536-entry table keyed by the top 16 bits of s's order-preserving integer
 // image gives the count at the bucket's lower end; a short scan finishes it.
 // Layout at lut: 256 f32 midpoints (255 used), then 65536 u8 starts.
@@ -52,13 +52,15 @@ export function prepareCodeLut(code: usize, lut: usize): void {
   }
 }
 
-@inline function lookupCode(lut: usize, s: f32): u32 {
+@inline function lookupCode(code: usize, lut: usize, s: f32): u32 {
   if (s != s) return 0;
   const b = reinterpret<u32>(s);
   const key = (b >> 31) != 0 ? ~b : b | 0x80000000;
   let c = <u32>load<u8>(lut + 1024 + (key >> 16));
   while (c < 255 && s > load<f32>(lut + (c << 2))) c++;
-  if ((c & 1) != 0 && s == load<f32>(lut + (c << 2))) c++;
+  // A tie at the midpoint of (c, c+1) goes to the even one; but an s equal to
+  // code[c] itself (duplicate entries make that midpoint equal it) stays at c.
+  if ((c & 1) != 0 && c < 255 && s == load<f32>(lut + (c << 2)) && load<f32>(code + (c << 2)) < s) c++;
   return c;
 }
 
@@ -75,7 +77,7 @@ export function prepareCodeLut(code: usize, lut: usize): void {
     const r = cudaRcp(amax);
     for (let i = start; i < end; i++) {
       const s = loadAsF32(src, i, dtype) * r;
-      store<u8>(q + i, <u8>(ASC_FEATURE_SIMD ? lookupCode(lut, s) : searchCode(code, s)));
+      store<u8>(q + i, <u8>(ASC_FEATURE_SIMD ? lookupCode(code, lut, s) : searchCode(code, s)));
     }
   }
 }

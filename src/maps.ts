@@ -84,6 +84,11 @@ export function createDynamicMap({ signed = true, maxExponentBits = 7, totalBits
     fail('E_ARGUMENT', 'maxExponentBits', maxExponentBits, `an integer in 1..${totalBits - 1} for totalBits ${totalBits}`);
   }
   if (signed && maxExponentBits === 7 && totalBits === 8) return tensor(defaultDynamicMap().slice(), [256], 'float32');
+  return tensor(dynamicMapRecipe(signed, maxExponentBits, totalBits), [256], 'float32');
+}
+
+/** create_dynamic_map's procedure with torch's f32 arithmetic (SPEC §1.4). */
+export function dynamicMapRecipe(signed: boolean, maxExponentBits: number, totalBits: number): Float32Array {
   // bnb computes with total_bits - 1 non-sign bits for both signed and unsigned maps.
   const nsb = totalBits - 1;
   const additional = 2 ** (nsb - maxExponentBits) - 1;
@@ -110,6 +115,5 @@ export function createDynamicMap({ signed = true, maxExponentBits = 7, totalBits
   }
   const out = new Float32Array(256);
   out.set(values.slice(0, 256));
-  out.sort();
-  return tensor(out, [256], 'float32');
+  return out.sort();
 }
