@@ -182,10 +182,11 @@ function parseBlob(key: string, v: unknown): Record<string, unknown> {
     throw new BnbError('E_STATE', `${key} is not valid UTF-8`);
   }
   // Python's json accepts NaN and +-Infinity; JSON.parse does not.
-  const safe = text.replace(/(:\s*)(-?Infinity|NaN)(?=\s*[,}])/g, '$1"\u0000$2"');
+  const mark = '\\u0000pyfloat:';
+  const safe = text.replace(/(:\s*)(-?Infinity|NaN)(?=\s*[,}])/g, `$1"${mark}$2"`);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(safe, (_k, x) => (typeof x === 'string' && x.startsWith('\u0000') ? Number(x.slice(1)) : x));
+    parsed = JSON.parse(safe, (_k, x) => (typeof x === 'string' && x.startsWith('\u0000pyfloat:') ? Number(x.slice(9)) : x));
   } catch (e) {
     throw new BnbError('E_STATE', `${key} does not hold valid JSON: ${(e as Error).message}`);
   }
