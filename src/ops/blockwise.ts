@@ -1,5 +1,5 @@
 import { BnbError, fail } from '../errors.js';
-import { FloatDType, allocate } from '../dtypes.js';
+import { FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, bytesOf, checkTensor, numel, tensor } from '../tensor.js';
 import { defaultDynamicMap } from '../maps.js';
@@ -7,7 +7,7 @@ import { WASM_DTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { meanF32 } from './stats.js';
 import {
-  BLOCKSIZES_8BIT, checkAbsmax, checkBlocksize, checkBoolean, checkFloatInput, checkOptions,
+  BLOCKSIZES_8BIT, checkAbsmax, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, outputTensor,
 } from './validate.js';
 import { FiniteCheck, nonFiniteError } from './finite.js';
 
@@ -149,7 +149,9 @@ export interface DequantizeBlockwiseOptions {
  * bnb's dequantize_blockwise: with a QuantState, or with `{ absmax, code,
  * blocksize }` (then the output is float32, as in bnb).
  */
-export function dequantizeBlockwise(q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions): Tensor {
+export function dequantizeBlockwise(
+  q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, { out }: { out?: Tensor } = {},
+): Tensor {
   const t = checkTensor('A', q);
   if (t.dtype !== 'uint8') fail('E_DTYPE', 'A.dtype', t.dtype, "'uint8'");
   let state: QuantState;
@@ -170,7 +172,7 @@ export function dequantizeBlockwise(q: Tensor, stateOrOptions: QuantState | Dequ
   const code = checkCode('state.code', state.code);
   const n = numel(t.shape);
   const absmax = stateAbsmax(state, Math.ceil(n / blocksize));
-  const data = allocate(dtype, n);
-  dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmax, code, blocksize, dtype, new Uint8Array(data.buffer));
-  return tensor(data, [...t.shape], dtype);
+  const result = outputTensor(out, dtype, t.shape);
+  dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmax, code, blocksize, dtype, bytesOf(result));
+  return result;
 }

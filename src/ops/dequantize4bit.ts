@@ -1,12 +1,12 @@
 import { BnbError, fail, show } from '../errors.js';
-import { DType, FloatDType, allocate } from '../dtypes.js';
+import { DType, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, bytesOf, checkShape, checkTensor, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { stateAbsmax } from './blockwise.js';
-import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType, checkOptions } from './validate.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType, checkOptions, outputTensor } from './validate.js';
 
 export interface Dequantize4bitOptions {
   absmax: Tensor;
@@ -49,9 +49,11 @@ function transpose2d(data: Uint8Array, rows: number, cols: number, size: number)
  * bnb's dequantize_4bit, with a QuantState or with `{ absmax, shape, blocksize,
  * quantType, dtype }`. Any storage dtype is read as its bytes. As in bnb, a
  * packed tensor with shape[0] == 1 (a caller passing `qB.t()`) gets the
- * transposed result.
+ * transposed result. `out` (optional) receives the result, like bnb's out=.
  */
-export function dequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions): Tensor {
+export function dequantize4bit(
+  A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, { out }: { out?: Tensor } = {},
+): Tensor {
   const packed = checkTensor('A', A);
   let state: QuantState;
   if (stateOrOptions instanceof QuantState) state = stateOrOptions;
@@ -77,24 +79,26 @@ export function dequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantiz
     throw new BnbError('E_SHAPE', `A holds ${bytes.length} bytes but shape ${show(shape)} needs ${Math.ceil(n / 2)} packed bytes`);
   }
   const absmax = stateAbsmax(state, Math.ceil(n / blocksize));
-  const data = allocate(dtype, n);
-  const out = dequantize4bitRaw(bytes, n, absmax, blocksize, quantType, dtype, new Uint8Array(data.buffer));
-  if (packed.shape[0] === 1 && shape.length >= 2) {
-    if (shape.length > 2) {
-      throw new BnbError('E_SHAPE', `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`);
-    }
-    out.set(transpose2d(out, shape[0]!, shape[1]!, dtype === 'float32' ? 4 : 2));
-    return tensor(data, [shape[1]!, shape[0]!], dtype);
+  const transposed = packed.shape[0] === 1 && shape.length >= 2;
+  if (transposed && shape.length > 2) {
+    throw new BnbError('E_SHAPE', `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`);
   }
-  return tensor(data, shape, dtype);
+  const result = outputTensor(out, dtype, transposed ? [shape[1]!, shape[0]!] : shape);
+  if (!transposed) {
+    dequantize4bitRaw(bytes, n, absmax, blocksize, quantType, dtype, bytesOf(result));
+  } else {
+    const rows = dequantize4bitRaw(bytes, n, absmax, blocksize, quantType, dtype);
+    bytesOf(result).set(transpose2d(rows, shape[0]!, shape[1]!, dtype === 'float32' ? 4 : 2));
+  }
+  return result;
 }
 
 type Dequantize4bitTypedOptions = Omit<Dequantize4bitOptions, 'quantType'>;
 
-export function dequantizeNf4(A: Tensor, stateOrOptions: QuantState | Dequantize4bitTypedOptions): Tensor {
-  return dequantize4bit(A, stateOrOptions instanceof QuantState ? stateOrOptions : { ...stateOrOptions, quantType: 'nf4' });
+export function dequantizeNf4(A: Tensor, stateOrOptions: QuantState | Dequantize4bitTypedOptions, opts: { out?: Tensor } = {}): Tensor {
+  return dequantize4bit(A, stateOrOptions instanceof QuantState ? stateOrOptions : { ...stateOrOptions, quantType: 'nf4' }, opts);
 }
 
-export function dequantizeFp4(A: Tensor, stateOrOptions: QuantState | Dequantize4bitTypedOptions): Tensor {
-  return dequantize4bit(A, stateOrOptions instanceof QuantState ? stateOrOptions : { ...stateOrOptions, quantType: 'fp4' });
+export function dequantizeFp4(A: Tensor, stateOrOptions: QuantState | Dequantize4bitTypedOptions, opts: { out?: Tensor } = {}): Tensor {
+  return dequantize4bit(A, stateOrOptions instanceof QuantState ? stateOrOptions : { ...stateOrOptions, quantType: 'fp4' }, opts);
 }

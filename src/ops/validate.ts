@@ -1,6 +1,6 @@
 import { BnbError, fail, show } from '../errors.js';
-import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
-import { Tensor, checkTensor, numel } from '../tensor.js';
+import { FLOAT_DTYPES, FloatDType, allocate } from '../dtypes.js';
+import { Tensor, checkTensor, numel, tensor } from '../tensor.js';
 
 export const BLOCKSIZES_4BIT = [32, 64, 128, 256, 512, 1024, 2048, 4096] as const;
 /** CUDA's kQuantizeBlockwise / kDequantizeBlockwise set (SPEC §2.1). */
@@ -49,4 +49,15 @@ export function checkAbsmax(argument: string, t: unknown, nblocks: number, dtype
     throw new BnbError('E_STATE', `${argument} has ${a.data.length} entries but the data needs ${nblocks} (one per block)`);
   }
   return a;
+}
+
+/** The caller's `out` tensor (checked against dtype and shape), or a new one. */
+export function outputTensor(out: unknown, dtype: FloatDType, shape: number[]): Tensor {
+  if (out === undefined) return tensor(allocate(dtype, numel(shape)), [...shape], dtype);
+  const o = checkTensor('out', out);
+  if (o.dtype !== dtype) throw new BnbError('E_DTYPE', `out.dtype = ${show(o.dtype)} is not accepted: expected ${show(dtype)}`);
+  if (o.shape.length !== shape.length || o.shape.some((d, i) => d !== shape[i])) {
+    throw new BnbError('E_SHAPE', `out.shape = ${show(o.shape)} is not accepted: expected ${show(shape)}`);
+  }
+  return o;
 }

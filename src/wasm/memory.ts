@@ -5,7 +5,7 @@ const PAGE = 65536;
 const ALIGN = 64;
 
 /** Size of the persistent code-lookup region: 256 midpoints + 65536 bucket starts, plus the code itself. */
-export const LUT_BYTES = 1024 + 65536;
+export const LUT_BYTES = 1024 + 65536 + 64;
 export const CODE_BYTES = 1024;
 
 /**

@@ -1,0 +1,92 @@
+// bnbjs benchmark: 4-bit and 8-bit blockwise ops on a 4096x14336 tensor, one thread.
+// Figures: Gelem/s and GB/s (each input byte read once + each output byte written
+// once), and the ratio to a memcpy of the f32 tensor measured in the same run.
+//   api      the public functions, outputs allocated by the call (page faults included)
+//   api+out  the public functions writing into a preallocated `out` tensor
+//   kernel   the WebAssembly kernel alone on data resident in wasm memory
+// Usage: npm run bench [-- --reps N]
+import os from 'node:os';
+import { quantize4bit, dequantize4bit, quantizeBlockwise, dequantizeBlockwise, tensor, wasmBuild } from '../dist/index.js';
+import { wasm } from '../dist/wasm/runtime.js';
+import { WASM_DTYPE, WASM_QTYPE } from '../dist/wasm/exports.js';
+import { numberToF16, numberToBf16 } from '../dist/float16.js';
+
+const ROWS = 4096, COLS = 14336, n = ROWS * COLS;
+const reps = Number(process.argv[process.argv.indexOf('--reps') + 1]) || 5;
+const size = { float32: 4, float16: 2, bfloat16: 2 };
+
+function time(f) {
+  f();
+  const ts = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = process.hrtime.bigint();
+    f();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)]; // median ms
+}
+
+let seed = 12345;
+const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+const x32 = new Float32Array(n);
+for (let i = 0; i < n; i += 2) {
+  const r = Math.sqrt(-2 * Math.log(1 - rnd())), t = 2 * Math.PI * rnd();
+  x32[i] = r * Math.cos(t);
+  x32[i + 1] = r * Math.sin(t);
+}
+const inputs = {
+  float32: tensor(x32, [ROWS, COLS]),
+  float16: tensor(Uint16Array.from(x32, numberToF16), [ROWS, COLS], 'float16'),
+  bfloat16: tensor(Uint16Array.from(x32, numberToBf16), [ROWS, COLS], 'bfloat16'),
+};
+
+const rows = [];
+const memcpyDst = new Float32Array(n);
+const memcpyMs = time(() => memcpyDst.set(x32));
+const memcpyGBs = (8 * n) / memcpyMs / 1e6;
+function record(op, mode, ms, bytes) {
+  const gbs = bytes / ms / 1e6;
+  rows.push({ op, mode, gelem: n / ms / 1e6, gbs, ratio: gbs / memcpyGBs });
+}
+
+// 4-bit nf4, blocksize 64
+const packedBytes = n / 2, absmaxBytes = (n / 64) * 4;
+for (const dtype of ['float32', 'float16', 'bfloat16']) {
+  const A = inputs[dtype];
+  record(`quantize4bit nf4 bs64 from ${dtype}`, 'api', time(() => quantize4bit(A, { quantType: 'nf4' })), n * size[dtype] + packedBytes + absmaxBytes);
+}
+const [packed, state] = quantize4bit(inputs.float32, { quantType: 'nf4' });
+for (const dtype of ['float32', 'float16', 'bfloat16']) {
+  const st = Object.assign(Object.create(Object.getPrototypeOf(state)), state, { dtype });
+  const bytes = packedBytes + absmaxBytes + n * size[dtype];
+  record(`dequantize4bit nf4 bs64 to ${dtype}`, 'api', time(() => dequantize4bit(packed, st)), bytes);
+  const out = dequantize4bit(packed, st);
+  record(`dequantize4bit nf4 bs64 to ${dtype}`, 'api+out', time(() => dequantize4bit(packed, st, { out })), bytes);
+}
+
+// 8-bit blockwise, blocksize 256
+const A = inputs.float32;
+record('quantizeBlockwise bs256 from float32', 'api', time(() => quantizeBlockwise(A, { blocksize: 256 })), n * 4 + n + (n / 256) * 4);
+const [q, s8] = quantizeBlockwise(A, { blocksize: 256 });
+const out8 = dequantizeBlockwise(q, s8);
+record('dequantizeBlockwise bs256 to float32', 'api', time(() => dequantizeBlockwise(q, s8)), n + (n / 256) * 4 + n * 4);
+record('dequantizeBlockwise bs256 to float32', 'api+out', time(() => dequantizeBlockwise(q, s8, { out: out8 })), n + (n / 256) * 4 + n * 4);
+
+// Kernels alone, whole tensor resident in wasm memory.
+const m = wasm();
+const [pX, pP, pA, pO] = m.scratch(n * 4, packedBytes, absmaxBytes, n * 4);
+m.write(pX, new Uint8Array(x32.buffer));
+m.k.quantize4bit(pX, n, 0, 64, WASM_QTYPE.nf4, pP, pA);
+record('quantize4bit nf4 bs64 from float32', 'kernel', time(() => m.k.quantize4bit(pX, n, 0, 64, WASM_QTYPE.nf4, pP, pA)), n * 4 + packedBytes + absmaxBytes);
+for (const dtype of ['float32', 'float16', 'bfloat16']) {
+  record(`dequantize4bit nf4 bs64 to ${dtype}`, 'kernel', time(() => m.k.dequantize4bit(pP, n, 64, WASM_QTYPE.nf4, pA, WASM_DTYPE[dtype], pO)), packedBytes + absmaxBytes + n * size[dtype]);
+}
+
+const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+console.log(`\n### ${new Date().toISOString().slice(0, 10)} — ${cpu}, ${os.cpus().length} cores, Node ${process.version}, wasm ${wasmBuild()} build, 1 thread`);
+console.log(`\nCommand: \`npm run bench\` (${ROWS}x${COLS} = ${n} elements, median of ${reps} runs)\n`);
+console.log(`memcpy (TypedArray.set, f32 tensor): ${memcpyGBs.toFixed(1)} GB/s (read + write)\n`);
+console.log('| op | mode | Gelem/s | GB/s | × memcpy |');
+console.log('|---|---|---:|---:|---:|');
+for (const r of rows) console.log(`| ${r.op} | ${r.mode} | ${r.gelem.toFixed(2)} | ${r.gbs.toFixed(1)} | ${r.ratio.toFixed(2)} |`);
