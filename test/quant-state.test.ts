@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BnbError, QuantState, Tensor, dequantize4bit, quantize4bit, quantizeBlockwise, tensor, toFloat32,
+  BnbError, QuantState, Tensor, dequantize4bit, dequantizeBlockwise, quantize4bit, quantizeBlockwise, tensor, toFloat32,
 } from '../src/index.js';
 import { PyFloat, pyFloatRepr, pyJsonDumps } from '../src/pyjson.js';
 import { Rng, randn } from './helpers/random.js';
@@ -111,6 +111,18 @@ describe('dequantize4bit layouts', () => {
       expect(dequantize4bit(p, s2).data).toEqual(dequantize4bit(p8, s).data);
     }
     expect(() => quantize4bit(tensor(new Float32Array(6)), { quantStorage: 'float32' })).toThrow(expect.objectContaining({ code: 'E_STORAGE' }));
+  });
+
+  it('writes into a given out tensor, checking its dtype and shape', () => {
+    const [p, s] = quantize4bit(A, { quantType: 'nf4' });
+    const out = tensor(new Float32Array(12000), [300, 40]);
+    expect(dequantize4bit(p, s, { out })).toBe(out);
+    expect(out.data).toEqual(dequantize4bit(p, s).data);
+    expect(() => dequantize4bit(p, s, { out: tensor(new Float32Array(12000), [40, 300]) })).toThrow(expect.objectContaining({ code: 'E_SHAPE', message: expect.stringMatching(/out.shape = \[40, 300\].*expected \[300, 40\]/) }));
+    expect(() => dequantize4bit(p, s, { out: tensor(new Uint16Array(12000), [300, 40], 'float16') })).toThrow(expect.objectContaining({ code: 'E_DTYPE' }));
+    const [q, s8] = quantizeBlockwise(A, { blocksize: 64 });
+    const out8 = tensor(new Float32Array(12000), [300, 40]);
+    expect(dequantizeBlockwise(q, s8, { out: out8 }).data).toEqual(dequantizeBlockwise(q, s8).data);
   });
 
   it('dequantizes from { absmax, shape, blocksize, quantType, dtype } too', () => {
