@@ -1,4 +1,5 @@
 import { loadAsF32, loadF32x4 } from "./convert";
+import { cudaRcp } from "./rcp";
 
 // Per-block absolute maximum the way CUDA's kQuantizeBlockwise computes it:
 // NaN is ignored (fmaxf drops it), a full block starts from -FLT_MAX and a tail
@@ -46,4 +47,14 @@ export function firstNonFinite(src: usize, n: i32, dtype: i32): i32 {
     if (x - x != 0) return i;
   }
   return -1;
+}
+
+// Stores block b's absmax and returns the scale CUDA multiplies its elements by:
+// CUDA's reciprocal (see rcp.ts), then a product: two roundings, no FMA.
+@inline export function blockScale(src: usize, b: i32, blocksize: i32, n: i32, dtype: i32, absmax: usize): f32 {
+  const start = b * blocksize;
+  const end = min(start + blocksize, n);
+  const amax = blockAbsmax(src, start, end, dtype, end - start < blocksize);
+  store<f32>(absmax + (<usize>b << 2), amax);
+  return cudaRcp(amax);
 }

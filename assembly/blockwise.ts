@@ -1,6 +1,5 @@
 import { loadAsF32, storeFromF32, DT_F32, DT_F16 } from "./convert";
-import { blockAbsmax } from "./absmax";
-import { cudaRcp } from "./rcp";
+import { blockScale } from "./absmax";
 
 // The scalar oracle: CUDA's dQuantize binary search over the 256-entry code,
 // literally (SPEC §2.2): nearest entry, exact ties to the final (even) pivot.
@@ -85,10 +84,7 @@ export function prepareCodeLut(code: usize, lut: usize): void {
   for (let b = 0; b < nblocks; b++) {
     const start = b * blocksize;
     const end = min(start + blocksize, n);
-    const amax = blockAbsmax(src, start, end, dtype, end - start < blocksize);
-    store<f32>(absmax + (<usize>b << 2), amax);
-    // CUDA's reciprocal (see rcp.ts), then a product: two roundings, no FMA.
-    const r = cudaRcp(amax);
+    const r = blockScale(src, b, blocksize, n, dtype, absmax);
     for (let i = start; i < end; i++) {
       const s = loadAsF32(src, i, dtype) * r;
       store<u8>(q + i, <u8>(ASC_FEATURE_SIMD ? lookupCode(code, lut, steps, s) : searchCode(code, s)));

@@ -1,6 +1,5 @@
 import { loadAsF32, loadF32x4, DT_F32, DT_F16 } from "./convert";
-import { blockAbsmax } from "./absmax";
-import { cudaRcp } from "./rcp";
+import { blockScale } from "./absmax";
 import {
   QT_NF4,
   NF4_T0, NF4_T1, NF4_T2, NF4_T3, NF4_T4, NF4_T5, NF4_T6, NF4_T7,
@@ -104,10 +103,7 @@ import {
   for (let b = 0; b < nblocks; b++) {
     const start = b * blocksize;
     const end = min(start + blocksize, n);
-    const amax = blockAbsmax(src, start, end, dtype, end - start < blocksize);
-    store<f32>(absmax + (<usize>b << 2), amax);
-    // CUDA's reciprocal (see rcp.ts), then a product: two roundings, no FMA.
-    const r = cudaRcp(amax);
+    const r = blockScale(src, b, blocksize, n, dtype, absmax);
     let i = start;
     if (ASC_FEATURE_SIMD) {
       const rv = f32x4.splat(r);

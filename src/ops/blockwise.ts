@@ -9,7 +9,8 @@ import { meanF32 } from './stats.js';
 import {
   BLOCKSIZES_8BIT, checkAbsmax, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, outputTensor,
 } from './validate.js';
-import { FiniteCheck, nonFiniteError } from './finite.js';
+import { FiniteCheck } from './finite.js';
+import { absmaxSpan, loadFloatChunk } from './chunk.js';
 
 export interface QuantizeBlockwiseOptions {
   /** 256 sorted f32 values; default: createDynamicMap() */
@@ -45,20 +46,15 @@ export function quantizeBlockwiseRaw(
   const nb = Math.ceil(n / blocksize);
   const q = new Uint8Array(n);
   const absmax = new Float32Array(nb);
-  const absmaxBytes = new Uint8Array(absmax.buffer);
   const chunk = Math.min(chunkElements(blocksize), n);
   const [pIn, pQ, pAbs] = m.scratch(chunk * size, chunk, Math.ceil(chunk / blocksize) * 4);
   m.useCode(code);
   for (let start = 0; start < n; start += chunk) {
     const len = Math.min(chunk, n - start);
-    m.write(pIn!, src.subarray(start * size, (start + len) * size));
-    if (finite !== null) {
-      const bad = m.k.firstNonFinite(pIn!, len, WASM_DTYPE[dtype]);
-      if (bad >= 0) throw nonFiniteError(finite, start + bad);
-    }
+    loadFloatChunk(m, pIn!, src, start, len, dtype, finite);
     m.k.quantizeBlockwise(pIn!, len, WASM_DTYPE[dtype], blocksize, m.codePtr, m.lutPtr, pQ!, pAbs!);
     m.read(pQ!, q, start, len);
-    m.read(pAbs!, absmaxBytes, (start / blocksize) * 4, Math.ceil(len / blocksize) * 4);
+    absmaxSpan(absmax, start, len, blocksize).set(m.bytes(pAbs!, Math.ceil(len / blocksize) * 4));
   }
   return { q, absmax };
 }
@@ -73,12 +69,10 @@ export function dequantizeBlockwiseRaw(
   const chunk = Math.min(chunkElements(blocksize), Math.max(n, 1));
   const [pQ, pAbs, pCode, pOut] = m.scratch(chunk, Math.ceil(chunk / blocksize) * 4, 1024, chunk * size);
   m.write(pCode!, new Uint8Array(code.buffer, code.byteOffset, 1024));
-  const absBytes = new Uint8Array(absmax.buffer, absmax.byteOffset, absmax.byteLength);
   for (let start = 0; start < n; start += chunk) {
     const len = Math.min(chunk, n - start);
     m.write(pQ!, q.subarray(start, start + len));
-    const b0 = start / blocksize;
-    m.write(pAbs!, absBytes.subarray(b0 * 4, (b0 + Math.ceil(len / blocksize)) * 4));
+    m.write(pAbs!, absmaxSpan(absmax, start, len, blocksize));
     m.k.dequantizeBlockwise(pQ!, len, blocksize, pCode!, pAbs!, WASM_DTYPE[dtype], pOut!);
     m.read(pOut!, out, start * size, len * size);
   }

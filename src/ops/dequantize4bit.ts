@@ -6,6 +6,7 @@ import { QuantType, checkQuantType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { stateAbsmax } from './blockwise.js';
+import { absmaxSpan } from './chunk.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType, checkOptions, outputTensor } from './validate.js';
 
 export interface Dequantize4bitOptions {
@@ -25,12 +26,10 @@ export function dequantize4bitRaw(
   const size = dtype === 'float32' ? 4 : 2;
   const chunk = Math.min(chunkElements(blocksize), Math.max(n, 1));
   const [pIn, pAbs, pOut] = m.scratch(Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4, chunk * size);
-  const absBytes = new Uint8Array(absmax.buffer, absmax.byteOffset, absmax.byteLength);
   for (let start = 0; start < n; start += chunk) {
     const len = Math.min(chunk, n - start);
     m.write(pIn!, packed.subarray(start / 2, start / 2 + Math.ceil(len / 2)));
-    const b0 = start / blocksize;
-    m.write(pAbs!, absBytes.subarray(b0 * 4, (b0 + Math.ceil(len / blocksize)) * 4));
+    m.write(pAbs!, absmaxSpan(absmax, start, len, blocksize));
     m.k.dequantize4bit(pIn!, len, blocksize, WASM_QTYPE[quantType], pAbs!, WASM_DTYPE[dtype], pOut!);
     m.read(pOut!, out, start * size, len * size);
   }

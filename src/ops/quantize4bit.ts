@@ -6,7 +6,8 @@ import { QuantType, checkQuantType, get4bitType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { compressAbsmax } from './blockwise.js';
-import { FiniteCheck, nonFiniteError } from './finite.js';
+import { FiniteCheck } from './finite.js';
+import { absmaxSpan, loadFloatChunk } from './chunk.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkBoolean, checkFloatInput, checkOptions } from './validate.js';
 
 export const QUANT_STORAGES: readonly DType[] = ['uint8', 'float16', 'bfloat16', 'float32'];
@@ -30,19 +31,14 @@ export function quantize4bitRaw(
   const size = dtype === 'float32' ? 4 : 2;
   const packed = new Uint8Array(Math.ceil(n / 2));
   const absmax = new Float32Array(Math.ceil(n / blocksize));
-  const absBytes = new Uint8Array(absmax.buffer);
   const chunk = Math.min(chunkElements(blocksize), n);
   const [pIn, pOut, pAbs] = m.scratch(chunk * size, Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4);
   for (let start = 0; start < n; start += chunk) {
     const len = Math.min(chunk, n - start);
-    m.write(pIn!, src.subarray(start * size, (start + len) * size));
-    if (finite !== null) {
-      const bad = m.k.firstNonFinite(pIn!, len, WASM_DTYPE[dtype]);
-      if (bad >= 0) throw nonFiniteError(finite, start + bad);
-    }
+    loadFloatChunk(m, pIn!, src, start, len, dtype, finite);
     m.k.quantize4bit(pIn!, len, WASM_DTYPE[dtype], blocksize, WASM_QTYPE[quantType], pOut!, pAbs!);
     m.read(pOut!, packed, start / 2, Math.ceil(len / 2));
-    m.read(pAbs!, absBytes, (start / blocksize) * 4, Math.ceil(len / blocksize) * 4);
+    absmaxSpan(absmax, start, len, blocksize).set(m.bytes(pAbs!, Math.ceil(len / blocksize) * 4));
   }
   return { packed, absmax };
 }
