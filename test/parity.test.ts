@@ -61,8 +61,7 @@ describe('SIMD build == scalar build', () => {
       sameTensor(p1, p2, c.file);
       sameTensor(s1.absmax, s2.absmax, c.file);
       for (const dtype of DTYPES) {
-        const st = { ...s1, dtype } as typeof s1;
-        Object.setPrototypeOf(st, Object.getPrototypeOf(s1));
+        const st = Object.assign(Object.create(Object.getPrototypeOf(s1)), s1, { dtype });
         const [d1, d2] = both(() => dequantize4bit(p1, st));
         sameTensor(d1, d2, `${c.file} -> ${dtype}`);
       }
@@ -74,6 +73,38 @@ describe('SIMD build == scalar build', () => {
       sameTensor(s1.absmax, s2.absmax, c.file);
       const [d1, d2] = both(() => dequantizeBlockwise(q1, s1));
       sameTensor(d1, d2, c.file);
+    }
+  });
+
+  it('on every dtype x blocksize x quant type, with n = 1, odd, and not a multiple of the blocksize', () => {
+    const rng = new Rng(99);
+    for (const dtype of DTYPES) {
+      for (const blocksize of BLOCKSIZES_4BIT) {
+        for (const n of [1, 3, blocksize - 1, blocksize + 1, 3 * blocksize + 5]) {
+          const A = asDType(awkwardData(rng, n), [n], dtype);
+          for (const quantType of ['nf4', 'fp4'] as const) {
+            const what = `${dtype} bs${blocksize} n=${n} ${quantType}`;
+            const [[p1, s1], [p2, s2]] = both(() => quantize4bit(A, { blocksize, quantType, compressStatistics: n > 100, allowNonFinite: true }));
+            sameTensor(p1, p2, what);
+            sameTensor(s1.absmax, s2.absmax, what);
+            for (const out of DTYPES) {
+              const st = Object.assign(Object.create(Object.getPrototypeOf(s1)), s1, { dtype: out });
+              const [d1, d2] = both(() => dequantize4bit(p1, st));
+              sameTensor(d1, d2, `${what} -> ${out}`);
+            }
+          }
+          if (blocksize >= 64) {
+            const [[q1, t1], [q2, t2]] = both(() => quantizeBlockwise(A, { blocksize, allowNonFinite: true }));
+            sameTensor(q1, q2, `blockwise ${dtype} bs${blocksize} n=${n}`);
+            sameTensor(t1.absmax, t2.absmax, `blockwise ${dtype} bs${blocksize} n=${n}`);
+            for (const out of DTYPES) {
+              const st = Object.assign(Object.create(Object.getPrototypeOf(t1)), t1, { dtype: out });
+              const [d1, d2] = both(() => dequantizeBlockwise(q1, st));
+              sameTensor(d1, d2, `blockwise ${dtype} bs${blocksize} n=${n} -> ${out}`);
+            }
+          }
+        }
+      }
     }
   });
 
