@@ -4,6 +4,7 @@ export { quantize4bit } from "./quantize4bit";
 export { dequantize4bit } from "./dequantize4bit";
 export { quantizeBlockwise, dequantizeBlockwise, prepareCodeLut } from "./blockwise";
 export { firstNonFinite } from "./absmax";
+export { dequantizeFp8 } from "./fp8";
 
 export function heapBase(): usize {
   return __heap_base;
@@ -13,3 +14,4 @@ export function heapBase(): usize {
 export function simd(): i32 {
   return ASC_FEATURE_SIMD ? 1 : 0;
 }
+export { int8VectorwiseQuant, int8ColumnQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant } from "./int8";

@@ -9,6 +9,12 @@ export interface KernelExports {
   dequantizeBlockwise(q: number, n: number, blocksize: number, code: number, absmax: number, dtype: number, out: number): void;
   prepareCodeLut(code: number, lut: number): void;
   firstNonFinite(src: number, n: number, dtype: number): number;
+  int8VectorwiseQuant(a: number, rows: number, cols: number, threshold: number, cb: number, stats: number): void;
+  int8ColumnQuant(a: number, rows: number, cols: number, threshold: number, cat: number, stats: number): void;
+  int8VectorwiseDequant(a: number, rows: number, cols: number, stats: number, out: number): void;
+  int8LinearMatmul(a: number, m: number, k: number, b: number, n: number, out: number): void;
+  int8MmDequant(a: number, rows: number, cols: number, rowStats: number, colStats: number, bias: number, biasKind: number, dtype: number, out: number): void;
+  dequantizeFp8(w: number, rows: number, cols: number, row0: number, scale: number, scaleCols: number, blockRows: number, blockCols: number, dtype: number, out: number): void;
 }
 
 /** dtype ids shared with assembly/convert.ts */

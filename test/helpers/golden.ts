@@ -34,7 +34,7 @@ export function loadGolden(file: string): Record<string, Tensor> {
   return loadSafetensors(`${GOLDEN}/${file}`);
 }
 
-/** Tensors of a safetensors file in the dtypes bnbjs has (others, e.g. I64, are left out). */
+/** Tensors of a safetensors file in the dtypes bnbjs has (I64 read as int32; others left out). */
 export function loadSafetensors(path: string): Record<string, Tensor> {
   const buf = readFileSync(path);
   const n = Number(buf.readBigUInt64LE(0));
@@ -43,9 +43,15 @@ export function loadSafetensors(path: string): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   for (const [name, info] of Object.entries<any>(header)) {
     if (name === '__metadata__') continue;
+    const [a, b] = info.data_offsets as [number, number];
+    if (info.dtype === 'I64') {
+      // small index tensors (outlier columns): read as int32
+      const big = new BigInt64Array(buf.buffer.slice(buf.byteOffset + base + a, buf.byteOffset + base + b));
+      out[name] = { ...tensor(Int32Array.from(big, Number), [big.length], 'int32'), shape: info.shape };
+      continue;
+    }
     const dtype = ST_DTYPES[info.dtype];
     if (!dtype) continue;
-    const [a, b] = info.data_offsets as [number, number];
     const count = info.shape.reduce((x: number, y: number) => x * y, 1);
     const data = allocate(dtype, count);
     new Uint8Array(data.buffer).set(buf.subarray(base + a, base + b));

@@ -1,0 +1,88 @@
+import { BnbError, show } from '../errors.js';
+import { FloatDType, FLOAT_DTYPES } from '../dtypes.js';
+import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../float16.js';
+import { Tensor, bytesOf, checkTensor, numel, toFloat32 } from '../tensor.js';
+import { WASM_DTYPE } from '../wasm/exports.js';
+import { chunkElements, wasm } from '../wasm/runtime.js';
+import { checkFloatDType, checkOptions, outputTensor } from './validate.js';
+
+export interface DequantizeFp8Options {
+  /** output dtype (default bfloat16, as axolotl) */
+  dtype?: FloatDType;
+  /** block edge of 2-D tiles or 1-D K-blocks (default 128) */
+  blockSize?: number;
+  out?: Tensor;
+}
+
+interface Layout {
+  rows: number;
+  cols: number;
+  scaleCols: number;
+  blockRows: number;
+  blockCols: number;
+}
+
+/** Which scale layout `scaleInv` is, for W viewed as [rows, cols]. */
+function layoutOf(W: Tensor, S: Tensor, b: number): Layout {
+  const n = numel(W.shape);
+  if (numel(S.shape) === 1) {
+    const cols = W.shape.length ? W.shape[W.shape.length - 1]! : 1;
+    const rows = cols === 0 ? 0 : n / cols;
+    return { rows, cols, scaleCols: 1, blockRows: Math.max(rows, 1), blockCols: Math.max(cols, 1) };
+  }
+  if (W.shape.length !== 2) {
+    throw new BnbError('E_SHAPE', `W.shape = ${show(W.shape)} is not accepted with a non-scalar scaleInv: expected a 2-D weight`);
+  }
+  const [rows, cols] = W.shape as [number, number];
+  const sr = S.shape[0]!, sc = S.shape.length === 2 ? S.shape[1]! : 1;
+  const tr = Math.ceil(rows / b), tc = Math.ceil(cols / b);
+  if (S.shape.length === 2 && sr === tr && sc === tc) return { rows, cols, scaleCols: sc, blockRows: b, blockCols: b };
+  if (S.shape.length === 2 && sr === rows && sc === tc) return { rows, cols, scaleCols: sc, blockRows: 1, blockCols: b };
+  if (sr === rows && sc === 1 && S.shape.length <= 2) return { rows, cols, scaleCols: 1, blockRows: 1, blockCols: Math.max(cols, 1) };
+  throw new BnbError('E_SHAPE',
+    `scaleInv.shape = ${show(S.shape)} does not fit W.shape = ${show(W.shape)} with blockSize ${b}: expected [1] (per tensor), ` +
+    `[${tr}, ${tc}] (${b}x${b} tiles), [${rows}, ${tc}] (1-D blocks of ${b} along each row) or [${rows}, 1] (per row)`);
+}
+
+/**
+ * Dequantizes float8_e4m3fn weights: out = dtype(W * dtype(scale)), the scale
+ * rounded to the output dtype first (as torch's `W.to(dtype) * scale_inv.to(dtype)`).
+ * Scales are per tensor, per DeepSeek-style 2-D tile (`scaleInv[i / b, j / b]`,
+ * partial edge tiles included), per 1-D block of each row (ONNX Runtime's
+ * `[N, ceil(K/b)]`), or per row.
+ */
+export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
+  checkOptions('dequantizeFp8', opts, ['dtype', 'blockSize', 'out']);
+  const w = checkTensor('W', W);
+  if (w.dtype !== 'float8_e4m3fn') {
+    throw new BnbError('E_DTYPE', `W.dtype = ${show(w.dtype)} is not accepted: expected 'float8_e4m3fn'`);
+  }
+  const s = checkTensor('scaleInv', scaleInv);
+  if (!(FLOAT_DTYPES as readonly string[]).includes(s.dtype)) {
+    throw new BnbError('E_DTYPE', `scaleInv.dtype = ${show(s.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
+  }
+  const dtype = checkFloatDType('dtype', opts.dtype ?? 'bfloat16', 'dequantizeFp8');
+  const b = opts.blockSize ?? 128;
+  if (!Number.isSafeInteger(b) || b < 1) {
+    throw new BnbError('E_ARGUMENT', `blockSize = ${show(b)} is not accepted: expected a positive integer`);
+  }
+  const L = layoutOf(w, s, b);
+  const result = outputTensor(opts.out, dtype, w.shape);
+  const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x))
+    : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
+  const scales = toFloat32(s).map(round);
+
+  const m = wasm();
+  const size = dtype === 'float32' ? 4 : 2;
+  const chunkRows = Math.max(1, Math.min(L.rows, Math.floor(chunkElements(1) / Math.max(L.cols, 1))));
+  const [pS, pW, pO] = m.scratch(scales.byteLength, chunkRows * L.cols, chunkRows * L.cols * size);
+  m.write(pS!, new Uint8Array(scales.buffer));
+  const src = bytesOf(w), dst = bytesOf(result);
+  for (let r0 = 0; r0 < L.rows; r0 += chunkRows) {
+    const rows = Math.min(chunkRows, L.rows - r0);
+    m.write(pW!, src.subarray(r0 * L.cols, (r0 + rows) * L.cols));
+    m.k.dequantizeFp8(pW!, rows, L.cols, r0, pS!, L.scaleCols, L.blockRows, L.blockCols, WASM_DTYPE[dtype], pO!);
+    m.read(pO!, dst, r0 * L.cols * size, rows * L.cols * size);
+  }
+  return result;
+}

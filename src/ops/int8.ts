@@ -1,0 +1,219 @@
+import { BnbError, fail, show } from '../errors.js';
+import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
+import { f16ToNumber, numberToF16 } from '../float16.js';
+import { Tensor, bytesOf, checkTensor, numel, tensor } from '../tensor.js';
+import { WASM_DTYPE } from '../wasm/exports.js';
+import { chunkElements, wasm } from '../wasm/runtime.js';
+import { FiniteCheck, nonFiniteError } from './finite.js';
+import { checkBoolean, checkFloatDType, checkOptions, outputTensor } from './validate.js';
+
+export interface Int8QuantOptions {
+  /** outlier threshold: |x| >= threshold is an outlier (0: none). Compared in float16, as bnb. */
+  threshold?: number;
+  allowNonFinite?: boolean;
+}
+
+function checkDType(argument: string, t: Tensor, dtype: string): void {
+  if (t.dtype !== dtype) throw new BnbError('E_DTYPE', `${argument}.dtype = ${show(t.dtype)} is not accepted: expected '${dtype}'`);
+}
+
+/** [rows, cols] of a tensor seen as a matrix over its last dimension. */
+function matrix(argument: string, t: Tensor): [number, number] {
+  if (t.shape.length < 1 || numel(t.shape) === 0) {
+    throw new BnbError('E_SHAPE', `${argument}.shape = ${show(t.shape)} is not accepted: expected at least one dimension and one element`);
+  }
+  const cols = t.shape[t.shape.length - 1]!;
+  return [numel(t.shape) / cols, cols];
+}
+
+function checkThreshold(threshold: unknown): number {
+  if (typeof threshold !== 'number' || !(threshold >= 0) || threshold === Infinity) {
+    fail('E_ARGUMENT', 'threshold', threshold, 'a finite number >= 0 (0: no outliers)');
+  }
+  // torch compares the float16 |A| with the threshold in float16
+  return f16ToNumber(numberToF16(threshold));
+}
+
+function checkStats(argument: string, t: unknown, length: number, what: string): Float32Array {
+  const s = checkTensor(argument, t);
+  checkDType(argument, s, 'float32');
+  if (s.data.length !== length) {
+    throw new BnbError('E_SHAPE', `${argument} has ${s.data.length} entries but ${what} needs ${length}`);
+  }
+  return s.data as Float32Array;
+}
+
+/** Runs a row-wise f16 kernel over row chunks; `finite` rejects NaN/Inf first. */
+function int8QuantRows(
+  A: Tensor, threshold: number, finite: FiniteCheck | null,
+  kernel: 'int8VectorwiseQuant' | 'int8ColumnQuant',
+): { q: Int8Array; stats: Float32Array } {
+  const [rows, cols] = matrix('A', A);
+  const m = wasm();
+  const src = bytesOf(A);
+  if (kernel === 'int8ColumnQuant') {
+    // column statistics need every row at once
+    const [pA, pQ, pS] = m.scratch(rows * cols * 2, rows * cols, cols * 4);
+    m.write(pA!, src);
+    m.k.int8ColumnQuant(pA!, rows, cols, threshold, pQ!, pS!);
+    return { q: new Int8Array(m.bytes(pQ!, rows * cols).slice().buffer), stats: new Float32Array(m.bytes(pS!, cols * 4).slice().buffer) };
+  }
+  const q = new Int8Array(rows * cols), stats = new Float32Array(rows);
+  const chunk = Math.max(1, Math.min(rows, Math.floor(chunkElements(1) / cols)));
+  const [pA, pQ, pS] = m.scratch(chunk * cols * 2, chunk * cols, chunk * 4);
+  for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const n = Math.min(chunk, rows - r0);
+    m.write(pA!, src.subarray(r0 * cols * 2, (r0 + n) * cols * 2));
+    if (finite !== null) {
+      const bad = m.k.firstNonFinite(pA!, n * cols, WASM_DTYPE.float16);
+      if (bad >= 0) throw nonFiniteError(finite, r0 * cols + bad);
+    }
+    m.k.int8VectorwiseQuant(pA!, n, cols, threshold, pQ!, pS!);
+    m.read(pQ!, new Uint8Array(q.buffer), r0 * cols, n * cols);
+    m.read(pS!, new Uint8Array(stats.buffer), r0 * 4, n * 4);
+  }
+  return { q, stats };
+}
+
+/** Columns holding any |x| >= threshold, ascending (bnb's outlier_cols, int64 there). */
+function outlierColumns(A: Tensor, threshold: number): Int32Array {
+  const [rows, cols] = matrix('A', A);
+  const hit = new Uint8Array(cols);
+  const d = A.data;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) if ((d[r * cols + c]! & 0x7fff) >= numberToF16(threshold) && (d[r * cols + c]! & 0x7fff) <= 0x7c00) hit[c] = 1;
+  }
+  const out: number[] = [];
+  hit.forEach((h, c) => h && out.push(c));
+  return Int32Array.from(out);
+}
+
+function checkInt8Input(op: string, A: Tensor, opts: Int8QuantOptions): { threshold: number; finite: FiniteCheck | null } {
+  checkOptions(op, opts, ['threshold', 'allowNonFinite']);
+  const a = checkTensor('A', A);
+  checkDType('A', a, 'float16');
+  const threshold = checkThreshold(opts.threshold ?? 0);
+  const allow = checkBoolean('allowNonFinite', opts.allowNonFinite ?? false);
+  return { threshold, finite: allow ? null : { argument: 'A', tensor: a } };
+}
+
+/**
+ * bnb's int8_vectorwise_quant (LLM.int8 row-wise absmax quantization of float16
+ * A). Returns [CB int8 like A, rowStats float32 [rows], outlierCols int32 | null].
+ */
+export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
+  const { threshold, finite } = checkInt8Input('int8VectorwiseQuant', A, opts);
+  const [rows, cols] = matrix('A', A);
+  const { q, stats } = int8QuantRows(A, threshold, finite, 'int8VectorwiseQuant');
+  let outliers: Tensor | null = null;
+  if (threshold > 0) {
+    const oc = outlierColumns(A, threshold);
+    // bnb zeroes whole outlier columns when there is more than one row
+    if (rows > 1) for (const c of oc) for (let r = 0; r < rows; r++) q[r * cols + c] = 0;
+    outliers = tensor(oc, [oc.length], 'int32');
+  }
+  return [tensor(q, [...A.shape], 'int8'), tensor(stats, [rows], 'float32'), outliers];
+}
+
+/**
+ * bnb's int8_double_quant: the row-wise quantization plus the column-wise one
+ * (CAt = rint(f16(A * 127) / colStats)). Returns [CArow, CAcol, rowStats, colStats, outlierCols | null].
+ */
+export function int8DoubleQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor, Tensor, Tensor | null] {
+  const [CA, rowStats, outliers] = int8VectorwiseQuant(A, opts);
+  const threshold = checkThreshold(opts.threshold ?? 0);
+  const [, cols] = matrix('A', A);
+  const { q, stats } = int8QuantRows(A, threshold, null, 'int8ColumnQuant');
+  return [CA, tensor(q, [...A.shape], 'int8'), rowStats, tensor(stats, [cols], 'float32'), outliers];
+}
+
+/** bnb's int8_vectorwise_dequant: A * stats[row] * f32(1/127), float32. */
+export function int8VectorwiseDequant(A: Tensor, stats: Tensor): Tensor {
+  const a = checkTensor('A', A);
+  checkDType('A', a, 'int8');
+  const [rows, cols] = matrix('A', a);
+  const s = checkStats('stats', stats, rows, `A with ${rows} rows`);
+  const m = wasm();
+  const [pA, pS, pO] = m.scratch(rows * cols, rows * 4, rows * cols * 4);
+  m.write(pA!, bytesOf(a));
+  m.write(pS!, new Uint8Array(s.buffer, s.byteOffset, s.byteLength));
+  m.k.int8VectorwiseDequant(pA!, rows, cols, pS!, pO!);
+  return tensor(new Float32Array(m.bytes(pO!, rows * cols * 4).slice().buffer), [...a.shape], 'float32');
+}
+
+/** bnb's int8_linear_matmul: out = A @ B^T in exact int32 arithmetic, for any K. */
+export function int8LinearMatmul(A: Tensor, B: Tensor): Tensor {
+  const a = checkTensor('A', A), b = checkTensor('B', B);
+  checkDType('A', a, 'int8');
+  checkDType('B', b, 'int8');
+  if (b.shape.length !== 2) throw new BnbError('E_SHAPE', `B.shape = ${show(b.shape)} is not accepted: expected a 2-D [N, K] matrix`);
+  const [M, K] = matrix('A', a);
+  const [N, KB] = b.shape as [number, number];
+  if (K !== KB) {
+    throw new BnbError('E_SHAPE', `int8LinearMatmul computes A @ B^T: A.shape = ${show(a.shape)} and B.shape = ${show(b.shape)} have inner dimensions ${K} and ${KB}`);
+  }
+  const out = new Int32Array(M * N);
+  const m = wasm();
+  const budget = chunkElements(1) * 64; // bytes of each operand per kernel call
+  const mc = Math.max(1, Math.min(M, Math.floor(budget / K)));
+  const nc = Math.max(4, Math.min(N, Math.floor(budget / K)));
+  const [pA, pB, pO] = m.scratch(mc * K, nc * K, mc * nc * 4);
+  const src = bytesOf(a), wts = bytesOf(b), dst = new Uint8Array(out.buffer);
+  for (let i0 = 0; i0 < M; i0 += mc) {
+    const mi = Math.min(mc, M - i0);
+    m.write(pA!, src.subarray(i0 * K, (i0 + mi) * K));
+    for (let j0 = 0; j0 < N; j0 += nc) {
+      const nj = Math.min(nc, N - j0);
+      m.write(pB!, wts.subarray(j0 * K, (j0 + nj) * K));
+      m.k.int8LinearMatmul(pA!, mi, K, pB!, nj, pO!);
+      const tile = m.bytes(pO!, mi * nj * 4);
+      if (nj === N) dst.set(tile, i0 * N * 4);
+      else for (let i = 0; i < mi; i++) dst.set(tile.subarray(i * nj * 4, (i + 1) * nj * 4), ((i0 + i) * N + j0) * 4);
+    }
+  }
+  return tensor(out, [...a.shape.slice(0, -1), N], 'int32');
+}
+
+export interface Int8MmDequantOptions {
+  bias?: Tensor | null;
+  dtype?: FloatDType;
+}
+
+const BIAS_KIND: Record<FloatDType, number> = { float16: 1, float32: 2, bfloat16: 3 };
+
+/**
+ * bnb's int8_mm_dequant with CUDA's arithmetic: half(fma(A * row * col, 1/16129, bias))
+ * for a float16 bias; another bias dtype is added to the float16 result; other
+ * output dtypes are casts of that float16 result (SPEC §6.5).
+ */
+export function int8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
+  checkOptions('int8MmDequant', opts, ['bias', 'dtype']);
+  const a = checkTensor('A', A);
+  checkDType('A', a, 'int32');
+  const [rows, cols] = matrix('A', a);
+  const rs = checkStats('rowStats', rowStats, rows, `A with ${rows} rows`);
+  const cs = checkStats('colStats', colStats, cols, `A with ${cols} columns`);
+  const dtype = checkFloatDType('dtype', opts.dtype ?? 'float16', 'int8MmDequant');
+  let bias: Tensor | null = null;
+  if (opts.bias !== undefined && opts.bias !== null) {
+    bias = checkTensor('bias', opts.bias);
+    if (!(FLOAT_DTYPES as readonly string[]).includes(bias.dtype)) fail('E_DTYPE', 'bias.dtype', bias.dtype, FLOAT_DTYPES.join(', '));
+    if (bias.data.length !== cols) throw new BnbError('E_SHAPE', `bias has ${bias.data.length} entries but A has ${cols} columns`);
+  }
+  const m = wasm();
+  const size = dtype === 'float32' ? 4 : 2;
+  const [pA, pR, pC, pB, pO] = m.scratch(rows * cols * 4, rows * 4, cols * 4, cols * 4, rows * cols * size);
+  m.write(pA!, bytesOf(a));
+  m.write(pR!, new Uint8Array(rs.buffer, rs.byteOffset, rs.byteLength));
+  m.write(pC!, new Uint8Array(cs.buffer, cs.byteOffset, cs.byteLength));
+  if (bias) m.write(pB!, bytesOf(bias));
+  const result = outputTensor(undefined, dtype, a.shape);
+  m.k.int8MmDequant(pA!, rows, cols, pR!, pC!, pB!, bias ? BIAS_KIND[bias.dtype as FloatDType] : 0, WASM_DTYPE[dtype], pO!);
+  m.read(pO!, bytesOf(result), 0, rows * cols * size);
+  return result;
+}
+
+/** bnb's int8_scaled_mm: int8LinearMatmul then int8MmDequant. */
+export function int8ScaledMm(A: Tensor, B: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
+  return int8MmDequant(int8LinearMatmul(A, B), rowStats, colStats, opts);
+}
