@@ -15,3 +15,4 @@ export function simd(): i32 {
   return ASC_FEATURE_SIMD ? 1 : 0;
 }
 export { int8VectorwiseQuant, int8ColumnQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant } from "./int8";
+export { gemv4bit } from "./gemv";

@@ -6,14 +6,21 @@ export type { Tensor } from './tensor.js';
 export { tensor, numel, toFloat32 } from './tensor.js';
 export { QuantState } from './quant-state.js';
 export type { QuantStateFields, QuantStateDict } from './quant-state.js';
-export { get4bitType, createDynamicMap } from './maps.js';
-export type { QuantType, DynamicMapOptions } from './maps.js';
+export { get4bitType, createDynamicMap, createNormalMap, createLinearMap, createFp8Map } from './maps.js';
+export type { QuantType, DynamicMapOptions, NormalMapOptions, LinearMapOptions, Fp8MapOptions } from './maps.js';
 export { quantize4bit, quantizeNf4, quantizeFp4 } from './ops/quantize4bit.js';
 export type { Quantize4bitOptions } from './ops/quantize4bit.js';
 export { dequantize4bit, dequantizeNf4, dequantizeFp4 } from './ops/dequantize4bit.js';
 export type { Dequantize4bitOptions } from './ops/dequantize4bit.js';
 export { quantizeBlockwise, dequantizeBlockwise } from './ops/blockwise.js';
 export type { QuantizeBlockwiseOptions, DequantizeBlockwiseOptions } from './ops/blockwise.js';
+export {
+  int8VectorwiseQuant, int8DoubleQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant, int8ScaledMm,
+} from './ops/int8.js';
+export type { Int8QuantOptions, Int8MmDequantOptions } from './ops/int8.js';
+export { gemv4bit, matmul4bit } from './ops/gemv4bit.js';
+export { dequantizeFp8 } from './ops/fp8.js';
+export type { DequantizeFp8Options } from './ops/fp8.js';
 export { setWasmBuild, wasmBuild } from './wasm/runtime.js';
 export type { WasmBuild } from './wasm/runtime.js';
 export { f16ToNumber, bf16ToNumber, numberToF16, numberToBf16 } from './float16.js';

@@ -1,6 +1,7 @@
 import { fail } from './errors.js';
 import { Tensor, tensor } from './tensor.js';
 import { bitsToF32 } from './float16.js';
+import { normPpf } from './normal-ppf.js';
 
 export type QuantType = 'nf4' | 'fp4';
 export const QUANT_TYPES: readonly QuantType[] = ['nf4', 'fp4'];
@@ -116,4 +117,89 @@ export function dynamicMapRecipe(signed: boolean, maxExponentBits: number, total
   const out = new Float32Array(256);
   out.set(values.slice(0, 256));
   return out.sort();
+}
+
+export interface NormalMapOptions {
+  offset?: number;
+  useExtraValue?: boolean;
+}
+
+/**
+ * bitsandbytes' create_normal_map (SPEC §1.1): quantiles ppf(linspace_f32(offset, 0.5, n)[:-1]),
+ * 8 positive and 7 negative (7 and 7 without the extra value), zero padded, sorted, divided by the max.
+ */
+export function createNormalMap({ offset = 0.9677083, useExtraValue = true }: NormalMapOptions = {}): Tensor {
+  if (typeof offset !== 'number' || !(Math.fround(offset) > 0.5 && Math.fround(offset) < 1)) {
+    fail('E_ARGUMENT', 'offset', offset, 'a number in (0.5, 1) (as float32)');
+  }
+  if (typeof useExtraValue !== 'boolean') fail('E_ARGUMENT', 'useExtraValue', useExtraValue, 'true or false');
+  const pos = linspaceF32(offset, 0.5, useExtraValue ? 9 : 8).subarray(0, -1);
+  const neg = linspaceF32(offset, 0.5, 8).subarray(0, -1);
+  // scipy evaluates ppf in f64 on the f32 probabilities; torch.Tensor rounds the result to f32.
+  const out = new Float32Array(256);
+  pos.forEach((q, i) => (out[i] = normPpf(q)));
+  neg.forEach((q, i) => (out[255 - i] = -normPpf(q)));
+  out.sort();
+  const max = out[255]!;
+  for (let i = 0; i < 256; i++) out[i] = out[i]! / max;
+  return tensor(out, [256], 'float32');
+}
+
+export interface LinearMapOptions {
+  signed?: boolean;
+  totalBits?: number;
+  addZero?: boolean;
+}
+
+/** bitsandbytes' create_linear_map (SPEC §1.5): a f32 linspace, zero padding inserted in its middle. */
+export function createLinearMap({ signed = true, totalBits = 8, addZero = true }: LinearMapOptions = {}): Tensor {
+  if (typeof signed !== 'boolean') fail('E_ARGUMENT', 'signed', signed, 'true or false');
+  if (!Number.isInteger(totalBits) || totalBits < 2 || totalBits > 8) fail('E_ARGUMENT', 'totalBits', totalBits, 'an integer in 2..8');
+  if (typeof addZero !== 'boolean') fail('E_ARGUMENT', 'addZero', addZero, 'true or false');
+  // A signed map with a zero has an odd count, so linspace puts a (near-)zero in the middle.
+  const n = signed && (addZero || totalBits < 8) ? 2 ** totalBits - 1 : 2 ** totalBits;
+  const values = linspaceF32(signed ? -1 : 0, 1, n);
+  const l = n >> 1;
+  const out = new Float32Array(256);
+  out.set(values.subarray(0, l));
+  out.set(values.subarray(l), 256 - (n - l));
+  return tensor(out, [256], 'float32');
+}
+
+export interface Fp8MapOptions {
+  signed?: boolean;
+  exponentBits?: number;
+  precisionBits?: number;
+  totalBits?: number;
+}
+
+/** bitsandbytes' create_fp8_map (SPEC §1.5): every value of a small float format, scaled to max 1. */
+export function createFp8Map({ signed = true, exponentBits = 5, precisionBits = 2, totalBits = 8 }: Fp8MapOptions = {}): Tensor {
+  if (typeof signed !== 'boolean') fail('E_ARGUMENT', 'signed', signed, 'true or false');
+  if (!Number.isInteger(totalBits) || totalBits < 2 || totalBits > 8) fail('E_ARGUMENT', 'totalBits', totalBits, 'an integer in 2..8');
+  // bitsandbytes accepts 0 exponent bits (a scaled fixed-point map) and 8 (overflows f32, NaN map); we do not.
+  if (!Number.isInteger(exponentBits) || exponentBits < 1 || exponentBits > 7) fail('E_ARGUMENT', 'exponentBits', exponentBits, 'an integer in 1..7');
+  const nonSign = totalBits - (signed ? 1 : 0);
+  if (!Number.isInteger(precisionBits) || exponentBits + precisionBits !== nonSign) {
+    fail('E_ARGUMENT', 'precisionBits', precisionBits,
+      `exponentBits + precisionBits == totalBits - ${signed ? 1 : 0} = ${nonSign} (bitsandbytes asserts this)`);
+  }
+  const bias = 2 ** (exponentBits - 1);
+  const values: number[] = [];
+  for (let e = 0; e < 2 ** exponentBits; e++) {
+    for (let m = 0; m < 2 ** precisionBits; m++) {
+      const frac = m / 2 ** precisionBits;
+      const v = e === 0 ? frac * 2 ** -bias : (1 + frac) * 2 ** (bias + 1 - e);
+      values.push(v);
+      if (signed) values.push(-v);
+    }
+  }
+  // Python's list sort is stable and ranks 0.0 == -0.0, so +0 stays before -0 (Float32Array.sort would swap them).
+  values.sort((a, b) => a - b);
+  while (values.length < 256) values.push(0);
+  values.sort((a, b) => a - b);
+  const out = Float32Array.from(values);
+  const max = out[255]!;
+  for (let i = 0; i < 256; i++) out[i] = out[i]! / max;
+  return tensor(out, [256], 'float32');
 }

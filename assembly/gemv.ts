@@ -1,0 +1,117 @@
+import { loadAsF32, storeFromF32, DT_F32 } from "./convert";
+import { NF4_LUT, FP4_LUT, QT_NF4 } from "./tables";
+
+// The 4-bit code table as 4 byte planes for i8x16.swizzle (see dequantize4bit.ts).
+const CODE_PLANES: usize = memory.data(64, 16);
+
+@inline function buildCodePlanes(lut: usize): void {
+  const v0 = v128.load(lut), v1 = v128.load(lut, 16), v2 = v128.load(lut, 32), v3 = v128.load(lut, 48);
+  const t0 = i8x16.shuffle(v0, v1, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+  const t1 = i8x16.shuffle(v0, v1, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+  const t2 = i8x16.shuffle(v2, v3, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+  const t3 = i8x16.shuffle(v2, v3, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+  v128.store(CODE_PLANES, i8x16.shuffle(t0, t2, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23));
+  v128.store(CODE_PLANES, i8x16.shuffle(t0, t2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 16);
+  v128.store(CODE_PLANES, i8x16.shuffle(t1, t3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), 32);
+  v128.store(CODE_PLANES, i8x16.shuffle(t1, t3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 48);
+}
+
+// 16 codes (one per byte) -> 16 weights code * a at dst (f32).
+@inline function decode16(idx: v128, a: v128, dst: usize): void {
+  const b0 = i8x16.swizzle(v128.load(CODE_PLANES), idx);
+  const b1 = i8x16.swizzle(v128.load(CODE_PLANES, 16), idx);
+  const b2 = i8x16.swizzle(v128.load(CODE_PLANES, 32), idx);
+  const b3 = i8x16.swizzle(v128.load(CODE_PLANES, 48), idx);
+  const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const lo23 = i8x16.shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const hi23 = i8x16.shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  v128.store(dst, f32x4.mul(i16x8.shuffle(lo01, lo23, 0, 8, 1, 9, 2, 10, 3, 11), a));
+  v128.store(dst, f32x4.mul(i16x8.shuffle(lo01, lo23, 4, 12, 5, 13, 6, 14, 7, 15), a), 16);
+  v128.store(dst, f32x4.mul(i16x8.shuffle(hi01, hi23, 0, 8, 1, 9, 2, 10, 3, 11), a), 32);
+  v128.store(dst, f32x4.mul(i16x8.shuffle(hi01, hi23, 4, 12, 5, 13, 6, 14, 7, 15), a), 48);
+}
+
+@inline function weightAt(packed: usize, base: usize, p: usize, lut: usize, absmax: usize, blocksize: usize): f32 {
+  const byte = <u32>load<u8>(packed + ((p - base) >> 1));
+  const q = (p & 1) == 0 ? byte >> 4 : byte & 15;
+  return load<f32>(lut + (q << 2)) * load<f32>(absmax + ((p / blocksize) << 2));
+}
+
+// Row of k dequantized weights, flat elements [f0, f0 + k), exactly code[q] * absmax
+// in f32 as dequantize4bit gives them. `base` is the (even) flat index of packed[0].
+@inline function decodeRow(
+  packed: usize, base: usize, f0: usize, k: i32, lut: usize, absmax: usize, blocksize: usize, w: usize,
+): void {
+  let kk = 0;
+  if (ASC_FEATURE_SIMD) {
+    // scalar up to a multiple of 32 (32-groups never straddle a block), then SIMD
+    for (; kk < k && ((f0 + kk) & 31) != 0; kk++) store<f32>(w + (<usize>kk << 2), weightAt(packed, base, f0 + kk, lut, absmax, blocksize));
+    const low = i8x16.splat(0x0f);
+    for (; kk + 32 <= k; kk += 32) {
+      const p = f0 + kk;
+      const bytes = v128.load(packed + ((p - base) >> 1));
+      const hi = i8x16.shr_u(bytes, 4), lo = v128.and(bytes, low);
+      const a = f32x4.splat(load<f32>(absmax + ((p / blocksize) << 2)));
+      decode16(i8x16.shuffle(hi, lo, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), a, w + (<usize>kk << 2));
+      decode16(i8x16.shuffle(hi, lo, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), a, w + (<usize>(kk + 16) << 2));
+    }
+  }
+  for (; kk < k; kk++) store<f32>(w + (<usize>kk << 2), weightAt(packed, base, f0 + kk, lut, absmax, blocksize));
+}
+
+// Scratch for the scalar build's 16 accumulator lanes.
+const LANES: usize = memory.data(64, 16);
+
+// The canonical f32 dot product both builds compute: 16 lanes, lane (t % 16)
+// accumulating x[t] * w[t] in order for t < k16 = k - k % 16; lanes summed as
+// ((v0 + v1) + v2) + v3 over the four 4-lane vectors, then (l0 + l1) + (l2 + l3);
+// the remaining t >= k16 summed in order and added last. No FMA anywhere.
+@inline function dot(x: usize, w: usize, k: i32): f32 {
+  const k16 = k & ~15;
+  let total: f32;
+  if (ASC_FEATURE_SIMD) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let t = 0; t < k16; t += 16) {
+      const o = <usize>t << 2;
+      a0 = f32x4.add(a0, f32x4.mul(v128.load(x + o), v128.load(w + o)));
+      a1 = f32x4.add(a1, f32x4.mul(v128.load(x + o, 16), v128.load(w + o, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(v128.load(x + o, 32), v128.load(w + o, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(v128.load(x + o, 48), v128.load(w + o, 48)));
+    }
+    const v = f32x4.add(f32x4.add(f32x4.add(a0, a1), a2), a3);
+    total = (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+  } else {
+    memory.fill(LANES, 0, 64);
+    for (let t = 0; t < k16; t++) {
+      const p = LANES + (<usize>(t & 15) << 2);
+      store<f32>(p, load<f32>(p) + load<f32>(x + (<usize>t << 2)) * load<f32>(w + (<usize>t << 2)));
+    }
+    const l = (i: usize): f32 => ((load<f32>(LANES + (i << 2)) + load<f32>(LANES + ((i + 4) << 2))) + load<f32>(LANES + ((i + 8) << 2))) + load<f32>(LANES + ((i + 12) << 2));
+    total = (l(0) + l(1)) + (l(2) + l(3));
+  }
+  let tail: f32 = 0;
+  for (let t = k16; t < k; t++) tail += load<f32>(x + (<usize>t << 2)) * load<f32>(w + (<usize>t << 2));
+  return total + tail;
+}
+
+// out[i, j] = dtype(sum_t A[i, t] * W[j0 + j, t] (+ bias[j])) for i < m, j < n: A is
+// [m, k] of adtype, W rows are flat nibbles from packed (flat index `base` at
+// packed[0]), absmax f32 per flat block. scratch holds m*k + k f32.
+export function gemv4bit(
+  a: usize, m: i32, k: i32, adtype: i32, packed: usize, base: u32, j0: i32, n: i32, absmax: usize,
+  blocksize: i32, qtype: i32, bias: usize, dtype: i32, out: usize, scratch: usize,
+): void {
+  const lut = qtype == QT_NF4 ? NF4_LUT : FP4_LUT;
+  if (ASC_FEATURE_SIMD) buildCodePlanes(lut);
+  const x = scratch, w = scratch + ((<usize>m * k) << 2);
+  for (let t = 0; t < m * k; t++) store<f32>(x + (<usize>t << 2), loadAsF32(a, t, adtype));
+  for (let j = 0; j < n; j++) {
+    decodeRow(packed, base, <usize>(j0 + j) * k, k, lut, absmax, blocksize, w);
+    const b: f32 = bias != 0 ? load<f32>(bias + (<usize>(j0 + j) << 2)) : 0;
+    for (let i = 0; i < m; i++) {
+      const s = dot(x + ((<usize>i * k) << 2), w, k);
+      storeFromF32(out, <usize>i * n + j, bias != 0 ? s + b : s, dtype);
+    }
+  }
+}

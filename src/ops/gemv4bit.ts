@@ -1,0 +1,84 @@
+import { BnbError, fail, show } from '../errors.js';
+import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
+import { QuantState } from '../quant-state.js';
+import { Tensor, bytesOf, checkTensor, numel, toFloat32 } from '../tensor.js';
+import { checkQuantType } from '../maps.js';
+import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
+import { chunkElements, wasm } from '../wasm/runtime.js';
+import { stateAbsmax } from './blockwise.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkOptions, outputTensor } from './validate.js';
+
+/**
+ * out = A @ W^T (+ bias), W = dequantize4bit(B, state) of shape state.shape = [N, K]:
+ * the weights are decoded exactly as dequantize4bit's f32 values and the dot
+ * products accumulate in f32 (a fixed 16-lane order, identical in both builds);
+ * the result is rounded once to A's dtype. B is read as bytes, so `qB` and its
+ * transposed [1, n] form are the same.
+ */
+function linear4bit(op: string, A: Tensor, B: Tensor, state: QuantState, bias: Tensor | null): Tensor {
+  const a = checkTensor('A', A);
+  if (!(FLOAT_DTYPES as readonly string[]).includes(a.dtype)) {
+    throw new BnbError('E_DTYPE', `A.dtype = ${show(a.dtype)} is not accepted: ${op} needs ${FLOAT_DTYPES.join(', ')}`);
+  }
+  const b = checkTensor('B', B);
+  if (!(state instanceof QuantState)) {
+    throw new BnbError('E_STATE', `state = ${show(state)} is not accepted: ${op}() requires the QuantState from quantize4bit()`);
+  }
+  const quantType = checkQuantType('state.quantType', state.quantType);
+  const blocksize = checkBlocksize('state.blocksize', state.blocksize, BLOCKSIZES_4BIT);
+  if (state.shape === null || state.shape.length !== 2) {
+    fail('E_STATE', 'state.shape', state.shape, 'the 2-D [out_features, in_features] shape of the quantized weight');
+  }
+  const [N, K] = state.shape as [number, number];
+  if (a.shape.length < 1 || a.shape[a.shape.length - 1] !== K) {
+    throw new BnbError('E_SHAPE', `A.shape = ${show(a.shape)} does not match the weight: ${op} computes A @ W^T with W of shape ${show(state.shape)}, so A's last dimension must be ${K}`);
+  }
+  const bytes = bytesOf(b);
+  if (bytes.length < Math.ceil((N * K) / 2)) {
+    throw new BnbError('E_SHAPE', `B holds ${bytes.length} bytes but a ${N}x${K} weight needs ${Math.ceil((N * K) / 2)}`);
+  }
+  let biasF32: Float32Array | null = null;
+  if (bias !== null) {
+    const t = checkTensor('bias', bias);
+    if (!(FLOAT_DTYPES as readonly string[]).includes(t.dtype)) fail('E_DTYPE', 'bias.dtype', t.dtype, FLOAT_DTYPES.join(', '));
+    if (t.data.length !== N) throw new BnbError('E_SHAPE', `bias has ${t.data.length} entries but the weight has ${N} output features`);
+    biasF32 = toFloat32(t);
+  }
+  const M = numel(a.shape) / K;
+  const dtype = a.dtype as FloatDType;
+  const result = outputTensor(undefined, dtype, [...a.shape.slice(0, -1), N]);
+  if (M === 0 || N === 0) return result;
+  const absmax = stateAbsmax(state, Math.ceil((N * K) / blocksize));
+  const m = wasm();
+  const size = dtype === 'float32' ? 4 : 2;
+  // W rows per kernel call: about chunkElements(1) * 4 weights
+  const nc = Math.max(1, Math.min(N, Math.floor((chunkElements(1) * 4) / Math.max(K, 1))));
+  const [pA, pAbs, pBias, pW, pOut, pScratch] = m.scratch(
+    M * K * size, absmax.byteLength, N * 4, Math.ceil((nc * K) / 2) + 1, M * nc * size, (M * K + K) * 4,
+  );
+  m.write(pA!, bytesOf(a));
+  m.write(pAbs!, new Uint8Array(absmax.buffer, absmax.byteOffset, absmax.byteLength));
+  if (biasF32) m.write(pBias!, new Uint8Array(biasF32.buffer));
+  const dst = bytesOf(result);
+  for (let j0 = 0; j0 < N; j0 += nc) {
+    const nj = Math.min(nc, N - j0);
+    const first = Math.floor((j0 * K) / 2), last = Math.ceil(((j0 + nj) * K) / 2);
+    m.write(pW!, bytes.subarray(first, last));
+    m.k.gemv4bit(pA!, M, K, WASM_DTYPE[dtype], pW!, first * 2, j0, nj, pAbs!, blocksize, WASM_QTYPE[quantType],
+      biasF32 ? pBias! : 0, WASM_DTYPE[dtype], pOut!, pScratch!);
+    const tile = m.bytes(pOut!, M * nj * size);
+    for (let i = 0; i < M; i++) dst.set(tile.subarray(i * nj * size, (i + 1) * nj * size), (i * N + j0) * size);
+  }
+  return result;
+}
+
+/** bnb's gemv_4bit: A [..., K] times the 4-bit weight [N, K] transposed, for any M and K. */
+export function gemv4bit(A: Tensor, B: Tensor, state: QuantState): Tensor {
+  return linear4bit('gemv4bit', A, B, state, null);
+}
+
+/** bnb's matmul_4bit (inference): A @ W^T + bias. */
+export function matmul4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
+  checkOptions('matmul4bit', opts, ['bias']);
+  return linear4bit('matmul4bit', A, B, state, opts.bias ?? null);
+}
