@@ -4,9 +4,15 @@
 //   api      the public functions, outputs allocated by the call (page faults included)
 //   api+out  the public functions writing into a preallocated `out` tensor
 //   kernel   the WebAssembly kernel alone on data resident in wasm memory
+// A native C++ baseline (bench/native/baseline.cpp, g++ -O3 -march=native) runs in
+// the same invocation for the ops that have one.
 // Usage: npm run bench [-- --reps N]
 import os from 'node:os';
-import { quantize4bit, dequantize4bit, quantizeBlockwise, dequantizeBlockwise, tensor, wasmBuild } from '../dist/index.js';
+import { execFileSync } from 'node:child_process';
+import {
+  quantize4bit, dequantize4bit, quantizeBlockwise, dequantizeBlockwise, tensor, wasmBuild,
+  int8LinearMatmul, gemv4bit, dequantizeFp8,
+} from '../dist/index.js';
 import { wasm } from '../dist/wasm/runtime.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../dist/wasm/exports.js';
 import { numberToF16, numberToBf16 } from '../dist/float16.js';
@@ -83,10 +89,49 @@ for (const dtype of ['float32', 'float16', 'bfloat16']) {
   record(`dequantize4bit nf4 bs64 to ${dtype}`, 'kernel', time(() => m.k.dequantize4bit(pP, n, 64, WASM_QTYPE.nf4, pA, WASM_DTYPE[dtype], pO)), packedBytes + absmaxBytes + n * size[dtype]);
 }
 
+// int8 GEMM, 4-bit GEMV and FP8 dequantization, each next to the native baseline.
+execFileSync('g++', ['-O3', '-march=native', '-std=c++17', '-o', 'build/baseline', 'bench/native/baseline.cpp']);
+const native = JSON.parse(execFileSync('./build/baseline', { encoding: 'utf8' }));
+const fn = [];
+const i8 = (len) => { const a = new Int8Array(len); for (let i = 0; i < len; i++) a[i] = (rnd() * 256 | 0) - 128; return a; };
+for (const [M, N, K] of [[4096, 4096, 4096], [1, 14336, 4096]]) {
+  const A = tensor(i8(M * K), [M, K]), B = tensor(i8(N * K), [N, K]);
+  const saved = reps;
+  const ms = M > 1 ? (() => { int8LinearMatmul(A, B); const t0 = process.hrtime.bigint(); int8LinearMatmul(A, B); return Number(process.hrtime.bigint() - t0) / 1e6; })() : time(() => int8LinearMatmul(A, B));
+  const gops = (2 * M * N * K) / ms / 1e6, nat = (2 * M * N * K) / native[`int8_matmul_${M}x${N}x${K}`] / 1e6;
+  fn.push([`int8LinearMatmul ${M}x${N}x${K}`, `${gops.toFixed(1)} GOPS`, `${nat.toFixed(1)} GOPS`, gops / nat]);
+}
+{
+  const N = 14336, K = 4096;
+  const W = tensor(x32.subarray(0, N * K), [N, K]);
+  const [qB, st] = quantize4bit(W, { quantType: 'nf4' });
+  const bytes = N * K / 2 + (N * K / 64) * 4;
+  for (const dtype of ['float16', 'float32']) {
+    const A = dtype === 'float32' ? tensor(x32.slice(0, K), [1, K]) : tensor(inputs.float16.data.slice(0, K), [1, K], 'float16');
+    const ms = time(() => gemv4bit(A, qB, st));
+    fn.push([`gemv4bit nf4 bs64 1x${K} · ${N}x${K}, A ${dtype}`, `${(bytes / ms / 1e6).toFixed(2)} GB/s`, `${(bytes / native.gemv_nf4_1x4096_14336x4096 / 1e6).toFixed(2)} GB/s`, native.gemv_nf4_1x4096_14336x4096 / ms]);
+  }
+}
+{
+  const R = 7168, C = 7168;
+  const W = tensor(new Uint8Array(R * C).map(() => (rnd() * 256) & 0xf7), [R, C], 'float8_e4m3fn');
+  const S = tensor(new Float32Array(56 * 56).fill(0.01), [56, 56]);
+  const out = dequantizeFp8(W, S);
+  const ms = time(() => dequantizeFp8(W, S, { out }));
+  const bytes = R * C * 3;
+  fn.push([`dequantizeFp8 ${R}x${C} 128x128 tiles -> bf16 (out=)`, `${(bytes / ms / 1e6).toFixed(1)} GB/s`, `${(bytes / native.fp8_dequant_7168x7168_bf16 / 1e6).toFixed(1)} GB/s`, native.fp8_dequant_7168x7168_bf16 / ms]);
+}
+const dq4 = rows.find((r) => r.op === 'dequantize4bit nf4 bs64 to float32' && r.mode === 'kernel');
+const nativeDq4 = (packedBytes + absmaxBytes + n * 4) / native.dequant_nf4_bs64_f32 / 1e6;
+
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 console.log(`\n### ${new Date().toISOString().slice(0, 10)} — ${cpu}, ${os.cpus().length} cores, Node ${process.version}, wasm ${wasmBuild()} build, 1 thread`);
 console.log(`\nCommand: \`npm run bench\` (${ROWS}x${COLS} = ${n} elements, median of ${reps} runs)\n`);
-console.log(`memcpy (TypedArray.set, f32 tensor): ${memcpyGBs.toFixed(1)} GB/s (read + write)\n`);
+console.log(`memcpy (TypedArray.set, f32 tensor): ${memcpyGBs.toFixed(1)} GB/s (read + write); native memcpy ${((8 * n) / native.memcpy_f32_4096x14336 / 1e6).toFixed(1)} GB/s\n`);
 console.log('| op | mode | Gelem/s | GB/s | × memcpy |');
 console.log('|---|---|---:|---:|---:|');
 for (const r of rows) console.log(`| ${r.op} | ${r.mode} | ${r.gelem.toFixed(2)} | ${r.gbs.toFixed(1)} | ${r.ratio.toFixed(2)} |`);
+console.log(`\nNative C++ dequantize nf4 bs64 -> f32: ${nativeDq4.toFixed(1)} GB/s (bnbjs kernel ${dq4.gbs.toFixed(1)} GB/s, ratio ${(dq4.gbs / nativeDq4).toFixed(2)})\n`);
+console.log('| op | bnbjs | native C++ (g++ -O3 -march=native) | bnbjs / native |');
+console.log('|---|---:|---:|---:|');
+for (const [op, ours, nat, ratio] of fn) console.log(`| ${op} | ${ours} | ${nat} | ${ratio.toFixed(2)} |`);

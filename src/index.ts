@@ -24,3 +24,5 @@ export type { DequantizeFp8Options } from './ops/fp8.js';
 export { setWasmBuild, wasmBuild } from './wasm/runtime.js';
 export type { WasmBuild } from './wasm/runtime.js';
 export { f16ToNumber, bf16ToNumber, numberToF16, numberToBf16 } from './float16.js';
+export { dequantize, dequantizeWeight } from './axolotl.js';
+export type { AxolotlQuantState, LegacyQuantStateList, LegacyNestedStateList, TorchaoNF4Tensor } from './axolotl.js';

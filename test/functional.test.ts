@@ -128,7 +128,7 @@ describe('int8 quantization', () => {
 
 describe('gemv4bit / matmul4bit', () => {
   it("passes bnb's test_gemv_4bit bars against float64, any M and K, both builds identical", () => {
-    for (const [M, N, K] of [[1, 48, 128], [3, 40, 131], [1, 7, 1], [2, 5, 33], [17, 12, 256], [1, 64, 1024]] as const) {
+    for (const [M, N, K] of [[1, 48, 128], [3, 40, 131], [1, 7, 1], [2, 5, 33], [17, 12, 256], [1, 64, 1024], [300, 6, 96]] as const) {
       for (const dtype of DTYPES) {
         for (const quantType of ['nf4', 'fp4'] as const) {
           const compressStatistics = rng.next() < 0.5;
