@@ -1,5 +1,6 @@
 import { DT_F32, DT_BF16, storeFromF32, f32x4ToBf16, f32x4ToF16 } from "./convert";
 import { NF4_LUT, FP4_LUT, QT_NF4 } from "./tables";
+import { storeF32Planes, lookupF32x16, codesLow, codesHigh } from "./planes";
 
 // Per-block byte planes of the 16 possible outputs dtype(code[q] * absmax), for
 // i8x16.swizzle lookups: 2 planes (16-bit outputs) or 4 (f32).
@@ -17,14 +18,7 @@ const PLANES: usize = memory.data(64, 16);
     v1 = v128.bitselect(canon, v1, f32x4.ne(v1, v1));
     v2 = v128.bitselect(canon, v2, f32x4.ne(v2, v2));
     v3 = v128.bitselect(canon, v3, f32x4.ne(v3, v3));
-    const t0 = i8x16.shuffle(v0, v1, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-    const t1 = i8x16.shuffle(v0, v1, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-    const t2 = i8x16.shuffle(v2, v3, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-    const t3 = i8x16.shuffle(v2, v3, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-    v128.store(PLANES, i8x16.shuffle(t0, t2, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23));
-    v128.store(PLANES, i8x16.shuffle(t0, t2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 16);
-    v128.store(PLANES, i8x16.shuffle(t1, t3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), 32);
-    v128.store(PLANES, i8x16.shuffle(t1, t3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 48);
+    storeF32Planes(v0, v1, v2, v3, PLANES);
   } else {
     let w0: v128, w1: v128;
     if (dtype == DT_BF16) {
@@ -42,18 +36,7 @@ const PLANES: usize = memory.data(64, 16);
 // 16 codes (one byte each) -> 16 outputs at dst.
 @inline function emit16(idx: v128, dst: usize, dtype: i32): void {
   if (dtype == DT_F32) {
-    const b0 = i8x16.swizzle(v128.load(PLANES), idx);
-    const b1 = i8x16.swizzle(v128.load(PLANES, 16), idx);
-    const b2 = i8x16.swizzle(v128.load(PLANES, 32), idx);
-    const b3 = i8x16.swizzle(v128.load(PLANES, 48), idx);
-    const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    const lo23 = i8x16.shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const hi23 = i8x16.shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    v128.store(dst, i16x8.shuffle(lo01, lo23, 0, 8, 1, 9, 2, 10, 3, 11));
-    v128.store(dst, i16x8.shuffle(lo01, lo23, 4, 12, 5, 13, 6, 14, 7, 15), 16);
-    v128.store(dst, i16x8.shuffle(hi01, hi23, 0, 8, 1, 9, 2, 10, 3, 11), 32);
-    v128.store(dst, i16x8.shuffle(hi01, hi23, 4, 12, 5, 13, 6, 14, 7, 15), 48);
+    lookupF32x16(PLANES, idx, dst, f32x4.splat(1), false);
   } else {
     const l = i8x16.swizzle(v128.load(PLANES), idx);
     const h = i8x16.swizzle(v128.load(PLANES, 16), idx);
@@ -74,13 +57,10 @@ const PLANES: usize = memory.data(64, 16);
     let i = start;
     if (ASC_FEATURE_SIMD) {
       buildPlanes(lut, a, dtype);
-      const low = i8x16.splat(0x0f);
       for (; i + 32 <= end; i += 32) {
         const bytes = v128.load(packed + (i >> 1));
-        const hi = i8x16.shr_u(bytes, 4);
-        const lo = v128.and(bytes, low);
-        emit16(i8x16.shuffle(hi, lo, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), out + (<usize>i << shift), dtype);
-        emit16(i8x16.shuffle(hi, lo, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), out + (<usize>(i + 16) << shift), dtype);
+        emit16(codesLow(bytes), out + (<usize>i << shift), dtype);
+        emit16(codesHigh(bytes), out + (<usize>(i + 16) << shift), dtype);
       }
     }
     // The scalar oracle: one product and one conversion per element, as CUDA does.

@@ -1,36 +1,9 @@
-import { loadAsF32, storeFromF32, DT_F32 } from "./convert";
+import { loadAsF32, storeFromF32 } from "./convert";
 import { NF4_LUT, FP4_LUT, QT_NF4 } from "./tables";
+import { storeF32Planes, lookupF32x16, codesLow, codesHigh } from "./planes";
 
 // The 4-bit code table as 4 byte planes for i8x16.swizzle (see dequantize4bit.ts).
 const CODE_PLANES: usize = memory.data(64, 16);
-
-@inline function buildCodePlanes(lut: usize): void {
-  const v0 = v128.load(lut), v1 = v128.load(lut, 16), v2 = v128.load(lut, 32), v3 = v128.load(lut, 48);
-  const t0 = i8x16.shuffle(v0, v1, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-  const t1 = i8x16.shuffle(v0, v1, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-  const t2 = i8x16.shuffle(v2, v3, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-  const t3 = i8x16.shuffle(v2, v3, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-  v128.store(CODE_PLANES, i8x16.shuffle(t0, t2, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23));
-  v128.store(CODE_PLANES, i8x16.shuffle(t0, t2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 16);
-  v128.store(CODE_PLANES, i8x16.shuffle(t1, t3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), 32);
-  v128.store(CODE_PLANES, i8x16.shuffle(t1, t3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 48);
-}
-
-// 16 codes (one per byte) -> 16 weights code * a at dst (f32).
-@inline function decode16(idx: v128, a: v128, dst: usize): void {
-  const b0 = i8x16.swizzle(v128.load(CODE_PLANES), idx);
-  const b1 = i8x16.swizzle(v128.load(CODE_PLANES, 16), idx);
-  const b2 = i8x16.swizzle(v128.load(CODE_PLANES, 32), idx);
-  const b3 = i8x16.swizzle(v128.load(CODE_PLANES, 48), idx);
-  const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const lo23 = i8x16.shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const hi23 = i8x16.shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  v128.store(dst, f32x4.mul(i16x8.shuffle(lo01, lo23, 0, 8, 1, 9, 2, 10, 3, 11), a));
-  v128.store(dst, f32x4.mul(i16x8.shuffle(lo01, lo23, 4, 12, 5, 13, 6, 14, 7, 15), a), 16);
-  v128.store(dst, f32x4.mul(i16x8.shuffle(hi01, hi23, 0, 8, 1, 9, 2, 10, 3, 11), a), 32);
-  v128.store(dst, f32x4.mul(i16x8.shuffle(hi01, hi23, 4, 12, 5, 13, 6, 14, 7, 15), a), 48);
-}
 
 @inline function weightAt(packed: usize, base: usize, p: usize, lut: usize, absmax: usize, blocksize: usize): f32 {
   const byte = <u32>load<u8>(packed + ((p - base) >> 1));
@@ -47,14 +20,12 @@ const CODE_PLANES: usize = memory.data(64, 16);
   if (ASC_FEATURE_SIMD) {
     // scalar up to a multiple of 32 (32-groups never straddle a block), then SIMD
     for (; kk < k && ((f0 + kk) & 31) != 0; kk++) store<f32>(w + (<usize>kk << 2), weightAt(packed, base, f0 + kk, lut, absmax, blocksize));
-    const low = i8x16.splat(0x0f);
     for (; kk + 32 <= k; kk += 32) {
       const p = f0 + kk;
       const bytes = v128.load(packed + ((p - base) >> 1));
-      const hi = i8x16.shr_u(bytes, 4), lo = v128.and(bytes, low);
       const a = f32x4.splat(load<f32>(absmax + ((p / blocksize) << 2)));
-      decode16(i8x16.shuffle(hi, lo, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), a, w + (<usize>kk << 2));
-      decode16(i8x16.shuffle(hi, lo, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), a, w + (<usize>(kk + 16) << 2));
+      lookupF32x16(CODE_PLANES, codesLow(bytes), w + (<usize>kk << 2), a, true);
+      lookupF32x16(CODE_PLANES, codesHigh(bytes), w + (<usize>(kk + 16) << 2), a, true);
     }
   }
   for (; kk < k; kk++) store<f32>(w + (<usize>kk << 2), weightAt(packed, base, f0 + kk, lut, absmax, blocksize));
@@ -103,7 +74,9 @@ export function gemv4bit(
   blocksize: i32, qtype: i32, bias: usize, dtype: i32, out: usize, scratch: usize,
 ): void {
   const lut = qtype == QT_NF4 ? NF4_LUT : FP4_LUT;
-  if (ASC_FEATURE_SIMD) buildCodePlanes(lut);
+  if (ASC_FEATURE_SIMD) {
+    storeF32Planes(v128.load(lut), v128.load(lut, 16), v128.load(lut, 32), v128.load(lut, 48), CODE_PLANES);
+  }
   const x = scratch, w = scratch + ((<usize>m * k) << 2);
   for (let t = 0; t < m * k; t++) store<f32>(x + (<usize>t << 2), loadAsF32(a, t, adtype));
   for (let j = 0; j < n; j++) {

@@ -2,22 +2,13 @@
 // transposed-input convention, fp8, unquantized weights, torchao NF4Tensor components, errors.
 import { describe, expect, it } from 'vitest';
 import {
-  BnbError, QuantState, Tensor, TorchaoNF4Tensor, dequantize, dequantize4bit, dequantizeFp8, dequantizeWeight,
+  QuantState, Tensor, TorchaoNF4Tensor, dequantize, dequantize4bit, dequantizeFp8, dequantizeWeight,
   get4bitType, numberToBf16, numberToF16, quantize4bit, quantizeBlockwise, tensor,
 } from '../src/index.js';
 import { FloatDType } from '../src/dtypes.js';
 import { diffElements, loadGolden } from './helpers/golden.js';
 import { Rng, asDType, randn } from './helpers/random.js';
-
-function error(f: () => unknown): BnbError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BnbError);
-    return e as BnbError;
-  }
-  throw new Error('expected an error');
-}
+import { error } from './helpers/util.js';
 
 // ---- independent decoding and transposition (not the library's) ----
 

@@ -1,18 +1,9 @@
 // Bad input: one error class, a stable code, a message naming argument, value and what is accepted.
 import { describe, expect, it } from 'vitest';
 import {
-  BnbError, QuantState, createDynamicMap, dequantize4bit, dequantizeBlockwise, quantize4bit, quantizeBlockwise, tensor,
+  QuantState, createDynamicMap, dequantize4bit, dequantizeBlockwise, quantize4bit, quantizeBlockwise, tensor,
 } from '../src/index.js';
-
-function error(f: () => unknown): BnbError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BnbError);
-    return e as BnbError;
-  }
-  throw new Error('expected an error');
-}
+import { error } from './helpers/util.js';
 
 const A = tensor(new Float32Array(256).map((_, i) => Math.sin(i)), [4, 64]);
 

@@ -2,7 +2,7 @@
 // SIMD-vs-scalar identity, and their errors.
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  BnbError, Tensor, dequantize4bit, dequantizeFp8, gemv4bit, int8DoubleQuant, int8LinearMatmul, int8MmDequant,
+  Tensor, dequantize4bit, dequantizeFp8, gemv4bit, int8DoubleQuant, int8LinearMatmul, int8MmDequant,
   int8VectorwiseDequant, int8VectorwiseQuant, matmul4bit, quantize4bit, setWasmBuild, tensor, toFloat32,
 } from '../src/index.js';
 import { FloatDType } from '../src/dtypes.js';
@@ -10,19 +10,12 @@ import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../src/flo
 import { setChunkElements } from '../src/wasm/runtime.js';
 import { Rng, asDType, randn } from './helpers/random.js';
 import { gemvBars, gemvMetrics } from './helpers/gemv-bars.js';
+import { both, error as err } from './helpers/util.js';
 
 const rng = new Rng(4242);
 const DTYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];
 const toDType = (x: number, d: FloatDType) => (d === 'float16' ? f16ToNumber(numberToF16(x)) : d === 'bfloat16' ? bf16ToNumber(numberToBf16(x)) : Math.fround(x));
 
-function both<T>(f: () => T): [T, T] {
-  setWasmBuild('simd');
-  const a = f();
-  setWasmBuild('scalar');
-  const b = f();
-  setWasmBuild('simd');
-  return [a, b];
-}
 const same = (a: Tensor, b: Tensor) => expect(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength))).toBe(true);
 const randInt8 = (n: number) => Int8Array.from({ length: n }, () => rng.int(-128, 127));
 
@@ -223,7 +216,6 @@ describe('dequantizeFp8 layouts', () => {
 });
 
 describe('errors', () => {
-  const err = (f: () => unknown) => { try { f(); } catch (e) { expect(e).toBeInstanceOf(BnbError); return e as BnbError; } throw new Error('no error'); };
   const A16 = asDType(randn(rng, 12), [3, 4], 'float16');
   it('int8 ops', () => {
     expect(err(() => int8VectorwiseQuant(tensor(new Float32Array(12), [3, 4])))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/A.dtype = "float32".*'float16'/) });

@@ -8,17 +8,9 @@ import { FloatDType } from '../src/dtypes.js';
 import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT } from '../src/ops/validate.js';
 import { bytes, casesOf, loadGolden } from './helpers/golden.js';
 import { Rng, asDType, randn } from './helpers/random.js';
+import { both } from './helpers/util.js';
 
 const DTYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];
-
-function both<T>(f: () => T): [T, T] {
-  setWasmBuild('simd');
-  const a = f();
-  setWasmBuild('scalar');
-  const b = f();
-  setWasmBuild('simd');
-  return [a, b];
-}
 
 function sameTensor(a: Tensor, b: Tensor, what: string): void {
   expect(a.dtype, what).toBe(b.dtype);
