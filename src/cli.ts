@@ -1,122 +1,210 @@
 #!/usr/bin/env node
-// The bnbjs command line. `bnbjs demo` quantizes a generated tensor and reports
-// the error and the throughput.
+// The bnbjs command line: inspect, dequantize and quantize Hugging Face checkpoints; demo.
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
-import { BnbError, fail } from './errors.js';
-import { FLOAT_DTYPES, FloatDType } from './dtypes.js';
-import { numberToBf16, numberToF16 } from './float16.js';
-import { Tensor, tensor, toFloat32 } from './tensor.js';
-import { QuantType, checkQuantType } from './maps.js';
-import { quantize4bit } from './ops/quantize4bit.js';
-import { dequantize4bit } from './ops/dequantize4bit.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BnbError } from './errors.js';
+import { BLOCKSIZES_4BIT } from './ops/validate.js';
+import { QUANT_STORAGES } from './ops/quantize4bit.js';
+import { DType, FloatDType } from './dtypes.js';
+import { toFloat32 } from './tensor.js';
 import { wasmBuild } from './wasm/runtime.js';
+import { openCheckpoint } from './io/safetensors-file.js';
+import { inspectCheckpoint } from './checkpoint/inspect.js';
+import { dequantizeCheckpoint } from './checkpoint/dequantize.js';
+import { CheckpointFormat, quantizeCheckpoint } from './checkpoint/quantize.js';
+import { ConversionReport, Progress } from './checkpoint/common.js';
 
 const USAGE = `Usage: bnbjs <command> [options]
 
 Commands:
-  demo    quantize a generated normal tensor to 4 bits and back; print error and throughput
-          --quant-type nf4|fp4       (default nf4)
-          --blocksize N              (default 64)
-          --dtype float32|float16|bfloat16  (default bfloat16)
-          --shape RxC                (default 4096x4096)
-          --compress-statistics      nested (double) quantization of absmax
-  help    this text
-Options: --version`;
+  inspect <checkpoint>                  layers, formats, sizes and quant types
+  dequantize <in> <out> [--dtype bf16|fp16|fp32]
+                                        bitsandbytes layers -> 16/32-bit weights
+  quantize <in> <out> --format nf4|fp4|int8 [--double-quant] [--blocksize N]
+           [--storage uint8|float16|bfloat16|float32] [--skip REGEX] [--compute-dtype bf16|fp16|fp32]
+                                        what transformers + bitsandbytes save_pretrained writes
+  demo [<checkpoint>]                   quantize a model (default: the bundled tiny Llama) to NF4
+                                        with double quant and back; print the error and the speed
+  help                                  this text
 
-function version(): string {
-  return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+A checkpoint is a .safetensors file or a Hugging Face model folder (sharded or not).
+Options: --json (machine-readable output), --force (replace an existing output), --version.
+Exit codes: 0 done, 1 the input could not be read or converted, 2 usage error, 3 output exists.`;
+
+class UsageError extends Error {}
+
+const DTYPE_NAMES: Record<string, FloatDType> = {
+  bf16: 'bfloat16', bfloat16: 'bfloat16', fp16: 'float16', f16: 'float16', float16: 'float16', fp32: 'float32', f32: 'float32', float32: 'float32',
+};
+
+function floatDType(option: string, v: string | undefined): FloatDType | undefined {
+  if (v === undefined) return undefined;
+  const d = DTYPE_NAMES[v];
+  if (!d) throw new UsageError(`${option} ${v}: expected bf16, fp16 or fp32`);
+  return d;
 }
 
-/** Deterministic standard-normal data (Box-Muller over a 32-bit LCG). */
-function generate(n: number, dtype: FloatDType, shape: number[]): Tensor {
-  let seed = 0x5eed;
-  const u = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296;
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - u())), t = 2 * Math.PI * u();
-    x[i] = r * Math.cos(t);
-    if (i + 1 < n) x[i + 1] = r * Math.sin(t);
-  }
-  if (dtype === 'float32') return tensor(x, shape);
-  return tensor(Uint16Array.from(x, dtype === 'float16' ? numberToF16 : numberToBf16), shape, dtype);
+function oneOf<T extends string | number>(option: string, v: T | undefined, accepted: readonly T[]): T | undefined {
+  if (v !== undefined && !accepted.includes(v)) throw new UsageError(`${option} ${v}: expected one of ${accepted.join(', ')}`);
+  return v;
 }
 
-function best(f: () => void, reps = 3): number {
-  let ms = Infinity;
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    f();
-    ms = Math.min(ms, performance.now() - t0);
-  }
-  return ms;
+function positionals(args: string[], count: number, names: string): string[] {
+  if (args.length !== count) throw new UsageError(`expected ${names}, got ${args.length ? args.join(' ') : 'nothing'}`);
+  return args;
 }
 
-function demo(args: string[]): void {
-  const { values } = parseArgs({
-    args,
-    options: {
-      'quant-type': { type: 'string', default: 'nf4' },
-      blocksize: { type: 'string', default: '64' },
-      dtype: { type: 'string', default: 'bfloat16' },
-      shape: { type: 'string', default: '4096x4096' },
-      'compress-statistics': { type: 'boolean', default: false },
-    },
-  });
-  const quantType: QuantType = checkQuantType('--quant-type', values['quant-type']);
-  const blocksize = Number(values.blocksize);
-  const dtype = values.dtype as FloatDType;
-  if (!FLOAT_DTYPES.includes(dtype)) fail('E_DTYPE', '--dtype', values.dtype, FLOAT_DTYPES.join(', '));
-  const shape = values.shape!.split('x').map(Number);
-  if (shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
-    fail('E_SHAPE', '--shape', values.shape, 'RxC with positive integers, e.g. 4096x4096');
-  }
-  const n = shape[0]! * shape[1]!;
-  const A = generate(n, dtype, shape);
-  const opts = { quantType, blocksize, compressStatistics: values['compress-statistics'] };
-  let packed!: Tensor, state!: ReturnType<typeof quantize4bit>[1];
-  const qms = best(() => ([packed, state] = quantize4bit(A, opts)));
-  let B!: Tensor;
-  const dms = best(() => (B = dequantize4bit(packed, state)));
-  const a = toFloat32(A), b = toFloat32(B);
-  let err = 0, rel = 0, max = 0;
-  for (let i = 0; i < n; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    err += d;
-    rel += d / (Math.abs(a[i]!) + 1e-8);
-    if (d > max) max = d;
-  }
-  const inBytes = A.data.byteLength;
-  const qBytes = packed.data.byteLength + state.absmax.data.byteLength + (state.state2?.absmax.data.byteLength ?? 0);
-  const line = (label: string, ms: number, bytes: number) =>
-    console.log(`${label.padEnd(12)} ${ms.toFixed(1).padStart(8)} ms  ${(n / ms / 1e6).toFixed(2).padStart(6)} Gelem/s  ${(bytes / ms / 1e6).toFixed(1).padStart(6)} GB/s`);
-  console.log(`bnbjs ${version()} demo: ${quantType} blocksize ${blocksize}${opts.compressStatistics ? ' nested' : ''} on a ${shape.join('x')} ${dtype} normal tensor (WebAssembly ${wasmBuild()}, 1 thread)`);
-  const size = (b: number) => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
-  console.log(`size         ${size(inBytes)} -> ${size(qBytes)} (${(inBytes / qBytes).toFixed(2)}x smaller)`);
-  console.log(`error        mean |A - A'| ${(err / n).toFixed(6)}   mean relative ${(rel / n).toFixed(6)}   max ${max.toFixed(6)}`);
-  line('quantize', qms, inBytes + qBytes);
-  line('dequantize', dms, qBytes + inBytes);
+function progressBar(enabled: boolean): Progress | undefined {
+  if (!enabled) return undefined;
+  return (done, total, name) => {
+    const width = 30, filled = Math.round((done / total) * width);
+    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${name.slice(-40).padEnd(40)}`);
+    if (done === total) process.stderr.write('\n');
+  };
 }
 
-function main(argv: string[]): number {
-  const [command, ...rest] = argv;
+const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+function printReport(verb: string, r: ConversionReport, showFile = true): void {
+  console.log(`${verb} ${r.layers} layers, ${r.tensors} tensors: ${mb(r.bytesIn)} -> ${mb(r.bytesOut)} in ${r.seconds.toFixed(2)} s ` +
+    `(${(r.bytesIn / 2 ** 20 / r.seconds).toFixed(1)} MB/s read)${showFile ? ` -> ${r.file}` : ''}`);
+}
+
+async function inspect(args: string[], json: boolean): Promise<void> {
+  const [path] = positionals(args, 1, '<checkpoint>');
+  const s = await inspectCheckpoint(path!);
+  if (json) return void console.log(JSON.stringify(s, null, 2));
+  console.log(`${s.path}: ${s.tensors} tensors, ${mb(s.bytes)} in ${s.files.length} file(s)`);
+  if (s.quantizationConfig) console.log(`quantization_config: ${JSON.stringify(s.quantizationConfig)}`);
+  console.log(`${s.layers.length} bitsandbytes layers (dequantize converts these):`);
+  for (const l of s.layers) {
+    const detail = l.format === 'int8' ? 'LLM.int8 row-wise' : `blocksize ${l.blocksize}${l.nested ? ', nested' : ''}, storage ${l.storage}, -> ${l.dtype}`;
+    console.log(`  ${l.name}  ${l.format}  [${l.shape.join(', ')}]  ${detail}  ${mb(l.bytes)}`);
+  }
+  console.log(`${s.other.length} other tensors (passed through):`);
+  for (const t of s.other) console.log(`  ${t.name}  ${t.format}  [${t.shape.join(', ')}]  ${mb(t.bytes)}`);
+}
+
+/** Mean |a - b| and mean |a - b| / (|a| + 1e-8) over the quantized layers of two checkpoints. */
+async function compare(original: string, roundTrip: string): Promise<{ layers: number; err: number; relerr: number }> {
+  const a = await openCheckpoint(original), b = await openCheckpoint(roundTrip);
   try {
-    if (command === 'demo') demo(rest);
-    else if (command === '--version' || command === '-v') console.log(version());
-    else if (command === undefined || command === 'help' || command === '--help' || command === '-h') console.log(USAGE);
-    else fail('E_ARGUMENT', 'command', command, "'demo' or 'help'");
-    return 0;
-  } catch (e) {
-    if (e instanceof BnbError) {
-      console.error(`bnbjs: ${e.message} [${e.code}]`);
-      return 2;
+    let err = 0, rel = 0, count = 0, layers = 0;
+    for (const name of b.names()) {
+      const x = await a.read(name), y = await b.read(name);
+      if (name.endsWith('.weight') && x.shape.length === 2 && x.data.byteLength === y.data.byteLength && !Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength).equals(Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength))) {
+        const p = toFloat32(x as never), q = toFloat32(y as never);
+        for (let i = 0; i < p.length; i++) {
+          const d = Math.abs(p[i]! - q[i]!);
+          err += d;
+          rel += d / (Math.abs(p[i]!) + 1e-8);
+        }
+        count += p.length;
+        layers++;
+      }
     }
-    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`bnbjs: ${e.message}\n\n${USAGE}`);
-      return 2;
-    }
-    throw e;
+    return { layers, err: err / count, relerr: rel / count };
+  } finally {
+    await a.close();
+    await b.close();
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+async function demo(args: string[], json: boolean): Promise<void> {
+  const bundled = fileURLToPath(new URL('../models/tiny-llama-bf16/', import.meta.url));
+  const input = args[0] ?? bundled;
+  if (args.length > 1) throw new UsageError(`expected at most one checkpoint, got ${args.join(' ')}`);
+  const dir = await mkdtemp(join(tmpdir(), 'bnbjs-demo-'));
+  try {
+    const q = await quantizeCheckpoint(input, join(dir, 'nf4'), { format: 'nf4', doubleQuant: true });
+    const d = await dequantizeCheckpoint(join(dir, 'nf4'), join(dir, 'bf16'));
+    const cmp = await compare(input, join(dir, 'bf16'));
+    const result = { input, wasm: wasmBuild(), quantize: q, dequantize: d, quantizedLayers: q.layers, error: cmp };
+    if (json) return void console.log(JSON.stringify(result, null, 2));
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+    console.log(`bnbjs ${pkg.version} demo: ${input} -> NF4 with double quant -> bf16 (WebAssembly ${wasmBuild()}, 1 thread)`);
+    printReport('quantize  ', q, false);
+    printReport('dequantize', d, false);
+    console.log(`round trip over ${cmp.layers} layers: mean |W - W'| ${cmp.err.toExponential(3)}, mean relative error ${cmp.relerr.toFixed(4)} ` +
+      `(bitsandbytes' nf4 blocksize-64 bar: 0.2057)`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  let json = false;
+  try {
+    if (command === '--version' || command === '-v') {
+      console.log(JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')).version);
+      return 0;
+    }
+    if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+      console.log(USAGE);
+      return 0;
+    }
+    const common = { json: { type: 'boolean' as const, default: false }, force: { type: 'boolean' as const, default: false } };
+    if (command === 'inspect' || command === 'demo') {
+      const { values, positionals: pos } = parseArgs({ args: rest, options: common, allowPositionals: true });
+      json = values.json!;
+      await (command === 'inspect' ? inspect(pos, json) : demo(pos, json));
+      return 0;
+    }
+    if (command === 'dequantize') {
+      const { values, positionals: pos } = parseArgs({ args: rest, options: { ...common, dtype: { type: 'string' } }, allowPositionals: true });
+      json = values.json!;
+      const [input, output] = positionals(pos, 2, '<in> <out>');
+      const r = await dequantizeCheckpoint(input!, output!, {
+        dtype: floatDType('--dtype', values.dtype), force: values.force, onProgress: progressBar(!json && process.stderr.isTTY === true),
+      });
+      if (json) console.log(JSON.stringify(r, null, 2));
+      else printReport('dequantized', r);
+      return 0;
+    }
+    if (command === 'quantize') {
+      const { values, positionals: pos } = parseArgs({
+        args: rest, allowPositionals: true,
+        options: {
+          ...common, format: { type: 'string' }, 'double-quant': { type: 'boolean', default: false },
+          blocksize: { type: 'string' }, storage: { type: 'string' }, skip: { type: 'string' }, 'compute-dtype': { type: 'string' },
+        },
+      });
+      json = values.json!;
+      const [input, output] = positionals(pos, 2, '<in> <out>');
+      if (values.format === undefined) throw new UsageError('quantize needs --format nf4|fp4|int8');
+      const format = oneOf('--format', values.format as CheckpointFormat, ['nf4', 'fp4', 'int8'])!;
+      const blocksize = oneOf('--blocksize', values.blocksize === undefined ? undefined : Number(values.blocksize), BLOCKSIZES_4BIT);
+      const storage = oneOf('--storage', values.storage as DType | undefined, QUANT_STORAGES);
+      if (values.skip !== undefined) {
+        try {
+          new RegExp(values.skip);
+        } catch (e) {
+          throw new UsageError(`--skip ${values.skip}: not a regular expression (${(e as Error).message})`);
+        }
+      }
+      const r = await quantizeCheckpoint(input!, output!, {
+        format, doubleQuant: values['double-quant'], blocksize,
+        storage, skip: values.skip, computeDType: floatDType('--compute-dtype', values['compute-dtype']),
+        force: values.force, onProgress: progressBar(!json && process.stderr.isTTY === true),
+      });
+      if (json) console.log(JSON.stringify(r, null, 2));
+      else printReport('quantized', r);
+      return 0;
+    }
+    throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  } catch (e) {
+    const usage = e instanceof UsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'));
+    if (!usage && !(e instanceof BnbError)) throw e;
+    const code = e instanceof BnbError ? e.code : 'E_USAGE';
+    const status = usage ? 2 : code === 'E_EXISTS' ? 3 : 1;
+    if (json) console.log(JSON.stringify({ error: { code, message: (e as Error).message } }));
+    console.error(`bnbjs: ${(e as Error).message} [${code}]${usage ? `\n\n${USAGE}` : ''}`);
+    return status;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -10,7 +10,26 @@ export type BnbErrorCode =
   | 'E_STATE' // QuantState (or its dict form) missing or inconsistent fields
   | 'E_STATE_KEY' // unknown key in a QuantState dict
   | 'E_CODE' // code table has the wrong size or is not sorted
-  | 'E_OUT_OF_MEMORY'; // WebAssembly memory could not grow
+  | 'E_OUT_OF_MEMORY' // WebAssembly memory could not grow
+  | 'E_CKPT_MISSING' // a checkpoint lacks a tensor its layout needs
+  | 'E_CKPT_QUANT_STATE' // 4-bit items without their quant_state blob, or several blobs
+  | 'E_CKPT_QUANT_TYPE' // a quant_state blob for a quant type other than nf4/fp4
+  | 'E_CKPT_FORMAT' // a layer's tensors have the wrong dtype/shape/weight_format
+  | 'E_ST_HEADER_TOO_SMALL' // safetensors: the file is shorter than 8 bytes
+  | 'E_ST_HEADER_TOO_LARGE' // safetensors: the header length is over 100 MB
+  | 'E_ST_HEADER_LENGTH' // safetensors: 8 + header length runs past the end of the file
+  | 'E_ST_HEADER_UTF8' // safetensors: the header is not valid UTF-8
+  | 'E_ST_HEADER_JSON' // safetensors: the header is not JSON, not an object, or has duplicate keys
+  | 'E_ST_METADATA' // safetensors: __metadata__ is not a string-to-string map
+  | 'E_ST_DTYPE' // safetensors: unknown dtype
+  | 'E_ST_SHAPE' // safetensors: shape not an array of non-negative integers
+  | 'E_ST_OFFSETS' // safetensors: data_offsets malformed, overlapping, not contiguous or out of bounds
+  | 'E_ST_SIZE' // safetensors: byte length differs from dtype size x product(shape)
+  | 'E_ST_INCOMPLETE' // safetensors: tensors do not cover the data section exactly (trailing bytes, truncated file)
+  | 'E_ST_MISSING' // safetensors: no tensor of that name
+  | 'E_ST_INDEX' // safetensors: a sharded checkpoint's index.json is malformed or names a tensor its shard lacks
+  | 'E_EXISTS' // the output exists and force was not given
+  | 'E_IO'; // another file-system error (the OS message follows)
 
 /** The one error class bnbjs throws for bad input. */
 export class BnbError extends Error {

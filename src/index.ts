@@ -26,3 +26,8 @@ export type { WasmBuild } from './wasm/runtime.js';
 export { f16ToNumber, bf16ToNumber, numberToF16, numberToBf16 } from './float16.js';
 export { dequantize, dequantizeWeight } from './axolotl.js';
 export type { AxolotlQuantState, LegacyQuantStateList, LegacyNestedStateList, TorchaoNF4Tensor } from './axolotl.js';
+export {
+  MAX_HEADER_BYTES, headerLength, parseHeader, toStoredTensor, safetensorsDTypeOf, parseSafetensors, serializeSafetensors,
+  readSafetensors, writeSafetensors,
+} from './io/safetensors.js';
+export type { SafetensorsDType, RawDType, RawTensor, StoredTensor, TensorInfo, SafetensorsHeader } from './io/safetensors.js';

@@ -1,0 +1,75 @@
+// bnbjs inspect: what a checkpoint holds, layer by layer.
+import { BnbError } from '../errors.js';
+import { CheckpointReader, openCheckpoint } from '../io/safetensors-file.js';
+import { findLayers } from './layers.js';
+import { isDirectory, readConfig } from './files.js';
+
+export interface TensorSummary {
+  name: string;
+  /** nf4 / fp4 / int8 for a bitsandbytes layer, else the stored safetensors dtype */
+  format: string;
+  /** the logical shape (of the dequantized weight for a quantized layer) */
+  shape: number[];
+  /** bytes stored for this tensor and its quantization items */
+  bytes: number;
+  /** dtype the layer dequantizes to (quantized layers) */
+  dtype?: string;
+  blocksize?: number;
+  nested?: boolean;
+  /** quant_storage: the stored dtype of the packed 4-bit weight */
+  storage?: string;
+}
+
+export interface CheckpointSummary {
+  path: string;
+  files: string[];
+  tensors: number;
+  bytes: number;
+  quantizationConfig: unknown;
+  /** quantized layers (what `dequantize` converts) and the other tensors */
+  layers: TensorSummary[];
+  other: TensorSummary[];
+}
+
+async function blobJson(reader: CheckpointReader, key: string): Promise<Record<string, unknown>> {
+  const text = new TextDecoder('utf-8', { fatal: true }).decode(await reader.readBytes(key));
+  try {
+    return JSON.parse(text.replace(/\bNaN\b|-?\bInfinity\b/g, '0'));
+  } catch (e) {
+    throw new BnbError('E_CKPT_QUANT_STATE', `${key} does not hold valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export async function inspectCheckpoint(path: string): Promise<CheckpointSummary> {
+  const folder = await isDirectory(path);
+  const config = folder ? await readConfig(path) : null;
+  const reader = await openCheckpoint(path);
+  try {
+    const names = reader.names();
+    const size = (n: string) => reader.info(n).end - reader.info(n).start;
+    const { layers, passthrough } = findLayers(names);
+    const out: TensorSummary[] = [];
+    for (const l of layers) {
+      if (l.kind === '4bit') {
+        const json = await blobJson(reader, l.stateKeys.find((k) => k.includes('.quant_state.'))!);
+        out.push({
+          name: l.weight, format: l.quantType, shape: json.shape as number[], dtype: json.dtype as string,
+          blocksize: json.blocksize as number, nested: 'nested_blocksize' in json, storage: reader.info(l.weight).dtype,
+          bytes: [l.weight, ...l.stateKeys].reduce((s, k) => s + size(k), 0),
+        });
+      } else {
+        out.push({
+          name: l.weight, format: 'int8', shape: reader.info(l.weight).shape,
+          bytes: [l.weight, l.scb, ...(l.format ? [l.format] : [])].reduce((s, k) => s + size(k), 0),
+        });
+      }
+    }
+    return {
+      path, files: reader.files, tensors: names.length, bytes: names.reduce((s, n) => s + size(n), 0),
+      quantizationConfig: config?.quantization_config ?? null, layers: out,
+      other: passthrough.map((n) => ({ name: n, format: reader.info(n).dtype, shape: reader.info(n).shape, bytes: size(n) })),
+    };
+  } finally {
+    await reader.close();
+  }
+}

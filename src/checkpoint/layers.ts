@@ -1,0 +1,81 @@
+// Recognising the layers of a Hugging Face checkpoint written by transformers + bitsandbytes
+// (SPEC §4.5, §4.6) from its tensor names.
+import { BnbError, show } from '../errors.js';
+import { QuantType } from '../maps.js';
+
+export interface Layer4bit {
+  kind: '4bit';
+  /** module prefix, e.g. model.layers.0.mlp.down_proj */
+  module: string;
+  weight: string;
+  quantType: QuantType;
+  /** the `weight.*` items of the QuantState (absmax, quant_map, nested_*, the JSON blob) */
+  stateKeys: string[];
+}
+
+export interface LayerInt8 {
+  kind: 'int8';
+  module: string;
+  weight: string;
+  scb: string;
+  /** `weight_format` key, when present */
+  format: string | null;
+}
+
+export type QuantizedLayer = Layer4bit | LayerInt8;
+
+export interface CheckpointLayout {
+  layers: QuantizedLayer[];
+  /** tensors that are not part of a quantized layer (embeddings, norms, biases, ...) */
+  passthrough: string[];
+}
+
+const BLOB = /^(.*)\.weight\.quant_state\.bitsandbytes__(.*)$/;
+const STATE_ITEM = /^(.*)\.weight\.(absmax|quant_map|nested_absmax|nested_quant_map)$/;
+
+/** Sorts a checkpoint's tensor names into quantized layers and pass-through tensors. */
+export function findLayers(names: readonly string[]): CheckpointLayout {
+  const all = new Set(names);
+  const layers: QuantizedLayer[] = [];
+  const used = new Set<string>();
+  for (const name of names) {
+    const m = BLOB.exec(name);
+    if (!m) continue;
+    const [, module, suffix] = m as unknown as [string, string, string];
+    if (suffix !== 'nf4' && suffix !== 'fp4') {
+      throw new BnbError('E_CKPT_QUANT_TYPE', `${name}: quant_state blob for an unknown quant type ${show(suffix)}: expected bitsandbytes__nf4 or bitsandbytes__fp4`);
+    }
+    const weight = `${module}.weight`;
+    if (!all.has(weight)) throw new BnbError('E_CKPT_MISSING', `${module}: has a quant_state blob but no ${show(weight)} tensor`);
+    const stateKeys = names.filter((k) => k.startsWith(`${weight}.`));
+    if (stateKeys.filter((k) => BLOB.test(k)).length !== 1) {
+      throw new BnbError('E_CKPT_QUANT_STATE', `${module}: expected exactly one quant_state blob, found ${show(stateKeys.filter((k) => BLOB.test(k)))}`);
+    }
+    layers.push({ kind: '4bit', module, weight, quantType: suffix, stateKeys });
+    used.add(weight);
+    stateKeys.forEach((k) => used.add(k));
+  }
+  for (const name of names) {
+    const m = STATE_ITEM.exec(name);
+    if (m && !used.has(name)) {
+      throw new BnbError('E_CKPT_QUANT_STATE', `${name}: a 4-bit quantization item without its ${m[1]}.weight.quant_state.bitsandbytes__nf4|fp4 blob`);
+    }
+    if (!name.endsWith('.SCB')) continue;
+    const module = name.slice(0, -'.SCB'.length);
+    const weight = `${module}.weight`;
+    if (!all.has(weight)) throw new BnbError('E_CKPT_MISSING', `${module}: has SCB but no ${show(weight)} tensor`);
+    const format = all.has(`${module}.weight_format`) ? `${module}.weight_format` : null;
+    layers.push({ kind: 'int8', module, weight, scb: name, format });
+    [weight, name].forEach((k) => used.add(k));
+    if (format) used.add(format);
+  }
+  return { layers, passthrough: names.filter((n) => !used.has(n)) };
+}
+
+/** transformers' default: the Linear weights (2-D) that are not embeddings or the output head. */
+export function isQuantizableWeight(name: string, shape: readonly number[], skip: RegExp | null): boolean {
+  if (!name.endsWith('.weight') || shape.length !== 2) return false;
+  const module = name.slice(0, -'.weight'.length);
+  if (/(^|\.)lm_head$/.test(module) || /embed|(^|\.)(wte|wpe)$/.test(module)) return false;
+  return skip === null || !skip.test(name);
+}

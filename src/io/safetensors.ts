@@ -1,0 +1,724 @@
+// The safetensors format, on bytes only (no file system): header parsing with the
+// reference implementation's validation, tensors from and to bytes, and the
+// reference writer's layout (data sorted by descending dtype, then by name; header
+// padded with spaces to a multiple of 8). Paths are handled by ./safetensors-file.ts,
+// loaded by a dynamic import() so that browser bundles never pull node:fs.
+//
+// Format: 8 bytes little-endian u64 N, N bytes of UTF-8 JSON
+//   {"__metadata__": {str: str}?, NAME: {"dtype": D, "shape": [..], "data_offsets": [s, e]}, ...}
+// then the data section; offsets are relative to its start (8 + N).
+import { BnbError, fail, show } from '../errors.js';
+import { DType, arrayTypeOf, isDType } from '../dtypes.js';
+import { Tensor, checkShape, checkTensor, numel, tensor } from '../tensor.js';
+
+export type SafetensorsDType =
+  | 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
+export type RawDType = 'float64' | 'int64' | 'int16' | 'uint64' | 'uint32' | 'uint16' | 'bool' | 'float8_e5m2';
+
+/** A tensor whose dtype bnbjs does not compute with: its raw little-endian bytes. */
+export interface RawTensor {
+  dtype: RawDType;
+  shape: number[];
+  data: Uint8Array;
+  device: 'cpu';
+}
+
+/** Tensor for F32 F16 BF16 U8 I8 I32 F8_E4M3 (float32 float16 bfloat16 uint8 int8 int32 float8_e4m3fn), RawTensor for the others. */
+export type StoredTensor = Tensor | RawTensor;
+
+/** One tensor of a header; start and end are byte offsets relative to the data section. */
+export interface TensorInfo {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  start: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** in data order */
+  tensors: TensorInfo[];
+  metadata: Record<string, string> | null;
+  /** 8 + header length */
+  dataStart: number;
+}
+
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/** The reference implementation's Dtype enum, in its order (the writer sorts by it, descending). */
+const ST_DTYPES: readonly SafetensorsDType[] = [
+  'BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64',
+];
+const RANK = new Map<string, number>(ST_DTYPES.map((d, i) => [d, i]));
+const ITEMSIZE = new Map<SafetensorsDType, number>([
+  ['BOOL', 1], ['U8', 1], ['I8', 1], ['F8_E5M2', 1], ['F8_E4M3', 1], ['I16', 2], ['U16', 2], ['F16', 2], ['BF16', 2],
+  ['I32', 4], ['U32', 4], ['F32', 4], ['F64', 8], ['I64', 8], ['U64', 8],
+]);
+const TO_BNB = new Map<SafetensorsDType, DType>([
+  ['F32', 'float32'], ['F16', 'float16'], ['BF16', 'bfloat16'], ['U8', 'uint8'], ['I8', 'int8'], ['I32', 'int32'], ['F8_E4M3', 'float8_e4m3fn'],
+]);
+const TO_RAW = new Map<SafetensorsDType, RawDType>([
+  ['F64', 'float64'], ['I64', 'int64'], ['I16', 'int16'], ['U64', 'uint64'], ['U32', 'uint32'], ['U16', 'uint16'], ['BOOL', 'bool'], ['F8_E5M2', 'float8_e5m2'],
+]);
+const FROM_STORED = new Map<string, SafetensorsDType>([
+  ...[...TO_BNB].map(([st, d]) => [d, st] as [string, SafetensorsDType]),
+  ...[...TO_RAW].map(([st, d]) => [d, st] as [string, SafetensorsDType]),
+]);
+const RAW_DTYPES: readonly RawDType[] = [...TO_RAW.values()];
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const UTF8_ENCODER = new TextEncoder();
+
+export function isSafetensorsDType(x: unknown): x is SafetensorsDType {
+  return typeof x === 'string' && RANK.has(x);
+}
+
+/** Bytes per element of a safetensors dtype. */
+export function safetensorsItemsize(dtype: SafetensorsDType): number {
+  const size = ITEMSIZE.get(dtype);
+  if (size === undefined) fail('E_ST_DTYPE', 'dtype', dtype, `one of ${ST_DTYPES.join(', ')}`);
+  return size;
+}
+
+/** The bnbjs dtype (or raw dtype) that a safetensors dtype is read as. */
+export function storedDTypeOf(dtype: SafetensorsDType): DType | RawDType {
+  const d = TO_BNB.get(dtype) ?? TO_RAW.get(dtype);
+  if (d === undefined) fail('E_ST_DTYPE', 'dtype', dtype, `one of ${ST_DTYPES.join(', ')}`);
+  return d;
+}
+
+// ---------------------------------------------------------------------------
+// Header
+
+function checkFileSize(fileSize: unknown): number {
+  if (typeof fileSize !== 'number' || !Number.isSafeInteger(fileSize) || fileSize < 0) {
+    fail('E_ARGUMENT', 'fileSize', fileSize, 'a non-negative integer (bytes)');
+  }
+  return fileSize;
+}
+
+function checkBytes(argument: string, bytes: unknown): Uint8Array {
+  if (!(bytes instanceof Uint8Array)) fail('E_ARGUMENT', argument, bytes, 'a Uint8Array');
+  return bytes;
+}
+
+/** Reads the header length from the first 8 bytes and checks it against the file size. */
+export function headerLength(first8: Uint8Array, fileSize: number): number {
+  checkBytes('first8', first8);
+  checkFileSize(fileSize);
+  if (fileSize < 8) {
+    throw new BnbError('E_ST_HEADER_TOO_SMALL', `the file has ${fileSize} bytes: a safetensors file starts with an 8-byte header length`);
+  }
+  if (first8.byteLength < 8) fail('E_ARGUMENT', 'first8', first8, "the file's first 8 bytes");
+  const dv = new DataView(first8.buffer, first8.byteOffset, 8);
+  const lo = dv.getUint32(0, true);
+  const hi = dv.getUint32(4, true);
+  if (hi !== 0 || lo > MAX_HEADER_BYTES) {
+    const n = (BigInt(hi) << 32n) | BigInt(lo);
+    throw new BnbError('E_ST_HEADER_TOO_LARGE', `header length = ${n} is not accepted: expected at most ${MAX_HEADER_BYTES} bytes`);
+  }
+  if (8 + lo > fileSize) {
+    throw new BnbError('E_ST_HEADER_LENGTH', `header length = ${lo} is not accepted: 8 + ${lo} bytes run past the end of the file (${fileSize} bytes)`);
+  }
+  return lo;
+}
+
+// A strict JSON parser (RFC 8259) that keeps what JSON.parse loses: key order with
+// duplicate keys detected, and the exact text of numbers (so 1.0, 1e3 or 2^53 + 1 are
+// not taken for integers). Lone surrogate escapes are rejected, as serde_json does.
+class JNum {
+  constructor(readonly text: string) {}
+}
+type JVal = null | boolean | string | JNum | JVal[] | Map<string, JVal>;
+
+const MAX_DEPTH = 128; // serde_json's recursion limit
+const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+
+function parseJson(text: string): JVal {
+  let i = 0;
+  const n = text.length;
+  const bad = (what: string): never => {
+    throw new BnbError('E_ST_HEADER_JSON', `the header is not valid JSON: ${what} at character ${i} (expected one JSON object)`);
+  };
+  const ws = (): void => {
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
+      else break;
+    }
+  };
+  const hex4 = (): number => {
+    if (i + 4 > n) bad('truncated \\u escape');
+    const h = text.slice(i, i + 4);
+    if (!/^[0-9a-fA-F]{4}$/.test(h)) bad(`bad \\u escape ${JSON.stringify(h)}`);
+    i += 4;
+    return parseInt(h, 16);
+  };
+  const string = (): string => {
+    i++; // opening quote
+    let out = '';
+    let from = i;
+    for (;;) {
+      if (i >= n) bad('unterminated string');
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        out += text.slice(from, i);
+        i++;
+        return out;
+      }
+      if (c < 0x20) bad('control character in a string');
+      if (c !== 0x5c) {
+        i++;
+        continue;
+      }
+      out += text.slice(from, i);
+      i++;
+      const e = text[i++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          const u = hex4();
+          if (u >= 0xd800 && u <= 0xdbff) {
+            if (text[i] !== '\\' || text[i + 1] !== 'u') bad('lone surrogate in a \\u escape');
+            i += 2;
+            const v = hex4();
+            if (v < 0xdc00 || v > 0xdfff) bad('lone surrogate in a \\u escape');
+            out += String.fromCharCode(u, v);
+          } else if (u >= 0xdc00 && u <= 0xdfff) {
+            bad('lone surrogate in a \\u escape');
+          } else {
+            out += String.fromCharCode(u);
+          }
+          break;
+        }
+        default:
+          i--;
+          bad(`bad escape \\${e ?? ''}`);
+      }
+      from = i;
+    }
+  };
+  const value = (depth: number): JVal => {
+    ws();
+    if (i >= n) bad('unexpected end');
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) {
+      if (depth >= MAX_DEPTH) bad('nesting too deep');
+      i++;
+      ws();
+      if (c === 0x7b) {
+        const m = new Map<string, JVal>();
+        if (text.charCodeAt(i) === 0x7d) {
+          i++;
+          return m;
+        }
+        for (;;) {
+          ws();
+          if (text.charCodeAt(i) !== 0x22) bad('expected a string key');
+          const at = i;
+          const k = string();
+          ws();
+          if (text.charCodeAt(i) !== 0x3a) bad("expected ':'");
+          i++;
+          const v = value(depth + 1);
+          if (m.has(k)) {
+            i = at;
+            bad(`duplicate key ${JSON.stringify(k)}`);
+          }
+          m.set(k, v);
+          ws();
+          const d = text.charCodeAt(i);
+          i++;
+          if (d === 0x7d) return m;
+          if (d !== 0x2c) {
+            i--;
+            bad("expected ',' or '}'");
+          }
+        }
+      }
+      const a: JVal[] = [];
+      if (text.charCodeAt(i) === 0x5d) {
+        i++;
+        return a;
+      }
+      for (;;) {
+        a.push(value(depth + 1));
+        ws();
+        const d = text.charCodeAt(i);
+        i++;
+        if (d === 0x5d) return a;
+        if (d !== 0x2c) {
+          i--;
+          bad("expected ',' or ']'");
+        }
+      }
+    }
+    if (c === 0x22) return string();
+    if (text.startsWith('true', i)) {
+      i += 4;
+      return true;
+    }
+    if (text.startsWith('false', i)) {
+      i += 5;
+      return false;
+    }
+    if (text.startsWith('null', i)) {
+      i += 4;
+      return null;
+    }
+    NUMBER.lastIndex = i;
+    const m = NUMBER.exec(text);
+    if (m === null) bad(`unexpected ${JSON.stringify(text[i])}`);
+    i += m![0].length;
+    return new JNum(m![0]);
+  };
+  const v = value(0);
+  ws();
+  if (i < n) bad('trailing characters after the JSON value');
+  return v;
+}
+
+/** A JSON number token that is a non-negative integer within 2^53 - 1, else null. */
+function safeUint(v: JVal | undefined): number | null {
+  if (!(v instanceof JNum) || !/^(?:0|[1-9][0-9]*)$/.test(v.text)) return null;
+  const x = Number(v.text);
+  return Number.isSafeInteger(x) ? x : null;
+}
+
+/** A JSON value rendered for a message (short). */
+function showJson(v: JVal | undefined): string {
+  if (v === undefined) return 'missing';
+  if (v instanceof JNum) return v.text;
+  if (v instanceof Map) return 'an object';
+  if (Array.isArray(v)) {
+    const s = `[${v.map(showJson).join(', ')}]`;
+    return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  }
+  const s = JSON.stringify(v);
+  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/** dtype size x product(shape) as the reference computes it (checked u64 arithmetic), or null on overflow. */
+function expectedBytes(dtype: SafetensorsDType, shape: readonly number[]): bigint | null {
+  let count = 1n;
+  for (const d of shape) {
+    count *= BigInt(d);
+    if (count > U64_MAX) return null;
+  }
+  const bytes = count * BigInt(ITEMSIZE.get(dtype)!);
+  return bytes > U64_MAX ? null : bytes;
+}
+
+function byteOrder(a: { start: number; end: number }, b: { start: number; end: number }): number {
+  return a.start - b.start || a.end - b.end;
+}
+
+/**
+ * Parses and fully validates a header (the bytes after the first 8) for a file of
+ * fileSize bytes: the reference implementation's rules (tensors sorted by offsets,
+ * each starting where the previous ends, the first at 0, sizes = dtype size x
+ * product(shape), the last ending at the end of the file), each violation its own code.
+ */
+export function parseHeader(headerBytes: Uint8Array, fileSize: number): SafetensorsHeader {
+  checkBytes('headerBytes', headerBytes);
+  checkFileSize(fileSize);
+  const n = headerBytes.byteLength;
+  if (n > MAX_HEADER_BYTES) {
+    throw new BnbError('E_ST_HEADER_TOO_LARGE', `header length = ${n} is not accepted: expected at most ${MAX_HEADER_BYTES} bytes`);
+  }
+  if (8 + n > fileSize) {
+    throw new BnbError('E_ST_HEADER_LENGTH', `header length = ${n} is not accepted: 8 + ${n} bytes run past the end of the file (${fileSize} bytes)`);
+  }
+  let text: string;
+  try {
+    text = UTF8_DECODER.decode(headerBytes);
+  } catch {
+    throw new BnbError('E_ST_HEADER_UTF8', `the header (${n} bytes) is not valid UTF-8`);
+  }
+  const root = parseJson(text);
+  if (!(root instanceof Map)) {
+    throw new BnbError('E_ST_HEADER_JSON', `the header = ${showJson(root)} is not accepted: expected a JSON object`);
+  }
+  let metadata: Record<string, string> | null = null;
+  const tensors: TensorInfo[] = [];
+  for (const [name, entry] of root) {
+    if (name === '__metadata__') {
+      if (entry === null) continue;
+      if (!(entry instanceof Map)) fail('E_ST_METADATA', '__metadata__', showJson(entry), 'an object of string values');
+      for (const [k, v] of entry) {
+        if (typeof v !== 'string') {
+          throw new BnbError('E_ST_METADATA', `__metadata__[${JSON.stringify(k)}] = ${showJson(v)} is not accepted: expected a string`);
+        }
+      }
+      metadata = Object.fromEntries(entry as Map<string, string>);
+      continue;
+    }
+    const what = `tensor ${JSON.stringify(name)}`;
+    if (!(entry instanceof Map)) {
+      throw new BnbError('E_ST_HEADER_JSON', `${what} = ${showJson(entry)} is not accepted: expected an object with dtype, shape and data_offsets`);
+    }
+    const dtype = entry.get('dtype');
+    if (!isSafetensorsDType(dtype)) {
+      throw new BnbError('E_ST_DTYPE', `${what}: dtype = ${showJson(dtype)} is not accepted: expected one of ${ST_DTYPES.join(', ')}`);
+    }
+    const shapeJ = entry.get('shape');
+    const shape = Array.isArray(shapeJ) ? shapeJ.map(safeUint) : null;
+    if (shape === null || shape.some((d) => d === null)) {
+      throw new BnbError('E_ST_SHAPE', `${what}: shape = ${showJson(shapeJ)} is not accepted: expected an array of non-negative integers (at most 2^53 - 1)`);
+    }
+    const offJ = entry.get('data_offsets');
+    const off = Array.isArray(offJ) && offJ.length === 2 ? offJ.map(safeUint) : null;
+    if (off === null || off[0] === null || off[1] === null) {
+      throw new BnbError('E_ST_OFFSETS', `${what}: data_offsets = ${showJson(offJ)} is not accepted: expected [start, end], two non-negative integers within the file`);
+    }
+    tensors.push({ name, dtype, shape: shape as number[], start: off[0]!, end: off[1]! });
+  }
+  const dataStart = 8 + n;
+  validateLayout(tensors, fileSize - dataStart);
+  return { tensors, metadata, dataStart };
+}
+
+/** Sorts `tensors` into data order (in place) and checks that they tile the data section exactly. */
+function validateLayout(tensors: TensorInfo[], dataLength: number): void {
+  tensors.sort(byteOrder); // stable: equal offsets (empty tensors) keep header order
+  let pos = 0;
+  let prev: TensorInfo | null = null;
+  for (const t of tensors) {
+    const what = `tensor ${JSON.stringify(t.name)}`;
+    const offsets = `data_offsets = [${t.start}, ${t.end}]`;
+    if (t.start > t.end) {
+      throw new BnbError('E_ST_OFFSETS', `${what}: ${offsets} is not accepted: start is after end`);
+    }
+    if (t.start < pos) {
+      throw new BnbError('E_ST_OFFSETS', `${what}: ${offsets} is not accepted: it overlaps tensor ${JSON.stringify(prev!.name)} (bytes ${prev!.start} to ${prev!.end})`);
+    }
+    if (t.start > pos) {
+      const where = t.start > dataLength ? `, past the end of the data section (${dataLength} bytes)` : '';
+      throw new BnbError('E_ST_OFFSETS', prev === null
+        ? `${what}: ${offsets} is not accepted: the first tensor must start at 0${where}`
+        : `${what}: ${offsets} is not accepted: expected start ${pos}, where tensor ${JSON.stringify(prev.name)} ends (bytes ${pos} to ${t.start} belong to no tensor${where})`);
+    }
+    const want = expectedBytes(t.dtype, t.shape);
+    const got = t.end - t.start;
+    if (want === null) {
+      throw new BnbError('E_ST_SIZE', `${what}: shape ${show(t.shape)} x ${t.dtype} overflows 64 bits: expected dtype size x product(shape) = end - start`);
+    }
+    if (BigInt(got) !== want && t.end > dataLength) {
+      throw new BnbError('E_ST_OFFSETS', `${what}: ${offsets} is not accepted: end is past the end of the data section (${dataLength} bytes) and ${t.dtype} ${show(t.shape)} needs ${want} bytes`);
+    }
+    if (BigInt(got) !== want) {
+      throw new BnbError('E_ST_SIZE', `${what}: ${offsets} holds ${got} bytes but ${t.dtype} ${show(t.shape)} needs ${want}`);
+    }
+    pos = t.end;
+    prev = t;
+  }
+  if (pos > dataLength) {
+    throw new BnbError('E_ST_INCOMPLETE', `the file is truncated: its tensors need ${pos} bytes of data but the data section has ${dataLength}`);
+  }
+  if (pos < dataLength) {
+    throw new BnbError('E_ST_INCOMPLETE', `the data section has ${dataLength} bytes but the tensors cover ${pos}: ${dataLength - pos} trailing bytes`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Tensors
+
+function byteSwap(bytes: Uint8Array, size: number): void {
+  if (size === 1) return;
+  for (let i = 0; i < bytes.length; i += size) {
+    for (let a = i, b = i + size - 1; a < b; a++, b--) {
+      const t = bytes[a]!;
+      bytes[a] = bytes[b]!;
+      bytes[b] = t;
+    }
+  }
+}
+
+/**
+ * A StoredTensor over `bytes` without copying: the caller gives up `bytes`, which must
+ * start at offset 0 of an ArrayBuffer it owns (so typed views are aligned).
+ */
+export function storedTensorOwning(info: TensorInfo, bytes: Uint8Array): StoredTensor {
+  const bnb = TO_BNB.get(info.dtype);
+  if (bnb === undefined) {
+    const raw = TO_RAW.get(info.dtype);
+    if (raw === undefined) fail('E_ST_DTYPE', `tensor ${JSON.stringify(info.name)} dtype`, info.dtype, `one of ${ST_DTYPES.join(', ')}`);
+    return { dtype: raw, shape: [...info.shape], data: bytes, device: 'cpu' };
+  }
+  const size = ITEMSIZE.get(info.dtype)!;
+  if (!LITTLE_ENDIAN) byteSwap(bytes, size);
+  const Data = arrayTypeOf(bnb);
+  return tensor(new Data(bytes.buffer, bytes.byteOffset, bytes.byteLength / size), [...info.shape], bnb);
+}
+
+function checkInfo(info: unknown): TensorInfo {
+  const t = info as TensorInfo;
+  if (typeof t !== 'object' || t === null || typeof t.name !== 'string') fail('E_ARGUMENT', 'info', info, 'a TensorInfo { name, dtype, shape, start, end }');
+  if (!isSafetensorsDType(t.dtype)) fail('E_ST_DTYPE', `tensor ${JSON.stringify(t.name)} dtype`, t.dtype, `one of ${ST_DTYPES.join(', ')}`);
+  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    fail('E_ST_SHAPE', `tensor ${JSON.stringify(t.name)} shape`, t.shape, 'an array of non-negative integers');
+  }
+  if (!Number.isSafeInteger(t.start) || !Number.isSafeInteger(t.end) || t.start < 0 || t.end < t.start) {
+    fail('E_ST_OFFSETS', `tensor ${JSON.stringify(t.name)} offsets`, [t.start, t.end], '0 <= start <= end');
+  }
+  return t;
+}
+
+/** A StoredTensor over (a copy of, aligned) the tensor's bytes. */
+export function toStoredTensor(info: TensorInfo, bytes: Uint8Array): StoredTensor {
+  checkInfo(info);
+  checkBytes('bytes', bytes);
+  const want = expectedBytes(info.dtype, info.shape);
+  if (want === null || BigInt(bytes.byteLength) !== want || bytes.byteLength !== info.end - info.start) {
+    throw new BnbError('E_ST_SIZE', `tensor ${JSON.stringify(info.name)}: ${bytes.byteLength} bytes given but ${info.dtype} ${show(info.shape)} with offsets [${info.start}, ${info.end}] needs ${want ?? 'more than 2^64'}`);
+  }
+  const copy = new Uint8Array(bytes.byteLength); // not bytes.slice(): a Node Buffer's slice is a view
+  copy.set(bytes);
+  return storedTensorOwning(info, copy);
+}
+
+/** The safetensors dtype of a StoredTensor (bnbjs dtype or raw dtype). */
+export function safetensorsDTypeOf(t: StoredTensor): SafetensorsDType {
+  if (typeof t !== 'object' || t === null) fail('E_ARGUMENT', 't', t, 'a Tensor or RawTensor');
+  const st = FROM_STORED.get(t.dtype);
+  if (st === undefined) fail('E_DTYPE', 't.dtype', t.dtype, `one of ${[...FROM_STORED.keys()].join(', ')}`);
+  return st;
+}
+
+/** Checks a StoredTensor for writing and returns its safetensors dtype. */
+export function checkStoredTensor(argument: string, t: unknown): SafetensorsDType {
+  if (typeof t !== 'object' || t === null) fail('E_ARGUMENT', argument, t, 'a Tensor or RawTensor');
+  const dtype = (t as StoredTensor).dtype;
+  if (isDType(dtype)) {
+    checkTensor(argument, t);
+    return FROM_STORED.get(dtype)!;
+  }
+  if (!(RAW_DTYPES as readonly string[]).includes(dtype)) {
+    fail('E_DTYPE', `${argument}.dtype`, dtype, `one of ${[...FROM_STORED.keys()].join(', ')}`);
+  }
+  const r = t as RawTensor;
+  if (!(r.data instanceof Uint8Array)) {
+    throw new BnbError('E_DTYPE', `${argument}.data is a ${show(r.data)} but a raw ${show(dtype)} tensor holds its bytes in a Uint8Array`);
+  }
+  checkShape(`${argument}.shape`, r.shape);
+  if (r.device !== undefined && r.device !== 'cpu') fail('E_ARGUMENT', `${argument}.device`, r.device, "'cpu'");
+  const st = FROM_STORED.get(dtype)!;
+  const want = numel(r.shape) * ITEMSIZE.get(st)!;
+  if (r.data.byteLength !== want) {
+    throw new BnbError('E_ST_SIZE', `${argument}.data has ${r.data.byteLength} bytes but ${show(dtype)} ${show(r.shape)} needs ${want}`);
+  }
+  return st;
+}
+
+/** The tensor's little-endian bytes (a view where the platform is little-endian). */
+export function littleEndianBytes(t: StoredTensor): Uint8Array {
+  const b = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  if (LITTLE_ENDIAN || !isDType(t.dtype)) return b;
+  const copy = new Uint8Array(b);
+  byteSwap(copy, t.data.BYTES_PER_ELEMENT);
+  return copy;
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Checks a tensor name for writing. */
+export function checkTensorName(name: unknown): string {
+  if (typeof name !== 'string' || LONE_SURROGATE.test(name)) fail('E_ARGUMENT', 'tensor name', name, 'a string (well-formed Unicode)');
+  if (name === '__metadata__') fail('E_ARGUMENT', 'tensor name', name, 'a name other than "__metadata__" (reserved for the metadata)');
+  return name;
+}
+
+/** Checks metadata for writing: null or an object of strings; returns its entries in order. */
+export function checkMetadata(metadata: unknown): [string, string][] | null {
+  if (metadata === null || metadata === undefined) return null;
+  if (typeof metadata !== 'object' || Array.isArray(metadata) || ArrayBuffer.isView(metadata)) {
+    fail('E_ST_METADATA', 'metadata', metadata, 'null or an object of string values');
+  }
+  const entries = Object.entries(metadata as object);
+  for (const [k, v] of entries) {
+    if (LONE_SURROGATE.test(k)) fail('E_ST_METADATA', 'metadata key', k, 'well-formed Unicode');
+    if (typeof v !== 'string' || LONE_SURROGATE.test(v)) fail('E_ST_METADATA', `metadata[${JSON.stringify(k)}]`, v, 'a string (well-formed Unicode)');
+  }
+  return entries as [string, string][];
+}
+
+/** Compares by Unicode code points, i.e. the UTF-8 byte order that Rust's String ordering uses. */
+export function compareNames(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // A surrogate (U+D800..DFFF) stands for a code point above U+FFFF: it sorts after U+E000..FFFF.
+    const xs = x >= 0xd800 && x <= 0xdfff ? x + 0x2000 : x >= 0xe000 ? x - 0x800 : x;
+    const ys = y >= 0xd800 && y <= 0xdfff ? y + 0x2000 : y >= 0xe000 ? y - 0x800 : y;
+    return xs - ys;
+  }
+  return a.length - b.length;
+}
+
+/** The reference writer's data order: descending dtype (its enum order), then name. */
+export function referenceOrder(a: { name: string; dtype: SafetensorsDType }, b: { name: string; dtype: SafetensorsDType }): number {
+  return RANK.get(b.dtype)! - RANK.get(a.dtype)! || compareNames(a.name, b.name);
+}
+
+/** The header JSON as the reference writer prints it (serde_json, compact), tensors in the order given. */
+export function headerJson(metadata: [string, string][] | null, tensors: readonly { name: string; dtype: string; shape: readonly number[]; start: number; end: number }[]): string {
+  const parts: string[] = [];
+  if (metadata !== null) {
+    parts.push(`"__metadata__":{${metadata.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
+  }
+  for (const t of tensors) {
+    parts.push(`${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${t.start},${t.end}]}`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+/**
+ * The first 8 + N bytes of a file: the length and the header JSON padded with spaces
+ * to a multiple of 8, or to exactly `size` bytes when given.
+ */
+export function encodeHeader(json: string, size?: number): Uint8Array {
+  const text = UTF8_ENCODER.encode(json);
+  const n = size ?? Math.ceil(text.length / 8) * 8;
+  if (text.length > n) throw new BnbError('E_ARGUMENT', `the header needs ${text.length} bytes but ${n} were reserved`);
+  if (n > MAX_HEADER_BYTES) {
+    throw new BnbError('E_ST_HEADER_TOO_LARGE', `header length = ${n} is not accepted: expected at most ${MAX_HEADER_BYTES} bytes (too many tensors or too much metadata)`);
+  }
+  const out = new Uint8Array(8 + n).fill(0x20, 8 + text.length);
+  new DataView(out.buffer).setUint32(0, n, true);
+  out.set(text, 8);
+  return out;
+}
+
+export interface PreparedEntry extends TensorInfo {
+  /** the little-endian bytes, a view of the tensor's data where possible */
+  bytes: Uint8Array;
+}
+
+/** Validates tensors and metadata and lays them out as the reference writer does. */
+export function prepareSafetensors(tensors: Record<string, StoredTensor>, metadata: unknown): { header: Uint8Array; entries: PreparedEntry[]; dataLength: number } {
+  if (typeof tensors !== 'object' || tensors === null || Array.isArray(tensors) || ArrayBuffer.isView(tensors)) {
+    fail('E_ARGUMENT', 'tensors', tensors, 'an object of tensors by name');
+  }
+  const meta = checkMetadata(metadata);
+  const entries: PreparedEntry[] = [];
+  for (const [name, t] of Object.entries(tensors)) {
+    checkTensorName(name);
+    const dtype = checkStoredTensor(`tensors[${JSON.stringify(name)}]`, t);
+    entries.push({ name, dtype, shape: [...t.shape], start: 0, end: 0, bytes: littleEndianBytes(t) });
+  }
+  entries.sort(referenceOrder);
+  let offset = 0;
+  for (const e of entries) {
+    e.start = offset;
+    offset += e.bytes.byteLength;
+    e.end = offset;
+  }
+  return { header: encodeHeader(headerJson(meta, entries)), entries, dataLength: offset };
+}
+
+function checkOptions(opts: unknown, keys: readonly string[]): Record<string, unknown> {
+  if (opts === undefined) return {};
+  if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', 'opts', opts, `an object with ${keys.join(', ')}`);
+  for (const k of Object.keys(opts)) {
+    if (!keys.includes(k)) fail('E_ARGUMENT', `opts.${k}`, (opts as Record<string, unknown>)[k], `only the options ${keys.join(', ')}`);
+  }
+  return opts as Record<string, unknown>;
+}
+
+/** Checks write options ({ metadata, force }). */
+export function checkWriteOptions(opts: unknown): { metadata: Record<string, string> | null; force: boolean } {
+  const o = checkOptions(opts, ['metadata', 'force']);
+  if (o.force !== undefined && typeof o.force !== 'boolean') fail('E_ARGUMENT', 'opts.force', o.force, 'a boolean');
+  checkMetadata(o.metadata);
+  return { metadata: (o.metadata as Record<string, string> | null | undefined) ?? null, force: o.force === true };
+}
+
+/**
+ * Tensors -> file bytes, as the reference writer lays them out: data sorted by
+ * descending dtype then name, header padded with spaces to a multiple of 8.
+ * Metadata keys keep the object's order (the reference writer's is its hash map's).
+ */
+export function serializeSafetensors(tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null }): Uint8Array {
+  const o = checkOptions(opts, ['metadata']);
+  const { header, entries, dataLength } = prepareSafetensors(tensors, o.metadata);
+  const out = new Uint8Array(header.length + dataLength);
+  out.set(header);
+  let p = header.length;
+  for (const e of entries) {
+    out.set(e.bytes, p);
+    p += e.bytes.byteLength;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+/** Whole file in memory -> tensors (for browsers and Workers); validates everything. */
+export function parseSafetensors(bytes: Uint8Array | ArrayBuffer): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null } {
+  const b = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+  if (!(b instanceof Uint8Array)) fail('E_ARGUMENT', 'bytes', bytes, 'a Uint8Array or an ArrayBuffer');
+  const n = headerLength(b.subarray(0, 8), b.byteLength);
+  const header = parseHeader(b.subarray(8, 8 + n), b.byteLength);
+  const base = header.dataStart;
+  const tensors: [string, StoredTensor][] = header.tensors.map((t) => [t.name, toStoredTensor(t, b.subarray(base + t.start, base + t.end))]);
+  return { tensors: Object.fromEntries(tensors), metadata: header.metadata };
+}
+
+// The file module is loaded only when a path is given, through a specifier that bundlers
+// do not follow, so that browser and Worker bundles never try to resolve node:fs.
+const FILE_MODULE = './safetensors-file.js';
+
+async function fileModule(): Promise<typeof import('./safetensors-file.js')> {
+  try {
+    return await import(/* @vite-ignore */ /* webpackIgnore: true */ FILE_MODULE);
+  } catch (e) {
+    const err = new BnbError('E_IO', `cannot load ${FILE_MODULE} (${e instanceof Error ? e.message : String(e)}): paths need a runtime with node:fs (Node, Deno, Bun); elsewhere pass the file's bytes`);
+    err.cause = e;
+    throw err;
+  }
+}
+
+function checkPath(path: unknown): string {
+  if (typeof path !== 'string' || path.length === 0) fail('E_ARGUMENT', 'path', path, 'a file path (a non-empty string)');
+  return path;
+}
+
+/**
+ * A path (Node/Deno/Bun: read tensor by tensor through a file handle, never the
+ * whole file at once) or the file's bytes.
+ */
+export async function readSafetensors(source: string | Uint8Array | ArrayBuffer): Promise<{ tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null }> {
+  if (typeof source === 'string') {
+    checkPath(source);
+    return (await fileModule()).readSafetensorsFile(source);
+  }
+  return parseSafetensors(source);
+}
+
+/**
+ * Writes tensors to a path, byte for byte what serializeSafetensors returns, without
+ * assembling the file in memory: a temporary name in the same folder, fsync, then
+ * rename; refuses to overwrite unless force.
+ */
+export async function writeSafetensors(path: string, tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null; force?: boolean }): Promise<void> {
+  checkPath(path);
+  const o = checkWriteOptions(opts);
+  const prepared = prepareSafetensors(tensors, o.metadata); // validate before touching the file system
+  return (await fileModule()).writePreparedFile(path, prepared, o.force);
+}

@@ -1,0 +1,13 @@
+// bnbjs/node: the parts that need a file system (Node, Deno, Bun) — streaming
+// safetensors files and checkpoint conversion. Kept out of the main entry so that
+// browser and Worker bundles never pull node:fs.
+export * from './index.js';
+export { openSafetensors, openCheckpoint, createSafetensorsWriter } from './io/safetensors-file.js';
+export type { SafetensorsReader, CheckpointReader, PlannedTensor, SafetensorsFileWriter } from './io/safetensors-file.js';
+export { quantizeCheckpoint, quantizationConfig } from './checkpoint/quantize.js';
+export type { QuantizeCheckpointOptions, CheckpointFormat } from './checkpoint/quantize.js';
+export { dequantizeCheckpoint } from './checkpoint/dequantize.js';
+export type { DequantizeCheckpointOptions } from './checkpoint/dequantize.js';
+export { inspectCheckpoint } from './checkpoint/inspect.js';
+export type { CheckpointSummary, TensorSummary } from './checkpoint/inspect.js';
+export type { ConversionReport, Progress } from './checkpoint/common.js';
