@@ -616,3 +616,13 @@ describe('writeSafetensors never leaves a partial output', () => {
     expect(readdirSync(dir).sort()).toEqual(before);
   });
 });
+
+describe('writeSafetensors(tensors, { metadata })', () => {
+  test('returns the bytes serializeSafetensors gives', async () => {
+    const { writeSafetensors: w, serializeSafetensors: s, parseSafetensors: p } = await import('../src/io/safetensors.js');
+    const t = { a: { dtype: 'float32' as const, shape: [2], data: new Float32Array([1, 2]), device: 'cpu' } };
+    const bytes = w(t, { metadata: { format: 'pt' } });
+    expect(bytes).toEqual(s(t, { metadata: { format: 'pt' } }));
+    expect(p(bytes).metadata).toEqual({ format: 'pt' });
+  });
+});

@@ -716,7 +716,25 @@ export async function readSafetensors(source: string | Uint8Array | ArrayBuffer)
  * assembling the file in memory: a temporary name in the same folder, fsync, then
  * rename; refuses to overwrite unless force.
  */
-export async function writeSafetensors(path: string, tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null; force?: boolean }): Promise<void> {
+/**
+ * Writes tensors: `writeSafetensors(tensors, { metadata })` returns the file's bytes (any runtime);
+ * `writeSafetensors(path, tensors, { metadata, force })` writes a file under a temporary name and
+ * renames it, refusing to overwrite unless `force`.
+ */
+export function writeSafetensors(tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null }): Uint8Array;
+export function writeSafetensors(path: string, tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null; force?: boolean }): Promise<void>;
+export function writeSafetensors(
+  pathOrTensors: string | Record<string, StoredTensor>,
+  tensorsOrOpts?: Record<string, StoredTensor> | { metadata?: Record<string, string> | null },
+  opts?: { metadata?: Record<string, string> | null; force?: boolean },
+): Uint8Array | Promise<void> {
+  if (typeof pathOrTensors !== 'string') {
+    return serializeSafetensors(pathOrTensors, tensorsOrOpts as { metadata?: Record<string, string> | null });
+  }
+  return writeFile(pathOrTensors, tensorsOrOpts as Record<string, StoredTensor>, opts);
+}
+
+async function writeFile(path: string, tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null; force?: boolean }): Promise<void> {
   checkPath(path);
   const o = checkWriteOptions(opts);
   const prepared = prepareSafetensors(tensors, o.metadata); // validate before touching the file system
