@@ -11,6 +11,8 @@ export type BnbErrorCode =
   | 'E_STATE_KEY' // unknown key in a QuantState dict
   | 'E_CODE' // code table has the wrong size or is not sorted
   | 'E_OUT_OF_MEMORY' // WebAssembly memory could not grow
+  | 'E_DEVICE' // tensors on different devices, an unknown device, or host data of a device tensor
+  | 'E_CUDA' // a CUDA call failed (the message carries CUDA's)
   | 'E_CKPT_MISSING' // a checkpoint lacks a tensor its layout needs
   | 'E_CKPT_QUANT_STATE' // 4-bit items without their quant_state blob, or several blobs
   | 'E_CKPT_QUANT_TYPE' // a quant_state blob for a quant type other than nf4/fp4

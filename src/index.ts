@@ -1,4 +1,5 @@
 export { BnbError } from './errors.js';
+import './backend/cuda/register.js';
 export type { BnbErrorCode } from './errors.js';
 export type { DType, FloatDType, TypedArray } from './dtypes.js';
 export { DTYPES, itemsize } from './dtypes.js';
@@ -31,3 +32,8 @@ export {
   readSafetensors, writeSafetensors,
 } from './io/safetensors.js';
 export type { SafetensorsDType, RawDType, RawTensor, StoredTensor, TensorInfo, SafetensorsHeader } from './io/safetensors.js';
+export { toDevice } from './tensor.js';
+export { registerKernel, commonDevice, OPS, setForcedBackend } from './backend/registry.js';
+export type { OpName } from './backend/registry.js';
+export { probe } from './backend/probe.js';
+export type { Probe } from './backend/probe.js';

@@ -2,13 +2,40 @@ import { BnbError, fail, show } from './errors.js';
 import { DType, TypedArray, allocate, arrayTypeOf, checkDType, inferDType } from './dtypes.js';
 import { numberToBf16, numberToF16, bf16ToNumber, f16ToNumber } from './float16.js';
 
-/** A dense, row-major tensor. float16/bfloat16 data are Uint16Array bit patterns. */
+/**
+ * A dense, row-major tensor. float16/bfloat16 data are Uint16Array bit patterns.
+ * Tensors on a GPU ('cuda:N') hold no host data; `to(device)` copies.
+ */
 export interface Tensor {
   dtype: DType;
   shape: number[];
   data: TypedArray;
   device: string;
+  /** A copy on another device ('cpu', 'cuda', 'cuda:N'), or this tensor if it is there. */
+  to?(device: string): Tensor;
+  /** Frees device memory now (no-op for host tensors). */
+  dispose?(): void;
 }
+
+type DeviceMover = (t: Tensor, device: string) => Tensor;
+let mover: DeviceMover | null = null;
+
+/** Set by the CUDA backend when it loads. */
+export function setDeviceMover(m: DeviceMover): void {
+  mover = m;
+}
+
+/** The tensor on `device`: 'cpu', 'cuda' or 'cuda:N' (a copy unless it is there already). */
+export function toDevice(t: Tensor, device: string): Tensor {
+  if (device === (t.device ?? 'cpu')) return t;
+  if (mover === null) throw new BnbError('E_DEVICE', `device = ${show(device)} is not available in this runtime: only 'cpu'`);
+  return mover(t, device);
+}
+
+const METHODS: PropertyDescriptorMap = {
+  to: { value(this: Tensor, device: string) { return toDevice(this, device); } },
+  dispose: { value() {} },
+};
 
 export function numel(shape: readonly number[]): number {
   let n = 1;
@@ -56,13 +83,15 @@ export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DT
   if (numel(sh) !== data.length) {
     throw new BnbError('E_SHAPE', `shape ${show(sh)} holds ${numel(sh)} elements but data has ${data.length}`);
   }
-  return { dtype: dt, shape: sh, data, device: 'cpu' };
+  return Object.defineProperties({ dtype: dt, shape: sh, data, device: 'cpu' }, METHODS) as Tensor;
 }
 
 export function isTensor(x: unknown): x is Tensor {
   if (typeof x !== 'object' || x === null) return false;
   const t = x as Tensor;
-  return typeof t.dtype === 'string' && Array.isArray(t.shape) && ArrayBuffer.isView(t.data);
+  if (typeof t.dtype !== 'string' || !Array.isArray(t.shape)) return false;
+  // device tensors have no host data to look at
+  return (typeof t.device === 'string' && t.device !== 'cpu') || ArrayBuffer.isView(t.data);
 }
 
 /** Checks that `t` is a well-formed CPU tensor and returns it. */

@@ -1,4 +1,5 @@
 import { BnbError, fail } from '../errors.js';
+import { dispatch, registerKernel } from '../backend/registry.js';
 import { FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, bytesOf, checkTensor, numel, tensor } from '../tensor.js';
@@ -21,7 +22,7 @@ export interface QuantizeBlockwiseOptions {
 }
 
 /** A 256-entry f32 code, sorted ascending (every kernel binary-searches it). */
-function checkCode(argument: string, t: unknown): Float32Array {
+export function checkCode(argument: string, t: unknown): Float32Array {
   const c = checkTensor(argument, t);
   if (c.dtype !== 'float32' || c.data.length !== 256) {
     throw new BnbError('E_CODE', `${argument} must be a float32 tensor of 256 entries, got ${c.dtype} with ${c.data.length}`);
@@ -116,6 +117,11 @@ export function stateAbsmax(state: QuantState, nblocks: number): Float32Array {
 
 /** bnb's quantize_blockwise: 8-bit codes (same shape as A) and a QuantState. */
 export function quantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}): [Tensor, QuantState] {
+  return dispatch('quantizeBlockwise', { A })(A, opts);
+}
+
+/** The WebAssembly kernel of quantizeBlockwise. */
+export function quantizeBlockwiseWasm(A: Tensor, opts: QuantizeBlockwiseOptions = {}): [Tensor, QuantState] {
   checkOptions('quantizeBlockwise', opts, ['code', 'blocksize', 'nested', 'allowNonFinite']);
   const { blocksize = 4096, nested = false, allowNonFinite = false } = opts;
   const a = checkFloatInput('A', A, 'Blockwise quantization');
@@ -144,6 +150,14 @@ export interface DequantizeBlockwiseOptions {
  * blocksize }` (then the output is float32, as in bnb).
  */
 export function dequantizeBlockwise(
+  q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
+): Tensor {
+  const s = stateOrOptions as QuantState;
+  return dispatch('dequantizeBlockwise', { A: q, absmax: s?.absmax, nested_absmax: s?.state2?.absmax, out: opts?.out })(q, stateOrOptions, opts);
+}
+
+/** The WebAssembly kernel of dequantizeBlockwise. */
+export function dequantizeBlockwiseWasm(
   q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, { out }: { out?: Tensor } = {},
 ): Tensor {
   const t = checkTensor('A', q);
@@ -170,3 +184,6 @@ export function dequantizeBlockwise(
   dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmax, code, blocksize, dtype, bytesOf(result));
   return result;
 }
+
+registerKernel('quantizeBlockwise', 'cpu', quantizeBlockwiseWasm);
+registerKernel('dequantizeBlockwise', 'cpu', dequantizeBlockwiseWasm);

@@ -1,4 +1,5 @@
 import { BnbError, fail, show } from '../errors.js';
+import { dispatch, registerKernel } from '../backend/registry.js';
 import { DType, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, bytesOf, checkShape, checkTensor, numel, tensor } from '../tensor.js';
@@ -51,6 +52,14 @@ function transpose2d(data: Uint8Array, rows: number, cols: number, size: number)
  * transposed result. `out` (optional) receives the result, like bnb's out=.
  */
 export function dequantize4bit(
+  A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
+): Tensor {
+  const s = stateOrOptions as QuantState;
+  return dispatch('dequantize4bit', { A, absmax: s?.absmax, nested_absmax: s?.state2?.absmax, out: opts?.out })(A, stateOrOptions, opts);
+}
+
+/** The WebAssembly kernel of dequantize4bit. */
+export function dequantize4bitWasm(
   A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, { out }: { out?: Tensor } = {},
 ): Tensor {
   const packed = checkTensor('A', A);
@@ -101,3 +110,5 @@ export function dequantizeNf4(A: Tensor, stateOrOptions: QuantState | Dequantize
 export function dequantizeFp4(A: Tensor, stateOrOptions: QuantState | Dequantize4bitTypedOptions, opts: { out?: Tensor } = {}): Tensor {
   return dequantize4bit(A, stateOrOptions instanceof QuantState ? stateOrOptions : { ...stateOrOptions, quantType: 'fp4' }, opts);
 }
+
+registerKernel('dequantize4bit', 'cpu', dequantize4bitWasm);

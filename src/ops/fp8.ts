@@ -1,4 +1,5 @@
 import { BnbError, show } from '../errors.js';
+import { dispatch, registerKernel } from '../backend/registry.js';
 import { FloatDType, FLOAT_DTYPES } from '../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../float16.js';
 import { Tensor, bytesOf, checkTensor, numel, toFloat32 } from '../tensor.js';
@@ -52,6 +53,11 @@ function layoutOf(W: Tensor, S: Tensor, b: number): Layout {
  * `[N, ceil(K/b)]`), or per row.
  */
 export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
+  return dispatch('dequantizeFp8', { W, scaleInv, out: opts?.out })(W, scaleInv, opts);
+}
+
+/** The WebAssembly kernel of dequantizeFp8. */
+export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
   checkOptions('dequantizeFp8', opts, ['dtype', 'blockSize', 'out']);
   const w = checkTensor('W', W);
   if (w.dtype !== 'float8_e4m3fn') {
@@ -86,3 +92,5 @@ export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Op
   }
   return result;
 }
+
+registerKernel('dequantizeFp8', 'cpu', dequantizeFp8Wasm);

@@ -1,4 +1,5 @@
 import { BnbError, fail, show } from '../errors.js';
+import { dispatch, registerKernel } from '../backend/registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, bytesOf, checkTensor, numel, toFloat32 } from '../tensor.js';
@@ -74,11 +75,19 @@ function linear4bit(op: string, A: Tensor, B: Tensor, state: QuantState, bias: T
 
 /** bnb's gemv_4bit: A [..., K] times the 4-bit weight [N, K] transposed, for any M and K. */
 export function gemv4bit(A: Tensor, B: Tensor, state: QuantState): Tensor {
-  return linear4bit('gemv4bit', A, B, state, null);
+  return dispatch('gemv4bit', { A, B, absmax: state?.absmax, nested_absmax: state?.state2?.absmax })(A, B, state, {});
+}
+
+/** The WebAssembly kernel of gemv4bit / matmul4bit. */
+export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
+  return linear4bit('gemv4bit', A, B, state, opts.bias ?? null);
 }
 
 /** bnb's matmul_4bit (inference): A @ W^T + bias. */
 export function matmul4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
   checkOptions('matmul4bit', opts, ['bias']);
-  return linear4bit('matmul4bit', A, B, state, opts.bias ?? null);
+  const bias = opts.bias ?? null;
+  return dispatch('gemv4bit', { A, B, absmax: state?.absmax, nested_absmax: state?.state2?.absmax, bias })(A, B, state, { bias });
 }
+
+registerKernel('gemv4bit', 'cpu', gemv4bitWasm);

@@ -1,4 +1,5 @@
 import { BnbError, fail, show } from '../errors.js';
+import { dispatch, registerKernel } from '../backend/registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { f16ToNumber, numberToF16 } from '../float16.js';
 import { Tensor, bytesOf, checkTensor, numel, tensor } from '../tensor.js';
@@ -102,6 +103,11 @@ function checkInt8Input(op: string, A: Tensor, opts: Int8QuantOptions): { thresh
  * A). Returns [CB int8 like A, rowStats float32 [rows], outlierCols int32 | null].
  */
 export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
+  return dispatch('int8VectorwiseQuant', { A })(A, opts);
+}
+
+/** The WebAssembly kernel of int8VectorwiseQuant. */
+export function int8VectorwiseQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
   const { threshold, finite } = checkInt8Input('int8VectorwiseQuant', A, opts);
   const [rows, cols] = matrix('A', A);
   const { q, stats } = int8QuantRows(A, threshold, finite, 'int8VectorwiseQuant');
@@ -120,7 +126,12 @@ export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Te
  * (CAt = rint(f16(A * 127) / colStats)). Returns [CArow, CAcol, rowStats, colStats, outlierCols | null].
  */
 export function int8DoubleQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor, Tensor, Tensor | null] {
-  const [CA, rowStats, outliers] = int8VectorwiseQuant(A, opts);
+  return dispatch('int8DoubleQuant', { A })(A, opts);
+}
+
+/** The WebAssembly kernel of int8DoubleQuant. */
+export function int8DoubleQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor, Tensor, Tensor | null] {
+  const [CA, rowStats, outliers] = int8VectorwiseQuantWasm(A, opts);
   const threshold = checkThreshold(opts.threshold ?? 0);
   const [, cols] = matrix('A', A);
   const { q, stats } = int8QuantRows(A, threshold, null, 'int8ColumnQuant');
@@ -129,6 +140,11 @@ export function int8DoubleQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor
 
 /** bnb's int8_vectorwise_dequant: A * stats[row] * f32(1/127), float32. */
 export function int8VectorwiseDequant(A: Tensor, stats: Tensor): Tensor {
+  return dispatch('int8VectorwiseDequant', { A, stats })(A, stats);
+}
+
+/** The WebAssembly kernel of int8VectorwiseDequant. */
+export function int8VectorwiseDequantWasm(A: Tensor, stats: Tensor): Tensor {
   const a = checkTensor('A', A);
   checkDType('A', a, 'int8');
   const [rows, cols] = matrix('A', a);
@@ -143,6 +159,11 @@ export function int8VectorwiseDequant(A: Tensor, stats: Tensor): Tensor {
 
 /** bnb's int8_linear_matmul: out = A @ B^T in exact int32 arithmetic, for any K. */
 export function int8LinearMatmul(A: Tensor, B: Tensor): Tensor {
+  return dispatch('int8LinearMatmul', { A, B })(A, B);
+}
+
+/** The WebAssembly kernel of int8LinearMatmul. */
+export function int8LinearMatmulWasm(A: Tensor, B: Tensor): Tensor {
   const a = checkTensor('A', A), b = checkTensor('B', B);
   checkDType('A', a, 'int8');
   checkDType('B', b, 'int8');
@@ -187,6 +208,11 @@ const BIAS_KIND: Record<FloatDType, number> = { float16: 1, float32: 2, bfloat16
  * output dtypes are casts of that float16 result (SPEC §6.5).
  */
 export function int8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
+  return dispatch('int8MmDequant', { A, rowStats, colStats, bias: opts?.bias })(A, rowStats, colStats, opts);
+}
+
+/** The WebAssembly kernel of int8MmDequant. */
+export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
   checkOptions('int8MmDequant', opts, ['bias', 'dtype']);
   const a = checkTensor('A', A);
   checkDType('A', a, 'int32');
@@ -217,3 +243,9 @@ export function int8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opt
 export function int8ScaledMm(A: Tensor, B: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
   return int8MmDequant(int8LinearMatmul(A, B), rowStats, colStats, opts);
 }
+
+registerKernel('int8VectorwiseQuant', 'cpu', int8VectorwiseQuantWasm);
+registerKernel('int8DoubleQuant', 'cpu', int8DoubleQuantWasm);
+registerKernel('int8VectorwiseDequant', 'cpu', int8VectorwiseDequantWasm);
+registerKernel('int8LinearMatmul', 'cpu', int8LinearMatmulWasm);
+registerKernel('int8MmDequant', 'cpu', int8MmDequantWasm);

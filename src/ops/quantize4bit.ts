@@ -1,4 +1,5 @@
 import { BnbError, fail } from '../errors.js';
+import { dispatch, registerKernel } from '../backend/registry.js';
 import { DType, FloatDType, itemsize, reinterpret } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, bytesOf, numel, tensor } from '../tensor.js';
@@ -49,6 +50,11 @@ export function quantize4bitRaw(
  * reinterpretation of the same bytes) and the QuantState.
  */
 export function quantize4bit(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor, QuantState] {
+  return dispatch('quantize4bit', { A })(A, opts);
+}
+
+/** The WebAssembly kernel of quantize4bit. */
+export function quantize4bitWasm(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor, QuantState] {
   checkOptions('quantize4bit', opts, ['blocksize', 'compressStatistics', 'quantType', 'quantStorage', 'allowNonFinite']);
   const { blocksize = 64, compressStatistics = false, quantType = 'fp4', quantStorage = 'uint8', allowNonFinite = false } = opts;
   const a = checkFloatInput('A', A, 'Blockwise 4bit quantization');
@@ -81,3 +87,5 @@ export function quantizeNf4(A: Tensor, opts: Quantize4bitTypedOptions = {}): [Te
 export function quantizeFp4(A: Tensor, opts: Quantize4bitTypedOptions = {}): [Tensor, QuantState] {
   return quantize4bit(A, { ...opts, quantType: 'fp4' });
 }
+
+registerKernel('quantize4bit', 'cpu', quantize4bitWasm);

@@ -1,0 +1,77 @@
+// Registers the CUDA kernels: 'cuda' for device tensors, and 'cuda-host' for host
+// tensors when BNBJS_BACKEND=cuda routes them through CUDA (the test suite runs
+// unchanged that way: inputs are copied in, outputs copied back).
+import { QuantState } from '../../quant-state.js';
+import { Tensor, bytesOf, isTensor } from '../../tensor.js';
+import { OpName, registerKernel } from '../registry.js';
+import * as core from './ops.js';
+import * as functional from './ops-functional.js';
+import { DeviceTensor, isDeviceTensor, toDevice } from './tensor.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Kernel = (...args: any[]) => any;
+
+const KERNELS: Record<OpName, Kernel> = {
+  quantize4bit: core.quantize4bit,
+  dequantize4bit: core.dequantize4bit,
+  quantizeBlockwise: core.quantizeBlockwise,
+  dequantizeBlockwise: core.dequantizeBlockwise,
+  int8VectorwiseQuant: functional.int8VectorwiseQuant,
+  int8DoubleQuant: functional.int8DoubleQuant,
+  int8VectorwiseDequant: functional.int8VectorwiseDequant,
+  int8LinearMatmul: functional.int8LinearMatmul,
+  int8MmDequant: functional.int8MmDequant,
+  gemv4bit: functional.gemv4bit,
+  dequantizeFp8: functional.dequantizeFp8,
+};
+
+function mapState(s: QuantState, f: (t: Tensor) => Tensor): QuantState {
+  return new QuantState({ ...s, absmax: f(s.absmax), state2: s.state2 ? mapState(s.state2, f) : null });
+}
+
+/** Host tensors in, host tensors out, CUDA in between. */
+function hostMode(kernel: Kernel): Kernel {
+  return (...args: unknown[]) => {
+    const uploaded: DeviceTensor[] = [];
+    const up = (t: Tensor): Tensor => {
+      const d = toDevice(t, 'cuda:0') as DeviceTensor;
+      uploaded.push(d);
+      return d;
+    };
+    const toCuda = (v: unknown, key = ''): unknown => {
+      if (v instanceof QuantState) return mapState(v, up);
+      if (isTensor(v)) return key === 'code' ? v : up(v);
+      if (Array.isArray(v)) return v.map((x) => toCuda(x));
+      if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'out' ? undefined : toCuda(x, k)]));
+      return v;
+    };
+    const down = (t: Tensor): Tensor => {
+      if (!isDeviceTensor(t)) return t;
+      const h = toDevice(t, 'cpu');
+      t.dispose();
+      return h;
+    };
+    const toHost = (v: unknown): unknown => {
+      if (v instanceof QuantState) return mapState(v, down);
+      if (isTensor(v)) return down(v);
+      if (Array.isArray(v)) return v.map(toHost);
+      return v;
+    };
+    try {
+      const result = toHost(kernel(...args.map((a) => toCuda(a))));
+      const out = args.find((a): a is { out: Tensor } => a !== null && typeof a === 'object' && isTensor((a as { out?: unknown }).out))?.out;
+      if (out && isTensor(result)) {
+        bytesOf(out).set(bytesOf(result as Tensor));
+        return out;
+      }
+      return result;
+    } finally {
+      for (const d of uploaded) d.dispose();
+    }
+  };
+}
+
+for (const [op, kernel] of Object.entries(KERNELS) as [OpName, Kernel][]) {
+  registerKernel(op, 'cuda', kernel);
+  registerKernel(op, 'cuda-host', hostMode(kernel));
+}

@@ -1,0 +1,96 @@
+// The backend registry, in the spirit of bitsandbytes' register_kernel(op, device):
+// each op is declared once, each backend registers its kernels, and a call
+// dispatches on the device of its tensor arguments.
+import { BnbError, show } from '../errors.js';
+
+export const OPS = [
+  'quantize4bit', 'dequantize4bit', 'quantizeBlockwise', 'dequantizeBlockwise',
+  'int8VectorwiseQuant', 'int8DoubleQuant', 'int8VectorwiseDequant', 'int8LinearMatmul', 'int8MmDequant',
+  'gemv4bit', 'dequantizeFp8',
+] as const;
+export type OpName = (typeof OPS)[number];
+
+/** 'cpu' (WebAssembly), 'cuda', 'hpu': the part of a device string before ':'. */
+export type DeviceType = string;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Kernel = (...args: any[]) => any;
+const kernels = new Map<OpName, Map<DeviceType, Kernel>>(OPS.map((op) => [op, new Map()]));
+
+/** Registers a backend's kernel for an op; returns a function that restores the previous one. */
+export function registerKernel(op: OpName, deviceType: DeviceType, kernel: Kernel): () => void {
+  const table = kernels.get(op);
+  if (!table) throw new BnbError('E_ARGUMENT', `op = ${show(op)} is not accepted: expected one of ${OPS.join(', ')}`);
+  const previous = table.get(deviceType);
+  table.set(deviceType, kernel);
+  return () => (previous ? table.set(deviceType, previous) : table.delete(deviceType));
+}
+
+export function hasKernel(op: OpName, deviceType: DeviceType): boolean {
+  return kernels.get(op)?.has(deviceType) ?? false;
+}
+
+export function deviceType(device: string): DeviceType {
+  return device.split(':')[0]!;
+}
+
+/** Normalises 'cuda' to 'cuda:0'; 'cpu' stays. */
+export function canonicalDevice(device: unknown): string {
+  if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?|hpu(:\d+)?)$/.test(device)) {
+    throw new BnbError('E_DEVICE', `device = ${show(device)} is not accepted: expected 'cpu', 'cuda', 'cuda:N', 'hpu' or 'hpu:N'`);
+  }
+  return device === 'cpu' || device.includes(':') ? device : `${device}:0`;
+}
+
+/**
+ * bitsandbytes' is_on_gpu: the one device all the given tensors are on (null and
+ * undefined entries skipped). CPU mixed with anything else, or two different
+ * GPUs, is an error naming the tensors.
+ */
+export function commonDevice(tensors: Record<string, { device?: string } | null | undefined>): string {
+  const seen = new Map<string, string[]>();
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t === null || t === undefined) continue;
+    const d = canonicalDevice(t.device ?? 'cpu');
+    seen.set(d, [...(seen.get(d) ?? []), name]);
+  }
+  if (seen.size <= 1) return seen.keys().next().value ?? 'cpu';
+  const list = [...seen].map(([d, names]) => `${names.join(', ')} on ${d}`).join('; ');
+  if (seen.has('cpu')) throw new BnbError('E_DEVICE', `Input tensors need to be on the same device: ${list}`);
+  throw new BnbError('E_DEVICE', `Input tensors need to be on the same GPU: ${list}`);
+}
+
+let forced: string | null | undefined;
+
+/** BNBJS_BACKEND=wasm|cuda forces a backend (tests): 'cuda' routes CPU tensors through CUDA kernels. */
+export function forcedBackend(): 'wasm' | 'cuda' | null {
+  if (forced === undefined) {
+    const env = typeof process !== 'undefined' ? process.env?.BNBJS_BACKEND : undefined;
+    if (env !== undefined && env !== '' && env !== 'wasm' && env !== 'cuda') {
+      throw new BnbError('E_ARGUMENT', `BNBJS_BACKEND = ${show(env)} is not accepted: expected 'wasm' or 'cuda'`);
+    }
+    forced = env || null;
+  }
+  return forced as 'wasm' | 'cuda' | null;
+}
+
+/** Overrides BNBJS_BACKEND (null: no forcing). */
+export function setForcedBackend(backend: 'wasm' | 'cuda' | null): void {
+  forced = backend;
+}
+
+/**
+ * The kernel for an op on the device its tensors share. CPU tensors run on
+ * WebAssembly unless BNBJS_BACKEND=cuda routes them through the CUDA kernels.
+ */
+export function dispatch(op: OpName, tensors: Record<string, { device?: string } | null | undefined>): Kernel {
+  const device = commonDevice(tensors);
+  let type = deviceType(device);
+  if (type === 'cpu' && forcedBackend() === 'cuda') type = 'cuda-host';
+  const k = kernels.get(op)!.get(type);
+  if (!k) {
+    throw new BnbError('E_DEVICE', `${op} has no kernel for ${type === 'cuda-host' ? 'the forced CUDA backend' : device}` +
+      `${type.startsWith('cuda') ? ' (is the CUDA addon built? npm run build:cuda)' : ''}`);
+  }
+  return k;
+}
