@@ -11,6 +11,8 @@ import { QUANT_STORAGES } from './ops/quantize4bit.js';
 import { DType, FloatDType } from './dtypes.js';
 import { toFloat32 } from './tensor.js';
 import { wasmBuild } from './wasm/runtime.js';
+import { probe } from './backend/probe.js';
+import './backend/cuda/register.js';
 import { openCheckpoint } from './io/safetensors-file.js';
 import { inspectCheckpoint } from './checkpoint/inspect.js';
 import { dequantizeCheckpoint } from './checkpoint/dequantize.js';
@@ -21,6 +23,7 @@ const USAGE = `Usage: bnbjs <command> [options]
 
 Commands:
   inspect <checkpoint>                  layers, formats, sizes and quant types
+  inspect --backends                    WebAssembly features, the CUDA addon and its GPUs
   dequantize <in> <out> [--dtype bf16|fp16|fp32]
                                         bitsandbytes layers -> 16/32-bit weights
   quantize <in> <out> --format nf4|fp4|int8 [--double-quant] [--blocksize N]
@@ -149,8 +152,23 @@ async function main(argv: string[]): Promise<number> {
     }
     const common = { json: { type: 'boolean' as const, default: false }, force: { type: 'boolean' as const, default: false } };
     if (command === 'inspect' || command === 'demo') {
-      const { values, positionals: pos } = parseArgs({ args: rest, options: common, allowPositionals: true });
+      const { values, positionals: pos } = parseArgs({
+        args: rest, options: { ...common, backends: { type: 'boolean', default: false } }, allowPositionals: true,
+      });
       json = values.json!;
+      if (command === 'inspect' && values.backends) {
+        if (pos.length) throw new UsageError('inspect --backends takes no checkpoint');
+        const p = probe();
+        if (json) console.log(JSON.stringify(p, null, 2));
+        else {
+          console.log(`WebAssembly: ${p.wasm.build} build (SIMD ${p.wasm.simd ? 'yes' : 'no'}, relaxed SIMD ${p.wasm.relaxedSimd ? 'yes' : 'no'}, threads ${p.wasm.threads ? 'yes' : 'no'})`);
+          console.log(p.cuda.available
+            ? `CUDA: driver ${p.cuda.driverVersion}, runtime ${p.cuda.runtimeVersion}; ${p.cuda.devices.map((d) => `cuda:${d.index} ${d.name} sm_${d.major}${d.minor} ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB`).join('; ')}`
+            : `CUDA: unavailable (${p.cuda.reason})`);
+          if (p.forced) console.log(`forced by BNBJS_BACKEND=${p.forced}`);
+        }
+        return 0;
+      }
       await (command === 'inspect' ? inspect(pos, json) : demo(pos, json));
       return 0;
     }

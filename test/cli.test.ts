@@ -81,3 +81,15 @@ describe('bnbjs CLI', () => {
     expect(d.error.relerr).toBeLessThan(0.205719);
   });
 });
+
+describe('bnbjs inspect --backends', () => {
+  it('reports the backends without failing, also without CUDA', () => {
+    const r = bnbjs('inspect', '--backends', '--json');
+    expect(r.status).toBe(0);
+    const p = JSON.parse(r.stdout);
+    expect(p.wasm.simd).toBe(true);
+    expect(typeof p.cuda.available).toBe('boolean');
+    if (!p.cuda.available) expect(p.cuda.reason).toBeTruthy();
+    expect(bnbjs('inspect', '--backends').stdout).toMatch(/^WebAssembly: simd build/);
+  });
+});
