@@ -3,7 +3,7 @@ import { BnbError, fail, show } from '../../errors.js';
 import { FLOAT_DTYPES, FloatDType } from '../../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../../float16.js';
 import { QuantState } from '../../quant-state.js';
-import { Tensor, numel, tensor, toFloat32 } from '../../tensor.js';
+import { Tensor, isTensor, numel, tensor, toFloat32 } from '../../tensor.js';
 import { checkQuantType } from '../../maps.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType, checkOptions } from '../../ops/validate.js';
 import { int8VectorwiseQuantWasm } from '../../ops/int8.js';
@@ -20,7 +20,10 @@ function cudaFor(device: string): CudaAddon {
 }
 
 function dev(argument: string, t: unknown, dtypes?: readonly string[]): DeviceTensor {
-  if (!isDeviceTensor(t)) fail('E_DEVICE', argument, t, 'a CUDA tensor');
+  if (!isDeviceTensor(t)) {
+    if (!isTensor(t)) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
+    fail('E_DEVICE', argument, t, 'a CUDA tensor');
+  }
   if (t.disposed) throw new BnbError('E_DEVICE', `${argument} has been disposed`);
   if (dtypes && !dtypes.includes(t.dtype)) fail('E_DTYPE', `${argument}.dtype`, t.dtype, dtypes.join(', '));
   return t;

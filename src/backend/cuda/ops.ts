@@ -3,7 +3,7 @@
 import { BnbError, fail, show } from '../../errors.js';
 import { DType, FLOAT_DTYPES, FloatDType, itemsize } from '../../dtypes.js';
 import { QuantState } from '../../quant-state.js';
-import { Tensor, checkShape, numel, tensor, toFloat32 } from '../../tensor.js';
+import { Tensor, checkShape, isTensor, numel, tensor, toFloat32 } from '../../tensor.js';
 import { QuantType, checkQuantType, defaultDynamicMap, get4bitType } from '../../maps.js';
 import { meanF32 } from '../../ops/stats.js';
 import { checkCode } from '../../ops/blockwise.js';
@@ -23,7 +23,10 @@ function cudaFor(device: string): CudaAddon {
 }
 
 function dev(argument: string, t: unknown, dtypes?: readonly DType[]): DeviceTensor {
-  if (!isDeviceTensor(t)) fail('E_DEVICE', argument, t, 'a CUDA tensor');
+  if (!isDeviceTensor(t)) {
+    if (!isTensor(t)) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
+    fail('E_DEVICE', argument, t, 'a CUDA tensor');
+  }
   if (t.disposed) throw new BnbError('E_DEVICE', `${argument} has been disposed`);
   if (dtypes && !dtypes.includes(t.dtype)) fail('E_DTYPE', `${argument}.dtype`, t.dtype, dtypes.join(', '));
   return t;

@@ -2,7 +2,7 @@
 // tensors when BNBJS_BACKEND=cuda routes them through CUDA (the test suite runs
 // unchanged that way: inputs are copied in, outputs copied back).
 import { QuantState } from '../../quant-state.js';
-import { Tensor, bytesOf, isTensor } from '../../tensor.js';
+import { Tensor, bytesOf, checkTensor, isTensor } from '../../tensor.js';
 import { OpName, registerKernel } from '../registry.js';
 import * as core from './ops.js';
 import * as functional from './ops-functional.js';
@@ -29,20 +29,28 @@ function mapState(s: QuantState, f: (t: Tensor) => Tensor): QuantState {
   return new QuantState({ ...s, absmax: f(s.absmax), state2: s.state2 ? mapState(s.state2, f) : null });
 }
 
+// Positional argument names, for the same messages as the WebAssembly ops.
+const ARG_NAMES: Record<OpName, string[]> = {
+  quantize4bit: ['A'], dequantize4bit: ['A'], quantizeBlockwise: ['A'], dequantizeBlockwise: ['A'],
+  int8VectorwiseQuant: ['A'], int8DoubleQuant: ['A'], int8VectorwiseDequant: ['A', 'stats'], int8LinearMatmul: ['A', 'B'],
+  int8MmDequant: ['A', 'rowStats', 'colStats'], gemv4bit: ['A', 'B'], dequantizeFp8: ['W', 'scaleInv'],
+};
+
 /** Host tensors in, host tensors out, CUDA in between. */
-function hostMode(kernel: Kernel): Kernel {
+function hostMode(op: OpName, kernel: Kernel): Kernel {
   return (...args: unknown[]) => {
     const uploaded: DeviceTensor[] = [];
-    const up = (t: Tensor): Tensor => {
+    const up = (t: Tensor, name: string): Tensor => {
+      checkTensor(name, t); // the host data must match its shape before it is copied
       const d = toDevice(t, 'cuda:0') as DeviceTensor;
       uploaded.push(d);
       return d;
     };
-    const toCuda = (v: unknown, key = ''): unknown => {
-      if (v instanceof QuantState) return mapState(v, up);
-      if (isTensor(v)) return key === 'code' ? v : up(v);
-      if (Array.isArray(v)) return v.map((x) => toCuda(x));
-      if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'out' ? undefined : toCuda(x, k)]));
+    const toCuda = (v: unknown, name: string, key = ''): unknown => {
+      if (v instanceof QuantState) return mapState(v, (t) => up(t, 'state.absmax'));
+      if (isTensor(v)) return key === 'code' ? v : up(v, name);
+      if (Array.isArray(v)) return v.map((x, i) => toCuda(x, `${name}[${i}]`));
+      if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'out' ? undefined : toCuda(x, k, k)]));
       return v;
     };
     const down = (t: Tensor): Tensor => {
@@ -58,7 +66,8 @@ function hostMode(kernel: Kernel): Kernel {
       return v;
     };
     try {
-      const result = toHost(kernel(...args.map((a) => toCuda(a))));
+      const names = ARG_NAMES[op];
+      const result = toHost(kernel(...args.map((a, i) => (i < names.length && !isTensor(a) ? a : toCuda(a, names[i] ?? `arg${i}`)))));
       const out = args.find((a): a is { out: Tensor } => a !== null && typeof a === 'object' && isTensor((a as { out?: unknown }).out))?.out;
       if (out && isTensor(result)) {
         bytesOf(out).set(bytesOf(result as Tensor));
@@ -73,5 +82,5 @@ function hostMode(kernel: Kernel): Kernel {
 
 for (const [op, kernel] of Object.entries(KERNELS) as [OpName, Kernel][]) {
   registerKernel(op, 'cuda', kernel);
-  registerKernel(op, 'cuda-host', hostMode(kernel));
+  registerKernel(op, 'cuda-host', hostMode(op, kernel));
 }
