@@ -11,7 +11,7 @@ import { CheckpointReader, PlannedTensor, createSafetensorsWriter, openCheckpoin
 import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
 import { Layer4bit, LayerInt8, findLayers } from './layers.js';
 import { copyCompanions, isDirectory, prepareTarget, readConfig, writeConfig } from './files.js';
-import { ConversionReport, Progress, ST_DTYPE } from './common.js';
+import { ConversionReport, Progress, ST_DTYPE, writeAll } from './common.js';
 
 export interface DequantizeCheckpointOptions {
   /** dtype of the dequantized layers (default: the 4-bit state's dtype; for LLM.int8 the model's dtype) */
@@ -77,7 +77,7 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
     }
     const writer = await createSafetensorsWriter(target.weights, plan, { metadata: reader.metadata ?? { format: 'pt' }, force: true });
     let bytesOut = 0;
-    try {
+    await writeAll(writer, async () => {
       for (const [i, p] of plan.entries()) {
         const layer = byWeight.get(p.name);
         let out: StoredTensor;
@@ -88,11 +88,7 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
         bytesOut += out.data.byteLength;
         opts.onProgress?.(i + 1, plan.length, p.name);
       }
-      await writer.finish();
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
+    });
     if (target.dir !== null) {
       await copyCompanions(input, target.dir);
       if (config) {

@@ -12,7 +12,7 @@ import { PlannedTensor, createSafetensorsWriter, openCheckpoint } from '../io/sa
 import { SafetensorsDType } from '../io/safetensors.js';
 import { findLayers, isQuantizableWeight } from './layers.js';
 import { copyCompanions, isDirectory, prepareTarget, readConfig, writeConfig } from './files.js';
-import { ConversionReport, Progress, ST_DTYPE } from './common.js';
+import { ConversionReport, Progress, ST_DTYPE, writeAll } from './common.js';
 
 export type CheckpointFormat = 'nf4' | 'fp4' | 'int8';
 
@@ -130,7 +130,7 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
       bytesOut += t.data.byteLength;
       opts.onProgress?.(++done, plan.length, name);
     };
-    try {
+    await writeAll(writer, async () => {
       for (const name of names) {
         const t = await reader.read(name);
         if (!selected.has(name)) {
@@ -152,11 +152,7 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
         const d = state.asDict({ packed: true });
         for (const [key, v] of Object.entries(d)) if (isTensor(v)) await put(`${name}.${key}`, v);
       }
-      await writer.finish();
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
+    });
     if (target.dir !== null) {
       await copyCompanions(input, target.dir);
       if (config) {

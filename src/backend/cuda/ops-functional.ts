@@ -3,31 +3,16 @@ import { BnbError, fail, show } from '../../errors.js';
 import { FLOAT_DTYPES, FloatDType } from '../../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../../float16.js';
 import { QuantState } from '../../quant-state.js';
-import { Tensor, isTensor, numel, tensor, toFloat32 } from '../../tensor.js';
+import { Tensor, numel, tensor, toFloat32 } from '../../tensor.js';
 import { checkQuantType } from '../../maps.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType, checkOptions } from '../../ops/validate.js';
 import { int8VectorwiseQuantWasm } from '../../ops/int8.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../../wasm/exports.js';
-import { CudaAddon, cudaCall, requireCuda } from './addon.js';
-import { DeviceTensor, deviceEmpty, deviceIndex, isDeviceTensor, toDevice } from './tensor.js';
+import { cudaCall } from './addon.js';
+import { cudaFor, dev } from './util.js';
+import { DeviceTensor, deviceEmpty, toDevice } from './tensor.js';
 
 const DT = WASM_DTYPE;
-
-function cudaFor(device: string): CudaAddon {
-  const cuda = requireCuda();
-  cuda.setDevice(deviceIndex(device));
-  return cuda;
-}
-
-function dev(argument: string, t: unknown, dtypes?: readonly string[]): DeviceTensor {
-  if (!isDeviceTensor(t)) {
-    if (!isTensor(t)) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
-    fail('E_DEVICE', argument, t, 'a CUDA tensor');
-  }
-  if (t.disposed) throw new BnbError('E_DEVICE', `${argument} has been disposed`);
-  if (dtypes && !dtypes.includes(t.dtype)) fail('E_DTYPE', `${argument}.dtype`, t.dtype, dtypes.join(', '));
-  return t;
-}
 
 function matrix(argument: string, t: DeviceTensor): [number, number] {
   if (t.shape.length < 1 || numel(t.shape) === 0) fail('E_SHAPE', `${argument}.shape`, t.shape, 'at least one dimension and one element');

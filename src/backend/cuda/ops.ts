@@ -3,34 +3,19 @@
 import { BnbError, fail, show } from '../../errors.js';
 import { DType, FLOAT_DTYPES, FloatDType, itemsize } from '../../dtypes.js';
 import { QuantState } from '../../quant-state.js';
-import { Tensor, checkShape, isTensor, numel, tensor, toFloat32 } from '../../tensor.js';
+import { Tensor, checkShape, numel, tensor, toFloat32 } from '../../tensor.js';
 import { QuantType, checkQuantType, defaultDynamicMap, get4bitType } from '../../maps.js';
 import { meanF32 } from '../../ops/stats.js';
 import { checkCode } from '../../ops/blockwise.js';
 import { QUANT_STORAGES, NESTED_BLOCKSIZE_4BIT } from '../../ops/quantize4bit.js';
 import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT, checkBlocksize, checkBoolean, checkFloatDType, checkOptions } from '../../ops/validate.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../../wasm/exports.js';
-import { CudaAddon, cudaCall, requireCuda } from './addon.js';
-import { DeviceTensor, deviceEmpty, deviceIndex, isDeviceTensor, toDevice } from './tensor.js';
+import { CudaAddon, cudaCall } from './addon.js';
+import { cudaFor, dev } from './util.js';
+import { DeviceTensor, deviceEmpty, isDeviceTensor, toDevice } from './tensor.js';
 
 const DT = WASM_DTYPE;
 const QT = WASM_QTYPE;
-
-function cudaFor(device: string): CudaAddon {
-  const cuda = requireCuda();
-  cuda.setDevice(deviceIndex(device));
-  return cuda;
-}
-
-function dev(argument: string, t: unknown, dtypes?: readonly DType[]): DeviceTensor {
-  if (!isDeviceTensor(t)) {
-    if (!isTensor(t)) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
-    fail('E_DEVICE', argument, t, 'a CUDA tensor');
-  }
-  if (t.disposed) throw new BnbError('E_DEVICE', `${argument} has been disposed`);
-  if (dtypes && !dtypes.includes(t.dtype)) fail('E_DTYPE', `${argument}.dtype`, t.dtype, dtypes.join(', '));
-  return t;
-}
 
 /** Temporary device buffers freed when the op ends, whatever happens. */
 function withTemps<T>(f: (temp: (t: DeviceTensor) => DeviceTensor) => T): T {
