@@ -15,7 +15,7 @@ export interface DequantizeFp8Options {
   out?: Tensor;
 }
 
-interface Layout {
+export interface Layout {
   rows: number;
   cols: number;
   scaleCols: number;
@@ -24,7 +24,7 @@ interface Layout {
 }
 
 /** Which scale layout `scaleInv` is, for W viewed as [rows, cols]. */
-function layoutOf(W: Tensor, S: Tensor, b: number): Layout {
+export function layoutOf(W: { shape: number[] }, S: { shape: number[] }, b: number): Layout {
   const n = numel(W.shape);
   if (numel(S.shape) === 1) {
     const cols = W.shape.length ? W.shape[W.shape.length - 1]! : 1;

@@ -8,6 +8,7 @@ import { checkQuantType } from '../../maps.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType, checkOptions } from '../../ops/validate.js';
 import { int8VectorwiseQuantWasm } from '../../ops/int8.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../../wasm/exports.js';
+import { layoutOf } from '../../ops/fp8.js';
 import { cudaCall } from './addon.js';
 import { cudaFor, dev } from './util.js';
 import { DeviceTensor, deviceEmpty, toDevice } from './tensor.js';
@@ -147,21 +148,8 @@ export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: { dtype?: Float
   const s = scaleInv.device === 'cpu' ? scaleInv : scaleInv.to!('cpu');
   const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x)) : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
   const scales = toFloat32(s).map(round);
-  const n = numel(w.shape);
-  let rows: number, cols: number, scaleCols: number, blockRows: number, blockCols: number;
-  if (scales.length === 1) {
-    cols = w.shape[w.shape.length - 1] ?? 1;
-    rows = n / cols;
-    [scaleCols, blockRows, blockCols] = [1, Math.max(rows, 1), Math.max(cols, 1)];
-  } else {
-    if (w.shape.length !== 2) fail('E_SHAPE', 'W.shape', w.shape, 'a 2-D weight for a non-scalar scaleInv');
-    [rows, cols] = w.shape as [number, number];
-    const sr = s.shape[0]!, sc = s.shape.length === 2 ? s.shape[1]! : 1;
-    if (sr === Math.ceil(rows / b) && sc === Math.ceil(cols / b)) [scaleCols, blockRows, blockCols] = [sc, b, b];
-    else if (sr === rows && sc === Math.ceil(cols / b)) [scaleCols, blockRows, blockCols] = [sc, 1, b];
-    else if (sr === rows && sc === 1) [scaleCols, blockRows, blockCols] = [1, 1, cols];
-    else throw new BnbError('E_SHAPE', `scaleInv.shape = ${show(s.shape)} does not fit W.shape = ${show(w.shape)} with blockSize ${b}`);
-  }
+  if (!Number.isSafeInteger(b) || b < 1) fail('E_ARGUMENT', 'blockSize', b, 'a positive integer');
+  const { rows, cols, scaleCols, blockRows, blockCols } = layoutOf(w, s, b);
   const cuda = cudaFor(w.device);
   const scaleDev = toDevice(tensor(scales, [scales.length]), w.device) as DeviceTensor;
   try {

@@ -3,6 +3,8 @@
 // unchanged that way: inputs are copied in, outputs copied back).
 import { QuantState } from '../../quant-state.js';
 import { Tensor, bytesOf, checkTensor, isTensor } from '../../tensor.js';
+import { FloatDType } from '../../dtypes.js';
+import { outputTensor } from '../../ops/validate.js';
 import { OpName, registerKernel } from '../registry.js';
 import * as core from './ops.js';
 import * as functional from './ops-functional.js';
@@ -50,7 +52,7 @@ function hostMode(op: OpName, kernel: Kernel): Kernel {
       if (v instanceof QuantState) return mapState(v, (t) => up(t, 'state.absmax'));
       if (isTensor(v)) return key === 'code' ? v : up(v, name);
       if (Array.isArray(v)) return v.map((x, i) => toCuda(x, `${name}[${i}]`));
-      if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'out' ? undefined : toCuda(x, k, k)]));
+      if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'out').map(([k, x]) => [k, toCuda(x, k, k)]));
       return v;
     };
     const down = (t: Tensor): Tensor => {
@@ -70,7 +72,8 @@ function hostMode(op: OpName, kernel: Kernel): Kernel {
       const result = toHost(kernel(...args.map((a, i) => (i < names.length && !isTensor(a) ? a : toCuda(a, names[i] ?? `arg${i}`)))));
       const out = args.find((a): a is { out: Tensor } => a !== null && typeof a === 'object' && isTensor((a as { out?: unknown }).out))?.out;
       if (out && isTensor(result)) {
-        bytesOf(out).set(bytesOf(result as Tensor));
+        const r = result as Tensor;
+        bytesOf(outputTensor(out, r.dtype as FloatDType, r.shape)).set(bytesOf(r));
         return out;
       }
       return result;

@@ -18,6 +18,6 @@ export function dev(argument: string, t: unknown, dtypes?: readonly string[]): D
     fail('E_DEVICE', argument, t, 'a CUDA tensor');
   }
   if (t.disposed) throw new BnbError('E_DEVICE', `${argument} has been disposed`);
-  if (dtypes && !dtypes.includes(t.dtype)) fail('E_DTYPE', `${argument}.dtype`, t.dtype, dtypes.join(', '));
+  if (dtypes && !dtypes.includes(t.dtype)) fail('E_DTYPE', `${argument}.dtype`, t.dtype, dtypes.map((d) => `'${d}'`).join(', '));
   return t;
 }

@@ -1,0 +1,944 @@
+#!/usr/bin/env node
+// Parity and speed check of the CUDA addon (build/bnbjs_cuda.node) against the
+// WebAssembly reference (build/bnb.simd.wasm). Self-contained: loads both directly.
+//
+//   node native/cuda/check.mjs            # parity suite, then the benchmarks
+//   node native/cuda/check.mjs --no-bench # parity only
+//   node native/cuda/check.mjs --mock     # harness self-test without a GPU: the "device"
+//                                         # is a second WebAssembly instance (small sizes)
+// Every quantize/dequantize kernel must give the WebAssembly bytes exactly; the GEMV is
+// compared with a float64 reference. Logs go to $OUT/check.log when OUT is set.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const argv = new Set(process.argv.slice(2));
+const MOCK = argv.has('--mock');
+const BENCH = !argv.has('--no-bench') && !MOCK;
+const BIG = (!MOCK || argv.has('--big')) && !argv.has('--no-big');
+const seed = Number(process.env.SEED ?? (Date.now() % 2 ** 31));
+
+const logLines = [];
+function log(...a) {
+  const s = a.join(' ');
+  console.log(s);
+  logLines.push(s);
+}
+function flushLog() {
+  if (process.env.OUT) writeFileSync(join(process.env.OUT, MOCK ? 'check-mock.log' : 'check.log'), logLines.join('\n') + '\n');
+}
+
+// ---------------------------------------------------------------- random data
+
+function rngFrom(s) {
+  let a = s >>> 0 || 1, b = 0x9e3779b9, c = 0x85ebca6b, d = 0xc2b2ae35;
+  const next = () => {
+    // xoshiro128**
+    const r = Math.imul(Math.imul(b, 5) << 7 | Math.imul(b, 5) >>> 25, 9) >>> 0;
+    const t = b << 9;
+    c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = d << 11 | d >>> 21;
+    return r;
+  };
+  for (let i = 0; i < 16; i++) next();
+  const u32 = () => next();
+  const uniform = () => next() / 4294967296;
+  let spare = null;
+  const normal = () => {
+    if (spare !== null) { const s2 = spare; spare = null; return s2; }
+    let u = 0, v = 0;
+    while (u === 0) u = uniform();
+    v = uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+  const int = (lo, hi) => lo + Math.floor(uniform() * (hi - lo + 1));
+  const pick = (arr) => arr[Math.floor(uniform() * arr.length)];
+  return { u32, uniform, normal, int, pick };
+}
+const rng = rngFrom(seed);
+
+const F32 = new Float32Array(1), U32 = new Uint32Array(F32.buffer);
+const bitsOf = (x) => ((F32[0] = x), U32[0]);
+const fromBits = (b) => ((U32[0] = b >>> 0), F32[0]);
+
+// f32 bits -> f16 / bf16 bits, round to nearest even (NaN -> 0x7fff)
+function f32ToF16(b) {
+  const ax = b & 0x7fffffff, sign = (b >>> 16) & 0x8000;
+  if (ax > 0x7f800000) return 0x7fff;
+  if (ax >= 0x477ff000) return sign | 0x7c00;
+  if (ax < 0x38800000) return sign | ((bitsOf(Math.fround(fromBits(ax) + 0.5)) - 0x3f000000) >>> 0);
+  return sign | ((((ax + 0xc8000fff) >>> 0) + ((ax >>> 13) & 1)) >>> 13 & 0xffff);
+}
+function f32ToBf16(b) {
+  if ((b & 0x7fffffff) > 0x7f800000) return 0x7fff;
+  return ((b >>> 0) + 0x7fff + ((b >>> 16) & 1)) >>> 16 & 0xffff;
+}
+function f16ToNumber(h) {
+  const e = (h >> 10) & 31, m = h & 1023, s = h & 0x8000 ? -1 : 1;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (e ? (1 + m / 1024) * 2 ** (e - 15) : m * 2 ** -24);
+}
+const bf16ToNumber = (h) => fromBits(h << 16);
+
+const ITEM = [4, 2, 2];
+const DTN = ['f32', 'f16', 'bf16'];
+
+const NF4_T = [0xbf591cd9, 0xbf1c5270, 0xbeeb8480, 0xbeadea76, 0xbe703cec, 0xbe0d38bc, 0xbd3a7871, 0x3d22faff, 0x3df64863,
+  0x3e5067e0, 0x3e9582d4, 0x3ec753f9, 0x3f006d03, 0x3f248daf, 0x3f5c89d9];
+const FP4_T = [0x3b2aaab9, 0x3db00000, 0x3e555555, 0x3e955555, 0x3ed55556, 0x3f155550, 0x3f555555];
+
+// f32 values that land exactly on decision boundaries when the block max is 1
+function tieValues(code) {
+  const v = [];
+  const add = (x) => { const b = bitsOf(x); v.push(x, fromBits(b + 1), fromBits(b - 1), -x); };
+  for (const t of NF4_T) add(fromBits(t));
+  for (const t of FP4_T) add(fromBits(t));
+  for (let j = 0; j < 255; j++) add(Math.fround(Math.fround(code[j] + code[j + 1]) * 0.5));
+  for (const t of [0.0026041667442768812, 0.2083333432674408, 0.5833333730697632]) add(Math.fround(t));
+  return v.filter((x) => Number.isFinite(x) && Math.abs(x) <= 1);
+}
+
+const DYN_HEX =
+  'bf7e3333bf7a999abf770000bf736666bf6fcccdbf6c3333bf68999abf650000bf616666bf5dcccdbf5a3333bf56999abf530000bf4f6666bf4bcccdbf483333' +
+  'bf44999abf410000bf3d6666bf39cccdbf363334bf32999abf2f0000bf2b6666bf27cccdbf243334bf20999abf1d0000bf196666bf15cccdbf123334bf0e999a' +
+  'bf0b0000bf076666bf03ccccbf003333bef93332bef20000beeaccccbee3999abedc6666bed53333bece0000bec6ccccbebf999abeb86666beb13333beaa0000' +
+  'bea2ccccbe9b999abe946666be8d3334be860000be7d9999be6f3333be60cccdbe526666be440000be35999abe273333be18cccdbe0a6666bdf80000bddb3334' +
+  'bdc9eb85bdc428f7bdbe6667bdb8a3d7bdb2e148bdad1eb8bda75c2abda1999abd9bd70abd96147bbd9051ebbd8a8f5dbd84cccdbd7e147bbd728f5dbd670a3d' +
+  'bd5b851fbd500000bd447ae1bd38f5c3bd2d70a3bd21eb85bd166667bd0ae148bcfeb852bce7ae15bcd0a3d7bcb9999abca28f5dbc8b851fbc68f5c3bc3ae148' +
+  'bc1f3b64bc160418bc0ccccdbc039581bbf4bc6abbe24dd3bbcfdf3bbbbd70a4bbab020dbb989374bb8624ddbb676c8abb428f5cbb1db22dbaf1a9fcbaa7ef9d' +
+  'ba7765ffba59e83eba3c6a80ba1eecc1ba016f01b9c7e283b98ce705b923d70bb8ba1f4bb88aefb3b8378034b7b24206b70205ffb65a1a94b513a3b700000000';
+function dynamicCode() {
+  const out = new Float32Array(256);
+  for (let i = 0; i < 128; i++) out[i] = fromBits(parseInt(DYN_HEX.slice(i * 8, i * 8 + 8), 16));
+  for (let i = 1; i < 128; i++) out[127 + i] = -out[127 - i];
+  out[255] = 1;
+  return out;
+}
+function codes() {
+  const dyn = dynamicCode();
+  const unsigned = new Float32Array(256);
+  for (let i = 0; i < 256; i++) unsigned[i] = Math.fround(i / 255);
+  const linear = new Float32Array(256); // signed linear map with an inserted zero (duplicate near-zeros)
+  for (let i = 0; i < 255; i++) linear[i] = Math.fround(-1 + (2 * i) / 254);
+  linear[255] = 0;
+  linear.sort();
+  const rnd = new Float32Array(256); // random sorted with duplicates
+  for (let i = 0; i < 256; i++) rnd[i] = i % 17 === 0 && i > 0 ? NaN : Math.fround(rng.uniform() * 2 - 1);
+  for (let i = 0; i < 256; i++) if (Number.isNaN(rnd[i])) rnd[i] = rnd[i - 1];
+  rnd[0] = -1; rnd[255] = 1;
+  rnd.sort();
+  return { dynamic: dyn, unsigned, linear, random: rnd };
+}
+const CODES = codes();
+const TIES = tieValues(CODES.dynamic);
+
+// n elements of dtype with a mix of segment kinds (64-element segments)
+function genFloats(n, dtype, { special = true, scale = 1 } = {}) {
+  const out = dtype === 0 ? new Uint32Array(n) : new Uint16Array(n);
+  const conv = dtype === 0 ? (b) => b >>> 0 : dtype === 1 ? f32ToF16 : f32ToBf16;
+  for (let s = 0; s < n; s += 64) {
+    const e = Math.min(n, s + 64);
+    const r = special ? rng.uniform() : 0;
+    if (r < 0.45) {
+      const sc = scale * 10 ** (special ? rng.uniform() * 6 - 3 : 0);
+      for (let i = s; i < e; i++) out[i] = conv(bitsOf(rng.normal() * sc));
+    } else if (r < 0.53) {
+      const sc = 2 ** rng.int(-140, 120);
+      for (let i = s; i < e; i++) out[i] = conv(bitsOf(rng.normal() * sc));
+    } else if (r < 0.61) {
+      for (let i = s; i < e; i++) out[i] = dtype === 0 ? rng.u32() : rng.u32() & 0xffff;
+    } else if (r < 0.67) {
+      const neg = rng.uniform() < 0.3;
+      for (let i = s; i < e; i++) out[i] = conv(neg && i % 3 === 0 ? 0x80000000 : 0);
+    } else if (r < 0.76) {
+      for (let i = s; i < e; i++) out[i] = conv(bitsOf(rng.normal()));
+      for (let k = rng.int(1, 3); k > 0; k--) out[rng.int(s, e - 1)] = conv(rng.pick([0x7fc00000, 0x7f800000, 0xff800000, 0xffc00001, 0x7f800001]));
+    } else if (r < 0.78) {
+      for (let i = s; i < e; i++) out[i] = conv(0x7fc00000);
+    } else if (r < 0.90) {
+      for (let i = s; i < e; i++) out[i] = conv(bitsOf(rng.pick(TIES)));
+      out[s] = conv(bitsOf(rng.uniform() < 0.5 ? 1 : -1));
+    } else {
+      // f32 on the 16-bit grid (the reciprocal's table) with varied exponents
+      for (let i = s; i < e; i++) out[i] = conv((bitsOf(rng.normal() * 2 ** rng.int(-20, 20)) & ~0x1fff) >>> 0);
+    }
+  }
+  return new Uint8Array(out.buffer);
+}
+
+function randomBytes(n) {
+  const u = new Uint8Array(n);
+  for (let i = 0; i < n; i += 4) {
+    const r = rng.u32();
+    u[i] = r; if (i + 1 < n) u[i + 1] = r >>> 8; if (i + 2 < n) u[i + 2] = r >>> 16; if (i + 3 < n) u[i + 3] = r >>> 24;
+  }
+  return u;
+}
+
+// absmax-like f32 values with specials
+function genAbsmax(n) {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = rng.uniform();
+    if (r < 0.8) a[i] = Math.abs(rng.normal()) * 2 ** rng.int(-10, 10);
+    else if (r < 0.85) a[i] = 0;
+    else if (r < 0.88) a[i] = NaN;
+    else if (r < 0.91) a[i] = Infinity;
+    else if (r < 0.94) a[i] = fromBits(rng.int(1, 0x7fffff)); // subnormal
+    else if (r < 0.97) a[i] = 3e38;
+    else a[i] = -Math.abs(rng.normal());
+  }
+  return a;
+}
+
+// ---------------------------------------------------------------- the two backends
+
+const align = (x, a) => Math.ceil(x / a) * a;
+const wasmBytes = readFileSync(join(root, 'build', 'bnb.simd.wasm'));
+
+class Wasm {
+  constructor(bytes = wasmBytes) {
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { abort: () => { throw new Error('wasm abort'); } } });
+    this.k = inst.exports;
+    this.base = align(this.k.heapBase(), 256);
+    this.top = this.base;
+  }
+  u8() { return new Uint8Array(this.k.memory.buffer); }
+  reset() { this.top = this.base; }
+  alloc(bytes) {
+    const p = this.top;
+    this.top = align(p + Math.max(bytes, 1), 256);
+    const have = this.k.memory.buffer.byteLength;
+    if (this.top > have) this.k.memory.grow(Math.ceil((this.top - have) / 65536));
+    return p;
+  }
+  put(bytes) { const p = this.alloc(bytes.byteLength); this.u8().set(bytes, p); return p; }
+  get(p, n) { return this.u8().slice(p, p + n); }
+}
+
+const LUT_BYTES = 1024 + 65536 + 64;
+
+function mockAddon() {
+  const w = new Wasm();
+  const k = w.k;
+  const stack = [];
+  const f32 = () => new Float32Array(w.k.memory.buffer);
+  return {
+    probe: () => ({ driverVersion: 0, runtimeVersion: 0, devices: [{ index: 0, name: 'mock (WebAssembly)', major: 0, minor: 0, totalMemory: 0, multiProcessorCount: 1 }] }),
+    setDevice() {},
+    malloc(bytes) { const p = w.alloc(bytes); stack.push(p); return p; },
+    free(p) { if (stack[stack.length - 1] === p) { stack.pop(); w.top = p; } },
+    memset(p, b, n) { w.u8().fill(b, p, p + n); },
+    copyHtoD(d, s) { w.u8().set(new Uint8Array(s.buffer, s.byteOffset, s.byteLength), d); },
+    copyDtoH(d, s) { new Uint8Array(d.buffer, d.byteOffset, d.byteLength).set(w.u8().subarray(s, s + d.byteLength)); },
+    copyDtoD(d, s, n) { w.u8().copyWithin(d, s, s + n); },
+    synchronize() {},
+    eventRecord: () => performance.now(),
+    eventElapsed: (a, b) => b - a,
+    eventDestroy() {},
+    quantize4bit: (...a) => k.quantize4bit(...a),
+    dequantize4bit: (...a) => k.dequantize4bit(...a),
+    quantizeBlockwise(src, n, dt, bs, code, q, absmax) {
+      const lut = w.alloc(LUT_BYTES);
+      k.prepareCodeLut(code, lut);
+      k.quantizeBlockwise(src, n, dt, bs, code, lut, q, absmax);
+      w.top = lut;
+    },
+    dequantizeBlockwise: (...a) => k.dequantizeBlockwise(...a),
+    addScalarF32(p, n, v) { const x = f32(); for (let i = p / 4; i < p / 4 + n; i++) x[i] = x[i] + v; },
+    subtractScalarF32(s, n, v, d) { const x = f32(); for (let i = 0; i < n; i++) x[d / 4 + i] = x[s / 4 + i] - v; },
+    firstNonFinite: (...a) => k.firstNonFinite(...a),
+    int8VectorwiseQuant: (...a) => k.int8VectorwiseQuant(...a),
+    int8ColumnQuant: (...a) => k.int8ColumnQuant(...a),
+    int8VectorwiseDequant: (...a) => k.int8VectorwiseDequant(...a),
+    int8LinearMatmul: (...a) => k.int8LinearMatmul(...a),
+    int8MmDequant: (...a) => k.int8MmDequant(...a),
+    gemv4bit(a, m, kk, adt, packed, n, absmax, bs, qt, bias, dt, out) {
+      const scratch = w.alloc((m * kk + kk) * 4);
+      k.gemv4bit(a, m, kk, adt, packed, 0, 0, n, absmax, bs, qt, bias, dt, out, scratch);
+      w.top = scratch;
+    },
+    dequantizeFp8: (...a) => k.dequantizeFp8(...a),
+  };
+}
+
+const require = createRequire(import.meta.url);
+const addonPath = process.env.BNBJS_CUDA_ADDON ?? join(root, 'build', 'bnbjs_cuda.node');
+const cuda = MOCK ? mockAddon() : require(addonPath);
+
+class Gpu {
+  constructor() { this.ptrs = []; }
+  alloc(bytes) { const p = cuda.malloc(Math.max(bytes, 1)); this.ptrs.push(p); return p; }
+  put(bytes) { const p = this.alloc(bytes.byteLength); cuda.copyHtoD(p, bytes); return p; }
+  get(p, n) { const u = new Uint8Array(n); cuda.copyDtoH(u, p); return u; }
+  // poisoned output buffer (so unwritten bytes show)
+  out(bytes) { const p = this.alloc(bytes); cuda.memset(p, 0xa5, bytes); return p; }
+  freeAll() { while (this.ptrs.length) cuda.free(this.ptrs.pop()); }
+}
+
+// ---------------------------------------------------------------- bookkeeping
+
+const results = new Map(); // test -> { cases, bad, elems, notes[] }
+function record(test, elems, bad, detail) {
+  let r = results.get(test);
+  if (!r) results.set(test, (r = { cases: 0, bad: 0, badCases: 0, elems: 0, notes: [] }));
+  r.cases++;
+  r.elems += elems;
+  r.bad += bad;
+  if (bad) {
+    r.badCases++;
+    if (r.notes.length < 8) r.notes.push(detail);
+  }
+}
+
+// byte-wise comparison in units of `unit` bytes; returns { bad, first }
+function diff(a, b, unit = 1) {
+  let bad = 0, first = -1;
+  const n = Math.max(a.length, b.length) / unit;
+  for (let i = 0; i < n; i++) {
+    let same = true;
+    for (let j = 0; j < unit; j++) if (a[i * unit + j] !== b[i * unit + j]) { same = false; break; }
+    if (!same) { if (first < 0) first = i; bad++; }
+  }
+  return { bad, first };
+}
+function hex(u8, unit, i) {
+  let s = '';
+  for (let j = unit - 1; j >= 0; j--) s += (u8[i * unit + j] ?? 0).toString(16).padStart(2, '0');
+  return s;
+}
+function compare(test, what, ref, got, unit, ctx) {
+  const d = diff(ref, got, unit);
+  record(test, ref.length / unit, d.bad,
+    d.bad ? `${ctx} ${what}: ${d.bad} of ${ref.length / unit} differ, first at ${d.first}: wasm ${hex(ref, unit, d.first)} cuda ${hex(got, unit, d.first)}` : '');
+  return d.bad;
+}
+
+// A failed kernel can leave a sticky error that poisons the context: then stop testing.
+let dead = null;
+function checkAlive() {
+  if (dead) return false;
+  try { cuda.synchronize(); return true; } catch (e) { dead = e.message; log(`CUDA context lost: ${dead}`); return false; }
+}
+function guard(test, ctx, f) {
+  if (dead) return;
+  try {
+    f();
+  } catch (e) {
+    record(test, 0, 1, `${ctx}: threw ${e && e.stack ? e.stack.split('\n').slice(0, 3).join(' | ') : e}`);
+    checkAlive();
+  }
+}
+
+const BS4 = [32, 64, 128, 256, 512, 1024, 2048, 4096];
+const BS8 = [64, 128, 256, 512, 1024, 2048, 4096];
+const sizes = (bs) => {
+  const s = new Set([1, 2, 3, bs - 1, bs, bs + 1, 2 * bs + 7, rng.int(1, 5000) * 2 + 1, rng.int(1000, MOCK ? 20000 : 200000)]);
+  return [...s].filter((x) => x > 0);
+};
+
+// ---------------------------------------------------------------- parity tests
+
+function test4bit(W, G, n, dtype, bs, qt, { offsetIn = 0, offsetOut = 0, src = null } = {}) {
+  const ctx = `n=${n} ${DTN[dtype]} bs=${bs} ${qt ? 'nf4' : 'fp4'}${offsetIn ? ` src+${offsetIn}` : ''}${offsetOut ? ` out+${offsetOut}` : ''}`;
+  const data = src ?? genFloats(n, dtype);
+  const nb = Math.ceil(n / bs), nbytes = Math.ceil(n / 2);
+  W.reset();
+  const wsrc = W.put(data), wpk = W.alloc(nbytes), wab = W.alloc(nb * 4);
+  W.k.quantize4bit(wsrc, n, dtype, bs, qt, wpk, wab);
+  const refPk = W.get(wpk, nbytes), refAb = W.get(wab, nb * 4);
+  const gsrcBase = G.alloc(data.length + offsetIn);
+  cuda.copyHtoD(gsrcBase + offsetIn, data);
+  const gpk = G.out(nbytes + 16) + offsetOut, gab = G.out(nb * 4);
+  cuda.quantize4bit(gsrcBase + offsetIn, n, dtype, bs, qt, gpk, gab);
+  compare('quantize4bit', 'packed', refPk, G.get(gpk, nbytes), 1, ctx);
+  compare('quantize4bit', 'absmax', refAb, G.get(gab, nb * 4), 4, ctx);
+  // dequantize the reference bytes with a random absmax (specials) to every dtype
+  const absmax = new Uint8Array((rng.uniform() < 0.5 ? genAbsmax(nb) : new Float32Array(refAb.buffer.slice(0))).buffer);
+  const wab2 = W.put(absmax);
+  const gab2 = G.put(absmax), gpk2 = G.put(refPk);
+  for (let odt = 0; odt < 3; odt++) {
+    const ob = n * ITEM[odt];
+    const wout = W.alloc(ob);
+    W.k.dequantize4bit(wpk, n, bs, qt, wab2, odt, wout);
+    const gout = G.out(ob + 16) + (offsetOut ? ITEM[odt] : 0);
+    cuda.dequantize4bit(gpk2, n, bs, qt, gab2, odt, gout);
+    compare('dequantize4bit', 'out', W.get(wout, ob), G.get(gout, ob), ITEM[odt], `${ctx} -> ${DTN[odt]}`);
+  }
+  G.freeAll();
+}
+
+let scalarWasm = null;
+function testBlockwise(W, G, n, dtype, bs, codeName, { offsetIn = 0, dequant = true, scalar = false } = {}) {
+  const code = CODES[codeName];
+  const ctx = `n=${n} ${DTN[dtype]} bs=${bs} code=${codeName}${offsetIn ? ` src+${offsetIn}` : ''}`;
+  const data = genFloats(n, dtype);
+  const nb = Math.ceil(n / bs);
+  W.reset();
+  const codeBytes = new Uint8Array(code.buffer.slice(0));
+  const wcode = W.put(codeBytes), wlut = W.alloc(LUT_BYTES);
+  W.k.prepareCodeLut(wcode, wlut);
+  const wsrc = W.put(data), wq = W.alloc(n), wab = W.alloc(nb * 4);
+  W.k.quantizeBlockwise(wsrc, n, dtype, bs, wcode, wlut, wq, wab);
+  const refQ = W.get(wq, n), refAb = W.get(wab, nb * 4);
+  const gcode = G.put(codeBytes);
+  const gsrcBase = G.alloc(data.length + offsetIn);
+  cuda.copyHtoD(gsrcBase + offsetIn, data);
+  const gq = G.out(n), gab = G.out(nb * 4);
+  cuda.quantizeBlockwise(gsrcBase + offsetIn, n, dtype, bs, gcode, gq, gab);
+  const gotQ = G.get(gq, n);
+  compare('quantizeBlockwise', 'q', refQ, gotQ, 1, ctx);
+  compare('quantizeBlockwise', 'absmax', refAb, G.get(gab, nb * 4), 4, ctx);
+  if (scalar) {
+    // the scalar build runs bitsandbytes' binary search literally (searchCode)
+    const S = (scalarWasm ??= new Wasm(readFileSync(join(root, 'build', 'bnb.scalar.wasm'))));
+    S.reset();
+    const scode = S.put(codeBytes), slut = S.alloc(LUT_BYTES);
+    S.k.prepareCodeLut(scode, slut);
+    const ssrc = S.put(data), sq = S.alloc(n), sab = S.alloc(nb * 4);
+    S.k.quantizeBlockwise(ssrc, n, dtype, bs, scode, slut, sq, sab);
+    compare('quantizeBlockwise vs scalar build', 'q', S.get(sq, n), gotQ, 1, ctx);
+    S.reset();
+  }
+  if (!dequant) {
+    G.freeAll();
+    return;
+  }
+  // dequantize random codes with special absmax
+  const q = randomBytes(n), absmax = new Uint8Array(genAbsmax(nb).buffer);
+  const wq2 = W.put(q), wab2 = W.put(absmax), gq2 = G.put(q), gab2 = G.put(absmax);
+  for (let odt = 0; odt < 3; odt++) {
+    const ob = n * ITEM[odt];
+    const wout = W.alloc(ob);
+    W.k.dequantizeBlockwise(wq2, n, bs, wcode, wab2, odt, wout);
+    const gout = G.out(ob);
+    cuda.dequantizeBlockwise(gq2, n, bs, gcode, gab2, odt, gout);
+    compare('dequantizeBlockwise', 'out', W.get(wout, ob), G.get(gout, ob), ITEM[odt], `${ctx} -> ${DTN[odt]}`);
+  }
+  G.freeAll();
+}
+
+function testScalars(G) {
+  for (const n of [1, 1000, 100003]) {
+    const x = new Float32Array(genFloats(n, 0).buffer);
+    for (const v of [Math.fround(0.123), -7.25, 0.1 /* not an f32 */, 1e30]) {
+      const ref1 = new Float32Array(n), ref2 = new Float32Array(n);
+      for (let i = 0; i < n; i++) { ref1[i] = x[i] + v; ref2[i] = x[i] - v; }
+      const p = G.put(new Uint8Array(x.buffer)), d = G.out(n * 4);
+      cuda.subtractScalarF32(p, n, v, d);
+      cuda.addScalarF32(p, n, v);
+      const canon = (a) => { const u = new Uint32Array(a.buffer.slice(0)); for (let i = 0; i < u.length; i++) if (Number.isNaN(fromBits(u[i]))) u[i] = 0x7fffffff; return new Uint8Array(u.buffer); };
+      compare('add/subtractScalarF32', 'add', canon(new Uint8Array(ref1.buffer)), canon(G.get(p, n * 4)), 4, `n=${n} v=${v}`);
+      compare('add/subtractScalarF32', 'sub', canon(new Uint8Array(ref2.buffer)), canon(G.get(d, n * 4)), 4, `n=${n} v=${v}`);
+      G.freeAll();
+    }
+  }
+}
+
+function testNonFinite(W, G) {
+  for (let dtype = 0; dtype < 3; dtype++) {
+    for (const n of [1, 7, 64, 1001, 65536, MOCK ? 30000 : 3000001]) {
+      for (const plant of ['none', 'one', 'two']) {
+        for (const off of [0, ITEM[dtype]]) {
+          const vals = dtype === 0 ? new Uint32Array(n) : new Uint16Array(n);
+          const conv = dtype === 0 ? (b) => b : dtype === 1 ? f32ToF16 : f32ToBf16;
+          for (let i = 0; i < n; i++) vals[i] = conv(bitsOf(rng.normal() * 100));
+          if (plant !== 'none') vals[rng.int(0, n - 1)] = conv(rng.pick([0x7fc00000, 0x7f800000, 0xff800000]));
+          if (plant === 'two') vals[rng.int(0, n - 1)] = conv(0xff800000);
+          const bytes = new Uint8Array(vals.buffer);
+          W.reset();
+          const ref = W.k.firstNonFinite(W.put(bytes), n, dtype);
+          const base = G.alloc(bytes.length + off);
+          cuda.copyHtoD(base + off, bytes);
+          const got = cuda.firstNonFinite(base + off, n, dtype);
+          record('firstNonFinite', 1, ref === got ? 0 : 1, `n=${n} ${DTN[dtype]} ${plant} +${off}: wasm ${ref} cuda ${got}`);
+          G.freeAll();
+        }
+      }
+    }
+  }
+}
+
+function genF16Matrix(rows, cols, scale = 1) {
+  const v = new Uint16Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const kind = rng.uniform();
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      if (kind < 0.05) v[i] = rng.uniform() < 0.5 ? 0 : 0x8000;
+      else v[i] = f32ToF16(bitsOf(rng.normal() * scale));
+    }
+    if (kind > 0.8) for (let k = rng.int(1, 3); k > 0; k--) v[r * cols + rng.int(0, cols - 1)] = rng.pick([0x7e00, 0x7c00, 0xfc00, f32ToF16(bitsOf(1000)), f32ToF16(bitsOf(-7))]);
+    if (kind > 0.95) v[r * cols + rng.int(0, cols - 1)] = rng.u32() & 0xffff;
+  }
+  return new Uint8Array(v.buffer);
+}
+
+function testInt8(W, G) {
+  const shapes = [[1, 1], [3, 7], [5, 8], [17, 64], [9, 250], [8, 256], [13, 1000], [6, 1024], [4, 4096], [3, 8192], [2, 12288],
+    [2, 16384], [2, 20000], [64, 4096], [1, 33]];
+  for (const [rows, cols] of shapes) {
+    for (const thr of [0, 3, 6]) {
+      const ctx = `${rows}x${cols} threshold=${thr}`;
+      const a = genF16Matrix(rows, cols, rng.pick([0.5, 1, 3]));
+      W.reset();
+      const wa = W.put(a), wcb = W.alloc(rows * cols), ws = W.alloc(rows * 4);
+      W.k.int8VectorwiseQuant(wa, rows, cols, thr, wcb, ws);
+      const ga = G.put(a), gcb = G.out(rows * cols), gs = G.out(rows * 4);
+      cuda.int8VectorwiseQuant(ga, rows, cols, thr, gcb, gs);
+      compare('int8VectorwiseQuant', 'cb', W.get(wcb, rows * cols), G.get(gcb, rows * cols), 1, ctx);
+      compare('int8VectorwiseQuant', 'stats', W.get(ws, rows * 4), G.get(gs, rows * 4), 4, ctx);
+      if (rows * cols <= 300000) {
+        const wcat = W.alloc(rows * cols), wcs = W.alloc(cols * 4);
+        W.k.int8ColumnQuant(wa, rows, cols, thr, wcat, wcs);
+        const gcat = G.out(rows * cols), gcs = G.out(cols * 4);
+        cuda.int8ColumnQuant(ga, rows, cols, thr, gcat, gcs);
+        compare('int8ColumnQuant', 'cat', W.get(wcat, rows * cols), G.get(gcat, rows * cols), 1, ctx);
+        compare('int8ColumnQuant', 'stats', W.get(wcs, cols * 4), G.get(gcs, cols * 4), 4, ctx);
+      }
+      G.freeAll();
+    }
+    // misaligned input (generic path)
+    if (cols <= 4096) {
+      const a = genF16Matrix(rows, cols);
+      W.reset();
+      const wa = W.put(a), wcb = W.alloc(rows * cols), ws = W.alloc(rows * 4);
+      W.k.int8VectorwiseQuant(wa, rows, cols, 0, wcb, ws);
+      const base = G.alloc(a.length + 2);
+      cuda.copyHtoD(base + 2, a);
+      const gcb = G.out(rows * cols), gs = G.out(rows * 4);
+      cuda.int8VectorwiseQuant(base + 2, rows, cols, 0, gcb, gs);
+      compare('int8VectorwiseQuant', 'cb', W.get(wcb, rows * cols), G.get(gcb, rows * cols), 1, `${rows}x${cols} a+2`);
+      G.freeAll();
+    }
+  }
+  // vectorwise dequant: NaN payloads are not deterministic in WebAssembly, so NaN == NaN here
+  for (const [rows, cols] of [[1, 1], [7, 13], [16, 64], [33, 1000], [128, 4096]]) {
+    const a = randomBytes(rows * cols), st = new Uint8Array(genAbsmax(rows).buffer);
+    W.reset();
+    const wo = W.alloc(rows * cols * 4);
+    W.k.int8VectorwiseDequant(W.put(a), rows, cols, W.put(st), wo);
+    const go = G.out(rows * cols * 4);
+    cuda.int8VectorwiseDequant(G.put(a), rows, cols, G.put(st), go);
+    const ref = new Uint32Array(W.get(wo, rows * cols * 4).buffer), got = new Uint32Array(G.get(go, rows * cols * 4).buffer);
+    let nanPayload = 0;
+    for (let i = 0; i < ref.length; i++) {
+      if (Number.isNaN(fromBits(ref[i])) && Number.isNaN(fromBits(got[i])) && ref[i] !== got[i]) { nanPayload++; ref[i] = got[i]; }
+    }
+    compare('int8VectorwiseDequant', 'out', new Uint8Array(ref.buffer), new Uint8Array(got.buffer), 4, `${rows}x${cols}`);
+    if (nanPayload) results.get('int8VectorwiseDequant').nanPayload = (results.get('int8VectorwiseDequant').nanPayload ?? 0) + nanPayload;
+    G.freeAll();
+  }
+  // int8 matmul: exact int32
+  const mm = [[1, 4, 1], [5, 8, 3], [37, 64, 53], [128, 512, 512], [128, 499, 512], [33, 63, 17], [1, 4096, 1000], [256, 4096, 1024],
+    [100, 1, 7], [3, 4, 1000], [17, 1024, 255]];
+  for (const [m, k, n] of mm) {
+    const a = randomBytes(m * k), b = randomBytes(n * k);
+    if (rng.uniform() < 0.5) { a.fill(0x80, 0, Math.min(a.length, k)); b.fill(0x80, 0, Math.min(b.length, k)); } // -128 rows
+    W.reset();
+    const wo = W.alloc(m * n * 4);
+    W.k.int8LinearMatmul(W.put(a), m, k, W.put(b), n, wo);
+    const go = G.out(m * n * 4);
+    guard('int8LinearMatmul', `${m}x${k}x${n}`, () => {
+      cuda.int8LinearMatmul(G.put(a), m, k, G.put(b), n, go);
+      compare('int8LinearMatmul', 'out', W.get(wo, m * n * 4), G.get(go, m * n * 4), 4, `m=${m} k=${k} n=${n}`);
+    });
+    G.freeAll();
+  }
+  // mm_dequant: every bias kind and output dtype
+  for (const [rows, cols] of [[1, 1], [3, 7], [16, 64], [33, 1000], [64, 1024], [5, 8]]) {
+    const acc = new Int32Array(rows * cols);
+    for (let i = 0; i < acc.length; i++) {
+      const r = rng.uniform();
+      acc[i] = r < 0.9 ? Math.round(rng.normal() * 2 ** rng.int(4, 24)) : r < 0.95 ? rng.pick([0, 2147483647, -2147483648, 1, -1]) : rng.u32() | 0;
+    }
+    const rs = new Float32Array(rows), cs = new Float32Array(cols);
+    for (let i = 0; i < rows; i++) rs[i] = rng.uniform() < 0.95 ? Math.abs(rng.normal()) * 2 ** rng.int(-4, 6) : rng.pick([0, Infinity, -1.5, NaN]);
+    for (let i = 0; i < cols; i++) cs[i] = rng.uniform() < 0.95 ? Math.abs(rng.normal()) * 2 ** rng.int(-4, 6) : rng.pick([0, Infinity, -2.5]);
+    const biasF32 = new Float32Array(cols), biasH = new Uint16Array(cols), biasBf = new Uint16Array(cols);
+    for (let i = 0; i < cols; i++) { const v = rng.normal() * 10; biasF32[i] = v; biasH[i] = f32ToF16(bitsOf(v)); biasBf[i] = f32ToBf16(bitsOf(v)); }
+    if (cols > 3) { biasH[0] = 0x7c00; biasF32[1] = NaN; biasBf[2] = 0xff80; }
+    const accB = new Uint8Array(acc.buffer), rsB = new Uint8Array(rs.buffer), csB = new Uint8Array(cs.buffer);
+    W.reset();
+    const wa = W.put(accB), wr = W.put(rsB), wc = W.put(csB);
+    const ga = G.put(accB), gr = G.put(rsB), gc = G.put(csB);
+    const biases = [null, new Uint8Array(biasH.buffer), new Uint8Array(biasF32.buffer), new Uint8Array(biasBf.buffer)];
+    for (let bk = 0; bk < 4; bk++) {
+      const wb = bk ? W.put(biases[bk]) : 0, gb = bk ? G.put(biases[bk]) : 0;
+      for (let odt = 0; odt < 3; odt++) {
+        const ob = rows * cols * ITEM[odt];
+        const wo = W.alloc(ob);
+        W.k.int8MmDequant(wa, rows, cols, wr, wc, wb, bk, odt, wo);
+        const go = G.out(ob);
+        cuda.int8MmDequant(ga, rows, cols, gr, gc, gb, bk, odt, go);
+        compare('int8MmDequant', 'out', W.get(wo, ob), G.get(go, ob), ITEM[odt], `${rows}x${cols} bias=${bk} -> ${DTN[odt]}`);
+      }
+    }
+    G.freeAll();
+  }
+}
+
+function testFp8(W, G) {
+  const cases = [
+    // rows, cols, row0, blockRows, blockCols (scale shape derived)
+    [300, 256, 0, 128, 128], [300, 256, 128, 128, 128], [7, 130, 3, 128, 128], [64, 1024, 0, 1, 128], [33, 100, 0, 1, 100],
+    [16, 48, 0, 16, 48], [50, 96, 5, 7, 32], [1, 16, 0, 1, 16], [256, 4096, 0, 128, 128],
+  ];
+  for (const [rows, cols, row0, br, bc] of cases) {
+    const scaleRows = Math.ceil((row0 + rows) / br), scaleCols = Math.ceil(cols / bc);
+    const w = randomBytes(rows * cols);
+    const sc = new Float32Array(scaleRows * scaleCols);
+    for (let i = 0; i < sc.length; i++) sc[i] = rng.uniform() < 0.95 ? rng.normal() * 2 ** rng.int(-20, 10) : rng.pick([0, NaN, Infinity, 3e38]);
+    const scB = new Uint8Array(sc.buffer);
+    W.reset();
+    const ww = W.put(w), ws = W.put(scB), gw = G.put(w), gs = G.put(scB);
+    for (let odt = 0; odt < 3; odt++) {
+      const ob = rows * cols * ITEM[odt];
+      const wo = W.alloc(ob);
+      W.k.dequantizeFp8(ww, rows, cols, row0, ws, scaleCols, br, bc, odt, wo);
+      const go = G.out(ob);
+      cuda.dequantizeFp8(gw, rows, cols, row0, gs, scaleCols, br, bc, odt, go);
+      compare('dequantizeFp8', 'out', W.get(wo, ob), G.get(go, ob), ITEM[odt], `${rows}x${cols} row0=${row0} block=${br}x${bc} -> ${DTN[odt]}`);
+    }
+    G.freeAll();
+  }
+}
+
+function toNumbers(u8, dt) {
+  if (dt === 0) return Array.from(new Float32Array(u8.buffer.slice(0)));
+  const h = new Uint16Array(u8.buffer.slice(0));
+  return Array.from(h, dt === 1 ? f16ToNumber : bf16ToNumber);
+}
+const EPS = [2 ** -24, 2 ** -11, 2 ** -8]; // half an ulp at 1, per output dtype
+
+const gemvStats = [];
+function testGemv(W, G, m, k, n, adt, odt, bs, qt, withBias) {
+  const ctx = `m=${m} k=${k} n=${n} A=${DTN[adt]} out=${DTN[odt]} bs=${bs} ${qt ? 'nf4' : 'fp4'}${withBias ? ' bias' : ''}`;
+  const nw = n * k;
+  W.reset();
+  // weights: quantize normal data / sqrt(k) with the reference
+  const wdata = genFloats(nw, 0, { special: false, scale: 1 / Math.sqrt(k) });
+  const wsrc = W.put(wdata), nb = Math.ceil(nw / bs), pk = W.alloc(Math.ceil(nw / 2) + 16), ab = W.alloc(nb * 4);
+  W.k.quantize4bit(wsrc, nw, 0, bs, qt, pk, ab);
+  const wdq = W.alloc(nw * 4);
+  W.k.dequantize4bit(pk, nw, bs, qt, ab, 0, wdq);
+  const Wf = new Float32Array(W.get(wdq, nw * 4).buffer);
+  const a = genFloats(m * k, adt, { special: false });
+  const A = toNumbers(a, adt);
+  const bias = new Float32Array(n);
+  for (let j = 0; j < n; j++) bias[j] = rng.normal();
+  const biasB = new Uint8Array(bias.buffer);
+  const packedBytes = W.get(pk, Math.ceil(nw / 2) + 16), absmaxBytes = W.get(ab, nb * 4);
+  // the reference's own gemv (for comparison of the two errors)
+  const wa = W.put(a), wb = withBias ? W.put(biasB) : 0, wo = W.alloc(m * n * ITEM[odt]), scratch = W.alloc((m * k + k) * 4);
+  W.k.gemv4bit(wa, m, k, adt, pk, 0, 0, n, ab, bs, qt, wb, odt, wo, scratch);
+  const wasmOut = toNumbers(W.get(wo, m * n * ITEM[odt]), odt);
+  const ga = G.put(a), gp = G.put(packedBytes), gab = G.put(absmaxBytes), gb = withBias ? G.put(biasB) : 0;
+  const go = G.out(m * n * ITEM[odt]);
+  cuda.gemv4bit(ga, m, k, adt, gp, n, gab, bs, qt, gb, odt, go);
+  const gpuOut = toNumbers(G.get(go, m * n * ITEM[odt]), odt);
+  let worstG = 0, worstW = 0, fails = 0, same = 0, sumErr = 0;
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let ref = 0, mag = 0;
+      for (let t = 0; t < k; t++) { const p = A[i * k + t] * Wf[j * k + t]; ref += p; mag += Math.abs(p); }
+      if (withBias) { ref += bias[j]; mag += Math.abs(bias[j]); }
+      const g = gpuOut[i * n + j], w = wasmOut[i * n + j];
+      // allowed: the output rounding (half an ulp of the output dtype) + f32 accumulation error
+      const tol = Math.abs(ref) * EPS[odt] * 1.001 + mag * 2 ** -22 + 1e-30;
+      const eg = Math.abs(g - ref), ew = Math.abs(w - ref);
+      if (!(eg <= tol)) fails++;
+      worstG = Math.max(worstG, eg / (mag + 1e-30));
+      worstW = Math.max(worstW, ew / (mag + 1e-30));
+      sumErr += eg / (mag + 1e-30);
+      if (Object.is(g, w)) same++;
+    }
+  }
+  record('gemv4bit (vs float64)', m * n, fails, `${ctx}: ${fails} outputs outside half an ulp + f32 accumulation bound; worst |err|/sum|a*w| cuda ${worstG.toExponential(2)}`);
+  gemvStats.push({ ctx, worstG, worstW, mean: sumErr / (m * n), same: same / (m * n) });
+  G.freeAll();
+}
+
+function testBig(W, G) {
+  // >= 100M elements: NF4 bf16 bs64 quantize + dequantize, odd n
+  const n = 100_000_001, dtype = 2, bs = 64;
+  const t0 = performance.now();
+  const vals = new Uint16Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = rng.u32();
+    // bf16 of a random normal-ish value: sign, exponent near 127, random mantissa; a few specials
+    vals[i] = ((r & 0x8000) | ((120 + (r >>> 16) % 10) << 7) | (r & 0x7f));
+    if (i + 1 < n) vals[i + 1] = ((r >>> 1 & 0x8000) | ((118 + (r >>> 20) % 12) << 7) | (r >>> 7 & 0x7f));
+  }
+  for (let k = 0; k < 1000; k++) vals[rng.int(0, n - 1)] = rng.pick([0x7fc0, 0x7f80, 0xff80, 0, 0x8000]);
+  for (let k = 0; k < 200; k++) { const s = rng.int(0, n / 64 - 1) * 64; vals.fill(0, s, s + 64); }
+  const data = new Uint8Array(vals.buffer);
+  const nb = Math.ceil(n / bs), nbytes = Math.ceil(n / 2);
+  W.reset();
+  const wsrc = W.put(data), wpk = W.alloc(nbytes), wab = W.alloc(nb * 4);
+  W.k.quantize4bit(wsrc, n, dtype, bs, 1, wpk, wab);
+  const gsrc = G.put(data), gpk = G.out(nbytes), gab = G.out(nb * 4);
+  cuda.quantize4bit(gsrc, n, dtype, bs, 1, gpk, gab);
+  const ctx = `n=${n} bf16 bs=64 nf4`;
+  compare('big (>=100M)', 'packed', W.get(wpk, nbytes), G.get(gpk, nbytes), 1, ctx);
+  compare('big (>=100M)', 'absmax', W.get(wab, nb * 4), G.get(gab, nb * 4), 4, ctx);
+  const wout = wsrc; // reuse: same size as the bf16 input
+  W.k.dequantize4bit(wpk, n, bs, 1, wab, 2, wout);
+  const gout = G.out(n * 2);
+  cuda.dequantize4bit(gpk, n, bs, 1, gab, 2, gout);
+  compare('big (>=100M)', 'dequantized', W.get(wout, n * 2), G.get(gout, n * 2), 2, ctx + ' -> bf16');
+  G.freeAll();
+  W.reset();
+  // 8-bit blockwise, f16, 64M + 3 elements
+  const n8 = 64 * 1024 * 1024 + 3;
+  const d8 = genFloats(n8, 1, { special: false });
+  const wcode = W.put(new Uint8Array(CODES.dynamic.buffer.slice(0))), wlut = W.alloc(LUT_BYTES);
+  W.k.prepareCodeLut(wcode, wlut);
+  const w8 = W.put(d8), wq = W.alloc(n8), wab8 = W.alloc(Math.ceil(n8 / 256) * 4);
+  W.k.quantizeBlockwise(w8, n8, 1, 256, wcode, wlut, wq, wab8);
+  const gcode = G.put(new Uint8Array(CODES.dynamic.buffer.slice(0))), g8 = G.put(d8), gq = G.out(n8), gab8 = G.out(Math.ceil(n8 / 256) * 4);
+  cuda.quantizeBlockwise(g8, n8, 1, 256, gcode, gq, gab8);
+  compare('big (>=100M)', 'q8', W.get(wq, n8), G.get(gq, n8), 1, `n=${n8} f16 bs=256`);
+  G.freeAll();
+  W.reset();
+  log(`big tests: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+function parity() {
+  const W = new Wasm(), G = new Gpu();
+  const t0 = performance.now();
+  const step = (name, f) => {
+    if (dead) return;
+    const s = performance.now();
+    try { f(); } catch (e) { record(name, 0, 1, `threw: ${e.stack?.split('\n').slice(0, 4).join(' | ')}`); }
+    try { G.freeAll(); } catch (e) { G.ptrs.length = 0; }
+    checkAlive();
+    log(`  ${name}: ${((performance.now() - s) / 1000).toFixed(1)} s`);
+  };
+  if (!MOCK) step('misaligned typed pointers throw', () => {
+    const p = G.alloc(1024), o = G.alloc(1024);
+    const expectThrow = (what, f) => {
+      let msg = null;
+      try { f(); } catch (e) { msg = e.message; }
+      record('misaligned pointers rejected', 1, msg && /aligned/.test(msg) ? 0 : 1, `${what}: ${msg ?? 'did not throw'}`);
+    };
+    expectThrow('quantize4bit f32 src+1', () => cuda.quantize4bit(p + 1, 10, 0, 64, 1, o, o + 512));
+    expectThrow('dequantize4bit f16 out+1', () => cuda.dequantize4bit(p, 10, 64, 1, o + 512, 1, o + 1));
+    expectThrow('quantizeBlockwise absmax+2', () => cuda.quantizeBlockwise(p, 10, 1, 64, p, o, o + 2));
+    expectThrow('int8MmDequant a+2', () => cuda.int8MmDequant(p + 2, 1, 2, o, o, 0, 0, 1, o));
+    expectThrow('gemv4bit out+1', () => cuda.gemv4bit(p, 1, 64, 2, o, 1, o, 64, 1, 0, 2, p + 1));
+  });
+  step('4-bit', () => {
+    for (let dtype = 0; dtype < 3; dtype++) for (const qt of [0, 1]) for (const bs of BS4) for (const n of sizes(bs)) {
+      guard('quantize4bit', `n=${n} ${DTN[dtype]} bs=${bs}`, () => test4bit(W, G, n, dtype, bs, qt));
+    }
+    // other paths: misaligned pointers, non-power-of-two and small blocksizes (generic kernels)
+    for (let dtype = 0; dtype < 3; dtype++) for (const qt of [0, 1]) {
+      guard('quantize4bit', 'misaligned', () => test4bit(W, G, 10001, dtype, 64, qt, { offsetIn: ITEM[dtype] }));
+      guard('quantize4bit', 'misaligned out', () => test4bit(W, G, 10001, dtype, 64, qt, { offsetOut: 1 }));
+      for (const bs of [2, 6, 16, 48, 100, 8192]) guard('quantize4bit', `bs=${bs}`, () => test4bit(W, G, 9999, dtype, bs, qt));
+    }
+  });
+  step('8-bit blockwise', () => {
+    for (let dtype = 0; dtype < 3; dtype++) for (const bs of BS8) for (const n of sizes(bs)) for (const c of Object.keys(CODES)) {
+      if (c !== 'dynamic' && n > 20000) continue;
+      guard('quantizeBlockwise', `n=${n} ${DTN[dtype]} bs=${bs} ${c}`, () => testBlockwise(W, G, n, dtype, bs, c));
+    }
+    // n >= 2^22: the bucket-table path of the CUDA kernel
+    const big = MOCK ? 70001 : (1 << 22) + 17;
+    for (let dtype = 0; dtype < 3; dtype++) for (const bs of [64, 256, 4096]) for (const c of Object.keys(CODES)) {
+      const scalar = dtype === 0 && bs === 256 && (c === 'random' || c === 'linear');
+      guard('quantizeBlockwise', `n=${big} ${c}`, () => testBlockwise(W, G, big, dtype, bs, c, { dequant: false, scalar }));
+    }
+    guard('quantizeBlockwise', 'scalar small', () => testBlockwise(W, G, 100003, 1, 64, 'random', { dequant: false, scalar: true }));
+    for (let dtype = 0; dtype < 3; dtype++) {
+      guard('quantizeBlockwise', 'misaligned', () => testBlockwise(W, G, 10001, dtype, 256, 'dynamic', { offsetIn: ITEM[dtype] }));
+      for (const bs of [1, 8, 16, 32, 100, 8192]) guard('quantizeBlockwise', `bs=${bs}`, () => testBlockwise(W, G, 9999, dtype, bs, 'dynamic'));
+    }
+  });
+  step('scalars', () => testScalars(G));
+  step('firstNonFinite', () => testNonFinite(W, G));
+  step('int8', () => testInt8(W, G));
+  step('fp8', () => testFp8(W, G));
+  step('gemv', () => {
+    const cases = [
+      [1, 4096, 1000, 2, 2, 64, 1, false], [1, 4096, 1000, 1, 1, 64, 0, true], [1, 4096, 333, 0, 0, 128, 1, true],
+      [1, 8192, 512, 2, 2, 64, 1, false], [3, 1024, 300, 2, 0, 32, 1, true], [2, 1024, 129, 1, 2, 4096, 0, false],
+      [1, 1000, 77, 2, 2, 64, 1, true], [2, 33, 5, 0, 0, 64, 1, false], [1, 64, 1, 1, 1, 64, 0, true], [4, 96, 10, 2, 1, 32, 1, false],
+      [1, 2048, 4097, 2, 2, 256, 1, false], [1, 12288, 70, 2, 2, 64, 1, true], [2, 16384, 9, 0, 0, 128, 0, false],
+    ];
+    for (const c of cases) guard('gemv4bit (vs float64)', c.join(','), () => testGemv(W, G, ...c));
+
+  });
+  if (BIG) step('big', () => testBig(W, G));
+  log(`parity: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+// ---------------------------------------------------------------- benchmarks
+
+function median(a) { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; }
+function timeIt(f, reps = 30) {
+  for (let i = 0; i < 3; i++) f();
+  cuda.synchronize();
+  const ts = [];
+  for (let i = 0; i < reps; i++) {
+    const s = cuda.eventRecord();
+    f();
+    const e = cuda.eventRecord();
+    ts.push(cuda.eventElapsed(s, e));
+    cuda.eventDestroy(s);
+    cuda.eventDestroy(e);
+  }
+  return median(ts);
+}
+
+// fill a device buffer with `bytes` bytes of a repeated random host pattern (32 MiB)
+function fillRandom(G, bytes, gen) {
+  const p = G.alloc(bytes);
+  const chunk = Math.min(bytes, 32 << 20);
+  const pattern = gen(chunk);
+  for (let o = 0; o < bytes; o += chunk) cuda.copyHtoD(p + o, pattern.subarray(0, Math.min(chunk, bytes - o)));
+  return p;
+}
+
+const BNB = { copy: 3038, dq4: 2222, q4: 263, dq8: 1971, q8: 515, vq: 1191, gemv: 1029, mm: 896, mmdq: 2664 };
+
+function bench() {
+  const G = new Gpu();
+  const rows = [];
+  const add = (name, ms, bytes, ref, unit = 'GB/s', value = bytes / ms / 1e6) => {
+    rows.push({ name, ms, value, unit, ref });
+    log(`  ${name}: ${ms.toFixed(3)} ms, ${value.toFixed(0)} ${unit}${ref ? ` (bitsandbytes ${ref}, x${(value / ref).toFixed(2)})` : ''}`);
+  };
+  const N = 8192 * 28672; // 234,881,024 elements
+  const bf16 = (bytes) => { const u = new Uint16Array(bytes / 2); for (let i = 0; i < u.length; i++) u[i] = f32ToBf16(bitsOf(rng.normal())); return new Uint8Array(u.buffer); };
+  const f16 = (bytes) => { const u = new Uint16Array(bytes / 2); for (let i = 0; i < u.length; i++) u[i] = f32ToF16(bitsOf(rng.normal())); return new Uint8Array(u.buffer); };
+  const f32 = (bytes) => { const u = new Float32Array(bytes / 4); for (let i = 0; i < u.length; i++) u[i] = rng.normal(); return new Uint8Array(u.buffer); };
+
+  // device-to-device copy: the ceiling
+  {
+    const bytes = 1 << 30;
+    const a = G.alloc(bytes), b = G.alloc(bytes);
+    cuda.memset(a, 1, bytes);
+    add('copyDtoD 1 GiB (read+write)', timeIt(() => cuda.copyDtoD(b, a, bytes), 20), 2 * bytes, BNB.copy);
+    add('memset 1 GiB (write only)', timeIt(() => cuda.memset(b, 3, bytes), 20), bytes);
+    G.freeAll();
+  }
+  // 4-bit
+  {
+    const src = fillRandom(G, N * 2, bf16);
+    const pk = G.alloc(N / 2), ab = G.alloc((N / 64) * 4), out = G.alloc(N * 2);
+    add('quantize4bit nf4 bs64 bf16 8192x28672', timeIt(() => cuda.quantize4bit(src, N, 2, 64, 1, pk, ab)), N * 2 + N / 2 + (N / 64) * 4, BNB.q4);
+    add('quantize4bit fp4 bs64 bf16', timeIt(() => cuda.quantize4bit(src, N, 2, 64, 0, pk, ab)), N * 2 + N / 2 + (N / 64) * 4);
+    add('dequantize4bit nf4 bs64 -> bf16 8192x28672', timeIt(() => cuda.dequantize4bit(pk, N, 64, 1, ab, 2, out)), N / 2 + (N / 64) * 4 + N * 2, BNB.dq4);
+    add('dequantize4bit nf4 bs64 -> f16', timeIt(() => cuda.dequantize4bit(pk, N, 64, 1, ab, 1, out)), N / 2 + (N / 64) * 4 + N * 2);
+    // GEMV: A 1x8192 bf16, W 28672x8192 nf4 (effective bytes: packed weight + absmax)
+    const a = G.put(bf16(8192 * 2)), o = G.alloc(28672 * 2);
+    add('gemv4bit nf4 bs64 1x8192 @ 28672x8192 (bf16)', timeIt(() => cuda.gemv4bit(a, 1, 8192, 2, pk, 28672, ab, 64, 1, 0, 2, o), 50), N / 2 + (N / 64) * 4, BNB.gemv);
+
+    const a4 = G.put(bf16(4 * 8192 * 2)), o4 = G.alloc(4 * 28672 * 2);
+    add('gemv4bit nf4 bs64 4x8192 @ 28672x8192 (bf16)', timeIt(() => cuda.gemv4bit(a4, 4, 8192, 2, pk, 28672, ab, 64, 1, 0, 2, o4), 20), N / 2 + (N / 64) * 4);
+    G.freeAll();
+    const s32 = fillRandom(G, N * 4, f32);
+    const pk2 = G.alloc(N / 2), ab2 = G.alloc((N / 64) * 4);
+    add('quantize4bit nf4 bs64 f32', timeIt(() => cuda.quantize4bit(s32, N, 0, 64, 1, pk2, ab2), 20), N * 4 + N / 2 + (N / 64) * 4);
+    G.freeAll();
+  }
+  // 8-bit blockwise bs256
+  {
+    const code = G.put(new Uint8Array(CODES.dynamic.buffer.slice(0)));
+    const src = fillRandom(G, N * 2, bf16);
+    const q = G.alloc(N), ab = G.alloc((N / 256) * 4), out = G.alloc(N * 2);
+    add('quantizeBlockwise bs256 bf16', timeIt(() => cuda.quantizeBlockwise(src, N, 2, 256, code, q, ab)), N * 2 + N + (N / 256) * 4, BNB.q8);
+    add('quantizeBlockwise bs4096 bf16', timeIt(() => cuda.quantizeBlockwise(src, N, 2, 4096, code, q, ab)), N * 2 + N + (N / 4096) * 4);
+    add('dequantizeBlockwise bs256 -> bf16', timeIt(() => cuda.dequantizeBlockwise(q, N, 256, code, ab, 2, out)), N + (N / 256) * 4 + N * 2, BNB.dq8);
+    G.freeAll();
+    const code2 = G.put(new Uint8Array(CODES.dynamic.buffer.slice(0)));
+    const s32 = fillRandom(G, (N / 2) * 4, f32);
+    const q2 = G.alloc(N / 2), ab2 = G.alloc((N / 512) * 4), o32 = G.alloc((N / 2) * 4);
+    add('quantizeBlockwise bs256 f32 (117M)', timeIt(() => cuda.quantizeBlockwise(s32, N / 2, 0, 256, code2, q2, ab2), 20), (N / 2) * 5 + (N / 512) * 4);
+    add('dequantizeBlockwise bs256 -> f32 (117M)', timeIt(() => cuda.dequantizeBlockwise(q2, N / 2, 256, code2, ab2, 0, o32), 20), (N / 2) * 5 + (N / 512) * 4);
+    G.freeAll();
+  }
+  // LLM.int8
+  {
+    const R = 16384, C = 8192;
+    const a = fillRandom(G, R * C * 2, f16);
+    const cb = G.alloc(R * C), st = G.alloc(R * 4);
+    add('int8VectorwiseQuant 16384x8192 f16', timeIt(() => cuda.int8VectorwiseQuant(a, R, C, 0, cb, st)), R * C * 3 + R * 4, BNB.vq);
+    add('int8VectorwiseQuant threshold 6', timeIt(() => cuda.int8VectorwiseQuant(a, R, C, 6, cb, st)), R * C * 3 + R * 4);
+    G.freeAll();
+    const M = 8192;
+    const A = fillRandom(G, M * M, (b) => randomBytes(b)), B = fillRandom(G, M * M, (b) => randomBytes(b)), O = G.alloc(M * M * 4);
+    const ms = timeIt(() => cuda.int8LinearMatmul(A, M, M, B, M, O), 10);
+    add('int8LinearMatmul 8192^3 (cuBLASLt)', ms, 0, BNB.mm, 'TOPS', (2 * M ** 3) / ms / 1e9);
+    const rs = G.put(new Uint8Array(new Float32Array(M).fill(1.5).buffer)), cs = G.put(new Uint8Array(new Float32Array(M).fill(0.5).buffer));
+    const out = G.alloc(M * M * 2);
+    add('int8MmDequant 8192^2 -> f16', timeIt(() => cuda.int8MmDequant(O, M, M, rs, cs, 0, 0, 1, out)), M * M * 6 + M * 8, BNB.mmdq);
+    G.freeAll();
+    const m2 = 8192, k2 = 8190; // k % 4 != 0: the integer kernel
+    const A2 = fillRandom(G, 1024 * k2, (b) => randomBytes(b)), B2 = fillRandom(G, m2 * k2, (b) => randomBytes(b)), O2 = G.alloc(1024 * m2 * 4);
+    const ms2 = timeIt(() => cuda.int8LinearMatmul(A2, 1024, k2, B2, m2, O2), 5);
+    add('int8LinearMatmul 1024x8190x8192 (own kernel)', ms2, 0, 0, 'TOPS', (2 * 1024 * k2 * m2) / ms2 / 1e9);
+    G.freeAll();
+  }
+  // FP8
+  {
+    const R = 8192, C = 28672;
+    const w = fillRandom(G, R * C, (b) => randomBytes(b));
+    const sc = G.put(new Uint8Array(new Float32Array((R / 128) * (C / 128)).fill(0.01).buffer)), out = G.alloc(R * C * 2);
+    add('dequantizeFp8 8192x28672 128x128 -> bf16', timeIt(() => cuda.dequantizeFp8(w, R, C, 0, sc, C / 128, 128, 128, 2, out)), R * C * 3);
+    G.freeAll();
+  }
+  {
+    const n = N;
+    const src = fillRandom(G, n * 2, bf16);
+    add('firstNonFinite bf16 (none)', timeIt(() => cuda.firstNonFinite(src, n, 2), 10), n * 2);
+    G.freeAll();
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------- main
+
+const probe = cuda.probe();
+log(`bnbjs CUDA check — seed ${seed}${MOCK ? ' (MOCK: the device is a second WebAssembly instance)' : ''}`);
+log(`probe: ${JSON.stringify(probe)}`);
+if (!probe.devices.length) {
+  log('no CUDA device: nothing to check');
+  flushLog();
+  process.exit(2);
+}
+try { parity(); } catch (e) { log(`parity aborted: ${e.stack}`); record('harness', 0, 1, String(e)); }
+if (dead) record('harness', 0, 1, `CUDA context lost: ${dead}`);
+log('');
+log('parity (bytes of the CUDA addon vs build/bnb.simd.wasm):');
+log('| test | cases | elements compared | mismatching elements | cases with mismatches |');
+log('|---|---|---|---|---|');
+let failed = false;
+for (const [name, r] of results) {
+  log(`| ${name} | ${r.cases} | ${r.elems} | ${r.bad} | ${r.badCases} |${r.nanPayload ? ` (${r.nanPayload} NaN payloads differ, ignored)` : ''}`);
+  if (r.bad) failed = true;
+}
+for (const [name, r] of results) for (const note of r.notes) log(`  ${name}: ${note}`);
+log('');
+log('gemv4bit vs float64: worst |err| / sum|a*w| (cuda, wasm), mean (cuda), share identical to wasm');
+for (const s of gemvStats) log(`  ${s.ctx}: ${s.worstG.toExponential(2)} ${s.worstW.toExponential(2)} ${s.mean.toExponential(2)} ${(100 * s.same).toFixed(1)}%`);
+flushLog();
+if (BENCH && !dead) {
+  log('');
+  log('benchmarks (median of CUDA-event timings, device-resident data):');
+  let rows = [];
+  try { rows = bench(); } catch (e) { log(`bench threw: ${e.stack}`); }
+  log('');
+  log('| kernel | ms | throughput | bitsandbytes | ratio |');
+  log('|---|---|---|---|---|');
+  for (const r of rows) log(`| ${r.name} | ${r.ms.toFixed(3)} | ${r.value.toFixed(0)} ${r.unit} | ${r.ref || ''} | ${r.ref ? (r.value / r.ref).toFixed(2) : ''} |`);
+}
+log('');
+log(failed ? 'PARITY: MISMATCHES (see above)' : 'PARITY: all compared bytes identical');
+flushLog();
+process.exit(failed ? 1 : 0);
