@@ -165,6 +165,10 @@ async function main(argv: string[]): Promise<number> {
           console.log(p.cuda.available
             ? `CUDA: driver ${p.cuda.driverVersion}, runtime ${p.cuda.runtimeVersion}; ${p.cuda.devices.map((d) => `cuda:${d.index} ${d.name} sm_${d.major}${d.minor} ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB`).join('; ')}`
             : `CUDA: unavailable (${p.cuda.reason})`);
+          const h = p.hpu;
+          console.log(`Gaudi (HPU): ${h.available ? `available (${h.devices.length ? h.devices.join(', ') : 'forced'})` : `unavailable (${h.reason})`}; ` +
+            `software ${h.version ? `${h.version.major}.${h.version.minor}.${h.version.patch}` : 'unknown'} (${h.versionSource})` +
+            `${h.swapNibbles ? ', nibble swap (< 1.22)' : ''}; kernels emulated on WebAssembly`);
           if (p.forced) console.log(`forced by BNBJS_BACKEND=${p.forced}`);
         }
         return 0;

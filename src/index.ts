@@ -1,5 +1,6 @@
 export { BnbError } from './errors.js';
 import './backend/cuda/register.js';
+import './backend/hpu/backend.js';
 export type { BnbErrorCode } from './errors.js';
 export type { DType, FloatDType, TypedArray } from './dtypes.js';
 export { DTYPES, itemsize } from './dtypes.js';
@@ -37,3 +38,6 @@ export { registerKernel, commonDevice, OPS, setForcedBackend } from './backend/r
 export type { OpName } from './backend/registry.js';
 export { probe } from './backend/probe.js';
 export type { Probe } from './backend/probe.js';
+export { setGaudiSoftwareVersion, swapNibbles } from './backend/hpu/backend.js';
+export { parseGaudiVersion, needsNibbleSwap, probeGaudi } from './backend/hpu/probe.js';
+export type { GaudiProbe, GaudiVersion } from './backend/hpu/probe.js';

@@ -17,19 +17,29 @@ export interface Tensor {
   dispose?(): void;
 }
 
-type DeviceMover = (t: Tensor, device: string) => Tensor;
-let mover: DeviceMover | null = null;
+/** Copies a tensor between the host and one device type (both directions). */
+export type DeviceMover = (t: Tensor, device: string) => Tensor;
+const movers = new Map<string, DeviceMover>();
 
-/** Set by the CUDA backend when it loads. */
-export function setDeviceMover(m: DeviceMover): void {
-  mover = m;
+/** Registered by each device backend ('cuda', 'hpu') when it loads. */
+export function registerDeviceMover(deviceType: string, m: DeviceMover): void {
+  movers.set(deviceType, m);
 }
 
-/** The tensor on `device`: 'cpu', 'cuda' or 'cuda:N' (a copy unless it is there already). */
+/** The tensor on `device`: 'cpu', 'cuda', 'cuda:N', 'hpu', ... (a copy unless it is there already). */
 export function toDevice(t: Tensor, device: string): Tensor {
-  if (device === (t.device ?? 'cpu')) return t;
-  if (mover === null) throw new BnbError('E_DEVICE', `device = ${show(device)} is not available in this runtime: only 'cpu'`);
-  return mover(t, device);
+  const from = t.device ?? 'cpu';
+  if (typeof device === 'string' && device === from) return t;
+  const to = typeof device === 'string' ? device.split(':')[0]! : '';
+  const src = from.split(':')[0]!;
+  const mover = (type: string) => {
+    const m = movers.get(type);
+    if (!m) throw new BnbError('E_DEVICE', `device = ${show(type === to ? device : from)} is not available in this runtime: expected 'cpu'${[...movers.keys()].map((k) => `, '${k}'`).join('')}`);
+    return m;
+  };
+  if (src === 'cpu') return mover(to)(t, device);
+  if (to === 'cpu' || to === src) return mover(src)(t, device);
+  return mover(to)(mover(src)(t, 'cpu'), device);
 }
 
 const METHODS: PropertyDescriptorMap = {

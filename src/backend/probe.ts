@@ -2,10 +2,12 @@
 import { wasmBuild } from '../wasm/runtime.js';
 import { cudaAddon, CudaDeviceInfo } from './cuda/addon.js';
 import { forcedBackend } from './registry.js';
+import { GaudiProbe } from './hpu/probe.js';
+import { gaudi } from './hpu/backend.js';
 
 export interface Probe {
   /** BNBJS_BACKEND, when set */
-  forced: 'wasm' | 'cuda' | null;
+  forced: 'wasm' | 'cuda' | 'hpu' | null;
   wasm: { simd: boolean; relaxedSimd: boolean; threads: boolean; build: string };
   cuda: {
     available: boolean;
@@ -15,6 +17,8 @@ export interface Probe {
     runtimeVersion: number | null;
     devices: CudaDeviceInfo[];
   };
+  /** Intel Gaudi: devices, software version, the nibble rule; computed on WebAssembly (emulated) */
+  hpu: GaudiProbe;
 }
 
 // Smallest modules that use each feature (a v128 result; i8x16.relaxed_swizzle; a shared memory).
@@ -55,5 +59,6 @@ export function probe(): Probe {
       runtimeVersion: p?.runtimeVersion ?? null,
       devices: p?.devices ?? [],
     },
+    hpu: gaudi(),
   };
 }

@@ -60,22 +60,28 @@ export function commonDevice(tensors: Record<string, { device?: string } | null 
   throw new BnbError('E_DEVICE', `Input tensors need to be on the same GPU: ${list}`);
 }
 
-let forced: string | null | undefined;
+let forced: ForcedBackend | null | undefined;
 
-/** BNBJS_BACKEND=wasm|cuda forces a backend (tests): 'cuda' routes CPU tensors through CUDA kernels. */
-export function forcedBackend(): 'wasm' | 'cuda' | null {
+export type ForcedBackend = 'wasm' | 'cuda' | 'hpu';
+
+/**
+ * BNBJS_BACKEND=wasm|cuda|hpu forces a backend (tests): 'cuda' routes CPU tensors
+ * through the CUDA kernels; 'hpu' makes the (emulated) Gaudi backend available
+ * without a Gaudi device; 'wasm' disables CUDA.
+ */
+export function forcedBackend(): ForcedBackend | null {
   if (forced === undefined) {
-    const env = typeof process !== 'undefined' ? process.env?.BNBJS_BACKEND : undefined;
-    if (env !== undefined && env !== '' && env !== 'wasm' && env !== 'cuda') {
-      throw new BnbError('E_ARGUMENT', `BNBJS_BACKEND = ${show(env)} is not accepted: expected 'wasm' or 'cuda'`);
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.BNBJS_BACKEND;
+    if (env !== undefined && env !== '' && env !== 'wasm' && env !== 'cuda' && env !== 'hpu') {
+      throw new BnbError('E_ARGUMENT', `BNBJS_BACKEND = ${show(env)} is not accepted: expected 'wasm', 'cuda' or 'hpu'`);
     }
     forced = env || null;
   }
-  return forced as 'wasm' | 'cuda' | null;
+  return forced as ForcedBackend | null;
 }
 
 /** Overrides BNBJS_BACKEND (null: no forcing). */
-export function setForcedBackend(backend: 'wasm' | 'cuda' | null): void {
+export function setForcedBackend(backend: ForcedBackend | null): void {
   forced = backend;
 }
 

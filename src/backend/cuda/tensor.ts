@@ -1,7 +1,7 @@
 // Tensors in CUDA device memory: no host data until copied back (toDevice(t, 'cpu')).
 import { BnbError, show } from '../../errors.js';
 import { DType, TypedArray, allocate, itemsize } from '../../dtypes.js';
-import { Tensor, numel, setDeviceMover, tensor } from '../../tensor.js';
+import { Tensor, numel, registerDeviceMover, tensor } from '../../tensor.js';
 import { canonicalDevice } from '../registry.js';
 import { cudaCall, requireCuda } from './addon.js';
 
@@ -90,10 +90,9 @@ export function toDevice(t: Tensor, device: string): Tensor {
   const dev = canonicalDevice(device);
   const from = canonicalDevice(t.device ?? 'cpu');
   if (dev === from) return t;
-  if (dev.startsWith('hpu') || from.startsWith('hpu')) throw new BnbError('E_DEVICE', `copies to and from ${dev.startsWith('hpu') ? dev : from} are not supported`);
   if (from === 'cpu') return upload(t, dev);
   const host = download(t as DeviceTensor);
   return dev === 'cpu' ? host : upload(host, dev);
 }
 
-setDeviceMover(toDevice);
+registerDeviceMover('cuda', toDevice);

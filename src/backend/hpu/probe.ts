@@ -1,0 +1,131 @@
+// Detecting Intel Gaudi the way the Habana stack exposes it, and its software
+// version (which decides the nibble order its dequantize_nf4 expects).
+
+export interface GaudiVersion {
+  major: number;
+  minor: number;
+  patch: number;
+  text: string;
+}
+
+export interface GaudiProbe {
+  /** a Gaudi device was found (or BNBJS_BACKEND=hpu forces the backend) */
+  available: boolean;
+  reason: string | null;
+  /** accel device nodes found (/dev/accel/accel*, /dev/hl*) */
+  devices: string[];
+  visibleDevices: string | null;
+  version: GaudiVersion | null;
+  /** where the version came from, or why it is unknown */
+  versionSource: string;
+  /** bnb swaps nibbles for software older than 1.22 */
+  swapNibbles: boolean;
+  /** the HPU backend computes on the WebAssembly kernels: no native binding exists yet */
+  emulated: true;
+}
+
+interface NodeLike {
+  getBuiltinModule?(id: string): unknown;
+  env?: Record<string, string | undefined>;
+}
+
+/** Parses Habana version strings: "hl-1.21.0-fw-...", "1.22.0", "Version: 2.0.0". */
+export function parseGaudiVersion(text: string): GaudiVersion | null {
+  const m = /hl-(\d+)\.(\d+)\.(\d+)/.exec(text) ?? /(?:^|[^\d.])(\d+)\.(\d+)\.(\d+)/.exec(text) ?? /(?:^|[^\d.])(\d+)\.(\d+)(?![\d.])/.exec(text);
+  if (!m) return null;
+  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3] ?? 0), text: text.trim().split('\n')[0]!.slice(0, 200) };
+}
+
+/**
+ * (major, minor) < (1, 22): software that expects the first element in the low
+ * nibble. bitsandbytes writes `major < 1 or minor < 22`, which also fires for 2.0-2.21.
+ */
+export function needsNibbleSwap(v: GaudiVersion | null): boolean {
+  return v !== null && (v.major < 1 || (v.major === 1 && v.minor < 22));
+}
+
+export interface GaudiProbeOptions {
+  env?: Record<string, string | undefined>;
+  /** directories searched for habana_torch_plugin-*.dist-info (default: the usual site-packages) */
+  sitePackages?: string[];
+  devRoot?: string;
+}
+
+export function probeGaudi(opts: GaudiProbeOptions = {}): GaudiProbe {
+  const proc = (globalThis as { process?: NodeLike }).process;
+  const env = opts.env ?? proc?.env ?? {};
+  const base = { devices: [] as string[], visibleDevices: env.HABANA_VISIBLE_DEVICES ?? null, version: null, swapNibbles: false, emulated: true as const };
+  if (typeof proc?.getBuiltinModule !== 'function') {
+    return { ...base, available: env.BNBJS_BACKEND === 'hpu', reason: 'this runtime cannot look for devices', versionSource: 'unknown' };
+  }
+  const fs = proc.getBuiltinModule('node:fs') as typeof import('node:fs');
+  const path = proc.getBuiltinModule('node:path') as typeof import('node:path');
+  const cp = proc.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+  const devRoot = opts.devRoot ?? '/dev';
+  const devices: string[] = [];
+  const list = (dir: string, re: RegExp) => {
+    try {
+      for (const f of fs.readdirSync(dir)) if (re.test(f)) devices.push(path.join(dir, f));
+    } catch {
+      // no such directory
+    }
+  };
+  list(path.join(devRoot, 'accel'), /^accel\d+$/);
+  list(devRoot, /^hl\d+$/);
+
+  let version: GaudiVersion | null = null;
+  let versionSource = 'not found: no hl-smi on PATH and no habana-torch-plugin metadata';
+  {
+    const dirs = opts.sitePackages ?? (env.BNBJS_HPU_SITE_PACKAGES ?? '').split(path.delimiter).filter(Boolean).concat(
+      ['/usr/lib/python3/dist-packages', '/usr/local/lib/python3/dist-packages'],
+      ...['/usr/lib', '/usr/local/lib'].map((root) => {
+        try {
+          return fs.readdirSync(root).filter((d) => /^python3\.\d+$/.test(d)).flatMap((d) => [path.join(root, d, 'site-packages'), path.join(root, d, 'dist-packages')]);
+        } catch {
+          return [];
+        }
+      }),
+    );
+    for (const dir of dirs) {
+      let entries: string[] = [];
+      try {
+        entries = fs.readdirSync(dir).filter((f) => /^habana_torch_plugin-.*\.dist-info$/.test(f));
+      } catch {
+        continue;
+      }
+      for (const e of entries) {
+        const meta = path.join(dir, e, 'METADATA');
+        let text = '';
+        try {
+          text = fs.readFileSync(meta, 'utf8');
+        } catch {
+          continue;
+        }
+        const line = /^Version:\s*(.*)$/m.exec(text)?.[1]?.trim() ?? '';
+        version = line ? parseGaudiVersion(line) : null;
+        versionSource = version ? `habana-torch-plugin metadata (${meta})` : `habana-torch-plugin metadata has no usable Version (${JSON.stringify(line)}) in ${meta}`;
+        break;
+      }
+      if (version || versionSource.includes('metadata')) break;
+    }
+  }
+  // bitsandbytes reads the habana-torch-plugin metadata; hl-smi is the fallback
+  if (!version) {
+    const hlSmi = (env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'hl-smi')).find((p) => fs.existsSync(p));
+    if (hlSmi) {
+      try {
+        const out = cp.execFileSync(hlSmi, ['-v'], { encoding: 'utf8', timeout: 5000, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+        version = parseGaudiVersion(out);
+        versionSource = version ? `hl-smi -v (${hlSmi})` : `hl-smi -v printed no version: ${JSON.stringify(out.trim().slice(0, 80))}`;
+      } catch (e) {
+        versionSource = `hl-smi -v failed: ${(e as Error).message.split('\n')[0]}`;
+      }
+    }
+  }
+  const forced = env.BNBJS_BACKEND === 'hpu';
+  const available = devices.length > 0 || forced;
+  return {
+    ...base, devices, version, versionSource, swapNibbles: needsNibbleSwap(version), available,
+    reason: available ? null : 'no Gaudi device (/dev/accel/accel*, /dev/hl*) found',
+  };
+}
