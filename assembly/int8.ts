@@ -60,7 +60,9 @@ export function int8VectorwiseDequant(a: usize, rows: i32, cols: i32, stats: usi
     const s = load<f32>(stats + (<usize>r << 2));
     for (let c = 0; c < cols; c++) {
       const i = <usize>r * cols + c;
-      store<f32>(out + (i << 2), (<f32>load<i8>(a + i) * s) * k);
+      const v = (<f32>load<i8>(a + i) * s) * k;
+      // NaN (from NaN/Inf stats) as CUDA writes it: the canonical 0x7fffffff, whatever the host CPU propagates
+      store<u32>(out + (i << 2), v != v ? 0x7fffffff : reinterpret<u32>(v));
     }
   }
 }

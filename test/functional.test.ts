@@ -244,3 +244,12 @@ describe('errors', () => {
 });
 
 afterAll(() => setWasmBuild('simd'));
+
+describe('NaN outputs', () => {
+  it('int8VectorwiseDequant writes the canonical NaN 0x7fffffff, as CUDA', () => {
+    const out = int8VectorwiseDequant(tensor(new Int8Array([1, -2, 0, 3]), [2, 2]), tensor(new Float32Array([NaN, Infinity])));
+    const bits = new Uint32Array(out.data.buffer);
+    expect([bits[0], bits[1], bits[2]]).toEqual([0x7fffffff, 0x7fffffff, 0x7fffffff]); // NaN*x, NaN*y, 0*inf
+    expect(out.data[3]).toBe(Infinity);
+  });
+});
