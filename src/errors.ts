@@ -11,6 +11,7 @@ export type BnbErrorCode =
   | 'E_STATE_KEY' // unknown key in a QuantState dict
   | 'E_CODE' // code table has the wrong size or is not sorted
   | 'E_OUT_OF_MEMORY' // WebAssembly memory could not grow
+  | 'E_INIT' // the WebAssembly kernels are not loaded, or init() got something it cannot load
   | 'E_DEVICE' // tensors on different devices, an unknown device, or host data of a device tensor
   | 'E_CUDA' // a CUDA call failed (the message carries CUDA's)
   | 'E_CKPT_MISSING' // a checkpoint lacks a tensor its layout needs
