@@ -12,6 +12,7 @@
 //
 // Dequantization: each thread step writes one coalesced 16-byte store.
 #include <float.h>
+#include <algorithm>
 #include <type_traits>
 #include "common.cuh"
 
@@ -86,14 +87,18 @@ struct CodeEnc {
 
 // The same search as a table lookup (the idea of assembly/blockwise.ts lookupCode, the
 // SIMD build's form, which equals the binary search for a sorted code): bucket k of the
-// floats (top 15 bits of the order-preserving image of s) stores start = #{midpoints
-// below the bucket} and nm = #{midpoints inside it}; then c = start + #{midpoints < s}
-// takes nm compares, and an exact tie with the midpoint above (only possible when
-// nm > 0) goes to the even index. Most buckets hold no midpoint: one table read.
-// Used for large n (STEPS: the largest nm, when at most 3; 0: run-time loop).
-template <int STEPS>
-struct LutEnc {
-  const uint16_t* lut;  // 32768 entries: start | nm << 8
+// floats (top 15 bits of the order-preserving image `key` of s) stores start =
+// #{midpoints below the bucket} and whether midpoints lie inside it; then c = start +
+// #{midpoints < s} (mid[] is sorted as far as the table is concerned: the count stops at
+// the first midpoint that is not below s, which is never inside a later bucket), and an
+// exact tie with the midpoint above (only when the bucket holds one) goes to the even
+// index. A bucket with exactly one midpoint m whose key shares the bucket's top bits
+// also stores m's low 17 key bits and the precomputed tie rule: one shared-memory read
+// per element (the shared-memory pipe is this kernel's limit). Used for large n.
+// Entry: bits 0-7 start, 8 any midpoint inside, 9 single-midpoint fast form, 10 the tie
+// rule for s == m (start odd, < 255, code[start] < m), 11-27 m's low 17 key bits.
+struct Lut32Enc {
+  const uint32_t* lut;  // 32768 entries
   const float* mid;     // mid[j] = (code[j] + code[j+1]) * 0.5, mid[255] = +inf
   const float* code;
   __device__ __forceinline__ uint32_t code8(float s) const {
@@ -101,16 +106,14 @@ struct LutEnc {
     const uint32_t key = b ^ ((uint32_t)((int32_t)b >> 31) | 0x80000000u);
     const uint32_t e = lut[key >> 17];
     uint32_t c = e & 255u;
-    const uint32_t nm = e >> 8;
-    if constexpr (STEPS > 0) {
-#pragma unroll
-      for (uint32_t j = 0; j < (uint32_t)STEPS; j++) {
-        if (j < nm) c += s > mid[c] ? 1u : 0u;
-      }
-    } else {
-      for (uint32_t j = 0; j < nm; j++) c += s > mid[c] ? 1u : 0u;
+    if (e & 0x200u) {
+      const uint32_t k17 = key & 0x1ffffu, m17 = (e >> 11) & 0x1ffffu;
+      c += k17 > m17 ? 1u : 0u;
+      c += (k17 == m17 && (e & 0x400u)) ? 1u : 0u;
+    } else if (e & 0x100u) {
+      while (c < 255u && s > mid[c]) c++;
+      if ((c & 1u) != 0 && c < 255u && s == mid[c] && code[c] < s) c++;
     }
-    if (nm != 0 && (c & 1u) != 0 && c < 255u && s == mid[c] && code[c] < s) c++;
     return s != s ? 0u : c;
   }
 };
@@ -155,10 +158,44 @@ __device__ __forceinline__ void load16(const void* src, size_t i, size_t n, floa
   }
 }
 
+// The 16 elements of load16 as raw 16-byte words (whole in-range groups only), and their
+// conversion (the same as load8's): lets a tile's loads be issued before the previous
+// tile is coded.
+template <int DT>
+struct Raw16 {
+  static constexpr int W = DT == DT_F32 ? 4 : 2;
+  uint4 v[W];
+  __device__ __forceinline__ void load(const void* src, size_t i) {
+    const uint4* p = DT == DT_F32 ? reinterpret_cast<const uint4*>(static_cast<const float*>(src) + i)
+                                  : reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(src) + i);
+#pragma unroll
+    for (int k = 0; k < W; k++) v[k] = __ldcs(p + k);
+  }
+  __device__ __forceinline__ void decode(float x[16]) const {
+#pragma unroll
+    for (int k = 0; k < W; k++) {
+      const uint32_t w[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        if (DT == DT_F32) {
+          x[4 * k + j] = __uint_as_float(w[j]);
+        } else if (DT == DT_BF16) {
+          x[8 * k + 2 * j] = __uint_as_float(w[j] << 16);
+          x[8 * k + 2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
+        } else {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[j]));
+          x[8 * k + 2 * j] = f.x;
+          x[8 * k + 2 * j + 1] = f.y;
+        }
+      }
+    }
+  }
+};
+
 // absmax of each thread's 16 elements, reduced over the G threads of a quantization block
 // (-FLT_MAX start, NaN dropped by fmaxf; zeros past n make a tail block start from 0).
-template <int U>
-__device__ __forceinline__ void block_max(const float x[U][16], float m[U], int G, float (*sRed)[QTHREADS / 32]) {
+template <int U, int NW = QTHREADS / 32>
+__device__ __forceinline__ void block_max(const float x[U][16], float m[U], int G, float (*sRed)[NW]) {
 #pragma unroll
   for (int u = 0; u < U; u++) {
     m[u] = -FLT_MAX;
@@ -230,12 +267,12 @@ __global__ void __launch_bounds__(QTHREADS) k_quantize4bit(const void* __restric
   }
 }
 
-template <int U, typename Enc>
+template <int U, int THR, typename Enc>
 __device__ __forceinline__ void quantize8_tile(const float (&x)[U][16], const float (&m)[U], long long t0, int tid, int bsLog2, int G,
                                                size_t un, const Enc& enc, uint8_t* __restrict__ q, float* __restrict__ absmax) {
 #pragma unroll
   for (int u = 0; u < U; u++) {
-    const size_t i = (size_t)(t0 + u) * QTILE + (size_t)tid * QE;
+    const size_t i = (size_t)(t0 + u) * (THR * QE) + (size_t)tid * QE;
     if (i >= un) continue;
     if ((tid & (G - 1)) == 0) absmax[i >> bsLog2] = m[u];
     const float r = cuda_rcp(m[u]);
@@ -253,61 +290,72 @@ __device__ __forceinline__ void quantize8_tile(const float (&x)[U][16], const fl
   }
 }
 
-template <int DT, int U, bool LUT>
-__global__ void __launch_bounds__(QTHREADS, 2) k_quantize8(const void* __restrict__ src, long long n, int bsLog2,
-                                                       const float* __restrict__ code, const uint8_t* __restrict__ glut,
-                                                       const unsigned* __restrict__ gsteps, uint8_t* __restrict__ q,
-                                                       float* __restrict__ absmax, long long ntiles) {
-  extern __shared__ __align__(16) uint8_t dyn[];  // LUT: 32768 16-bit entries
+template <int DT, int U, bool LUT, int THR, bool PF = false>
+__global__ void __launch_bounds__(THR, LUT ? 1 : 2) k_quantize8(const void* __restrict__ src, long long n, int bsLog2,
+                                                           const float* __restrict__ code, const uint32_t* __restrict__ glut,
+                                                           uint8_t* __restrict__ q, float* __restrict__ absmax, long long ntiles) {
+  extern __shared__ __align__(16) uint8_t dyn[];  // LUT: 32768 32-bit entries
   __shared__ float sEyt[256];
   __shared__ float sMid[256];
   __shared__ float sCode[256];
-  __shared__ float sRed[U][QTHREADS / 32];
+  __shared__ float sRed[U][THR / 32];
   CodeEnc cenc;
-  int steps = 0;
-  const uint16_t* slut = reinterpret_cast<const uint16_t*>(dyn);
+  const uint32_t* slut = reinterpret_cast<const uint32_t*>(dyn);
   if constexpr (LUT) {
-    for (int t = threadIdx.x; t < 65536 / 16; t += blockDim.x)
+    for (int t = threadIdx.x; t < 131072 / 16; t += blockDim.x)
       reinterpret_cast<uint4*>(dyn)[t] = __ldg(reinterpret_cast<const uint4*>(glut) + t);
     for (int t = threadIdx.x; t < 256; t += blockDim.x) {
       sCode[t] = code[t];
       sMid[t] = t < 255 ? __fmul_rn(__fadd_rn(code[t], code[t + 1]), 0.5f) : __int_as_float(0x7f800000);
     }
     __syncthreads();
-    steps = (int)*gsteps;
   } else {
     setup_code(code, sEyt, sMid, cenc);
   }
   const int tid = threadIdx.x;
   const int G = 1 << (bsLog2 - 4);
   const size_t un = (size_t)n;
+  Raw16<DT> nxt;
+  bool nfull = false;
+  if constexpr (PF) {
+    const size_t i1 = (size_t)blockIdx.x * (THR * QE) + (size_t)tid * QE;
+    nfull = (long long)blockIdx.x < ntiles && i1 + QE <= un;
+    if (nfull) nxt.load(src, i1);
+  }
   for (long long t0 = (long long)blockIdx.x * U; t0 < ntiles; t0 += (long long)gridDim.x * U) {
     float x[U][16];
-#pragma unroll
-    for (int u = 0; u < U; u++) load16<DT>(src, (size_t)(t0 + u) * QTILE + (size_t)tid * QE, un, x[u]);
-    float m[U];
-    block_max<U>(x, m, G, sRed);
-    if constexpr (LUT) {
-      // specialised on the (block-uniform) number of finishing steps
-      if (steps <= 1) quantize8_tile<U>(x, m, t0, tid, bsLog2, G, un, LutEnc<1>{slut, sMid, sCode}, q, absmax);
-      else if (steps == 2) quantize8_tile<U>(x, m, t0, tid, bsLog2, G, un, LutEnc<2>{slut, sMid, sCode}, q, absmax);
-      else if (steps == 3) quantize8_tile<U>(x, m, t0, tid, bsLog2, G, un, LutEnc<3>{slut, sMid, sCode}, q, absmax);
-      else quantize8_tile<U>(x, m, t0, tid, bsLog2, G, un, LutEnc<0>{slut, sMid, sCode}, q, absmax);
+    if constexpr (PF) {  // U == 1: this tile from the registers, the next one's loads issued now
+      if (nfull) nxt.decode(x[0]);
+      else load16<DT>(src, (size_t)t0 * (THR * QE) + (size_t)tid * QE, un, x[0]);
+      const long long t1 = t0 + gridDim.x;
+      const size_t i1 = (size_t)t1 * (THR * QE) + (size_t)tid * QE;
+      nfull = t1 < ntiles && i1 + QE <= un;
+      if (nfull) nxt.load(src, i1);
     } else {
-      quantize8_tile<U>(x, m, t0, tid, bsLog2, G, un, cenc, q, absmax);
+#pragma unroll
+      for (int u = 0; u < U; u++) load16<DT>(src, (size_t)(t0 + u) * (THR * QE) + (size_t)tid * QE, un, x[u]);
+    }
+    float m[U];
+    block_max<U, THR / 32>(x, m, G, sRed);
+    if constexpr (LUT) {
+      quantize8_tile<U, THR>(x, m, t0, tid, bsLog2, G, un, Lut32Enc{slut, sMid, sCode}, q, absmax);
+    } else {
+      quantize8_tile<U, THR>(x, m, t0, tid, bsLog2, G, un, cenc, q, absmax);
     }
   }
 }
 
-// The table of LutEnc: for bucket k (floats whose order-preserving image has top 15 bits
-// k, lower end vmin, next bucket's lower end `next`), start = #{midpoints < vmin} and
-// nm = #{midpoints in [vmin, next)}; *steps = the largest nm.
+// The table of Lut32Enc: for bucket k (floats whose order-preserving image has top 15
+// bits k, lower end vmin, next bucket's lower end `next`), start = #{midpoints < vmin}
+// and nm = #{midpoints in [vmin, next)}; the single-midpoint form only where the midpoint's
+// key lies in the bucket and the bucket is not the one just below +0 (where s = -0 ties
+// with a midpoint +0 of the next bucket).
 __device__ __forceinline__ float bucket_min(uint32_t k) {
   const uint32_t key = k << 17;
   return __uint_as_float(key >= 0x80000000u ? key ^ 0x80000000u : ~key);
 }
 
-__global__ void k_code_lut(const float* code, uint16_t* lut, unsigned* steps) {
+__global__ void k_code_lut(const float* code, uint32_t* lut) {
   __shared__ float mid[256];
   for (int t = threadIdx.x; t < 256; t += blockDim.x)
     mid[t] = t < 255 ? __fmul_rn(__fadd_rn(code[t], code[t + 1]), 0.5f) : __int_as_float(0x7f800000);
@@ -324,8 +372,17 @@ __global__ void k_code_lut(const float* code, uint16_t* lut, unsigned* steps) {
   const float next = k < 32767u ? bucket_min(k + 1) : __int_as_float(0x7f800000);
   uint32_t e = c;
   while (e < 255 && mid[e] < next) e++;
-  lut[k] = (uint16_t)(c | ((e - c) << 8));
-  atomicMax(steps, e - c);
+  uint32_t v = c | (e != c ? 0x100u : 0u);
+  if (e == c + 1 && k != 0x3fffu) {
+    const float m = mid[c];
+    const uint32_t b = __float_as_uint(m);
+    const uint32_t key = b ^ ((uint32_t)((int32_t)b >> 31) | 0x80000000u);
+    if (m == m && (key >> 17) == k) {
+      const bool tie = (c & 1u) != 0 && c < 255u && code[c] < m;
+      v |= 0x200u | (tie ? 0x400u : 0u) | ((key & 0x1ffffu) << 11);
+    }
+  }
+  lut[k] = v;
 }
 
 // Any blocksize, any alignment: one thread per block, the reference's loops literally.
@@ -383,7 +440,13 @@ struct Dq4Unit {
   static constexpr int ELEMS = DT == DT_F32 ? 4 : 8;  // outputs per 16-byte store
 };
 
-template <int DT, int U>
+template <bool CS>
+__device__ __forceinline__ void st16(void* out, long long c, uint4 v) {
+  if (CS) __stcs(reinterpret_cast<uint4*>(out) + c, v);
+  else reinterpret_cast<uint4*>(out)[c] = v;
+}
+
+template <int DT, int U, bool CS>
 __global__ void __launch_bounds__(256) k_dequantize4bit(const uint8_t* __restrict__ packed, long long nunits, int bsLog2, int qt,
                                                        const float* __restrict__ absmax, void* __restrict__ out) {
   constexpr int E = Dq4Unit<DT>::ELEMS;
@@ -414,10 +477,9 @@ __global__ void __launch_bounds__(256) k_dequantize4bit(const uint8_t* __restric
         e[2 * j + 1] = __fmul_rn(lut[(v[u] >> (8 * j)) & 15u], a[u]);
       }
       if (DT == DT_F32) {
-        __stcs(reinterpret_cast<uint4*>(out) + c, make_uint4(f32_canon(e[0]), f32_canon(e[1]), f32_canon(e[2]), f32_canon(e[3])));
+        st16<CS>(out, c, make_uint4(f32_canon(e[0]), f32_canon(e[1]), f32_canon(e[2]), f32_canon(e[3])));
       } else {
-        __stcs(reinterpret_cast<uint4*>(out) + c,
-               make_uint4(pack2<DT>(e[0], e[1]), pack2<DT>(e[2], e[3]), pack2<DT>(e[4], e[5]), pack2<DT>(e[6], e[7])));
+        st16<CS>(out, c, make_uint4(pack2<DT>(e[0], e[1]), pack2<DT>(e[2], e[3]), pack2<DT>(e[4], e[5]), pack2<DT>(e[6], e[7])));
       }
     }
   }
@@ -434,7 +496,7 @@ __global__ void k_dequantize4bit_generic(const uint8_t* packed, long long i0, lo
   }
 }
 
-template <int DT, int U>
+template <int DT, int U, bool CS>
 __global__ void __launch_bounds__(256) k_dequantize8(const uint8_t* __restrict__ q, long long nunits, int bsLog2,
                                                     const float* __restrict__ code, const float* __restrict__ absmax,
                                                     void* __restrict__ out) {
@@ -463,10 +525,9 @@ __global__ void __launch_bounds__(256) k_dequantize8(const uint8_t* __restrict__
 #pragma unroll
       for (int j = 0; j < E; j++) e[j] = __fmul_rn(sCode[((j < 4 ? v[u].x : v[u].y) >> (8 * (j & 3))) & 255u], a[u]);
       if (DT == DT_F32) {
-        __stcs(reinterpret_cast<uint4*>(out) + c, make_uint4(f32_canon(e[0]), f32_canon(e[1]), f32_canon(e[2]), f32_canon(e[3])));
+        st16<CS>(out, c, make_uint4(f32_canon(e[0]), f32_canon(e[1]), f32_canon(e[2]), f32_canon(e[3])));
       } else {
-        __stcs(reinterpret_cast<uint4*>(out) + c,
-               make_uint4(pack2<DT>(e[0], e[1]), pack2<DT>(e[2], e[3]), pack2<DT>(e[4], e[5]), pack2<DT>(e[6], e[7])));
+        st16<CS>(out, c, make_uint4(pack2<DT>(e[0], e[1]), pack2<DT>(e[2], e[3]), pack2<DT>(e[4], e[5]), pack2<DT>(e[6], e[7])));
       }
     }
   }
@@ -485,6 +546,23 @@ __global__ void k_dequantize8_generic(const uint8_t* q, long long i0, long long 
 __global__ void k_add_scalar(float* p, long long n, double v) {
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
     p[i] = __double2float_rn(__dadd_rn((double)p[i], v));
+  }
+}
+
+// 16-byte form (aligned pointers): thread t handles vectors t, t + stride, ... two at a time
+__global__ void __launch_bounds__(256) k_add_scalar_vec(float4* p, long long nvec, double v) {
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < nvec; i += 2 * stride) {
+    const long long j = i + stride;
+    float4 a = p[i], b = j < nvec ? p[j] : make_float4(0.f, 0.f, 0.f, 0.f);
+    a.x = __double2float_rn(__dadd_rn((double)a.x, v)); a.y = __double2float_rn(__dadd_rn((double)a.y, v));
+    a.z = __double2float_rn(__dadd_rn((double)a.z, v)); a.w = __double2float_rn(__dadd_rn((double)a.w, v));
+    p[i] = a;
+    if (j < nvec) {
+      b.x = __double2float_rn(__dadd_rn((double)b.x, v)); b.y = __double2float_rn(__dadd_rn((double)b.y, v));
+      b.z = __double2float_rn(__dadd_rn((double)b.z, v)); b.w = __double2float_rn(__dadd_rn((double)b.w, v));
+      p[j] = b;
+    }
   }
 }
 
@@ -553,6 +631,18 @@ int grid_for(const void* kernel, int threads, long long items, size_t smem = 0) 
     default: throw_arg("dtype must be 0 (float32), 1 (float16) or 2 (bfloat16), got " + std::to_string(dtype)); \
   }
 
+// Dequantization launch: one pass (a grid covering every unit, U units per thread) rather
+// than a grid capped at the occupancy (measured on an H100, 8192x28672 -> bf16: 4-bit
+// 2545 -> 2773 GB/s, 8-bit 2640 -> 2820). Streaming (evict-first) stores only for outputs
+// of 32 MB and more: smaller ones (such as a de-nested absmax) stay in L2 for their reader.
+#define DQ_LAUNCH(KERN, ...)                                                                  \
+  {                                                                                           \
+    constexpr int DU = 4;                                                                     \
+    const int grid = (int)std::min<long long>((nunits + 256LL * DU - 1) / (256LL * DU), 1LL << 30); \
+    if (nunits >= (2LL << 20)) KERN<DT, DU, true><<<grid, 256>>>(__VA_ARGS__);               \
+    else KERN<DT, DU, false><<<grid, 256>>>(__VA_ARGS__);                                     \
+  }
+
 void check_n(long long n, const char* what) {
   if (n < 0) throw_arg(std::string(what) + ": n must be non-negative");
 }
@@ -599,15 +689,12 @@ void dequantize4bit(const void* packed, long long n, long long bs, int qtype, co
   need_align(absmax, 4, "dequantize4bit", "absmax");
   if (n == 0) return;
   const int l = ilog2_exact(bs);
-  constexpr int U = 4;
   DISPATCH_DT(dtype, DT, {
     constexpr int E = DT == DT_F32 ? 4 : 8;
     const bool fast = l >= 3 && aligned(packed, E / 2) && aligned(out, 16) && aligned(absmax, 4);
     const long long nunits = fast ? n / E : 0;
     if (nunits > 0) {
-      auto k = k_dequantize4bit<DT, U>;
-      const int grid = grid_for((const void*)k, 256, (nunits + U - 1) / U);
-      k<<<grid, 256>>>((const uint8_t*)packed, nunits, l, qtype, (const float*)absmax, out);
+      DQ_LAUNCH(k_dequantize4bit, (const uint8_t*)packed, nunits, l, qtype, (const float*)absmax, out);
       check_launch("dequantize4bit kernel");
     }
     const long long rest = n - nunits * E;
@@ -631,28 +718,28 @@ void quantizeBlockwise(const void* src, long long n, int dtype, long long bs, co
   // large inputs: the bucket-table search (its setup costs a few microseconds)
   const bool lut = fast && n >= (1LL << 22);
   constexpr int U = 2;
-  uint8_t* glut = nullptr;
-  unsigned* gsteps = nullptr;
+  uint32_t* glut = nullptr;
   if (lut) {
-    uint8_t* sc = static_cast<uint8_t*>(scratch(65536 + 16));
-    glut = sc;
-    gsteps = reinterpret_cast<unsigned*>(sc + 65536);
-    BNB_CHECK(cudaMemsetAsync(gsteps, 0, sizeof(unsigned), 0));
-    k_code_lut<<<128, 256>>>((const float*)code, reinterpret_cast<uint16_t*>(glut), gsteps);
+    glut = static_cast<uint32_t*>(scratch(131072));
+    k_code_lut<<<128, 256>>>((const float*)code, glut);
     check_launch("quantizeBlockwise table kernel");
   }
   DISPATCH_DT(dtype, DT, {
-    const long long ntiles = (n + QTILE - 1) / QTILE;
     if (lut) {
-      constexpr int UL = 1;  // (register budget: two 512-thread CTAs per multiprocessor)
-      auto k = k_quantize8<DT, UL, true>;
-      BNB_CHECK(cudaFuncSetAttribute((const void*)k, cudaFuncAttributeMaxDynamicSharedMemorySize, 65536));
-      const int grid = grid_for((const void*)k, QTHREADS, ntiles * QTHREADS, 65536);
-      k<<<grid, QTHREADS, 65536>>>(src, n, l, (const float*)code, glut, gsteps, (uint8_t*)q, (float*)absmax, ntiles);
+      // 128 KB table: one CTA of 1024 threads per multiprocessor
+      constexpr int TL = 1024;
+      const long long ntiles = (n + TL * QE - 1) / (TL * QE);
+      auto go = [&](auto k, int ul) {
+        BNB_CHECK(cudaFuncSetAttribute((const void*)k, cudaFuncAttributeMaxDynamicSharedMemorySize, 131072));
+        const int grid = grid_for((const void*)k, TL, ((ntiles + ul - 1) / ul) * TL, 131072);
+        k<<<grid, TL, 131072>>>(src, n, l, (const float*)code, glut, (uint8_t*)q, (float*)absmax, ntiles);
+      };
+      go(k_quantize8<DT, 1, true, TL, true>, 1);
     } else if (fast) {
-      auto k = k_quantize8<DT, U, false>;
+      const long long ntiles = (n + QTILE - 1) / QTILE;
+      auto k = k_quantize8<DT, U, false, QTHREADS>;
       const int grid = grid_for((const void*)k, QTHREADS, ((ntiles + U - 1) / U) * QTHREADS);
-      k<<<grid, QTHREADS>>>(src, n, l, (const float*)code, nullptr, nullptr, (uint8_t*)q, (float*)absmax, ntiles);
+      k<<<grid, QTHREADS>>>(src, n, l, (const float*)code, nullptr, (uint8_t*)q, (float*)absmax, ntiles);
     } else {
       const long long nb = (n + bs - 1) / bs;
       const int grid = (int)std::min<long long>((nb + 127) / 128, 65535);
@@ -670,15 +757,12 @@ void dequantizeBlockwise(const void* q, long long n, long long bs, const void* c
   need_align(absmax, 4, "dequantizeBlockwise", "absmax");
   if (n == 0) return;
   const int l = ilog2_exact(bs);
-  constexpr int U = 4;
   DISPATCH_DT(dtype, DT, {
     constexpr int E = DT == DT_F32 ? 4 : 8;
     const bool fast = l >= 3 && aligned(q, E) && aligned(out, 16) && aligned(absmax, 4) && aligned(code, 4);
     const long long nunits = fast ? n / E : 0;
     if (nunits > 0) {
-      auto k = k_dequantize8<DT, U>;
-      const int grid = grid_for((const void*)k, 256, (nunits + U - 1) / U);
-      k<<<grid, 256>>>((const uint8_t*)q, nunits, l, (const float*)code, (const float*)absmax, out);
+      DQ_LAUNCH(k_dequantize8, (const uint8_t*)q, nunits, l, (const float*)code, (const float*)absmax, out);
       check_launch("dequantizeBlockwise kernel");
     }
     const long long rest = n - nunits * E;
@@ -694,8 +778,17 @@ void addScalarF32(void* ptr, long long n, double value) {
   check_n(n, "addScalarF32");
   need_align(ptr, 4, "addScalarF32", "ptr");
   if (n == 0) return;
-  const int grid = (int)std::min<long long>((n + 255) / 256, (long long)smCount() * 8);
-  k_add_scalar<<<grid, 256>>>((float*)ptr, n, value);
+  const long long nvec = aligned(ptr, 16) ? n / 4 : 0;
+  if (nvec > 0) {
+    const int grid = grid_for((const void*)k_add_scalar_vec, 256, (nvec + 1) / 2);
+    k_add_scalar_vec<<<grid, 256>>>((float4*)ptr, nvec, value);
+    check_launch("addScalarF32 kernel");
+  }
+  const long long rest = n - nvec * 4;
+  if (rest > 0) {
+    const int grid = (int)std::min<long long>((rest + 255) / 256, (long long)smCount() * 8);
+    k_add_scalar<<<grid, 256>>>((float*)ptr + nvec * 4, rest, value);
+  }
   check_launch("addScalarF32 kernel");
 }
 
