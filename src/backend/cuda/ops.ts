@@ -15,6 +15,8 @@ import { cudaFor, dev } from './util.js';
 import { DeviceTensor, deviceEmpty, isDeviceTensor, toDevice } from './tensor.js';
 
 const DT = WASM_DTYPE;
+
+type NestedKernel = (packed: number, n: number, blocksize: number, qtype: number, qabsmax: number, code2: number, absmax2: number, blocksize2: number, offset: number, dtype: number, out: number) => void;
 const QT = WASM_QTYPE;
 
 /** Temporary device buffers freed when the op ends, whatever happens. */
@@ -138,6 +140,21 @@ export function dequantize4bit(A: Tensor, stateOrOptions: unknown, { out }: { ou
   const transposed = packed.shape[0] === 1 && shape.length >= 2;
   if (transposed && shape.length > 2) throw new BnbError('E_SHAPE', `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`);
   return withTemps((temp) => {
+    const fused = (cuda as { dequantize4bitNested?: NestedKernel }).dequantize4bitNested;
+    if (!transposed && state.state2 && typeof fused === 'function') {
+      // one kernel de-nests the absmax and dequantizes (the same bits as the two-step path)
+      const nb = Math.ceil(n / blocksize), s2 = state.state2;
+      const q = dev('state.absmax', state.absmax, ['uint8']);
+      if (numel(q.shape) !== nb) throw new BnbError('E_STATE', `state.absmax has ${numel(q.shape)} entries but the data needs ${nb} (one per block)`);
+      if (typeof state.offset !== 'number') fail('E_STATE', 'state.offset', state.offset, 'a number for a nested state');
+      checkBlocksize('state.state2.blocksize', s2.blocksize, BLOCKSIZES_8BIT);
+      const a2 = dev('state.state2.absmax', s2.absmax, ['float32']);
+      if (numel(a2.shape) !== Math.ceil(nb / s2.blocksize)) throw new BnbError('E_STATE', `state.state2.absmax has ${numel(a2.shape)} entries but the data needs ${Math.ceil(nb / s2.blocksize)}`);
+      const code2 = temp(upload(tensor(checkCode('state.state2.code', s2.code).slice(), [256]), packed.device));
+      const result = output(out, dtype, shape, packed.device);
+      cudaCall(() => fused.call(cuda, packed.ptr, n, blocksize, QT[qt], q.ptr, code2.ptr, a2.ptr, s2.blocksize, state.offset!, DT[dtype], result.ptr));
+      return result;
+    }
     const absmax = stateAbsmax(cuda, state, Math.ceil(n / blocksize), packed.device, temp);
     if (!transposed) {
       const result = output(out, dtype, shape, packed.device);
