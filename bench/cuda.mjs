@@ -74,6 +74,8 @@ row('dequantize4bit nf4 bs64 -> bf16 8192x28672', median(() => cuda.dequantize4b
   cuda.quantizeBlockwise(absmax, nb, 0, 256, code, q2, a2);
   const ms = median(() => { cuda.dequantizeBlockwise(q2, nb, 256, code, a2, 0, tmp); cuda.addScalarF32(tmp, nb, 0.01); cuda.dequantize4bit(packed, N, 64, 1, tmp, 2, out); });
   row('dequantize4bit nf4 bs64 nested -> bf16', ms, N / 2 + nb + N * 2, 2222);
+  const msf = median(() => cuda.dequantize4bitNested(packed, N, 64, 1, q2, code, a2, 256, 0.01, 2, out));
+  row('dequantize4bitNested nf4 bs64 -> bf16 (fused)', msf, N / 2 + nb + N * 2, 2222);
   [q2, a2, tmp, code].forEach((p) => cuda.free(p));
 }
 {

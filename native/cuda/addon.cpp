@@ -323,6 +323,22 @@ FN(Gemv4bit) {
        return info.Env().Undefined();)
 }
 
+FN(Dequantize4bitNested) {
+  BODY(void* const packed_ = ptr(info, 0, "packed");
+       const long long n_ = count(info, 1, "n");
+       const long long blocksize_ = integer(info, 2, "blocksize");
+       const int qtype_ = small(info, 3, "qtype");
+       void* const qabsmax_ = ptr(info, 4, "qabsmax");
+       void* const code2_ = ptr(info, 5, "code2");
+       void* const absmax2_ = ptr(info, 6, "absmax2");
+       const long long blocksize2_ = integer(info, 7, "blocksize2");
+       const double offset_ = number(info, 8, "offset");
+       const int dtype_ = small(info, 9, "dtype");
+       void* const out_ = ptr(info, 10, "out");
+       bnb::dequantize4bitNested(packed_, n_, blocksize_, qtype_, qabsmax_, code2_, absmax2_, blocksize2_, offset_, dtype_, out_);
+       return info.Env().Undefined();)
+}
+
 FN(DequantizeFp8) {
   BODY(void* const w_ = ptr(info, 0, "w");
        const long long rows_ = count(info, 1, "rows");
@@ -371,6 +387,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"int8MmDequant", Int8MmDequant},
       {"gemv4bit", Gemv4bit},
       {"dequantizeFp8", DequantizeFp8},
+      {"dequantize4bitNested", Dequantize4bitNested},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   return exports;

@@ -262,6 +262,14 @@ function mockAddon() {
       w.top = scratch;
     },
     dequantizeFp8: (...a) => k.dequantizeFp8(...a),
+    dequantize4bitNested(packed, n, bs, qt, qab, code2, ab2, bs2, offset, dt, out) {
+      const nb = Math.ceil(n / bs), tmp = w.alloc(nb * 4);
+      k.dequantizeBlockwise(qab, nb, bs2, code2, ab2, 0, tmp);
+      const x = f32();
+      for (let i = tmp / 4; i < tmp / 4 + nb; i++) x[i] = x[i] + offset;
+      k.dequantize4bit(packed, n, bs, qt, tmp, dt, out);
+      w.top = tmp;
+    },
   };
 }
 
@@ -369,6 +377,48 @@ function test4bit(W, G, n, dtype, bs, qt, { offsetIn = 0, offsetOut = 0, src = n
     compare('dequantize4bit', 'out', W.get(wout, ob), G.get(gout, ob), ITEM[odt], `${ctx} -> ${DTN[odt]}`);
   }
   G.freeAll();
+}
+
+// dequantize4bitNested (one kernel) vs the unfused path on the GPU (dequantizeBlockwise f32 +
+// addScalarF32 + dequantize4bit) and vs the same three steps in WebAssembly (+ the f32(f64) add)
+function testNested(W, G, n, bs, qt, bs2, offset, codeName, { offsetOut = 0, offsetPk = 0, wasm = true } = {}) {
+  const ctx = `n=${n} bs=${bs} ${qt ? 'nf4' : 'fp4'} bs2=${bs2} offset=${offset} code=${codeName}${offsetPk ? ` packed+${offsetPk}` : ''}${offsetOut ? ` out+${offsetOut}` : ''}`;
+  const nb = Math.ceil(n / bs), nb2 = Math.ceil(nb / bs2), nbytes = Math.ceil(n / 2);
+  const pk = randomBytes(nbytes), qab = randomBytes(nb);
+  const ab2 = new Uint8Array((rng.uniform() < 0.3 ? genAbsmax(nb2) : new Float32Array(nb2).map(() => Math.abs(rng.normal()) * 2 ** rng.int(-12, 4))).buffer);
+  const codeBytes = new Uint8Array(CODES[codeName].buffer.slice(0));
+  const gpkBase = G.alloc(nbytes + offsetPk);
+  cuda.copyHtoD(gpkBase + offsetPk, pk);
+  const gpk = gpkBase + offsetPk, gqab = G.put(qab), gab2 = G.put(ab2), gcode = G.put(codeBytes);
+  const tmp = G.out(nb * 4);
+  cuda.dequantizeBlockwise(gqab, nb, bs2, gcode, gab2, 0, tmp);
+  cuda.addScalarF32(tmp, nb, offset);
+  let wpk = 0, wtmp = 0;
+  if (wasm) {
+    W.reset();
+    wpk = W.put(pk);
+    const wqab = W.put(qab), wab2 = W.put(ab2), wcode = W.put(codeBytes);
+    wtmp = W.alloc(nb * 4);
+    W.k.dequantizeBlockwise(wqab, nb, bs2, wcode, wab2, 0, wtmp);
+    const x = new Float32Array(W.k.memory.buffer, wtmp, nb);
+    for (let i = 0; i < nb; i++) x[i] = x[i] + offset;
+  }
+  for (let odt = 0; odt < 3; odt++) {
+    const ob = n * ITEM[odt];
+    const gref = G.out(ob + 16) + (offsetOut ? ITEM[odt] : 0);
+    cuda.dequantize4bit(gpk, n, bs, qt, tmp, odt, gref);
+    const gout = G.out(ob + 16) + (offsetOut ? ITEM[odt] : 0);
+    cuda.dequantize4bitNested(gpk, n, bs, qt, gqab, gcode, gab2, bs2, offset, odt, gout);
+    const got = G.get(gout, ob);
+    compare('dequantize4bitNested vs unfused (cuda)', 'out', G.get(gref, ob), got, ITEM[odt], `${ctx} -> ${DTN[odt]}`);
+    if (wasm) {
+      const wout = W.alloc(ob);
+      W.k.dequantize4bit(wpk, n, bs, qt, wtmp, odt, wout);
+      compare('dequantize4bitNested vs wasm', 'out', W.get(wout, ob), got, ITEM[odt], `${ctx} -> ${DTN[odt]}`);
+    }
+  }
+  G.freeAll();
+  W.reset();
 }
 
 let scalarWasm = null;
@@ -759,6 +809,24 @@ function parity() {
       for (const bs of [1, 8, 16, 32, 100, 8192]) guard('quantizeBlockwise', `bs=${bs}`, () => testBlockwise(W, G, 9999, dtype, bs, 'dynamic'));
     }
   });
+  step('4-bit nested absmax (fused)', () => {
+    const BS2 = [64, 128, 256, 512, 1024, 2048, 4096, 100, 1, 3];
+    const OFFS = [0, 0.01, Math.fround(0.0123), -0.5, 1e-8, 3e38];
+    for (const qt of [0, 1]) for (const bs of [...BS4, 8, 16, 2, 48, 100]) for (const n of sizes(bs)) {
+      for (let r = 0; r < 2; r++) {
+        const bs2 = rng.pick(BS2), off = rng.uniform() < 0.3 ? rng.normal() * 0.1 : rng.pick(OFFS), c = rng.pick(Object.keys(CODES));
+        guard('dequantize4bitNested vs unfused (cuda)', `n=${n} bs=${bs}`, () => testNested(W, G, n, bs, qt, bs2, off, c));
+      }
+    }
+    for (const qt of [0, 1]) for (const bs2 of [64, 256, 4096]) {
+      guard('dequantize4bitNested vs unfused (cuda)', 'misaligned out', () => testNested(W, G, 10001, 64, qt, bs2, 0.01, 'dynamic', { offsetOut: 1 }));
+      guard('dequantize4bitNested vs unfused (cuda)', 'misaligned packed', () => testNested(W, G, 10001, 64, qt, bs2, 0.01, 'dynamic', { offsetPk: 1 }));
+    }
+    // the streaming-store path (>= 2^21 units) and a large blocksize2
+    const big = MOCK ? 300007 : (1 << 24) + 9;
+    guard('dequantize4bitNested vs unfused (cuda)', 'big', () => testNested(W, G, big, 64, 1, 256, 0.0123, 'dynamic', { wasm: MOCK }));
+    guard('dequantize4bitNested vs unfused (cuda)', 'big', () => testNested(W, G, big, 64, 1, 4096, -0.01, 'linear', { wasm: MOCK }));
+  });
   step('scalars', () => testScalars(G));
   step('firstNonFinite', () => testNonFinite(W, G));
   step('int8', () => testInt8(W, G));
@@ -835,6 +903,12 @@ function bench() {
     add('quantize4bit fp4 bs64 bf16', timeIt(() => cuda.quantize4bit(src, N, 2, 64, 0, pk, ab)), N * 2 + N / 2 + (N / 64) * 4);
     add('dequantize4bit nf4 bs64 -> bf16 8192x28672', timeIt(() => cuda.dequantize4bit(pk, N, 64, 1, ab, 2, out)), N / 2 + (N / 64) * 4 + N * 2, BNB.dq4);
     add('dequantize4bit nf4 bs64 -> f16', timeIt(() => cuda.dequantize4bit(pk, N, 64, 1, ab, 1, out)), N / 2 + (N / 64) * 4 + N * 2);
+    {
+      const nb = N / 64, qab = fillRandom(G, nb, (b) => randomBytes(b)), code2 = G.put(new Uint8Array(CODES.dynamic.buffer.slice(0)));
+      const ab2 = G.put(new Uint8Array(new Float32Array(nb / 256).map(() => Math.abs(rng.normal()) * 0.1).buffer)), tmp = G.alloc(nb * 4);
+      add('dequantize4bit nested (unfused: 3 launches) -> bf16', timeIt(() => { cuda.dequantizeBlockwise(qab, nb, 256, code2, ab2, 0, tmp); cuda.addScalarF32(tmp, nb, 0.01); cuda.dequantize4bit(pk, N, 64, 1, tmp, 2, out); }), N / 2 + nb + N * 2);
+      add('dequantize4bitNested nf4 bs64 bs2 256 -> bf16 (fused)', timeIt(() => cuda.dequantize4bitNested(pk, N, 64, 1, qab, code2, ab2, 256, 0.01, 2, out)), N / 2 + nb + N * 2);
+    }
     // GEMV: A 1x8192 bf16, W 28672x8192 nf4 (effective bytes: packed weight + absmax)
     const a = G.put(bf16(8192 * 2)), o = G.alloc(28672 * 2);
     add('gemv4bit nf4 bs64 1x8192 @ 28672x8192 (bf16)', timeIt(() => cuda.gemv4bit(a, 1, 8192, 2, pk, 28672, ab, 64, 1, 0, 2, o), 50), N / 2 + (N / 64) * 4, BNB.gemv);

@@ -9,6 +9,9 @@ namespace bnb {
 // 4-bit and 8-bit blockwise (quant.cu)
 void quantize4bit(const void* src, long long n, int dtype, long long blocksize, int qtype, void* packed, void* absmax);
 void dequantize4bit(const void* packed, long long n, long long blocksize, int qtype, const void* absmax, int dtype, void* out);
+// nested absmax (qabsmax uint8, code2 f32[256], absmax2 f32): dequantizeBlockwise f32 + addScalarF32 + dequantize4bit, fused
+void dequantize4bitNested(const void* packed, long long n, long long blocksize, int qtype, const void* qabsmax, const void* code2,
+                          const void* absmax2, long long blocksize2, double offset, int dtype, void* out);
 void quantizeBlockwise(const void* src, long long n, int dtype, long long blocksize, const void* code, void* q, void* absmax);
 void dequantizeBlockwise(const void* q, long long n, long long blocksize, const void* code, const void* absmax, int dtype, void* out);
 void addScalarF32(void* ptr, long long n, double value);

@@ -48,6 +48,9 @@ export interface CudaAddon {
   int8MmDequant(a: number, rows: number, cols: number, rowStats: number, colStats: number, bias: number, biasKind: number, dtype: number, out: number): void;
   gemv4bit(a: number, m: number, k: number, adtype: number, packed: number, n: number, absmax: number, blocksize: number, qtype: number, bias: number, dtype: number, out: number): void;
   dequantizeFp8(w: number, rows: number, cols: number, row0: number, scale: number, scaleCols: number, blockRows: number, blockCols: number, dtype: number, out: number): void;
+  /** dequantize4bit with a nested absmax (qabsmax uint8 per block, code2 f32[256], absmax2 f32 per blocksize2 blocks, offset):
+   * one kernel, the bytes of dequantizeBlockwise(f32) + addScalarF32(offset) + dequantize4bit. */
+  dequantize4bitNested(packed: number, n: number, blocksize: number, qtype: number, qabsmax: number, code2: number, absmax2: number, blocksize2: number, offset: number, dtype: number, out: number): void;
 }
 
 let loaded: { addon: CudaAddon | null; probe: CudaProbe | null; reason: string | null } | null = null;
