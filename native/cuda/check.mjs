@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultDynamicMap } from '../../dist/maps.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const argv = new Set(process.argv.slice(2));
@@ -101,21 +102,9 @@ function tieValues(code) {
   return v.filter((x) => Number.isFinite(x) && Math.abs(x) <= 1);
 }
 
-const DYN_HEX =
-  'bf7e3333bf7a999abf770000bf736666bf6fcccdbf6c3333bf68999abf650000bf616666bf5dcccdbf5a3333bf56999abf530000bf4f6666bf4bcccdbf483333' +
-  'bf44999abf410000bf3d6666bf39cccdbf363334bf32999abf2f0000bf2b6666bf27cccdbf243334bf20999abf1d0000bf196666bf15cccdbf123334bf0e999a' +
-  'bf0b0000bf076666bf03ccccbf003333bef93332bef20000beeaccccbee3999abedc6666bed53333bece0000bec6ccccbebf999abeb86666beb13333beaa0000' +
-  'bea2ccccbe9b999abe946666be8d3334be860000be7d9999be6f3333be60cccdbe526666be440000be35999abe273333be18cccdbe0a6666bdf80000bddb3334' +
-  'bdc9eb85bdc428f7bdbe6667bdb8a3d7bdb2e148bdad1eb8bda75c2abda1999abd9bd70abd96147bbd9051ebbd8a8f5dbd84cccdbd7e147bbd728f5dbd670a3d' +
-  'bd5b851fbd500000bd447ae1bd38f5c3bd2d70a3bd21eb85bd166667bd0ae148bcfeb852bce7ae15bcd0a3d7bcb9999abca28f5dbc8b851fbc68f5c3bc3ae148' +
-  'bc1f3b64bc160418bc0ccccdbc039581bbf4bc6abbe24dd3bbcfdf3bbbbd70a4bbab020dbb989374bb8624ddbb676c8abb428f5cbb1db22dbaf1a9fcbaa7ef9d' +
-  'ba7765ffba59e83eba3c6a80ba1eecc1ba016f01b9c7e283b98ce705b923d70bb8ba1f4bb88aefb3b8378034b7b24206b70205ffb65a1a94b513a3b700000000';
+// the default dynamic map, from the library itself (SPEC Appendix A)
 function dynamicCode() {
-  const out = new Float32Array(256);
-  for (let i = 0; i < 128; i++) out[i] = fromBits(parseInt(DYN_HEX.slice(i * 8, i * 8 + 8), 16));
-  for (let i = 1; i < 128; i++) out[127 + i] = -out[127 - i];
-  out[255] = 1;
-  return out;
+  return defaultDynamicMap().slice();
 }
 function codes() {
   const dyn = dynamicCode();
