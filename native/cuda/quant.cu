@@ -83,38 +83,66 @@ struct CodeEnc {
     const int r = p + (take ? (gt ? 1 : -1) : 0);
     return (uint32_t)(r < 0 ? 0 : r);  // p == 0: the lower pivot is 0 itself
   }
+  __device__ __forceinline__ void code16(const float s[16], uint32_t w[4]) const {
+#pragma unroll
+    for (int k = 0; k < 4; k++) w[k] = 0;
+#pragma unroll
+    for (int j = 0; j < 16; j++) w[j >> 2] |= code8(s[j]) << (8 * (j & 3));
+  }
 };
 
 // The same search as a table lookup (the idea of assembly/blockwise.ts lookupCode, the
 // SIMD build's form, which equals the binary search for a sorted code): bucket k of the
 // floats (top 15 bits of the order-preserving image `key` of s) stores start =
-// #{midpoints below the bucket} and whether midpoints lie inside it; then c = start +
-// #{midpoints < s} (mid[] is sorted as far as the table is concerned: the count stops at
-// the first midpoint that is not below s, which is never inside a later bucket), and an
-// exact tie with the midpoint above (only when the bucket holds one) goes to the even
-// index. A bucket with exactly one midpoint m whose key shares the bucket's top bits
-// also stores m's low 17 key bits and the precomputed tie rule: one shared-memory read
-// per element (the shared-memory pipe is this kernel's limit). Used for large n.
-// Entry: bits 0-7 start, 8 any midpoint inside, 9 single-midpoint fast form, 10 the tie
-// rule for s == m (start odd, < 255, code[start] < m), 11-27 m's low 17 key bits.
+// #{midpoints below the bucket}; then c = start + #{midpoints < s}. A bucket with no
+// midpoint, or with exactly one midpoint m whose key shares the bucket's top bits, also
+// stores T = the smallest low-17-bit key that counts m (m17 + 1, or m17 where an exact tie
+// s == m goes up: start odd, < 255, code[start] < m), so c = start + (k17 >= T) without a
+// branch: one shared-memory read per element (the shared-memory pipe bounds this kernel).
+// Other buckets (several midpoints, the one just below +0) are flagged and searched.
+// Entry: bits 0-7 start, bit 8 search, bits 14-31 T (2^17: never).
 struct Lut32Enc {
   const uint32_t* lut;  // 32768 entries
   const float* mid;     // mid[j] = (code[j] + code[j+1]) * 0.5, mid[255] = +inf
   const float* code;
-  __device__ __forceinline__ uint32_t code8(float s) const {
+  __device__ __forceinline__ static uint32_t key_of(float s) {
     const uint32_t b = __float_as_uint(s);
-    const uint32_t key = b ^ ((uint32_t)((int32_t)b >> 31) | 0x80000000u);
-    const uint32_t e = lut[key >> 17];
+    return b ^ ((uint32_t)((int32_t)b >> 31) | 0x80000000u);
+  }
+  __device__ __forceinline__ uint32_t search(float s, uint32_t e) const {
     uint32_t c = e & 255u;
-    if (e & 0x200u) {
-      const uint32_t k17 = key & 0x1ffffu, m17 = (e >> 11) & 0x1ffffu;
-      c += k17 > m17 ? 1u : 0u;
-      c += (k17 == m17 && (e & 0x400u)) ? 1u : 0u;
-    } else if (e & 0x100u) {
-      while (c < 255u && s > mid[c]) c++;
-      if ((c & 1u) != 0 && c < 255u && s == mid[c] && code[c] < s) c++;
-    }
+    while (c < 255u && s > mid[c]) c++;
+    if ((c & 1u) != 0 && c < 255u && s == mid[c] && code[c] < s) c++;
     return s != s ? 0u : c;
+  }
+  // 16 codes packed into 4 words, byte j of word k = code of s[4k + j]: the table reads
+  // of 8 elements are issued before any is used (16 at once costs spills at 64 registers).
+  __device__ __forceinline__ void code16(const float s[16], uint32_t w[4]) const {
+    uint32_t flagged = 0;
+#pragma unroll
+    for (int h = 0; h < 16; h += 8) {
+      uint32_t key[8], e[8], c[8];
+#pragma unroll
+      for (int j = 0; j < 8; j++) key[j] = key_of(s[h + j]);
+#pragma unroll
+      for (int j = 0; j < 8; j++) e[j] = lut[key[j] >> 17];
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        const uint32_t v = (e[j] & 255u) + ((key[j] & 0x1ffffu) >= (e[j] >> 14) ? 1u : 0u);
+        c[j] = s[h + j] != s[h + j] ? 0u : v;
+        flagged |= e[j];
+      }
+#pragma unroll
+      for (int k = 0; k < 2; k++)
+        w[h / 4 + k] = __byte_perm(__byte_perm(c[4 * k], c[4 * k + 1], 0x0040), __byte_perm(c[4 * k + 2], c[4 * k + 3], 0x0040), 0x5410);
+    }
+    if (flagged & 0x100u) {  // rare: a bucket that holds several midpoints
+#pragma unroll  // unrolled: s[] and w[] stay in registers
+      for (int j = 0; j < 16; j++) {
+        const uint32_t e = lut[key_of(s[j]) >> 17];
+        if (e & 0x100u) w[j >> 2] = (w[j >> 2] & ~(255u << (8 * (j & 3)))) | (search(s[j], e) << (8 * (j & 3)));
+      }
+    }
   }
 };
 
@@ -276,9 +304,11 @@ __device__ __forceinline__ void quantize8_tile(const float (&x)[U][16], const fl
     if (i >= un) continue;
     if ((tid & (G - 1)) == 0) absmax[i >> bsLog2] = m[u];
     const float r = cuda_rcp(m[u]);
-    uint32_t w[4] = {0, 0, 0, 0};
+    float s[16];
 #pragma unroll
-    for (int j = 0; j < 16; j++) w[j >> 2] |= enc.code8(__fmul_rn(x[u][j], r)) << (8 * (j & 3));
+    for (int j = 0; j < 16; j++) s[j] = __fmul_rn(x[u][j], r);
+    uint32_t w[4];
+    enc.code16(s, w);
     if (i + QE <= un) {
       __stcs(reinterpret_cast<uint4*>(q + i), make_uint4(w[0], w[1], w[2], w[3]));
     } else {
@@ -347,9 +377,9 @@ __global__ void __launch_bounds__(THR, LUT ? 1 : 2) k_quantize8(const void* __re
 
 // The table of Lut32Enc: for bucket k (floats whose order-preserving image has top 15
 // bits k, lower end vmin, next bucket's lower end `next`), start = #{midpoints < vmin}
-// and nm = #{midpoints in [vmin, next)}; the single-midpoint form only where the midpoint's
-// key lies in the bucket and the bucket is not the one just below +0 (where s = -0 ties
-// with a midpoint +0 of the next bucket).
+// and nm = #{midpoints in [vmin, next)}; T only where nm == 0, or nm == 1 with the
+// midpoint's key in the bucket and the bucket not the one just below +0 (where s = -0
+// ties with a midpoint +0 of the next bucket); every other bucket is searched.
 __device__ __forceinline__ float bucket_min(uint32_t k) {
   const uint32_t key = k << 17;
   return __uint_as_float(key >= 0x80000000u ? key ^ 0x80000000u : ~key);
@@ -362,9 +392,10 @@ __global__ void k_code_lut(const float* code, uint32_t* lut) {
   __syncthreads();
   const uint32_t k = blockIdx.x * blockDim.x + threadIdx.x;
   if (k >= 32768u) return;
+  constexpr uint32_t kNever = 0x20000u << 14;
   const float vmin = bucket_min(k);
-  if (vmin != vmin) {  // NaN patterns (the -inf bucket too): start 0, as the reference
-    lut[k] = 0;
+  if (vmin != vmin) {  // NaN patterns (the -inf bucket too): code 0, as the reference
+    lut[k] = kNever;
     return;
   }
   uint32_t c = 0;
@@ -372,14 +403,13 @@ __global__ void k_code_lut(const float* code, uint32_t* lut) {
   const float next = k < 32767u ? bucket_min(k + 1) : __int_as_float(0x7f800000);
   uint32_t e = c;
   while (e < 255 && mid[e] < next) e++;
-  uint32_t v = c | (e != c ? 0x100u : 0u);
+  uint32_t v = e == c ? c | kNever : c | 0x100u;
   if (e == c + 1 && k != 0x3fffu) {
     const float m = mid[c];
-    const uint32_t b = __float_as_uint(m);
-    const uint32_t key = b ^ ((uint32_t)((int32_t)b >> 31) | 0x80000000u);
+    const uint32_t key = Lut32Enc::key_of(m);
     if (m == m && (key >> 17) == k) {
       const bool tie = (c & 1u) != 0 && c < 255u && code[c] < m;
-      v |= 0x200u | (tie ? 0x400u : 0u) | ((key & 0x1ffffu) << 11);
+      v = c | (((key & 0x1ffffu) + (tie ? 0u : 1u)) << 14);
     }
   }
   lut[k] = v;
