@@ -148,6 +148,11 @@ FN(CopyDtoD) {
        if (bytes > 0) BNB_CHECK(cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice)); return info.Env().Undefined();)
 }
 
+FN(Spin) {
+  BODY(if (!info[0].IsNumber()) bnb::throw_arg("spin: microseconds must be a number"); bnb::spin(info[0].As<Napi::Number>().DoubleValue());
+       return info.Env().Undefined();)
+}
+
 FN(Synchronize) { BODY(BNB_CHECK(cudaDeviceSynchronize()); return info.Env().Undefined();) }
 
 FN(EventRecord) {
@@ -370,6 +375,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"copyDtoH", CopyDtoH},
       {"copyDtoD", CopyDtoD},
       {"synchronize", Synchronize},
+      {"spin", Spin},
       {"eventRecord", EventRecord},
       {"eventElapsed", EventElapsed},
       {"eventDestroy", EventDestroy},

@@ -35,6 +35,9 @@ void gemv4bit(const void* a, long long m, long long k, int adtype, const void* p
 void dequantizeFp8(const void* w, long long rows, long long cols, long long row0, const void* scale, long long scaleCols,
                    long long blockRows, long long blockCols, int dtype, void* out);
 
+// a GPU-side wait for benchmarks (spin.cu)
+void spin(double microseconds);
+
 // resources (runtime.cpp)
 int smCount();
 int occupancy(const void* kernel, int threads, size_t smem);

@@ -31,6 +31,8 @@ export interface CudaAddon {
   copyDtoH(dst: ArrayBufferView, src: number): void;
   copyDtoD(dst: number, src: number, bytes: number): void;
   synchronize(): void;
+  /** Queues a kernel that waits this long on the GPU (benchmarks: hides the launch gap). */
+  spin(microseconds: number): void;
   eventRecord(): number;
   eventElapsed(start: number, end: number): number;
   eventDestroy(e: number): void;
