@@ -11,9 +11,11 @@ import { QUANT_STORAGES } from './ops/quantize4bit.js';
 import { DType, FloatDType } from './dtypes.js';
 import { toFloat32 } from './tensor.js';
 import { wasmBuild } from './wasm/runtime.js';
+import './wasm/file-loader.js';
 import { probe } from './backend/probe.js';
 import './backend/cuda/register.js';
 import { openCheckpoint } from './io/safetensors-file.js';
+import { removeTemporariesSync } from './io/temp.js';
 import { inspectCheckpoint } from './checkpoint/inspect.js';
 import { dequantizeCheckpoint } from './checkpoint/dequantize.js';
 import { CheckpointFormat, quantizeCheckpoint } from './checkpoint/quantize.js';
@@ -38,6 +40,16 @@ Options: --json (machine-readable output), --force (replace an existing output),
 Exit codes: 0 done, 1 the input could not be read or converted, 2 usage error, 3 output exists.`;
 
 class UsageError extends Error {}
+
+// Interrupted (Ctrl-C, kill, closed terminal): remove this run's temporary outputs
+// before exiting, so that nothing but complete outputs remains. SIGKILL cannot be
+// caught: its hidden temporary stays, and the next run for that output removes it.
+for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+  process.on(signal, () => {
+    removeTemporariesSync();
+    process.exit(128 + number);
+  });
+}
 
 const DTYPE_NAMES: Record<string, FloatDType> = {
   bf16: 'bfloat16', bfloat16: 'bfloat16', fp16: 'float16', f16: 'float16', float16: 'float16', fp32: 'float32', f32: 'float32', float32: 'float32',
@@ -71,24 +83,32 @@ function progressBar(enabled: boolean): Progress | undefined {
 
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
+/**
+ * Text from a file (tensor names, paths, messages quoting them) as the terminal should
+ * show it: control characters, C1 codes and bidirectional overrides escaped, so that a
+ * hostile checkpoint cannot rewrite the screen or disguise a name.
+ */
+const printable = (text: string) =>
+  text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 function printReport(verb: string, r: ConversionReport, showFile = true): void {
   console.log(`${verb} ${r.layers} layers, ${r.tensors} tensors: ${mb(r.bytesIn)} -> ${mb(r.bytesOut)} in ${r.seconds.toFixed(2)} s ` +
-    `(${(r.bytesIn / 2 ** 20 / r.seconds).toFixed(1)} MB/s read)${showFile ? ` -> ${r.file}` : ''}`);
+    `(${(r.bytesIn / 2 ** 20 / r.seconds).toFixed(1)} MB/s read)${showFile ? ` -> ${printable(r.file)}` : ''}`);
 }
 
 async function inspect(args: string[], json: boolean): Promise<void> {
   const [path] = positionals(args, 1, '<checkpoint>');
   const s = await inspectCheckpoint(path!);
   if (json) return void console.log(JSON.stringify(s, null, 2));
-  console.log(`${s.path}: ${s.tensors} tensors, ${mb(s.bytes)} in ${s.files.length} file(s)`);
-  if (s.quantizationConfig) console.log(`quantization_config: ${JSON.stringify(s.quantizationConfig)}`);
+  console.log(`${printable(s.path)}: ${s.tensors} tensors, ${mb(s.bytes)} in ${s.files.length} file(s)`);
+  if (s.quantizationConfig) console.log(`quantization_config: ${printable(JSON.stringify(s.quantizationConfig))}`);
   console.log(`${s.layers.length} bitsandbytes layers (dequantize converts these):`);
   for (const l of s.layers) {
     const detail = l.format === 'int8' ? 'LLM.int8 row-wise' : `blocksize ${l.blocksize}${l.nested ? ', nested' : ''}, storage ${l.storage}, -> ${l.dtype}`;
-    console.log(`  ${l.name}  ${l.format}  [${l.shape.join(', ')}]  ${detail}  ${mb(l.bytes)}`);
+    console.log(`  ${printable(l.name)}  ${l.format}  [${l.shape.join(', ')}]  ${detail}  ${mb(l.bytes)}`);
   }
   console.log(`${s.other.length} other tensors (passed through):`);
-  for (const t of s.other) console.log(`  ${t.name}  ${t.format}  [${t.shape.join(', ')}]  ${mb(t.bytes)}`);
+  for (const t of s.other) console.log(`  ${printable(t.name)}  ${t.format}  [${t.shape.join(', ')}]  ${mb(t.bytes)}`);
 }
 
 /** Mean |a - b| and mean |a - b| / (|a| + 1e-8) over the quantized layers of two checkpoints. */
@@ -220,11 +240,18 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   } catch (e) {
     const usage = e instanceof UsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'));
-    if (!usage && !(e instanceof BnbError)) throw e;
+    if (!usage && !(e instanceof BnbError)) {
+      // a bug, not bad input: say so (with the stack) in the same shape as other errors
+      console.error((e as Error)?.stack ?? e);
+      const message = `internal error: ${(e as Error)?.message ?? String(e)} (please report it: see SECURITY.md)`;
+      if (json) console.log(JSON.stringify({ error: { code: 'E_INTERNAL', message } }));
+      console.error(`bnbjs: ${printable(message)} [E_INTERNAL]`);
+      return 1;
+    }
     const code = e instanceof BnbError ? e.code : 'E_USAGE';
     const status = usage ? 2 : code === 'E_EXISTS' ? 3 : 1;
     if (json) console.log(JSON.stringify({ error: { code, message: (e as Error).message } }));
-    console.error(`bnbjs: ${(e as Error).message} [${code}]${usage ? `\n\n${USAGE}` : ''}`);
+    console.error(`bnbjs: ${printable((e as Error).message)} [${code}]${usage ? `\n\n${USAGE}` : ''}`);
     return status;
   }
 }

@@ -10,7 +10,8 @@ export type BnbErrorCode =
   | 'E_STATE' // QuantState (or its dict form) missing or inconsistent fields
   | 'E_STATE_KEY' // unknown key in a QuantState dict
   | 'E_CODE' // code table has the wrong size or is not sorted
-  | 'E_OUT_OF_MEMORY' // WebAssembly memory could not grow
+  | 'E_OUT_OF_MEMORY' // WebAssembly memory could not grow (or would pass setWasmMemoryLimit)
+  | 'E_DETACHED' // a tensor's data is a view of a detached ArrayBuffer
   | 'E_INIT' // the WebAssembly kernels are not loaded, or init() got something it cannot load
   | 'E_DEVICE' // tensors on different devices, an unknown device, or host data of a device tensor
   | 'E_CUDA' // a CUDA call failed (the message carries CUDA's)
@@ -29,6 +30,7 @@ export type BnbErrorCode =
   | 'E_ST_OFFSETS' // safetensors: data_offsets malformed, overlapping, not contiguous or out of bounds
   | 'E_ST_SIZE' // safetensors: byte length differs from dtype size x product(shape)
   | 'E_ST_INCOMPLETE' // safetensors: tensors do not cover the data section exactly (trailing bytes, truncated file)
+  | 'E_ST_TENSOR_COUNT' // safetensors: more than MAX_TENSORS (2^20) tensors in one file
   | 'E_ST_MISSING' // safetensors: no tensor of that name
   | 'E_ST_INDEX' // safetensors: a sharded checkpoint's index.json is malformed or names a tensor its shard lacks
   | 'E_EXISTS' // the output exists and force was not given

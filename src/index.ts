@@ -1,41 +1,10 @@
-export { BnbError } from './errors.js';
+// bnbjs for Node and Bun (and bundlers that resolve the default condition): the
+// kernels are read from build/ beside the package on first use, and the native
+// backends (the CUDA addon, Intel Gaudi) register themselves; probe() reports them.
+import './wasm/file-loader.js';
 import './backend/cuda/register.js';
 import './backend/hpu/backend.js';
-export type { BnbErrorCode } from './errors.js';
-export type { DType, FloatDType, TypedArray } from './dtypes.js';
-export { DTYPES, itemsize } from './dtypes.js';
-export type { Tensor } from './tensor.js';
-export { tensor, numel, toFloat32 } from './tensor.js';
-export { QuantState } from './quant-state.js';
-export type { QuantStateFields, QuantStateDict } from './quant-state.js';
-export { get4bitType, createDynamicMap, createNormalMap, createLinearMap, createFp8Map } from './maps.js';
-export type { QuantType, DynamicMapOptions, NormalMapOptions, LinearMapOptions, Fp8MapOptions } from './maps.js';
-export { quantize4bit, quantizeNf4, quantizeFp4 } from './ops/quantize4bit.js';
-export type { Quantize4bitOptions } from './ops/quantize4bit.js';
-export { dequantize4bit, dequantizeNf4, dequantizeFp4 } from './ops/dequantize4bit.js';
-export type { Dequantize4bitOptions } from './ops/dequantize4bit.js';
-export { quantizeBlockwise, dequantizeBlockwise } from './ops/blockwise.js';
-export type { QuantizeBlockwiseOptions, DequantizeBlockwiseOptions } from './ops/blockwise.js';
-export {
-  int8VectorwiseQuant, int8DoubleQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant, int8ScaledMm,
-} from './ops/int8.js';
-export type { Int8QuantOptions, Int8MmDequantOptions } from './ops/int8.js';
-export { gemv4bit, matmul4bit } from './ops/gemv4bit.js';
-export { dequantizeFp8 } from './ops/fp8.js';
-export type { DequantizeFp8Options } from './ops/fp8.js';
-export { init, setWasmBuild, wasmBuild } from './wasm/runtime.js';
-export type { WasmBuild, WasmSource } from './wasm/runtime.js';
-export { f16ToNumber, bf16ToNumber, numberToF16, numberToBf16 } from './float16.js';
-export { dequantize, dequantizeWeight } from './axolotl.js';
-export type { AxolotlQuantState, LegacyQuantStateList, LegacyNestedStateList, TorchaoNF4Tensor } from './axolotl.js';
-export {
-  MAX_HEADER_BYTES, headerLength, parseHeader, toStoredTensor, safetensorsDTypeOf, parseSafetensors, serializeSafetensors,
-  readSafetensors, writeSafetensors,
-} from './io/safetensors.js';
-export type { SafetensorsDType, RawDType, RawTensor, StoredTensor, TensorInfo, SafetensorsHeader } from './io/safetensors.js';
-export { toDevice } from './tensor.js';
-export { registerKernel, commonDevice, OPS, setForcedBackend } from './backend/registry.js';
-export type { OpName } from './backend/registry.js';
+export * from './core.js';
 export { probe } from './backend/probe.js';
 export type { Probe } from './backend/probe.js';
 export { setGaudiSoftwareVersion, swapNibbles } from './backend/hpu/backend.js';

@@ -1,6 +1,7 @@
 import { BnbError, fail, show } from './errors.js';
 import { DType, FLOAT_DTYPES, FloatDType } from './dtypes.js';
-import { Tensor, checkTensor, isTensor, tensor } from './tensor.js';
+import { Tensor, checkNotDetached, checkTensor, isTensor, numel, tensor } from './tensor.js';
+import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT, checkBlocksize } from './ops/validate.js';
 import { QuantType } from './maps.js';
 import { PyFloat, PyJson, pyJsonDumps } from './pyjson.js';
 
@@ -18,6 +19,7 @@ export interface QuantStateFields {
 export type QuantStateDict = Record<string, unknown>;
 
 const QS_SUFFIXES = ['bitsandbytes__fp4', 'bitsandbytes__nf4'];
+const NESTED_KEYS = ['nested_absmax', 'nested_quant_map', 'nested_blocksize', 'nested_dtype', 'nested_offset'];
 const VALID_KEYS = [
   'absmax', 'quant_map', 'nested_absmax', 'nested_quant_map', 'quant_state', 'quant_type',
   'blocksize', 'dtype', 'shape', 'nested_blocksize', 'nested_dtype', 'nested_offset',
@@ -99,12 +101,17 @@ export class QuantState {
     return out;
   }
 
-  /** bnb's from_dict: packed or unpacked form, keys with or without a module prefix. */
+  /**
+   * bnb's from_dict: packed or unpacked form, keys with or without a module prefix.
+   * The fields are checked against each other (absmax length vs shape and blocksize,
+   * code lengths, nested statistics all present or all absent), so that a hostile or
+   * damaged state dict fails here with the field named, never later with a wrong answer.
+   */
   static fromDict(dict: QuantStateDict): QuantState {
-    if (typeof dict !== 'object' || dict === null) fail('E_STATE', 'dict', dict, 'an object of QuantState items');
+    if (typeof dict !== 'object' || dict === null || Array.isArray(dict)) fail('E_STATE', 'dict', dict, 'an object of QuantState items');
     const qsKeys = Object.keys(dict).filter((k) => k.includes('quant_state') && isBlob(dict[k]));
-    const entries: Record<string, unknown> = { ...dict };
-    if (!('quant_type' in dict)) {
+    const entries = new Map<string, unknown>(Object.entries(dict));
+    if (!Object.hasOwn(dict, 'quant_type')) {
       if (qsKeys.length === 0) {
         throw new BnbError('E_STATE', 'Expected packed or unpacked quant_state items, found neither');
       }
@@ -114,16 +121,26 @@ export class QuantState {
     }
     if (qsKeys.length === 1) {
       const key = qsKeys[0]!;
-      delete entries[key];
-      Object.assign(entries, parseBlob(key, dict[key]));
+      entries.delete(key);
+      const blob = parseBlob(key, dict[key]);
+      const suffix = key.split('.').pop()!;
+      if (QS_SUFFIXES.includes(suffix) && blob.quant_type !== suffix.slice('bitsandbytes__'.length)) {
+        throw new BnbError('E_STATE', `${key} holds quant_type = ${show(blob.quant_type)} but its name says ${show(suffix.slice('bitsandbytes__'.length))}`);
+      }
+      for (const [k, v] of Object.entries(blob)) entries.set(k, v);
     }
-    const d: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(entries)) {
+    const d: Record<string, unknown> = Object.create(null);
+    for (const [k, v] of entries) {
       const name = k.split('.').pop()!;
       if (!VALID_KEYS.includes(name)) {
         throw new BnbError('E_STATE_KEY', `QuantState dict key ${show(k)} is not a QuantState item: expected keys ending in one of ${VALID_KEYS.join(', ')}`);
       }
       d[name] = v;
+    }
+    const nestedHave = NESTED_KEYS.filter((k) => k in d);
+    if (nestedHave.length > 0 && nestedHave.length < NESTED_KEYS.length) {
+      throw new BnbError('E_STATE', `the nested statistics are partly present: found ${nestedHave.join(', ')} but not ` +
+        `${NESTED_KEYS.filter((k) => !(k in d)).join(', ')} (expected all of ${NESTED_KEYS.join(', ')} or none)`);
     }
     let offset: number | null = null;
     let state2: QuantState | null = null;
@@ -141,10 +158,10 @@ export class QuantState {
       fail('E_QUANT_TYPE', 'quant_type', quantType, "'nf4', 'fp4' or null");
     }
     const shape = d.shape ?? null;
-    if (shape !== null && !(Array.isArray(shape) && shape.every((x) => Number.isSafeInteger(x) && x >= 0))) {
-      fail('E_STATE', 'shape', shape, 'an array of non-negative integers or null');
+    if (shape !== null && !(Array.isArray(shape) && shape.every((x) => Number.isSafeInteger(x) && x >= 0) && Number.isSafeInteger(numel(shape)))) {
+      fail('E_STATE', 'shape', shape, 'an array of non-negative integers (at most 2^53 - 1 elements) or null');
     }
-    return new QuantState({
+    const state = new QuantState({
       quantType: quantType as QuantType | null,
       absmax: needTensor(d, 'absmax'),
       blocksize: need(d, 'blocksize', isPositiveInt, 'a positive integer'),
@@ -154,6 +171,8 @@ export class QuantState {
       offset,
       state2,
     });
+    checkConsistent(state);
+    return state;
   }
 
   /** bnb's __eq__: tensors within 1e-6, everything else exactly. */
@@ -169,12 +188,50 @@ export class QuantState {
   }
 }
 
+/** The fields of a state checked against each other (what fromDict accepts). */
+function checkConsistent(s: QuantState): void {
+  const fourBit = s.quantType !== null;
+  checkBlocksize('blocksize', s.blocksize, fourBit ? BLOCKSIZES_4BIT : BLOCKSIZES_8BIT);
+  const codeLength = fourBit ? 16 : 256;
+  if (s.code.data.length !== codeLength) {
+    throw new BnbError('E_CODE', `quant_map has ${s.code.data.length} entries: a ${fourBit ? `4-bit (${s.quantType})` : '8-bit'} code has ${codeLength}`);
+  }
+  const s2 = s.state2;
+  const absmaxDType = s2 === null ? 'float32' : 'uint8';
+  if (s.absmax.dtype !== absmaxDType) {
+    fail('E_DTYPE', 'absmax.dtype', s.absmax.dtype, `'${absmaxDType}' (${s2 === null ? 'plain' : 'nested, double-quantized'} statistics)`);
+  }
+  if (s.shape !== null) {
+    const blocks = Math.ceil(numel(s.shape) / s.blocksize);
+    if (s.absmax.data.length !== blocks) {
+      throw new BnbError('E_STATE', `absmax has ${s.absmax.data.length} entries but shape ${show(s.shape)} with blocksize ${s.blocksize} has ${blocks} blocks`);
+    }
+  }
+  if (s2 !== null) {
+    checkBlocksize('nested_blocksize', s2.blocksize, BLOCKSIZES_8BIT);
+    if (s2.code.data.length !== 256) throw new BnbError('E_CODE', `nested_quant_map has ${s2.code.data.length} entries: expected 256`);
+    if (s2.absmax.dtype !== 'float32') fail('E_DTYPE', 'nested_absmax.dtype', s2.absmax.dtype, "'float32'");
+    const blocks = Math.ceil(s.absmax.data.length / s2.blocksize);
+    if (s2.absmax.data.length !== blocks) {
+      throw new BnbError('E_STATE', `nested_absmax has ${s2.absmax.data.length} entries but ${s.absmax.data.length} absmax codes with nested_blocksize ${s2.blocksize} make ${blocks} blocks`);
+    }
+  }
+}
+
 function isBlob(v: unknown): boolean {
   return isTensor(v) || v instanceof Uint8Array;
 }
 
+/** bnb writes about 150 bytes; anything this large is not a quant_state blob. */
+export const MAX_BLOB_BYTES = 1 << 16;
+
 function parseBlob(key: string, v: unknown): Record<string, unknown> {
-  const bytes = isTensor(v) ? new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength) : (v as Uint8Array);
+  const data = isTensor(v) ? v.data : (v as Uint8Array);
+  checkNotDetached(key, data);
+  if (data.byteLength > MAX_BLOB_BYTES) {
+    throw new BnbError('E_STATE', `${key} has ${data.byteLength} bytes: a quant_state JSON blob has at most ${MAX_BLOB_BYTES}`);
+  }
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -201,13 +258,13 @@ const isPositiveInt = (x: unknown): x is number => Number.isSafeInteger(x) && (x
 const isFloatDType = (x: unknown): x is FloatDType => (FLOAT_DTYPES as readonly unknown[]).includes(x);
 
 function need<T>(d: Record<string, unknown>, key: string, ok: (x: unknown) => x is T, accepted: string): T {
-  if (!(key in d)) throw new BnbError('E_STATE', `QuantState dict is missing ${show(key)} (${accepted})`);
+  if (!Object.hasOwn(d, key)) throw new BnbError('E_STATE', `QuantState dict is missing ${show(key)} (${accepted})`);
   const v = d[key];
   if (!ok(v)) fail('E_STATE', key, v, accepted);
   return v;
 }
 
 function needTensor(d: Record<string, unknown>, key: string): Tensor {
-  if (!(key in d)) throw new BnbError('E_STATE', `QuantState dict is missing ${show(key)} (a Tensor)`);
+  if (!Object.hasOwn(d, key)) throw new BnbError('E_STATE', `QuantState dict is missing ${show(key)} (a Tensor)`);
   return checkTensor(key, d[key]);
 }

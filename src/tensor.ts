@@ -28,6 +28,7 @@ export function registerDeviceMover(deviceType: string, m: DeviceMover): void {
 
 /** The tensor on `device`: 'cpu', 'cuda', 'cuda:N', 'hpu', ... (a copy unless it is there already). */
 export function toDevice(t: Tensor, device: string): Tensor {
+  if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
   const from = t.device ?? 'cpu';
   if (typeof device === 'string' && device === from) return t;
   const to = typeof device === 'string' ? device.split(':')[0]! : '';
@@ -69,17 +70,22 @@ export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DT
   if (dtype !== undefined) checkDType('dtype', dtype);
   if (Array.isArray(data)) {
     const dt = dtype ?? 'float32';
+    if (dt === 'float8_e4m3fn') fail('E_DTYPE', 'dtype', dt, 'a dtype bnbjs can encode numbers in; for float8_e4m3fn pass a Uint8Array of its bytes');
     const out = allocate(dt, data.length);
     const conv = dt === 'float16' ? numberToF16 : dt === 'bfloat16' ? numberToBf16 : (x: number) => x;
     for (let i = 0; i < data.length; i++) out[i] = conv(data[i]!);
     return tensor(out, shape ?? [data.length], dt);
   }
   if (!ArrayBuffer.isView(data)) fail('E_ARGUMENT', 'data', data, 'a typed array or an array of numbers');
+  checkNotDetached('data', data);
   const inferred = inferDType(data);
   let dt: DType;
   if (dtype === undefined) {
-    if (inferred === null) {
+    if (inferred === null && data instanceof Uint16Array) {
       fail('E_DTYPE', 'dtype', dtype, `an explicit dtype for ${data.constructor.name} ('float16' or 'bfloat16' for Uint16Array)`);
+    }
+    if (inferred === null) {
+      fail('E_DTYPE', 'data', data, 'a Float32Array, Uint8Array, Int8Array, Int32Array, or a Uint16Array with dtype \'float16\' or \'bfloat16\'');
     }
     dt = inferred;
   } else {
@@ -96,6 +102,30 @@ export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DT
   return Object.defineProperties({ dtype: dt, shape: sh, data, device: 'cpu' }, METHODS) as Tensor;
 }
 
+/**
+ * True for a view of a detached ArrayBuffer (transferred with postMessage or
+ * structuredClone, or the old buffer of a WebAssembly.Memory that grew): it
+ * reads as empty, which would otherwise pass for a shape mismatch.
+ */
+export function isDetached(v: ArrayBufferView): boolean {
+  if (v.byteLength !== 0) return false;
+  const b = v.buffer as ArrayBuffer & { detached?: boolean };
+  if (typeof b.detached === 'boolean') return b.detached;
+  try {
+    new Uint8Array(b, 0, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+export function checkNotDetached(argument: string, v: ArrayBufferView): void {
+  if (isDetached(v)) {
+    throw new BnbError('E_DETACHED', `${argument} is a ${v.constructor.name} over a detached ArrayBuffer (transferred to another thread or a WebAssembly ` +
+      'memory that grew): expected data that is still readable; copy it before transferring the buffer');
+  }
+}
+
 export function isTensor(x: unknown): x is Tensor {
   if (typeof x !== 'object' || x === null) return false;
   const t = x as Tensor;
@@ -108,6 +138,7 @@ export function isTensor(x: unknown): x is Tensor {
 export function checkTensor(argument: string, t: unknown): Tensor {
   if (!isTensor(t)) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
   checkDType(`${argument}.dtype`, t.dtype);
+  if (t.device === undefined || t.device === 'cpu') checkNotDetached(`${argument}.data`, t.data);
   const want = arrayTypeOf(t.dtype);
   if (!(t.data instanceof want)) {
     throw new BnbError('E_DTYPE', `${argument}.data is a ${t.data.constructor.name} but ${argument}.dtype ${show(t.dtype)} needs a ${want.name}`);
@@ -141,6 +172,8 @@ const DECODE: Partial<Record<DType, (x: number) => number>> = {
 
 /** Element values as a new Float32Array (16-bit and 8-bit floats decoded). */
 export function toFloat32(t: Tensor): Float32Array {
+  if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
+  if ((t.device ?? 'cpu') === 'cpu') checkTensor('t', t); // a device tensor's data getter says where it is
   if (t.dtype === 'float32') return Float32Array.from(t.data);
   const dec = DECODE[t.dtype] ?? ((x: number) => x);
   const out = new Float32Array(t.data.length);

@@ -1,5 +1,6 @@
 // What this runtime can use: WebAssembly features, the CUDA addon and its GPUs.
 import { wasmBuild } from '../wasm/runtime.js';
+import { wasmFeatures } from '../wasm/features.js';
 import { cudaAddon, CudaDeviceInfo } from './cuda/addon.js';
 import { forcedBackend } from './registry.js';
 import { GaudiProbe } from './hpu/probe.js';
@@ -21,19 +22,6 @@ export interface Probe {
   hpu: GaudiProbe;
 }
 
-// Smallest modules that use each feature (a v128 result; i8x16.relaxed_swizzle; a shared memory).
-const SIMD = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11];
-const RELAXED = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 0, 253, 15, 65, 0, 253, 15, 253, 128, 2, 11];
-const THREADS = [0, 97, 115, 109, 1, 0, 0, 0, 5, 4, 1, 3, 1, 1];
-
-function validates(bytes: number[]): boolean {
-  try {
-    return WebAssembly.validate(new Uint8Array(bytes));
-  } catch {
-    return false;
-  }
-}
-
 /** Reports the backends without throwing. */
 export function probe(): Probe {
   let forced: Probe['forced'] = null;
@@ -51,7 +39,7 @@ export function probe(): Probe {
   }
   return {
     forced,
-    wasm: { simd: validates(SIMD), relaxedSimd: validates(RELAXED), threads: validates(THREADS), build },
+    wasm: { ...wasmFeatures(), build },
     cuda: {
       available: reason === null,
       reason,

@@ -2,6 +2,7 @@
 // each op is declared once, each backend registers its kernels, and a call
 // dispatches on the device of its tensor arguments.
 import { BnbError, show } from '../errors.js';
+import { envVar } from '../runtime/env.js';
 
 export const OPS = [
   'quantize4bit', 'dequantize4bit', 'quantizeBlockwise', 'dequantizeBlockwise',
@@ -71,7 +72,7 @@ export type ForcedBackend = 'wasm' | 'cuda' | 'hpu';
  */
 export function forcedBackend(): ForcedBackend | null {
   if (forced === undefined) {
-    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.BNBJS_BACKEND;
+    const env = envVar('BNBJS_BACKEND');
     if (env !== undefined && env !== '' && env !== 'wasm' && env !== 'cuda' && env !== 'hpu') {
       throw new BnbError('E_ARGUMENT', `BNBJS_BACKEND = ${show(env)} is not accepted: expected 'wasm', 'cuda' or 'hpu'`);
     }

@@ -11,7 +11,7 @@ import { CheckpointReader, PlannedTensor, createSafetensorsWriter, openCheckpoin
 import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
 import { Layer4bit, LayerInt8, findLayers } from './layers.js';
 import { copyCompanions, isDirectory, prepareTarget, readConfig, writeConfig } from './files.js';
-import { ConversionReport, Progress, ST_DTYPE, writeAll } from './common.js';
+import { ConversionReport, Progress, ST_DTYPE, readBlobJson, writeAll } from './common.js';
 
 export interface DequantizeCheckpointOptions {
   /** dtype of the dequantized layers (default: the 4-bit state's dtype; for LLM.int8 the model's dtype) */
@@ -48,13 +48,7 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
     for (const l of layers) {
       if (l.kind !== '4bit') continue;
       const blob = l.stateKeys.find((k) => k.includes('.quant_state.'))!;
-      const bytes = await reader.readBytes(blob);
-      let json: { shape?: number[]; dtype?: FloatDType };
-      try {
-        json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes).replace(/\bNaN\b|-?\bInfinity\b/g, '0'));
-      } catch (e) {
-        throw new BnbError('E_CKPT_QUANT_STATE', `${blob} does not hold valid JSON: ${(e as Error).message}`);
-      }
+      const json = (await readBlobJson(reader, blob)) as { shape?: number[]; dtype?: FloatDType };
       if (!Array.isArray(json.shape) || !(FLOAT_DTYPES as readonly unknown[]).includes(json.dtype)) {
         throw new BnbError('E_CKPT_QUANT_STATE', `${blob}: expected "shape" and a float "dtype", got ${show(JSON.stringify(json))}`);
       }
@@ -75,7 +69,8 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
         plan.push({ name, dtype: i.dtype as SafetensorsDType, shape: i.shape });
       }
     }
-    const writer = await createSafetensorsWriter(target.weights, plan, { metadata: reader.metadata ?? { format: 'pt' }, force: true });
+    // a file output is committed without replacing what appeared meanwhile (unless force)
+    const writer = await createSafetensorsWriter(target.weights, plan, { metadata: reader.metadata ?? { format: 'pt' }, force: target.dir !== null || (opts.force ?? false) });
     let bytesOut = 0;
     await writeAll(writer, async () => {
       for (const [i, p] of plan.entries()) {

@@ -1,8 +1,9 @@
 // Where a checkpoint conversion reads and writes: a single .safetensors file, or a
 // Hugging Face folder (config.json, sharded or single weights, tokenizer files).
 import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { BnbError, show } from '../errors.js';
+import { removeStaleTemporaries, temporaryName, trackTemporary, untrackTemporary } from '../io/temp.js';
 
 export interface Target {
   /** the folder being written (a temporary name until commit), or null for a single file */
@@ -32,20 +33,34 @@ export async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-/** The folder's config.json, or null. */
+/** Real config.json files are a few KB; a larger one is not read into memory. */
+export const MAX_CONFIG_BYTES = 16 << 20;
+
+/** The folder's config.json (a JSON object), or null. */
 export async function readConfig(dir: string): Promise<Record<string, unknown> | null> {
+  const path = join(dir, 'config.json');
+  let config: unknown;
   try {
-    return JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+    const size = (await stat(path)).size;
+    if (size > MAX_CONFIG_BYTES) throw new BnbError('E_CKPT_FORMAT', `${path} has ${size} bytes: expected a config.json of at most ${MAX_CONFIG_BYTES}`);
+    config = JSON.parse(await readFile(path, 'utf8'));
   } catch (e) {
+    if (e instanceof BnbError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new BnbError('E_IO', `${join(dir, 'config.json')} is not readable JSON: ${(e as Error).message}`);
+    throw new BnbError('E_IO', `${path} is not readable JSON: ${(e as Error).message}`);
   }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new BnbError('E_CKPT_FORMAT', `${path} holds ${JSON.stringify(config)?.slice(0, 40)}: expected a JSON object`);
+  }
+  return config as Record<string, unknown>;
 }
 
 /**
  * Prepares the output: for a folder input a temporary folder beside `output`,
  * renamed into place by commit(); for a file input the file itself (its writer
- * uses a temporary name). Refuses an existing output unless `force`.
+ * uses a temporary name). Refuses an existing output unless `force`. A replaced
+ * folder is first moved aside, so that at every moment `output` is either the old
+ * output or the new one, complete.
  */
 export async function prepareTarget(output: string, folder: boolean, force: boolean): Promise<Target> {
   if ((await exists(output)) && !force) {
@@ -54,17 +69,31 @@ export async function prepareTarget(output: string, folder: boolean, force: bool
   if (!folder) {
     return { dir: null, weights: output, commit: async () => {}, abort: async () => {} };
   }
-  const tmp = join(dirname(output), `.${basename(output)}.bnbjs-${process.pid}-${Date.now()}`);
+  await removeStaleTemporaries(output);
+  const tmp = temporaryName(output);
   await mkdir(tmp, { recursive: true });
+  trackTemporary(tmp);
   return {
     dir: tmp,
     weights: join(tmp, 'model.safetensors'),
     async commit() {
-      if (await exists(output)) await rm(output, { recursive: true, force: true });
+      if (await exists(output)) {
+        if (!force) throw new BnbError('E_EXISTS', `output = ${show(output)} appeared while converting: pass force (--force) to replace it`);
+        const old = temporaryName(output);
+        await rename(output, old);
+        trackTemporary(old);
+        await rename(tmp, output);
+        untrackTemporary(tmp);
+        await rm(old, { recursive: true, force: true });
+        untrackTemporary(old);
+        return;
+      }
       await rename(tmp, output);
+      untrackTemporary(tmp);
     },
     async abort() {
       await rm(tmp, { recursive: true, force: true });
+      untrackTemporary(tmp);
     },
   };
 }

@@ -1,8 +1,8 @@
 // bnbjs inspect: what a checkpoint holds, layer by layer.
-import { BnbError } from '../errors.js';
-import { CheckpointReader, openCheckpoint } from '../io/safetensors-file.js';
+import { openCheckpoint } from '../io/safetensors-file.js';
 import { findLayers } from './layers.js';
 import { isDirectory, readConfig } from './files.js';
+import { readBlobJson } from './common.js';
 
 export interface TensorSummary {
   name: string;
@@ -31,15 +31,6 @@ export interface CheckpointSummary {
   other: TensorSummary[];
 }
 
-async function blobJson(reader: CheckpointReader, key: string): Promise<Record<string, unknown>> {
-  const text = new TextDecoder('utf-8', { fatal: true }).decode(await reader.readBytes(key));
-  try {
-    return JSON.parse(text.replace(/\bNaN\b|-?\bInfinity\b/g, '0'));
-  } catch (e) {
-    throw new BnbError('E_CKPT_QUANT_STATE', `${key} does not hold valid JSON: ${(e as Error).message}`);
-  }
-}
-
 export async function inspectCheckpoint(path: string): Promise<CheckpointSummary> {
   const folder = await isDirectory(path);
   const config = folder ? await readConfig(path) : null;
@@ -51,7 +42,7 @@ export async function inspectCheckpoint(path: string): Promise<CheckpointSummary
     const out: TensorSummary[] = [];
     for (const l of layers) {
       if (l.kind === '4bit') {
-        const json = await blobJson(reader, l.stateKeys.find((k) => k.includes('.quant_state.'))!);
+        const json = await readBlobJson(reader, l.stateKeys.find((k) => k.includes('.quant_state.'))!);
         out.push({
           name: l.weight, format: l.quantType, shape: json.shape as number[], dtype: json.dtype as string,
           blocksize: json.blocksize as number, nested: 'nested_blocksize' in json, storage: reader.info(l.weight).dtype,

@@ -123,7 +123,8 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
       }
       plan.push({ name: `${name}.quant_state.bitsandbytes__${format}`, dtype: 'U8', maxElements: 4096 });
     }
-    const writer = await createSafetensorsWriter(target.weights, plan, { metadata: reader.metadata ?? { format: 'pt' }, force: true });
+    // a file output is committed without replacing what appeared meanwhile (unless force)
+    const writer = await createSafetensorsWriter(target.weights, plan, { metadata: reader.metadata ?? { format: 'pt' }, force: target.dir !== null || (opts.force ?? false) });
     let bytesOut = 0, done = 0;
     const put = async (name: string, t: Tensor | Awaited<ReturnType<typeof reader.read>>) => {
       await writer.write(name, t);

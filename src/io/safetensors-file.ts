@@ -2,13 +2,14 @@
 // provide too): lazy per-tensor reads, sharded checkpoints, and writers that never
 // leave a partial output (temporary name in the same folder, fsync, rename).
 import { link, lstat, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { removeStaleTemporaries, temporaryName, trackTemporary, untrackTemporary } from './temp.js';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { BnbError, fail, show } from '../errors.js';
 import {
   MAX_HEADER_BYTES, PreparedEntry, SafetensorsDType, SafetensorsHeader, StoredTensor, TensorInfo,
-  checkMetadata, checkStoredTensor, checkTensorName, checkWriteOptions, compareNames, encodeHeader, headerJson, headerLength,
-  isSafetensorsDType, littleEndianBytes, parseHeader, prepareSafetensors, referenceOrder, safetensorsItemsize, storedTensorOwning,
+  checkMetadata, checkStoredTensor, checkTensorCount, checkTensorName, checkWriteOptions, compareNames, encodeHeader, headerJson, headerLength,
+  isSafetensorsDType, littleEndianBytes, parseHeader, prepareSafetensors, referenceOrder, safetensorsItemsize, storedTensorOwning, wholeBytes,
 } from './safetensors.js';
 
 /** Largest single read/write call (the OS and Node cap one call below 2 GiB). */
@@ -38,14 +39,16 @@ function errno(e: unknown): string | undefined {
   return (e as { code?: string } | null)?.code;
 }
 
-async function readFully(fh: FileHandle, target: Uint8Array, position: number, path: string): Promise<void> {
+// Views of at most IO_CHUNK bytes are made per call: a tensor may be larger than the
+// largest Uint8Array (2^32 bytes in Node 20) while its Float32Array or buffer is not.
+async function readFully(fh: FileHandle, target: ArrayBufferView, position: number, path: string): Promise<void> {
   // errors name `path` only for E_IO; callers put the path in front of the others (inFile)
   let done = 0;
   while (done < target.byteLength) {
     const want = Math.min(target.byteLength - done, IO_CHUNK);
     let got: number;
     try {
-      ({ bytesRead: got } = await fh.read(target, done, want, position + done));
+      ({ bytesRead: got } = await fh.read(new Uint8Array(target.buffer, target.byteOffset + done, want), 0, want, position + done));
     } catch (e) {
       throw ioError(e, `cannot read ${path}`);
     }
@@ -56,11 +59,21 @@ async function readFully(fh: FileHandle, target: Uint8Array, position: number, p
   }
 }
 
-async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+async function writeFully(fh: FileHandle, bytes: ArrayBufferView, position: number): Promise<void> {
   let done = 0;
   while (done < bytes.byteLength) {
-    const { bytesWritten } = await fh.write(bytes, done, Math.min(bytes.byteLength - done, IO_CHUNK), position + done);
+    const n = Math.min(bytes.byteLength - done, IO_CHUNK);
+    const { bytesWritten } = await fh.write(new Uint8Array(bytes.buffer, bytes.byteOffset + done, n), 0, n, position + done);
     done += bytesWritten;
+  }
+}
+
+/** A new buffer of `size` bytes, or a BnbError naming the tensor when the runtime cannot allocate it. */
+function allocateBytes(size: number, what: string): ArrayBuffer {
+  try {
+    return new ArrayBuffer(size);
+  } catch (e) {
+    throw new BnbError('E_OUT_OF_MEMORY', `${what}: cannot allocate ${size} bytes (${(e as Error).message})`);
   }
 }
 
@@ -114,12 +127,12 @@ class FileReader implements SafetensorsReader {
     return copyInfo(this.#info(name));
   }
 
-  async #bytes(t: TensorInfo): Promise<Uint8Array> {
+  async #bytes(t: TensorInfo): Promise<ArrayBuffer> {
     const fh = this.#fh;
     if (fh === null) throw new BnbError('E_IO', `${this.path}: the reader is closed`);
-    const bytes = new Uint8Array(t.end - t.start);
+    const bytes = allocateBytes(t.end - t.start, `${this.path}: tensor ${JSON.stringify(t.name)}`);
     try {
-      await readFully(fh, bytes, this.header.dataStart + t.start, this.path);
+      await readFully(fh, new DataView(bytes), this.header.dataStart + t.start, this.path);
     } catch (e) {
       throw inFile(e, this.path);
     }
@@ -128,11 +141,17 @@ class FileReader implements SafetensorsReader {
 
   async read(name: string): Promise<StoredTensor> {
     const t = this.#info(name);
-    return storedTensorOwning(t, await this.#bytes(t));
+    const bytes = await this.#bytes(t);
+    try {
+      return storedTensorOwning(t, bytes);
+    } catch (e) {
+      throw inFile(e, this.path);
+    }
   }
 
   async readBytes(name: string): Promise<Uint8Array> {
-    return this.#bytes(this.#info(name));
+    const t = this.#info(name);
+    return wholeBytes(await this.#bytes(t), `${this.path}: tensor ${JSON.stringify(name)}`);
   }
 
   async close(): Promise<void> {
@@ -352,11 +371,6 @@ export async function openCheckpoint(path: string): Promise<CheckpointReader> {
 // ---------------------------------------------------------------------------
 // Writing
 
-function randomSuffix(): string {
-  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
-  return c?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await lstat(path);
@@ -374,9 +388,12 @@ function existsError(path: string): BnbError {
 /** A temporary file in the same folder as `path`, created exclusively. */
 async function createTemp(path: string, force: boolean): Promise<{ tmp: string; fh: FileHandle }> {
   if (!force && (await exists(path))) throw existsError(path);
-  const tmp = join(dirname(path), `.${basename(path)}.${randomSuffix()}.tmp`);
+  await removeStaleTemporaries(path);
+  const tmp = temporaryName(path);
   try {
-    return { tmp, fh: await open(tmp, 'wx+') }; // read too: finish() may move data within the file
+    const fh = await open(tmp, 'wx+'); // read too: finish() may move data within the file
+    trackTemporary(tmp);
+    return { tmp, fh };
   } catch (e) {
     throw ioError(e, `cannot create ${tmp}`);
   }
@@ -384,6 +401,7 @@ async function createTemp(path: string, force: boolean): Promise<{ tmp: string; 
 
 async function removeQuietly(path: string): Promise<void> {
   await unlink(path).catch(() => {});
+  untrackTemporary(path);
 }
 
 /** Moves the finished temporary file to `path`: rename, or without force a link that fails if `path` exists. */
@@ -391,6 +409,7 @@ async function commit(tmp: string, path: string, force: boolean): Promise<void> 
   try {
     if (force) {
       await rename(tmp, path);
+      untrackTemporary(tmp);
     } else {
       try {
         await link(tmp, path); // atomic: fails with EEXIST rather than replacing
@@ -400,6 +419,7 @@ async function commit(tmp: string, path: string, force: boolean): Promise<void> 
         // file systems without hard links: check, then rename
         if (await exists(path)) throw existsError(path);
         await rename(tmp, path);
+        untrackTemporary(tmp);
       }
     }
   } catch (e) {
@@ -473,6 +493,7 @@ interface Slot {
 
 function checkPlan(plan: unknown): Slot[] {
   if (!Array.isArray(plan)) fail('E_ARGUMENT', 'plan', plan, 'an array of { name, dtype, shape } or { name, dtype, maxElements }');
+  checkTensorCount(plan.length);
   const seen = new Set<string>();
   return plan.map((p: unknown, i): Slot => {
     const q = p as PlannedTensor;

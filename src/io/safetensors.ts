@@ -9,7 +9,7 @@
 // then the data section; offsets are relative to its start (8 + N).
 import { BnbError, fail, show } from '../errors.js';
 import { DType, arrayTypeOf, isDType } from '../dtypes.js';
-import { Tensor, checkShape, checkTensor, numel, tensor } from '../tensor.js';
+import { Tensor, checkNotDetached, checkShape, checkTensor, numel, tensor } from '../tensor.js';
 
 export type SafetensorsDType =
   | 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
@@ -44,6 +44,12 @@ export interface SafetensorsHeader {
 }
 
 export const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * Most tensors in one file (2^20). The header limit alone would allow about 1.7
+ * million, whose parse takes seconds and over a GB; the largest real single-file
+ * checkpoints hold a few hundred thousand (a 4-bit layer is 5 to 7 tensors).
+ */
+export const MAX_TENSORS = 1 << 20;
 
 /** The reference implementation's Dtype enum, in its order (the writer sorts by it, descending). */
 const ST_DTYPES: readonly SafetensorsDType[] = [
@@ -135,7 +141,7 @@ type JVal = null | boolean | string | JNum | JVal[] | Map<string, JVal>;
 const MAX_DEPTH = 128; // serde_json's recursion limit
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
-function parseJson(text: string): JVal {
+function parseJson(text: string, maxRootKeys: number): JVal {
   let i = 0;
   const n = text.length;
   const bad = (what: string): never => {
@@ -234,6 +240,10 @@ function parseJson(text: string): JVal {
             bad(`duplicate key ${JSON.stringify(k)}`);
           }
           m.set(k, v);
+          if (depth === 0 && m.size > maxRootKeys) {
+            // stop early: a hostile header must not cost the parse of all its entries
+            throw new BnbError('E_ST_TENSOR_COUNT', `the header lists more than ${MAX_TENSORS} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
+          }
           ws();
           const d = text.charCodeAt(i);
           i++;
@@ -345,7 +355,7 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number): Safetens
   } catch {
     throw new BnbError('E_ST_HEADER_UTF8', `the header (${n} bytes) is not valid UTF-8`);
   }
-  const root = parseJson(text);
+  const root = parseJson(text, MAX_TENSORS + 1); // + __metadata__
   if (!(root instanceof Map)) {
     throw new BnbError('E_ST_HEADER_JSON', `the header = ${showJson(root)} is not accepted: expected a JSON object`);
   }
@@ -382,6 +392,9 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number): Safetens
       throw new BnbError('E_ST_OFFSETS', `${what}: data_offsets = ${showJson(offJ)} is not accepted: expected [start, end], two non-negative integers within the file`);
     }
     tensors.push({ name, dtype, shape: shape as number[], start: off[0]!, end: off[1]! });
+  }
+  if (tensors.length > MAX_TENSORS) {
+    throw new BnbError('E_ST_TENSOR_COUNT', `the header lists ${tensors.length} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
   }
   const dataStart = 8 + n;
   validateLayout(tensors, fileSize - dataStart);
@@ -444,21 +457,40 @@ function byteSwap(bytes: Uint8Array, size: number): void {
   }
 }
 
+/** `bytes` as one Uint8Array, or E_ST_SIZE where the runtime's typed arrays cannot be that long. */
+export function wholeBytes(bytes: ArrayBuffer, what: string): Uint8Array {
+  try {
+    return new Uint8Array(bytes);
+  } catch (e) {
+    throw new BnbError('E_ST_SIZE', `${what} has ${bytes.byteLength} bytes: more than one Uint8Array holds in this runtime (${(e as Error).message})`);
+  }
+}
+
 /**
- * A StoredTensor over `bytes` without copying: the caller gives up `bytes`, which must
- * start at offset 0 of an ArrayBuffer it owns (so typed views are aligned).
+ * A StoredTensor over `bytes` without copying: the caller gives up `bytes`, an
+ * ArrayBuffer or a Uint8Array at offset 0 of a buffer it owns (so typed views are aligned).
  */
-export function storedTensorOwning(info: TensorInfo, bytes: Uint8Array): StoredTensor {
+export function storedTensorOwning(info: TensorInfo, bytes: Uint8Array | ArrayBuffer): StoredTensor {
+  const buffer = bytes instanceof ArrayBuffer ? bytes : bytes.buffer;
+  const byteOffset = bytes instanceof ArrayBuffer ? 0 : bytes.byteOffset;
+  const what = `tensor ${JSON.stringify(info.name)}`;
   const bnb = TO_BNB.get(info.dtype);
   if (bnb === undefined) {
     const raw = TO_RAW.get(info.dtype);
-    if (raw === undefined) fail('E_ST_DTYPE', `tensor ${JSON.stringify(info.name)} dtype`, info.dtype, `one of ${ST_DTYPES.join(', ')}`);
-    return { dtype: raw, shape: [...info.shape], data: bytes, device: 'cpu' };
+    if (raw === undefined) fail('E_ST_DTYPE', `${what} dtype`, info.dtype, `one of ${ST_DTYPES.join(', ')}`);
+    const data = bytes instanceof ArrayBuffer ? wholeBytes(bytes, what) : bytes;
+    return { dtype: raw, shape: [...info.shape], data, device: 'cpu' };
   }
   const size = ITEMSIZE.get(info.dtype)!;
-  if (!LITTLE_ENDIAN) byteSwap(bytes, size);
   const Data = arrayTypeOf(bnb);
-  return tensor(new Data(bytes.buffer, bytes.byteOffset, bytes.byteLength / size), [...info.shape], bnb);
+  let data;
+  try {
+    data = new Data(buffer as ArrayBuffer, byteOffset, bytes.byteLength / size);
+  } catch (e) {
+    throw new BnbError('E_ST_SIZE', `${what} has ${bytes.byteLength / size} elements: more than one ${Data.name} holds in this runtime (${(e as Error).message})`);
+  }
+  if (!LITTLE_ENDIAN) byteSwap(new Uint8Array(buffer as ArrayBuffer, byteOffset, bytes.byteLength), size);
+  return tensor(data, [...info.shape], bnb);
 }
 
 function checkInfo(info: unknown): TensorInfo {
@@ -510,6 +542,7 @@ export function checkStoredTensor(argument: string, t: unknown): SafetensorsDTyp
   if (!(r.data instanceof Uint8Array)) {
     throw new BnbError('E_DTYPE', `${argument}.data is a ${show(r.data)} but a raw ${show(dtype)} tensor holds its bytes in a Uint8Array`);
   }
+  checkNotDetached(`${argument}.data`, r.data);
   checkShape(`${argument}.shape`, r.shape);
   if (r.device !== undefined && r.device !== 'cpu') fail('E_ARGUMENT', `${argument}.device`, r.device, "'cpu'");
   const st = FROM_STORED.get(dtype)!;
@@ -520,11 +553,14 @@ export function checkStoredTensor(argument: string, t: unknown): SafetensorsDTyp
   return st;
 }
 
-/** The tensor's little-endian bytes (a view where the platform is little-endian). */
-export function littleEndianBytes(t: StoredTensor): Uint8Array {
-  const b = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  if (LITTLE_ENDIAN || !isDType(t.dtype)) return b;
-  const copy = new Uint8Array(b);
+/**
+ * The tensor's little-endian bytes: the data itself where the platform is
+ * little-endian (any typed array, to be addressed in bytes: a Uint8Array view of a
+ * tensor over 4 GiB cannot be made in Node 20), else a byte-swapped copy.
+ */
+export function littleEndianBytes(t: StoredTensor): ArrayBufferView {
+  if (LITTLE_ENDIAN || !isDType(t.dtype)) return t.data;
+  const copy = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength).slice();
   byteSwap(copy, t.data.BYTES_PER_ELEMENT);
   return copy;
 }
@@ -533,6 +569,13 @@ export function littleEndianBytes(t: StoredTensor): Uint8Array {
 // Writing
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** What a reader accepts: at most MAX_TENSORS tensors per file. */
+export function checkTensorCount(count: number): void {
+  if (count > MAX_TENSORS) {
+    throw new BnbError('E_ST_TENSOR_COUNT', `tensors: ${count} is not accepted: expected at most ${MAX_TENSORS} tensors in one file (readers refuse more; shard the checkpoint)`);
+  }
+}
 
 /** Checks a tensor name for writing. */
 export function checkTensorName(name: unknown): string {
@@ -605,8 +648,8 @@ export function encodeHeader(json: string, size?: number): Uint8Array {
 }
 
 export interface PreparedEntry extends TensorInfo {
-  /** the little-endian bytes, a view of the tensor's data where possible */
-  bytes: Uint8Array;
+  /** the little-endian bytes (any typed array, addressed in bytes), the tensor's data where possible */
+  bytes: ArrayBufferView;
 }
 
 /** Validates tensors and metadata and lays them out as the reference writer does. */
@@ -621,6 +664,7 @@ export function prepareSafetensors(tensors: Record<string, StoredTensor>, metada
     const dtype = checkStoredTensor(`tensors[${JSON.stringify(name)}]`, t);
     entries.push({ name, dtype, shape: [...t.shape], start: 0, end: 0, bytes: littleEndianBytes(t) });
   }
+  checkTensorCount(entries.length);
   entries.sort(referenceOrder);
   let offset = 0;
   for (const e of entries) {
@@ -656,11 +700,16 @@ export function checkWriteOptions(opts: unknown): { metadata: Record<string, str
 export function serializeSafetensors(tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null }): Uint8Array {
   const o = checkOptions(opts, ['metadata']);
   const { header, entries, dataLength } = prepareSafetensors(tensors, o.metadata);
-  const out = new Uint8Array(header.length + dataLength);
+  let out: Uint8Array;
+  try {
+    out = new Uint8Array(header.length + dataLength);
+  } catch (e) {
+    throw new BnbError('E_ST_SIZE', `the file would have ${header.length + dataLength} bytes: more than one Uint8Array holds in this runtime (${(e as Error).message}); write it to a path instead`);
+  }
   out.set(header);
   let p = header.length;
   for (const e of entries) {
-    out.set(e.bytes, p);
+    out.set(new Uint8Array(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength), p);
     p += e.bytes.byteLength;
   }
   return out;

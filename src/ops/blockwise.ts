@@ -1,14 +1,14 @@
 import { BnbError, fail } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
-import { FloatDType } from '../dtypes.js';
+import { FloatDType, allocate } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
-import { Tensor, bytesOf, checkTensor, numel, tensor } from '../tensor.js';
+import { Tensor, checkTensor, numel, tensor } from '../tensor.js';
 import { defaultDynamicMap } from '../maps.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { meanF32 } from './stats.js';
 import {
-  BLOCKSIZES_8BIT, checkAbsmax, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, outputTensor,
+  BLOCKSIZES_8BIT, checkAbsmax, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, checkOptionsObject, outputTensor,
 } from './validate.js';
 import { FiniteCheck } from './finite.js';
 import { absmaxSpan, loadFloatChunk } from './chunk.js';
@@ -37,9 +37,9 @@ export function checkCode(argument: string, t: unknown): Float32Array {
   return d;
 }
 
-/** The kernel: (q, absmax) of n elements given as raw bytes of `dtype`. */
+/** The kernel: (q, absmax) of n elements of `dtype` (src: any view of them). */
 export function quantizeBlockwiseRaw(
-  src: Uint8Array, n: number, dtype: FloatDType, code: Float32Array, blocksize: number,
+  src: ArrayBufferView, n: number, dtype: FloatDType, code: Float32Array, blocksize: number,
   finite: FiniteCheck | null = null,
 ): { q: Uint8Array; absmax: Float32Array } {
   const m = wasm();
@@ -63,8 +63,8 @@ export function quantizeBlockwiseRaw(
 /** out = f32(code[q] * absmax[block]) for n elements, to `dtype`, as raw bytes. */
 export function dequantizeBlockwiseRaw(
   q: Uint8Array, n: number, absmax: Float32Array, code: Float32Array, blocksize: number, dtype: FloatDType,
-  out: Uint8Array = new Uint8Array(n * (dtype === 'float32' ? 4 : 2)),
-): Uint8Array {
+  out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
+): ArrayBufferView {
   const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
   const chunk = Math.min(chunkElements(blocksize), Math.max(n, 1));
@@ -89,7 +89,7 @@ export function dequantizeBlockwiseRaw(
 export function compressAbsmax(absmax: Float32Array, blocksize: number, offset = meanF32(absmax)): { absmax: Tensor; offset: number; state2: QuantState } {
   const centered = absmax.map((a) => Math.fround(a - offset));
   const code = defaultDynamicMap();
-  const r = quantizeBlockwiseRaw(new Uint8Array(centered.buffer), centered.length, 'float32', code, blocksize);
+  const r = quantizeBlockwiseRaw(centered, centered.length, 'float32', code, blocksize);
   const state2 = new QuantState({
     absmax: tensor(r.absmax, [r.absmax.length], 'float32'),
     code: tensor(code.slice(), [256], 'float32'),
@@ -102,7 +102,8 @@ export function compressAbsmax(absmax: Float32Array, blocksize: number, offset =
 /** f32 absmax of a state, de-nesting it if needed: code2[q] * absmax2 + offset (two roundings). */
 export function stateAbsmax(state: QuantState, nblocks: number): Float32Array {
   const s2 = state.state2;
-  if (s2 === null) return checkAbsmax('state.absmax', state.absmax, nblocks).data as Float32Array;
+  if (s2 === null || s2 === undefined) return checkAbsmax('state.absmax', state.absmax, nblocks).data as Float32Array;
+  if (typeof s2 !== 'object') fail('E_STATE', 'state.state2', s2, 'null or the QuantState of the nested statistics');
   const q = checkAbsmax('state.absmax', state.absmax, nblocks, 'uint8');
   const offset = state.offset;
   if (typeof offset !== 'number') fail('E_STATE', 'state.offset', offset, 'a number for a nested state');
@@ -110,13 +111,14 @@ export function stateAbsmax(state: QuantState, nblocks: number): Float32Array {
   const code2 = checkCode('state.state2.code', s2.code);
   const a2 = checkAbsmax('state.state2.absmax', s2.absmax, Math.ceil(nblocks / s2.blocksize));
   const bytes = dequantizeBlockwiseRaw(q.data as Uint8Array, nblocks, a2.data as Float32Array, code2, s2.blocksize, 'float32');
-  const out = new Float32Array(bytes.buffer);
+  const out = new Float32Array(bytes.buffer, bytes.byteOffset, nblocks);
   for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i]! + offset);
   return out;
 }
 
 /** bnb's quantize_blockwise: 8-bit codes (same shape as A) and a QuantState. */
 export function quantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}): [Tensor, QuantState] {
+  checkOptionsObject('quantizeBlockwise', opts);
   return dispatch('quantizeBlockwise', { A })(A, opts);
 }
 
@@ -130,7 +132,7 @@ export function quantizeBlockwiseWasm(A: Tensor, opts: QuantizeBlockwiseOptions 
   checkBoolean('allowNonFinite', allowNonFinite);
   const code = opts.code === undefined ? defaultDynamicMap() : checkCode('code', opts.code);
   const n = numel(a.shape);
-  const r = quantizeBlockwiseRaw(bytesOf(a), n, a.dtype, code, blocksize, allowNonFinite ? null : { argument: 'A', tensor: a });
+  const r = quantizeBlockwiseRaw(a.data, n, a.dtype, code, blocksize, allowNonFinite ? null : { argument: 'A', tensor: a });
   const absmax = tensor(r.absmax, [r.absmax.length], 'float32');
   const codeT = tensor(code.slice(), [256], 'float32');
   const state = nested
@@ -153,13 +155,16 @@ export function dequantizeBlockwise(
   q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
 ): Tensor {
   const s = stateOrOptions as QuantState;
+  checkOptionsObject('dequantizeBlockwise', opts);
   return dispatch('dequantizeBlockwise', { A: q, absmax: s?.absmax, nested_absmax: s?.state2?.absmax, out: opts?.out })(q, stateOrOptions, opts);
 }
 
 /** The WebAssembly kernel of dequantizeBlockwise. */
 export function dequantizeBlockwiseWasm(
-  q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, { out }: { out?: Tensor } = {},
+  q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
 ): Tensor {
+  checkOptions('dequantizeBlockwise', opts, ['out']);
+  const { out } = opts;
   const t = checkTensor('A', q);
   if (t.dtype !== 'uint8') fail('E_DTYPE', 'A.dtype', t.dtype, "'uint8'");
   let state: QuantState;
@@ -180,8 +185,8 @@ export function dequantizeBlockwiseWasm(
   const code = checkCode('state.code', state.code);
   const n = numel(t.shape);
   const absmax = stateAbsmax(state, Math.ceil(n / blocksize));
-  const result = outputTensor(out, dtype, t.shape);
-  dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmax, code, blocksize, dtype, bytesOf(result));
+  const result = outputTensor(out, dtype, t.shape, { A: t, 'state.absmax': state.absmax, 'state.code': state.code });
+  dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmax, code, blocksize, dtype, result.data);
   return result;
 }
 

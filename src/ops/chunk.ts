@@ -1,24 +1,31 @@
+// Streaming tensors through wasm memory. Views are taken per chunk, never over a
+// whole tensor: a Uint8Array over more than 2^32 bytes cannot be made (Node 20),
+// while a Uint16Array or Float32Array can hold a tensor of 4 to 16 GiB.
 import { FloatDType } from '../dtypes.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { WasmMemory } from '../wasm/memory.js';
 import { FiniteCheck, nonFiniteError } from './finite.js';
 
+/** `length` bytes of any typed array starting `at` bytes into it. */
+export function byteView(v: ArrayBufferView, at: number, length: number): Uint8Array {
+  return new Uint8Array(v.buffer, v.byteOffset + at, length);
+}
+
 /**
- * Copies elements [start, start+len) of a float input (raw bytes of `dtype`) to
+ * Copies elements [start, start+len) of a float input (elements of `dtype`) to
  * ptr, and checks them for NaN/Inf unless `finite` is null (allowNonFinite).
  */
 export function loadFloatChunk(
-  m: WasmMemory, ptr: number, src: Uint8Array, start: number, len: number, dtype: FloatDType, finite: FiniteCheck | null,
+  m: WasmMemory, ptr: number, src: ArrayBufferView, start: number, len: number, dtype: FloatDType, finite: FiniteCheck | null,
 ): void {
   const size = dtype === 'float32' ? 4 : 2;
-  m.write(ptr, src.subarray(start * size, (start + len) * size));
+  m.write(ptr, byteView(src, start * size, len * size));
   if (finite === null) return;
   const bad = m.k.firstNonFinite(ptr, len, WASM_DTYPE[dtype]);
   if (bad >= 0) throw nonFiniteError(finite, start + bad);
 }
 
-/** Copies the f32 absmax of the blocks of elements [start, start+len) between a Float32Array and ptr. */
+/** The f32 absmax of the blocks of elements [start, start+len), as bytes of a Float32Array. */
 export function absmaxSpan(absmax: Float32Array, start: number, len: number, blocksize: number): Uint8Array {
-  const b0 = start / blocksize;
-  return new Uint8Array(absmax.buffer, absmax.byteOffset + b0 * 4, Math.ceil(len / blocksize) * 4);
+  return byteView(absmax, (start / blocksize) * 4, Math.ceil(len / blocksize) * 4);
 }

@@ -1,14 +1,14 @@
 import { BnbError, fail, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
-import { DType, FloatDType } from '../dtypes.js';
+import { DType, FloatDType, allocate } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
-import { Tensor, bytesOf, checkShape, checkTensor, numel, tensor } from '../tensor.js';
+import { Tensor, checkShape, checkTensor, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { stateAbsmax } from './blockwise.js';
-import { absmaxSpan } from './chunk.js';
-import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType, checkOptions, outputTensor } from './validate.js';
+import { absmaxSpan, byteView } from './chunk.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkFloatDType, checkOptions, checkOptionsObject, outputTensor } from './validate.js';
 
 export interface Dequantize4bitOptions {
   absmax: Tensor;
@@ -18,18 +18,21 @@ export interface Dequantize4bitOptions {
   dtype?: DType;
 }
 
-/** The kernel: n values dtype(code[q] * absmax[block]) from packed nibbles, as raw bytes. */
+/**
+ * The kernel: n values dtype(code[q] * absmax[block]) from packed nibbles (any
+ * view, read as bytes) into `out` (any view, written as bytes).
+ */
 export function dequantize4bitRaw(
-  packed: Uint8Array, n: number, absmax: Float32Array, blocksize: number, quantType: QuantType, dtype: FloatDType,
-  out: Uint8Array = new Uint8Array(n * (dtype === 'float32' ? 4 : 2)),
-): Uint8Array {
+  packed: ArrayBufferView, n: number, absmax: Float32Array, blocksize: number, quantType: QuantType, dtype: FloatDType,
+  out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
+): ArrayBufferView {
   const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
   const chunk = Math.min(chunkElements(blocksize), Math.max(n, 1));
   const [pIn, pAbs, pOut] = m.scratch(Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4, chunk * size);
   for (let start = 0; start < n; start += chunk) {
     const len = Math.min(chunk, n - start);
-    m.write(pIn!, packed.subarray(start / 2, start / 2 + Math.ceil(len / 2)));
+    m.write(pIn!, byteView(packed, start / 2, Math.ceil(len / 2)));
     m.write(pAbs!, absmaxSpan(absmax, start, len, blocksize));
     m.k.dequantize4bit(pIn!, len, blocksize, WASM_QTYPE[quantType], pAbs!, WASM_DTYPE[dtype], pOut!);
     m.read(pOut!, out, start * size, len * size);
@@ -37,12 +40,14 @@ export function dequantize4bitRaw(
   return out;
 }
 
-function transpose2d(data: Uint8Array, rows: number, cols: number, size: number): Uint8Array {
-  const out = new Uint8Array(data.length);
+/** [rows, cols] elements of 2 or 4 bytes -> [cols, rows]. */
+function transpose2d(data: ArrayBufferView, rows: number, cols: number, size: number, out: ArrayBufferView): void {
+  const T = size === 4 ? Uint32Array : Uint16Array;
+  const src = new T(data.buffer as ArrayBuffer, data.byteOffset, rows * cols);
+  const dst = new T(out.buffer as ArrayBuffer, out.byteOffset, rows * cols);
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out.set(data.subarray((r * cols + c) * size, (r * cols + c + 1) * size), (c * rows + r) * size);
+    for (let c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c]!;
   }
-  return out;
 }
 
 /**
@@ -55,13 +60,16 @@ export function dequantize4bit(
   A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
 ): Tensor {
   const s = stateOrOptions as QuantState;
+  checkOptionsObject('dequantize4bit', opts);
   return dispatch('dequantize4bit', { A, absmax: s?.absmax, nested_absmax: s?.state2?.absmax, out: opts?.out })(A, stateOrOptions, opts);
 }
 
 /** The WebAssembly kernel of dequantize4bit. */
 export function dequantize4bitWasm(
-  A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, { out }: { out?: Tensor } = {},
+  A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
 ): Tensor {
+  checkOptions('dequantize4bit', opts, ['out']);
+  const { out } = opts;
   const packed = checkTensor('A', A);
   let state: QuantState;
   if (stateOrOptions instanceof QuantState) state = stateOrOptions;
@@ -73,30 +81,31 @@ export function dequantize4bitWasm(
     checkOptions('dequantize4bit', o, ['absmax', 'shape', 'blocksize', 'quantType', 'dtype']);
     state = new QuantState({
       absmax: o.absmax, shape: o.shape, blocksize: o.blocksize ?? 64, quantType: o.quantType ?? 'fp4',
-      dtype: o.dtype ?? 'float32', code: tensor(new Float32Array(16), [16], 'float32'),
+      dtype: o.dtype ?? 'float32', code: tensor(new Float32Array(16), [16], 'float32'), // not read: the kernels know the tables
     });
   }
   const quantType = checkQuantType('quantType', state.quantType);
   const blocksize = checkBlocksize('blocksize', state.blocksize, BLOCKSIZES_4BIT);
   const dtype = checkFloatDType('dtype', state.dtype, 'Blockwise 4bit dequantization');
   if (state.shape === null) fail('E_STATE', 'state.shape', state.shape, 'the shape of the quantized tensor');
-  const shape = checkShape('shape', state.shape);
+  const shape = checkShape('state.shape', state.shape);
   const n = numel(shape);
-  const bytes = bytesOf(packed);
-  if (bytes.length < Math.ceil(n / 2)) {
-    throw new BnbError('E_SHAPE', `A holds ${bytes.length} bytes but shape ${show(shape)} needs ${Math.ceil(n / 2)} packed bytes`);
+  checkCode4bit('state.code', state.code);
+  const nbytes = packed.data.byteLength;
+  if (!(nbytes >= Math.ceil(n / 2))) {
+    throw new BnbError('E_SHAPE', `A holds ${nbytes} bytes but shape ${show(shape)} needs ${Math.ceil(n / 2)} packed bytes`);
   }
   const absmax = stateAbsmax(state, Math.ceil(n / blocksize));
   const transposed = packed.shape[0] === 1 && shape.length >= 2;
   if (transposed && shape.length > 2) {
     throw new BnbError('E_SHAPE', `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`);
   }
-  const result = outputTensor(out, dtype, transposed ? [shape[1]!, shape[0]!] : shape);
+  const result = outputTensor(out, dtype, transposed ? [shape[1]!, shape[0]!] : shape, { A: packed, 'state.absmax': state.absmax });
   if (!transposed) {
-    dequantize4bitRaw(bytes, n, absmax, blocksize, quantType, dtype, bytesOf(result));
+    dequantize4bitRaw(packed.data, n, absmax, blocksize, quantType, dtype, result.data);
   } else {
-    const rows = dequantize4bitRaw(bytes, n, absmax, blocksize, quantType, dtype);
-    bytesOf(result).set(transpose2d(rows, shape[0]!, shape[1]!, dtype === 'float32' ? 4 : 2));
+    const rows = dequantize4bitRaw(packed.data, n, absmax, blocksize, quantType, dtype);
+    transpose2d(rows, shape[0]!, shape[1]!, dtype === 'float32' ? 4 : 2, result.data);
   }
   return result;
 }

@@ -2,10 +2,11 @@ import { BnbError, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FloatDType, FLOAT_DTYPES } from '../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../float16.js';
-import { Tensor, bytesOf, checkTensor, numel, toFloat32 } from '../tensor.js';
+import { Tensor, checkTensor, numel, toFloat32 } from '../tensor.js';
+import { byteView } from './chunk.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
-import { checkFloatDType, checkOptions, outputTensor } from './validate.js';
+import { checkFloatDType, checkOptions, checkOptionsObject, outputTensor } from './validate.js';
 
 export interface DequantizeFp8Options {
   /** output dtype (default bfloat16, as axolotl) */
@@ -37,8 +38,10 @@ export function layoutOf(W: { shape: number[] }, S: { shape: number[] }, b: numb
   const [rows, cols] = W.shape as [number, number];
   const sr = S.shape[0]!, sc = S.shape.length === 2 ? S.shape[1]! : 1;
   const tr = Math.ceil(rows / b), tc = Math.ceil(cols / b);
-  if (S.shape.length === 2 && sr === tr && sc === tc) return { rows, cols, scaleCols: sc, blockRows: b, blockCols: b };
-  if (S.shape.length === 2 && sr === rows && sc === tc) return { rows, cols, scaleCols: sc, blockRows: 1, blockCols: b };
+  // a block longer than the matrix is the whole extent (the kernels take 32-bit sizes)
+  const br = Math.min(b, Math.max(rows, 1)), bc = Math.min(b, Math.max(cols, 1));
+  if (S.shape.length === 2 && sr === tr && sc === tc) return { rows, cols, scaleCols: sc, blockRows: br, blockCols: bc };
+  if (S.shape.length === 2 && sr === rows && sc === tc) return { rows, cols, scaleCols: sc, blockRows: 1, blockCols: bc };
   if (sr === rows && sc === 1 && S.shape.length <= 2) return { rows, cols, scaleCols: 1, blockRows: 1, blockCols: Math.max(cols, 1) };
   throw new BnbError('E_SHAPE',
     `scaleInv.shape = ${show(S.shape)} does not fit W.shape = ${show(W.shape)} with blockSize ${b}: expected [1] (per tensor), ` +
@@ -53,6 +56,7 @@ export function layoutOf(W: { shape: number[] }, S: { shape: number[] }, b: numb
  * `[N, ceil(K/b)]`), or per row.
  */
 export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
+  checkOptionsObject('dequantizeFp8', opts);
   return dispatch('dequantizeFp8', { W, scaleInv, out: opts?.out })(W, scaleInv, opts);
 }
 
@@ -73,22 +77,38 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
     throw new BnbError('E_ARGUMENT', `blockSize = ${show(b)} is not accepted: expected a positive integer`);
   }
   const L = layoutOf(w, s, b);
-  const result = outputTensor(opts.out, dtype, w.shape);
+  const result = outputTensor(opts.out, dtype, w.shape, { W: w, scaleInv: s });
   const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x))
     : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
   const scales = toFloat32(s).map(round);
 
   const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
+  const n = numel(w.shape);
+  if (scales.length === 1) {
+    // one scale: any layout is the same, so stream flat chunks (rows of any length)
+    const chunk = Math.max(1, Math.min(n, chunkElements(1)));
+    const [pS, pW, pO] = m.scratch(4, chunk, chunk * size);
+    m.write(pS!, byteView(scales, 0, 4));
+    for (let start = 0; start < n; start += chunk) {
+      const len = Math.min(chunk, n - start);
+      m.write(pW!, byteView(w.data, start, len));
+      m.k.dequantizeFp8(pW!, 1, len, 0, pS!, 1, 1, len, WASM_DTYPE[dtype], pO!);
+      m.read(pO!, result.data, start * size, len * size);
+    }
+    return result;
+  }
   const chunkRows = Math.max(1, Math.min(L.rows, Math.floor(chunkElements(1) / Math.max(L.cols, 1))));
   const [pS, pW, pO] = m.scratch(scales.byteLength, chunkRows * L.cols, chunkRows * L.cols * size);
-  m.write(pS!, new Uint8Array(scales.buffer));
-  const src = bytesOf(w), dst = bytesOf(result);
+  m.write(pS!, byteView(scales, 0, scales.byteLength));
   for (let r0 = 0; r0 < L.rows; r0 += chunkRows) {
     const rows = Math.min(chunkRows, L.rows - r0);
-    m.write(pW!, src.subarray(r0 * L.cols, (r0 + rows) * L.cols));
-    m.k.dequantizeFp8(pW!, rows, L.cols, r0, pS!, L.scaleCols, L.blockRows, L.blockCols, WASM_DTYPE[dtype], pO!);
-    m.read(pO!, dst, r0 * L.cols * size, rows * L.cols * size);
+    // row indices relative to the chunk's block of rows (32-bit in the kernel)
+    const rowBlock = Math.floor(r0 / L.blockRows);
+    m.write(pW!, byteView(w.data, r0 * L.cols, rows * L.cols));
+    m.k.dequantizeFp8(pW!, rows, L.cols, r0 - rowBlock * L.blockRows, pS! + rowBlock * L.scaleCols * 4, L.scaleCols, L.blockRows, L.blockCols,
+      WASM_DTYPE[dtype], pO!);
+    m.read(pO!, result.data, r0 * L.cols * size, rows * L.cols * size);
   }
   return result;
 }

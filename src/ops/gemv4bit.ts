@@ -2,12 +2,13 @@ import { BnbError, fail, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
-import { Tensor, bytesOf, checkTensor, numel, toFloat32 } from '../tensor.js';
+import { Tensor, checkShape, checkTensor, numel, toFloat32 } from '../tensor.js';
+import { byteView } from './chunk.js';
 import { checkQuantType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { stateAbsmax } from './blockwise.js';
-import { BLOCKSIZES_4BIT, checkBlocksize, checkOptions, outputTensor } from './validate.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, outputTensor } from './validate.js';
 
 /**
  * out = A @ W^T (+ bias), W = dequantize4bit(B, state) of shape state.shape = [N, K]:
@@ -30,13 +31,14 @@ function linear4bit(op: string, A: Tensor, B: Tensor, state: QuantState, bias: T
   if (state.shape === null || state.shape.length !== 2) {
     fail('E_STATE', 'state.shape', state.shape, 'the 2-D [out_features, in_features] shape of the quantized weight');
   }
-  const [N, K] = state.shape as [number, number];
+  const [N, K] = checkShape('state.shape', state.shape) as [number, number];
+  checkCode4bit('state.code', state.code);
   if (a.shape.length < 1 || a.shape[a.shape.length - 1] !== K) {
     throw new BnbError('E_SHAPE', `A.shape = ${show(a.shape)} does not match the weight: ${op} computes A @ W^T with W of shape ${show(state.shape)}, so A's last dimension must be ${K}`);
   }
-  const bytes = bytesOf(b);
-  if (bytes.length < Math.ceil((N * K) / 2)) {
-    throw new BnbError('E_SHAPE', `B holds ${bytes.length} bytes but a ${N}x${K} weight needs ${Math.ceil((N * K) / 2)}`);
+  const nbytes = b.data.byteLength;
+  if (!(nbytes >= Math.ceil((N * K) / 2))) {
+    throw new BnbError('E_SHAPE', `B holds ${nbytes} bytes but a ${N}x${K} weight needs ${Math.ceil((N * K) / 2)}`);
   }
   let biasF32: Float32Array | null = null;
   if (bias !== null) {
@@ -45,32 +47,50 @@ function linear4bit(op: string, A: Tensor, B: Tensor, state: QuantState, bias: T
     if (t.data.length !== N) throw new BnbError('E_SHAPE', `bias has ${t.data.length} entries but the weight has ${N} output features`);
     biasF32 = toFloat32(t);
   }
-  const M = numel(a.shape) / K;
+  const M = numel(a.shape.slice(0, -1));
   const dtype = a.dtype as FloatDType;
   const result = outputTensor(undefined, dtype, [...a.shape.slice(0, -1), N]);
   if (M === 0 || N === 0) return result;
   const absmax = stateAbsmax(state, Math.ceil((N * K) / blocksize));
   const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
-  // W rows per kernel call: about chunkElements(1) * 4 weights
-  const nc = Math.max(1, Math.min(N, Math.floor((chunkElements(1) * 4) / Math.max(K, 1))));
+  const budget = chunkElements(1) * 4; // weights (and A elements) per kernel call
+  const nc = Math.max(1, Math.min(N, Math.floor(budget / Math.max(K, 1))));
+  const mc = Math.max(1, Math.min(M, Math.floor(budget / Math.max(K, 1))));
+  // Each call sees flat indices relative to an anchor row J whose flat index J*K is a
+  // multiple of the blocksize: no u32 index overflows past 2^32 weights, and the
+  // kernel's 32-element groups stay where they are in one call (same bits).
+  const g = blocksize / gcd(K, blocksize);
   const [pA, pAbs, pBias, pW, pOut, pScratch] = m.scratch(
-    M * K * size, absmax.byteLength, N * 4, Math.ceil((nc * K) / 2) + 1, M * nc * size, (M * K + K) * 4,
+    mc * K * size, (Math.ceil(((g + nc) * K) / blocksize) + 1) * 4, (g + nc) * 4, Math.ceil((nc * K) / 2) + 1, mc * nc * size, (mc * K + K) * 4,
   );
-  m.write(pA!, bytesOf(a));
-  m.write(pAbs!, new Uint8Array(absmax.buffer, absmax.byteOffset, absmax.byteLength));
-  if (biasF32) m.write(pBias!, new Uint8Array(biasF32.buffer));
-  const dst = bytesOf(result);
-  for (let j0 = 0; j0 < N; j0 += nc) {
-    const nj = Math.min(nc, N - j0);
-    const first = Math.floor((j0 * K) / 2), last = Math.ceil(((j0 + nj) * K) / 2);
-    m.write(pW!, bytes.subarray(first, last));
-    m.k.gemv4bit(pA!, M, K, WASM_DTYPE[dtype], pW!, first * 2, j0, nj, pAbs!, blocksize, WASM_QTYPE[quantType],
-      biasF32 ? pBias! : 0, WASM_DTYPE[dtype], pOut!, pScratch!);
-    const tile = m.bytes(pOut!, M * nj * size);
-    for (let i = 0; i < M; i++) dst.set(tile.subarray(i * nj * size, (i + 1) * nj * size), (i * N + j0) * size);
+  const W = B.data;
+  for (let i0 = 0; i0 < M; i0 += mc) {
+    const mi = Math.min(mc, M - i0);
+    m.write(pA!, byteView(a.data, i0 * K * size, mi * K * size));
+    for (let j0 = 0; j0 < N; j0 += nc) {
+      const nj = Math.min(nc, N - j0);
+      const J = Math.floor(j0 / g) * g;
+      if ((j0 + nj - J) * K >= 2 ** 32) {
+        throw new BnbError('E_SHAPE', `state.shape = ${show(state.shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for ${op} to process in chunks`);
+      }
+      const first = Math.floor((j0 * K) / 2), last = Math.ceil(((j0 + nj) * K) / 2);
+      const b0 = (J * K) / blocksize, b1 = Math.ceil(((j0 + nj) * K) / blocksize);
+      m.write(pW!, byteView(W, first, last - first));
+      m.write(pAbs!, byteView(absmax, b0 * 4, (b1 - b0) * 4));
+      if (biasF32) m.write(pBias!, byteView(biasF32, J * 4, (j0 + nj - J) * 4));
+      m.k.gemv4bit(pA!, mi, K, WASM_DTYPE[dtype], pW!, first * 2 - J * K, j0 - J, nj, pAbs!, blocksize, WASM_QTYPE[quantType],
+        biasF32 ? pBias! : 0, WASM_DTYPE[dtype], pOut!, pScratch!);
+      if (nj === N) m.read(pOut!, result.data, i0 * N * size, mi * N * size);
+      else for (let i = 0; i < mi; i++) m.read(pOut! + i * nj * size, result.data, ((i0 + i) * N + j0) * size, nj * size);
+    }
   }
   return result;
+}
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
 }
 
 /** bnb's gemv_4bit: A [..., K] times the 4-bit weight [N, K] transposed, for any M and K. */

@@ -2,11 +2,12 @@ import { BnbError, fail, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { f16ToNumber, numberToF16 } from '../float16.js';
-import { Tensor, bytesOf, checkTensor, numel, tensor } from '../tensor.js';
+import { Tensor, checkTensor, numel, tensor } from '../tensor.js';
+import { byteView } from './chunk.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { FiniteCheck, nonFiniteError } from './finite.js';
-import { checkBoolean, checkFloatDType, checkOptions, outputTensor } from './validate.js';
+import { checkBoolean, checkFloatDType, checkOptions, checkOptionsObject, outputTensor } from './validate.js';
 
 export interface Int8QuantOptions {
   /** outlier threshold: |x| >= threshold is an outlier (0: none). Compared in float16, as bnb. */
@@ -44,34 +45,46 @@ function checkStats(argument: string, t: unknown, length: number, what: string):
   return s.data as Float32Array;
 }
 
-/** Runs a row-wise f16 kernel over row chunks; `finite` rejects NaN/Inf first. */
-function int8QuantRows(
-  A: Tensor, threshold: number, finite: FiniteCheck | null,
-  kernel: 'int8VectorwiseQuant' | 'int8ColumnQuant',
-): { q: Int8Array; stats: Float32Array } {
+/** Row-wise int8 quantization of f16 A over row chunks; `finite` rejects NaN/Inf first. */
+function int8QuantRows(A: Tensor, threshold: number, finite: FiniteCheck | null): { q: Int8Array; stats: Float32Array } {
   const [rows, cols] = matrix('A', A);
   const m = wasm();
-  const src = bytesOf(A);
-  if (kernel === 'int8ColumnQuant') {
-    // column statistics need every row at once
-    const [pA, pQ, pS] = m.scratch(rows * cols * 2, rows * cols, cols * 4);
-    m.write(pA!, src);
-    m.k.int8ColumnQuant(pA!, rows, cols, threshold, pQ!, pS!);
-    return { q: new Int8Array(m.bytes(pQ!, rows * cols).slice().buffer), stats: new Float32Array(m.bytes(pS!, cols * 4).slice().buffer) };
-  }
   const q = new Int8Array(rows * cols), stats = new Float32Array(rows);
   const chunk = Math.max(1, Math.min(rows, Math.floor(chunkElements(1) / cols)));
   const [pA, pQ, pS] = m.scratch(chunk * cols * 2, chunk * cols, chunk * 4);
   for (let r0 = 0; r0 < rows; r0 += chunk) {
     const n = Math.min(chunk, rows - r0);
-    m.write(pA!, src.subarray(r0 * cols * 2, (r0 + n) * cols * 2));
+    m.write(pA!, byteView(A.data, r0 * cols * 2, n * cols * 2));
     if (finite !== null) {
       const bad = m.k.firstNonFinite(pA!, n * cols, WASM_DTYPE.float16);
       if (bad >= 0) throw nonFiniteError(finite, r0 * cols + bad);
     }
     m.k.int8VectorwiseQuant(pA!, n, cols, threshold, pQ!, pS!);
-    m.read(pQ!, new Uint8Array(q.buffer), r0 * cols, n * cols);
-    m.read(pS!, new Uint8Array(stats.buffer), r0 * 4, n * 4);
+    m.read(pQ!, q, r0 * cols, n * cols);
+    m.read(pS!, stats, r0 * 4, n * 4);
+  }
+  return { q, stats };
+}
+
+/**
+ * Column-wise int8 quantization of f16 A (bnb's CAt): every column needs all its
+ * rows, so large matrices go through in column slices gathered row by row.
+ */
+function int8QuantColumns(A: Tensor, threshold: number): { q: Int8Array; stats: Float32Array } {
+  const [rows, cols] = matrix('A', A);
+  const m = wasm();
+  const q = new Int8Array(rows * cols), stats = new Float32Array(cols);
+  const budget = chunkElements(1) * 16;
+  const cc = rows * cols <= budget ? cols : Math.max(1, Math.min(cols, Math.floor(budget / rows)));
+  const [pA, pQ, pS] = m.scratch(rows * cc * 2, rows * cc, cc * 4);
+  for (let c0 = 0; c0 < cols; c0 += cc) {
+    const w = Math.min(cc, cols - c0);
+    if (w === cols) m.write(pA!, byteView(A.data, 0, rows * cols * 2));
+    else for (let r = 0; r < rows; r++) m.write(pA! + r * w * 2, byteView(A.data, (r * cols + c0) * 2, w * 2));
+    m.k.int8ColumnQuant(pA!, rows, w, threshold, pQ!, pS!);
+    m.read(pS!, stats, c0 * 4, w * 4);
+    if (w === cols) m.read(pQ!, q, 0, rows * cols);
+    else for (let r = 0; r < rows; r++) m.read(pQ! + r * w, q, r * cols + c0, w);
   }
   return { q, stats };
 }
@@ -103,6 +116,7 @@ function checkInt8Input(op: string, A: Tensor, opts: Int8QuantOptions): { thresh
  * A). Returns [CB int8 like A, rowStats float32 [rows], outlierCols int32 | null].
  */
 export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
+  checkOptionsObject('int8VectorwiseQuant', opts);
   return dispatch('int8VectorwiseQuant', { A })(A, opts);
 }
 
@@ -110,7 +124,7 @@ export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Te
 export function int8VectorwiseQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
   const { threshold, finite } = checkInt8Input('int8VectorwiseQuant', A, opts);
   const [rows, cols] = matrix('A', A);
-  const { q, stats } = int8QuantRows(A, threshold, finite, 'int8VectorwiseQuant');
+  const { q, stats } = int8QuantRows(A, threshold, finite);
   let outliers: Tensor | null = null;
   if (threshold > 0) {
     const oc = outlierColumns(A, threshold);
@@ -126,6 +140,7 @@ export function int8VectorwiseQuantWasm(A: Tensor, opts: Int8QuantOptions = {}):
  * (CAt = rint(f16(A * 127) / colStats)). Returns [CArow, CAcol, rowStats, colStats, outlierCols | null].
  */
 export function int8DoubleQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor, Tensor, Tensor | null] {
+  checkOptionsObject('int8DoubleQuant', opts);
   return dispatch('int8DoubleQuant', { A })(A, opts);
 }
 
@@ -134,7 +149,7 @@ export function int8DoubleQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Te
   const [CA, rowStats, outliers] = int8VectorwiseQuantWasm(A, opts);
   const threshold = checkThreshold(opts.threshold ?? 0);
   const [, cols] = matrix('A', A);
-  const { q, stats } = int8QuantRows(A, threshold, null, 'int8ColumnQuant');
+  const { q, stats } = int8QuantColumns(A, threshold);
   return [CA, tensor(q, [...A.shape], 'int8'), rowStats, tensor(stats, [cols], 'float32'), outliers];
 }
 
@@ -150,11 +165,17 @@ export function int8VectorwiseDequantWasm(A: Tensor, stats: Tensor): Tensor {
   const [rows, cols] = matrix('A', a);
   const s = checkStats('stats', stats, rows, `A with ${rows} rows`);
   const m = wasm();
-  const [pA, pS, pO] = m.scratch(rows * cols, rows * 4, rows * cols * 4);
-  m.write(pA!, bytesOf(a));
-  m.write(pS!, new Uint8Array(s.buffer, s.byteOffset, s.byteLength));
-  m.k.int8VectorwiseDequant(pA!, rows, cols, pS!, pO!);
-  return tensor(new Float32Array(m.bytes(pO!, rows * cols * 4).slice().buffer), [...a.shape], 'float32');
+  const out = new Float32Array(rows * cols);
+  const chunk = Math.max(1, Math.min(rows, Math.floor(chunkElements(1) / cols)));
+  const [pA, pS, pO] = m.scratch(chunk * cols, chunk * 4, chunk * cols * 4);
+  for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const n = Math.min(chunk, rows - r0);
+    m.write(pA!, byteView(a.data, r0 * cols, n * cols));
+    m.write(pS!, byteView(s, r0 * 4, n * 4));
+    m.k.int8VectorwiseDequant(pA!, n, cols, pS!, pO!);
+    m.read(pO!, out, r0 * cols * 4, n * cols * 4);
+  }
+  return tensor(out, [...a.shape], 'float32');
 }
 
 /** bnb's int8_linear_matmul: out = A @ B^T in exact int32 arithmetic, for any K. */
@@ -179,17 +200,15 @@ export function int8LinearMatmulWasm(A: Tensor, B: Tensor): Tensor {
   const mc = Math.max(1, Math.min(M, Math.floor(budget / K)));
   const nc = Math.max(4, Math.min(N, Math.floor(budget / K)));
   const [pA, pB, pO] = m.scratch(mc * K, nc * K, mc * nc * 4);
-  const src = bytesOf(a), wts = bytesOf(b), dst = new Uint8Array(out.buffer);
   for (let i0 = 0; i0 < M; i0 += mc) {
     const mi = Math.min(mc, M - i0);
-    m.write(pA!, src.subarray(i0 * K, (i0 + mi) * K));
+    m.write(pA!, byteView(a.data, i0 * K, mi * K));
     for (let j0 = 0; j0 < N; j0 += nc) {
       const nj = Math.min(nc, N - j0);
-      m.write(pB!, wts.subarray(j0 * K, (j0 + nj) * K));
+      m.write(pB!, byteView(b.data, j0 * K, nj * K));
       m.k.int8LinearMatmul(pA!, mi, K, pB!, nj, pO!);
-      const tile = m.bytes(pO!, mi * nj * 4);
-      if (nj === N) dst.set(tile, i0 * N * 4);
-      else for (let i = 0; i < mi; i++) dst.set(tile.subarray(i * nj * 4, (i + 1) * nj * 4), ((i0 + i) * N + j0) * 4);
+      if (nj === N) m.read(pO!, out, i0 * N * 4, mi * N * 4);
+      else for (let i = 0; i < mi; i++) m.read(pO! + i * nj * 4, out, ((i0 + i) * N + j0) * 4, nj * 4);
     }
   }
   return tensor(out, [...a.shape.slice(0, -1), N], 'int32');
@@ -208,6 +227,7 @@ const BIAS_KIND: Record<FloatDType, number> = { float16: 1, float32: 2, bfloat16
  * output dtypes are casts of that float16 result (SPEC §6.5).
  */
 export function int8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
+  checkOptionsObject('int8MmDequant', opts);
   return dispatch('int8MmDequant', { A, rowStats, colStats, bias: opts?.bias })(A, rowStats, colStats, opts);
 }
 
@@ -228,14 +248,18 @@ export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor,
   }
   const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
-  const [pA, pR, pC, pB, pO] = m.scratch(rows * cols * 4, rows * 4, cols * 4, cols * 4, rows * cols * size);
-  m.write(pA!, bytesOf(a));
-  m.write(pR!, new Uint8Array(rs.buffer, rs.byteOffset, rs.byteLength));
-  m.write(pC!, new Uint8Array(cs.buffer, cs.byteOffset, cs.byteLength));
-  if (bias) m.write(pB!, bytesOf(bias));
   const result = outputTensor(undefined, dtype, a.shape);
-  m.k.int8MmDequant(pA!, rows, cols, pR!, pC!, pB!, bias ? BIAS_KIND[bias.dtype as FloatDType] : 0, WASM_DTYPE[dtype], pO!);
-  m.read(pO!, bytesOf(result), 0, rows * cols * size);
+  const chunk = Math.max(1, Math.min(rows, Math.floor(chunkElements(1) / cols)));
+  const [pA, pR, pC, pB, pO] = m.scratch(chunk * cols * 4, chunk * 4, cols * 4, cols * 4, chunk * cols * size);
+  m.write(pC!, byteView(cs, 0, cols * 4));
+  if (bias) m.write(pB!, byteView(bias.data, 0, bias.data.byteLength));
+  for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const n = Math.min(chunk, rows - r0);
+    m.write(pA!, byteView(a.data, r0 * cols * 4, n * cols * 4));
+    m.write(pR!, byteView(rs, r0 * 4, n * 4));
+    m.k.int8MmDequant(pA!, n, cols, pR!, pC!, pB!, bias ? BIAS_KIND[bias.dtype as FloatDType] : 0, WASM_DTYPE[dtype], pO!);
+    m.read(pO!, result.data, r0 * cols * size, n * cols * size);
+  }
   return result;
 }
 

@@ -2,14 +2,14 @@ import { BnbError, fail } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { DType, FloatDType, itemsize, reinterpret } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
-import { Tensor, bytesOf, numel, tensor } from '../tensor.js';
+import { Tensor, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType, get4bitType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { compressAbsmax } from './blockwise.js';
 import { FiniteCheck } from './finite.js';
 import { absmaxSpan, loadFloatChunk } from './chunk.js';
-import { BLOCKSIZES_4BIT, checkBlocksize, checkBoolean, checkFloatInput, checkOptions } from './validate.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, checkOptionsObject } from './validate.js';
 
 export const QUANT_STORAGES: readonly DType[] = ['uint8', 'float16', 'bfloat16', 'float32'];
 /** bnb's nested blocksize for 4-bit absmax. */
@@ -23,9 +23,9 @@ export interface Quantize4bitOptions {
   allowNonFinite?: boolean;
 }
 
-/** The kernel: packed nibbles (ceil(n/2) bytes) and f32 absmax of n elements. */
+/** The kernel: packed nibbles (ceil(n/2) bytes) and f32 absmax of n elements (src: elements of dtype). */
 export function quantize4bitRaw(
-  src: Uint8Array, n: number, dtype: FloatDType, blocksize: number, quantType: QuantType,
+  src: ArrayBufferView, n: number, dtype: FloatDType, blocksize: number, quantType: QuantType,
   finite: FiniteCheck | null = null,
 ): { packed: Uint8Array; absmax: Float32Array } {
   const m = wasm();
@@ -50,6 +50,7 @@ export function quantize4bitRaw(
  * reinterpretation of the same bytes) and the QuantState.
  */
 export function quantize4bit(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor, QuantState] {
+  checkOptionsObject('quantize4bit', opts);
   return dispatch('quantize4bit', { A })(A, opts);
 }
 
@@ -69,7 +70,7 @@ export function quantize4bitWasm(A: Tensor, opts: Quantize4bitOptions = {}): [Te
   if (nbytes % k !== 0) {
     throw new BnbError('E_STORAGE', `quantStorage = '${quantStorage}' needs the ${nbytes} packed bytes of ${n} elements to be a multiple of its itemsize ${k}`);
   }
-  const r = quantize4bitRaw(bytesOf(a), n, a.dtype, blocksize, quantType, allowNonFinite ? null : { argument: 'A', tensor: a });
+  const r = quantize4bitRaw(a.data, n, a.dtype, blocksize, quantType, allowNonFinite ? null : { argument: 'A', tensor: a });
   const common = { shape: [...a.shape], code: get4bitType(quantType), blocksize, quantType, dtype: a.dtype };
   const state = compressStatistics
     ? new QuantState({ ...common, ...compressAbsmax(r.absmax, NESTED_BLOCKSIZE_4BIT) })

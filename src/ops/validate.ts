@@ -33,9 +33,14 @@ export function checkBoolean(argument: string, x: unknown): boolean {
   return x;
 }
 
+/** Options are an object (checked before any backend destructures them). */
+export function checkOptionsObject(op: string, opts: unknown): void {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) fail('E_ARGUMENT', `${op} options`, opts, 'an options object');
+}
+
 /** Rejects option names the op does not know (catches typos such as `quant_type`). */
 export function checkOptions(op: string, opts: object, known: readonly string[]): void {
-  if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', `${op} options`, opts, 'an options object');
+  checkOptionsObject(op, opts);
   for (const k of Object.keys(opts)) {
     if (!known.includes(k)) fail('E_ARGUMENT', `${op} option ${k}`, k, `one of ${known.join(', ')}`);
   }
@@ -51,13 +56,40 @@ export function checkAbsmax(argument: string, t: unknown, nblocks: number, dtype
   return a;
 }
 
-/** The caller's `out` tensor (checked against dtype and shape), or a new one. */
-export function outputTensor(out: unknown, dtype: FloatDType, shape: number[]): Tensor {
+/** True when two views share bytes of one buffer. */
+export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteLength > 0 && b.byteLength > 0 &&
+    a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/**
+ * The caller's `out` tensor (checked against dtype and shape, and against sharing
+ * memory with an input: chunked kernels would read what they have just written),
+ * or a new one.
+ */
+export function outputTensor(out: unknown, dtype: FloatDType, shape: number[], inputs: Record<string, unknown> = {}): Tensor {
   if (out === undefined) return tensor(allocate(dtype, numel(shape)), [...shape], dtype);
   const o = checkTensor('out', out);
   if (o.dtype !== dtype) throw new BnbError('E_DTYPE', `out.dtype = ${show(o.dtype)} is not accepted: expected ${show(dtype)}`);
   if (o.shape.length !== shape.length || o.shape.some((d, i) => d !== shape[i])) {
     throw new BnbError('E_SHAPE', `out.shape = ${show(o.shape)} is not accepted: expected ${show(shape)}`);
   }
+  for (const [name, t] of Object.entries(inputs)) {
+    const x = t as Tensor | null | undefined;
+    if (x === null || typeof x !== 'object' || (x.device ?? 'cpu') !== 'cpu') continue; // a device tensor has no host data
+    const data = x.data;
+    if (ArrayBuffer.isView(data) && overlaps(o.data, data)) {
+      throw new BnbError('E_ARGUMENT', `out shares memory with ${name} (bytes ${o.data.byteOffset}..${o.data.byteOffset + o.data.byteLength} and ` +
+        `${data.byteOffset}..${data.byteOffset + data.byteLength} of one buffer): expected an output that does not overlap the inputs`);
+    }
+  }
   return o;
+}
+
+/** A 4-bit state's code: 16 entries (the kernels use the nf4/fp4 tables themselves, as bnb's CUDA kernels do). */
+export function checkCode4bit(argument: string, t: unknown): void {
+  const c = checkTensor(argument, t);
+  if (c.data.length !== 16) {
+    throw new BnbError('E_CODE', `${argument} has ${c.data.length} entries: a 4-bit code (quant_map) has 16`);
+  }
 }

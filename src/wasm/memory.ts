@@ -1,23 +1,59 @@
-import { BnbError } from '../errors.js';
+import { BnbError, fail } from '../errors.js';
 import { KernelExports } from './exports.js';
 
 const PAGE = 65536;
 const ALIGN = 64;
+/** A wasm32 memory holds at most 65536 pages. */
+export const MAX_WASM_BYTES = 2 ** 32;
 
 /** Size of the persistent code-lookup region: 256 midpoints + 65536 bucket starts, plus the code itself. */
 export const LUT_BYTES = 1024 + 65536 + 64;
 export const CODE_BYTES = 1024;
 
+let limit = MAX_WASM_BYTES;
+
+/**
+ * Caps the linear memory of every kernel instance (default and maximum 4 GiB).
+ * An op that would need more fails with E_OUT_OF_MEMORY and the runtime stays
+ * usable; memory already grown is kept (WebAssembly memory cannot shrink).
+ */
+export function setWasmMemoryLimit(bytes: number): void {
+  if (!Number.isSafeInteger(bytes) || bytes < PAGE || bytes > MAX_WASM_BYTES) {
+    fail('E_ARGUMENT', 'wasmMemoryLimit', bytes, `an integer number of bytes from ${PAGE} to ${MAX_WASM_BYTES} (4 GiB)`);
+  }
+  limit = bytes;
+}
+
+export function wasmMemoryLimit(): number {
+  return limit;
+}
+
+/** What a kernel instance's memory holds: its size now, and the most scratch one op has laid out. */
+export interface WasmMemoryStats {
+  /** bytes of linear memory (never shrinks) */
+  bytes: number;
+  /** end of the largest scratch layout so far (bytes from 0) */
+  highWater: number;
+  /** end of the last op's scratch layout */
+  lastTop: number;
+  /** successful grow() calls */
+  grows: number;
+}
+
 /**
  * Host-side management of one kernel instance's linear memory. Above the
  * module's static data sits a persistent region (the 8-bit code and its lookup
- * table), then scratch space that each op lays out afresh.
+ * table), then scratch space that each op lays out afresh: nothing is allocated
+ * per call, so no op can leak wasm memory; it grows to the largest layout asked for.
  */
 export class WasmMemory {
   readonly codePtr: number;
   readonly lutPtr: number;
   private readonly scratchBase: number;
   private lutCode: Float32Array | null = null;
+  private highWater = 0;
+  private lastTop = 0;
+  private grows = 0;
 
   constructor(readonly k: KernelExports) {
     const base = Math.ceil(k.heapBase() / ALIGN) * ALIGN;
@@ -30,11 +66,20 @@ export class WasmMemory {
   private ensure(end: number): void {
     const have = this.k.memory.buffer.byteLength;
     if (end <= have) return;
+    const cap = Math.min(limit, MAX_WASM_BYTES);
+    if (!(end <= cap)) {
+      throw new BnbError('E_OUT_OF_MEMORY',
+        `WebAssembly memory could not grow to ${end} bytes: the limit is ${cap} bytes` +
+        `${cap < MAX_WASM_BYTES ? ' (setWasmMemoryLimit)' : ' (4 GiB, the most a wasm32 memory holds)'}; ` +
+        'this op needs that much scratch at once (a very long row or column); the runtime stays usable');
+    }
     try {
       this.k.memory.grow(Math.ceil((end - have) / PAGE));
     } catch (e) {
-      throw new BnbError('E_OUT_OF_MEMORY', `WebAssembly memory could not grow to ${end} bytes: ${(e as Error).message}`);
+      throw new BnbError('E_OUT_OF_MEMORY',
+        `WebAssembly memory could not grow from ${have} to ${end} bytes: ${(e as Error).message}; the runtime stays usable`);
     }
+    this.grows++;
   }
 
   /** Lays out scratch regions of the given byte sizes; returns their pointers. */
@@ -46,7 +91,13 @@ export class WasmMemory {
       return p;
     });
     this.ensure(top);
+    this.lastTop = top;
+    this.highWater = Math.max(this.highWater, top);
     return ptrs;
+  }
+
+  stats(): WasmMemoryStats {
+    return { bytes: this.k.memory.buffer.byteLength, highWater: this.highWater, lastTop: this.lastTop, grows: this.grows };
   }
 
   bytes(ptr: number, length: number): Uint8Array {
@@ -57,15 +108,16 @@ export class WasmMemory {
     this.bytes(ptr, src.byteLength).set(src);
   }
 
-  /** Copies `length` bytes at ptr into dst at byte offset `at`. */
-  read(ptr: number, dst: Uint8Array, at: number, length: number): void {
-    dst.set(this.bytes(ptr, length), at);
+  /** Copies `length` bytes at ptr into dst at byte offset `at` (dst: any view, addressed in bytes). */
+  read(ptr: number, dst: ArrayBufferView, at: number, length: number): void {
+    new Uint8Array(dst.buffer, dst.byteOffset + at, length).set(this.bytes(ptr, length));
   }
 
   /** Makes `code` the current 8-bit code and builds its lookup table once. */
   useCode(code: Float32Array): void {
     const c = this.lutCode;
     if (c !== null && c.every((v, i) => Object.is(v, code[i]))) return;
+    this.lutCode = null; // a failure below must not leave a stale table marked current
     this.write(this.codePtr, new Uint8Array(code.buffer, code.byteOffset, 1024));
     this.k.prepareCodeLut(this.codePtr, this.lutPtr);
     this.lutCode = code.slice();

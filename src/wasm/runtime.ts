@@ -1,57 +1,108 @@
 import { BnbError, fail } from '../errors.js';
+import { envVar } from '../runtime/env.js';
 import { KernelExports } from './exports.js';
+import { wasmFeatures } from './features.js';
 import { WasmMemory } from './memory.js';
 
 export type WasmBuild = 'simd' | 'scalar';
 
+/** What init() accepts: a compiled module, its bytes, a URL or path to fetch, or a Response. */
+export type WasmSource = WebAssembly.Module | ArrayBuffer | ArrayBufferView | URL | string | Response | Promise<Response>;
+
+/**
+ * Where an entry point finds the kernels. Each entry (Node, browser, Worker, inline)
+ * registers its own, so that this module never touches files, fetch or
+ * import.meta, which some runtimes refuse and bundlers follow.
+ */
+export interface WasmLoader {
+  /** The build without waiting (implicit loading on first use); absent where only init() can load it. */
+  sync?(build: WasmBuild): WebAssembly.Module | BufferSource;
+  /** What init() without an argument loads. */
+  source(build: WasmBuild): WasmSource | Promise<WasmSource>;
+  /** Said in the E_INIT error when an op runs before the kernels are loaded and there is no sync path. */
+  hint: string;
+}
+
 const instances = new Map<WasmBuild, WasmMemory>();
 let selected: WasmBuild | null = null;
+let loader: WasmLoader | null = null;
+
+/** Called by each entry point; the last one evaluated wins (they all load the same bytes). */
+export function setWasmLoader(l: WasmLoader): void {
+  loader = l;
+}
 
 const IMPORTS = { env: { abort: () => { throw new Error('bnbjs kernel aborted'); } } };
 
 function register(module: WebAssembly.Module): WasmBuild {
-  const instance = new WebAssembly.Instance(module, IMPORTS);
-  const m = new WasmMemory(instance.exports as unknown as KernelExports);
-  const build: WasmBuild = m.k.simd() === 1 ? 'simd' : 'scalar';
-  instances.set(build, m);
+  let instance: WebAssembly.Instance;
+  try {
+    instance = new WebAssembly.Instance(module, IMPORTS);
+  } catch (e) {
+    throw initError(`instantiating the WebAssembly module failed: ${(e as Error).message}`, e);
+  }
+  const k = instance.exports as unknown as KernelExports;
+  if (typeof k.simd !== 'function' || typeof k.heapBase !== 'function') throw new BnbError('E_INIT', 'the WebAssembly module is not a bnbjs kernel build (no simd/heapBase exports)');
+  const build: WasmBuild = k.simd() === 1 ? 'simd' : 'scalar';
+  instances.set(build, new WasmMemory(k));
   return build;
 }
 
-interface NodeLike { getBuiltinModule?(id: string): unknown; env?: Record<string, string | undefined> }
-const nodeProcess = (): NodeLike | undefined => (globalThis as { process?: NodeLike }).process;
-
-const wasmUrl = (build: WasmBuild) => new URL(`../../build/bnb.${build}.wasm`, import.meta.url);
+function initError(message: string, cause: unknown): BnbError {
+  const err = new BnbError('E_INIT', message);
+  err.cause = cause;
+  return err;
+}
 
 function load(build: WasmBuild): WasmMemory {
   const m = instances.get(build);
   if (m) return m;
-  // Node, Deno and Bun read the file synchronously; elsewhere init() must come first.
-  const proc = nodeProcess();
-  if (typeof proc?.getBuiltinModule !== 'function') {
-    throw new BnbError('E_INIT', `the ${build} WebAssembly build is not loaded: call \`await init()\` (or init(module or bytes)) first in this runtime`);
+  if (!loader?.sync) {
+    throw new BnbError('E_INIT', `the ${build} WebAssembly build is not loaded: ${loader?.hint ?? 'call `await init(source)` first (a WebAssembly.Module, bytes, a URL or a Response)'}`);
   }
-  const { readFileSync } = proc.getBuiltinModule('node:fs') as { readFileSync(u: URL): Uint8Array };
-  register(new WebAssembly.Module(readFileSync(wasmUrl(build)) as BufferSource));
-  return instances.get(build)!;
+  const src = loader.sync(build);
+  let module: WebAssembly.Module;
+  try {
+    module = src instanceof WebAssembly.Module ? src : new WebAssembly.Module(src);
+  } catch (e) {
+    throw initError(`compiling the ${build} WebAssembly build failed: ${(e as Error).message}; \`await init()\` compiles asynchronously`, e);
+  }
+  register(module);
+  const loaded = instances.get(build);
+  if (!loaded) throw new BnbError('E_INIT', `the module loaded for the ${build} build is the other build`);
+  return loaded;
 }
 
-/** What init() accepts: a compiled module, its bytes, a URL or path to fetch, or a Response. */
-export type WasmSource = WebAssembly.Module | ArrayBuffer | ArrayBufferView | URL | string | Response | Promise<Response>;
+async function compileBytes(b: BufferSource): Promise<WebAssembly.Module> {
+  try {
+    return await WebAssembly.compile(b);
+  } catch (e) {
+    throw initError(`compiling the WebAssembly module failed: ${(e as Error).message}`, e);
+  }
+}
 
 async function compile(source: WasmSource): Promise<WebAssembly.Module> {
   const s = await source;
   if (s instanceof WebAssembly.Module) return s;
-  if (s instanceof ArrayBuffer || ArrayBuffer.isView(s)) return WebAssembly.compile(s as BufferSource);
+  if (s instanceof ArrayBuffer || ArrayBuffer.isView(s)) return compileBytes(s as BufferSource);
   if (typeof Response !== 'undefined' && s instanceof Response) {
-    if (!s.ok) throw new BnbError('E_INIT', `fetching the WebAssembly module failed: HTTP ${s.status}`);
-    return WebAssembly.compile(await s.arrayBuffer());
+    if (!s.ok) throw new BnbError('E_INIT', `fetching the WebAssembly module failed: HTTP ${s.status}${s.url ? ` (${s.url})` : ''}`);
+    // Streaming compilation needs the right MIME type; otherwise take the bytes.
+    if (typeof WebAssembly.compileStreaming === 'function' && s.headers.get('content-type')?.split(';')[0]?.trim() === 'application/wasm') {
+      try {
+        return await WebAssembly.compileStreaming(s);
+      } catch (e) {
+        throw initError(`compiling the WebAssembly module failed: ${(e as Error).message}`, e);
+      }
+    }
+    return compileBytes(await s.arrayBuffer());
   }
   if (s instanceof URL || typeof s === 'string') {
     let r: Response;
     try {
       r = await fetch(s);
     } catch (e) {
-      throw new BnbError('E_INIT', `fetching the WebAssembly module from ${String(s)} failed: ${(e as Error).message}`);
+      throw initError(`fetching the WebAssembly module from ${String(s)} failed: ${(e as Error).message}`, e);
     }
     return compile(r);
   }
@@ -59,11 +110,12 @@ async function compile(source: WasmSource): Promise<WebAssembly.Module> {
 }
 
 /**
- * Loads the kernels. Without an argument: the SIMD build where the runtime
- * validates it, else the scalar one, read from disk (Node, Deno, Bun) or fetched
- * next to this module. With a source (a WebAssembly.Module — what Cloudflare
- * Workers import —, bytes, a URL or a Response): that module, whichever build it is.
- * Node, Deno and Bun also load lazily on first use without init().
+ * Loads the kernels. Without an argument: the build wasmBuild() names (SIMD where
+ * the runtime validates it, else scalar) from where this entry point finds it
+ * (the file beside the package, the bytes inlined, the imported module, or a fetch
+ * next to the module in browsers). With a source (a WebAssembly.Module — what
+ * Cloudflare Workers import —, bytes, a URL or a Response): that module, whichever
+ * build it is, and it becomes the selected build.
  */
 export async function init(source?: WasmSource): Promise<WasmBuild> {
   if (source !== undefined) {
@@ -73,24 +125,19 @@ export async function init(source?: WasmSource): Promise<WasmBuild> {
   }
   const build = wasmBuild();
   if (instances.has(build)) return build;
-  const proc = nodeProcess();
-  if (typeof proc?.getBuiltinModule === 'function') {
-    load(build);
-    return build;
-  }
-  register(await compile(fetch(wasmUrl(build))));
+  if (!loader) throw new BnbError('E_INIT', 'this bnbjs entry point has no default source for the kernels: call `await init(source)`');
+  const got = register(await compile(await loader.source(build)));
+  if (got !== build) throw new BnbError('E_INIT', `the module loaded for the ${build} build is the ${got} build`);
   return build;
 }
 
 function defaultBuild(): WasmBuild {
-  const forced = nodeProcess()?.env?.BNBJS_WASM;
+  const forced = envVar('BNBJS_WASM');
   if (forced !== undefined && forced !== '') {
     if (forced !== 'simd' && forced !== 'scalar') fail('E_ARGUMENT', 'BNBJS_WASM', forced, "'simd' or 'scalar'");
     return forced;
   }
-  // The smallest module using a v128 value type.
-  const probe = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
-  return WebAssembly.validate(probe) ? 'simd' : 'scalar';
+  return wasmFeatures().simd ? 'simd' : 'scalar';
 }
 
 /** The kernel instance ops run on: the SIMD build where supported, else the scalar one. */

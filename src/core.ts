@@ -1,0 +1,42 @@
+// The API every entry point shares: ops, tensors, QuantState, code maps, safetensors
+// in memory, init(). Nothing here imports node: modules, reads import.meta or loads
+// the native backends, so it runs (and bundles) anywhere; each entry point adds how
+// it finds the kernels (src/wasm/runtime.ts, WasmLoader).
+export { BnbError } from './errors.js';
+export type { BnbErrorCode } from './errors.js';
+export type { DType, FloatDType, TypedArray } from './dtypes.js';
+export { DTYPES, itemsize } from './dtypes.js';
+export type { Tensor } from './tensor.js';
+export { tensor, numel, toFloat32 } from './tensor.js';
+export { QuantState } from './quant-state.js';
+export type { QuantStateFields, QuantStateDict } from './quant-state.js';
+export { get4bitType, createDynamicMap, createNormalMap, createLinearMap, createFp8Map } from './maps.js';
+export type { QuantType, DynamicMapOptions, NormalMapOptions, LinearMapOptions, Fp8MapOptions } from './maps.js';
+export { quantize4bit, quantizeNf4, quantizeFp4 } from './ops/quantize4bit.js';
+export type { Quantize4bitOptions } from './ops/quantize4bit.js';
+export { dequantize4bit, dequantizeNf4, dequantizeFp4 } from './ops/dequantize4bit.js';
+export type { Dequantize4bitOptions } from './ops/dequantize4bit.js';
+export { quantizeBlockwise, dequantizeBlockwise } from './ops/blockwise.js';
+export type { QuantizeBlockwiseOptions, DequantizeBlockwiseOptions } from './ops/blockwise.js';
+export {
+  int8VectorwiseQuant, int8DoubleQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant, int8ScaledMm,
+} from './ops/int8.js';
+export type { Int8QuantOptions, Int8MmDequantOptions } from './ops/int8.js';
+export { gemv4bit, matmul4bit } from './ops/gemv4bit.js';
+export { dequantizeFp8 } from './ops/fp8.js';
+export type { DequantizeFp8Options } from './ops/fp8.js';
+export { init, setWasmBuild, wasmBuild } from './wasm/runtime.js';
+export type { WasmBuild, WasmSource } from './wasm/runtime.js';
+export { wasmFeatures } from './wasm/features.js';
+export type { WasmFeatures } from './wasm/features.js';
+export { f16ToNumber, bf16ToNumber, numberToF16, numberToBf16 } from './float16.js';
+export { dequantize, dequantizeWeight } from './axolotl.js';
+export type { AxolotlQuantState, LegacyQuantStateList, LegacyNestedStateList, TorchaoNF4Tensor } from './axolotl.js';
+export {
+  MAX_HEADER_BYTES, headerLength, parseHeader, toStoredTensor, safetensorsDTypeOf, parseSafetensors, serializeSafetensors,
+  readSafetensors, writeSafetensors,
+} from './io/safetensors.js';
+export type { SafetensorsDType, RawDType, RawTensor, StoredTensor, TensorInfo, SafetensorsHeader } from './io/safetensors.js';
+export { toDevice } from './tensor.js';
+export { registerKernel, commonDevice, OPS, setForcedBackend } from './backend/registry.js';
+export type { OpName } from './backend/registry.js';

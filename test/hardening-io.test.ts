@@ -1,0 +1,82 @@
+// Outputs on disk: temporaries of dead processes are removed, those of live ones (or of
+// another host sharing the folder) are not; an output that appears while a writer runs
+// is never replaced without force; config.json is size-limited and must be an object.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BnbError, serializeSafetensors, tensor } from '../src/index.js';
+import { createSafetensorsWriter } from '../src/io/safetensors-file.js';
+import { removeStaleTemporaries, temporaryName } from '../src/io/temp.js';
+import { MAX_CONFIG_BYTES } from '../src/checkpoint/files.js';
+import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bnbjs-io-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function rejection(f: () => Promise<unknown>): Promise<BnbError> {
+  try {
+    await f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(BnbError);
+    return e as BnbError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** The pid of a process that has exited. */
+function deadPid(): number {
+  return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+}
+
+describe('temporaries', () => {
+  it('are named .NAME.bnbjs-HOST-PID-RANDOM.tmp beside the output', () => {
+    const t = temporaryName(join(dir, 'out.safetensors'));
+    expect(t.startsWith(join(dir, '.out.safetensors.bnbjs-'))).toBe(true);
+    expect(t).toMatch(new RegExp(`-${process.pid}-[0-9a-z]+\\.tmp$`));
+  });
+
+  it('of dead processes of this host are removed; live ones, other hosts and other outputs are kept', async () => {
+    const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32);
+    const out = join(dir, 'model.safetensors');
+    const dead = join(dir, `.model.safetensors.bnbjs-${host}-${deadPid()}-abc123.tmp`);
+    const deadFolder = join(dir, `.model.safetensors.bnbjs-${host}-${deadPid()}-def456.tmp`);
+    const mine = join(dir, `.model.safetensors.bnbjs-${host}-${process.pid}-aaa111.tmp`);
+    const otherHost = join(dir, `.model.safetensors.bnbjs-elsewhere-${deadPid()}-bbb222.tmp`);
+    const otherOutput = join(dir, `.other.safetensors.bnbjs-${host}-${deadPid()}-ccc333.tmp`);
+    const lookalike = join(dir, '.model.safetensors.tmp');
+    for (const f of [dead, mine, otherHost, otherOutput, lookalike]) writeFileSync(f, 'x');
+    mkdirSync(deadFolder);
+    writeFileSync(join(deadFolder, 'model.safetensors'), 'x');
+    const removed = await removeStaleTemporaries(out);
+    expect(removed.sort()).toEqual([dead, deadFolder].sort());
+    for (const f of [mine, otherHost, otherOutput, lookalike]) expect(existsSync(f), f).toBe(true);
+  });
+});
+
+describe('no overwrite without force', () => {
+  it('an output that appears while the writer runs is kept, and the temporary removed', async () => {
+    const out = join(dir, 'race.safetensors');
+    const w = await createSafetensorsWriter(out, [{ name: 'x', dtype: 'F32', shape: [2] }]);
+    await w.write('x', tensor(new Float32Array([1, 2])));
+    writeFileSync(out, 'someone else');
+    expect(await rejection(() => w.finish())).toMatchObject({ code: 'E_EXISTS', message: /race\.safetensors.*exists: pass force: true/ });
+    expect(readFileSync(out, 'utf8')).toBe('someone else');
+    expect(readdirSync(dir).filter((f) => f.startsWith('.race.safetensors.'))).toEqual([]);
+  });
+});
+
+describe('config.json', () => {
+  const model = join(dir, 'model');
+  mkdirSync(model, { recursive: true });
+  writeFileSync(join(model, 'model.safetensors'), serializeSafetensors({ 'model.layers.0.mlp.up_proj.weight': tensor(new Float32Array(64 * 64).fill(0.5), [64, 64]) }));
+
+  it('larger than 16 MiB, or not an object: E_CKPT_FORMAT, and nothing is written', async () => {
+    writeFileSync(join(model, 'config.json'), `{"a": "${'x'.repeat(MAX_CONFIG_BYTES)}"}`);
+    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q1'), { format: 'nf4' }))).toMatchObject({ code: 'E_CKPT_FORMAT', message: /config\.json has \d+ bytes: expected a config\.json of at most 16777216/ });
+    writeFileSync(join(model, 'config.json'), '[1, 2]');
+    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q2'), { format: 'nf4' }))).toMatchObject({ code: 'E_CKPT_FORMAT', message: /holds \[1,2\]: expected a JSON object/ });
+    expect(existsSync(join(dir, 'q1')) || existsSync(join(dir, 'q2'))).toBe(false);
+  });
+});

@@ -1,0 +1,44 @@
+// The smoke suite in Node, Deno and Bun, each importing bnbjs from node_modules as a
+// user's app does and resolving the package's "exports" conditions itself. Deno runs
+// without any permission flag: the "deno" condition gives the inlined kernels.
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN, expectSmokePassed, makeApp, missing, reportFrom, run } from './app.js';
+
+const RUNNER = `import * as lib from 'bnbjs';
+import fixtures from './fixtures.js';
+import { decodeFixtures, smoke } from './smoke.js';
+
+const runtime = typeof Deno !== 'undefined' ? 'deno ' + Deno.version.deno : typeof Bun !== 'undefined' ? 'bun ' + Bun.version : 'node ' + process.version;
+const extra = { runtime, resolved: import.meta.resolve('bnbjs') };
+if (typeof Deno !== 'undefined') extra.permissions = Object.fromEntries(['read', 'env', 'net', 'ffi', 'run'].map((name) => [name, Deno.permissions.querySync({ name }).state]));
+console.log('SMOKE ' + JSON.stringify({ ...smoke(lib, decodeFixtures(fixtures)), ...extra }));
+`;
+
+const app = makeApp({ 'run.js': RUNNER });
+afterAll(() => app.remove());
+
+const RUNTIMES: { name: string; cmd: string; args: string[]; entry: string; env: Record<string, string>; build?: string }[] = [
+  { name: 'Node', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: {} },
+  { name: 'Node, BNBJS_WASM=scalar (the override)', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: { BNBJS_WASM: 'scalar' }, build: 'scalar' },
+  // No --allow-* flag: the bytes path must not need one. DENO_DIR keeps its cache in the app folder.
+  { name: 'Deno', cmd: BIN('deno'), args: ['run', 'run.js'], entry: 'dist/inline.js', env: { DENO_DIR: `${app.dir}/.deno`, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' } },
+  { name: 'Bun', cmd: BIN('bun'), args: ['run.js'], entry: 'dist/index.js', env: { NO_COLOR: '1' } },
+];
+
+describe('runtime smoke suite', () => {
+  for (const r of RUNTIMES) {
+    const why = r.cmd === process.execPath ? null : missing(r.cmd);
+    if (why) console.warn(`${r.name} smoke test skipped: ${why} (npm ci installs it)`);
+    (why ? it.skip : it)(`${r.name}${why ? ` (skipped: ${why})` : ''}`, async () => {
+      const out = await run(r.cmd, r.args, { cwd: app.dir, env: { ...process.env, BNBJS_WASM: '', ...r.env } });
+      const report = reportFrom(out.stdout);
+      expect(report, `${r.name} exited ${out.code} without a report:\n${out.stdout}\n${out.stderr}`).toBeDefined();
+      expectSmokePassed(r.name, report);
+      expect(out.code, out.stderr).toBe(0);
+      expect(String(report!.resolved), `${r.name} resolved bnbjs to the wrong entry`).toMatch(new RegExp(`/${r.entry.replace('.', '\\.')}$`));
+      expect(report!.build).toBe(r.build ?? 'simd');
+      if (r.name === 'Deno') expect(report!.permissions, 'Deno ran with a permission granted').toEqual({ read: 'prompt', env: 'prompt', net: 'prompt', ffi: 'prompt', run: 'prompt' });
+      console.log(`${report!.runtime}: ${report!.results.length} smoke checks passed on the ${report!.build} build (${report!.resolved})`);
+    });
+  }
+});
