@@ -28,7 +28,7 @@ const RUNTIMES: { name: string; cmd: string; args: string[]; entry: string; env:
 describe('runtime smoke suite', () => {
   for (const r of RUNTIMES) {
     const why = r.cmd === process.execPath ? null : missing(r.cmd);
-    if (why) console.warn(`${r.name} smoke test skipped: ${why} (npm ci installs it)`);
+    if (why) console.warn(`${r.name} smoke test skipped: ${why} (npm install installs it)`);
     (why ? it.skip : it)(`${r.name}${why ? ` (skipped: ${why})` : ''}`, async () => {
       const out = await run(r.cmd, r.args, { cwd: app.dir, env: { ...process.env, BNBJS_WASM: '', ...r.env } });
       const report = reportFrom(out.stdout);

@@ -10,7 +10,7 @@ import { BIN, ROOT, SmokeReport, expectSmokePassed, freePort, makeApp, missing }
 
 const WORKERD = BIN('workerd');
 const why = missing(WORKERD);
-if (why) console.warn(`workerd test skipped: ${why} (npm ci installs the workerd devDependency)`);
+if (why) console.warn(`workerd test skipped: ${why} (npm install installs the workerd devDependency)`);
 
 const config = (port: number, wasm: string[]) => `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
