@@ -108,7 +108,7 @@ export function gemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?:
   if (state.shape === null || state.shape.length !== 2) fail('E_STATE', 'state.shape', state.shape, 'the 2-D [out_features, in_features] shape of the quantized weight');
   const [N, K] = state.shape as [number, number];
   if (a.shape[a.shape.length - 1] !== K) throw new BnbError('E_SHAPE', `A.shape = ${show(a.shape)} does not match the weight: A's last dimension must be ${K}`);
-  const M = numel(a.shape) / K;
+  const M = numel(a.shape.slice(0, -1)); // not numel / K: K may be 0 (the result is then the bias)
   const cuda = cudaFor(a.device);
   const temps: DeviceTensor[] = [];
   try {
