@@ -1,5 +1,6 @@
-import { loadAsF32, loadF32x4 } from "./convert";
+import { loadAsF32, loadF32x4, f16ToF32, DT_F32, DT_BF16 } from "./convert";
 import { cudaRcp } from "./rcp";
+import { vc, V_ABS, V_I16_ABS, V_I16_F16_INF, V_I16_BF16_INF } from "./vconst";
 
 // Per-block absolute maximum the way CUDA's kQuantizeBlockwise computes it:
 // NaN is ignored (fmaxf drops it), a full block starts from -FLT_MAX and a tail
@@ -8,23 +9,64 @@ import { cudaRcp } from "./rcp";
   let m: f32 = tail ? 0 : -3.4028234663852886e38;
   let i = start;
   if (ASC_FEATURE_SIMD) {
-    let acc = f32x4.splat(m);
-    for (; i + 4 <= end; i += 4) {
-      // pmax(acc, x) = acc < x ? x : acc, so a NaN x leaves acc unchanged.
-      acc = f32x4.pmax(acc, f32x4.abs(loadF32x4(src, i, dtype)));
+    if (dtype == DT_F32) {
+      if (i + 4 <= end) {
+        m = simdAbsmax(src, i, end, m);
+        i = start + ((end - start) & ~3);
+      }
+    } else if (i + 8 <= end) {
+      m = simdAbsmax16(src, i, end, dtype, m);
+      i = start + ((end - start) & ~7);
     }
-    const a0 = f32x4.extract_lane(acc, 0), a1 = f32x4.extract_lane(acc, 1);
-    const a2 = f32x4.extract_lane(acc, 2), a3 = f32x4.extract_lane(acc, 3);
-    if (a0 > m) m = a0;
-    if (a1 > m) m = a1;
-    if (a2 > m) m = a2;
-    if (a3 > m) m = a3;
   }
   for (; i < end; i++) {
     const a = Mathf.abs(loadAsF32(src, i, dtype));
     if (a > m) m = a;
   }
   return m;
+}
+
+// max(m, |x|) over the first multiple of 4 f32 of [i, end), NaN ignored:
+// pmax(acc, x) = acc < x ? x : acc keeps acc for a NaN x. Four accumulators hide
+// the max latency; the order of a max does not matter (every |x| is >= +0).
+@inline function simdAbsmax(src: usize, i: usize, end: usize, m: f32): f32 {
+  const abs = vc(V_ABS);
+  let a0 = f32x4.splat(m), a1 = a0, a2 = a0, a3 = a0;
+  for (; i + 16 <= end; i += 16) {
+    a0 = f32x4.pmax(a0, v128.and(v128.load(src + (i << 2)), abs));
+    a1 = f32x4.pmax(a1, v128.and(v128.load(src + (i << 2), 16), abs));
+    a2 = f32x4.pmax(a2, v128.and(v128.load(src + (i << 2), 32), abs));
+    a3 = f32x4.pmax(a3, v128.and(v128.load(src + (i << 2), 48), abs));
+  }
+  for (; i + 4 <= end; i += 4) a0 = f32x4.pmax(a0, v128.and(v128.load(src + (i << 2)), abs));
+  a0 = f32x4.pmax(f32x4.pmax(a0, a1), f32x4.pmax(a2, a3));
+  a0 = f32x4.pmax(a0, i32x4.shuffle(a0, a0, 2, 3, 0, 1));
+  a0 = f32x4.pmax(a0, i32x4.shuffle(a0, a0, 1, 0, 3, 2));
+  return f32x4.extract_lane(a0, 0);
+}
+
+// The same over the first multiple of 8 f16 or bf16 of [i, end), on the bits: for
+// non-NaN values |x| orders as its 15 low bits; a NaN becomes -1, below them all.
+@inline function simdAbsmax16(src: usize, i: usize, end: usize, dtype: i32, m: f32): f32 {
+  const mag = vc(V_I16_ABS), inf = vc(dtype == DT_BF16 ? V_I16_BF16_INF : V_I16_F16_INF);
+  let a0 = i16x8.splat(-1), a1 = a0;
+  for (; i + 16 <= end; i += 16) {
+    const x = v128.and(v128.load(src + (i << 1)), mag), y = v128.and(v128.load(src + (i << 1), 16), mag);
+    a0 = i16x8.max_s(a0, v128.or(x, i16x8.gt_s(x, inf)));
+    a1 = i16x8.max_s(a1, v128.or(y, i16x8.gt_s(y, inf)));
+  }
+  if (i + 8 <= end) {
+    const x = v128.and(v128.load(src + (i << 1)), mag);
+    a0 = i16x8.max_s(a0, v128.or(x, i16x8.gt_s(x, inf)));
+  }
+  a0 = i16x8.max_s(a0, a1);
+  a0 = i16x8.max_s(a0, i32x4.shuffle(a0, a0, 2, 3, 0, 1));
+  a0 = i16x8.max_s(a0, i32x4.shuffle(a0, a0, 1, 0, 3, 2));
+  a0 = i16x8.max_s(a0, i16x8.shuffle(a0, a0, 1, 0, 3, 2, 5, 4, 7, 6));
+  const h = i16x8.extract_lane_s(a0, 0);
+  if (h < 0) return m; // every element NaN
+  const a = dtype == DT_BF16 ? reinterpret<f32>(<u32>h << 16) : f16ToF32(<u32>h);
+  return m < a ? a : m;
 }
 
 // Index of the first NaN or infinity in src[0..n), or -1.

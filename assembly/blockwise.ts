@@ -1,5 +1,7 @@
-import { loadAsF32, storeFromF32, DT_F32, DT_F16 } from "./convert";
+import { loadAsF32, loadF32x4, storeFromF32, f32x4ToBf16, f32x4ToF16, DT_F32, DT_F16, DT_BF16 } from "./convert";
 import { blockScale } from "./absmax";
+import { vc, V_SIGN, V_I16_127 } from "./vconst";
+import { orderKey, buildBuckets, bucketStart, keys4, sums8, undecided8, starts4, thresholds4 } from "./buckets";
 
 // The scalar oracle: CUDA's dQuantize binary search over the 256-entry code,
 // literally (SPEC §2.2): nearest entry, exact ties to the final (even) pivot.
@@ -25,85 +27,185 @@ import { blockScale } from "./absmax";
   return s < mid ? lowerPivot : pivot;
 }
 
-// The SIMD build's search. The binary search above returns, for a sorted code,
-// the nearest of code[c-1], code[c] (c = #{v : code[v] < s}) with a tie at their
-// f32 midpoint going to the even index, and 0 for NaN. Equivalently: count the
-// midpoints below s, then resolve a tie with the midpoint above toward the even
-// index. A 65536-entry table keyed by the top 16 bits of s's order-preserving
-// integer image gives the count at the bucket's lower end; a fixed number of
-// branch-free steps (the most midpoints any bucket holds) finishes it.
-// Layout at lut: 256 f32 midpoints (255 used, then +inf), 65536 u8 starts, and
-// at LUT_STEPS the step count.
-const LUT_STARTS: usize = 1024;
-const LUT_STEPS: usize = 1024 + 65536;
-
-@inline function bucketMin(k: u32): f32 {
-  const key = k << 16;
-  return reinterpret<f32>(key >= 0x80000000 ? key ^ 0x80000000 : ~key);
-}
+// The SIMD build's search. For a sorted code the binary search above returns the
+// number of midpoints mid[j] = (code[j] + code[j+1]) * 0.5 below s, a tie s == mid[j]
+// counting when j is odd and code[j] < mid[j] (so ties go to the even index), and 0
+// for NaN. With K the order-preserving image of s (buckets.ts; -0 read as +0, they
+// compare equal), midpoint j counts exactly when K >= TK[j], where
+// TK[j] = K(mid[j]) + (the tie counts ? 0 : 1); TK never decreases. prepareCodeLut
+// lays out, in the host's lut region (66624 bytes): TK[0..255] (TK[255] is never
+// reached), then the bucket table of buckets.ts.
+const LUT_E: usize = 1024;
 
 export function prepareCodeLut(code: usize, lut: usize): void {
-  for (let j = 0; j < 255; j++) {
-    const mid = (load<f32>(code + (j << 2)) + load<f32>(code + ((j + 1) << 2))) * <f32>0.5;
-    store<f32>(lut + (j << 2), mid);
+  for (let j: u32 = 0; j < 255; j++) {
+    const lo = load<f32>(code + (j << 2));
+    const mid = (lo + load<f32>(code + ((j + 1) << 2))) * <f32>0.5;
+    const tieCounts = (j & 1) != 0 && lo < mid;
+    store<u32>(lut + (j << 2), orderKey(mid + 0) + (tieCounts ? 0 : 1));
   }
-  store<f32>(lut + (255 << 2), Infinity);
-  let c: u32 = 0, steps: u32 = 1;
-  for (let k: u32 = 0; k < 65536; k++) {
-    const vmin = bucketMin(k);
-    // Keys grow with the value, so the count never decreases (NaN buckets: 0).
-    if (vmin != vmin) { store<u8>(lut + LUT_STARTS + k, 0); continue; }
-    while (c < 255 && load<f32>(lut + (c << 2)) < vmin) c++;
-    store<u8>(lut + LUT_STARTS + k, <u8>c);
-    // midpoints inside this bucket: those below the next bucket's lower end, plus one
-    const next = k < 65535 ? bucketMin(k + 1) : Infinity;
-    let e = c;
-    while (e < 255 && load<f32>(lut + (e << 2)) < next) e++;
-    if (next == next && e - c + 1 > steps) steps = e - c + 1;
-  }
-  store<u32>(lut + LUT_STEPS, steps);
+  store<u32>(lut + (255 << 2), 0xffffffff);
+  if (ASC_FEATURE_SIMD) buildBuckets(lut, 255, lut + LUT_E, true);
 }
 
-@inline function lookupCode(code: usize, lut: usize, steps: u32, s: f32): u32 {
+// Exact code of s from the table: the bucket's start, then the thresholds above it.
+@inline function tableCode(lut: usize, s: f32): u32 {
   if (s != s) return 0;
-  const b = reinterpret<u32>(s);
-  const key = (b >> 31) != 0 ? ~b : b | 0x80000000;
-  let c = <u32>load<u8>(lut + LUT_STARTS + (key >> 16));
-  for (let j: u32 = 0; j < steps; j++) c += <u32>(s > load<f32>(lut + (c << 2)));
-  // A tie at the midpoint of (c, c+1) goes to the even one; but an s equal to
-  // code[c] itself (duplicate entries make that midpoint equal it) stays at c.
-  c += (c & 1) & <u32>(c < 255) & <u32>(s == load<f32>(lut + (c << 2))) & <u32>(load<f32>(code + (c << 2)) < s);
+  const k = orderKey(s + 0);
+  let c = bucketStart(lut + LUT_E, k);
+  while (c < 255 && k >= load<u32>(lut + (c << 2))) c++;
   return c;
+}
+
+// start + (K >= TK[start]) for the 4 elements at i, 0 for NaN: exact wherever the
+// bucket holds at most one threshold.
+@inline function exact4(src: usize, i: usize, dtype: i32, rv: v128, lutE: v128, lutV: v128): v128 {
+  const s = f32x4.mul(loadF32x4(src, i, dtype), rv);
+  const k = keys4(s, i32x4.splat(0x80000000));
+  const start = starts4(k, lutE);
+  const c = i32x4.sub(start, i32x4.ge_u(k, thresholds4(start, lutV)));
+  return v128.and(c, f32x4.eq(s, s));
+}
+
+// Exact codes of the 16 elements at i, for the rare group (about 1 in 20) the
+// table leaves undecided: exact4, or tableCode where a bucket is searched.
+function exact16(src: usize, i: usize, dtype: i32, r: f32, lut: usize, q: usize, searched: bool): void {
+  if (searched) {
+    for (let j: usize = 0; j < 16; j++) store<u8>(q + i + j, <u8>tableCode(lut, loadAsF32(src, i + j, dtype) * r));
+    return;
+  }
+  const rv = f32x4.splat(r), lutE = i32x4.splat(<i32>(lut + LUT_E)), lutV = i32x4.splat(<i32>lut);
+  const lo = i16x8.narrow_i32x4_u(exact4(src, i, dtype, rv, lutE, lutV), exact4(src, i + 4, dtype, rv, lutE, lutV));
+  const hi = i16x8.narrow_i32x4_u(exact4(src, i + 8, dtype, rv, lutE, lutV), exact4(src, i + 12, dtype, rv, lutE, lutV));
+  v128.store(q + i, i8x16.narrow_i16x8_u(lo, hi));
+}
+
+@inline function scaledKeys(src: usize, i: usize, dtype: i32, rv: v128, sign: v128): v128 {
+  return keys4(f32x4.mul(loadF32x4(src, i, dtype), rv), sign);
+}
+
+// Codes of the 16 elements at i, stored at q + i.
+@inline function quantize16(src: usize, i: usize, dtype: i32, r: f32, rv: v128, lut: usize, lutE: v128,
+  sign: v128, m7: v128, q: usize): void {
+  const lo = sums8(scaledKeys(src, i, dtype, rv, sign), scaledKeys(src, i + 4, dtype, rv, sign), lutE);
+  const hi = sums8(scaledKeys(src, i + 8, dtype, rv, sign), scaledKeys(src, i + 12, dtype, rv, sign), lutE);
+  v128.store(q + i, i8x16.narrow_i16x8_u(i16x8.shr_u(lo, 7), i16x8.shr_u(hi, 7)));
+  if (i16x8.bitmask(v128.or(undecided8(lo, m7), undecided8(hi, m7))) != 0) {
+    exact16(src, i, dtype, r, lut, q, i16x8.bitmask(v128.or(lo, hi)) != 0);
+  }
+}
+
+@inline function quantizeSimd(
+  src: usize, n: i32, dtype: i32, blocksize: i32, lut: usize, q: usize, absmax: usize,
+): void {
+  const nblocks = (n + blocksize - 1) / blocksize;
+  const lutE = i32x4.splat(<i32>(lut + LUT_E)), sign = vc(V_SIGN), m7 = vc(V_I16_127);
+  for (let b = 0; b < nblocks; b++) {
+    const start = b * blocksize;
+    const end = min(start + blocksize, n);
+    const r = blockScale(src, b, blocksize, n, dtype, absmax);
+    const rv = f32x4.splat(r);
+    let i = start;
+    for (; i + 16 <= end; i += 16) quantize16(src, i, dtype, r, rv, lut, lutE, sign, m7, q);
+    for (; i < end; i++) store<u8>(q + i, <u8>tableCode(lut, loadAsF32(src, i, dtype) * r));
+  }
 }
 
 @inline function quantizeImpl(
   src: usize, n: i32, dtype: i32, blocksize: i32, code: usize, lut: usize, q: usize, absmax: usize,
 ): void {
+  if (ASC_FEATURE_SIMD) {
+    quantizeSimd(src, n, dtype, blocksize, lut, q, absmax);
+    return;
+  }
   const nblocks = (n + blocksize - 1) / blocksize;
-  const steps = load<u32>(lut + LUT_STEPS);
   for (let b = 0; b < nblocks; b++) {
     const start = b * blocksize;
     const end = min(start + blocksize, n);
     const r = blockScale(src, b, blocksize, n, dtype, absmax);
-    for (let i = start; i < end; i++) {
-      const s = loadAsF32(src, i, dtype) * r;
-      store<u8>(q + i, <u8>(ASC_FEATURE_SIMD ? lookupCode(code, lut, steps, s) : searchCode(code, s)));
-    }
+    for (let i = start; i < end; i++) store<u8>(q + i, <u8>searchCode(code, loadAsF32(src, i, dtype) * r));
   }
+}
+
+// SIMD: one function per input dtype, so that the dtype branches of the inlined
+// loops resolve at compile time (inlined into one function, the bodies would be
+// merged back into one with run-time checks).
+function quantizeF32(src: usize, n: i32, blocksize: i32, code: usize, lut: usize, q: usize, absmax: usize): void {
+  quantizeImpl(src, n, DT_F32, blocksize, code, lut, q, absmax);
+}
+function quantizeF16(src: usize, n: i32, blocksize: i32, code: usize, lut: usize, q: usize, absmax: usize): void {
+  quantizeImpl(src, n, DT_F16, blocksize, code, lut, q, absmax);
+}
+function quantizeBf16(src: usize, n: i32, blocksize: i32, code: usize, lut: usize, q: usize, absmax: usize): void {
+  quantizeImpl(src, n, DT_BF16, blocksize, code, lut, q, absmax);
 }
 
 // 8-bit blockwise quantization (CUDA kQuantizeBlockwise semantics).
 export function quantizeBlockwise(
   src: usize, n: i32, dtype: i32, blocksize: i32, code: usize, lut: usize, q: usize, absmax: usize,
 ): void {
-  if (dtype == DT_F32) quantizeImpl(src, n, DT_F32, blocksize, code, lut, q, absmax);
-  else if (dtype == DT_F16) quantizeImpl(src, n, DT_F16, blocksize, code, lut, q, absmax);
-  else quantizeImpl(src, n, 2, blocksize, code, lut, q, absmax);
+  if (!ASC_FEATURE_SIMD) quantizeImpl(src, n, dtype, blocksize, code, lut, q, absmax); // the oracle
+  else if (dtype == DT_F32) quantizeF32(src, n, blocksize, code, lut, q, absmax);
+  else if (dtype == DT_F16) quantizeF16(src, n, blocksize, code, lut, q, absmax);
+  else quantizeBf16(src, n, blocksize, code, lut, q, absmax);
+}
+
+// SIMD: no gather in wasm, one lane load per element (two half vectors, which
+// shortens the chain of inserts).
+@inline function gather4(code: usize, q: usize, i: usize): v128 {
+  let lo = v128.load32_zero(code + (<usize>load<u8>(q + i) << 2));
+  lo = v128.load32_lane(code + (<usize>load<u8>(q + i + 1) << 2), lo, 1);
+  let hi = v128.load32_zero(code + (<usize>load<u8>(q + i + 2) << 2));
+  hi = v128.load32_lane(code + (<usize>load<u8>(q + i + 3) << 2), hi, 1);
+  return i64x2.shuffle(lo, hi, 0, 2);
+}
+
+// The 4 outputs of products v, as storeFromF32 writes them (NaN canonical).
+@inline function store4(v: v128, out: usize, i: usize, dtype: i32, canon: bool): void {
+  if (dtype == DT_F32) {
+    if (canon) v = v128.bitselect(i32x4.splat(0x7fffffff), v, f32x4.ne(v, v));
+    v128.store(out + (i << 2), v);
+  } else {
+    v128.store64_lane(out + (i << 1), i16x8.narrow_i32x4_u(dtype == DT_BF16 ? f32x4ToBf16(v) : f32x4ToF16(v), v), 0);
+  }
+}
+
+@inline function dequantizeSimd(
+  q: usize, n: i32, blocksize: i32, code: usize, absmax: usize, dtype: i32, out: usize,
+): void {
+  let codeFinite = true;
+  for (let j: usize = 0; j < 256; j++) {
+    const c = load<f32>(code + (j << 2));
+    codeFinite = codeFinite && c - c == 0;
+  }
+  const nblocks = (n + blocksize - 1) / blocksize;
+  for (let b = 0; b < nblocks; b++) {
+    const start = b * blocksize;
+    const end = min(start + blocksize, n);
+    const a = load<f32>(absmax + (<usize>b << 2));
+    const av = f32x4.splat(a);
+    let i = start;
+    if (codeFinite && a - a == 0) {
+      // finite * finite: no NaN to canonicalise
+      for (; i + 16 <= end; i += 16) {
+        store4(f32x4.mul(gather4(code, q, i), av), out, i, dtype, false);
+        store4(f32x4.mul(gather4(code, q, i + 4), av), out, i + 4, dtype, false);
+        store4(f32x4.mul(gather4(code, q, i + 8), av), out, i + 8, dtype, false);
+        store4(f32x4.mul(gather4(code, q, i + 12), av), out, i + 12, dtype, false);
+      }
+    }
+    for (; i + 4 <= end; i += 4) store4(f32x4.mul(gather4(code, q, i), av), out, i, dtype, true);
+    for (; i < end; i++) storeFromF32(out, i, load<f32>(code + (<usize>load<u8>(q + i) << 2)) * a, dtype);
+  }
 }
 
 @inline function dequantizeImpl(
   q: usize, n: i32, blocksize: i32, code: usize, absmax: usize, dtype: i32, out: usize,
 ): void {
+  if (ASC_FEATURE_SIMD) {
+    dequantizeSimd(q, n, blocksize, code, absmax, dtype, out);
+    return;
+  }
   const nblocks = (n + blocksize - 1) / blocksize;
   for (let b = 0; b < nblocks; b++) {
     const start = b * blocksize;
@@ -115,11 +217,23 @@ export function quantizeBlockwise(
   }
 }
 
+// SIMD: one function per output dtype (their dtype branches resolve at compile time).
+function dequantizeF32(q: usize, n: i32, bs: i32, code: usize, absmax: usize, out: usize): void {
+  dequantizeImpl(q, n, bs, code, absmax, DT_F32, out);
+}
+function dequantizeF16(q: usize, n: i32, bs: i32, code: usize, absmax: usize, out: usize): void {
+  dequantizeImpl(q, n, bs, code, absmax, DT_F16, out);
+}
+function dequantizeBf16(q: usize, n: i32, bs: i32, code: usize, absmax: usize, out: usize): void {
+  dequantizeImpl(q, n, bs, code, absmax, DT_BF16, out);
+}
+
 // out[i] = dtype(code[q_i] * absmax[i / blocksize]).
 export function dequantizeBlockwise(
   q: usize, n: i32, blocksize: i32, code: usize, absmax: usize, dtype: i32, out: usize,
 ): void {
-  if (dtype == DT_F32) dequantizeImpl(q, n, blocksize, code, absmax, DT_F32, out);
-  else if (dtype == DT_F16) dequantizeImpl(q, n, blocksize, code, absmax, DT_F16, out);
-  else dequantizeImpl(q, n, blocksize, code, absmax, 2, out);
+  if (!ASC_FEATURE_SIMD) dequantizeImpl(q, n, blocksize, code, absmax, dtype, out); // the oracle
+  else if (dtype == DT_F32) dequantizeF32(q, n, blocksize, code, absmax, out);
+  else if (dtype == DT_F16) dequantizeF16(q, n, blocksize, code, absmax, out);
+  else dequantizeBf16(q, n, blocksize, code, absmax, out);
 }

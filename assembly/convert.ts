@@ -1,3 +1,8 @@
+import {
+  vc, V_ABS, V_INF, V_F16_MIN, V_2P16, V_13_EXP, V_F16_INF, V_F16_SIGN, V_F16_NAN_LOW, V_2P112, V_F16_FINITE_MAX,
+  V_EXP_112, V_7FFF, V_ONE,
+} from "./vconst";
+
 // Conversions between f32 and the 16-bit float formats, bit-exact with CUDA's
 // __half2float / __float2half_rn / __float2bfloat16_rn (round to nearest even;
 // NaN becomes the canonical 0x7fff).
@@ -59,13 +64,13 @@ export const DT_BF16: i32 = 2;
 
 // ---- SIMD forms (only compiled into the SIMD build) ----
 
+// 4 f16 (zero-extended in i32 lanes) to f32: the exponent and mantissa bits placed
+// in an f32 and rescaled by 2^112 (exact for normals and subnormals); inf/NaN
+// (>= 0x7c00 << 13 before scaling) move up to the f32 inf exponent.
 @inline export function f16x4ToF32x4(h: v128): v128 {
-  const em = v128.and(h, i32x4.splat(0x7fff));
-  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
-  const finite = f32x4.mul(i32x4.shl(em, 13), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
-  const special = v128.or(i32x4.splat(0x7f800000), i32x4.shl(v128.and(em, i32x4.splat(0x3ff)), 13));
-  const isSpecial = i32x4.ge_s(em, i32x4.splat(0x7c00));
-  return v128.or(v128.bitselect(special, finite, isSpecial), sign);
+  const em = i32x4.shr_u(i32x4.shl(h, 17), 4);
+  const f = i32x4.add(f32x4.mul(em, vc(V_2P112)), v128.and(i32x4.gt_s(em, vc(V_F16_FINITE_MAX)), vc(V_EXP_112)));
+  return v128.or(f, i32x4.shl(i32x4.shr_u(h, 15), 31));
 }
 
 // Loads 4 consecutive elements as f32x4.
@@ -77,25 +82,24 @@ export const DT_BF16: i32 = 2;
 }
 
 @inline export function f32x4ToBf16(v: v128): v128 {
-  const r = i32x4.shr_u(
-    i32x4.add(i32x4.add(v, i32x4.splat(0x7fff)), v128.and(i32x4.shr_u(v, 16), i32x4.splat(1))),
-    16,
-  );
-  return v128.bitselect(i32x4.splat(0x7fff), r, f32x4.ne(v, v));
+  const r = i32x4.shr_u(i32x4.add(i32x4.add(v, vc(V_7FFF)), v128.and(i32x4.shr_u(v, 16), vc(V_ONE))), 16);
+  return v128.bitselect(vc(V_7FFF), r, f32x4.ne(v, v));
 }
 
+// f32 to f16, round to nearest even, as f32ToF16. Adding 2^13 times the f16 step's
+// exponent e (at least 2^-14, so subnormals share one step; at most 2^16, larger
+// values overflow below) rounds |v| to that step in the f32 adder; the sum's low
+// bits are the rounded mantissa, and the exponent field adds (e - 2^-14) >> 13.
 @inline export function f32x4ToF16(v: v128): v128 {
-  const ax = v128.and(v, i32x4.splat(0x7fffffff));
-  const sign = v128.and(i32x4.shr_u(v, 16), i32x4.splat(0x8000));
-  const normal = i32x4.shr_u(
-    i32x4.add(i32x4.add(ax, i32x4.splat(<i32>0xc8000fff)), v128.and(i32x4.shr_u(ax, 13), i32x4.splat(1))),
-    13,
-  );
-  const sub = i32x4.sub(f32x4.add(ax, f32x4.splat(0.5)), i32x4.splat(0x3f000000));
-  let r = v128.bitselect(sub, normal, i32x4.lt_s(ax, i32x4.splat(0x38800000)));
-  r = v128.bitselect(i32x4.splat(0x7c00), r, i32x4.ge_s(ax, i32x4.splat(0x477ff000)));
-  r = v128.or(r, sign);
-  return v128.bitselect(i32x4.splat(0x7fff), r, i32x4.gt_s(ax, i32x4.splat(0x7f800000)));
+  const ax = v128.and(v, vc(V_ABS));
+  const e = i32x4.min_s(i32x4.max_s(v128.and(ax, vc(V_INF)), vc(V_F16_MIN)), vc(V_2P16));
+  const magic = i32x4.add(e, vc(V_13_EXP));
+  const t = f32x4.add(ax, magic);
+  let h = i32x4.add(i32x4.sub(t, magic), i32x4.shr_u(i32x4.sub(e, vc(V_F16_MIN)), 13));
+  h = i32x4.min_s(h, vc(V_F16_INF)); // overflow, inf and NaN -> 0x7c00
+  const nan = i32x4.gt_s(ax, vc(V_INF));
+  const sign = v128.andnot(v128.and(i32x4.shr_u(v, 16), vc(V_F16_SIGN)), nan);
+  return v128.or(v128.or(h, sign), v128.and(nan, vc(V_F16_NAN_LOW)));
 }
 
 // Converts 8 f32 (two f32x4) to 8 16-bit values of the given dtype.

@@ -6,19 +6,25 @@
 //   kernel   the WebAssembly kernel alone on data resident in wasm memory
 // A native C++ baseline (bench/native/baseline.cpp, g++ -O3 -march=native) runs in
 // the same invocation for the ops that have one.
-// Usage: npm run bench [-- --reps N]
+// Usage: npm run bench [-- --reps N] [-- --wasm file.wasm]   (--wasm: run another kernel
+// build of the same ABI, e.g. an earlier commit's, through init())
 import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import {
-  quantize4bit, dequantize4bit, quantizeBlockwise, dequantizeBlockwise, tensor, wasmBuild,
+  quantize4bit, dequantize4bit, quantizeBlockwise, dequantizeBlockwise, tensor, wasmBuild, init,
   int8LinearMatmul, gemv4bit, dequantizeFp8,
 } from '../dist/index.js';
 import { wasm } from '../dist/wasm/runtime.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../dist/wasm/exports.js';
 import { numberToF16, numberToBf16 } from '../dist/float16.js';
+import { defaultDynamicMap } from '../dist/maps.js';
 
 const ROWS = 4096, COLS = 14336, n = ROWS * COLS;
-const reps = Number(process.argv[process.argv.indexOf('--reps') + 1]) || 5;
+const arg = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const reps = Number(arg('--reps')) || 5;
+const wasmFile = arg('--wasm');
+if (wasmFile) await init(readFileSync(wasmFile));
 const size = { float32: 4, float16: 2, bfloat16: 2 };
 
 function time(f) {
@@ -81,12 +87,26 @@ record('dequantizeBlockwise bs256 to float32', 'api+out', time(() => dequantizeB
 
 // Kernels alone, whole tensor resident in wasm memory.
 const m = wasm();
-const [pX, pP, pA, pO] = m.scratch(n * 4, packedBytes, absmaxBytes, n * 4);
+const [pX, pH, pB, pP, pA, pO, pQ, pA8] = m.scratch(n * 4, n * 2, n * 2, packedBytes, absmaxBytes, n * 4, n, (n / 256) * 4);
 m.write(pX, new Uint8Array(x32.buffer));
+m.write(pH, new Uint8Array(inputs.float16.data.buffer));
+m.write(pB, new Uint8Array(inputs.bfloat16.data.buffer));
+const src = { float32: pX, float16: pH, bfloat16: pB };
+for (const dtype of ['float32', 'float16', 'bfloat16']) {
+  record(`quantize4bit nf4 bs64 from ${dtype}`, 'kernel', time(() => m.k.quantize4bit(src[dtype], n, WASM_DTYPE[dtype], 64, WASM_QTYPE.nf4, pP, pA)), n * size[dtype] + packedBytes + absmaxBytes);
+}
+record('quantize4bit fp4 bs64 from float32', 'kernel', time(() => m.k.quantize4bit(pX, n, 0, 64, WASM_QTYPE.fp4, pP, pA)), n * 4 + packedBytes + absmaxBytes);
 m.k.quantize4bit(pX, n, 0, 64, WASM_QTYPE.nf4, pP, pA);
-record('quantize4bit nf4 bs64 from float32', 'kernel', time(() => m.k.quantize4bit(pX, n, 0, 64, WASM_QTYPE.nf4, pP, pA)), n * 4 + packedBytes + absmaxBytes);
 for (const dtype of ['float32', 'float16', 'bfloat16']) {
   record(`dequantize4bit nf4 bs64 to ${dtype}`, 'kernel', time(() => m.k.dequantize4bit(pP, n, 64, WASM_QTYPE.nf4, pA, WASM_DTYPE[dtype], pO)), packedBytes + absmaxBytes + n * size[dtype]);
+}
+m.useCode(defaultDynamicMap());
+for (const dtype of ['float32', 'float16', 'bfloat16']) {
+  record(`quantizeBlockwise bs256 from ${dtype}`, 'kernel', time(() => m.k.quantizeBlockwise(src[dtype], n, WASM_DTYPE[dtype], 256, m.codePtr, m.lutPtr, pQ, pA8)), n * size[dtype] + n + (n / 256) * 4);
+}
+m.k.quantizeBlockwise(pX, n, 0, 256, m.codePtr, m.lutPtr, pQ, pA8);
+for (const dtype of ['float32', 'float16', 'bfloat16']) {
+  record(`dequantizeBlockwise bs256 to ${dtype}`, 'kernel', time(() => m.k.dequantizeBlockwise(pQ, n, 256, m.codePtr, pA8, WASM_DTYPE[dtype], pO)), n + (n / 256) * 4 + n * size[dtype]);
 }
 
 // int8 GEMM, 4-bit GEMV and FP8 dequantization, each next to the native baseline.
@@ -121,17 +141,33 @@ for (const [M, N, K] of [[4096, 4096, 4096], [1, 14336, 4096]]) {
   const bytes = R * C * 3;
   fn.push([`dequantizeFp8 ${R}x${C} 128x128 tiles -> bf16 (out=)`, `${(bytes / ms / 1e6).toFixed(1)} GB/s`, `${(bytes / native.fp8_dequant_7168x7168_bf16 / 1e6).toFixed(1)} GB/s`, native.fp8_dequant_7168x7168_bf16 / ms]);
 }
-const dq4 = rows.find((r) => r.op === 'dequantize4bit nf4 bs64 to float32' && r.mode === 'kernel');
-const nativeDq4 = (packedBytes + absmaxBytes + n * 4) / native.dequant_nf4_bs64_f32 / 1e6;
+// Kernel rows next to the native baseline of the same op (same run).
+const nativeOf = {
+  'quantize4bit nf4 bs64 from float32': 'quant_nf4_bs64_f32',
+  'quantize4bit fp4 bs64 from float32': 'quant_fp4_bs64_f32',
+  'dequantize4bit nf4 bs64 to float32': 'dequant_nf4_bs64_f32',
+  'dequantize4bit nf4 bs64 to float16': 'dequant_nf4_bs64_f16',
+  'dequantize4bit nf4 bs64 to bfloat16': 'dequant_nf4_bs64_bf16',
+  'quantizeBlockwise bs256 from float32': 'quant_blockwise_bs256_f32',
+  'dequantizeBlockwise bs256 to float32': 'dequant_blockwise_bs256_f32',
+};
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-console.log(`\n### ${new Date().toISOString().slice(0, 10)} — ${cpu}, ${os.cpus().length} cores, Node ${process.version}, wasm ${wasmBuild()} build, 1 thread`);
-console.log(`\nCommand: \`npm run bench\` (${ROWS}x${COLS} = ${n} elements, median of ${reps} runs)\n`);
+console.log(`\n### ${new Date().toISOString().slice(0, 10)} — ${cpu}, ${os.cpus().length} cores, Node ${process.version}, wasm ${wasmBuild()} build${wasmFile ? ` (${wasmFile})` : ''}, 1 thread`);
+console.log(`\nCommand: \`npm run bench${wasmFile ? ` -- --wasm ${wasmFile}` : ''}\` (${ROWS}x${COLS} = ${n} elements, median of ${reps} runs)\n`);
 console.log(`memcpy (TypedArray.set, f32 tensor): ${memcpyGBs.toFixed(1)} GB/s (read + write); native memcpy ${((8 * n) / native.memcpy_f32_4096x14336 / 1e6).toFixed(1)} GB/s\n`);
 console.log('| op | mode | Gelem/s | GB/s | × memcpy |');
 console.log('|---|---|---:|---:|---:|');
 for (const r of rows) console.log(`| ${r.op} | ${r.mode} | ${r.gelem.toFixed(2)} | ${r.gbs.toFixed(1)} | ${r.ratio.toFixed(2)} |`);
-console.log(`\nNative C++ dequantize nf4 bs64 -> f32: ${nativeDq4.toFixed(1)} GB/s (bnbjs kernel ${dq4.gbs.toFixed(1)} GB/s, ratio ${(dq4.gbs / nativeDq4).toFixed(2)})\n`);
-console.log('| op | bnbjs | native C++ (g++ -O3 -march=native) | bnbjs / native |');
+console.log('\nKernels against the native C++ baseline (bench/native/baseline.cpp, g++ -O3 -march=native, same run):\n');
+console.log('| op | bnbjs kernel Gelem/s | native Gelem/s | bnbjs / native |');
+console.log('|---|---:|---:|---:|');
+for (const r of rows) {
+  const key = r.mode === 'kernel' && nativeOf[r.op];
+  if (!key) continue;
+  const nat = n / native[key] / 1e6;
+  console.log(`| ${r.op} | ${r.gelem.toFixed(2)} | ${nat.toFixed(2)} | ${(r.gelem / nat).toFixed(2)} |`);
+}
+console.log('\n| op | bnbjs | native C++ (g++ -O3 -march=native) | bnbjs / native |');
 console.log('|---|---:|---:|---:|');
 for (const [op, ours, nat, ratio] of fn) console.log(`| ${op} | ${ours} | ${nat} | ${ratio.toFixed(2)} |`);

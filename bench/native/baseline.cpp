@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <immintrin.h>
 #include <vector>
 
 using Clock = std::chrono::steady_clock;
@@ -79,6 +80,117 @@ static void fp8_dequant(const uint8_t* W, const float* scale, uint16_t* out, int
     for (int j = 0; j < Cc; j++) out[(size_t)i * Cc + j] = to_bf16(lut[W[(size_t)i * Cc + j]] * scale[(i / 128) * sc + j / 128]);
 }
 
+// bitsandbytes CUDA's decision trees (dQuantizeNF4 / dQuantizeFP4).
+static uint8_t nf4_code(float x) {
+  if (x > 0.03979014977812767f) {
+    if (x > 0.3893125355243683f) {
+      if (x > 0.6427869200706482f) return x > 0.8614784181118011f ? 15 : 14;
+      return x > 0.5016634166240692f ? 13 : 12;
+    }
+    if (x > 0.2035212516784668f) return x > 0.2920137718319893f ? 11 : 10;
+    return x > 0.1202552504837513f ? 9 : 8;
+  }
+  if (x > -0.33967943489551544f) {
+    if (x > -0.13791173323988914f) return x > -0.045525018125772476f ? 7 : 6;
+    return x > -0.23460740596055984f ? 5 : 4;
+  }
+  if (x > -0.6106329262256622f) return x > -0.4599952697753906f ? 3 : 2;
+  return x > -0.8480964004993439f ? 1 : 0;
+}
+
+static uint8_t fp4_code(float x) {
+  const uint8_t sign = x < 0 ? 8 : 0;
+  const float a = std::fabs(x);
+  if (a > 0.29166667f) {
+    if (a > 0.583333f) return sign | (a > 0.8333333f ? 3 : 2);
+    return sign | (a > 0.4166667f ? 5 : 4);
+  }
+  if (a > 0.0859375f) return sign | (a > 0.20833333f ? 7 : 6);
+  return sign | (a > 0.00260417f ? 1 : 0);
+}
+
+// Blockwise absmax (NaN ignored) and 4-bit codes, high nibble first.
+template <class Code>
+static void quant_4bit(const float* x, uint8_t* packed, float* absmax, size_t n, int bs, Code code) {
+  for (size_t b = 0; b * bs < n; b++) {
+    const float* xb = x + b * bs;
+    float m = 0;
+    for (int i = 0; i < bs; i++) m = std::max(m, std::fabs(xb[i]));
+    absmax[b] = m;
+    const float r = 1.0f / m;
+    for (int i = 0; i < bs; i += 2) packed[(b * bs + i) / 2] = (uint8_t)(code(xb[i] * r) << 4 | code(xb[i + 1] * r));
+  }
+}
+
+// out = f16(NF4[q] * absmax[i / bs]) (F16C, round to nearest even).
+static void dequant_nf4_f16(const uint8_t* packed, const float* absmax, uint16_t* out, size_t n, int bs) {
+  for (size_t i = 0; i < n; i += 2) {
+    uint8_t b = packed[i / 2];
+    float a = absmax[i / bs];
+    out[i] = _cvtss_sh(NF4[b >> 4] * a, _MM_FROUND_TO_NEAREST_INT);
+    out[i + 1] = _cvtss_sh(NF4[b & 15] * a, _MM_FROUND_TO_NEAREST_INT);
+  }
+}
+
+static void dequant_nf4_bf16(const uint8_t* packed, const float* absmax, uint16_t* out, size_t n, int bs) {
+  for (size_t i = 0; i < n; i += 2) {
+    uint8_t b = packed[i / 2];
+    float a = absmax[i / bs];
+    out[i] = to_bf16(NF4[b >> 4] * a);
+    out[i + 1] = to_bf16(NF4[b & 15] * a);
+  }
+}
+
+// bitsandbytes CUDA's kQuantizeBlockwise search: binary search of the sorted 256-entry
+// code, then the nearer of the two neighbours.
+static uint8_t search_code(const float* code, float s) {
+  int pivot = 127, upper_pivot = 255, lower_pivot = 0;
+  float lower = -1.0f, upper = 1.0f, val = code[pivot];
+  for (int step = 64; step > 0; step >>= 1) {
+    if (s > val) { lower_pivot = pivot; lower = val; pivot += step; }
+    else { upper_pivot = pivot; upper = val; pivot -= step; }
+    val = code[pivot];
+  }
+  if (upper_pivot == 255) upper = code[255];
+  if (lower_pivot == 0) lower = code[0];
+  if (s > val) return (uint8_t)(s > (upper + val) * 0.5f ? upper_pivot : pivot);
+  return (uint8_t)(s < (lower + val) * 0.5f ? lower_pivot : pivot);
+}
+
+static void quant_blockwise(const float* x, const float* code, uint8_t* q, float* absmax, size_t n, int bs) {
+  for (size_t b = 0; b * bs < n; b++) {
+    const float* xb = x + b * bs;
+    float m = 0;
+    for (int i = 0; i < bs; i++) m = std::max(m, std::fabs(xb[i]));
+    absmax[b] = m;
+    const float r = 1.0f / m;
+    for (int i = 0; i < bs; i++) q[b * bs + i] = search_code(code, xb[i] * r);
+  }
+}
+
+static void dequant_blockwise(const uint8_t* q, const float* code, const float* absmax, float* out, size_t n, int bs) {
+  for (size_t i = 0; i < n; i++) out[i] = code[q[i]] * absmax[i / bs];
+}
+
+// A signed dynamic-exponent code like bitsandbytes' default (sorted, 256 entries).
+static std::vector<float> dynamic_code() {
+  std::vector<float> v;
+  for (int i = 0; i < 7; i++) {
+    const int items = (1 << i) + 1;
+    const float scale = std::pow(10.0f, (float)(i - 6));
+    for (int j = 0; j + 1 < items; j++) {
+      const float b0 = 0.1f + 0.9f * j / (items - 1), b1 = 0.1f + 0.9f * (j + 1) / (items - 1);
+      v.push_back(scale * (b0 + b1) / 2);
+      v.push_back(-scale * (b0 + b1) / 2);
+    }
+  }
+  v.push_back(0);
+  v.push_back(1);
+  while (v.size() < 256) v.push_back(0);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
 // out = f32(NF4[q] * absmax[i / bs]).
 static void dequant_nf4(const uint8_t* packed, const float* absmax, float* out, size_t n, int bs) {
   for (size_t i = 0; i < n; i += 2) {
@@ -100,6 +212,18 @@ int main() {
     for (auto& v : packed) v = rnd() >> 24;
     std::vector<float> absmax(n / 64, 1.5f);
     printf("\"dequant_nf4_bs64_f32\": %.3f, ", median_ms(reps, [&] { dequant_nf4(packed.data(), absmax.data(), b.data(), n, 64); }));
+    std::vector<uint16_t> h(n);
+    printf("\"dequant_nf4_bs64_f16\": %.3f, ", median_ms(reps, [&] { dequant_nf4_f16(packed.data(), absmax.data(), h.data(), n, 64); }));
+    printf("\"dequant_nf4_bs64_bf16\": %.3f, ", median_ms(reps, [&] { dequant_nf4_bf16(packed.data(), absmax.data(), h.data(), n, 64); }));
+    // N(0,1)-like input from a sum of uniforms
+    for (auto& v : a) v = ((rnd() >> 8) + (rnd() >> 8) + (rnd() >> 8) - 1.5f * 16777216) / 4843165.0f;
+    printf("\"quant_nf4_bs64_f32\": %.3f, ", median_ms(reps, [&] { quant_4bit(a.data(), packed.data(), absmax.data(), n, 64, nf4_code); }));
+    printf("\"quant_fp4_bs64_f32\": %.3f, ", median_ms(reps, [&] { quant_4bit(a.data(), packed.data(), absmax.data(), n, 64, fp4_code); }));
+    const std::vector<float> code = dynamic_code();
+    std::vector<uint8_t> q(n);
+    std::vector<float> absmax8(n / 256);
+    printf("\"quant_blockwise_bs256_f32\": %.3f, ", median_ms(reps, [&] { quant_blockwise(a.data(), code.data(), q.data(), absmax8.data(), n, 256); }));
+    printf("\"dequant_blockwise_bs256_f32\": %.3f, ", median_ms(reps, [&] { dequant_blockwise(q.data(), code.data(), absmax8.data(), b.data(), n, 256); }));
   }
   for (auto [M, N, K] : {std::array<int, 3>{4096, 4096, 4096}, std::array<int, 3>{1, 14336, 4096}}) {
     std::vector<int8_t> A((size_t)M * K), B((size_t)N * K);

@@ -6,7 +6,7 @@ const ALIGN = 64;
 /** A wasm32 memory holds at most 65536 pages. */
 export const MAX_WASM_BYTES = 2 ** 32;
 
-/** Size of the persistent code-lookup region: 256 midpoints + 65536 bucket starts, plus the code itself. */
+/** Size of the persistent code-lookup region that prepareCodeLut fills (opaque here: its layout lives in assembly/blockwise.ts). */
 export const LUT_BYTES = 1024 + 65536 + 64;
 export const CODE_BYTES = 1024;
 
