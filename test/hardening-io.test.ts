@@ -6,24 +6,16 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BnbError, serializeSafetensors, tensor } from '../src/index.js';
+import { serializeSafetensors, tensor } from '../src/index.js';
 import { createSafetensorsWriter } from '../src/io/safetensors-file.js';
 import { removeStaleTemporaries, temporaryName } from '../src/io/temp.js';
 import { MAX_CONFIG_BYTES } from '../src/checkpoint/files.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
+import { rejection } from './helpers/util.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bnbjs-io-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function rejection(f: () => Promise<unknown>): Promise<BnbError> {
-  try {
-    await f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BnbError);
-    return e as BnbError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** The pid of a process that has exited. */
 function deadPid(): number {
@@ -61,7 +53,7 @@ describe('no overwrite without force', () => {
     const w = await createSafetensorsWriter(out, [{ name: 'x', dtype: 'F32', shape: [2] }]);
     await w.write('x', tensor(new Float32Array([1, 2])));
     writeFileSync(out, 'someone else');
-    expect(await rejection(() => w.finish())).toMatchObject({ code: 'E_EXISTS', message: /race\.safetensors.*exists: pass force: true/ });
+    expect(await rejection(() => w.finish())).toMatchObject({ code: 'E_EXISTS', message: expect.stringMatching(/race\.safetensors.*exists: pass force: true/) });
     expect(readFileSync(out, 'utf8')).toBe('someone else');
     expect(readdirSync(dir).filter((f) => f.startsWith('.race.safetensors.'))).toEqual([]);
   });
@@ -74,9 +66,9 @@ describe('config.json', () => {
 
   it('larger than 16 MiB, or not an object: E_CKPT_FORMAT, and nothing is written', async () => {
     writeFileSync(join(model, 'config.json'), `{"a": "${'x'.repeat(MAX_CONFIG_BYTES)}"}`);
-    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q1'), { format: 'nf4' }))).toMatchObject({ code: 'E_CKPT_FORMAT', message: /config\.json has \d+ bytes: expected a config\.json of at most 16777216/ });
+    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q1'), { format: 'nf4' }))).toMatchObject({ code: 'E_CKPT_FORMAT', message: expect.stringMatching(/config\.json has \d+ bytes: expected a config\.json of at most 16777216/) });
     writeFileSync(join(model, 'config.json'), '[1, 2]');
-    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q2'), { format: 'nf4' }))).toMatchObject({ code: 'E_CKPT_FORMAT', message: /holds \[1,2\]: expected a JSON object/ });
+    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q2'), { format: 'nf4' }))).toMatchObject({ code: 'E_CKPT_FORMAT', message: expect.stringMatching(/holds \[1,2\]: expected a JSON object/) });
     expect(existsSync(join(dir, 'q1')) || existsSync(join(dir, 'q2'))).toBe(false);
   });
 });

@@ -11,7 +11,7 @@ import { KernelExports } from '../src/wasm/exports.js';
 import { MAX_WASM_BYTES, WasmMemory, setWasmMemoryLimit, wasmMemoryLimit } from '../src/wasm/memory.js';
 import { wasm } from '../src/wasm/runtime.js';
 import { Rng, asDType, randn } from './helpers/random.js';
-import { error } from './helpers/util.js';
+import { error, onWasmBackend } from './helpers/util.js';
 
 setFlagsFromString('--expose-gc');
 const gcOnce = runInNewContext('gc') as () => void;
@@ -26,6 +26,7 @@ async function gc(): Promise<void> {
 const same = (a: Tensor, b: Tensor) => Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
 
 describe('a failed WebAssembly memory grow', () => {
+  onWasmBackend(); // with BNBJS_BACKEND=cuda too: these ops must run in WebAssembly memory
   afterAll(() => setWasmMemoryLimit(MAX_WASM_BYTES));
 
   it('is E_OUT_OF_MEMORY naming the size and the limit, and the next op gives the same bits as before', () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  BnbError, MAX_HEADER_BYTES, QuantState, Tensor, createDynamicMap, createFp8Map, createLinearMap, createNormalMap, dequantize4bit,
+  MAX_HEADER_BYTES, QuantState, Tensor, createDynamicMap, createFp8Map, createLinearMap, createNormalMap, dequantize4bit,
   dequantizeBlockwise, dequantizeFp8, dequantizeNf4, gemv4bit, int8DoubleQuant, int8VectorwiseQuant, matmul4bit, parseHeader,
   quantize4bit, quantizeBlockwise, serializeSafetensors, tensor, toDevice, toFloat32,
 } from '../src/index.js';
@@ -16,7 +16,7 @@ import { MAX_BLOB_BYTES } from '../src/quant-state.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { inspectCheckpoint } from '../src/checkpoint/inspect.js';
 import { Rng, asDType, randn } from './helpers/random.js';
-import { error } from './helpers/util.js';
+import { error, rejection } from './helpers/util.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bnbjs-hardening-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -31,15 +31,6 @@ function detachedF32(n = 4): Float32Array {
   return v;
 }
 
-async function rejection(f: () => Promise<unknown>): Promise<BnbError> {
-  try {
-    await f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BnbError);
-    return e as BnbError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('detached buffers', () => {
   const dead = { dtype: 'float32', shape: [4], data: detachedF32(), device: 'cpu' } as Tensor;
@@ -47,15 +38,15 @@ describe('detached buffers', () => {
     const msg = /A\.data is a Float32Array over a detached ArrayBuffer.*copy it before transferring/;
     expect(error(() => quantize4bit(dead))).toMatchObject({ code: 'E_DETACHED', message: msg });
     expect(error(() => quantizeBlockwise(dead))).toMatchObject({ code: 'E_DETACHED', message: msg });
-    expect(error(() => tensor(detachedF32(), [4]))).toMatchObject({ code: 'E_DETACHED', message: /^data is a Float32Array over a detached/ });
+    expect(error(() => tensor(detachedF32(), [4]))).toMatchObject({ code: 'E_DETACHED', message: expect.stringMatching(/^data is a Float32Array over a detached/) });
     const [p, s] = quantize4bit(A);
     const out = { dtype: 'float32', shape: [4, 64], data: detachedF32(256), device: 'cpu' } as Tensor;
-    expect(error(() => dequantize4bit(p, s, { out }))).toMatchObject({ code: 'E_DETACHED', message: /^out\.data/ });
-    expect(error(() => dequantize4bit(p, new QuantState({ ...s, absmax: { ...s.absmax, data: detachedF32(4) } })))).toMatchObject({ code: 'E_DETACHED', message: /^state\.absmax\.data/ });
+    expect(error(() => dequantize4bit(p, s, { out }))).toMatchObject({ code: 'E_DETACHED', message: expect.stringMatching(/^out\.data/) });
+    expect(error(() => dequantize4bit(p, new QuantState({ ...s, absmax: { ...s.absmax, data: detachedF32(4) } })))).toMatchObject({ code: 'E_DETACHED', message: expect.stringMatching(/^state\.absmax\.data/) });
     expect(error(() => toFloat32(dead))).toMatchObject({ code: 'E_DETACHED' });
     const raw = { dtype: 'float64', shape: [2], data: new Uint8Array(16), device: 'cpu' };
     structuredClone(raw.data.buffer, { transfer: [raw.data.buffer] });
-    expect(error(() => serializeSafetensors({ x: raw as never }))).toMatchObject({ code: 'E_DETACHED', message: /tensors\["x"\]\.data/ });
+    expect(error(() => serializeSafetensors({ x: raw as never }))).toMatchObject({ code: 'E_DETACHED', message: expect.stringMatching(/tensors\["x"\]\.data/) });
   });
 
   it('an empty tensor over a live buffer is not mistaken for a detached one', () => {
@@ -83,9 +74,9 @@ describe('views and odd offsets', () => {
   });
 
   it('bfloat16 bytes in a Uint8Array are E_DTYPE (a Uint16Array is needed; JS cannot view odd offsets as 16-bit)', () => {
-    expect(error(() => tensor(new Uint8Array(8), [4], 'bfloat16'))).toMatchObject({ code: 'E_DTYPE', message: /Uint8Array but dtype "bfloat16" needs a Uint16Array/ });
-    expect(error(() => tensor(new Float64Array(4) as never))).toMatchObject({ code: 'E_DTYPE', message: /data = Float64Array\(4\).*Float32Array, Uint8Array, Int8Array, Int32Array, or a Uint16Array/ });
-    expect(error(() => tensor([0.5], [1], 'float8_e4m3fn'))).toMatchObject({ code: 'E_DTYPE', message: /float8_e4m3fn pass a Uint8Array/ });
+    expect(error(() => tensor(new Uint8Array(8), [4], 'bfloat16'))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/Uint8Array but dtype "bfloat16" needs a Uint16Array/) });
+    expect(error(() => tensor(new Float64Array(4) as never))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/data = Float64Array\(4\).*Float32Array, Uint8Array, Int8Array, Int32Array, or a Uint16Array/) });
+    expect(error(() => tensor([0.5], [1], 'float8_e4m3fn'))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/float8_e4m3fn pass a Uint8Array/) });
   });
 
   it('an out tensor sharing memory with an input is E_ARGUMENT (a chunked kernel would read its own output)', () => {
@@ -94,7 +85,7 @@ describe('views and odd offsets', () => {
     const packedIn = new Uint8Array(buf, 0, 128);
     packedIn.set(p.data as Uint8Array);
     const out = tensor(new Float32Array(buf, 0, 256), [4, 64]);
-    expect(error(() => dequantize4bit(tensor(packedIn, [128, 1]), s, { out }))).toMatchObject({ code: 'E_ARGUMENT', message: /out shares memory with A \(bytes 0\.\.1024 and 0\.\.128 of one buffer\)/ });
+    expect(error(() => dequantize4bit(tensor(packedIn, [128, 1]), s, { out }))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/out shares memory with A \(bytes 0\.\.1024 and 0\.\.128 of one buffer\)/) });
     const [q, s8] = quantizeBlockwise(A, { blocksize: 64 });
     const qv = new Uint8Array(buf, 1024, 256);
     qv.set(q.data as Uint8Array);
@@ -111,11 +102,11 @@ describe('options and non-tensor arguments', () => {
     for (const f of [() => quantize4bit(A, null as never), () => dequantize4bit(p, s, null as never), () => dequantizeNf4(p, s, 5 as never),
       () => quantizeBlockwise(A, 'x' as never), () => int8VectorwiseQuant(tensor(new Uint16Array(4), [4], 'float16'), null as never),
       () => createDynamicMap(null as never), () => createLinearMap(null as never), () => createNormalMap(null as never), () => createFp8Map(null as never)]) {
-      expect(error(f)).toMatchObject({ code: 'E_ARGUMENT', message: /options = (null|5|"x") is not accepted: expected an options object/ });
+      expect(error(f)).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/options = (null|5|"x") is not accepted: expected an options object/) });
     }
-    expect(error(() => createDynamicMap({ sign: true } as never))).toMatchObject({ code: 'E_ARGUMENT', message: /createDynamicMap option sign/ });
-    expect(error(() => dequantize4bit(p, s, { outt: null } as never))).toMatchObject({ code: 'E_ARGUMENT', message: /dequantize4bit option outt/ });
-    expect(error(() => toFloat32(null as never))).toMatchObject({ code: 'E_ARGUMENT', message: /^t = null is not accepted: expected a Tensor/ });
+    expect(error(() => createDynamicMap({ sign: true } as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/createDynamicMap option sign/) });
+    expect(error(() => dequantize4bit(p, s, { outt: null } as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/dequantize4bit option outt/) });
+    expect(error(() => toFloat32(null as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^t = null is not accepted: expected a Tensor/) });
     expect(error(() => toDevice(undefined as never, 'cpu'))).toMatchObject({ code: 'E_ARGUMENT' });
   });
 });
@@ -124,13 +115,13 @@ describe('NaN and Inf: rejected by default, CUDA behaviour on request', () => {
   it('every quantize op names the first bad flat index; allowNonFinite: true computes', () => {
     const h = tensor(Uint16Array.from([0x3c00, 0x4000, 0x7e00, 0x3c00, 0xfc00, 0]), [2, 3], 'float16');
     for (const op of [int8VectorwiseQuant, int8DoubleQuant] as ((t: Tensor, o?: object) => unknown)[]) {
-      expect(error(() => op(h))).toMatchObject({ code: 'E_NON_FINITE', message: /A has a non-finite value \(NaN\) at flat index 2.*allowNonFinite: true/ });
+      expect(error(() => op(h))).toMatchObject({ code: 'E_NON_FINITE', message: expect.stringMatching(/A has a non-finite value \(NaN\) at flat index 2.*allowNonFinite: true/) });
       expect(() => op(h, { allowNonFinite: true })).not.toThrow();
     }
     const [cb, stats] = int8VectorwiseQuant(h, { allowNonFinite: true });
     expect([...cb.data]).toEqual([64, 127, 0, 0, 0, 0]); // NaN -> 0; an Inf row's stat is Inf, its finite values 0
     expect([...stats.data]).toEqual([2, Infinity]);
-    expect(error(() => int8VectorwiseQuant(h, { allowNonFinite: 'yes' } as never))).toMatchObject({ code: 'E_ARGUMENT', message: /allowNonFinite = "yes".*true or false/ });
+    expect(error(() => int8VectorwiseQuant(h, { allowNonFinite: 'yes' } as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/allowNonFinite = "yes".*true or false/) });
   });
 });
 
@@ -144,56 +135,56 @@ describe('QuantState dicts with inconsistent fields', () => {
   it('nested statistics partly present', () => {
     const x = d();
     delete x.nested_quant_map;
-    expect(fromDict(x)).toMatchObject({ code: 'E_STATE', message: /nested statistics are partly present: found nested_absmax.*but not nested_quant_map/ });
+    expect(fromDict(x)).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/nested statistics are partly present: found nested_absmax.*but not nested_quant_map/) });
     const y = QuantState.fromDict(d()).asDict() as Record<string, unknown>;
     delete y.nested_absmax;
-    expect(fromDict(y)).toMatchObject({ code: 'E_STATE', message: /partly present/ });
+    expect(fromDict(y)).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/partly present/) });
   });
 
   it('the blob: malformed, too large, or naming another quant type than its key', () => {
     const key = 'quant_state.bitsandbytes__nf4';
-    expect(fromDict({ ...d(), [key]: blob('{"quant_type": "nf4", ') })).toMatchObject({ code: 'E_STATE', message: /does not hold valid JSON/ });
-    expect(fromDict({ ...d(), [key]: tensor(new Uint8Array([0xff, 0xfe])) })).toMatchObject({ code: 'E_STATE', message: /not valid UTF-8/ });
-    expect(fromDict({ ...d(), [key]: blob('[1, 2]') })).toMatchObject({ code: 'E_STATE', message: /must hold a JSON object, got \[1, 2\]/ });
+    expect(fromDict({ ...d(), [key]: blob('{"quant_type": "nf4", ') })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/does not hold valid JSON/) });
+    expect(fromDict({ ...d(), [key]: tensor(new Uint8Array([0xff, 0xfe])) })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/not valid UTF-8/) });
+    expect(fromDict({ ...d(), [key]: blob('[1, 2]') })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/must hold a JSON object, got \[1, 2\]/) });
     expect(fromDict({ ...d(), [key]: tensor(new Uint8Array(MAX_BLOB_BYTES + 1).fill(0x20)) })).toMatchObject({ code: 'E_STATE', message: new RegExp(`has ${MAX_BLOB_BYTES + 1} bytes: a quant_state JSON blob has at most ${MAX_BLOB_BYTES}`) });
     const text = new TextDecoder().decode((d()[key] as Tensor).data as Uint8Array).replace('"nf4"', '"fp4"');
-    expect(fromDict({ ...d(), [key]: blob(text) })).toMatchObject({ code: 'E_STATE', message: /holds quant_type = "fp4" but its name says "nf4"/ });
+    expect(fromDict({ ...d(), [key]: blob(text) })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/holds quant_type = "fp4" but its name says "nf4"/) });
   });
 
   it('unknown dtype strings, shapes that are not integers, blocksizes outside the set', () => {
     const key = 'quant_state.bitsandbytes__nf4';
     const json = JSON.parse(new TextDecoder().decode((d()[key] as Tensor).data as Uint8Array).replace('NaN', '0'));
     const with_ = (o: object) => ({ ...d(), [key]: blob(JSON.stringify({ ...json, ...o })) });
-    expect(fromDict(with_({ dtype: 'float64' }))).toMatchObject({ code: 'E_STATE', message: /dtype = "float64" is not accepted: expected one of float32, float16, bfloat16/ });
-    expect(fromDict(with_({ nested_dtype: 'int4' }))).toMatchObject({ code: 'E_STATE', message: /nested_dtype = "int4"/ });
-    expect(fromDict(with_({ shape: [10, 1.5] }))).toMatchObject({ code: 'E_STATE', message: /shape = \[10, 1.5\].*non-negative integers/ });
-    expect(fromDict(with_({ shape: [2 ** 40, 2 ** 40] }))).toMatchObject({ code: 'E_STATE', message: /at most 2\^53 - 1 elements/ });
-    expect(fromDict(with_({ blocksize: 48 }))).toMatchObject({ code: 'E_BLOCKSIZE', message: /blocksize = 48.*32, 64, 128/ });
-    expect(fromDict(with_({ nested_blocksize: 100 }))).toMatchObject({ code: 'E_BLOCKSIZE', message: /nested_blocksize = 100/ });
+    expect(fromDict(with_({ dtype: 'float64' }))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/dtype = "float64" is not accepted: expected one of float32, float16, bfloat16/) });
+    expect(fromDict(with_({ nested_dtype: 'int4' }))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/nested_dtype = "int4"/) });
+    expect(fromDict(with_({ shape: [10, 1.5] }))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/shape = \[10, 1.5\].*non-negative integers/) });
+    expect(fromDict(with_({ shape: [2 ** 40, 2 ** 40] }))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/at most 2\^53 - 1 elements/) });
+    expect(fromDict(with_({ blocksize: 48 }))).toMatchObject({ code: 'E_BLOCKSIZE', message: expect.stringMatching(/blocksize = 48.*32, 64, 128/) });
+    expect(fromDict(with_({ nested_blocksize: 100 }))).toMatchObject({ code: 'E_BLOCKSIZE', message: expect.stringMatching(/nested_blocksize = 100/) });
   });
 
   it('absmax length against shape and blocksize, code lengths, absmax dtypes', () => {
     const key = 'quant_state.bitsandbytes__nf4';
     const json = JSON.parse(new TextDecoder().decode((d()[key] as Tensor).data as Uint8Array).replace('NaN', '0'));
-    expect(fromDict({ ...d(), [key]: blob(JSON.stringify({ ...json, shape: [20, 100] })) })).toMatchObject({ code: 'E_STATE', message: /absmax has 16 entries but shape \[20, 100\] with blocksize 64 has 32 blocks/ });
-    expect(fromDict({ ...d(), quant_map: tensor(new Float32Array(15)) })).toMatchObject({ code: 'E_CODE', message: /quant_map has 15 entries: a 4-bit \(nf4\) code has 16/ });
-    expect(fromDict({ ...d(), nested_quant_map: tensor(new Float32Array(16)) })).toMatchObject({ code: 'E_CODE', message: /nested_quant_map has 16 entries: expected 256/ });
-    expect(fromDict({ ...d(), nested_absmax: tensor(new Float32Array(2)) })).toMatchObject({ code: 'E_STATE', message: /nested_absmax has 2 entries but 16 absmax codes with nested_blocksize 256 make 1 blocks/ });
-    expect(fromDict({ ...d(), absmax: tensor(new Float32Array(16)) })).toMatchObject({ code: 'E_DTYPE', message: /absmax.dtype = "float32".*'uint8' \(nested, double-quantized statistics\)/ });
+    expect(fromDict({ ...d(), [key]: blob(JSON.stringify({ ...json, shape: [20, 100] })) })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/absmax has 16 entries but shape \[20, 100\] with blocksize 64 has 32 blocks/) });
+    expect(fromDict({ ...d(), quant_map: tensor(new Float32Array(15)) })).toMatchObject({ code: 'E_CODE', message: expect.stringMatching(/quant_map has 15 entries: a 4-bit \(nf4\) code has 16/) });
+    expect(fromDict({ ...d(), nested_quant_map: tensor(new Float32Array(16)) })).toMatchObject({ code: 'E_CODE', message: expect.stringMatching(/nested_quant_map has 16 entries: expected 256/) });
+    expect(fromDict({ ...d(), nested_absmax: tensor(new Float32Array(2)) })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/nested_absmax has 2 entries but 16 absmax codes with nested_blocksize 256 make 1 blocks/) });
+    expect(fromDict({ ...d(), absmax: tensor(new Float32Array(16)) })).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/absmax.dtype = "float32".*'uint8' \(nested, double-quantized statistics\)/) });
     const [, plain] = quantize4bit(A2, { quantType: 'nf4' });
-    expect(error(() => QuantState.fromDict({ ...plain.asDict({ packed: true }), absmax: tensor(new Uint8Array(16)) }))).toMatchObject({ code: 'E_DTYPE', message: /'float32' \(plain statistics\)/ });
+    expect(error(() => QuantState.fromDict({ ...plain.asDict({ packed: true }), absmax: tensor(new Uint8Array(16)) }))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/'float32' \(plain statistics\)/) });
   });
 
   it('a QuantState built or mutated by hand is checked where it is used', () => {
     const [p, st] = quantize4bit(A2, { quantType: 'nf4', compressStatistics: true });
-    expect(error(() => dequantize4bit(p, new QuantState({ ...st, code: tensor(new Float32Array(15)) })))).toMatchObject({ code: 'E_CODE', message: /state.code has 15 entries/ });
+    expect(error(() => dequantize4bit(p, new QuantState({ ...st, code: tensor(new Float32Array(15)) })))).toMatchObject({ code: 'E_CODE', message: expect.stringMatching(/state.code has 15 entries/) });
     const broken = new QuantState({ ...st });
     (broken as unknown as { state2: unknown }).state2 = 'x';
-    expect(error(() => dequantize4bit(p, broken))).toMatchObject({ code: 'E_STATE', message: /state.state2 = "x"/ });
+    expect(error(() => dequantize4bit(p, broken))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/state.state2 = "x"/) });
     (broken as unknown as { state2: unknown }).state2 = undefined;
-    expect(error(() => dequantize4bit(p, broken))).toMatchObject({ code: 'E_DTYPE', message: /state.absmax.dtype = "uint8"/ });
+    expect(error(() => dequantize4bit(p, broken))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/state.absmax.dtype = "uint8"/) });
     const weird = new QuantState({ ...st, shape: [10, 100.5] });
-    expect(error(() => gemv4bit(tensor(new Float32Array(100), [1, 100]), p, weird))).toMatchObject({ code: 'E_SHAPE', message: /state.shape = \[10, 100.5\]/ });
+    expect(error(() => gemv4bit(tensor(new Float32Array(100), [1, 100]), p, weird))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/state.shape = \[10, 100.5\]/) });
   });
 });
 
@@ -248,7 +239,7 @@ describe('checkpoint quant_state blobs', () => {
 
   it('invalid UTF-8 or an oversized blob: E_CKPT_QUANT_STATE from inspect and dequantize (not a TypeError)', async () => {
     const bad = checkpoint(new Uint8Array([0x7b, 0xff, 0x7d]));
-    expect(await rejection(() => inspectCheckpoint(bad))).toMatchObject({ code: 'E_CKPT_QUANT_STATE', message: /valid UTF-8 JSON/ });
+    expect(await rejection(() => inspectCheckpoint(bad))).toMatchObject({ code: 'E_CKPT_QUANT_STATE', message: expect.stringMatching(/valid UTF-8 JSON/) });
     expect(await rejection(() => dequantizeCheckpoint(bad, join(tmp, 'out1.safetensors')))).toMatchObject({ code: 'E_CKPT_QUANT_STATE' });
     const huge = checkpoint(new Uint8Array(MAX_BLOB_BYTES + 8).fill(0x20));
     expect(await rejection(() => inspectCheckpoint(huge))).toMatchObject({ code: 'E_CKPT_QUANT_STATE', message: new RegExp(`has ${MAX_BLOB_BYTES + 8} bytes`) });

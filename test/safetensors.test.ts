@@ -6,13 +6,13 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BnbError, MAX_HEADER_BYTES, StoredTensor, headerLength, parseHeader, parseSafetensors, readSafetensors,
+  MAX_HEADER_BYTES, StoredTensor, headerLength, parseHeader, parseSafetensors, readSafetensors,
   safetensorsDTypeOf, serializeSafetensors, tensor, toStoredTensor, writeSafetensors,
 } from '../src/index.js';
 import type { SafetensorsDType, TensorInfo } from '../src/index.js';
 import { createSafetensorsWriter, openCheckpoint, openSafetensors } from '../src/io/safetensors-file.js';
 import { SHARED } from './helpers/golden.js';
-import { error } from './helpers/util.js';
+import { error, rejection } from './helpers/util.js';
 
 let dir: string;
 beforeAll(() => {
@@ -23,15 +23,6 @@ afterAll(() => {
 });
 
 /** The BnbError an async f throws. */
-async function rejection(f: () => Promise<unknown>): Promise<BnbError> {
-  try {
-    await f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BnbError);
-    return e as BnbError;
-  }
-  throw new Error('expected a rejection');
-}
 
 const enc = new TextEncoder();
 

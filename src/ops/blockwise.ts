@@ -2,13 +2,14 @@ import { BnbError, fail } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FloatDType, allocate } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
-import { Tensor, checkTensor, numel, tensor } from '../tensor.js';
+import { Tensor, numel, tensor, toDevice } from '../tensor.js';
 import { defaultDynamicMap } from '../maps.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { meanF32 } from './stats.js';
 import {
-  BLOCKSIZES_8BIT, checkAbsmax, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, checkOptionsObject, outputTensor,
+  BLOCKSIZES_8BIT, checkAbsmax, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, checkOptionsObject, checkOutput, checkTensorArg,
+  checkTensorOf, emptyTensor, onHost,
 } from './validate.js';
 import { FiniteCheck } from './finite.js';
 import { absmaxSpan, loadFloatChunk } from './chunk.js';
@@ -23,11 +24,11 @@ export interface QuantizeBlockwiseOptions {
 
 /** A 256-entry f32 code, sorted ascending (every kernel binary-searches it). */
 export function checkCode(argument: string, t: unknown): Float32Array {
-  const c = checkTensor(argument, t);
-  if (c.dtype !== 'float32' || c.data.length !== 256) {
-    throw new BnbError('E_CODE', `${argument} must be a float32 tensor of 256 entries, got ${c.dtype} with ${c.data.length}`);
+  const c = checkTensorArg(argument, t);
+  if (c.dtype !== 'float32' || numel(c.shape) !== 256) {
+    throw new BnbError('E_CODE', `${argument} must be a float32 tensor of 256 entries, got ${c.dtype} with ${numel(c.shape)}`);
   }
-  const d = c.data as Float32Array;
+  const d = (onHost(c) ? c : toDevice(c, 'cpu')).data as Float32Array; // 1 KiB: every backend reads the code on the host
   for (let i = 0; i < 256; i++) {
     if (!Number.isFinite(d[i]!)) throw new BnbError('E_CODE', `${argument}[${i}] = ${d[i]} is not finite`);
     if (i > 0 && d[i]! < d[i - 1]!) {
@@ -99,21 +100,38 @@ export function compressAbsmax(absmax: Float32Array, blocksize: number, offset =
   return { absmax: tensor(r.q, [r.q.length], 'uint8'), offset, state2 };
 }
 
-/** f32 absmax of a state, de-nesting it if needed: code2[q] * absmax2 + offset (two roundings). */
-export function stateAbsmax(state: QuantState, nblocks: number): Float32Array {
+/** A state's statistics, checked: f32 absmax, or uint8 codes and the nested statistics that decode them. */
+export interface CheckedAbsmax {
+  absmax: Tensor;
+  nested: { offset: number; blocksize: number; code: Float32Array; absmax: Tensor } | null;
+}
+
+export function checkStateAbsmax(state: QuantState, nblocks: number): CheckedAbsmax {
   const s2 = state.state2;
-  if (s2 === null || s2 === undefined) return checkAbsmax('state.absmax', state.absmax, nblocks).data as Float32Array;
+  if (s2 === null || s2 === undefined) return { absmax: checkAbsmax('state.absmax', state.absmax, nblocks), nested: null };
   if (typeof s2 !== 'object') fail('E_STATE', 'state.state2', s2, 'null or the QuantState of the nested statistics');
   const q = checkAbsmax('state.absmax', state.absmax, nblocks, 'uint8');
   const offset = state.offset;
   if (typeof offset !== 'number') fail('E_STATE', 'state.offset', offset, 'a number for a nested state');
-  checkBlocksize('state.state2.blocksize', s2.blocksize, BLOCKSIZES_8BIT);
-  const code2 = checkCode('state.state2.code', s2.code);
-  const a2 = checkAbsmax('state.state2.absmax', s2.absmax, Math.ceil(nblocks / s2.blocksize));
-  const bytes = dequantizeBlockwiseRaw(q.data as Uint8Array, nblocks, a2.data as Float32Array, code2, s2.blocksize, 'float32');
+  const blocksize = checkBlocksize('state.state2.blocksize', s2.blocksize, BLOCKSIZES_8BIT);
+  const code = checkCode('state.state2.code', s2.code);
+  const absmax = checkAbsmax('state.state2.absmax', s2.absmax, Math.ceil(nblocks / blocksize));
+  return { absmax: q, nested: { offset, blocksize, code, absmax } };
+}
+
+/** f32 absmax of checked host statistics, de-nested if needed: code2[q] * absmax2 + offset (two roundings). */
+export function absmaxF32({ absmax, nested }: CheckedAbsmax): Float32Array {
+  if (nested === null) return absmax.data as Float32Array;
+  const nblocks = absmax.data.length;
+  const bytes = dequantizeBlockwiseRaw(absmax.data as Uint8Array, nblocks, nested.absmax.data as Float32Array, nested.code, nested.blocksize, 'float32');
   const out = new Float32Array(bytes.buffer, bytes.byteOffset, nblocks);
-  for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i]! + offset);
+  for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i]! + nested.offset);
   return out;
+}
+
+/** f32 absmax of a state on the host (checked), de-nested if needed. */
+export function stateAbsmax(state: QuantState, nblocks: number): Float32Array {
+  return absmaxF32(checkStateAbsmax(state, nblocks));
 }
 
 /** bnb's quantize_blockwise: 8-bit codes (same shape as A) and a QuantState. */
@@ -122,8 +140,8 @@ export function quantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}
   return dispatch('quantizeBlockwise', { A })(A, opts);
 }
 
-/** The WebAssembly kernel of quantizeBlockwise. */
-export function quantizeBlockwiseWasm(A: Tensor, opts: QuantizeBlockwiseOptions = {}): [Tensor, QuantState] {
+/** quantizeBlockwise's arguments, checked and with their defaults (every backend's kernel starts here). */
+export function checkQuantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}) {
   checkOptions('quantizeBlockwise', opts, ['code', 'blocksize', 'nested', 'allowNonFinite']);
   const { blocksize = 4096, nested = false, allowNonFinite = false } = opts;
   const a = checkFloatInput('A', A, 'Blockwise quantization');
@@ -131,7 +149,12 @@ export function quantizeBlockwiseWasm(A: Tensor, opts: QuantizeBlockwiseOptions 
   checkBoolean('nested', nested);
   checkBoolean('allowNonFinite', allowNonFinite);
   const code = opts.code === undefined ? defaultDynamicMap() : checkCode('code', opts.code);
-  const n = numel(a.shape);
+  return { A: a, n: numel(a.shape), blocksize, nested, allowNonFinite, code };
+}
+
+/** The WebAssembly kernel of quantizeBlockwise. */
+export function quantizeBlockwiseWasm(A: Tensor, opts: QuantizeBlockwiseOptions = {}): [Tensor, QuantState] {
+  const { A: a, n, blocksize, nested, allowNonFinite, code } = checkQuantizeBlockwise(A, opts);
   const r = quantizeBlockwiseRaw(a.data, n, a.dtype, code, blocksize, allowNonFinite ? null : { argument: 'A', tensor: a });
   const absmax = tensor(r.absmax, [r.absmax.length], 'float32');
   const codeT = tensor(code.slice(), [256], 'float32');
@@ -159,14 +182,10 @@ export function dequantizeBlockwise(
   return dispatch('dequantizeBlockwise', { A: q, absmax: s?.absmax, nested_absmax: s?.state2?.absmax, out: opts?.out })(q, stateOrOptions, opts);
 }
 
-/** The WebAssembly kernel of dequantizeBlockwise. */
-export function dequantizeBlockwiseWasm(
-  q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
-): Tensor {
+/** dequantizeBlockwise's arguments, checked (every backend's kernel starts here). */
+export function checkDequantizeBlockwise(q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {}) {
   checkOptions('dequantizeBlockwise', opts, ['out']);
-  const { out } = opts;
-  const t = checkTensor('A', q);
-  if (t.dtype !== 'uint8') fail('E_DTYPE', 'A.dtype', t.dtype, "'uint8'");
+  const t = checkTensorOf('A', q, 'uint8');
   let state: QuantState;
   if (stateOrOptions instanceof QuantState) state = stateOrOptions;
   else {
@@ -184,9 +203,18 @@ export function dequantizeBlockwiseWasm(
   }
   const code = checkCode('state.code', state.code);
   const n = numel(t.shape);
-  const absmax = stateAbsmax(state, Math.ceil(n / blocksize));
-  const result = outputTensor(out, dtype, t.shape, { A: t, 'state.absmax': state.absmax, 'state.code': state.code });
-  dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmax, code, blocksize, dtype, result.data);
+  const absmax = checkStateAbsmax(state, Math.ceil(n / blocksize));
+  const out = checkOutput(opts.out, dtype, t.shape, { A: t, 'state.absmax': state.absmax, 'state.code': state.code });
+  return { A: t, n, blocksize, dtype: dtype as FloatDType, code, absmax, out };
+}
+
+/** The WebAssembly kernel of dequantizeBlockwise. */
+export function dequantizeBlockwiseWasm(
+  q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
+): Tensor {
+  const { A: t, n, blocksize, dtype, code, absmax, out } = checkDequantizeBlockwise(q, stateOrOptions, opts);
+  const result = out ?? emptyTensor(dtype, t.shape);
+  dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmaxF32(absmax), code, blocksize, dtype, result.data);
   return result;
 }
 

@@ -2,13 +2,15 @@ import { BnbError, fail, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { DType, FloatDType, allocate } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
-import { Tensor, checkShape, checkTensor, numel, tensor } from '../tensor.js';
+import { Tensor, checkShape, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
-import { stateAbsmax } from './blockwise.js';
+import { absmaxF32, checkStateAbsmax } from './blockwise.js';
 import { absmaxSpan, byteView } from './chunk.js';
-import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkFloatDType, checkOptions, checkOptionsObject, outputTensor } from './validate.js';
+import {
+  BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, emptyTensor, itemBytes,
+} from './validate.js';
 
 export interface Dequantize4bitOptions {
   absmax: Tensor;
@@ -64,13 +66,10 @@ export function dequantize4bit(
   return dispatch('dequantize4bit', { A, absmax: s?.absmax, nested_absmax: s?.state2?.absmax, out: opts?.out })(A, stateOrOptions, opts);
 }
 
-/** The WebAssembly kernel of dequantize4bit. */
-export function dequantize4bitWasm(
-  A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
-): Tensor {
+/** dequantize4bit's arguments, checked (every backend's kernel starts here). */
+export function checkDequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {}) {
   checkOptions('dequantize4bit', opts, ['out']);
-  const { out } = opts;
-  const packed = checkTensor('A', A);
+  const packed = checkTensorArg('A', A);
   let state: QuantState;
   if (stateOrOptions instanceof QuantState) state = stateOrOptions;
   else {
@@ -91,20 +90,30 @@ export function dequantize4bitWasm(
   const shape = checkShape('state.shape', state.shape);
   const n = numel(shape);
   checkCode4bit('state.code', state.code);
-  const nbytes = packed.data.byteLength;
+  const nbytes = itemBytes(packed);
   if (!(nbytes >= Math.ceil(n / 2))) {
     throw new BnbError('E_SHAPE', `A holds ${nbytes} bytes but shape ${show(shape)} needs ${Math.ceil(n / 2)} packed bytes`);
   }
-  const absmax = stateAbsmax(state, Math.ceil(n / blocksize));
+  const absmax = checkStateAbsmax(state, Math.ceil(n / blocksize));
   const transposed = packed.shape[0] === 1 && shape.length >= 2;
   if (transposed && shape.length > 2) {
     throw new BnbError('E_SHAPE', `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`);
   }
-  const result = outputTensor(out, dtype, transposed ? [shape[1]!, shape[0]!] : shape, { A: packed, 'state.absmax': state.absmax });
+  const outShape = transposed ? [shape[1]!, shape[0]!] : shape;
+  const out = checkOutput(opts.out, dtype, outShape, { A: packed, 'state.absmax': state.absmax });
+  return { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out };
+}
+
+/** The WebAssembly kernel of dequantize4bit. */
+export function dequantize4bitWasm(
+  A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
+): Tensor {
+  const { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out } = checkDequantize4bit(A, stateOrOptions, opts);
+  const result = out ?? emptyTensor(dtype, outShape);
   if (!transposed) {
-    dequantize4bitRaw(packed.data, n, absmax, blocksize, quantType, dtype, result.data);
+    dequantize4bitRaw(packed.data, n, absmaxF32(absmax), blocksize, quantType, dtype, result.data);
   } else {
-    const rows = dequantize4bitRaw(packed.data, n, absmax, blocksize, quantType, dtype);
+    const rows = dequantize4bitRaw(packed.data, n, absmaxF32(absmax), blocksize, quantType, dtype);
     transpose2d(rows, shape[0]!, shape[1]!, dtype === 'float32' ? 4 : 2, result.data);
   }
   return result;

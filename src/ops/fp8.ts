@@ -2,11 +2,11 @@ import { BnbError, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FloatDType, FLOAT_DTYPES } from '../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../float16.js';
-import { Tensor, checkTensor, numel, toFloat32 } from '../tensor.js';
+import { Tensor, numel, toDevice, toFloat32 } from '../tensor.js';
 import { byteView } from './chunk.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
-import { checkFloatDType, checkOptions, checkOptionsObject, outputTensor } from './validate.js';
+import { checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, checkTensorOf, emptyTensor, onHost } from './validate.js';
 
 export interface DequantizeFp8Options {
   /** output dtype (default bfloat16, as axolotl) */
@@ -60,14 +60,11 @@ export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Op
   return dispatch('dequantizeFp8', { W, scaleInv, out: opts?.out })(W, scaleInv, opts);
 }
 
-/** The WebAssembly kernel of dequantizeFp8. */
-export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
+/** dequantizeFp8's arguments, checked (every backend's kernel starts here); `scales` are the scales rounded to the output dtype. */
+export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}) {
   checkOptions('dequantizeFp8', opts, ['dtype', 'blockSize', 'out']);
-  const w = checkTensor('W', W);
-  if (w.dtype !== 'float8_e4m3fn') {
-    throw new BnbError('E_DTYPE', `W.dtype = ${show(w.dtype)} is not accepted: expected 'float8_e4m3fn'`);
-  }
-  const s = checkTensor('scaleInv', scaleInv);
+  const w = checkTensorOf('W', W, 'float8_e4m3fn');
+  const s = checkTensorArg('scaleInv', scaleInv);
   if (!(FLOAT_DTYPES as readonly string[]).includes(s.dtype)) {
     throw new BnbError('E_DTYPE', `scaleInv.dtype = ${show(s.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
   }
@@ -76,12 +73,18 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
   if (!Number.isSafeInteger(b) || b < 1) {
     throw new BnbError('E_ARGUMENT', `blockSize = ${show(b)} is not accepted: expected a positive integer`);
   }
-  const L = layoutOf(w, s, b);
-  const result = outputTensor(opts.out, dtype, w.shape, { W: w, scaleInv: s });
+  const layout = layoutOf(w, s, b);
+  const out = checkOutput(opts.out, dtype, w.shape, { W: w, scaleInv: s });
   const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x))
     : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
-  const scales = toFloat32(s).map(round);
+  const scales = toFloat32(onHost(s) ? s : toDevice(s, 'cpu')).map(round); // scale tables are small: read on the host
+  return { W: w, dtype, layout, scales, out };
+}
 
+/** The WebAssembly kernel of dequantizeFp8. */
+export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
+  const { W: w, dtype, layout: L, scales, out } = checkDequantizeFp8(W, scaleInv, opts);
+  const result = out ?? emptyTensor(dtype, w.shape);
   const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
   const n = numel(w.shape);

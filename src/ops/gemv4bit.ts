@@ -2,29 +2,27 @@ import { BnbError, fail, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
-import { Tensor, checkShape, checkTensor, numel, toFloat32 } from '../tensor.js';
+import { Tensor, checkShape, numel, toFloat32 } from '../tensor.js';
 import { byteView } from './chunk.js';
 import { checkQuantType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
-import { stateAbsmax } from './blockwise.js';
-import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, outputTensor } from './validate.js';
+import { absmaxF32, checkStateAbsmax } from './blockwise.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, checkTensorArg, emptyTensor, itemBytes } from './validate.js';
 
 /**
- * out = A @ W^T (+ bias), W = dequantize4bit(B, state) of shape state.shape = [N, K]:
- * the weights are decoded exactly as dequantize4bit's f32 values and the dot
- * products accumulate in f32 (a fixed 16-lane order, identical in both builds);
- * the result is rounded once to A's dtype. B is read as bytes, so `qB` and its
- * transposed [1, n] form are the same.
+ * gemv4bit's (and matmul4bit's) arguments, checked (every backend's kernel starts
+ * here): A [..., K] of a float dtype, the packed weight B of state.shape = [N, K],
+ * an optional bias of N entries.
  */
-function linear4bit(op: string, A: Tensor, B: Tensor, state: QuantState, bias: Tensor | null): Tensor {
-  const a = checkTensor('A', A);
+export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}) {
+  const a = checkTensorArg('A', A);
   if (!(FLOAT_DTYPES as readonly string[]).includes(a.dtype)) {
-    throw new BnbError('E_DTYPE', `A.dtype = ${show(a.dtype)} is not accepted: ${op} needs ${FLOAT_DTYPES.join(', ')}`);
+    throw new BnbError('E_DTYPE', `A.dtype = ${show(a.dtype)} is not accepted: gemv4bit needs ${FLOAT_DTYPES.join(', ')}`);
   }
-  const b = checkTensor('B', B);
+  const b = checkTensorArg('B', B);
   if (!(state instanceof QuantState)) {
-    throw new BnbError('E_STATE', `state = ${show(state)} is not accepted: ${op}() requires the QuantState from quantize4bit()`);
+    throw new BnbError('E_STATE', `state = ${show(state)} is not accepted: gemv4bit() requires the QuantState from quantize4bit()`);
   }
   const quantType = checkQuantType('state.quantType', state.quantType);
   const blocksize = checkBlocksize('state.blocksize', state.blocksize, BLOCKSIZES_4BIT);
@@ -34,24 +32,37 @@ function linear4bit(op: string, A: Tensor, B: Tensor, state: QuantState, bias: T
   const [N, K] = checkShape('state.shape', state.shape) as [number, number];
   checkCode4bit('state.code', state.code);
   if (a.shape.length < 1 || a.shape[a.shape.length - 1] !== K) {
-    throw new BnbError('E_SHAPE', `A.shape = ${show(a.shape)} does not match the weight: ${op} computes A @ W^T with W of shape ${show(state.shape)}, so A's last dimension must be ${K}`);
+    throw new BnbError('E_SHAPE', `A.shape = ${show(a.shape)} does not match the weight: gemv4bit computes A @ W^T with W of shape ${show(state.shape)}, so A's last dimension must be ${K}`);
   }
-  const nbytes = b.data.byteLength;
+  const nbytes = itemBytes(b);
   if (!(nbytes >= Math.ceil((N * K) / 2))) {
     throw new BnbError('E_SHAPE', `B holds ${nbytes} bytes but a ${N}x${K} weight needs ${Math.ceil((N * K) / 2)}`);
   }
-  let biasF32: Float32Array | null = null;
+  const bias = opts.bias ?? null;
   if (bias !== null) {
-    const t = checkTensor('bias', bias);
+    const t = checkTensorArg('bias', bias);
     if (!(FLOAT_DTYPES as readonly string[]).includes(t.dtype)) fail('E_DTYPE', 'bias.dtype', t.dtype, FLOAT_DTYPES.join(', '));
-    if (t.data.length !== N) throw new BnbError('E_SHAPE', `bias has ${t.data.length} entries but the weight has ${N} output features`);
-    biasF32 = toFloat32(t);
+    if (numel(t.shape) !== N) throw new BnbError('E_SHAPE', `bias has ${numel(t.shape)} entries but the weight has ${N} output features`);
   }
-  const M = numel(a.shape.slice(0, -1));
-  const dtype = a.dtype as FloatDType;
-  const result = outputTensor(undefined, dtype, [...a.shape.slice(0, -1), N]);
+  const absmax = checkStateAbsmax(state, Math.ceil((N * K) / blocksize));
+  const M = numel(a.shape.slice(0, -1)); // not numel / K: K may be 0 (the result is then the bias)
+  return { A: a, B: b, M, N, K, quantType, blocksize, dtype: a.dtype as FloatDType, bias, absmax, outShape: [...a.shape.slice(0, -1), N] };
+}
+
+/**
+ * The WebAssembly kernel of gemv4bit / matmul4bit.
+ * out = A @ W^T (+ bias), W = dequantize4bit(B, state) of shape state.shape = [N, K]:
+ * the weights are decoded exactly as dequantize4bit's f32 values and the dot
+ * products accumulate in f32 (a fixed 16-lane order, identical in both builds);
+ * the result is rounded once to A's dtype. B is read as bytes, so `qB` and its
+ * transposed [1, n] form are the same.
+ */
+export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
+  const { A: a, B: b, M, N, K, quantType, blocksize, dtype, bias, absmax: checked, outShape } = checkGemv4bit(A, B, state, opts);
+  const biasF32 = bias === null ? null : toFloat32(bias);
+  const result = emptyTensor(dtype, outShape);
   if (M === 0 || N === 0) return result;
-  const absmax = stateAbsmax(state, Math.ceil((N * K) / blocksize));
+  const absmax = absmaxF32(checked);
   const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
   const budget = chunkElements(1) * 4; // weights (and A elements) per kernel call
@@ -64,7 +75,7 @@ function linear4bit(op: string, A: Tensor, B: Tensor, state: QuantState, bias: T
   const [pA, pAbs, pBias, pW, pOut, pScratch] = m.scratch(
     mc * K * size, (Math.ceil(((g + nc) * K) / blocksize) + 1) * 4, (g + nc) * 4, Math.ceil((nc * K) / 2) + 1, mc * nc * size, (mc * K + K) * 4,
   );
-  const W = B.data;
+  const W = b.data;
   for (let i0 = 0; i0 < M; i0 += mc) {
     const mi = Math.min(mc, M - i0);
     m.write(pA!, byteView(a.data, i0 * K * size, mi * K * size));
@@ -72,7 +83,7 @@ function linear4bit(op: string, A: Tensor, B: Tensor, state: QuantState, bias: T
       const nj = Math.min(nc, N - j0);
       const J = Math.floor(j0 / g) * g;
       if ((j0 + nj - J) * K >= 2 ** 32) {
-        throw new BnbError('E_SHAPE', `state.shape = ${show(state.shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for ${op} to process in chunks`);
+        throw new BnbError('E_SHAPE', `state.shape = ${show(state.shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for gemv4bit to process in chunks`);
       }
       const first = Math.floor((j0 * K) / 2), last = Math.ceil(((j0 + nj) * K) / 2);
       const b0 = (J * K) / blocksize, b1 = Math.ceil(((j0 + nj) * K) / blocksize);
@@ -96,11 +107,6 @@ function gcd(a: number, b: number): number {
 /** bnb's gemv_4bit: A [..., K] times the 4-bit weight [N, K] transposed, for any M and K. */
 export function gemv4bit(A: Tensor, B: Tensor, state: QuantState): Tensor {
   return dispatch('gemv4bit', { A, B, absmax: state?.absmax, nested_absmax: state?.state2?.absmax })(A, B, state, {});
-}
-
-/** The WebAssembly kernel of gemv4bit / matmul4bit. */
-export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
-  return linear4bit('gemv4bit', A, B, state, opts.bias ?? null);
 }
 
 /** bnb's matmul_4bit (inference): A @ W^T + bias. */

@@ -2,21 +2,19 @@ import { BnbError, fail, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { f16ToNumber, numberToF16 } from '../float16.js';
-import { Tensor, checkTensor, numel, tensor } from '../tensor.js';
+import { Tensor, numel, tensor } from '../tensor.js';
 import { byteView } from './chunk.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { FiniteCheck, nonFiniteError } from './finite.js';
-import { checkBoolean, checkFloatDType, checkOptions, checkOptionsObject, outputTensor } from './validate.js';
+import {
+  checkBoolean, checkDTypeIs, checkFloatDType, checkOptions, checkOptionsObject, checkTensorArg, checkTensorOf, emptyTensor,
+} from './validate.js';
 
 export interface Int8QuantOptions {
   /** outlier threshold: |x| >= threshold is an outlier (0: none). Compared in float16, as bnb. */
   threshold?: number;
   allowNonFinite?: boolean;
-}
-
-function checkDType(argument: string, t: Tensor, dtype: string): void {
-  if (t.dtype !== dtype) throw new BnbError('E_DTYPE', `${argument}.dtype = ${show(t.dtype)} is not accepted: expected '${dtype}'`);
 }
 
 /** [rows, cols] of a tensor seen as a matrix over its last dimension. */
@@ -36,13 +34,12 @@ function checkThreshold(threshold: unknown): number {
   return f16ToNumber(numberToF16(threshold));
 }
 
-function checkStats(argument: string, t: unknown, length: number, what: string): Float32Array {
-  const s = checkTensor(argument, t);
-  checkDType(argument, s, 'float32');
-  if (s.data.length !== length) {
-    throw new BnbError('E_SHAPE', `${argument} has ${s.data.length} entries but ${what} needs ${length}`);
+function checkStats(argument: string, t: unknown, length: number, what: string): Tensor {
+  const s = checkTensorOf(argument, t, 'float32');
+  if (numel(s.shape) !== length) {
+    throw new BnbError('E_SHAPE', `${argument} has ${numel(s.shape)} entries but ${what} needs ${length}`);
   }
-  return s.data as Float32Array;
+  return s;
 }
 
 /** Row-wise int8 quantization of f16 A over row chunks; `finite` rejects NaN/Inf first. */
@@ -102,13 +99,17 @@ function outlierColumns(A: Tensor, threshold: number): Int32Array {
   return Int32Array.from(out);
 }
 
-function checkInt8Input(op: string, A: Tensor, opts: Int8QuantOptions): { threshold: number; finite: FiniteCheck | null } {
-  checkOptions(op, opts, ['threshold', 'allowNonFinite']);
-  const a = checkTensor('A', A);
-  checkDType('A', a, 'float16');
+/**
+ * int8VectorwiseQuant's (and int8DoubleQuant's) arguments, checked (every backend's
+ * kernel starts here): float16 A seen as [rows, cols].
+ */
+export function checkInt8Quant(A: Tensor, opts: Int8QuantOptions = {}) {
+  checkOptions('int8VectorwiseQuant', opts, ['threshold', 'allowNonFinite']);
+  const a = checkTensorOf('A', A, 'float16');
   const threshold = checkThreshold(opts.threshold ?? 0);
-  const allow = checkBoolean('allowNonFinite', opts.allowNonFinite ?? false);
-  return { threshold, finite: allow ? null : { argument: 'A', tensor: a } };
+  const allowNonFinite = checkBoolean('allowNonFinite', opts.allowNonFinite ?? false);
+  const [rows, cols] = matrix('A', a);
+  return { A: a, threshold, allowNonFinite, rows, cols };
 }
 
 /**
@@ -122,9 +123,8 @@ export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Te
 
 /** The WebAssembly kernel of int8VectorwiseQuant. */
 export function int8VectorwiseQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
-  const { threshold, finite } = checkInt8Input('int8VectorwiseQuant', A, opts);
-  const [rows, cols] = matrix('A', A);
-  const { q, stats } = int8QuantRows(A, threshold, finite);
+  const { threshold, allowNonFinite, rows, cols } = checkInt8Quant(A, opts);
+  const { q, stats } = int8QuantRows(A, threshold, allowNonFinite ? null : { argument: 'A', tensor: A });
   let outliers: Tensor | null = null;
   if (threshold > 0) {
     const oc = outlierColumns(A, threshold);
@@ -147,8 +147,7 @@ export function int8DoubleQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor
 /** The WebAssembly kernel of int8DoubleQuant. */
 export function int8DoubleQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor, Tensor, Tensor | null] {
   const [CA, rowStats, outliers] = int8VectorwiseQuantWasm(A, opts);
-  const threshold = checkThreshold(opts.threshold ?? 0);
-  const [, cols] = matrix('A', A);
+  const { threshold, cols } = checkInt8Quant(A, opts);
   const { q, stats } = int8QuantColumns(A, threshold);
   return [CA, tensor(q, [...A.shape], 'int8'), rowStats, tensor(stats, [cols], 'float32'), outliers];
 }
@@ -158,12 +157,17 @@ export function int8VectorwiseDequant(A: Tensor, stats: Tensor): Tensor {
   return dispatch('int8VectorwiseDequant', { A, stats })(A, stats);
 }
 
+/** int8VectorwiseDequant's arguments, checked (every backend's kernel starts here). */
+export function checkInt8VectorwiseDequant(A: Tensor, stats: Tensor) {
+  const a = checkTensorOf('A', A, 'int8');
+  const [rows, cols] = matrix('A', a);
+  return { A: a, stats: checkStats('stats', stats, rows, `A with ${rows} rows`), rows, cols };
+}
+
 /** The WebAssembly kernel of int8VectorwiseDequant. */
 export function int8VectorwiseDequantWasm(A: Tensor, stats: Tensor): Tensor {
-  const a = checkTensor('A', A);
-  checkDType('A', a, 'int8');
-  const [rows, cols] = matrix('A', a);
-  const s = checkStats('stats', stats, rows, `A with ${rows} rows`);
+  const { A: a, stats: st, rows, cols } = checkInt8VectorwiseDequant(A, stats);
+  const s = st.data as Float32Array;
   const m = wasm();
   const out = new Float32Array(rows * cols);
   const chunk = Math.max(1, Math.min(rows, Math.floor(chunkElements(1) / cols)));
@@ -183,17 +187,23 @@ export function int8LinearMatmul(A: Tensor, B: Tensor): Tensor {
   return dispatch('int8LinearMatmul', { A, B })(A, B);
 }
 
-/** The WebAssembly kernel of int8LinearMatmul. */
-export function int8LinearMatmulWasm(A: Tensor, B: Tensor): Tensor {
-  const a = checkTensor('A', A), b = checkTensor('B', B);
-  checkDType('A', a, 'int8');
-  checkDType('B', b, 'int8');
+/** int8LinearMatmul's arguments, checked (every backend's kernel starts here): int8 A [..., K] and B [N, K]. */
+export function checkInt8LinearMatmul(A: Tensor, B: Tensor) {
+  const a = checkTensorArg('A', A), b = checkTensorArg('B', B);
+  checkDTypeIs('A', a, 'int8');
+  checkDTypeIs('B', b, 'int8');
   if (b.shape.length !== 2) throw new BnbError('E_SHAPE', `B.shape = ${show(b.shape)} is not accepted: expected a 2-D [N, K] matrix`);
   const [M, K] = matrix('A', a);
   const [N, KB] = b.shape as [number, number];
   if (K !== KB) {
     throw new BnbError('E_SHAPE', `int8LinearMatmul computes A @ B^T: A.shape = ${show(a.shape)} and B.shape = ${show(b.shape)} have inner dimensions ${K} and ${KB}`);
   }
+  return { A: a, B: b, M, K, N };
+}
+
+/** The WebAssembly kernel of int8LinearMatmul. */
+export function int8LinearMatmulWasm(A: Tensor, B: Tensor): Tensor {
+  const { A: a, B: b, M, K, N } = checkInt8LinearMatmul(A, B);
   const out = new Int32Array(M * N);
   const m = wasm();
   const budget = chunkElements(1) * 64; // bytes of each operand per kernel call
@@ -219,6 +229,7 @@ export interface Int8MmDequantOptions {
   dtype?: FloatDType;
 }
 
+/** The kernels' bias dtype ids (0: no bias). */
 const BIAS_KIND: Record<FloatDType, number> = { float16: 1, float32: 2, bfloat16: 3 };
 
 /**
@@ -231,24 +242,30 @@ export function int8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opt
   return dispatch('int8MmDequant', { A, rowStats, colStats, bias: opts?.bias })(A, rowStats, colStats, opts);
 }
 
-/** The WebAssembly kernel of int8MmDequant. */
-export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
+/** int8MmDequant's arguments, checked (every backend's kernel starts here). */
+export function checkInt8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}) {
   checkOptions('int8MmDequant', opts, ['bias', 'dtype']);
-  const a = checkTensor('A', A);
-  checkDType('A', a, 'int32');
+  const a = checkTensorOf('A', A, 'int32');
   const [rows, cols] = matrix('A', a);
   const rs = checkStats('rowStats', rowStats, rows, `A with ${rows} rows`);
   const cs = checkStats('colStats', colStats, cols, `A with ${cols} columns`);
   const dtype = checkFloatDType('dtype', opts.dtype ?? 'float16', 'int8MmDequant');
   let bias: Tensor | null = null;
   if (opts.bias !== undefined && opts.bias !== null) {
-    bias = checkTensor('bias', opts.bias);
+    bias = checkTensorArg('bias', opts.bias);
     if (!(FLOAT_DTYPES as readonly string[]).includes(bias.dtype)) fail('E_DTYPE', 'bias.dtype', bias.dtype, FLOAT_DTYPES.join(', '));
-    if (bias.data.length !== cols) throw new BnbError('E_SHAPE', `bias has ${bias.data.length} entries but A has ${cols} columns`);
+    if (numel(bias.shape) !== cols) throw new BnbError('E_SHAPE', `bias has ${numel(bias.shape)} entries but A has ${cols} columns`);
   }
+  return { A: a, rowStats: rs, colStats: cs, rows, cols, dtype, bias, biasKind: bias ? BIAS_KIND[bias.dtype as FloatDType] : 0 };
+}
+
+/** The WebAssembly kernel of int8MmDequant. */
+export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
+  const { A: a, rowStats: rsT, colStats: csT, rows, cols, dtype, bias, biasKind } = checkInt8MmDequant(A, rowStats, colStats, opts);
+  const rs = rsT.data as Float32Array, cs = csT.data as Float32Array;
   const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
-  const result = outputTensor(undefined, dtype, a.shape);
+  const result = emptyTensor(dtype, a.shape);
   const chunk = Math.max(1, Math.min(rows, Math.floor(chunkElements(1) / cols)));
   const [pA, pR, pC, pB, pO] = m.scratch(chunk * cols * 4, chunk * 4, cols * 4, cols * 4, chunk * cols * size);
   m.write(pC!, byteView(cs, 0, cols * 4));
@@ -257,7 +274,7 @@ export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor,
     const n = Math.min(chunk, rows - r0);
     m.write(pA!, byteView(a.data, r0 * cols * 4, n * cols * 4));
     m.write(pR!, byteView(rs, r0 * 4, n * 4));
-    m.k.int8MmDequant(pA!, n, cols, pR!, pC!, pB!, bias ? BIAS_KIND[bias.dtype as FloatDType] : 0, WASM_DTYPE[dtype], pO!);
+    m.k.int8MmDequant(pA!, n, cols, pR!, pC!, pB!, biasKind, WASM_DTYPE[dtype], pO!);
     m.read(pO!, result.data, r0 * cols * size, n * cols * size);
   }
   return result;

@@ -54,8 +54,8 @@ export function quantize4bit(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor
   return dispatch('quantize4bit', { A })(A, opts);
 }
 
-/** The WebAssembly kernel of quantize4bit. */
-export function quantize4bitWasm(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor, QuantState] {
+/** quantize4bit's arguments, checked and with their defaults (every backend's kernel starts here). */
+export function checkQuantize4bit(A: Tensor, opts: Quantize4bitOptions = {}) {
   checkOptions('quantize4bit', opts, ['blocksize', 'compressStatistics', 'quantType', 'quantStorage', 'allowNonFinite']);
   const { blocksize = 64, compressStatistics = false, quantType = 'fp4', quantStorage = 'uint8', allowNonFinite = false } = opts;
   const a = checkFloatInput('A', A, 'Blockwise 4bit quantization');
@@ -70,12 +70,23 @@ export function quantize4bitWasm(A: Tensor, opts: Quantize4bitOptions = {}): [Te
   if (nbytes % k !== 0) {
     throw new BnbError('E_STORAGE', `quantStorage = '${quantStorage}' needs the ${nbytes} packed bytes of ${n} elements to be a multiple of its itemsize ${k}`);
   }
+  return { A: a, n, blocksize, compressStatistics, quantType, quantStorage, allowNonFinite };
+}
+
+/** The packed tensor's shape: [(n+1)/(2*itemsize), 1] elements of the storage dtype. */
+export function packedShape(n: number, quantStorage: DType): number[] {
+  return [Math.floor((n + 1) / (2 * itemsize(quantStorage))), 1];
+}
+
+/** The WebAssembly kernel of quantize4bit. */
+export function quantize4bitWasm(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor, QuantState] {
+  const { A: a, n, blocksize, compressStatistics, quantType, quantStorage, allowNonFinite } = checkQuantize4bit(A, opts);
   const r = quantize4bitRaw(a.data, n, a.dtype, blocksize, quantType, allowNonFinite ? null : { argument: 'A', tensor: a });
   const common = { shape: [...a.shape], code: get4bitType(quantType), blocksize, quantType, dtype: a.dtype };
   const state = compressStatistics
     ? new QuantState({ ...common, ...compressAbsmax(r.absmax, NESTED_BLOCKSIZE_4BIT) })
     : new QuantState({ ...common, absmax: tensor(r.absmax, [r.absmax.length], 'float32') });
-  const packed = tensor(reinterpret(r.packed, quantStorage), [Math.floor((n + 1) / (2 * k)), 1], quantStorage);
+  const packed = tensor(reinterpret(r.packed, quantStorage), packedShape(n, quantStorage), quantStorage);
   return [packed, state];
 }
 

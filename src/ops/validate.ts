@@ -1,6 +1,11 @@
 import { BnbError, fail, show } from '../errors.js';
-import { FLOAT_DTYPES, FloatDType, allocate } from '../dtypes.js';
-import { Tensor, checkTensor, numel, tensor } from '../tensor.js';
+import { DType, FLOAT_DTYPES, FloatDType, allocate, checkDType, itemsize } from '../dtypes.js';
+import { Tensor, checkShape, checkTensor, isTensor, numel, tensor } from '../tensor.js';
+
+// Every backend's kernel starts with the same checks (the check* functions of each
+// op module), so that WebAssembly, CUDA and the rest reject the same input with the
+// same code and message. They see tensors on any device: a device tensor's data is
+// not on the host, so only its dtype and shape are checked there.
 
 export const BLOCKSIZES_4BIT = [32, 64, 128, 256, 512, 1024, 2048, 4096] as const;
 /** CUDA's kQuantizeBlockwise / kDequantizeBlockwise set (SPEC §2.1). */
@@ -11,9 +16,38 @@ export function checkBlocksize(argument: string, x: unknown, accepted: readonly 
   return x as number;
 }
 
-/** A CPU tensor of f32/f16/bf16 with at least one element. */
+/** A host tensor (its data readable), not one in device memory. */
+export function onHost(t: Tensor): boolean {
+  return (t.device ?? 'cpu') === 'cpu';
+}
+
+/** A tensor on any device: on the host checked in full (data, detached buffers), elsewhere by dtype and shape. */
+export function checkTensorArg(argument: string, t: unknown): Tensor {
+  if (!isTensor(t) || onHost(t)) return checkTensor(argument, t);
+  checkDType(`${argument}.dtype`, t.dtype);
+  checkShape(`${argument}.shape`, t.shape);
+  return t;
+}
+
+/** Bytes of a tensor's elements (on any device). */
+export function itemBytes(t: Tensor): number {
+  return numel(t.shape) * itemsize(t.dtype);
+}
+
+export function checkDTypeIs(argument: string, t: Tensor, dtype: DType): void {
+  if (t.dtype !== dtype) throw new BnbError('E_DTYPE', `${argument}.dtype = ${show(t.dtype)} is not accepted: expected '${dtype}'`);
+}
+
+/** A tensor of one dtype. */
+export function checkTensorOf(argument: string, t: unknown, dtype: DType): Tensor {
+  const x = checkTensorArg(argument, t);
+  checkDTypeIs(argument, x, dtype);
+  return x;
+}
+
+/** A tensor of f32/f16/bf16 with at least one element. */
 export function checkFloatInput(argument: string, t: unknown, what: string): Tensor & { dtype: FloatDType } {
-  const x = checkTensor(argument, t);
+  const x = checkTensorArg(argument, t);
   if (!(FLOAT_DTYPES as readonly string[]).includes(x.dtype)) {
     throw new BnbError('E_DTYPE', `${argument}.dtype = ${show(x.dtype)} is not accepted: ${what} only supports 16/32-bit floats (${FLOAT_DTYPES.join(', ')})`);
   }
@@ -48,10 +82,10 @@ export function checkOptions(op: string, opts: object, known: readonly string[])
 
 /** An f32 absmax tensor with exactly one entry per block. */
 export function checkAbsmax(argument: string, t: unknown, nblocks: number, dtype: 'float32' | 'uint8' = 'float32'): Tensor {
-  const a = checkTensor(argument, t);
+  const a = checkTensorArg(argument, t);
   if (a.dtype !== dtype) fail('E_DTYPE', `${argument}.dtype`, a.dtype, `'${dtype}'`);
-  if (a.data.length !== nblocks) {
-    throw new BnbError('E_STATE', `${argument} has ${a.data.length} entries but the data needs ${nblocks} (one per block)`);
+  if (numel(a.shape) !== nblocks) {
+    throw new BnbError('E_STATE', `${argument} has ${numel(a.shape)} entries but the data needs ${nblocks} (one per block)`);
   }
   return a;
 }
@@ -63,20 +97,21 @@ export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
 }
 
 /**
- * The caller's `out` tensor (checked against dtype and shape, and against sharing
- * memory with an input: chunked kernels would read what they have just written),
- * or a new one.
+ * The caller's `out` tensor, checked against dtype and shape and against sharing
+ * memory with an input (chunked kernels would read what they have just written);
+ * undefined when none is given.
  */
-export function outputTensor(out: unknown, dtype: FloatDType, shape: number[], inputs: Record<string, unknown> = {}): Tensor {
-  if (out === undefined) return tensor(allocate(dtype, numel(shape)), [...shape], dtype);
-  const o = checkTensor('out', out);
+export function checkOutput(out: unknown, dtype: FloatDType, shape: number[], inputs: Record<string, unknown> = {}): Tensor | undefined {
+  if (out === undefined) return undefined;
+  const o = checkTensorArg('out', out);
   if (o.dtype !== dtype) throw new BnbError('E_DTYPE', `out.dtype = ${show(o.dtype)} is not accepted: expected ${show(dtype)}`);
   if (o.shape.length !== shape.length || o.shape.some((d, i) => d !== shape[i])) {
     throw new BnbError('E_SHAPE', `out.shape = ${show(o.shape)} is not accepted: expected ${show(shape)}`);
   }
+  if (!onHost(o)) return o; // device memory is the device backend's to check
   for (const [name, t] of Object.entries(inputs)) {
     const x = t as Tensor | null | undefined;
-    if (x === null || typeof x !== 'object' || (x.device ?? 'cpu') !== 'cpu') continue; // a device tensor has no host data
+    if (x === null || typeof x !== 'object' || !onHost(x)) continue; // a device tensor has no host data
     const data = x.data;
     if (ArrayBuffer.isView(data) && overlaps(o.data, data)) {
       throw new BnbError('E_ARGUMENT', `out shares memory with ${name} (bytes ${o.data.byteOffset}..${o.data.byteOffset + o.data.byteLength} and ` +
@@ -86,10 +121,15 @@ export function outputTensor(out: unknown, dtype: FloatDType, shape: number[], i
   return o;
 }
 
+/** A new zeroed host tensor. */
+export function emptyTensor(dtype: DType, shape: number[]): Tensor {
+  return tensor(allocate(dtype, numel(shape)), [...shape], dtype);
+}
+
 /** A 4-bit state's code: 16 entries (the kernels use the nf4/fp4 tables themselves, as bnb's CUDA kernels do). */
 export function checkCode4bit(argument: string, t: unknown): void {
-  const c = checkTensor(argument, t);
-  if (c.data.length !== 16) {
-    throw new BnbError('E_CODE', `${argument} has ${c.data.length} entries: a 4-bit code (quant_map) has 16`);
+  const c = checkTensorArg(argument, t);
+  if (numel(c.shape) !== 16) {
+    throw new BnbError('E_CODE', `${argument} has ${numel(c.shape)} entries: a 4-bit code (quant_map) has 16`);
   }
 }

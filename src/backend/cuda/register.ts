@@ -3,8 +3,12 @@
 // unchanged that way: inputs are copied in, outputs copied back).
 import { QuantState } from '../../quant-state.js';
 import { Tensor, bytesOf, checkTensor, isTensor } from '../../tensor.js';
-import { FloatDType } from '../../dtypes.js';
-import { outputTensor } from '../../ops/validate.js';
+import { checkDequantizeBlockwise, checkQuantizeBlockwise } from '../../ops/blockwise.js';
+import { checkDequantize4bit } from '../../ops/dequantize4bit.js';
+import { checkDequantizeFp8 } from '../../ops/fp8.js';
+import { checkGemv4bit } from '../../ops/gemv4bit.js';
+import { checkInt8LinearMatmul, checkInt8MmDequant, checkInt8Quant, checkInt8VectorwiseDequant } from '../../ops/int8.js';
+import { checkQuantize4bit } from '../../ops/quantize4bit.js';
 import { OpName, registerKernel } from '../registry.js';
 import * as core from './ops.js';
 import * as functional from './ops-functional.js';
@@ -31,6 +35,24 @@ function mapState(s: QuantState, f: (t: Tensor) => Tensor): QuantState {
   return new QuantState({ ...s, absmax: f(s.absmax), state2: s.state2 ? mapState(s.state2, f) : null });
 }
 
+// Each op's argument checks (shared with the WebAssembly kernels). The kernels run
+// them on the device tensors; host mode runs them first on the caller's host
+// tensors, for what only host data shows (an out sharing an input's buffer, data
+// that does not match its shape, detached buffers).
+const CHECKS: Record<OpName, Kernel> = {
+  quantize4bit: checkQuantize4bit,
+  dequantize4bit: checkDequantize4bit,
+  quantizeBlockwise: checkQuantizeBlockwise,
+  dequantizeBlockwise: checkDequantizeBlockwise,
+  int8VectorwiseQuant: checkInt8Quant,
+  int8DoubleQuant: checkInt8Quant,
+  int8VectorwiseDequant: checkInt8VectorwiseDequant,
+  int8LinearMatmul: checkInt8LinearMatmul,
+  int8MmDequant: checkInt8MmDequant,
+  gemv4bit: checkGemv4bit,
+  dequantizeFp8: checkDequantizeFp8,
+};
+
 // Positional argument names, for the same messages as the WebAssembly ops.
 const ARG_NAMES: Record<OpName, string[]> = {
   quantize4bit: ['A'], dequantize4bit: ['A'], quantizeBlockwise: ['A'], dequantizeBlockwise: ['A'],
@@ -41,6 +63,7 @@ const ARG_NAMES: Record<OpName, string[]> = {
 /** Host tensors in, host tensors out, CUDA in between. */
 function hostMode(op: OpName, kernel: Kernel): Kernel {
   return (...args: unknown[]) => {
+    CHECKS[op](...args);
     const uploaded: DeviceTensor[] = [];
     const up = (t: Tensor, name: string): Tensor => {
       checkTensor(name, t); // the host data must match its shape before it is copied
@@ -72,8 +95,7 @@ function hostMode(op: OpName, kernel: Kernel): Kernel {
       const result = toHost(kernel(...args.map((a, i) => (i < names.length && !isTensor(a) ? a : toCuda(a, names[i] ?? `arg${i}`)))));
       const out = args.find((a): a is { out: Tensor } => a !== null && typeof a === 'object' && isTensor((a as { out?: unknown }).out))?.out;
       if (out && isTensor(result)) {
-        const r = result as Tensor;
-        bytesOf(outputTensor(out, r.dtype as FloatDType, r.shape)).set(bytesOf(r));
+        bytesOf(out).set(bytesOf(result)); // checked above: out has the result's dtype and shape
         return out;
       }
       return result;

@@ -1,7 +1,10 @@
 // Helpers shared by the CUDA op implementations.
 import { BnbError, fail } from '../../errors.js';
-import { isTensor } from '../../tensor.js';
-import { CudaAddon, requireCuda } from './addon.js';
+import { FloatDType, itemsize } from '../../dtypes.js';
+import { isTensor, numel, tensor, toFloat32 } from '../../tensor.js';
+import { nonFiniteAt } from '../../ops/finite.js';
+import { WASM_DTYPE } from '../../wasm/exports.js';
+import { CudaAddon, cudaCall, requireCuda } from './addon.js';
 import { DeviceTensor, deviceIndex, isDeviceTensor } from './tensor.js';
 
 /** The addon, with the device of `device` made current. */
@@ -20,4 +23,26 @@ export function dev(argument: string, t: unknown, dtypes?: readonly string[]): D
   if (t.disposed) throw new BnbError('E_DEVICE', `${argument} has been disposed`);
   if (dtypes && !dtypes.includes(t.dtype)) fail('E_DTYPE', `${argument}.dtype`, t.dtype, dtypes.map((d) => `'${d}'`).join(', '));
   return t;
+}
+
+/** Temporary device buffers freed when the op ends, whatever happens. */
+export function withTemps<T>(f: (temp: (t: DeviceTensor) => DeviceTensor) => T): T {
+  const temps: DeviceTensor[] = [];
+  try {
+    return f((t) => (temps.push(t), t));
+  } finally {
+    for (const t of temps) t.dispose();
+  }
+}
+
+/** The default NaN/Inf policy on a float input A on the device: the WebAssembly kernels' error, first bad value and index. */
+export function checkFinite(cuda: CudaAddon, A: DeviceTensor, allowNonFinite: boolean): void {
+  if (allowNonFinite) return;
+  const dtype = A.dtype as FloatDType;
+  const i = cudaCall(() => cuda.firstNonFinite(A.ptr, numel(A.shape), WASM_DTYPE[dtype]));
+  if (i < 0) return;
+  const one = new Uint8Array(itemsize(dtype));
+  cudaCall(() => cuda.copyDtoH(one, A.ptr + i * one.length));
+  const value = toFloat32(tensor(dtype === 'float32' ? new Float32Array(one.buffer) : new Uint16Array(one.buffer), [1], dtype))[0]!;
+  throw nonFiniteAt('A', value, i);
 }

@@ -1,0 +1,280 @@
+// A stand-in for build/bnbjs_cuda.node: the CudaAddon interface of
+// src/backend/cuda/addon.ts on the WebAssembly SIMD kernels, so that the CUDA
+// backend's TypeScript (device tensors, uploads, temporaries, the kernels' argument
+// plumbing) runs without a GPU:
+//
+//   BNBJS_BACKEND=cuda BNBJS_CUDA_ADDON=$PWD/test/helpers/mock-cuda-addon.cjs npx vitest run
+//
+// Device memory is the kernels' own linear memory (a separate instance from the
+// one the WebAssembly backend uses). Arguments are checked as the addon's bindings
+// and launchers check them (native/cuda/addon.cpp, *.cu), and every pointer is
+// checked against the live allocations: a bad one throws an Error, as a failed
+// CUDA call does.
+'use strict';
+
+const { readFileSync } = require('node:fs');
+const { join } = require('node:path');
+const { DeviceHeap, cudaError } = require('./mock-cuda-heap.cjs');
+
+const k = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(join(__dirname, '..', '..', 'build', 'bnb.simd.wasm'))), {
+  env: { abort: () => { throw new Error('bnbjs kernel aborted'); } },
+}).exports;
+
+// The 8-bit code and its lookup table, which quantizeBlockwise needs (laid out as
+// src/wasm/memory.ts does: CODE_BYTES, then LUT_BYTES), below the heap; the table
+// is built again only when the code changes.
+const CODE_BYTES = 1024, LUT_BYTES = 1024 + 65536 + 64;
+const codePtr = Math.ceil(k.heapBase() / 64) * 64, lutPtr = codePtr + CODE_BYTES;
+let lutCode = null;
+const heap = new DeviceHeap(k.memory, lutPtr + LUT_BYTES);
+
+const SIZE = [4, 2, 2]; // bytes of dtype ids 0 f32, 1 f16, 2 bf16
+const ceilDiv = (a, b) => Math.ceil(a / b);
+
+/** The Error of a launcher's argument check (bnb::throw_arg). */
+function bad(message) {
+  throw new Error(message);
+}
+
+// Argument kinds of the bindings: p pointer, b byte count, c element count (>= 0; the
+// WebAssembly kernels take 32-bit counts), i integer, s small integer, n number.
+function args(fn, values, spec) {
+  spec.split(' ').forEach((s, i) => {
+    const [kind, name] = s.split(':');
+    const v = values[i];
+    if (typeof v !== 'number') throw new TypeError(`argument ${i} (${name}) must be a number`);
+    if (kind === 'n') return;
+    if (!Number.isFinite(v) || Math.floor(v) !== v || Math.abs(v) > 2 ** 53) throw new TypeError(`${name} must be an integer, got ${v}`);
+    if ((kind === 'c' || kind === 'b') && v < 0) throw new RangeError(`${name} must be non-negative, got ${v}`);
+    if (kind === 'p' && v < 0) throw new RangeError(`${name} must be a device pointer (a non-negative integer)`);
+    if (kind === 'c' && v >= 2 ** 31) bad(`${fn}: ${name} = ${v} is beyond the 32-bit WebAssembly kernels of the mock`);
+  });
+}
+
+function dtypeOk(dtype) {
+  if (dtype < 0 || dtype > 2) bad(`dtype must be 0 (float32), 1 (float16) or 2 (bfloat16), got ${dtype}`);
+  return SIZE[dtype];
+}
+
+function qtypeOk(fn, qtype) {
+  if (qtype !== 0 && qtype !== 1) bad(`${fn}: qtype must be 0 (fp4) or 1 (nf4), got ${qtype}`);
+}
+
+/** Checks the buffers a kernel touches: [ptr, bytes, alignment, name] each (bnb need_align, then the address range). */
+function touches(fn, ...buffers) {
+  for (const [ptr, , align, name] of buffers) {
+    if (align > 1 && ptr % align !== 0) bad(`${fn}: ${name} must be aligned to ${align} bytes`);
+  }
+  for (const [ptr, bytes] of buffers) heap.check(ptr, bytes, `${fn} kernel`);
+}
+
+/** Runs f with temporary device memory of these sizes, freed afterwards. */
+function withScratch(sizes, f) {
+  const ptrs = sizes.map((s) => heap.malloc(s));
+  try {
+    return f(...ptrs);
+  } finally {
+    for (const p of ptrs) heap.free(p);
+  }
+}
+
+const f32 = () => new Float32Array(k.memory.buffer);
+
+let clock = 0; // microseconds of queued spin() kernels, seen by the events
+const events = new Map();
+let nextEvent = 1;
+
+module.exports = {
+  probe: () => ({
+    driverVersion: 0, runtimeVersion: 0,
+    devices: [{ index: 0, name: 'mock CUDA device (WebAssembly SIMD kernels)', major: 0, minor: 0, totalMemory: 2 ** 32, multiProcessorCount: 1 }],
+  }),
+  setDevice(index) {
+    args('setDevice', arguments, 's:index');
+    if (index !== 0) throw cudaError('cudaErrorInvalidDevice', 'invalid device ordinal', 'cudaSetDevice(small(info, 0, "index"))');
+  },
+  malloc(bytes) {
+    args('malloc', arguments, 'b:bytes');
+    return heap.malloc(bytes);
+  },
+  free(ptr) {
+    args('free', arguments, 'p:ptr');
+    heap.free(ptr);
+  },
+  memset(ptr, byte, bytes) {
+    args('memset', arguments, 'p:ptr s:byte b:bytes');
+    heap.check(ptr, bytes, 'cudaMemset(p, byte, (size_t)bytes)');
+    heap.u8().fill(byte & 0xff, ptr, ptr + bytes);
+  },
+  copyHtoD(dst, src) {
+    args('copyHtoD', [dst], 'p:dst');
+    if (!ArrayBuffer.isView(src)) throw new TypeError('argument 1 (src) must be an ArrayBufferView');
+    heap.check(dst, src.byteLength, 'cudaMemcpy(dst, v.data, v.bytes, cudaMemcpyHostToDevice)');
+    heap.u8().set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength), dst);
+  },
+  copyDtoH(dst, src) {
+    if (!ArrayBuffer.isView(dst)) throw new TypeError('argument 0 (dst) must be an ArrayBufferView');
+    args('copyDtoH', [src], 'p:src');
+    heap.check(src, dst.byteLength, 'cudaMemcpy(v.data, src, v.bytes, cudaMemcpyDeviceToHost)');
+    new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(heap.u8().subarray(src, src + dst.byteLength));
+  },
+  copyDtoD(dst, src, bytes) {
+    args('copyDtoD', arguments, 'p:dst p:src b:bytes');
+    heap.check(src, bytes, 'cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice)');
+    heap.check(dst, bytes, 'cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice)');
+    heap.u8().copyWithin(dst, src, src + bytes);
+  },
+  synchronize() {},
+  spin(microseconds) {
+    if (typeof microseconds !== 'number') bad('spin: microseconds must be a number');
+    clock += Math.max(microseconds, 0);
+  },
+  eventRecord() {
+    events.set(nextEvent, performance.now() + clock / 1000);
+    return nextEvent++;
+  },
+  eventElapsed(start, end) {
+    args('eventElapsed', arguments, 'p:start p:end');
+    if (!events.has(start) || !events.has(end)) throw cudaError('cudaErrorInvalidResourceHandle', 'invalid resource handle', 'cudaEventElapsedTime(&ms, s, e)');
+    return events.get(end) - events.get(start);
+  },
+  eventDestroy(e) {
+    args('eventDestroy', arguments, 'p:event');
+    if (!events.delete(e)) throw cudaError('cudaErrorInvalidResourceHandle', 'invalid resource handle', 'cudaEventDestroy((cudaEvent_t)ptr(info, 0, "event"))');
+  },
+
+  quantize4bit(src, n, dtype, bs, qtype, packed, absmax) {
+    args('quantize4bit', arguments, 'p:src c:n s:dtype i:blocksize s:qtype p:packed p:absmax');
+    if (bs <= 0 || bs % 2) bad(`quantize4bit: blocksize must be a positive even number, got ${bs}`);
+    qtypeOk('quantize4bit', qtype);
+    const size = dtypeOk(dtype);
+    touches('quantize4bit', [src, n * size, size, 'src'], [packed, ceilDiv(n, 2), 1, 'packed'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax']);
+    if (n > 0) k.quantize4bit(src, n, dtype, bs, qtype, packed, absmax);
+  },
+  dequantize4bit(packed, n, bs, qtype, absmax, dtype, out) {
+    args('dequantize4bit', arguments, 'p:packed c:n i:blocksize s:qtype p:absmax s:dtype p:out');
+    if (bs <= 0) bad(`dequantize4bit: blocksize must be positive, got ${bs}`);
+    qtypeOk('dequantize4bit', qtype);
+    const size = dtypeOk(dtype);
+    touches('dequantize4bit', [packed, ceilDiv(n, 2), 1, 'packed'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax'], [out, n * size, size, 'out']);
+    if (n > 0) k.dequantize4bit(packed, n, bs, qtype, absmax, dtype, out);
+  },
+  quantizeBlockwise(src, n, dtype, bs, code, q, absmax) {
+    args('quantizeBlockwise', arguments, 'p:src c:n s:dtype i:blocksize p:code p:q p:absmax');
+    if (bs <= 0) bad(`quantizeBlockwise: blocksize must be positive, got ${bs}`);
+    const size = dtypeOk(dtype);
+    touches('quantizeBlockwise', [src, n * size, size, 'src'], [code, CODE_BYTES, 4, 'code'], [q, n, 1, 'q'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax']);
+    if (n === 0) return;
+    const codeBytes = heap.u8().slice(code, code + CODE_BYTES);
+    if (!lutCode || !lutCode.every((b, i) => b === codeBytes[i])) {
+      lutCode = null; // a failure below must not leave a stale table marked current
+      heap.u8().set(codeBytes, codePtr);
+      k.prepareCodeLut(codePtr, lutPtr);
+      lutCode = codeBytes;
+    }
+    k.quantizeBlockwise(src, n, dtype, bs, codePtr, lutPtr, q, absmax);
+  },
+  dequantizeBlockwise(q, n, bs, code, absmax, dtype, out) {
+    args('dequantizeBlockwise', arguments, 'p:q c:n i:blocksize p:code p:absmax s:dtype p:out');
+    if (bs <= 0) bad(`dequantizeBlockwise: blocksize must be positive, got ${bs}`);
+    const size = dtypeOk(dtype);
+    touches('dequantizeBlockwise', [q, n, 1, 'q'], [code, CODE_BYTES, 4, 'code'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax'], [out, n * size, size, 'out']);
+    if (n > 0) k.dequantizeBlockwise(q, n, bs, code, absmax, dtype, out);
+  },
+  // f32(f64(x) + value), as the addon's kernels (__double2float_rn(__dadd_rn(x, v)))
+  addScalarF32(ptr, n, value) {
+    args('addScalarF32', arguments, 'p:ptr c:n n:value');
+    touches('addScalarF32', [ptr, n * 4, 4, 'ptr']);
+    const x = f32();
+    for (let i = ptr / 4; i < ptr / 4 + n; i++) x[i] = x[i] + value;
+  },
+  subtractScalarF32(src, n, value, dst) {
+    args('subtractScalarF32', arguments, 'p:src c:n n:value p:dst');
+    touches('subtractScalarF32', [src, n * 4, 4, 'src'], [dst, n * 4, 4, 'dst']);
+    const x = f32();
+    for (let i = 0; i < n; i++) x[dst / 4 + i] = x[src / 4 + i] - value;
+  },
+  firstNonFinite(src, n, dtype) {
+    args('firstNonFinite', arguments, 'p:src c:n s:dtype');
+    const size = dtypeOk(dtype);
+    touches('firstNonFinite', [src, n * size, size, 'src']);
+    return n > 0 ? k.firstNonFinite(src, n, dtype) : -1;
+  },
+  int8VectorwiseQuant(a, rows, cols, threshold, cb, stats) {
+    args('int8VectorwiseQuant', arguments, 'p:a c:rows c:cols n:threshold p:cb p:stats');
+    touches('int8VectorwiseQuant', [a, rows * cols * 2, 2, 'a'], [cb, rows * cols, 1, 'cb'], [stats, rows * 4, 4, 'stats']);
+    if (rows === 0) return;
+    if (cols === 0) f32().fill(0, stats / 4, stats / 4 + rows);
+    else k.int8VectorwiseQuant(a, rows, cols, Math.fround(threshold), cb, stats);
+  },
+  int8ColumnQuant(a, rows, cols, threshold, cat, stats) {
+    args('int8ColumnQuant', arguments, 'p:a c:rows c:cols n:threshold p:cat p:stats');
+    touches('int8ColumnQuant', [a, rows * cols * 2, 2, 'a'], [cat, rows * cols, 1, 'cat'], [stats, cols * 4, 4, 'stats']);
+    if (cols === 0) return;
+    if (rows === 0) f32().fill(0, stats / 4, stats / 4 + cols);
+    else k.int8ColumnQuant(a, rows, cols, Math.fround(threshold), cat, stats);
+  },
+  int8VectorwiseDequant(a, rows, cols, stats, out) {
+    args('int8VectorwiseDequant', arguments, 'p:a c:rows c:cols p:stats p:out');
+    touches('int8VectorwiseDequant', [a, rows * cols, 1, 'a'], [stats, rows * 4, 4, 'stats'], [out, rows * cols * 4, 4, 'out']);
+    if (rows > 0 && cols > 0) k.int8VectorwiseDequant(a, rows, cols, stats, out);
+  },
+  int8LinearMatmul(a, m, kk, b, n, out) {
+    args('int8LinearMatmul', arguments, 'p:a c:m c:k p:b c:n p:out');
+    touches('int8LinearMatmul', [a, m * kk, 1, 'a'], [b, n * kk, 1, 'b'], [out, m * n * 4, 4, 'out']);
+    if (m === 0 || n === 0) return;
+    if (kk === 0) heap.u8().fill(0, out, out + m * n * 4);
+    else k.int8LinearMatmul(a, m, kk, b, n, out);
+  },
+  int8MmDequant(a, rows, cols, rowStats, colStats, bias, biasKind, dtype, out) {
+    args('int8MmDequant', arguments, 'p:a c:rows c:cols p:rowStats p:colStats p:bias s:biasKind s:dtype p:out');
+    if (biasKind < 0 || biasKind > 3) bad('int8MmDequant: biasKind must be 0 (none), 1 (f16), 2 (f32) or 3 (bf16)');
+    if (biasKind !== 0 && bias === 0) bad(`int8MmDequant: bias is 0 but biasKind is ${biasKind}`);
+    if (dtype < 0 || dtype > 2) bad('int8MmDequant: dtype must be 0, 1 or 2');
+    const biasSize = biasKind === 2 ? 4 : 2;
+    touches('int8MmDequant', [a, rows * cols * 4, 4, 'a'], [rowStats, rows * 4, 4, 'rowStats'], [colStats, cols * 4, 4, 'colStats'],
+      [bias, biasKind ? cols * biasSize : 0, biasKind ? biasSize : 1, 'bias'], [out, rows * cols * SIZE[dtype], SIZE[dtype], 'out']);
+    if (rows > 0 && cols > 0) k.int8MmDequant(a, rows, cols, rowStats, colStats, bias, biasKind, dtype, out);
+  },
+  gemv4bit(a, m, kk, adtype, packed, n, absmax, bs, qtype, bias, dtype, out) {
+    args('gemv4bit', arguments, 'p:a c:m c:k s:adtype p:packed c:n p:absmax i:blocksize s:qtype p:bias s:dtype p:out');
+    if (bs <= 0) bad(`gemv4bit: blocksize must be positive, got ${bs}`);
+    if (qtype !== 0 && qtype !== 1) bad('gemv4bit: qtype must be 0 (fp4) or 1 (nf4)');
+    if (adtype < 0 || adtype > 2 || dtype < 0 || dtype > 2) bad('gemv4bit: dtype ids must be 0, 1 or 2');
+    touches('gemv4bit', [a, m * kk * SIZE[adtype], SIZE[adtype], 'a'], [packed, ceilDiv(n * kk, 2), 1, 'packed'],
+      [absmax, ceilDiv(n * kk, bs) * 4, 4, 'absmax'], [bias, bias ? n * 4 : 0, 4, 'bias'], [out, m * n * SIZE[dtype], SIZE[dtype], 'out']);
+    if (m === 0 || n === 0) return;
+    if (m > 65535) bad('gemv4bit: m must be at most 65535');
+    // the WebAssembly kernel takes a nibble base and a first row (0 for a whole weight) and (m + 1) * k f32 of scratch
+    withScratch([(m * kk + kk) * 4], (scratch) => k.gemv4bit(a, m, kk, adtype, packed, 0, 0, n, absmax, bs, qtype, bias, dtype, out, scratch));
+  },
+  dequantizeFp8(w, rows, cols, row0, scale, scaleCols, blockRows, blockCols, dtype, out) {
+    args('dequantizeFp8', arguments, 'p:w c:rows c:cols c:row0 p:scale c:scaleCols i:blockRows i:blockCols s:dtype p:out');
+    if (blockRows <= 0 || blockCols <= 0) bad('dequantizeFp8: blockRows and blockCols must be positive');
+    if (dtype < 0 || dtype > 2) bad('dequantizeFp8: dtype must be 0, 1 or 2');
+    // scale[((row0 + i) / blockRows) * scaleCols + j / blockCols] for the last row and column
+    const scales = rows && cols ? Math.floor((row0 + rows - 1) / blockRows) * scaleCols + Math.floor((cols - 1) / blockCols) + 1 : 0;
+    touches('dequantizeFp8', [w, rows * cols, 1, 'w'], [scale, scales * 4, 4, 'scale'], [out, rows * cols * SIZE[dtype], SIZE[dtype], 'out']);
+    if (rows > 0 && cols > 0) k.dequantizeFp8(w, rows, cols, row0, scale, scaleCols, blockRows, blockCols, dtype, out);
+  },
+  // one launch in the addon; here the same three steps (dequantizeBlockwise f32, + offset, dequantize4bit)
+  dequantize4bitNested(packed, n, bs, qtype, qabsmax, code2, absmax2, bs2, offset, dtype, out) {
+    args('dequantize4bitNested', arguments, 'p:packed c:n i:blocksize s:qtype p:qabsmax p:code2 p:absmax2 i:blocksize2 n:offset s:dtype p:out');
+    if (bs <= 0) bad(`dequantize4bitNested: blocksize must be positive, got ${bs}`);
+    if (bs2 <= 0) bad(`dequantize4bitNested: blocksize2 must be positive, got ${bs2}`);
+    qtypeOk('dequantize4bitNested', qtype);
+    const size = dtypeOk(dtype);
+    const nb = ceilDiv(n, bs);
+    touches('dequantize4bitNested', [packed, ceilDiv(n, 2), 1, 'packed'], [qabsmax, nb, 1, 'qabsmax'], [code2, CODE_BYTES, 4, 'code2'],
+      [absmax2, ceilDiv(nb, bs2) * 4, 4, 'absmax2'], [out, n * size, size, 'out']);
+    if (n === 0) return;
+    withScratch([nb * 4], (absmax) => {
+      k.dequantizeBlockwise(qabsmax, nb, bs2, code2, absmax2, 0, absmax);
+      module.exports.addScalarF32(absmax, nb, offset);
+      k.dequantize4bit(packed, n, bs, qtype, absmax, dtype, out);
+    });
+  },
+
+  /** Not in the addon: the mock's allocations (leak checks in tests). */
+  mockStats: () => heap.stats(),
+};
