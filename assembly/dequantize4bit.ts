@@ -1,3 +1,4 @@
+import { lut16 } from './lut16';
 import { DT_F32, DT_F16, DT_BF16, storeFromF32, f32x4ToBf16, f32x4ToF16 } from "./convert";
 import { NF4_LUT, FP4_LUT, QT_NF4 } from "./tables";
 import { vc, V_NIBBLE, V_ONE, V_7FFF } from "./vconst";
@@ -60,7 +61,7 @@ const FP4_F16_LO: f32 = 0.01172;
 
 // 16 codes -> 16 words at dst, from the planes p0 (low bytes) and p1 (high bytes).
 @inline function emit16x16(idx: v128, p0: v128, p1: v128, dst: usize): void {
-  const l = i8x16.swizzle(p0, idx), h = i8x16.swizzle(p1, idx);
+  const l = lut16(p0, idx), h = lut16(p1, idx);
   v128.store(dst, i8x16.shuffle(l, h, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
   v128.store(dst, i8x16.shuffle(l, h, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), 16);
 }
@@ -68,8 +69,8 @@ const FP4_F16_LO: f32 = 0.01172;
 // 16 codes -> 16 f32 at dst: the values of the planes p0..p3 (byte 0..3 of each
 // value) times av.
 @inline function emit16x32(idx: v128, p0: v128, p1: v128, p2: v128, p3: v128, av: v128, dst: usize): void {
-  const b0 = i8x16.swizzle(p0, idx), b1 = i8x16.swizzle(p1, idx);
-  const b2 = i8x16.swizzle(p2, idx), b3 = i8x16.swizzle(p3, idx);
+  const b0 = lut16(p0, idx), b1 = lut16(p1, idx);
+  const b2 = lut16(p2, idx), b3 = lut16(p3, idx);
   const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const lo23 = i8x16.shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);

@@ -10,9 +10,9 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
-// 1 when this build uses SIMD instructions.
+// 1 when this build uses SIMD instructions, 2 when relaxed SIMD as well.
 export function simd(): i32 {
-  return ASC_FEATURE_SIMD ? 1 : 0;
+  return ASC_FEATURE_RELAXED_SIMD ? 2 : ASC_FEATURE_SIMD ? 1 : 0;
 }
 export { int8VectorwiseQuant, int8ColumnQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant } from "./int8";
 export { gemv4bit } from "./gemv";

@@ -1,5 +1,6 @@
 // 16-entry f32 lookup tables held as 4 byte planes, so that i8x16.swizzle can
 // look up 16 indices at once (the 4-bit decoders of dequantize4bit and gemv4bit).
+import { lut16 } from './lut16';
 
 // Stores the 16 f32 of v0..v3 as 4 byte planes (plane p holds byte p of each value).
 @inline export function storeF32Planes(v0: v128, v1: v128, v2: v128, v3: v128, dst: usize): void {
@@ -16,10 +17,10 @@
 // Looks up 16 indices (0..15, one per byte) in the planes and stores the 16 f32
 // results at dst, multiplied by `scale` when `scaled` (a compile-time constant).
 @inline export function lookupF32x16(planes: usize, idx: v128, dst: usize, scale: v128, scaled: bool): void {
-  const b0 = i8x16.swizzle(v128.load(planes), idx);
-  const b1 = i8x16.swizzle(v128.load(planes, 16), idx);
-  const b2 = i8x16.swizzle(v128.load(planes, 32), idx);
-  const b3 = i8x16.swizzle(v128.load(planes, 48), idx);
+  const b0 = lut16(v128.load(planes), idx);
+  const b1 = lut16(v128.load(planes, 16), idx);
+  const b2 = lut16(v128.load(planes, 32), idx);
+  const b3 = lut16(v128.load(planes, 48), idx);
   const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const lo23 = i8x16.shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);

@@ -1,3 +1,4 @@
+import { lut16 } from './lut16';
 import { loadAsF32, loadF32x4, DT_F32, DT_F16, DT_BF16 } from "./convert";
 import { blockScale } from "./absmax";
 import { vc, V_SIGN, V_I16_127 } from "./vconst";
@@ -99,7 +100,7 @@ const FP4_MAP: usize = !ASC_FEATURE_SIMD ? 0 : memory.data<u8>([0, 1, 6, 7, 4, 5
   // i32 lane k of the narrowed codes holds elements 2k (low half) and 2k+1
   let w = i16x8.narrow_i32x4_s(c0, c1);
   // FP4: count+sign index -> code bits (the zero high bytes map to 0)
-  if (qtype != QT_NF4) w = i8x16.swizzle(v128.load(FP4_MAP), w);
+  if (qtype != QT_NF4) w = lut16(v128.load(FP4_MAP), w);
   const b = v128.or(i32x4.shl(w, 4), i32x4.shr_u(w, 16));
   v128.store32_lane(dst, i8x16.shuffle(b, b, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12), 0);
 }

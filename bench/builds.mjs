@@ -1,6 +1,6 @@
-// SIMD build against scalar build in whichever runtime runs this (Node, Bun, Deno):
-// is SIMD the faster default there? Median of 7 timed runs, 4096x1024 float32.
-// Usage: node bench/builds.mjs; bun bench/builds.mjs; deno run bench/builds.mjs
+// The kernel builds against each other in whichever runtime runs this (Node, Bun, Deno):
+// is the default (relaxed SIMD where validated, else SIMD) the fastest there? Median of 7 timed runs, 4096x1024 float32.
+// Usage: node [--experimental-wasm-relaxed-simd] bench/builds.mjs; bun bench/builds.mjs; deno run bench/builds.mjs
 import * as bnb from 'bnbjs';
 
 const runtime = typeof Deno !== 'undefined' ? `Deno ${Deno.version.deno}` : typeof Bun !== 'undefined' ? `Bun ${Bun.version}` : `Node ${process.version}`;
@@ -19,7 +19,7 @@ function median(f) {
 }
 
 const rows = [];
-for (const build of ['simd', 'scalar']) {
+for (const build of [...(bnb.wasmFeatures().relaxedSimd ? ['relaxed'] : []), 'simd', 'scalar']) {
   bnb.setWasmBuild(build);
   const [p, s] = bnb.quantize4bit(A, { quantType: 'nf4', blocksize: 64 });
   const out = bnb.tensor(new Float32Array(n), [4096, 1024]);

@@ -3,7 +3,7 @@
 // Deno needs no permission flag. Ops compile the build they need on first use
 // (synchronously; `await init()` compiles asynchronously instead, for engines that
 // limit synchronous compilation).
-import { scalar, simd } from './wasm/inline-bytes.js';
+import { relaxed, scalar, simd } from './wasm/inline-bytes.js';
 import { WasmBuild, setWasmLoader } from './wasm/runtime.js';
 
 const decoded = new Map<WasmBuild, Uint8Array>();
@@ -11,7 +11,7 @@ const decoded = new Map<WasmBuild, Uint8Array>();
 function bytes(build: WasmBuild): Uint8Array {
   let b = decoded.get(build);
   if (!b) {
-    const text = atob(build === 'simd' ? simd : scalar);
+    const text = atob(build === 'relaxed' ? relaxed : build === 'simd' ? simd : scalar);
     b = new Uint8Array(text.length);
     for (let i = 0; i < text.length; i++) b[i] = text.charCodeAt(i);
     decoded.set(build, b);

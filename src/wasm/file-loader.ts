@@ -8,7 +8,10 @@ import { WasmBuild, setWasmLoader } from './runtime.js';
 
 interface NodeLike { getBuiltinModule?(id: string): unknown }
 
-const url = (build: WasmBuild) => (build === 'simd' ? new URL('../../build/bnb.simd.wasm', import.meta.url) : new URL('../../build/bnb.scalar.wasm', import.meta.url));
+const url = (build: WasmBuild) =>
+  build === 'simd' ? new URL('../../build/bnb.simd.wasm', import.meta.url)
+    : build === 'relaxed' ? new URL('../../build/bnb.relaxed.wasm', import.meta.url)
+      : new URL('../../build/bnb.scalar.wasm', import.meta.url);
 
 function readFile(): ((u: URL) => Uint8Array) | null {
   const proc = (globalThis as { process?: NodeLike }).process;

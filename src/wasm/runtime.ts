@@ -4,7 +4,9 @@ import { KernelExports } from './exports.js';
 import { wasmFeatures } from './features.js';
 import { WasmMemory } from './memory.js';
 
-export type WasmBuild = 'simd' | 'scalar';
+/** The kernel builds, one source: identical bits; relaxed SIMD is the fastest where validated. */
+export type WasmBuild = 'simd' | 'relaxed' | 'scalar';
+export const WASM_BUILDS: readonly WasmBuild[] = ['simd', 'relaxed', 'scalar'];
 
 /** What init() accepts: a compiled module, its bytes, a URL or path to fetch, or a Response. */
 export type WasmSource = WebAssembly.Module | ArrayBuffer | ArrayBufferView | URL | string | Response | Promise<Response>;
@@ -43,7 +45,8 @@ function register(module: WebAssembly.Module): WasmBuild {
   }
   const k = instance.exports as unknown as KernelExports;
   if (typeof k.simd !== 'function' || typeof k.heapBase !== 'function') throw new BnbError('E_INIT', 'the WebAssembly module is not a bnbjs kernel build (no simd/heapBase exports)');
-  const build: WasmBuild = k.simd() === 1 ? 'simd' : 'scalar';
+  const level = k.simd();
+  const build: WasmBuild = level === 2 ? 'relaxed' : level === 1 ? 'simd' : 'scalar';
   instances.set(build, new WasmMemory(k));
   return build;
 }
@@ -110,8 +113,8 @@ async function compile(source: WasmSource): Promise<WebAssembly.Module> {
 }
 
 /**
- * Loads the kernels. Without an argument: the build wasmBuild() names (SIMD where
- * the runtime validates it, else scalar) from where this entry point finds it
+ * Loads the kernels. Without an argument: the build wasmBuild() names (relaxed SIMD,
+ * else SIMD, where the runtime validates it, else scalar) from where this entry point finds it
  * (the file beside the package, the bytes inlined, the imported module, or a fetch
  * next to the module in browsers). With a source (a WebAssembly.Module — what
  * Cloudflare Workers import —, bytes, a URL or a Response): that module, whichever
@@ -134,20 +137,22 @@ export async function init(source?: WasmSource): Promise<WasmBuild> {
 function defaultBuild(): WasmBuild {
   const forced = envVar('BNBJS_WASM');
   if (forced !== undefined && forced !== '') {
-    if (forced !== 'simd' && forced !== 'scalar') fail('E_ARGUMENT', 'BNBJS_WASM', forced, "'simd' or 'scalar'");
-    return forced;
+    if (!WASM_BUILDS.includes(forced as WasmBuild)) fail('E_ARGUMENT', 'BNBJS_WASM', forced, "'simd', 'relaxed' or 'scalar'");
+    return forced as WasmBuild;
   }
-  return wasmFeatures().simd ? 'simd' : 'scalar';
+  // relaxed: i8x16.relaxed_swizzle for the 4-bit table lookups (10-17% faster on x86)
+  const f = wasmFeatures();
+  return f.simd && f.relaxedSimd ? 'relaxed' : f.simd ? 'simd' : 'scalar';
 }
 
-/** The kernel instance ops run on: the SIMD build where supported, else the scalar one. */
+/** The kernel instance ops run on: relaxed SIMD, else SIMD, where validated; else scalar. */
 export function wasm(build?: WasmBuild): WasmMemory {
   return load(build ?? (selected ??= defaultBuild()));
 }
 
-/** Chooses the WebAssembly build (both give identical bits; scalar is the oracle). */
+/** Chooses the WebAssembly build (all give identical bits; scalar is the oracle). */
 export function setWasmBuild(build: WasmBuild): void {
-  if (build !== 'simd' && build !== 'scalar') fail('E_ARGUMENT', 'build', build, "'simd' or 'scalar'");
+  if (!WASM_BUILDS.includes(build)) fail('E_ARGUMENT', 'build', build, "'simd', 'relaxed' or 'scalar'");
   selected = build;
 }
 

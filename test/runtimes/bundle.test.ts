@@ -60,7 +60,7 @@ describe.skipIf(why)(`esbuild bundles of bnbjs${why ? ` (skipped: ${why})` : ''}
       expect(imports.filter((x) => NODE_IMPORT.test(x.path)), `${t.name} bundle imports Node modules`).toEqual([]);
       const externals = Object.values(meta.outputs).flatMap((o) => o.imports.map((x) => x.path));
       expect(externals.every((p) => p.endsWith('.wasm')), `unexpected external imports: ${externals}`).toBe(true);
-      if (t.expect === 'dist/worker.js') expect(externals.map((p) => p.split('/').pop()).sort()).toEqual(['bnb.scalar.wasm', 'bnb.simd.wasm']);
+      if (t.expect === 'dist/worker.js') expect(externals.map((p) => p.split('/').pop()).sort()).toEqual(['bnb.relaxed.wasm', 'bnb.scalar.wasm', 'bnb.simd.wasm']);
       else expect(externals).toEqual([]);
       for (const word of ['getBuiltinModule', 'bnbjs_cuda.node', 'worker_threads', 'readFileSync']) expect(text, `${t.name} bundle mentions ${word}`).not.toContain(word);
     });

@@ -88,14 +88,14 @@ describe.skipIf(why)(`workerd${why ? ` (skipped: ${why})` : ''}`, () => {
   });
 
   it('a Worker importing bnbjs with the .wasm as modules passes the smoke suite', async () => {
-    expect(wasm.sort(), 'the Worker bundle must import both builds as Wasm modules').toEqual(['bnb.scalar.wasm', 'bnb.simd.wasm']);
+    expect(wasm.sort(), 'the Worker bundle must import the three builds as Wasm modules').toEqual(['bnb.relaxed.wasm', 'bnb.scalar.wasm', 'bnb.simd.wasm']);
     expect(readFileSync(join(app.dir, 'worker.js'), 'utf8')).not.toMatch(/getBuiltinModule|from\s*["']node:/);
     const res = await fetchWhenUp(`http://127.0.0.1:${port}/`, 30_000);
     const text = await res.text();
     expect(res.status, `workerd answered ${res.status}: ${text}\n${log}`).toBe(200);
     const report = JSON.parse(text) as SmokeReport & { compileFromBytes: string; importMetaUrl: string };
     expectSmokePassed('workerd', report);
-    expect(report.build).toBe('simd');
+    expect(report.build).toBe(report.features.relaxedSimd ? 'relaxed' : 'simd');
     // The constraint the Worker entry exists for: this runtime does refuse bytes.
     expect(report.compileFromBytes).toMatch(/^refused/);
     const scalar = await (await fetch(`http://127.0.0.1:${port}/?build=scalar`)).json() as SmokeReport;

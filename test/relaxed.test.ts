@@ -1,0 +1,50 @@
+// The relaxed-SIMD build gives the bytes of the SIMD build and of the scalar oracle.
+// Node 20 validates relaxed SIMD only behind a flag, so a child Node runs the
+// comparison with it; Deno, Bun, Chromium and workerd select the build by themselves
+// (test/runtimes/ runs the golden smoke suite there).
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+const FLAG = '--experimental-wasm-relaxed-simd';
+const script = `
+const lib = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});
+if (!lib.wasmFeatures().relaxedSimd) { console.log(JSON.stringify({ skip: 'relaxed SIMD not validated even with ${FLAG}' })); process.exit(0); }
+let s = 12345;
+const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const specials = [NaN, Infinity, -Infinity, 0, -0, 1e-40, 3e38];
+const bytes = (t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64');
+const out = {};
+for (const build of ['relaxed', 'simd', 'scalar']) {
+  lib.setWasmBuild(build);
+  s = 12345; // the same inputs for each build
+  const r = [];
+  for (const [n, bs] of [[4096, 64], [100003, 128], [777, 4096], [65536, 256]]) {
+    const x = Float32Array.from({ length: n }, (_, i) => (i % 997 === 5 ? specials[i % specials.length] : (rnd() - 0.5) * 2 ** ((i % 13) - 6)));
+    for (const quantType of ['nf4', 'fp4']) {
+      const [p, st] = lib.quantize4bit(lib.tensor(x, [n]), { blocksize: bs, quantType, allowNonFinite: true });
+      r.push(bytes(p), bytes(st.absmax));
+      for (const dtype of ['float32', 'float16', 'bfloat16']) r.push(bytes(lib.dequantize4bit(p, new lib.QuantState({ ...st, dtype }))));
+    }
+  }
+  out[build] = r;
+}
+console.log(JSON.stringify({ build: lib.wasmBuild(), same: out.relaxed.every((b, i) => b === out.scalar[i] && b === out.simd[i]), count: out.relaxed.length }));
+`;
+
+describe('the relaxed-SIMD build', () => {
+  it('quantize4bit and dequantize4bit (the i8x16.relaxed_swizzle lookups) give the bytes of the SIMD and scalar builds', () => {
+    const r = spawnSync(process.execPath, [FLAG, '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, BNBJS_WASM: '' } });
+    if (r.status !== 0 && /bad option|not allowed/i.test(r.stderr)) {
+      console.warn(`relaxed-SIMD comparison skipped: this Node does not take ${FLAG}`);
+      return;
+    }
+    expect(r.status, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    if (res.skip) {
+      console.warn(`relaxed-SIMD comparison skipped: ${res.skip}`);
+      return;
+    }
+    expect(res.count).toBe(40);
+    expect(res.same, 'relaxed, simd and scalar builds differ').toBe(true);
+  });
+});
