@@ -9,7 +9,7 @@ const root = new URL('../', import.meta.url);
 const ENTRIES = [
   ['browser (`browser` condition): the core JS, kernels fetched', 'dist/browser.js', 'browser'],
   ['Workers (`workerd`/`worker`): core JS, .wasm imported as modules', 'dist/worker.js', 'neutral'],
-  ['inline (`deno`, `bnbjs/inline`): core JS + both builds in base64', 'dist/inline.js', 'neutral'],
+  ['inline (`deno`, `bnbjs/inline`): core JS + the three builds in base64', 'dist/inline.js', 'neutral'],
   ['Node/Bun (`node`/`bun`/`default`): core JS + file loader, CUDA and Gaudi backends', 'dist/index.js', 'node'],
 ];
 
@@ -25,7 +25,7 @@ for (const [what, entry, platform] of ENTRIES) {
   const js = r.outputFiles[0].contents;
   console.log(`| ${what} | ${kb(js.length)} | ${kb(gz(js))} |`);
 }
-for (const build of ['simd', 'scalar']) {
+for (const build of ['simd', 'relaxed', 'scalar']) {
   const b = readFileSync(new URL(`build/bnb.${build}.wasm`, root));
   console.log(`| build/bnb.${build}.wasm | ${kb(b.length)} | ${kb(gz(b))} |`);
 }
