@@ -1,6 +1,6 @@
 // Kernel exports. The host owns linear memory above heapBase(): it copies inputs
 // in, calls a kernel with pointers, and copies outputs out.
-export { quantize4bit } from "./quantize4bit";
+export { quantize4bit, prepareNf4Table } from "./quantize4bit";
 export { dequantize4bit } from "./dequantize4bit";
 export { quantizeBlockwise, dequantizeBlockwise, prepareCodeLut } from "./blockwise";
 export { firstNonFinite } from "./absmax";

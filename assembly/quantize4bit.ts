@@ -106,20 +106,18 @@ const FP4_MAP: usize = !ASC_FEATURE_SIMD ? 0 : memory.data<u8>([0, 1, 6, 7, 4, 5
 }
 
 // NF4 by table (buckets.ts): the threshold keys K(T_j) + 1 (s > T_j exactly when
-// K(s) >= K(T_j) + 1; no threshold is 0, so -0 and +0 agree) and their buckets,
-// built on first use. About 1 group of 16 in 150 (N(0,1) data) is left undecided
-// and counted.
-const NF4_TK: usize = !ASC_FEATURE_SIMD ? 0 : memory.data(64, 16);
-const NF4_BUCKETS: usize = !ASC_FEATURE_SIMD ? 0 : memory.data(65536, 16);
-const NF4_BASE: usize = !ASC_FEATURE_SIMD ? 0 : memory.data<u32>([<u32>NF4_BUCKETS, <u32>NF4_BUCKETS, <u32>NF4_BUCKETS, <u32>NF4_BUCKETS], 16);
-let nf4Ready = false;
+// K(s) >= K(T_j) + 1; no threshold is 0, so -0 and +0 agree) and their buckets.
+// About 1 group of 16 in 150 (N(0,1) data) is left undecided and counted. The table
+// lives in host-managed memory (prepareNf4Table, once per memory), not in static
+// data: a threaded build's every instantiation rewrites its static segments.
+@inline export const NF4_TABLE_BYTES: usize = 64 + 65536;
 
-function prepareNf4(): void {
-  const t: StaticArray<f32> = [NF4_T0, NF4_T1, NF4_T2, NF4_T3, NF4_T4, NF4_T5, NF4_T6, NF4_T7,
-    NF4_T8, NF4_T9, NF4_T10, NF4_T11, NF4_T12, NF4_T13, NF4_T14];
-  for (let j = 0; j < 15; j++) store<u32>(NF4_TK + (<usize>j << 2), orderKey(t[j]) + 1);
-  buildBuckets(NF4_TK, 15, NF4_BUCKETS, false);
-  nf4Ready = true;
+export function prepareNf4Table(table: usize): void {
+  if (!ASC_FEATURE_SIMD) return;
+  for (let j: usize = 0; j < 15; j++) {
+    store<u32>(table + (j << 2), orderKey(f32x4.extract_lane(v128.load(NF4_TV + (j << 4)), 0)) + 1);
+  }
+  buildBuckets(table, 15, table + 64, false);
 }
 
 @inline function nf4Sums8(src: usize, i: usize, dtype: i32, rv: v128, sign: v128, table: v128): v128 {
@@ -157,11 +155,10 @@ function prepareNf4(): void {
 }
 
 @inline function quantizeSimd(
-  src: usize, n: i32, dtype: i32, blocksize: i32, qtype: i32, packed: usize, absmax: usize,
+  src: usize, n: i32, dtype: i32, blocksize: i32, qtype: i32, packed: usize, absmax: usize, nf4: usize,
 ): void {
   const nblocks = (n + blocksize - 1) / blocksize;
-  if (qtype == QT_NF4 && !nf4Ready) prepareNf4();
-  const sign = vc(V_SIGN), table = v128.load(NF4_BASE), m7 = vc(V_I16_127);
+  const sign = vc(V_SIGN), table = i32x4.splat(<i32>(nf4 + 64)), m7 = vc(V_I16_127);
   for (let b = 0; b < nblocks; b++) {
     const start = b * blocksize;
     const end = min(start + blocksize, n);
@@ -177,12 +174,13 @@ function prepareNf4(): void {
 }
 
 // Quantizes src[0..n) (n may be odd only for the last chunk of a tensor) into
-// ceil(n/2) packed bytes and ceil(n/blocksize) f32 absmax values.
+// ceil(n/2) packed bytes and ceil(n/blocksize) f32 absmax values; nf4 is the table
+// prepareNf4Table filled (SIMD build).
 @inline function quantizeImpl(
-  src: usize, n: i32, dtype: i32, blocksize: i32, qtype: i32, packed: usize, absmax: usize,
+  src: usize, n: i32, dtype: i32, blocksize: i32, qtype: i32, packed: usize, absmax: usize, nf4: usize,
 ): void {
   if (ASC_FEATURE_SIMD) {
-    quantizeSimd(src, n, dtype, blocksize, qtype, packed, absmax);
+    quantizeSimd(src, n, dtype, blocksize, qtype, packed, absmax, nf4);
     return;
   }
   const nblocks = (n + blocksize - 1) / blocksize;
@@ -196,25 +194,25 @@ function prepareNf4(): void {
 // SIMD: one function per (dtype, quant type), so that their loops' branches resolve
 // at compile time (inlined into one function, the bodies would be merged back into
 // one with run-time checks).
-function quantizeNf4F32(src: usize, n: i32, bs: i32, packed: usize, absmax: usize): void { quantizeImpl(src, n, DT_F32, bs, QT_NF4, packed, absmax); }
-function quantizeNf4F16(src: usize, n: i32, bs: i32, packed: usize, absmax: usize): void { quantizeImpl(src, n, DT_F16, bs, QT_NF4, packed, absmax); }
-function quantizeNf4Bf16(src: usize, n: i32, bs: i32, packed: usize, absmax: usize): void { quantizeImpl(src, n, DT_BF16, bs, QT_NF4, packed, absmax); }
-function quantizeFp4F32(src: usize, n: i32, bs: i32, packed: usize, absmax: usize): void { quantizeImpl(src, n, DT_F32, bs, QT_FP4, packed, absmax); }
-function quantizeFp4F16(src: usize, n: i32, bs: i32, packed: usize, absmax: usize): void { quantizeImpl(src, n, DT_F16, bs, QT_FP4, packed, absmax); }
-function quantizeFp4Bf16(src: usize, n: i32, bs: i32, packed: usize, absmax: usize): void { quantizeImpl(src, n, DT_BF16, bs, QT_FP4, packed, absmax); }
+function quantizeNf4F32(src: usize, n: i32, bs: i32, packed: usize, absmax: usize, nf4: usize): void { quantizeImpl(src, n, DT_F32, bs, QT_NF4, packed, absmax, nf4); }
+function quantizeNf4F16(src: usize, n: i32, bs: i32, packed: usize, absmax: usize, nf4: usize): void { quantizeImpl(src, n, DT_F16, bs, QT_NF4, packed, absmax, nf4); }
+function quantizeNf4Bf16(src: usize, n: i32, bs: i32, packed: usize, absmax: usize, nf4: usize): void { quantizeImpl(src, n, DT_BF16, bs, QT_NF4, packed, absmax, nf4); }
+function quantizeFp4F32(src: usize, n: i32, bs: i32, packed: usize, absmax: usize, nf4: usize): void { quantizeImpl(src, n, DT_F32, bs, QT_FP4, packed, absmax, nf4); }
+function quantizeFp4F16(src: usize, n: i32, bs: i32, packed: usize, absmax: usize, nf4: usize): void { quantizeImpl(src, n, DT_F16, bs, QT_FP4, packed, absmax, nf4); }
+function quantizeFp4Bf16(src: usize, n: i32, bs: i32, packed: usize, absmax: usize, nf4: usize): void { quantizeImpl(src, n, DT_BF16, bs, QT_FP4, packed, absmax, nf4); }
 
 export function quantize4bit(
-  src: usize, n: i32, dtype: i32, blocksize: i32, qtype: i32, packed: usize, absmax: usize,
+  src: usize, n: i32, dtype: i32, blocksize: i32, qtype: i32, packed: usize, absmax: usize, nf4: usize,
 ): void {
   if (!ASC_FEATURE_SIMD) {
-    quantizeImpl(src, n, dtype, blocksize, qtype, packed, absmax); // the oracle: one body
+    quantizeImpl(src, n, dtype, blocksize, qtype, packed, absmax, nf4); // the oracle: one body
   } else if (qtype == QT_NF4) {
-    if (dtype == DT_F32) quantizeNf4F32(src, n, blocksize, packed, absmax);
-    else if (dtype == DT_F16) quantizeNf4F16(src, n, blocksize, packed, absmax);
-    else quantizeNf4Bf16(src, n, blocksize, packed, absmax);
+    if (dtype == DT_F32) quantizeNf4F32(src, n, blocksize, packed, absmax, nf4);
+    else if (dtype == DT_F16) quantizeNf4F16(src, n, blocksize, packed, absmax, nf4);
+    else quantizeNf4Bf16(src, n, blocksize, packed, absmax, nf4);
   } else {
-    if (dtype == DT_F32) quantizeFp4F32(src, n, blocksize, packed, absmax);
-    else if (dtype == DT_F16) quantizeFp4F16(src, n, blocksize, packed, absmax);
-    else quantizeFp4Bf16(src, n, blocksize, packed, absmax);
+    if (dtype == DT_F32) quantizeFp4F32(src, n, blocksize, packed, absmax, nf4);
+    else if (dtype == DT_F16) quantizeFp4F16(src, n, blocksize, packed, absmax, nf4);
+    else quantizeFp4Bf16(src, n, blocksize, packed, absmax, nf4);
   }
 }

@@ -14,8 +14,10 @@ for (const k of Object.values(builds)) {
   const src = base, packed = src + n * 4, absmax = packed + n / 2, out = absmax + (n / bs) * 4 + 256;
   const f = new Float32Array(k.memory.buffer, src, n);
   let s = 1; for (let i = 0; i < n; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; f[i] = (s / 2 ** 32 - 0.5) * 3; }
-  k.quantize4bit(src, n, 0, bs, 1, packed, absmax);
-  k.q = { packed, absmax, out, src };
+  const nf4 = out + n * 4 + 256; // the NF4 bucket table quantize4bit reads (host-managed)
+  k.prepareNf4Table(nf4);
+  k.quantize4bit(src, n, 0, bs, 1, packed, absmax, nf4);
+  k.q = { packed, absmax, out, src, nf4 };
 }
 const same = (dt) => {
   const a = builds.simd, b = builds.relaxed;
@@ -37,7 +39,7 @@ for (const [dt, name] of [[0, 'f32'], [1, 'f16'], [2, 'bf16']]) {
   const r = {};
   for (let round = 0; round < 3; round++) for (const [bn, k] of Object.entries(builds)) {
     let best = Infinity;
-    for (let i = 0; i < 5; i++) { const t = performance.now(); k.quantize4bit(k.q.src, n, 0, bs, 0, k.q.packed, k.q.absmax); best = Math.min(best, performance.now() - t); }
+    for (let i = 0; i < 5; i++) { const t = performance.now(); k.quantize4bit(k.q.src, n, 0, bs, 0, k.q.packed, k.q.absmax, k.q.nf4); best = Math.min(best, performance.now() - t); }
     r[bn] = Math.min(r[bn] ?? Infinity, best);
   }
   console.log(`quantize4bit fp4 f32: simd ${(n / r.simd / 1e6).toFixed(2)}, relaxed ${(n / r.relaxed / 1e6).toFixed(2)} Gelem/s, x${(r.simd / r.relaxed).toFixed(3)}`);

@@ -15,6 +15,7 @@ export type BnbErrorCode =
   | 'E_INIT' // the WebAssembly kernels are not loaded, or init() got something it cannot load
   | 'E_DEVICE' // tensors on different devices, an unknown device, or host data of a device tensor
   | 'E_CUDA' // a CUDA call failed (the message carries CUDA's)
+  | 'E_KERNEL' // a WebAssembly kernel trapped, on the calling thread or a worker (the engine's message follows)
   | 'E_CKPT_MISSING' // a checkpoint lacks a tensor its layout needs
   | 'E_CKPT_QUANT_STATE' // 4-bit items without their quant_state blob, or several blobs
   | 'E_CKPT_QUANT_TYPE' // a quant_state blob for a quant type other than nf4/fp4

@@ -1,7 +1,9 @@
 // bnbjs for Node and Bun (and bundlers that resolve the default condition): the
-// kernels are read from build/ beside the package on first use, and the native
-// backends (the CUDA addon, Intel Gaudi) register themselves; probe() reports them.
+// kernels are read from build/ beside the package on first use, large ops run on
+// worker threads, and the native backends (the CUDA addon, Intel Gaudi) register
+// themselves; probe() reports them.
 import './wasm/file-loader.js';
+import './threads/node-host.js';
 import './backend/cuda/register.js';
 import './backend/hpu/backend.js';
 export * from './core.js';

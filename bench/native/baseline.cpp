@@ -1,6 +1,7 @@
 // Native C++ reference figures for bench/run.mjs, measured in the same run as
-// bnbjs: straightforward single-threaded implementations of the same ops,
-// compiled with g++ -O3 -march=native (the compiler vectorises what it can).
+// bnbjs: straightforward implementations of the same ops, compiled with g++ -O3
+// -march=native -fopenmp (the compiler vectorises what it can); each op's outer
+// loop is split over OMP_NUM_THREADS threads (1: the single-threaded baseline).
 // Prints one JSON object: milliseconds (median of the runs) per op.
 #include <algorithm>
 #include <array>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <immintrin.h>
+#include <omp.h>
 #include <vector>
 
 using Clock = std::chrono::steady_clock;
@@ -41,9 +43,20 @@ static uint16_t to_bf16(float f) {
   return (uint16_t)((b + 0x7fff + ((b >> 16) & 1)) >> 16);
 }
 
+// memcpy in one contiguous slice per thread.
+static void parallel_memcpy(void* dst, const void* src, size_t bytes) {
+#pragma omp parallel
+  {
+    const size_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    const size_t a = bytes * t / T / 64 * 64, b = t + 1 == T ? bytes : bytes * (t + 1) / T / 64 * 64;
+    memcpy((char*)dst + a, (const char*)src + a, b - a);
+  }
+}
+
 // out[i][j] = sum_k A[i][k] * B[j][k], int32, tiles of B rows kept in cache.
 static void int8_matmul(const int8_t* A, const int8_t* B, int32_t* C, int M, int N, int K) {
   const int tile = std::max(4, 65536 / K);
+#pragma omp parallel for schedule(dynamic)
   for (int j0 = 0; j0 < N; j0 += tile)
     for (int i = 0; i < M; i++)
       for (int j = j0; j < std::min(N, j0 + tile); j++) {
@@ -57,7 +70,10 @@ static void int8_matmul(const int8_t* A, const int8_t* B, int32_t* C, int M, int
 
 // y[j] = sum_k x[k] * NF4[q(j,k)] * absmax[block], 4-bit packed high nibble first, f32 accumulation.
 static void gemv_nf4(const float* x, const uint8_t* packed, const float* absmax, float* y, int N, int K, int bs) {
+#pragma omp parallel
+  {
   std::vector<float> w(K);
+#pragma omp for schedule(static)
   for (int j = 0; j < N; j++) {
     const uint8_t* row = packed + (size_t)j * K / 2;
     const float* am = absmax + (size_t)j * K / bs;
@@ -71,11 +87,13 @@ static void gemv_nf4(const float* x, const uint8_t* packed, const float* absmax,
     for (int k = 0; k < K; k++) s += x[k] * w[k];
     y[j] = s;
   }
+  }
 }
 
 // out = bf16(e4m3(W) * scale[i/128][j/128]).
 static void fp8_dequant(const uint8_t* W, const float* scale, uint16_t* out, int R, int Cc, const float* lut) {
   const int sc = (Cc + 127) / 128;
+#pragma omp parallel for schedule(static)
   for (int i = 0; i < R; i++)
     for (int j = 0; j < Cc; j++) out[(size_t)i * Cc + j] = to_bf16(lut[W[(size_t)i * Cc + j]] * scale[(i / 128) * sc + j / 128]);
 }
@@ -112,7 +130,9 @@ static uint8_t fp4_code(float x) {
 // Blockwise absmax (NaN ignored) and 4-bit codes, high nibble first.
 template <class Code>
 static void quant_4bit(const float* x, uint8_t* packed, float* absmax, size_t n, int bs, Code code) {
-  for (size_t b = 0; b * bs < n; b++) {
+  const size_t nb = n / bs;
+#pragma omp parallel for schedule(static)
+  for (size_t b = 0; b < nb; b++) {
     const float* xb = x + b * bs;
     float m = 0;
     for (int i = 0; i < bs; i++) m = std::max(m, std::fabs(xb[i]));
@@ -124,6 +144,7 @@ static void quant_4bit(const float* x, uint8_t* packed, float* absmax, size_t n,
 
 // out = f16(NF4[q] * absmax[i / bs]) (F16C, round to nearest even).
 static void dequant_nf4_f16(const uint8_t* packed, const float* absmax, uint16_t* out, size_t n, int bs) {
+#pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i += 2) {
     uint8_t b = packed[i / 2];
     float a = absmax[i / bs];
@@ -133,6 +154,7 @@ static void dequant_nf4_f16(const uint8_t* packed, const float* absmax, uint16_t
 }
 
 static void dequant_nf4_bf16(const uint8_t* packed, const float* absmax, uint16_t* out, size_t n, int bs) {
+#pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i += 2) {
     uint8_t b = packed[i / 2];
     float a = absmax[i / bs];
@@ -158,7 +180,9 @@ static uint8_t search_code(const float* code, float s) {
 }
 
 static void quant_blockwise(const float* x, const float* code, uint8_t* q, float* absmax, size_t n, int bs) {
-  for (size_t b = 0; b * bs < n; b++) {
+  const size_t nb = n / bs;
+#pragma omp parallel for schedule(static)
+  for (size_t b = 0; b < nb; b++) {
     const float* xb = x + b * bs;
     float m = 0;
     for (int i = 0; i < bs; i++) m = std::max(m, std::fabs(xb[i]));
@@ -169,6 +193,7 @@ static void quant_blockwise(const float* x, const float* code, uint8_t* q, float
 }
 
 static void dequant_blockwise(const uint8_t* q, const float* code, const float* absmax, float* out, size_t n, int bs) {
+#pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) out[i] = code[q[i]] * absmax[i / bs];
 }
 
@@ -193,6 +218,7 @@ static std::vector<float> dynamic_code() {
 
 // out = f32(NF4[q] * absmax[i / bs]).
 static void dequant_nf4(const uint8_t* packed, const float* absmax, float* out, size_t n, int bs) {
+#pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i += 2) {
     uint8_t b = packed[i / 2];
     float a = absmax[i / bs];
@@ -207,7 +233,7 @@ int main() {
   {  // memcpy of a 4096x14336 f32 tensor
     size_t n = (size_t)4096 * 14336;
     std::vector<float> a(n, 1.0f), b(n);
-    printf("\"memcpy_f32_4096x14336\": %.3f, ", median_ms(reps, [&] { memcpy(b.data(), a.data(), n * 4); }));
+    printf("\"memcpy_f32_4096x14336\": %.3f, ", median_ms(reps, [&] { parallel_memcpy(b.data(), a.data(), n * 4); }));
     std::vector<uint8_t> packed(n / 2);
     for (auto& v : packed) v = rnd() >> 24;
     std::vector<float> absmax(n / 64, 1.5f);

@@ -5,14 +5,15 @@ import { QuantState } from '../quant-state.js';
 import { Tensor, numel, tensor, toDevice } from '../tensor.js';
 import { defaultDynamicMap } from '../maps.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
-import { chunkElements, wasm } from '../wasm/runtime.js';
+import { chunkElements } from '../wasm/runtime.js';
 import { meanF32 } from './stats.js';
 import {
   BLOCKSIZES_8BIT, checkAbsmax, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, checkOptionsObject, checkOutput, checkTensorArg,
   checkTensorOf, emptyTensor, onHost,
 } from './validate.js';
 import { FiniteCheck } from './finite.js';
-import { absmaxSpan, loadFloatChunk } from './chunk.js';
+import { absmaxSpan, checkFinite, finiteCall, loadFloatChunk } from './chunk.js';
+import { kernelsFor, runChunks } from '../threads/parallel.js';
 
 export interface QuantizeBlockwiseOptions {
   /** 256 sorted f32 values; default: createDynamicMap() */
@@ -43,21 +44,32 @@ export function quantizeBlockwiseRaw(
   src: ArrayBufferView, n: number, dtype: FloatDType, code: Float32Array, blocksize: number,
   finite: FiniteCheck | null = null,
 ): { q: Uint8Array; absmax: Float32Array } {
-  const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
   const nb = Math.ceil(n / blocksize);
   const q = new Uint8Array(n);
   const absmax = new Float32Array(nb);
-  const chunk = Math.min(chunkElements(blocksize), n);
-  const [pIn, pQ, pAbs] = m.scratch(chunk * size, chunk, Math.ceil(chunk / blocksize) * 4);
+  const { m, threads } = kernelsFor(n);
+  const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
+  const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
   m.useCode(code);
-  for (let start = 0; start < n; start += chunk) {
-    const len = Math.min(chunk, n - start);
-    loadFloatChunk(m, pIn!, src, start, len, dtype, finite);
-    m.k.quantizeBlockwise(pIn!, len, WASM_DTYPE[dtype], blocksize, m.codePtr, m.lutPtr, pQ!, pAbs!);
-    m.read(pQ!, q, start, len);
-    absmaxSpan(absmax, start, len, blocksize).set(m.bytes(pAbs!, Math.ceil(len / blocksize) * 4));
-  }
+  runChunks(m, threads, {
+    count: Math.ceil(n / chunk),
+    slot: [chunk * size, chunk, Math.ceil(chunk / blocksize) * 4],
+    load(j, [pIn]) {
+      const [start, len] = span(j);
+      loadFloatChunk(m, pIn!, src, start, len, dtype);
+    },
+    calls(j, [pIn, pQ, pAbs]) {
+      const len = span(j)[1];
+      return [...finiteCall(pIn!, len, dtype, finite), ['quantizeBlockwise', pIn!, len, WASM_DTYPE[dtype], blocksize, m.codePtr, m.lutPtr, pQ!, pAbs!]];
+    },
+    store(j, [, pQ, pAbs], results) {
+      const [start, len] = span(j);
+      checkFinite(finite, results, start);
+      m.read(pQ!, q, start, len);
+      absmaxSpan(absmax, start, len, blocksize).set(m.bytes(pAbs!, Math.ceil(len / blocksize) * 4));
+    },
+  });
   return { q, absmax };
 }
 
@@ -66,18 +78,26 @@ export function dequantizeBlockwiseRaw(
   q: Uint8Array, n: number, absmax: Float32Array, code: Float32Array, blocksize: number, dtype: FloatDType,
   out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
 ): ArrayBufferView {
-  const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
-  const chunk = Math.min(chunkElements(blocksize), Math.max(n, 1));
-  const [pQ, pAbs, pCode, pOut] = m.scratch(chunk, Math.ceil(chunk / blocksize) * 4, 1024, chunk * size);
-  m.write(pCode!, new Uint8Array(code.buffer, code.byteOffset, 1024));
-  for (let start = 0; start < n; start += chunk) {
-    const len = Math.min(chunk, n - start);
-    m.write(pQ!, q.subarray(start, start + len));
-    m.write(pAbs!, absmaxSpan(absmax, start, len, blocksize));
-    m.k.dequantizeBlockwise(pQ!, len, blocksize, pCode!, pAbs!, WASM_DTYPE[dtype], pOut!);
-    m.read(pOut!, out, start * size, len * size);
-  }
+  const { m, threads } = kernelsFor(n);
+  const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
+  const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
+  runChunks(m, threads, {
+    count: Math.ceil(n / chunk),
+    shared: [1024],
+    prepare: ([pCode]) => m.write(pCode!, new Uint8Array(code.buffer, code.byteOffset, 1024)),
+    slot: [chunk, Math.ceil(chunk / blocksize) * 4, chunk * size],
+    load(j, [pQ, pAbs]) {
+      const [start, len] = span(j);
+      m.write(pQ!, q.subarray(start, start + len));
+      m.write(pAbs!, absmaxSpan(absmax, start, len, blocksize));
+    },
+    calls: (j, [pQ, pAbs, pOut], [pCode]) => [['dequantizeBlockwise', pQ!, span(j)[1], blocksize, pCode!, pAbs!, WASM_DTYPE[dtype], pOut!]],
+    store(j, [, , pOut]) {
+      const [start, len] = span(j);
+      m.read(pOut!, out, start * size, len * size);
+    },
+  });
   return out;
 }
 

@@ -5,24 +5,27 @@ import { FloatDType } from '../dtypes.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { WasmMemory } from '../wasm/memory.js';
 import { FiniteCheck, nonFiniteError } from './finite.js';
+import { KernelCall } from '../threads/queue.js';
 
 /** `length` bytes of any typed array starting `at` bytes into it. */
 export function byteView(v: ArrayBufferView, at: number, length: number): Uint8Array {
   return new Uint8Array(v.buffer, v.byteOffset + at, length);
 }
 
-/**
- * Copies elements [start, start+len) of a float input (elements of `dtype`) to
- * ptr, and checks them for NaN/Inf unless `finite` is null (allowNonFinite).
- */
-export function loadFloatChunk(
-  m: WasmMemory, ptr: number, src: ArrayBufferView, start: number, len: number, dtype: FloatDType, finite: FiniteCheck | null,
-): void {
+/** Copies elements [start, start+len) of a float input (elements of `dtype`) to ptr. */
+export function loadFloatChunk(m: WasmMemory, ptr: number, src: ArrayBufferView, start: number, len: number, dtype: FloatDType): void {
   const size = dtype === 'float32' ? 4 : 2;
   m.write(ptr, byteView(src, start * size, len * size));
-  if (finite === null) return;
-  const bad = m.k.firstNonFinite(ptr, len, WASM_DTYPE[dtype]);
-  if (bad >= 0) throw nonFiniteError(finite, start + bad);
+}
+
+/** The NaN/Inf scan of a chunk at ptr, a job's first call (none with allowNonFinite: `finite` null). */
+export function finiteCall(ptr: number, len: number, dtype: FloatDType, finite: FiniteCheck | null): KernelCall[] {
+  return finite === null ? [] : [['firstNonFinite', ptr, len, WASM_DTYPE[dtype]]];
+}
+
+/** Throws for the chunk starting at flat index `start` if its scan (results[0]) found a NaN/Inf. */
+export function checkFinite(finite: FiniteCheck | null, results: number[], start: number): void {
+  if (finite !== null && results[0]! >= 0) throw nonFiniteError(finite, start + results[0]!);
 }
 
 /** The f32 absmax of the blocks of elements [start, start+len), as bytes of a Float32Array. */

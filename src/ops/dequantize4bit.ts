@@ -5,9 +5,10 @@ import { QuantState } from '../quant-state.js';
 import { Tensor, checkShape, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
-import { chunkElements, wasm } from '../wasm/runtime.js';
+import { chunkElements } from '../wasm/runtime.js';
 import { absmaxF32, checkStateAbsmax } from './blockwise.js';
 import { absmaxSpan, byteView } from './chunk.js';
+import { kernelsFor, runChunks } from '../threads/parallel.js';
 import {
   BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, emptyTensor, itemBytes,
 } from './validate.js';
@@ -28,17 +29,24 @@ export function dequantize4bitRaw(
   packed: ArrayBufferView, n: number, absmax: Float32Array, blocksize: number, quantType: QuantType, dtype: FloatDType,
   out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
 ): ArrayBufferView {
-  const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
-  const chunk = Math.min(chunkElements(blocksize), Math.max(n, 1));
-  const [pIn, pAbs, pOut] = m.scratch(Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4, chunk * size);
-  for (let start = 0; start < n; start += chunk) {
-    const len = Math.min(chunk, n - start);
-    m.write(pIn!, byteView(packed, start / 2, Math.ceil(len / 2)));
-    m.write(pAbs!, absmaxSpan(absmax, start, len, blocksize));
-    m.k.dequantize4bit(pIn!, len, blocksize, WASM_QTYPE[quantType], pAbs!, WASM_DTYPE[dtype], pOut!);
-    m.read(pOut!, out, start * size, len * size);
-  }
+  const { m, threads } = kernelsFor(n);
+  const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
+  const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
+  runChunks(m, threads, {
+    count: Math.ceil(n / chunk),
+    slot: [Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4, chunk * size],
+    load(j, [pIn, pAbs]) {
+      const [start, len] = span(j);
+      m.write(pIn!, byteView(packed, start / 2, Math.ceil(len / 2)));
+      m.write(pAbs!, absmaxSpan(absmax, start, len, blocksize));
+    },
+    calls: (j, [pIn, pAbs, pOut]) => [['dequantize4bit', pIn!, span(j)[1], blocksize, WASM_QTYPE[quantType], pAbs!, WASM_DTYPE[dtype], pOut!]],
+    store(j, [, , pOut]) {
+      const [start, len] = span(j);
+      m.read(pOut!, out, start * size, len * size);
+    },
+  });
   return out;
 }
 

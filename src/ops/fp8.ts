@@ -5,7 +5,8 @@ import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../float16
 import { Tensor, numel, toDevice, toFloat32 } from '../tensor.js';
 import { byteView } from './chunk.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
-import { chunkElements, wasm } from '../wasm/runtime.js';
+import { chunkElements } from '../wasm/runtime.js';
+import { kernelsFor, runChunks } from '../threads/parallel.js';
 import { checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, checkTensorOf, emptyTensor, onHost } from './validate.js';
 
 export interface DequantizeFp8Options {
@@ -85,34 +86,53 @@ export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, opts: Dequantize
 export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
   const { W: w, dtype, layout: L, scales, out } = checkDequantizeFp8(W, scaleInv, opts);
   const result = out ?? emptyTensor(dtype, w.shape);
-  const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
   const n = numel(w.shape);
+  const { m, threads } = kernelsFor(n);
   if (scales.length === 1) {
     // one scale: any layout is the same, so stream flat chunks (rows of any length)
-    const chunk = Math.max(1, Math.min(n, chunkElements(1)));
-    const [pS, pW, pO] = m.scratch(4, chunk, chunk * size);
-    m.write(pS!, byteView(scales, 0, 4));
-    for (let start = 0; start < n; start += chunk) {
-      const len = Math.min(chunk, n - start);
-      m.write(pW!, byteView(w.data, start, len));
-      m.k.dequantizeFp8(pW!, 1, len, 0, pS!, 1, 1, len, WASM_DTYPE[dtype], pO!);
-      m.read(pO!, result.data, start * size, len * size);
-    }
+    const chunk = Math.max(1, Math.min(n, chunkElements(1, threads, n)));
+    const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
+    runChunks(m, threads, {
+      count: Math.ceil(n / chunk),
+      shared: [4],
+      prepare: ([pS]) => m.write(pS!, byteView(scales, 0, 4)),
+      slot: [chunk, chunk * size],
+      load(j, [pW]) {
+        const [start, len] = span(j);
+        m.write(pW!, byteView(w.data, start, len));
+      },
+      calls: (j, [pW, pO], [pS]) => [['dequantizeFp8', pW!, 1, span(j)[1], 0, pS!, 1, 1, span(j)[1], WASM_DTYPE[dtype], pO!]],
+      store(j, [, pO]) {
+        const [start, len] = span(j);
+        m.read(pO!, result.data, start * size, len * size);
+      },
+    });
     return result;
   }
-  const chunkRows = Math.max(1, Math.min(L.rows, Math.floor(chunkElements(1) / Math.max(L.cols, 1))));
-  const [pS, pW, pO] = m.scratch(scales.byteLength, chunkRows * L.cols, chunkRows * L.cols * size);
-  m.write(pS!, byteView(scales, 0, scales.byteLength));
-  for (let r0 = 0; r0 < L.rows; r0 += chunkRows) {
-    const rows = Math.min(chunkRows, L.rows - r0);
-    // row indices relative to the chunk's block of rows (32-bit in the kernel)
-    const rowBlock = Math.floor(r0 / L.blockRows);
-    m.write(pW!, byteView(w.data, r0 * L.cols, rows * L.cols));
-    m.k.dequantizeFp8(pW!, rows, L.cols, r0 - rowBlock * L.blockRows, pS! + rowBlock * L.scaleCols * 4, L.scaleCols, L.blockRows, L.blockCols,
-      WASM_DTYPE[dtype], pO!);
-    m.read(pO!, result.data, r0 * L.cols * size, rows * L.cols * size);
-  }
+  const chunkRows = Math.max(1, Math.min(L.rows, Math.floor(chunkElements(1, threads, n) / Math.max(L.cols, 1))));
+  const span = (j: number) => [j * chunkRows, Math.min(chunkRows, L.rows - j * chunkRows)] as const;
+  runChunks(m, threads, {
+    count: Math.ceil(L.rows / chunkRows),
+    shared: [scales.byteLength],
+    prepare: ([pS]) => m.write(pS!, byteView(scales, 0, scales.byteLength)),
+    slot: [chunkRows * L.cols, chunkRows * L.cols * size],
+    load(j, [pW]) {
+      const [r0, rows] = span(j);
+      m.write(pW!, byteView(w.data, r0 * L.cols, rows * L.cols));
+    },
+    calls(j, [pW, pO], [pS]) {
+      // row indices relative to the chunk's block of rows (32-bit in the kernel)
+      const [r0, rows] = span(j);
+      const rowBlock = Math.floor(r0 / L.blockRows);
+      return [['dequantizeFp8', pW!, rows, L.cols, r0 - rowBlock * L.blockRows, pS! + rowBlock * L.scaleCols * 4, L.scaleCols, L.blockRows, L.blockCols,
+        WASM_DTYPE[dtype], pO!]];
+    },
+    store(j, [, pO]) {
+      const [r0, rows] = span(j);
+      m.read(pO!, result.data, r0 * L.cols * size, rows * L.cols * size);
+    },
+  });
   return result;
 }
 

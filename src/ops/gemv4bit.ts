@@ -5,8 +5,9 @@ import { QuantState } from '../quant-state.js';
 import { Tensor, checkShape, numel, toFloat32 } from '../tensor.js';
 import { byteView } from './chunk.js';
 import { checkQuantType } from '../maps.js';
-import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
-import { chunkElements, wasm } from '../wasm/runtime.js';
+import { GEMV_SCRATCH_HEAD, WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
+import { kernelsFor, runChunks } from '../threads/parallel.js';
+import { chunkElements } from '../wasm/runtime.js';
 import { absmaxF32, checkStateAbsmax } from './blockwise.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, checkTensorArg, emptyTensor, itemBytes } from './validate.js';
 
@@ -63,38 +64,50 @@ export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bi
   const result = emptyTensor(dtype, outShape);
   if (M === 0 || N === 0) return result;
   const absmax = absmaxF32(checked);
-  const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
+  const { m, threads } = kernelsFor(N * K + (M * N * K) / 16);
   const budget = chunkElements(1) * 4; // weights (and A elements) per kernel call
-  const nc = Math.max(1, Math.min(N, Math.floor(budget / Math.max(K, 1))));
+  const nc = Math.max(1, Math.min(N, Math.floor(budget / Math.max(K, 1)), threads > 1 ? Math.ceil(N / (8 * threads)) : N));
   const mc = Math.max(1, Math.min(M, Math.floor(budget / Math.max(K, 1))));
   // Each call sees flat indices relative to an anchor row J whose flat index J*K is a
   // multiple of the blocksize: no u32 index overflows past 2^32 weights, and the
   // kernel's 32-element groups stay where they are in one call (same bits).
   const g = blocksize / gcd(K, blocksize);
-  const [pA, pAbs, pBias, pW, pOut, pScratch] = m.scratch(
-    mc * K * size, (Math.ceil(((g + nc) * K) / blocksize) + 1) * 4, (g + nc) * 4, Math.ceil((nc * K) / 2) + 1, mc * nc * size, (mc * K + K) * 4,
-  );
   const W = b.data;
+  const rowsOf = (j: number) => {
+    const j0 = j * nc, nj = Math.min(nc, N - j0), J = Math.floor(j0 / g) * g;
+    return { j0, nj, J, first: Math.floor((j0 * K) / 2), last: Math.ceil(((j0 + nj) * K) / 2), b0: (J * K) / blocksize, b1: Math.ceil(((j0 + nj) * K) / blocksize) };
+  };
+  for (let j = 0; j * nc < N; j++) {
+    const { j0, nj, J } = rowsOf(j);
+    if ((j0 + nj - J) * K >= 2 ** 32) {
+      throw new BnbError('E_SHAPE', `state.shape = ${show(state.shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for gemv4bit to process in chunks`);
+    }
+  }
   for (let i0 = 0; i0 < M; i0 += mc) {
     const mi = Math.min(mc, M - i0);
-    m.write(pA!, byteView(a.data, i0 * K * size, mi * K * size));
-    for (let j0 = 0; j0 < N; j0 += nc) {
-      const nj = Math.min(nc, N - j0);
-      const J = Math.floor(j0 / g) * g;
-      if ((j0 + nj - J) * K >= 2 ** 32) {
-        throw new BnbError('E_SHAPE', `state.shape = ${show(state.shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for gemv4bit to process in chunks`);
-      }
-      const first = Math.floor((j0 * K) / 2), last = Math.ceil(((j0 + nj) * K) / 2);
-      const b0 = (J * K) / blocksize, b1 = Math.ceil(((j0 + nj) * K) / blocksize);
-      m.write(pW!, byteView(W, first, last - first));
-      m.write(pAbs!, byteView(absmax, b0 * 4, (b1 - b0) * 4));
-      if (biasF32) m.write(pBias!, byteView(biasF32, J * 4, (j0 + nj - J) * 4));
-      m.k.gemv4bit(pA!, mi, K, WASM_DTYPE[dtype], pW!, first * 2 - J * K, j0 - J, nj, pAbs!, blocksize, WASM_QTYPE[quantType],
-        biasF32 ? pBias! : 0, WASM_DTYPE[dtype], pOut!, pScratch!);
-      if (nj === N) m.read(pOut!, result.data, i0 * N * size, mi * N * size);
-      else for (let i = 0; i < mi; i++) m.read(pOut! + i * nj * size, result.data, ((i0 + i) * N + j0) * size, nj * size);
-    }
+    runChunks(m, threads, {
+      count: Math.ceil(N / nc),
+      shared: [mc * K * size],
+      prepare: ([pA]) => m.write(pA!, byteView(a.data, i0 * K * size, mi * K * size)),
+      slot: [(Math.ceil(((g + nc) * K) / blocksize) + 1) * 4, (g + nc) * 4, Math.ceil((nc * K) / 2) + 1, mc * nc * size, GEMV_SCRATCH_HEAD + (mc * K + K) * 4],
+      load(j, [pAbs, pBias, pW]) {
+        const { j0, nj, J, first, last, b0, b1 } = rowsOf(j);
+        m.write(pW!, byteView(W, first, last - first));
+        m.write(pAbs!, byteView(absmax, b0 * 4, (b1 - b0) * 4));
+        if (biasF32) m.write(pBias!, byteView(biasF32, J * 4, (j0 + nj - J) * 4));
+      },
+      calls(j, [pAbs, pBias, pW, pOut, pScratch], [pA]) {
+        const { j0, nj, J, first } = rowsOf(j);
+        return [['gemv4bit', pA!, mi, K, WASM_DTYPE[dtype], pW!, first * 2 - J * K, j0 - J, nj, pAbs!, blocksize, WASM_QTYPE[quantType],
+          biasF32 ? pBias! : 0, WASM_DTYPE[dtype], pOut!, pScratch!]];
+      },
+      store(j, [, , , pOut]) {
+        const { j0, nj } = rowsOf(j);
+        if (nj === N) m.read(pOut!, result.data, i0 * N * size, mi * N * size);
+        else for (let i = 0; i < mi; i++) m.read(pOut! + i * nj * size, result.data, ((i0 + i) * N + j0) * size, nj * size);
+      },
+    });
   }
   return result;
 }

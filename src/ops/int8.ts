@@ -3,10 +3,11 @@ import { dispatch, registerKernel } from '../backend/registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { f16ToNumber, numberToF16 } from '../float16.js';
 import { Tensor, numel, tensor } from '../tensor.js';
-import { byteView } from './chunk.js';
+import { byteView, checkFinite, finiteCall } from './chunk.js';
+import { kernelsFor, runChunks } from '../threads/parallel.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
-import { FiniteCheck, nonFiniteError } from './finite.js';
+import { FiniteCheck } from './finite.js';
 import {
   checkBoolean, checkDTypeIs, checkFloatDType, checkOptions, checkOptionsObject, checkTensorArg, checkTensorOf, emptyTensor,
 } from './validate.js';
@@ -42,24 +43,36 @@ function checkStats(argument: string, t: unknown, length: number, what: string):
   return s;
 }
 
+/** Rows per chunk of a [rows, cols] matrix: the chunk's elements, at least one row. */
+function rowChunk(rows: number, cols: number, threads: number): number {
+  return Math.max(1, Math.min(rows, Math.floor(chunkElements(1, threads, rows * cols) / cols)));
+}
+
 /** Row-wise int8 quantization of f16 A over row chunks; `finite` rejects NaN/Inf first. */
 function int8QuantRows(A: Tensor, threshold: number, finite: FiniteCheck | null): { q: Int8Array; stats: Float32Array } {
   const [rows, cols] = matrix('A', A);
-  const m = wasm();
   const q = new Int8Array(rows * cols), stats = new Float32Array(rows);
-  const chunk = Math.max(1, Math.min(rows, Math.floor(chunkElements(1) / cols)));
-  const [pA, pQ, pS] = m.scratch(chunk * cols * 2, chunk * cols, chunk * 4);
-  for (let r0 = 0; r0 < rows; r0 += chunk) {
-    const n = Math.min(chunk, rows - r0);
-    m.write(pA!, byteView(A.data, r0 * cols * 2, n * cols * 2));
-    if (finite !== null) {
-      const bad = m.k.firstNonFinite(pA!, n * cols, WASM_DTYPE.float16);
-      if (bad >= 0) throw nonFiniteError(finite, r0 * cols + bad);
-    }
-    m.k.int8VectorwiseQuant(pA!, n, cols, threshold, pQ!, pS!);
-    m.read(pQ!, q, r0 * cols, n * cols);
-    m.read(pS!, stats, r0 * 4, n * 4);
-  }
+  const { m, threads } = kernelsFor(rows * cols);
+  const chunk = rowChunk(rows, cols, threads);
+  const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
+  runChunks(m, threads, {
+    count: Math.ceil(rows / chunk),
+    slot: [chunk * cols * 2, chunk * cols, chunk * 4],
+    load(j, [pA]) {
+      const [r0, n] = span(j);
+      m.write(pA!, byteView(A.data, r0 * cols * 2, n * cols * 2));
+    },
+    calls(j, [pA, pQ, pS]) {
+      const n = span(j)[1];
+      return [...finiteCall(pA!, n * cols, 'float16', finite), ['int8VectorwiseQuant', pA!, n, cols, threshold, pQ!, pS!]];
+    },
+    store(j, [, pQ, pS], results) {
+      const [r0, n] = span(j);
+      checkFinite(finite, results, r0 * cols);
+      m.read(pQ!, q, r0 * cols, n * cols);
+      m.read(pS!, stats, r0 * 4, n * 4);
+    },
+  });
   return { q, stats };
 }
 
@@ -168,17 +181,24 @@ export function checkInt8VectorwiseDequant(A: Tensor, stats: Tensor) {
 export function int8VectorwiseDequantWasm(A: Tensor, stats: Tensor): Tensor {
   const { A: a, stats: st, rows, cols } = checkInt8VectorwiseDequant(A, stats);
   const s = st.data as Float32Array;
-  const m = wasm();
   const out = new Float32Array(rows * cols);
-  const chunk = Math.max(1, Math.min(rows, Math.floor(chunkElements(1) / cols)));
-  const [pA, pS, pO] = m.scratch(chunk * cols, chunk * 4, chunk * cols * 4);
-  for (let r0 = 0; r0 < rows; r0 += chunk) {
-    const n = Math.min(chunk, rows - r0);
-    m.write(pA!, byteView(a.data, r0 * cols, n * cols));
-    m.write(pS!, byteView(s, r0 * 4, n * 4));
-    m.k.int8VectorwiseDequant(pA!, n, cols, pS!, pO!);
-    m.read(pO!, out, r0 * cols * 4, n * cols * 4);
-  }
+  const { m, threads } = kernelsFor(rows * cols);
+  const chunk = rowChunk(rows, cols, threads);
+  const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
+  runChunks(m, threads, {
+    count: Math.ceil(rows / chunk),
+    slot: [chunk * cols, chunk * 4, chunk * cols * 4],
+    load(j, [pA, pS]) {
+      const [r0, n] = span(j);
+      m.write(pA!, byteView(a.data, r0 * cols, n * cols));
+      m.write(pS!, byteView(s, r0 * 4, n * 4));
+    },
+    calls: (j, [pA, pS, pO]) => [['int8VectorwiseDequant', pA!, span(j)[1], cols, pS!, pO!]],
+    store(j, [, , pO]) {
+      const [r0, n] = span(j);
+      m.read(pO!, out, r0 * cols * 4, n * cols * 4);
+    },
+  });
   return tensor(out, [...a.shape], 'float32');
 }
 
@@ -201,25 +221,36 @@ export function checkInt8LinearMatmul(A: Tensor, B: Tensor) {
   return { A: a, B: b, M, K, N };
 }
 
-/** The WebAssembly kernel of int8LinearMatmul. */
+/**
+ * The WebAssembly kernel of int8LinearMatmul: blocks of A's rows in turn, each
+ * against B in chunks of rows (the chunks are what threads share).
+ */
 export function int8LinearMatmulWasm(A: Tensor, B: Tensor): Tensor {
   const { A: a, B: b, M, K, N } = checkInt8LinearMatmul(A, B);
   const out = new Int32Array(M * N);
-  const m = wasm();
+  const { m, threads } = kernelsFor(N * K + (M * N * K) / 16);
   const budget = chunkElements(1) * 64; // bytes of each operand per kernel call
   const mc = Math.max(1, Math.min(M, Math.floor(budget / K)));
-  const nc = Math.max(4, Math.min(N, Math.floor(budget / K)));
-  const [pA, pB, pO] = m.scratch(mc * K, nc * K, mc * nc * 4);
+  const nc = Math.max(4, Math.min(N, Math.floor(budget / K), threads > 1 ? Math.ceil(N / (8 * threads)) : N));
   for (let i0 = 0; i0 < M; i0 += mc) {
     const mi = Math.min(mc, M - i0);
-    m.write(pA!, byteView(a.data, i0 * K, mi * K));
-    for (let j0 = 0; j0 < N; j0 += nc) {
-      const nj = Math.min(nc, N - j0);
-      m.write(pB!, byteView(b.data, j0 * K, nj * K));
-      m.k.int8LinearMatmul(pA!, mi, K, pB!, nj, pO!);
-      if (nj === N) m.read(pO!, out, i0 * N * 4, mi * N * 4);
-      else for (let i = 0; i < mi; i++) m.read(pO! + i * nj * 4, out, ((i0 + i) * N + j0) * 4, nj * 4);
-    }
+    const span = (j: number) => [j * nc, Math.min(nc, N - j * nc)] as const;
+    runChunks(m, threads, {
+      count: Math.ceil(N / nc),
+      shared: [mc * K],
+      prepare: ([pA]) => m.write(pA!, byteView(a.data, i0 * K, mi * K)),
+      slot: [nc * K, mc * nc * 4],
+      load(j, [pB]) {
+        const [j0, nj] = span(j);
+        m.write(pB!, byteView(b.data, j0 * K, nj * K));
+      },
+      calls: (j, [pB, pO], [pA]) => [['int8LinearMatmul', pA!, mi, K, pB!, span(j)[1], pO!]],
+      store(j, [, pO]) {
+        const [j0, nj] = span(j);
+        if (nj === N) m.read(pO!, out, i0 * N * 4, mi * N * 4);
+        else for (let i = 0; i < mi; i++) m.read(pO! + i * nj * 4, out, ((i0 + i) * N + j0) * 4, nj * 4);
+      },
+    });
   }
   return tensor(out, [...a.shape.slice(0, -1), N], 'int32');
 }
@@ -263,20 +294,30 @@ export function checkInt8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor
 export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
   const { A: a, rowStats: rsT, colStats: csT, rows, cols, dtype, bias, biasKind } = checkInt8MmDequant(A, rowStats, colStats, opts);
   const rs = rsT.data as Float32Array, cs = csT.data as Float32Array;
-  const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
   const result = emptyTensor(dtype, a.shape);
-  const chunk = Math.max(1, Math.min(rows, Math.floor(chunkElements(1) / cols)));
-  const [pA, pR, pC, pB, pO] = m.scratch(chunk * cols * 4, chunk * 4, cols * 4, cols * 4, chunk * cols * size);
-  m.write(pC!, byteView(cs, 0, cols * 4));
-  if (bias) m.write(pB!, byteView(bias.data, 0, bias.data.byteLength));
-  for (let r0 = 0; r0 < rows; r0 += chunk) {
-    const n = Math.min(chunk, rows - r0);
-    m.write(pA!, byteView(a.data, r0 * cols * 4, n * cols * 4));
-    m.write(pR!, byteView(rs, r0 * 4, n * 4));
-    m.k.int8MmDequant(pA!, n, cols, pR!, pC!, pB!, biasKind, WASM_DTYPE[dtype], pO!);
-    m.read(pO!, result.data, r0 * cols * size, n * cols * size);
-  }
+  const { m, threads } = kernelsFor(rows * cols);
+  const chunk = rowChunk(rows, cols, threads);
+  const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
+  runChunks(m, threads, {
+    count: Math.ceil(rows / chunk),
+    shared: [cols * 4, cols * 4],
+    prepare([pC, pB]) {
+      m.write(pC!, byteView(cs, 0, cols * 4));
+      if (bias) m.write(pB!, byteView(bias.data, 0, bias.data.byteLength));
+    },
+    slot: [chunk * cols * 4, chunk * 4, chunk * cols * size],
+    load(j, [pA, pR]) {
+      const [r0, n] = span(j);
+      m.write(pA!, byteView(a.data, r0 * cols * 4, n * cols * 4));
+      m.write(pR!, byteView(rs, r0 * 4, n * 4));
+    },
+    calls: (j, [pA, pR, pO], [pC, pB]) => [['int8MmDequant', pA!, span(j)[1], cols, pR!, pC!, pB!, biasKind, WASM_DTYPE[dtype], pO!]],
+    store(j, [, , pO]) {
+      const [r0, n] = span(j);
+      m.read(pO!, result.data, r0 * cols * size, n * cols * size);
+    },
+  });
   return result;
 }
 

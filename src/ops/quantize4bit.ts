@@ -5,10 +5,11 @@ import { QuantState } from '../quant-state.js';
 import { Tensor, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType, get4bitType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
-import { chunkElements, wasm } from '../wasm/runtime.js';
+import { chunkElements } from '../wasm/runtime.js';
 import { compressAbsmax } from './blockwise.js';
 import { FiniteCheck } from './finite.js';
-import { absmaxSpan, loadFloatChunk } from './chunk.js';
+import { absmaxSpan, checkFinite, finiteCall, loadFloatChunk } from './chunk.js';
+import { kernelsFor, runChunks } from '../threads/parallel.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, checkOptionsObject } from './validate.js';
 
 export const QUANT_STORAGES: readonly DType[] = ['uint8', 'float16', 'bfloat16', 'float32'];
@@ -28,19 +29,33 @@ export function quantize4bitRaw(
   src: ArrayBufferView, n: number, dtype: FloatDType, blocksize: number, quantType: QuantType,
   finite: FiniteCheck | null = null,
 ): { packed: Uint8Array; absmax: Float32Array } {
-  const m = wasm();
   const size = dtype === 'float32' ? 4 : 2;
   const packed = new Uint8Array(Math.ceil(n / 2));
   const absmax = new Float32Array(Math.ceil(n / blocksize));
-  const chunk = Math.min(chunkElements(blocksize), n);
-  const [pIn, pOut, pAbs] = m.scratch(chunk * size, Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4);
-  for (let start = 0; start < n; start += chunk) {
-    const len = Math.min(chunk, n - start);
-    loadFloatChunk(m, pIn!, src, start, len, dtype, finite);
-    m.k.quantize4bit(pIn!, len, WASM_DTYPE[dtype], blocksize, WASM_QTYPE[quantType], pOut!, pAbs!);
-    m.read(pOut!, packed, start / 2, Math.ceil(len / 2));
-    absmaxSpan(absmax, start, len, blocksize).set(m.bytes(pAbs!, Math.ceil(len / blocksize) * 4));
-  }
+  const { m, threads } = kernelsFor(n);
+  const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
+  const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
+  runChunks(m, threads, {
+    count: Math.ceil(n / chunk),
+    slot: [chunk * size, Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4],
+    load(j, [pIn]) {
+      const [start, len] = span(j);
+      loadFloatChunk(m, pIn!, src, start, len, dtype);
+    },
+    calls(j, [pIn, pOut, pAbs]) {
+      const len = span(j)[1];
+      return [
+        ...finiteCall(pIn!, len, dtype, finite),
+        ['quantize4bit', pIn!, len, WASM_DTYPE[dtype], blocksize, WASM_QTYPE[quantType], pOut!, pAbs!, m.nf4Ptr],
+      ];
+    },
+    store(j, [, pOut, pAbs], results) {
+      const [start, len] = span(j);
+      checkFinite(finite, results, start);
+      m.read(pOut!, packed, start / 2, Math.ceil(len / 2));
+      absmaxSpan(absmax, start, len, blocksize).set(m.bytes(pAbs!, Math.ceil(len / blocksize) * 4));
+    },
+  });
   return { packed, absmax };
 }
 

@@ -1,5 +1,5 @@
 import { BnbError, fail } from '../errors.js';
-import { KernelExports } from './exports.js';
+import { KernelExports, NF4_TABLE_BYTES } from './exports.js';
 
 const PAGE = 65536;
 const ALIGN = 64;
@@ -40,27 +40,39 @@ export interface WasmMemoryStats {
   grows: number;
 }
 
+/** What worker threads need to run kernels on the same memory: the module that imports it, and the memory. */
+export interface SharedKernels {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+}
+
 /**
  * Host-side management of one kernel instance's linear memory. Above the
- * module's static data sits a persistent region (the 8-bit code and its lookup
- * table), then scratch space that each op lays out afresh: nothing is allocated
- * per call, so no op can leak wasm memory; it grows to the largest layout asked for.
+ * module's static data (constants only: a threaded build's every instantiation
+ * writes it again) sits a persistent region (the 8-bit code and its lookup table,
+ * the NF4 bucket table), then scratch space that each op lays out afresh: nothing is
+ * allocated per call, so no op can leak wasm memory; it grows to the largest layout
+ * asked for. `shared` is set where the memory is a shared one that worker threads
+ * can instantiate the kernels on.
  */
 export class WasmMemory {
   readonly codePtr: number;
   readonly lutPtr: number;
+  readonly nf4Ptr: number;
   private readonly scratchBase: number;
   private lutCode: Float32Array | null = null;
   private highWater = 0;
   private lastTop = 0;
   private grows = 0;
 
-  constructor(readonly k: KernelExports) {
+  constructor(readonly k: KernelExports, readonly shared: SharedKernels | null = null) {
     const base = Math.ceil(k.heapBase() / ALIGN) * ALIGN;
     this.codePtr = base;
     this.lutPtr = base + CODE_BYTES;
-    this.scratchBase = this.lutPtr + LUT_BYTES;
+    this.nf4Ptr = this.lutPtr + LUT_BYTES;
+    this.scratchBase = this.nf4Ptr + NF4_TABLE_BYTES;
     this.ensure(this.scratchBase);
+    k.prepareNf4Table?.(this.nf4Ptr); // optional: bench --wasm runs older builds
   }
 
   private ensure(end: number): void {

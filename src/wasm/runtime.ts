@@ -1,8 +1,10 @@
 import { BnbError, fail } from '../errors.js';
 import { envVar } from '../runtime/env.js';
+import { numThreads, threadHost } from '../threads/config.js';
+import { closePool } from '../threads/pool.js';
 import { KernelExports } from './exports.js';
 import { wasmFeatures } from './features.js';
-import { WasmMemory } from './memory.js';
+import { MAX_WASM_BYTES, WasmMemory } from './memory.js';
 
 /** The kernel builds, one source: identical bits; relaxed SIMD is the fastest where validated. */
 export type WasmBuild = 'simd' | 'relaxed' | 'scalar';
@@ -26,6 +28,8 @@ export interface WasmLoader {
 }
 
 const instances = new Map<WasmBuild, WasmMemory>();
+/** builds that init(source) loaded: they run as given, on the calling thread (the threaded build is the package's own) */
+const given = new Set<WasmBuild>();
 let selected: WasmBuild | null = null;
 let loader: WasmLoader | null = null;
 
@@ -34,21 +38,48 @@ export function setWasmLoader(l: WasmLoader): void {
   loader = l;
 }
 
-const IMPORTS = { env: { abort: () => { throw new Error('bnbjs kernel aborted'); } } };
+const abort = () => { throw new Error('bnbjs kernel aborted'); };
 
-function register(module: WebAssembly.Module): WasmBuild {
+function instantiate(module: WebAssembly.Module, memory?: WebAssembly.Memory): KernelExports {
   let instance: WebAssembly.Instance;
   try {
-    instance = new WebAssembly.Instance(module, IMPORTS);
+    instance = new WebAssembly.Instance(module, { env: memory ? { abort, memory } : { abort } });
   } catch (e) {
     throw initError(`instantiating the WebAssembly module failed: ${(e as Error).message}`, e);
   }
   const k = instance.exports as unknown as KernelExports;
   if (typeof k.simd !== 'function' || typeof k.heapBase !== 'function') throw new BnbError('E_INIT', 'the WebAssembly module is not a bnbjs kernel build (no simd/heapBase exports)');
+  return k;
+}
+
+function register(module: WebAssembly.Module): WasmBuild {
+  const k = instantiate(module);
   const level = k.simd();
   const build: WasmBuild = level === 2 ? 'relaxed' : level === 1 ? 'simd' : 'scalar';
   instances.set(build, new WasmMemory(k));
   return build;
+}
+
+let sharedKernels: WasmMemory | null = null;
+
+/**
+ * The SIMD kernels on a shared memory that worker threads instantiate too (the
+ * threaded build imports its memory; the same bits as every build), for ops that run
+ * on threads; null where no thread host offers the build, one thread is asked for,
+ * or the selected build is the scalar oracle or a module given to init(). Ops on one
+ * thread use the private memory of wasm(): V8 copies between a shared memory and
+ * ordinary arrays at half the speed of memcpy.
+ */
+export function sharedWasm(): WasmMemory | null {
+  const build = wasmBuild();
+  if (build === 'scalar' || given.has(build) || numThreads() < 2) return null;
+  if (sharedKernels === null) {
+    const module = threadHost()?.module();
+    if (!module) return null;
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_WASM_BYTES / 65536, shared: true });
+    sharedKernels = new WasmMemory(instantiate(module, memory), { module, memory });
+  }
+  return sharedKernels;
 }
 
 function initError(message: string, cause: unknown): BnbError {
@@ -123,6 +154,7 @@ async function compile(source: WasmSource): Promise<WebAssembly.Module> {
 export async function init(source?: WasmSource): Promise<WasmBuild> {
   if (source !== undefined) {
     const build = register(await compile(source));
+    given.add(build);
     selected = build;
     return build;
   }
@@ -158,7 +190,10 @@ export function setWasmBuild(build: WasmBuild): void {
 
 /** Forgets loaded kernels (tests of init()). */
 export function resetWasm(): void {
+  if (sharedKernels) closePool(sharedKernels);
+  sharedKernels = null;
   instances.clear();
+  given.clear();
   selected = null;
 }
 
@@ -177,6 +212,12 @@ export function setChunkElements(n: number): void {
   chunk = n;
 }
 
-export function chunkElements(blocksize: number): number {
-  return Math.max(1, Math.floor(chunk / blocksize)) * blocksize;
+/**
+ * Elements per chunk, whole blocks. Threaded (`threads` > 1 for `n` elements),
+ * chunks grow up to 4 times, keeping about 8 per thread: fewer hand-overs between
+ * threads, each still a few MB at most.
+ */
+export function chunkElements(blocksize: number, threads = 1, n = 0): number {
+  const c = threads > 1 ? Math.min(4 * chunk, Math.max(chunk, Math.ceil(n / (8 * threads)))) : chunk;
+  return Math.max(1, Math.floor(c / blocksize)) * blocksize;
 }

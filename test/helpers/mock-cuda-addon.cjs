@@ -20,13 +20,16 @@ const k = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(join(__di
   env: { abort: () => { throw new Error('bnbjs kernel aborted'); } },
 }).exports;
 
-// The 8-bit code and its lookup table, which quantizeBlockwise needs (laid out as
-// src/wasm/memory.ts does: CODE_BYTES, then LUT_BYTES), below the heap; the table
-// is built again only when the code changes.
-const CODE_BYTES = 1024, LUT_BYTES = 1024 + 65536 + 64;
-const codePtr = Math.ceil(k.heapBase() / 64) * 64, lutPtr = codePtr + CODE_BYTES;
+// The 8-bit code and its lookup table, which quantizeBlockwise needs, and the NF4
+// bucket table quantize4bit reads (laid out as src/wasm/memory.ts does: CODE_BYTES,
+// LUT_BYTES, then NF4_TABLE_BYTES), below the heap; the 8-bit table is built again
+// only when the code changes, the NF4 table once.
+const CODE_BYTES = 1024, LUT_BYTES = 1024 + 65536 + 64, NF4_TABLE_BYTES = 64 + 65536;
+const codePtr = Math.ceil(k.heapBase() / 64) * 64, lutPtr = codePtr + CODE_BYTES, nf4Ptr = lutPtr + LUT_BYTES;
 let lutCode = null;
-const heap = new DeviceHeap(k.memory, lutPtr + LUT_BYTES);
+const heap = new DeviceHeap(k.memory, nf4Ptr + NF4_TABLE_BYTES);
+k.memory.grow(Math.max(0, Math.ceil((nf4Ptr + NF4_TABLE_BYTES - k.memory.buffer.byteLength) / 65536)));
+k.prepareNf4Table(nf4Ptr);
 
 const SIZE = [4, 2, 2]; // bytes of dtype ids 0 f32, 1 f16, 2 bf16
 const ceilDiv = (a, b) => Math.ceil(a / b);
@@ -149,7 +152,7 @@ module.exports = {
     qtypeOk('quantize4bit', qtype);
     const size = dtypeOk(dtype);
     touches('quantize4bit', [src, n * size, size, 'src'], [packed, ceilDiv(n, 2), 1, 'packed'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax']);
-    if (n > 0) k.quantize4bit(src, n, dtype, bs, qtype, packed, absmax);
+    if (n > 0) k.quantize4bit(src, n, dtype, bs, qtype, packed, absmax, nf4Ptr);
   },
   dequantize4bit(packed, n, bs, qtype, absmax, dtype, out) {
     args('dequantize4bit', arguments, 'p:packed c:n i:blocksize s:qtype p:absmax s:dtype p:out');
@@ -245,8 +248,8 @@ module.exports = {
       [absmax, ceilDiv(n * kk, bs) * 4, 4, 'absmax'], [bias, bias ? n * 4 : 0, 4, 'bias'], [out, m * n * SIZE[dtype], SIZE[dtype], 'out']);
     if (m === 0 || n === 0) return;
     if (m > 65535) bad('gemv4bit: m must be at most 65535');
-    // the WebAssembly kernel takes a nibble base and a first row (0 for a whole weight) and (m + 1) * k f32 of scratch
-    withScratch([(m * kk + kk) * 4], (scratch) => k.gemv4bit(a, m, kk, adtype, packed, 0, 0, n, absmax, bs, qtype, bias, dtype, out, scratch));
+    // the WebAssembly kernel takes a nibble base and a first row (0 for a whole weight) and 128 bytes + (m + 1) * k f32 of scratch
+    withScratch([128 + (m * kk + kk) * 4], (scratch) => k.gemv4bit(a, m, kk, adtype, packed, 0, 0, n, absmax, bs, qtype, bias, dtype, out, scratch));
   },
   dequantizeFp8(w, rows, cols, row0, scale, scaleCols, blockRows, blockCols, dtype, out) {
     args('dequantizeFp8', arguments, 'p:w c:rows c:cols c:row0 p:scale c:scaleCols i:blockRows i:blockCols s:dtype p:out');

@@ -9,7 +9,15 @@ import fixtures from './fixtures.js';
 import { decodeFixtures, smoke } from './smoke.js';
 
 const runtime = typeof Deno !== 'undefined' ? 'deno ' + Deno.version.deno : typeof Bun !== 'undefined' ? 'bun ' + Bun.version : 'node ' + process.version;
-const extra = { runtime, resolved: import.meta.resolve('bnbjs') };
+// Threads where the entry has them (Node, Bun; Deno's inline entry runs on one): a
+// large op on 2 threads gives the bytes it gives on 1.
+const big = lib.tensor(new Float32Array(1_500_001).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 97))));
+const quantized = () => { const [p, s] = lib.quantize4bit(big, { quantType: 'nf4' }); return [p, s.absmax, lib.dequantize4bit(p, s)].map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)); };
+const same = (a, b) => a.every((x, i) => x.length === b[i].length && x.every((v, j) => v === b[i][j]));
+lib.setNumThreads(2);
+const threads = lib.numThreads(), many = quantized();
+lib.setNumThreads(1);
+const extra = { runtime, resolved: import.meta.resolve('bnbjs'), threads, threadedSame: same(quantized(), many) };
 if (typeof Deno !== 'undefined') extra.permissions = Object.fromEntries(['read', 'env', 'net', 'ffi', 'run'].map((name) => [name, Deno.permissions.querySync({ name }).state]));
 console.log('SMOKE ' + JSON.stringify({ ...smoke(lib, decodeFixtures(fixtures)), ...extra }));
 `;
@@ -17,12 +25,12 @@ console.log('SMOKE ' + JSON.stringify({ ...smoke(lib, decodeFixtures(fixtures)),
 const app = makeApp({ 'run.js': RUNNER });
 afterAll(() => app.remove());
 
-const RUNTIMES: { name: string; cmd: string; args: string[]; entry: string; env: Record<string, string>; build?: string }[] = [
-  { name: 'Node', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: {} },
-  { name: 'Node, BNBJS_WASM=scalar (the override)', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: { BNBJS_WASM: 'scalar' }, build: 'scalar' },
+const RUNTIMES: { name: string; cmd: string; args: string[]; entry: string; env: Record<string, string>; build?: string; threads: number }[] = [
+  { name: 'Node', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: {}, threads: 2 },
+  { name: 'Node, BNBJS_WASM=scalar (the override)', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: { BNBJS_WASM: 'scalar' }, build: 'scalar', threads: 2 },
   // No --allow-* flag: the bytes path must not need one. DENO_DIR keeps its cache in the app folder.
-  { name: 'Deno', cmd: BIN('deno'), args: ['run', 'run.js'], entry: 'dist/inline.js', env: { DENO_DIR: `${app.dir}/.deno`, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' } },
-  { name: 'Bun', cmd: BIN('bun'), args: ['run.js'], entry: 'dist/index.js', env: { NO_COLOR: '1' } },
+  { name: 'Deno', cmd: BIN('deno'), args: ['run', 'run.js'], entry: 'dist/inline.js', env: { DENO_DIR: `${app.dir}/.deno`, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' }, threads: 1 },
+  { name: 'Bun', cmd: BIN('bun'), args: ['run.js'], entry: 'dist/index.js', env: { NO_COLOR: '1' }, threads: 2 },
 ];
 
 describe('runtime smoke suite', () => {
@@ -37,8 +45,9 @@ describe('runtime smoke suite', () => {
       expect(out.code, out.stderr).toBe(0);
       expect(String(report!.resolved), `${r.name} resolved bnbjs to the wrong entry`).toMatch(new RegExp(`/${r.entry.replace('.', '\\.')}$`));
       expect(report!.build).toBe(r.build ?? (report!.features.relaxedSimd ? 'relaxed' : 'simd'));
+      expect([report!.threads, report!.threadedSame], `${r.name}: threads, and the same bytes on 2 threads as on 1`).toEqual([r.threads, true]);
       if (r.name === 'Deno') expect(report!.permissions, 'Deno ran with a permission granted').toEqual({ read: 'prompt', env: 'prompt', net: 'prompt', ffi: 'prompt', run: 'prompt' });
-      console.log(`${report!.runtime}: ${report!.results.length} smoke checks passed on the ${report!.build} build (${report!.resolved})`);
+      console.log(`${report!.runtime}: ${report!.results.length} smoke checks passed on the ${report!.build} build (${report!.resolved}), ${report!.threads} thread(s)`);
     });
   }
 });

@@ -1,0 +1,89 @@
+// How many threads the kernels use, and who can start them. The core knows no
+// threading API: an entry point that can start workers registers a ThreadHost (the
+// Node/Bun entry: worker_threads); everywhere else the count is 1.
+import { fail } from '../errors.js';
+import { envVar } from '../runtime/env.js';
+import { wasmFeatures } from '../wasm/features.js';
+
+/** What a worker is started with: the kernels' module and shared memory, and the job queue. */
+export interface WorkerData {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  control: SharedArrayBuffer;
+  /** the kernel export of each function id in the job descriptors */
+  names: string[];
+  /** the queue's layout (src/threads/queue.ts), passed so that the worker's code stays self-contained */
+  layout: Record<string, number>;
+  /** the worker's place in its pool: it takes jobs while the pool allows more workers than this */
+  index: number;
+}
+
+export interface WorkerHandle {
+  terminate(): void;
+}
+
+export interface ThreadHost {
+  /** logical processors of the machine */
+  cores(): number;
+  /** the threaded kernel build (SIMD, importing a shared memory), or null where it cannot be loaded */
+  module(): WebAssembly.Module | null;
+  /** starts a worker serving the queue; `onError` hears of its failure (it then serves nothing) */
+  spawn(data: WorkerData, onError: (e: unknown) => void): WorkerHandle;
+}
+
+/** Threads used by default: the machine's, up to this many (memory-bound ops gain nothing past a few). */
+export const DEFAULT_MAX_THREADS = 8;
+export const MAX_THREADS = 256;
+
+let host: ThreadHost | null = null;
+let chosen: number | null = null;
+let threshold = 1 << 20;
+
+export function setThreadHost(h: ThreadHost): void {
+  host = h;
+}
+
+/** The host, where threads can run here: a registered host, SharedArrayBuffer, Atomics.wait and wasm threads. */
+export function threadHost(): ThreadHost | null {
+  if (host === null || typeof SharedArrayBuffer !== 'function' || typeof Atomics?.wait !== 'function') return null;
+  return wasmFeatures().threads ? host : null;
+}
+
+function checkCount(argument: string, n: unknown): number {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > MAX_THREADS) {
+    fail('E_ARGUMENT', argument, n, `an integer from 1 to ${MAX_THREADS}`);
+  }
+  return n;
+}
+
+/**
+ * Sets the number of threads large ops use, the calling thread included (1: no
+ * workers). Where threads are unavailable the kernels run on the calling thread
+ * whatever this says. Results are the same bits for every count.
+ */
+export function setNumThreads(n: number): void {
+  chosen = checkCount('numThreads', n);
+}
+
+/**
+ * The threads large ops use: setNumThreads(), else BNBJS_NUM_THREADS, else the
+ * machine's logical processors up to DEFAULT_MAX_THREADS; 1 where threads are unavailable.
+ */
+export function numThreads(): number {
+  const h = threadHost();
+  if (h === null) return 1;
+  if (chosen !== null) return chosen;
+  const env = envVar('BNBJS_NUM_THREADS');
+  if (env !== undefined && env !== '') return checkCount('BNBJS_NUM_THREADS', Number(env));
+  return Math.max(1, Math.min(DEFAULT_MAX_THREADS, Math.floor(h.cores()) || 1));
+}
+
+/** Below this much work (elements, or their equivalent) an op stays on the calling thread. */
+export function setParallelThreshold(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) fail('E_ARGUMENT', 'parallelThreshold', n, 'a non-negative integer');
+  threshold = n;
+}
+
+export function parallelThreshold(): number {
+  return threshold;
+}

@@ -1,0 +1,42 @@
+// Worker threads for Node and Bun (node:worker_threads, reached through
+// process.getBuiltinModule so that bundlers never resolve it). Workers run the
+// source text of serve.ts's functions, read the threaded kernel build beside the
+// package, and are unref'd: an idle pool never keeps a process alive.
+import { setThreadHost } from './config.js';
+import { executeJob, serveJobs } from './serve.js';
+
+interface NodeLike { getBuiltinModule?(id: string): unknown }
+interface WorkerLike { unref(): void; on(event: 'error', f: (e: unknown) => void): void; terminate(): Promise<number> }
+interface WorkerThreads { Worker: new (source: string, options: { eval: true; workerData: unknown }) => WorkerLike }
+
+const proc = (globalThis as { process?: NodeLike }).process;
+const builtin = <T>(id: string): T | null => (typeof proc?.getBuiltinModule === 'function' ? (proc.getBuiltinModule(id) as T | undefined) ?? null : null);
+const threads = builtin<WorkerThreads>('node:worker_threads');
+const os = builtin<{ availableParallelism?(): number; cpus(): unknown[] }>('node:os');
+const fs = builtin<{ readFileSync(u: URL): Uint8Array<ArrayBuffer> }>('node:fs');
+
+const FILE = new URL('../../build/bnb.simd-mt.wasm', import.meta.url);
+const SOURCE = `(${serveJobs})(require('node:worker_threads').workerData, ${executeJob});`;
+let module: WebAssembly.Module | null | undefined;
+
+if (threads && os && fs && FILE.protocol === 'file:') {
+  setThreadHost({
+    cores: () => os.availableParallelism?.() ?? os.cpus().length,
+    module() {
+      if (module === undefined) {
+        try {
+          module = new WebAssembly.Module(fs.readFileSync(FILE));
+        } catch {
+          module = null; // an older build without it: single-threaded
+        }
+      }
+      return module;
+    },
+    spawn(data, onError) {
+      const w = new threads.Worker(SOURCE, { eval: true, workerData: data });
+      w.unref();
+      w.on('error', onError);
+      return { terminate: () => void w.terminate() };
+    },
+  });
+}

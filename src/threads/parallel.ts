@@ -1,0 +1,112 @@
+// Ops stream their tensors through wasm memory in chunks of whole blocks (or rows).
+// runChunks runs such a plan on one thread, or pipelined over the pool: the calling
+// thread copies chunk inputs in and outputs out (the caller's arrays are not shared
+// with workers) and runs kernels when it has nothing to copy; workers run kernels.
+// Each chunk is the same kernel calls on the same bytes either way, so the result
+// never depends on the thread count.
+import { BnbError } from '../errors.js';
+import { WasmMemory } from '../wasm/memory.js';
+import { sharedWasm, wasm } from '../wasm/runtime.js';
+import { numThreads, parallelThreshold } from './config.js';
+import { poolFor } from './pool.js';
+import { KernelCall, MAX_IN_FLIGHT } from './queue.js';
+
+export type { KernelCall } from './queue.js';
+
+export interface ChunkPlan {
+  /** chunks, processed (loaded and stored) in order */
+  count: number;
+  /** byte sizes of the regions each chunk in flight gets */
+  slot: number[];
+  /** byte sizes of regions shared by all chunks, read-only while they run */
+  shared?: number[];
+  /** calling thread: fills the shared regions */
+  prepare?(s: number[]): void;
+  /** calling thread: copies chunk j's inputs into its regions p */
+  load(j: number, p: number[], s: number[]): void;
+  /** the kernel calls of chunk j (any thread: wasm memory only) */
+  calls(j: number, p: number[], s: number[]): KernelCall[];
+  /** calling thread: copies chunk j's outputs out; `results` are its calls' return values */
+  store(j: number, p: number[], results: number[], s: number[]): void;
+}
+
+/**
+ * The kernels for an op of `work` elements (or their equivalent), and the threads
+ * it runs on: the shared memory and numThreads() from the threshold up where threads
+ * are available, else the calling thread's private kernels.
+ */
+export function kernelsFor(work: number): { m: WasmMemory; threads: number } {
+  const threads = work >= parallelThreshold() ? numThreads() : 1;
+  const shared = threads > 1 ? sharedWasm() : null;
+  return shared ? { m: shared, threads } : { m: wasm(), threads: 1 };
+}
+
+function kernelError(cause: unknown, where: string): BnbError {
+  const e = new BnbError('E_KERNEL', `a WebAssembly kernel failed ${where}: ${(cause as Error)?.message ?? cause}`);
+  e.cause = cause;
+  return e;
+}
+
+function runHere(m: WasmMemory, calls: readonly KernelCall[]): number[] {
+  try {
+    return calls.map(([name, ...args]) => Number((m.k[name] as (...a: number[]) => unknown)(...args) ?? 0));
+  } catch (e) {
+    throw kernelError(e, 'on the calling thread');
+  }
+}
+
+export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void {
+  const shared = plan.shared ?? [];
+  const inFlight = threads > 1 ? Math.max(1, Math.min(MAX_IN_FLIGHT, 3 * threads, plan.count)) : 1;
+  const ptrs = m.scratch(...shared, ...Array.from({ length: inFlight }, () => plan.slot).flat());
+  const s = ptrs.slice(0, shared.length);
+  const slot = (j: number) => ptrs.slice(shared.length + (j % inFlight) * plan.slot.length, shared.length + ((j % inFlight) + 1) * plan.slot.length);
+  plan.prepare?.(s);
+  if (threads <= 1 || plan.count <= 1) {
+    for (let j = 0; j < plan.count; j++) {
+      const p = slot(j);
+      plan.load(j, p, s);
+      plan.store(j, p, runHere(m, plan.calls(j, p, s)), s);
+    }
+    return;
+  }
+  const pool = poolFor(m, threads);
+  const q = pool.queue;
+  q.renumber();
+  const seqs: number[] = [], ncalls: number[] = [];
+  let loaded = 0, stored = 0;
+  try {
+    while (stored < plan.count) {
+      if (loaded < plan.count && loaded - stored < inFlight) {
+        const p = slot(loaded);
+        plan.load(loaded, p, s);
+        const calls = plan.calls(loaded, p, s);
+        ncalls.push(calls.length);
+        seqs.push(q.post(calls));
+        loaded++;
+        continue;
+      }
+      const seq = seqs[stored]!;
+      if (!q.done(seq)) {
+        const c = q.claim(); // rather than wait, run a job nobody has taken
+        if (c > 0) q.execute(m.k, c);
+        else q.wait(seq);
+        continue;
+      }
+      const err = q.error(seq);
+      if (err !== null) throw kernelError(err, 'in a job of the thread pool');
+      plan.store(stored, slot(stored), q.results(seq, ncalls[stored]!), s);
+      stored++;
+    }
+  } catch (e) {
+    // every posted job finishes before the scratch is laid out again
+    for (let j = stored; j < loaded; j++) {
+      while (!q.done(seqs[j]!)) {
+        const c = q.claim();
+        if (c > 0) q.execute(m.k, c);
+        else q.wait(seqs[j]!);
+      }
+    }
+    throw e;
+  }
+}

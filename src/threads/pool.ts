@@ -1,0 +1,84 @@
+// The workers of one shared kernel memory, started on first use. They only ever
+// take jobs from the queue, so the calling thread never waits for a worker to start
+// (it runs the jobs itself meanwhile), and a worker that fails to start only means
+// fewer hands: results are the same either way. A lower count parks the workers
+// past it rather than terminating them: termination is asynchronous, and a worker
+// stopped in the middle of a job would leave that job undone forever.
+import { WasmMemory } from '../wasm/memory.js';
+import { WorkerHandle, threadHost } from './config.js';
+import { JobQueue, KERNEL_NAMES, LAYOUT } from './queue.js';
+
+export class Pool {
+  readonly queue = new JobQueue();
+  /** every worker started, in the order of their indices */
+  private readonly workers: WorkerHandle[] = [];
+  private readonly dead = new Set<WorkerHandle>();
+  private active = 0;
+  /** the first worker failure; after one, no more workers are started */
+  failure: unknown = null;
+
+  constructor(private readonly m: WasmMemory) {}
+
+  /** Lets `count` workers take jobs (fewer after a failure), starting more if needed and parking the rest. */
+  resize(count: number): void {
+    const host = threadHost();
+    while (host && this.failure === null && this.workers.length < count) {
+      const shared = this.m.shared!;
+      const data = {
+        module: shared.module, memory: shared.memory, control: this.queue.control, names: [...KERNEL_NAMES], layout: LAYOUT,
+        index: this.workers.length,
+      };
+      let w: WorkerHandle | null = null;
+      const onError = (e: unknown) => {
+        this.failure ??= e;
+        if (w !== null) this.dead.add(w);
+      };
+      try {
+        w = host.spawn(data, onError);
+      } catch (e) {
+        onError(e);
+      }
+      if (w === null || this.failure !== null) {
+        w?.terminate();
+        break;
+      }
+      this.workers.push(w);
+    }
+    this.active = Math.min(count, this.workers.length);
+    this.queue.allow(this.active);
+  }
+
+  /** Workers alive and allowed to take jobs. */
+  size(): number {
+    return this.workers.slice(0, this.active).filter((w) => !this.dead.has(w)).length;
+  }
+
+  /** Stops every worker (nothing may be in flight). */
+  close(): void {
+    this.queue.allow(0);
+    for (const w of this.workers) w.terminate();
+    this.workers.length = 0;
+    this.active = 0;
+  }
+}
+
+const pools = new Map<WasmMemory, Pool>();
+
+/** The pool of a shared memory with `threads - 1` workers (the calling thread is the other one). */
+export function poolFor(m: WasmMemory, threads: number): Pool {
+  let p = pools.get(m);
+  if (!p) pools.set(m, (p = new Pool(m)));
+  p.resize(threads - 1);
+  return p;
+}
+
+/** Stops the workers of a memory that is no longer used. */
+export function closePool(m: WasmMemory): void {
+  pools.get(m)?.close();
+  pools.delete(m);
+}
+
+/** Workers now running for the memory (tests, diagnostics). */
+export function poolSize(m: WasmMemory): number {
+  return pools.get(m)?.size() ?? 0;
+}

@@ -1,0 +1,150 @@
+// The job queue shared by the calling thread and the workers: a SharedArrayBuffer
+// holding two counters (jobs posted, jobs claimed), a ring of job descriptors and
+// a done cell per descriptor. Jobs are numbered from 1; job s lives in descriptor
+// s % RING until it is done. Whoever raises `claimed` from s - 1 to s runs job s, so
+// each job runs exactly once, on whichever thread takes it: the kernels' inputs and
+// outputs are in wasm memory, so where a job runs never changes a bit.
+import { KernelExports, KernelName } from '../wasm/exports.js';
+import { QueueLayout, executeJob } from './serve.js';
+
+/** One kernel call: an export and its arguments (pointers into the shared memory, sizes, ids). */
+export type KernelCall = readonly [KernelName, ...number[]];
+
+const RING = 64;
+const MAX_CALLS = 2;
+const MAX_ARGS = 16;
+const DESC_F64 = 1 + MAX_CALLS * (2 + MAX_ARGS) + MAX_CALLS + 1;
+const ERR_CHARS = 256;
+const DONE = 8;
+const DESC_BYTE = Math.ceil(((DONE + RING) * 4) / 8) * 8;
+const ERR_BYTE = DESC_BYTE + RING * DESC_F64 * 8;
+
+export const LAYOUT: QueueLayout = {
+  posted: 0,
+  claimed: 1,
+  // workers that have started, and jobs they have run (tests, diagnostics)
+  ready: 2,
+  byWorkers: 3,
+  // workers with an index below this take jobs; the others sleep until it changes
+  allowed: 4,
+  done: DONE,
+  ring: RING,
+  descByte: DESC_BYTE,
+  descF64: DESC_F64,
+  maxArgs: MAX_ARGS,
+  resultAt: 1 + MAX_CALLS * (2 + MAX_ARGS),
+  errorAt: 1 + MAX_CALLS * (2 + MAX_ARGS) + MAX_CALLS,
+  errByte: ERR_BYTE,
+  errChars: ERR_CHARS,
+  // a worker checks this many times for work before sleeping (a few microseconds)
+  spins: 2000,
+};
+
+/** Most jobs in flight at once. */
+export const MAX_IN_FLIGHT = RING;
+
+/** The kernel exports a job can name; a call's function id is the index here. */
+export const KERNEL_NAMES: readonly KernelName[] = [
+  'quantize4bit', 'dequantize4bit', 'quantizeBlockwise', 'dequantizeBlockwise', 'firstNonFinite', 'int8VectorwiseQuant',
+  'int8VectorwiseDequant', 'int8LinearMatmul', 'int8MmDequant', 'gemv4bit', 'dequantizeFp8',
+];
+const ID = new Map(KERNEL_NAMES.map((n, i) => [n, i]));
+
+export class JobQueue {
+  readonly control = new SharedArrayBuffer(ERR_BYTE + RING * ERR_CHARS * 2);
+  private readonly i32 = new Int32Array(this.control);
+  private readonly f64 = new Float64Array(this.control, DESC_BYTE);
+  private readonly err = new Uint16Array(this.control, ERR_BYTE);
+  private last = 0;
+  private readonly fns = new WeakMap<KernelExports, ((...a: number[]) => unknown)[]>();
+
+  /** Restarts the numbering while nothing is in flight, long before the counters could overflow. */
+  renumber(): void {
+    if (this.last < 2 ** 30) return;
+    Atomics.store(this.i32, LAYOUT.posted, 0); // before `claimed`: a worker reads claimed, then posted
+    Atomics.store(this.i32, LAYOUT.claimed, 0);
+    for (let d = 0; d < RING; d++) Atomics.store(this.i32, DONE + d, 0);
+    this.last = 0;
+  }
+
+  /** Posts a job; returns its number. The caller keeps fewer than RING jobs in flight. */
+  post(calls: readonly KernelCall[]): number {
+    if (calls.length > MAX_CALLS || calls.some((c) => c.length - 1 > MAX_ARGS || !ID.has(c[0]))) {
+      throw new Error(`bnbjs internal error: a job holds at most ${MAX_CALLS} calls of ${MAX_ARGS} arguments to ${KERNEL_NAMES.join(', ')}`);
+    }
+    const seq = this.last + 1;
+    const b = (seq % RING) * DESC_F64;
+    const f = this.f64;
+    f[b] = calls.length;
+    calls.forEach(([name, ...args], c) => {
+      const o = b + 1 + c * (2 + MAX_ARGS);
+      f[o] = ID.get(name)!;
+      f[o + 1] = args.length;
+      args.forEach((a, i) => (f[o + 2 + i] = a));
+    });
+    this.last = seq;
+    Atomics.store(this.i32, LAYOUT.posted, seq);
+    Atomics.notify(this.i32, LAYOUT.posted, 1);
+    return seq;
+  }
+
+  /** Lets the workers with an index below `count` take jobs, and wakes the parked ones to check. */
+  allow(count: number): void {
+    if (Atomics.exchange(this.i32, LAYOUT.allowed, count) === count) return;
+    Atomics.notify(this.i32, LAYOUT.allowed); // parked workers check again
+    Atomics.notify(this.i32, LAYOUT.posted); // and sleeping ones, which may have to park
+  }
+
+  /** Takes a posted job nobody has taken; 0 if there is none. */
+  claim(): number {
+    for (;;) {
+      const c = Atomics.load(this.i32, LAYOUT.claimed);
+      if (c >= Atomics.load(this.i32, LAYOUT.posted)) return 0;
+      if (Atomics.compareExchange(this.i32, LAYOUT.claimed, c, c + 1) === c) return c + 1;
+    }
+  }
+
+  /** Runs a claimed job on this thread's kernels. */
+  execute(k: KernelExports, seq: number): void {
+    let fns = this.fns.get(k);
+    if (!fns) this.fns.set(k, (fns = KERNEL_NAMES.map((n) => k[n] as (...a: number[]) => unknown)));
+    executeJob(fns, seq, this.i32, this.f64, this.err, LAYOUT);
+  }
+
+  done(seq: number): boolean {
+    return Atomics.load(this.i32, DONE + (seq % RING)) === seq;
+  }
+
+  /** Sleeps until job `seq` is done (another thread runs it). */
+  wait(seq: number): void {
+    const at = DONE + (seq % RING);
+    for (let v = Atomics.load(this.i32, at); v !== seq; v = Atomics.load(this.i32, at)) Atomics.wait(this.i32, at, v);
+  }
+
+  /** Workers started so far, and the jobs they ran. */
+  counts(): { ready: number; byWorkers: number } {
+    return { ready: Atomics.load(this.i32, LAYOUT.ready), byWorkers: Atomics.load(this.i32, LAYOUT.byWorkers) };
+  }
+
+  /** Waits up to `ms` for `n` workers to have started (tests: real concurrency from the first job). */
+  awaitReady(n: number, ms: number): boolean {
+    const end = Date.now() + ms;
+    for (let r = Atomics.load(this.i32, LAYOUT.ready); r < n; r = Atomics.load(this.i32, LAYOUT.ready)) {
+      if (Date.now() >= end) return false;
+      Atomics.wait(this.i32, LAYOUT.ready, r, end - Date.now());
+    }
+    return true;
+  }
+
+  /** The return values of a done job's calls. */
+  results(seq: number, calls: number): number[] {
+    const b = (seq % RING) * DESC_F64 + LAYOUT.resultAt;
+    return Array.from(this.f64.subarray(b, b + calls));
+  }
+
+  /** The error text of a done job, or null. */
+  error(seq: number): string | null {
+    const d = seq % RING, len = this.f64[d * DESC_F64 + LAYOUT.errorAt]!;
+    return len > 0 ? String.fromCharCode(...this.err.subarray(d * ERR_CHARS, d * ERR_CHARS + len)) : null;
+  }
+}

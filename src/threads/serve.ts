@@ -1,0 +1,92 @@
+// The code a worker runs, also used by the calling thread for the jobs it takes.
+// Both functions are self-contained (no imports, no outer names): the Node host
+// starts workers from their source text, so they work from src/ and dist/ alike
+// and no bundler has to find a worker file.
+
+/** Layout of the job queue (src/threads/queue.ts); passed in, not imported. */
+export interface QueueLayout {
+  [key: string]: number;
+  posted: number;
+  claimed: number;
+  ready: number;
+  byWorkers: number;
+  allowed: number;
+  done: number;
+  ring: number;
+  descByte: number;
+  descF64: number;
+  maxArgs: number;
+  resultAt: number;
+  errorAt: number;
+  errByte: number;
+  errChars: number;
+  spins: number;
+}
+
+type Kernel = (...args: number[]) => unknown;
+
+/**
+ * Runs job `seq` (its kernel calls, in order), records each call's return value
+ * or the error's text, and marks it done. A descriptor is [calls, then per call:
+ * function id, argument count, MAX_ARGS arguments], then the results and the
+ * error's length.
+ */
+export function executeJob(fns: Kernel[], seq: number, i32: Int32Array, f64: Float64Array, err: Uint16Array, L: QueueLayout): void {
+  const d = seq % L.ring, b = d * L.descF64;
+  let message = '';
+  try {
+    const calls = f64[b]!;
+    for (let c = 0, o = b + 1; c < calls; c++, o += 2 + L.maxArgs) {
+      const args: number[] = [];
+      for (let a = 0; a < f64[o + 1]!; a++) args.push(f64[o + 2 + a]!);
+      const r = fns[f64[o]!]!(...args);
+      f64[b + L.resultAt + c] = typeof r === 'number' ? r : 0;
+    }
+  } catch (e) {
+    message = String((e as Error)?.message ?? e) || 'failed';
+  }
+  const at = d * L.errChars, len = Math.min(message.length, L.errChars);
+  for (let i = 0; i < len; i++) err[at + i] = message.charCodeAt(i);
+  f64[b + L.errorAt] = len;
+  Atomics.store(i32, L.done + d, seq);
+  Atomics.notify(i32, L.done + d);
+}
+
+/**
+ * A worker's life: instantiate the kernels on the shared memory, then take jobs
+ * forever (spinning briefly, then sleeping); parked while its index is not below
+ * the allowed count.
+ */
+export function serveJobs(
+  data: { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; names: string[]; layout: QueueLayout; index: number },
+  execute: typeof executeJob,
+): void {
+  const L = data.layout;
+  const instance = new WebAssembly.Instance(data.module, { env: { memory: data.memory, abort: () => { throw new Error('bnbjs kernel aborted'); } } });
+  const exports = instance.exports as Record<string, Kernel>;
+  const fns = data.names.map((n) => exports[n]!);
+  const i32 = new Int32Array(data.control);
+  const f64 = new Float64Array(data.control, L.descByte);
+  const err = new Uint16Array(data.control, L.errByte);
+  Atomics.add(i32, L.ready, 1);
+  Atomics.notify(i32, L.ready);
+  let spins = 0;
+  for (;;) {
+    const allowed = Atomics.load(i32, L.allowed);
+    if (data.index >= allowed) {
+      Atomics.wait(i32, L.allowed, allowed);
+      continue;
+    }
+    const c = Atomics.load(i32, L.claimed), p = Atomics.load(i32, L.posted);
+    if (c < p) {
+      if (Atomics.compareExchange(i32, L.claimed, c, c + 1) === c) {
+        execute(fns, c + 1, i32, f64, err, L);
+        Atomics.add(i32, L.byWorkers, 1);
+        spins = 0;
+      }
+    } else if (++spins > L.spins) {
+      Atomics.wait(i32, L.posted, p);
+      spins = 0;
+    }
+  }
+}
