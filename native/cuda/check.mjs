@@ -192,7 +192,12 @@ class Wasm {
   constructor(bytes = wasmBytes) {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { abort: () => { throw new Error('wasm abort'); } } });
     this.k = inst.exports;
-    this.base = align(this.k.heapBase(), 256);
+    // the NF4 bucket table quantize4bit reads (src/wasm/exports.ts NF4_TABLE_BYTES), built once
+    this.nf4 = align(this.k.heapBase(), 256);
+    this.base = align(this.nf4 + 64 + 65536, 256);
+    const have = this.k.memory.buffer.byteLength;
+    if (this.base > have) this.k.memory.grow(Math.ceil((this.base - have) / 65536));
+    this.k.prepareNf4Table(this.nf4);
     this.top = this.base;
   }
   u8() { return new Uint8Array(this.k.memory.buffer); }
@@ -228,7 +233,7 @@ function mockAddon() {
     eventRecord: () => performance.now(),
     eventElapsed: (a, b) => b - a,
     eventDestroy() {},
-    quantize4bit: (...a) => k.quantize4bit(...a),
+    quantize4bit: (...a) => k.quantize4bit(...a, w.nf4),
     dequantize4bit: (...a) => k.dequantize4bit(...a),
     quantizeBlockwise(src, n, dt, bs, code, q, absmax) {
       const lut = w.alloc(LUT_BYTES);
@@ -246,7 +251,7 @@ function mockAddon() {
     int8LinearMatmul: (...a) => k.int8LinearMatmul(...a),
     int8MmDequant: (...a) => k.int8MmDequant(...a),
     gemv4bit(a, m, kk, adt, packed, n, absmax, bs, qt, bias, dt, out) {
-      const scratch = w.alloc((m * kk + kk) * 4);
+      const scratch = w.alloc(128 + (m * kk + kk) * 4); // GEMV_SCRATCH_HEAD + A + decoded row
       k.gemv4bit(a, m, kk, adt, packed, 0, 0, n, absmax, bs, qt, bias, dt, out, scratch);
       w.top = scratch;
     },
@@ -345,7 +350,7 @@ function test4bit(W, G, n, dtype, bs, qt, { offsetIn = 0, offsetOut = 0, src = n
   const nb = Math.ceil(n / bs), nbytes = Math.ceil(n / 2);
   W.reset();
   const wsrc = W.put(data), wpk = W.alloc(nbytes), wab = W.alloc(nb * 4);
-  W.k.quantize4bit(wsrc, n, dtype, bs, qt, wpk, wab);
+  W.k.quantize4bit(wsrc, n, dtype, bs, qt, wpk, wab, W.nf4);
   const refPk = W.get(wpk, nbytes), refAb = W.get(wab, nb * 4);
   const gsrcBase = G.alloc(data.length + offsetIn);
   cuda.copyHtoD(gsrcBase + offsetIn, data);
@@ -661,7 +666,7 @@ function testGemv(W, G, m, k, n, adt, odt, bs, qt, withBias) {
   // weights: quantize normal data / sqrt(k) with the reference
   const wdata = genFloats(nw, 0, { special: false, scale: 1 / Math.sqrt(k) });
   const wsrc = W.put(wdata), nb = Math.ceil(nw / bs), pk = W.alloc(Math.ceil(nw / 2) + 16), ab = W.alloc(nb * 4);
-  W.k.quantize4bit(wsrc, nw, 0, bs, qt, pk, ab);
+  W.k.quantize4bit(wsrc, nw, 0, bs, qt, pk, ab, W.nf4);
   const wdq = W.alloc(nw * 4);
   W.k.dequantize4bit(pk, nw, bs, qt, ab, 0, wdq);
   const Wf = new Float32Array(W.get(wdq, nw * 4).buffer);
@@ -672,7 +677,7 @@ function testGemv(W, G, m, k, n, adt, odt, bs, qt, withBias) {
   const biasB = new Uint8Array(bias.buffer);
   const packedBytes = W.get(pk, Math.ceil(nw / 2) + 16), absmaxBytes = W.get(ab, nb * 4);
   // the reference's own gemv (for comparison of the two errors)
-  const wa = W.put(a), wb = withBias ? W.put(biasB) : 0, wo = W.alloc(m * n * ITEM[odt]), scratch = W.alloc((m * k + k) * 4);
+  const wa = W.put(a), wb = withBias ? W.put(biasB) : 0, wo = W.alloc(m * n * ITEM[odt]), scratch = W.alloc(128 + (m * k + k) * 4);
   W.k.gemv4bit(wa, m, k, adt, pk, 0, 0, n, ab, bs, qt, wb, odt, wo, scratch);
   const wasmOut = toNumbers(W.get(wo, m * n * ITEM[odt]), odt);
   const ga = G.put(a), gp = G.put(packedBytes), gab = G.put(absmaxBytes), gb = withBias ? G.put(biasB) : 0;
@@ -718,7 +723,7 @@ function testBig(W, G) {
   const nb = Math.ceil(n / bs), nbytes = Math.ceil(n / 2);
   W.reset();
   const wsrc = W.put(data), wpk = W.alloc(nbytes), wab = W.alloc(nb * 4);
-  W.k.quantize4bit(wsrc, n, dtype, bs, 1, wpk, wab);
+  W.k.quantize4bit(wsrc, n, dtype, bs, 1, wpk, wab, W.nf4);
   const gsrc = G.put(data), gpk = G.out(nbytes), gab = G.out(nb * 4);
   cuda.quantize4bit(gsrc, n, dtype, bs, 1, gpk, gab);
   const ctx = `n=${n} bf16 bs=64 nf4`;
