@@ -6,6 +6,8 @@
 // many threads.
 //   api      the public functions, outputs allocated by the call (page faults included)
 //   api+out  the public functions writing into a preallocated `out` tensor
+//   resident the public functions on wasmTensor inputs and `out` (in the shared kernel
+//            memory: nothing copied in or out; where the runtime has one)
 //   kernel   the WebAssembly kernels alone on data resident in wasm memory (threads:
 //            the same chunks of whole blocks the ops hand to the pool)
 // The native C++ baseline (bench/native/baseline.cpp, g++ -O3 -march=native -fopenmp)
@@ -17,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import {
   quantize4bit, dequantize4bit, quantizeBlockwise, dequantizeBlockwise, tensor, wasmBuild, init,
-  int8LinearMatmul, gemv4bit, dequantizeFp8, numThreads, setNumThreads,
+  int8LinearMatmul, gemv4bit, dequantizeFp8, numThreads, setNumThreads, wasmTensor, isResident, QuantState,
 } from '../dist/index.js';
 import { chunkElements, sharedWasm, wasm } from '../dist/wasm/runtime.js';
 import { runChunks } from '../dist/threads/parallel.js';
@@ -89,6 +91,12 @@ const nativeOf = {
   'dequantizeBlockwise bs256 to float32': 'dequant_blockwise_bs256_f32',
 };
 
+// The same tensors resident in the shared kernel memory (none with --wasm).
+const R = (t) => wasmTensor(t);
+const resident = !wasmFile && isResident(R(tensor(new Float32Array(1))));
+const rPacked = resident ? R(packed) : null, rState = resident ? new QuantState({ ...state, absmax: R(state.absmax) }) : null;
+const rq8 = resident ? R(q8) : null, rs8 = resident ? new QuantState({ ...s8, absmax: R(s8.absmax) }) : null;
+
 function apiRuns(threads) {
   for (const dtype of ['float32', 'float16', 'bfloat16']) {
     const op = `quantize4bit nf4 bs64 from ${dtype}`;
@@ -101,12 +109,22 @@ function apiRuns(threads) {
     record(op, 'api', threads, time(() => dequantize4bit(packed, st)), bytes, nativeOf[op]);
     const out = dequantize4bit(packed, st);
     record(op, 'api+out', threads, time(() => dequantize4bit(packed, st, { out })), bytes, nativeOf[op]);
+    if (resident) {
+      const rst = new QuantState({ ...rState, dtype }), rOut = R(out);
+      record(op, 'resident', threads, time(() => dequantize4bit(rPacked, rst, { out: rOut })), bytes, nativeOf[op]);
+      rOut.dispose();
+    }
   }
   const A = inputs.float32;
   record('quantizeBlockwise bs256 from float32', 'api', threads, time(() => quantizeBlockwise(A, { blocksize: 256 })), n * 4 + n + (n / 256) * 4, nativeOf['quantizeBlockwise bs256 from float32']);
   const out8 = dequantizeBlockwise(q8, s8), bytes8 = n + (n / 256) * 4 + n * 4;
   record('dequantizeBlockwise bs256 to float32', 'api', threads, time(() => dequantizeBlockwise(q8, s8)), bytes8, nativeOf['dequantizeBlockwise bs256 to float32']);
   record('dequantizeBlockwise bs256 to float32', 'api+out', threads, time(() => dequantizeBlockwise(q8, s8, { out: out8 })), bytes8, nativeOf['dequantizeBlockwise bs256 to float32']);
+  if (resident) {
+    const rOut = R(out8);
+    record('dequantizeBlockwise bs256 to float32', 'resident', threads, time(() => dequantizeBlockwise(rq8, rs8, { out: rOut })), bytes8, nativeOf['dequantizeBlockwise bs256 to float32']);
+    rOut.dispose();
+  }
 }
 
 // Kernels alone, whole tensor resident in wasm memory. One thread: one call over the
@@ -175,13 +193,30 @@ function fnRuns(threads) {
   for (const { M, N, K, A, B } of gemmInputs) {
     const ms = time(() => int8LinearMatmul(A, B), M > 1 ? 1 : reps);
     fnRecord(`int8LinearMatmul ${M}x${N}x${K}`, 'GOPS', threads, (2 * M * N * K) / ms / 1e6, (2 * M * N * K) / nat[`int8_matmul_${M}x${N}x${K}`] / 1e6);
+    if (M === 1 && resident) {
+      const rB = R(B), rms = time(() => int8LinearMatmul(A, rB));
+      fnRecord(`int8LinearMatmul ${M}x${N}x${K}, B resident`, 'GOPS', threads, (2 * M * N * K) / rms / 1e6, (2 * M * N * K) / nat[`int8_matmul_${M}x${N}x${K}`] / 1e6);
+      rB.dispose();
+    }
   }
+  const rqB = resident ? R(gemv.qB) : null;
   for (const dtype of ['float16', 'float32']) {
     const ms = time(() => gemv4bit(gemv.A[dtype], gemv.qB, gemv.st));
     fnRecord(`gemv4bit nf4 bs64 1x${gemv.K} · ${gemv.N}x${gemv.K}, A ${dtype}`, 'GB/s', threads, gemv.bytes / ms / 1e6, gemv.bytes / nat.gemv_nf4_1x4096_14336x4096 / 1e6);
+    if (rqB) {
+      const rms = time(() => gemv4bit(gemv.A[dtype], rqB, gemv.st));
+      fnRecord(`gemv4bit nf4 bs64 1x${gemv.K} · ${gemv.N}x${gemv.K}, A ${dtype}, B resident`, 'GB/s', threads, gemv.bytes / rms / 1e6, gemv.bytes / nat.gemv_nf4_1x4096_14336x4096 / 1e6);
+    }
   }
+  rqB?.dispose();
   const ms = time(() => dequantizeFp8(fp8.W, fp8.S, { out: fp8.out }));
   fnRecord(`dequantizeFp8 ${fp8.R}x${fp8.C} 128x128 tiles -> bf16 (out=)`, 'GB/s', threads, fp8.bytes / ms / 1e6, fp8.bytes / nat.fp8_dequant_7168x7168_bf16 / 1e6);
+  if (resident) {
+    const rW = R(fp8.W), rOut = R(fp8.out), rms = time(() => dequantizeFp8(rW, fp8.S, { out: rOut }));
+    fnRecord(`dequantizeFp8 ${fp8.R}x${fp8.C} 128x128 tiles -> bf16 (out=), resident`, 'GB/s', threads, fp8.bytes / rms / 1e6, fp8.bytes / nat.fp8_dequant_7168x7168_bf16 / 1e6);
+    rW.dispose();
+    rOut.dispose();
+  }
 }
 
 // Each phase on 1 thread then on T (api first: its page faults are the cheapest on a fresh process).

@@ -1,9 +1,10 @@
 // Steadier thread ratios on a noisy machine: the issue's dequantize4bit targets and
 // the two matmul-like ops, 1 thread and all threads timed alternately in one process
-// next to a memcpy, best of --rounds (default 12) rounds of 3 calls each.
+// next to a memcpy, best of --rounds (default 12) rounds of 3 calls each. "resident":
+// the API with wasmTensor inputs and out (nothing copied).
 // Usage: npm run build && node bench/threads.mjs [--rounds N] [--threads N]
 import os from 'node:os';
-import { dequantize4bit, gemv4bit, int8LinearMatmul, numThreads, quantize4bit, setNumThreads, tensor } from '../dist/index.js';
+import { QuantState, dequantize4bit, gemv4bit, int8LinearMatmul, isResident, numThreads, quantize4bit, setNumThreads, tensor, wasmTensor } from '../dist/index.js';
 import { chunkElements, sharedWasm, wasm } from '../dist/wasm/runtime.js';
 import { runChunks } from '../dist/threads/parallel.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../dist/wasm/exports.js';
@@ -25,6 +26,13 @@ const IA = tensor(i8(4096), [1, 4096]), IB = tensor(i8(14336 * 4096), [14336, 40
 const [qW, sW] = quantize4bit(tensor(x32.subarray(0, 14336 * 4096), [14336, 4096]), { quantType: 'nf4' });
 const A16 = tensor(Uint16Array.from({ length: 4096 }, () => 0x3c00 + (rnd() * 512 | 0)), [1, 4096], 'float16');
 
+// The same tensors resident in the shared kernel memory.
+const rPacked = wasmTensor(packed), rAbsmax = wasmTensor(state.absmax);
+const rStateOf = (dtype) => new QuantState({ ...state, absmax: rAbsmax, dtype });
+const rOuts = { float16: wasmTensor(outs.float16), bfloat16: wasmTensor(outs.bfloat16) };
+const rIB = wasmTensor(IB), rqW = wasmTensor(qW);
+if (![rPacked, rAbsmax, rOuts.float16, rIB, rqW].every(isResident)) throw new Error('no shared kernel memory here: resident figures would be ordinary ones');
+
 // The kernel on the whole tensor resident in wasm memory: one call (private memory),
 // or the pool's chunks (shared memory).
 function residentKernel(threads, dtype) {
@@ -45,10 +53,13 @@ const cases = [
   ...['float16', 'bfloat16'].flatMap((dtype) => [1, T].flatMap((t) => [
     [`dequantize4bit nf4 bs64 -> ${dtype}, kernel`, t, bytes16, () => residentKernel(t, dtype)],
     [`dequantize4bit nf4 bs64 -> ${dtype}, api+out`, t, bytes16, () => { setNumThreads(t); const st = stateOf(dtype); return () => dequantize4bit(packed, st, { out: outs[dtype] }); }],
+    [`dequantize4bit nf4 bs64 -> ${dtype}, api resident`, t, bytes16, () => { setNumThreads(t); const st = rStateOf(dtype); return () => dequantize4bit(rPacked, st, { out: rOuts[dtype] }); }],
   ])),
   ...[1, T].flatMap((t) => [
     ['int8LinearMatmul 1x14336x4096 (B bytes)', t, 14336 * 4096, () => { setNumThreads(t); return () => int8LinearMatmul(IA, IB); }],
+    ['int8LinearMatmul 1x14336x4096 (B bytes), B resident', t, 14336 * 4096, () => { setNumThreads(t); return () => int8LinearMatmul(IA, rIB); }],
     ['gemv4bit nf4 1x4096 · 14336x4096, A float16', t, 14336 * 4096 * (0.5 + 1 / 16), () => { setNumThreads(t); return () => gemv4bit(A16, qW, sW); }],
+    ['gemv4bit nf4 1x4096 · 14336x4096, A float16, B resident', t, 14336 * 4096 * (0.5 + 1 / 16), () => { setNumThreads(t); return () => gemv4bit(A16, rqW, sW); }],
   ]),
 ];
 

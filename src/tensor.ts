@@ -1,6 +1,7 @@
 import { BnbError, fail, show } from './errors.js';
 import { DType, TypedArray, allocate, arrayTypeOf, checkDType, inferDType } from './dtypes.js';
 import { numberToBf16, numberToF16, bf16ToNumber, f16ToNumber } from './float16.js';
+import { memoryOf } from './wasm/memory.js';
 
 /**
  * A dense, row-major tensor. float16/bfloat16 data are Uint16Array bit patterns.
@@ -123,6 +124,11 @@ export function checkNotDetached(argument: string, v: ArrayBufferView): void {
   if (isDetached(v)) {
     throw new BnbError('E_DETACHED', `${argument} is a ${v.constructor.name} over a detached ArrayBuffer (transferred to another thread or a WebAssembly ` +
       'memory that grew): expected data that is still readable; copy it before transferring the buffer');
+  }
+  // a view of the kernels' memory is only data inside a live wasmTensor (else freed or scratch bytes)
+  if (memoryOf(v)?.addressOf(v, 0, v.byteLength) === null) {
+    throw new BnbError('E_DETACHED', `${argument} is a ${v.constructor.name} over bnbjs's kernel memory outside any live wasmTensor ` +
+      '(one that was disposed, or a view made beyond its data): expected the data of a tensor that is not disposed');
   }
 }
 

@@ -48,16 +48,16 @@ export function quantizeBlockwiseRaw(
   const nb = Math.ceil(n / blocksize);
   const q = new Uint8Array(n);
   const absmax = new Float32Array(nb);
-  const { m, threads } = kernelsFor(n);
+  const { m, threads } = kernelsFor(n, src);
   const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
   const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
   m.useCode(code);
   runChunks(m, threads, {
     count: Math.ceil(n / chunk),
     slot: [chunk * size, chunk, Math.ceil(chunk / blocksize) * 4],
-    load(j, [pIn]) {
+    load(j, p) {
       const [start, len] = span(j);
-      loadFloatChunk(m, pIn!, src, start, len, dtype);
+      p[0] = loadFloatChunk(m, p[0]!, src, start, len, dtype);
     },
     calls(j, [pIn, pQ, pAbs]) {
       const len = span(j)[1];
@@ -79,7 +79,7 @@ export function dequantizeBlockwiseRaw(
   out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
 ): ArrayBufferView {
   const size = dtype === 'float32' ? 4 : 2;
-  const { m, threads } = kernelsFor(n);
+  const { m, threads } = kernelsFor(n, q, out, absmax);
   const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
   const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
   runChunks(m, threads, {
@@ -87,10 +87,11 @@ export function dequantizeBlockwiseRaw(
     shared: [1024],
     prepare: ([pCode]) => m.write(pCode!, new Uint8Array(code.buffer, code.byteOffset, 1024)),
     slot: [chunk, Math.ceil(chunk / blocksize) * 4, chunk * size],
-    load(j, [pQ, pAbs]) {
+    load(j, p) {
       const [start, len] = span(j);
-      m.write(pQ!, q.subarray(start, start + len));
-      m.write(pAbs!, absmaxSpan(absmax, start, len, blocksize));
+      p[0] = m.place(p[0]!, q.subarray(start, start + len));
+      p[1] = m.place(p[1]!, absmaxSpan(absmax, start, len, blocksize));
+      p[2] = m.target(p[2]!, out, start * size, len * size);
     },
     calls: (j, [pQ, pAbs, pOut], [pCode]) => [['dequantizeBlockwise', pQ!, span(j)[1], blocksize, pCode!, pAbs!, WASM_DTYPE[dtype], pOut!]],
     store(j, [, , pOut]) {

@@ -12,10 +12,10 @@ export function byteView(v: ArrayBufferView, at: number, length: number): Uint8A
   return new Uint8Array(v.buffer, v.byteOffset + at, length);
 }
 
-/** Copies elements [start, start+len) of a float input (elements of `dtype`) to ptr. */
-export function loadFloatChunk(m: WasmMemory, ptr: number, src: ArrayBufferView, start: number, len: number, dtype: FloatDType): void {
+/** Elements [start, start+len) of a float input (elements of `dtype`) for a kernel: copied to ptr, or in place where resident. */
+export function loadFloatChunk(m: WasmMemory, ptr: number, src: ArrayBufferView, start: number, len: number, dtype: FloatDType): number {
   const size = dtype === 'float32' ? 4 : 2;
-  m.write(ptr, byteView(src, start * size, len * size));
+  return m.place(ptr, byteView(src, start * size, len * size));
 }
 
 /** The NaN/Inf scan of a chunk at ptr, a job's first call (none with allowNonFinite: `finite` null). */

@@ -30,16 +30,17 @@ export function dequantize4bitRaw(
   out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
 ): ArrayBufferView {
   const size = dtype === 'float32' ? 4 : 2;
-  const { m, threads } = kernelsFor(n);
+  const { m, threads } = kernelsFor(n, packed, out, absmax);
   const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
   const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
   runChunks(m, threads, {
     count: Math.ceil(n / chunk),
     slot: [Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4, chunk * size],
-    load(j, [pIn, pAbs]) {
+    load(j, p) {
       const [start, len] = span(j);
-      m.write(pIn!, byteView(packed, start / 2, Math.ceil(len / 2)));
-      m.write(pAbs!, absmaxSpan(absmax, start, len, blocksize));
+      p[0] = m.place(p[0]!, byteView(packed, start / 2, Math.ceil(len / 2)));
+      p[1] = m.place(p[1]!, absmaxSpan(absmax, start, len, blocksize));
+      p[2] = m.target(p[2]!, out, start * size, len * size);
     },
     calls: (j, [pIn, pAbs, pOut]) => [['dequantize4bit', pIn!, span(j)[1], blocksize, WASM_QTYPE[quantType], pAbs!, WASM_DTYPE[dtype], pOut!]],
     store(j, [, , pOut]) {

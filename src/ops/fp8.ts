@@ -88,7 +88,7 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
   const result = out ?? emptyTensor(dtype, w.shape);
   const size = dtype === 'float32' ? 4 : 2;
   const n = numel(w.shape);
-  const { m, threads } = kernelsFor(n);
+  const { m, threads } = kernelsFor(n, w.data, result.data);
   if (scales.length === 1) {
     // one scale: any layout is the same, so stream flat chunks (rows of any length)
     const chunk = Math.max(1, Math.min(n, chunkElements(1, threads, n)));
@@ -98,9 +98,10 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
       shared: [4],
       prepare: ([pS]) => m.write(pS!, byteView(scales, 0, 4)),
       slot: [chunk, chunk * size],
-      load(j, [pW]) {
+      load(j, p) {
         const [start, len] = span(j);
-        m.write(pW!, byteView(w.data, start, len));
+        p[0] = m.place(p[0]!, byteView(w.data, start, len));
+        p[1] = m.target(p[1]!, result.data, start * size, len * size);
       },
       calls: (j, [pW, pO], [pS]) => [['dequantizeFp8', pW!, 1, span(j)[1], 0, pS!, 1, 1, span(j)[1], WASM_DTYPE[dtype], pO!]],
       store(j, [, pO]) {
@@ -117,9 +118,10 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
     shared: [scales.byteLength],
     prepare: ([pS]) => m.write(pS!, byteView(scales, 0, scales.byteLength)),
     slot: [chunkRows * L.cols, chunkRows * L.cols * size],
-    load(j, [pW]) {
+    load(j, p) {
       const [r0, rows] = span(j);
-      m.write(pW!, byteView(w.data, r0 * L.cols, rows * L.cols));
+      p[0] = m.place(p[0]!, byteView(w.data, r0 * L.cols, rows * L.cols));
+      p[1] = m.target(p[1]!, result.data, r0 * L.cols * size, rows * L.cols * size);
     },
     calls(j, [pW, pO], [pS]) {
       // row indices relative to the chunk's block of rows (32-bit in the kernel)

@@ -65,7 +65,7 @@ export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bi
   if (M === 0 || N === 0) return result;
   const absmax = absmaxF32(checked);
   const size = dtype === 'float32' ? 4 : 2;
-  const { m, threads } = kernelsFor(N * K + (M * N * K) / 16);
+  const { m, threads } = kernelsFor(N * K + (M * N * K) / 16, b.data, absmax);
   const budget = chunkElements(1) * 4; // weights (and A elements) per kernel call
   const nc = Math.max(1, Math.min(N, Math.floor(budget / Math.max(K, 1)), threads > 1 ? Math.ceil(N / (8 * threads)) : N));
   const mc = Math.max(1, Math.min(M, Math.floor(budget / Math.max(K, 1))));
@@ -91,10 +91,11 @@ export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bi
       shared: [mc * K * size],
       prepare: ([pA]) => m.write(pA!, byteView(a.data, i0 * K * size, mi * K * size)),
       slot: [(Math.ceil(((g + nc) * K) / blocksize) + 1) * 4, (g + nc) * 4, Math.ceil((nc * K) / 2) + 1, mc * nc * size, GEMV_SCRATCH_HEAD + (mc * K + K) * 4],
-      load(j, [pAbs, pBias, pW]) {
+      load(j, p) {
+        const [pAbs, pBias] = p;
         const { j0, nj, J, first, last, b0, b1 } = rowsOf(j);
-        m.write(pW!, byteView(W, first, last - first));
-        m.write(pAbs!, byteView(absmax, b0 * 4, (b1 - b0) * 4));
+        p[2] = m.place(p[2]!, byteView(W, first, last - first));
+        p[0] = m.place(pAbs!, byteView(absmax, b0 * 4, (b1 - b0) * 4));
         if (biasF32) m.write(pBias!, byteView(biasF32, J * 4, (j0 + nj - J) * 4));
       },
       calls(j, [pAbs, pBias, pW, pOut, pScratch], [pA]) {

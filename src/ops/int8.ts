@@ -52,15 +52,15 @@ function rowChunk(rows: number, cols: number, threads: number): number {
 function int8QuantRows(A: Tensor, threshold: number, finite: FiniteCheck | null): { q: Int8Array; stats: Float32Array } {
   const [rows, cols] = matrix('A', A);
   const q = new Int8Array(rows * cols), stats = new Float32Array(rows);
-  const { m, threads } = kernelsFor(rows * cols);
+  const { m, threads } = kernelsFor(rows * cols, A.data);
   const chunk = rowChunk(rows, cols, threads);
   const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
   runChunks(m, threads, {
     count: Math.ceil(rows / chunk),
     slot: [chunk * cols * 2, chunk * cols, chunk * 4],
-    load(j, [pA]) {
+    load(j, p) {
       const [r0, n] = span(j);
-      m.write(pA!, byteView(A.data, r0 * cols * 2, n * cols * 2));
+      p[0] = m.place(p[0]!, byteView(A.data, r0 * cols * 2, n * cols * 2));
     },
     calls(j, [pA, pQ, pS]) {
       const n = span(j)[1];
@@ -182,16 +182,16 @@ export function int8VectorwiseDequantWasm(A: Tensor, stats: Tensor): Tensor {
   const { A: a, stats: st, rows, cols } = checkInt8VectorwiseDequant(A, stats);
   const s = st.data as Float32Array;
   const out = new Float32Array(rows * cols);
-  const { m, threads } = kernelsFor(rows * cols);
+  const { m, threads } = kernelsFor(rows * cols, a.data);
   const chunk = rowChunk(rows, cols, threads);
   const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
   runChunks(m, threads, {
     count: Math.ceil(rows / chunk),
     slot: [chunk * cols, chunk * 4, chunk * cols * 4],
-    load(j, [pA, pS]) {
+    load(j, p) {
       const [r0, n] = span(j);
-      m.write(pA!, byteView(a.data, r0 * cols, n * cols));
-      m.write(pS!, byteView(s, r0 * 4, n * 4));
+      p[0] = m.place(p[0]!, byteView(a.data, r0 * cols, n * cols));
+      p[1] = m.place(p[1]!, byteView(s, r0 * 4, n * 4));
     },
     calls: (j, [pA, pS, pO]) => [['int8VectorwiseDequant', pA!, span(j)[1], cols, pS!, pO!]],
     store(j, [, , pO]) {
@@ -228,7 +228,7 @@ export function checkInt8LinearMatmul(A: Tensor, B: Tensor) {
 export function int8LinearMatmulWasm(A: Tensor, B: Tensor): Tensor {
   const { A: a, B: b, M, K, N } = checkInt8LinearMatmul(A, B);
   const out = new Int32Array(M * N);
-  const { m, threads } = kernelsFor(N * K + (M * N * K) / 16);
+  const { m, threads } = kernelsFor(N * K + (M * N * K) / 16, b.data, a.data);
   const budget = chunkElements(1) * 64; // bytes of each operand per kernel call
   const mc = Math.max(1, Math.min(M, Math.floor(budget / K)));
   const nc = Math.max(4, Math.min(N, Math.floor(budget / K), threads > 1 ? Math.ceil(N / (8 * threads)) : N));
@@ -240,9 +240,9 @@ export function int8LinearMatmulWasm(A: Tensor, B: Tensor): Tensor {
       shared: [mc * K],
       prepare: ([pA]) => m.write(pA!, byteView(a.data, i0 * K, mi * K)),
       slot: [nc * K, mc * nc * 4],
-      load(j, [pB]) {
+      load(j, p) {
         const [j0, nj] = span(j);
-        m.write(pB!, byteView(b.data, j0 * K, nj * K));
+        p[0] = m.place(p[0]!, byteView(b.data, j0 * K, nj * K));
       },
       calls: (j, [pB, pO], [pA]) => [['int8LinearMatmul', pA!, mi, K, pB!, span(j)[1], pO!]],
       store(j, [, pO]) {
@@ -296,7 +296,7 @@ export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor,
   const rs = rsT.data as Float32Array, cs = csT.data as Float32Array;
   const size = dtype === 'float32' ? 4 : 2;
   const result = emptyTensor(dtype, a.shape);
-  const { m, threads } = kernelsFor(rows * cols);
+  const { m, threads } = kernelsFor(rows * cols, a.data);
   const chunk = rowChunk(rows, cols, threads);
   const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
   runChunks(m, threads, {
@@ -307,10 +307,10 @@ export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor,
       if (bias) m.write(pB!, byteView(bias.data, 0, bias.data.byteLength));
     },
     slot: [chunk * cols * 4, chunk * 4, chunk * cols * size],
-    load(j, [pA, pR]) {
+    load(j, p) {
       const [r0, n] = span(j);
-      m.write(pA!, byteView(a.data, r0 * cols * 4, n * cols * 4));
-      m.write(pR!, byteView(rs, r0 * 4, n * 4));
+      p[0] = m.place(p[0]!, byteView(a.data, r0 * cols * 4, n * cols * 4));
+      p[1] = m.place(p[1]!, byteView(rs, r0 * 4, n * 4));
     },
     calls: (j, [pA, pR, pO], [pC, pB]) => [['int8MmDequant', pA!, span(j)[1], cols, pR!, pC!, pB!, biasKind, WASM_DTYPE[dtype], pO!]],
     store(j, [, , pO]) {

@@ -32,15 +32,15 @@ export function quantize4bitRaw(
   const size = dtype === 'float32' ? 4 : 2;
   const packed = new Uint8Array(Math.ceil(n / 2));
   const absmax = new Float32Array(Math.ceil(n / blocksize));
-  const { m, threads } = kernelsFor(n);
+  const { m, threads } = kernelsFor(n, src);
   const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
   const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
   runChunks(m, threads, {
     count: Math.ceil(n / chunk),
     slot: [chunk * size, Math.ceil(chunk / 2), Math.ceil(chunk / blocksize) * 4],
-    load(j, [pIn]) {
+    load(j, p) {
       const [start, len] = span(j);
-      loadFloatChunk(m, pIn!, src, start, len, dtype);
+      p[0] = loadFloatChunk(m, p[0]!, src, start, len, dtype);
     },
     calls(j, [pIn, pOut, pAbs]) {
       const len = span(j)[1];

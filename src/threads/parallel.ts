@@ -5,7 +5,7 @@
 // Each chunk is the same kernel calls on the same bytes either way, so the result
 // never depends on the thread count.
 import { BnbError } from '../errors.js';
-import { WasmMemory } from '../wasm/memory.js';
+import { WasmMemory, memoryOf } from '../wasm/memory.js';
 import { sharedWasm, wasm } from '../wasm/runtime.js';
 import { numThreads, parallelThreshold } from './config.js';
 import { poolFor } from './pool.js';
@@ -22,7 +22,11 @@ export interface ChunkPlan {
   shared?: number[];
   /** calling thread: fills the shared regions */
   prepare?(s: number[]): void;
-  /** calling thread: copies chunk j's inputs into its regions p */
+  /**
+   * calling thread: copies chunk j's inputs into its regions p; may point an entry
+   * of p at bytes already in wasm memory instead (a resident tensor: WasmMemory.place,
+   * .target), and calls and store then see that pointer
+   */
   load(j: number, p: number[], s: number[]): void;
   /** the kernel calls of chunk j (any thread: wasm memory only) */
   calls(j: number, p: number[], s: number[]): KernelCall[];
@@ -32,10 +36,18 @@ export interface ChunkPlan {
 
 /**
  * The kernels for an op of `work` elements (or their equivalent), and the threads
- * it runs on: the shared memory and numThreads() from the threshold up where threads
- * are available, else the calling thread's private kernels.
+ * it runs on: the memory of the first of `views` that is a resident tensor's, else the
+ * shared memory and numThreads() from the threshold up where threads are available,
+ * else the calling thread's private kernels.
  */
-export function kernelsFor(work: number): { m: WasmMemory; threads: number } {
+export function kernelsFor(work: number, ...views: (ArrayBufferView | null | undefined)[]): { m: WasmMemory; threads: number } {
+  // an op on a resident tensor runs in the memory that holds it, so nothing is copied
+  for (const v of views) {
+    const own = v ? memoryOf(v) : null;
+    if (own && own.addressOf(v!, 0, v!.byteLength) !== null) {
+      return { m: own, threads: own.shared && work >= parallelThreshold() ? numThreads() : 1 };
+    }
+  }
   const threads = work >= parallelThreshold() ? numThreads() : 1;
   const shared = threads > 1 ? sharedWasm() : null;
   return shared ? { m: shared, threads } : { m: wasm(), threads: 1 };
@@ -73,12 +85,12 @@ export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void
   const pool = poolFor(m, threads);
   const q = pool.queue;
   q.renumber();
-  const seqs: number[] = [], ncalls: number[] = [];
+  const seqs: number[] = [], ncalls: number[] = [], ps: number[][] = [];
   let loaded = 0, stored = 0;
   try {
     while (stored < plan.count) {
       if (loaded < plan.count && loaded - stored < inFlight) {
-        const p = slot(loaded);
+        const p = (ps[loaded] = slot(loaded));
         plan.load(loaded, p, s);
         const calls = plan.calls(loaded, p, s);
         ncalls.push(calls.length);
@@ -95,7 +107,7 @@ export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void
       }
       const err = q.error(seq);
       if (err !== null) throw kernelError(err, 'in a job of the thread pool');
-      plan.store(stored, slot(stored), q.results(seq, ncalls[stored]!), s);
+      plan.store(stored, ps[stored]!, q.results(seq, ncalls[stored]!), s);
       stored++;
     }
   } catch (e) {

@@ -40,6 +40,13 @@ export interface WasmMemoryStats {
   grows: number;
 }
 
+/** The memory whose views a buffer holds (views made by WasmMemory.view). */
+const owners = new WeakMap<ArrayBufferLike, WasmMemory>();
+
+export function memoryOf(v: ArrayBufferView): WasmMemory | null {
+  return owners.get(v.buffer) ?? null;
+}
+
 /** What worker threads need to run kernels on the same memory: the module that imports it, and the memory. */
 export interface SharedKernels {
   module: WebAssembly.Module;
@@ -50,16 +57,22 @@ export interface SharedKernels {
  * Host-side management of one kernel instance's linear memory. Above the
  * module's static data (constants only: a threaded build's every instantiation
  * writes it again) sits a persistent region (the 8-bit code and its lookup table,
- * the NF4 bucket table), then scratch space that each op lays out afresh: nothing is
- * allocated per call, so no op can leak wasm memory; it grows to the largest layout
- * asked for. `shared` is set where the memory is a shared one that worker threads
- * can instantiate the kernels on.
+ * the NF4 bucket table), then the resident tensors (wasmTensor(): allocated and
+ * freed by the caller, never by an op), then scratch space that each op lays out
+ * afresh: nothing is allocated per call, so no op can leak wasm memory; it grows to
+ * the largest layout asked for. `shared` is set where the memory is a shared one
+ * that worker threads can instantiate the kernels on.
  */
 export class WasmMemory {
   readonly codePtr: number;
   readonly lutPtr: number;
   readonly nf4Ptr: number;
-  private readonly scratchBase: number;
+  private readonly residentBase: number;
+  /** end of the resident region, where scratch starts */
+  private scratchBase: number;
+  /** resident allocations: sorted start addresses, and each one's size */
+  private readonly live: number[] = [];
+  private readonly sizes = new Map<number, number>();
   private lutCode: Float32Array | null = null;
   private highWater = 0;
   private lastTop = 0;
@@ -70,12 +83,12 @@ export class WasmMemory {
     this.codePtr = base;
     this.lutPtr = base + CODE_BYTES;
     this.nf4Ptr = this.lutPtr + LUT_BYTES;
-    this.scratchBase = this.nf4Ptr + NF4_TABLE_BYTES;
+    this.residentBase = this.scratchBase = this.nf4Ptr + NF4_TABLE_BYTES;
     this.ensure(this.scratchBase);
     k.prepareNf4Table?.(this.nf4Ptr); // optional: bench --wasm runs older builds
   }
 
-  private ensure(end: number): void {
+  private ensure(end: number, why = 'this op needs that much scratch at once (a very long row or column)'): void {
     const have = this.k.memory.buffer.byteLength;
     if (end <= have) return;
     const cap = Math.min(limit, MAX_WASM_BYTES);
@@ -83,7 +96,7 @@ export class WasmMemory {
       throw new BnbError('E_OUT_OF_MEMORY',
         `WebAssembly memory could not grow to ${end} bytes: the limit is ${cap} bytes` +
         `${cap < MAX_WASM_BYTES ? ' (setWasmMemoryLimit)' : ' (4 GiB, the most a wasm32 memory holds)'}; ` +
-        'this op needs that much scratch at once (a very long row or column); the runtime stays usable');
+        `${why}; the runtime stays usable`);
     }
     try {
       this.k.memory.grow(Math.ceil((end - have) / PAGE));
@@ -108,6 +121,83 @@ export class WasmMemory {
     return ptrs;
   }
 
+  /**
+   * Reserves `size` bytes for a resident tensor (first fit among the gaps, else
+   * at the end, moving scratch up); between ops only, as scratch moves.
+   */
+  alloc(size: number): number {
+    const bytes = Math.max(ALIGN, Math.ceil(size / ALIGN) * ALIGN);
+    let at = this.residentBase, i = 0;
+    for (; i < this.live.length; i++) {
+      const p = this.live[i]!;
+      if (p - at >= bytes) break;
+      at = p + this.sizes.get(p)!;
+    }
+    if (i === this.live.length) {
+      this.ensure(at + bytes, `resident tensors would hold ${this.residentBytes() + bytes} bytes (dispose() frees one)`);
+      this.scratchBase = at + bytes;
+    }
+    this.live.splice(i, 0, at);
+    this.sizes.set(at, bytes);
+    return at;
+  }
+
+  /** Frees a resident allocation (nothing if it is not one). */
+  release(ptr: number): void {
+    const i = this.live.indexOf(ptr);
+    if (i < 0) return;
+    this.live.splice(i, 1);
+    this.sizes.delete(ptr);
+    if (i === this.live.length) {
+      const last = this.live[i - 1];
+      this.scratchBase = last === undefined ? this.residentBase : last + this.sizes.get(last)!;
+    }
+  }
+
+  /** Bytes held by resident tensors. */
+  residentBytes(): number {
+    let n = 0;
+    for (const s of this.sizes.values()) n += s;
+    return n;
+  }
+
+  /** A view of `length` elements of type T at ptr, on the current buffer (recorded as this memory's: addressOf knows it). */
+  view<T extends ArrayBufferView>(T: new (b: ArrayBufferLike, at: number, n: number) => T, ptr: number, length: number): T {
+    const b = this.k.memory.buffer;
+    owners.set(b, this); // a shared memory's buffer object changes as it grows
+    return new T(b, ptr, length);
+  }
+
+  /**
+   * The address of `length` bytes `at` bytes into v where they lie inside one
+   * resident allocation of this memory (kernels can use them in place); else null.
+   */
+  addressOf(v: ArrayBufferView, at: number, length: number): number | null {
+    if (owners.get(v.buffer) !== this || this.live.length === 0) return null;
+    const a = v.byteOffset + at;
+    let lo = 0, hi = this.live.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.live[mid]! <= a) lo = mid;
+      else hi = mid - 1;
+    }
+    const p = this.live[lo]!;
+    return p <= a && a + length <= p + this.sizes.get(p)! ? a : null;
+  }
+
+  /** Input bytes for a kernel: where src already lies in this memory, else copied to ptr. */
+  place(ptr: number, src: Uint8Array): number {
+    const a = this.addressOf(src, 0, src.byteLength);
+    if (a !== null) return a;
+    this.write(ptr, src);
+    return ptr;
+  }
+
+  /** Where a kernel writes `length` bytes meant for dst at byte `at`: in place where dst lies in this memory, else ptr. */
+  target(ptr: number, dst: ArrayBufferView, at: number, length: number): number {
+    return this.addressOf(dst, at, length) ?? ptr;
+  }
+
   stats(): WasmMemoryStats {
     return { bytes: this.k.memory.buffer.byteLength, highWater: this.highWater, lastTop: this.lastTop, grows: this.grows };
   }
@@ -120,8 +210,9 @@ export class WasmMemory {
     this.bytes(ptr, src.byteLength).set(src);
   }
 
-  /** Copies `length` bytes at ptr into dst at byte offset `at` (dst: any view, addressed in bytes). */
+  /** Copies `length` bytes at ptr into dst at byte offset `at` (dst: any view, addressed in bytes); nothing where they are there already. */
   read(ptr: number, dst: ArrayBufferView, at: number, length: number): void {
+    if (this.addressOf(dst, at, length) === ptr) return;
     new Uint8Array(dst.buffer, dst.byteOffset + at, length).set(this.bytes(ptr, length));
   }
 

@@ -71,8 +71,13 @@ let sharedKernels: WasmMemory | null = null;
  * ordinary arrays at half the speed of memcpy.
  */
 export function sharedWasm(): WasmMemory | null {
+  return numThreads() < 2 ? null : sharedKernelMemory();
+}
+
+/** The shared kernel memory whatever the thread count (resident tensors live there); null where there is none. */
+export function sharedKernelMemory(): WasmMemory | null {
   const build = wasmBuild();
-  if (build === 'scalar' || given.has(build) || numThreads() < 2) return null;
+  if (build === 'scalar' || given.has(build)) return null;
   if (sharedKernels === null) {
     const module = threadHost()?.module();
     if (!module) return null;

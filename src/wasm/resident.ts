@@ -1,0 +1,76 @@
+// Tensors that live in the kernels' shared WebAssembly memory. An op whose inputs
+// or `out` are resident reads and writes them in place, so a weight loaded once is
+// never copied again (gemv4bit, int8LinearMatmul on the same weight per token) and
+// worker threads write results straight into the caller's tensor. Only a shared
+// memory holds them: its views never detach when it grows, so `data` stays valid.
+import { BnbError, fail, show } from '../errors.js';
+import { DType, TypedArray, arrayTypeOf, checkDType, itemsize } from '../dtypes.js';
+import { Tensor, checkShape, checkTensor, numel, tensor } from '../tensor.js';
+import { WasmMemory, memoryOf } from './memory.js';
+import { sharedKernelMemory } from './runtime.js';
+
+class ResidentTensor implements Tensor {
+  readonly device = 'cpu';
+  private freed = false;
+  constructor(readonly dtype: DType, readonly shape: number[], readonly data: TypedArray, private readonly m: WasmMemory, private readonly ptr: number) {}
+
+  to(device: string): Tensor {
+    return device === 'cpu' ? this : tensor(this.data.slice() as TypedArray, this.shape, this.dtype).to!(device);
+  }
+
+  /** Frees the tensor's memory now; views of its data taken before must not be used after. */
+  dispose(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.m.release(this.ptr);
+  }
+
+  get disposed(): boolean {
+    return this.freed;
+  }
+}
+
+/**
+ * A tensor in the kernels' shared WebAssembly memory: a copy of `t`, or zeros of
+ * `shape` and `dtype`. Ops read and write it in place (no copy in or out) and run
+ * it on the worker pool. It is not garbage-collected: `dispose()` frees it. Where
+ * the runtime has no shared kernel memory (no threads: no SharedArrayBuffer or wasm
+ * threads, no threaded build, the scalar build or a module given to init()), this is
+ * an ordinary copy; isResident() tells which.
+ */
+export function wasmTensor(t: Tensor): Tensor;
+export function wasmTensor(shape: number[], dtype: DType): Tensor;
+export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor {
+  let src: Tensor | null = null, shape: number[];
+  if (Array.isArray(a)) {
+    shape = checkShape('shape', a);
+    if (dtype === undefined) fail('E_DTYPE', 'dtype', dtype, 'a dtype for a tensor made from a shape');
+    checkDType('dtype', dtype);
+  } else {
+    src = checkTensor('t', a);
+    if (src.device !== undefined && src.device !== 'cpu') {
+      throw new BnbError('E_DEVICE', `t is on ${show(src.device)}: wasmTensor takes a host tensor (copy it with t.to('cpu') first)`);
+    }
+    shape = [...src.shape];
+    dtype = src.dtype;
+  }
+  const n = numel(shape);
+  const m = sharedKernelMemory();
+  if (m === null) {
+    const data = new (arrayTypeOf(dtype))(n) as TypedArray;
+    if (src) data.set(src.data as never);
+    return tensor(data, shape, dtype);
+  }
+  const ptr = m.alloc(n * itemsize(dtype));
+  const data = m.view(arrayTypeOf(dtype) as unknown as new (b: ArrayBufferLike, at: number, n: number) => TypedArray, ptr, n);
+  if (src) data.set(src.data as never);
+  else data.fill(0);
+  return new ResidentTensor(dtype, shape, data, m, ptr);
+}
+
+/** True when the tensor's data lies in a live resident region of a kernel memory (ops use it in place). */
+export function isResident(t: Tensor): boolean {
+  const d = (t as { data?: unknown })?.data;
+  if (!ArrayBuffer.isView(d)) return false;
+  return memoryOf(d)?.addressOf(d, 0, d.byteLength) != null;
+}
