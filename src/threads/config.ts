@@ -38,6 +38,7 @@ export const MAX_THREADS = 256;
 let host: ThreadHost | null = null;
 let chosen: number | null = null;
 let threshold = 1 << 20;
+let stall = 20_000;
 
 export function setThreadHost(h: ThreadHost): void {
   host = h;
@@ -86,4 +87,19 @@ export function setParallelThreshold(n: number): void {
 
 export function parallelThreshold(): number {
   return threshold;
+}
+
+/**
+ * How long the calling thread waits for one job a worker has taken (ms) before it
+ * gives the pool up: a worker that died in the middle of a job (terminated, or its
+ * thread killed) would otherwise leave the call waiting forever. Jobs take
+ * milliseconds, so the default (20 s) is only ever reached by a dead worker.
+ */
+export function setStallTimeout(ms: number): void {
+  if (!Number.isSafeInteger(ms) || ms < 1) fail('E_ARGUMENT', 'stallTimeout', ms, 'a positive integer number of milliseconds');
+  stall = ms;
+}
+
+export function stallTimeout(): number {
+  return stall;
 }

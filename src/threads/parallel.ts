@@ -6,8 +6,8 @@
 // never depends on the thread count.
 import { BnbError } from '../errors.js';
 import { WasmMemory, memoryOf } from '../wasm/memory.js';
-import { sharedWasm, wasm } from '../wasm/runtime.js';
-import { numThreads, parallelThreshold } from './config.js';
+import { abandonSharedMemory, sharedWasm, wasm } from '../wasm/runtime.js';
+import { numThreads, parallelThreshold, stallTimeout } from './config.js';
 import { poolFor } from './pool.js';
 import { KernelCall, MAX_IN_FLIGHT } from './queue.js';
 
@@ -45,6 +45,9 @@ export function kernelsFor(work: number, ...views: (ArrayBufferView | null | und
   for (const v of views) {
     const own = v ? memoryOf(v) : null;
     if (own && own.addressOf(v!, 0, v!.byteLength) !== null) {
+      if (own.abandoned) {
+        throw new BnbError('E_KERNEL', 'this wasmTensor lives in a shared memory given up after a worker thread died: copy its data (it is readable) into a new wasmTensor');
+      }
       return { m: own, threads: own.shared && work >= parallelThreshold() ? numThreads() : 1 };
     }
   }
@@ -57,6 +60,18 @@ function kernelError(cause: unknown, where: string): BnbError {
   const e = new BnbError('E_KERNEL', `a WebAssembly kernel failed ${where}: ${(cause as Error)?.message ?? cause}`);
   e.cause = cause;
   return e;
+}
+
+/**
+ * A job taken by a worker did not finish in time: the worker is taken to be dead.
+ * The memory is given up (its pool stopped, ops move to a new one), since a worker
+ * that was only stalled could still write into it later.
+ */
+function stalled(m: WasmMemory, seq: number): BnbError {
+  abandonSharedMemory(m);
+  return new BnbError('E_KERNEL', `a worker thread stopped responding: a job it took was not done after ${stallTimeout()} ms (the worker died or ` +
+    'was terminated mid-job); the thread pool and its shared memory were given up and later ops start a new one' +
+    `${m.residentBytes() > 0 ? ' (wasmTensors in the old memory can no longer be used)' : ''}`);
 }
 
 function runHere(m: WasmMemory, calls: readonly KernelCall[]): number[] {
@@ -102,7 +117,7 @@ export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void
       if (!q.done(seq)) {
         const c = q.claim(); // rather than wait, run a job nobody has taken
         if (c > 0) q.execute(m.k, c);
-        else q.wait(seq);
+        else if (!q.wait(seq, stallTimeout())) throw stalled(m, seq);
         continue;
       }
       const err = q.error(seq);
@@ -111,12 +126,12 @@ export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void
       stored++;
     }
   } catch (e) {
-    // every posted job finishes before the scratch is laid out again
-    for (let j = stored; j < loaded; j++) {
+    // every posted job finishes before the scratch is laid out again (unless the memory was given up)
+    for (let j = stored; j < loaded && !m.abandoned; j++) {
       while (!q.done(seqs[j]!)) {
         const c = q.claim();
         if (c > 0) q.execute(m.k, c);
-        else q.wait(seqs[j]!);
+        else if (!q.wait(seqs[j]!, stallTimeout())) throw stalled(m, seqs[j]!);
       }
     }
     throw e;

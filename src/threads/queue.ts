@@ -115,10 +115,15 @@ export class JobQueue {
     return Atomics.load(this.i32, DONE + (seq % RING)) === seq;
   }
 
-  /** Sleeps until job `seq` is done (another thread runs it). */
-  wait(seq: number): void {
-    const at = DONE + (seq % RING);
-    for (let v = Atomics.load(this.i32, at); v !== seq; v = Atomics.load(this.i32, at)) Atomics.wait(this.i32, at, v);
+  /** Sleeps until job `seq` is done (another thread runs it) or `ms` have passed; true if it is done. */
+  wait(seq: number, ms: number): boolean {
+    const at = DONE + (seq % RING), end = Date.now() + ms;
+    for (let v = Atomics.load(this.i32, at); v !== seq; v = Atomics.load(this.i32, at)) {
+      const left = end - Date.now();
+      if (left <= 0) return false;
+      Atomics.wait(this.i32, at, v, left);
+    }
+    return true;
   }
 
   /** Workers started so far, and the jobs they ran. */

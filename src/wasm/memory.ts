@@ -74,6 +74,8 @@ export class WasmMemory {
   private readonly live: number[] = [];
   private readonly sizes = new Map<number, number>();
   private lutCode: Float32Array | null = null;
+  /** set when a dead worker made the pool give this memory up: no more ops run on it */
+  abandoned = false;
   private highWater = 0;
   private lastTop = 0;
   private grows = 0;

@@ -87,6 +87,13 @@ export function sharedKernelMemory(): WasmMemory | null {
   return sharedKernels;
 }
 
+/** Gives a shared memory up (a worker died mid-job): its pool stops and later threaded ops get a new one. */
+export function abandonSharedMemory(m: WasmMemory): void {
+  m.abandoned = true;
+  closePool(m);
+  if (sharedKernels === m) sharedKernels = null;
+}
+
 function initError(message: string, cause: unknown): BnbError {
   const err = new BnbError('E_INIT', message);
   err.cause = cause;
