@@ -47,4 +47,23 @@ describe('the relaxed-SIMD build', () => {
     expect(res.count).toBe(40);
     expect(res.same, 'relaxed, simd and scalar builds differ').toBe(true);
   });
+
+  it('asked for by name on a Node without the flag, it is turned on and used (the default stays SIMD there)', () => {
+    const probe = `
+const lib = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});
+const before = lib.wasmFeatures().relaxedSimd, defaultBuild = lib.wasmBuild();
+const x = lib.tensor(Float32Array.from({ length: 70001 }, (_, i) => Math.sin(i * 0.37) * 3));
+const bytes = (t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64');
+const run = () => { const [p, st] = lib.quantize4bit(x); return [bytes(p), bytes(lib.dequantize4bit(p, st))]; };
+const simd = run();
+lib.setWasmBuild('relaxed');
+const relaxed = run();
+console.log(JSON.stringify({ before, defaultBuild, after: lib.wasmFeatures().relaxedSimd, build: lib.wasmBuild(), same: simd.join() === relaxed.join() }));
+`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { ...process.env, BNBJS_WASM: '', BNBJS_NUM_THREADS: '1' } });
+    expect(r.status, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(res.defaultBuild).toBe(res.before ? 'relaxed' : 'simd');
+    expect([res.after, res.build, res.same]).toEqual([true, 'relaxed', true]);
+  });
 });

@@ -21,3 +21,8 @@ export function wasmFeatures(): WasmFeatures {
   cached ??= { simd: validates(SIMD), relaxedSimd: validates(RELAXED), threads: validates(THREADS) };
   return { ...cached };
 }
+
+/** Asks the engine again (after a Node 20 flag turned relaxed SIMD on). */
+export function forgetWasmFeatures(): void {
+  cached = null;
+}

@@ -4,6 +4,7 @@
 // fetches the same file. node:fs is reached through process.getBuiltinModule so that
 // bundlers never try to resolve it.
 import { BnbError } from '../errors.js';
+import { forgetWasmFeatures, wasmFeatures } from './features.js';
 import { WasmBuild, setWasmLoader } from './runtime.js';
 
 interface NodeLike { getBuiltinModule?(id: string): unknown }
@@ -19,8 +20,22 @@ function readFile(): ((u: URL) => Uint8Array) | null {
   return (proc.getBuiltinModule('node:fs') as { readFileSync(u: URL): Uint8Array }).readFileSync;
 }
 
+/**
+ * Node 20 (V8 11.3) has relaxed SIMD behind a flag that Node 21+ ships on. Asked for
+ * the relaxed build by name (setWasmBuild, BNBJS_WASM), the flag is turned on; the
+ * default there stays the SIMD build, as flags are the process's, not a library's.
+ */
+function enableRelaxedSimd(): void {
+  if (wasmFeatures().relaxedSimd) return;
+  const proc = (globalThis as { process?: NodeLike }).process;
+  const v8 = proc?.getBuiltinModule?.('node:v8') as { setFlagsFromString?(f: string): void } | undefined;
+  v8?.setFlagsFromString?.('--experimental-wasm-relaxed-simd');
+  forgetWasmFeatures();
+}
+
 function read(build: WasmBuild): Uint8Array {
   const readFileSync = readFile()!;
+  if (build === 'relaxed') enableRelaxedSimd();
   try {
     return readFileSync(url(build));
   } catch (e) {
