@@ -152,6 +152,9 @@ describe('resident tensors', () => {
     expect(error(() => wasmTensor([2], 'float64' as never))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/float64/) });
     expect(error(() => (wasmTensor as (a: unknown) => Tensor)([2]))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/dtype/) });
     expect(error(() => wasmTensor({ data: 1 } as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^t /) });
+    const onGpu = { dtype: 'float32', shape: [1], device: 'cuda:0', get data(): never { throw new Error('no host data'); } };
+    expect(isResident(onGpu as never)).toBe(false);
+    expect(error(() => wasmTensor(onGpu as never))).toMatchObject({ code: 'E_DEVICE', message: expect.stringMatching(/t is on "cuda:0": wasmTensor takes a host tensor/) });
   });
 
   it('are ordinary copies where there is no shared kernel memory (the scalar build)', () => {

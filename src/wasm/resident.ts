@@ -47,10 +47,11 @@ export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor {
     if (dtype === undefined) fail('E_DTYPE', 'dtype', dtype, 'a dtype for a tensor made from a shape');
     checkDType('dtype', dtype);
   } else {
-    src = checkTensor('t', a);
-    if (src.device !== undefined && src.device !== 'cpu') {
-      throw new BnbError('E_DEVICE', `t is on ${show(src.device)}: wasmTensor takes a host tensor (copy it with t.to('cpu') first)`);
+    const device = (a as Partial<Tensor> | null)?.device;
+    if (typeof device === 'string' && device !== 'cpu') {
+      throw new BnbError('E_DEVICE', `t is on ${show(device)}: wasmTensor takes a host tensor (copy it with t.to('cpu') first)`);
     }
+    src = checkTensor('t', a);
     shape = [...src.shape];
     dtype = src.dtype;
   }
@@ -70,7 +71,8 @@ export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor {
 
 /** True when the tensor's data lies in a live resident region of a kernel memory (ops use it in place). */
 export function isResident(t: Tensor): boolean {
-  const d = (t as { data?: unknown })?.data;
+  if (typeof t !== 'object' || t === null || (t.device !== undefined && t.device !== 'cpu')) return false; // device tensors have no host data
+  const d = (t as { data?: unknown }).data;
   if (!ArrayBuffer.isView(d)) return false;
   return memoryOf(d)?.addressOf(d, 0, d.byteLength) != null;
 }
