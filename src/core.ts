@@ -30,6 +30,7 @@ export type { WasmBuild, WasmSource } from './wasm/runtime.js';
 export { wasmFeatures } from './wasm/features.js';
 export { setWasmMemoryLimit, wasmMemoryLimit } from './wasm/memory.js';
 export { setNumThreads, numThreads } from './threads/config.js';
+export { threadStats } from './threads/pool.js';
 export type { WasmFeatures } from './wasm/features.js';
 export { f16ToNumber, bf16ToNumber, numberToF16, numberToBf16 } from './float16.js';
 export { dequantize, dequantizeWeight } from './axolotl.js';
