@@ -9,7 +9,7 @@ const root = new URL('../', import.meta.url);
 const ENTRIES = [
   ['browser (`browser` condition): the core JS, kernels fetched', 'dist/browser.js', 'browser'],
   ['Workers (`workerd`/`worker`): core JS, .wasm imported as modules', 'dist/worker.js', 'neutral'],
-  ['inline (`deno`, `bnbjs/inline`): core JS + the three builds in base64', 'dist/inline.js', 'neutral'],
+  ['inline (`deno`, `bnbjs/inline`): core JS + the four builds in base64 (the threaded one included)', 'dist/inline.js', 'neutral'],
   ['Node/Bun (`node`/`bun`/`default`): core JS + file loader, CUDA and Gaudi backends', 'dist/index.js', 'node'],
 ];
 

@@ -1,14 +1,31 @@
 // bnbjs for browsers (the "browser" condition): `await init()` fetches the kernels
 // next to this module, SIMD where the browser validates it; fetching is
 // asynchronous, so ops before init() are an E_INIT error rather than a hidden wait.
-// The URLs are literal so that bundlers (Vite, webpack, Parcel) see the assets.
+// Where threads can run (a Worker of a cross-origin isolated page) init() also
+// fetches the threaded build, and large ops run on Workers; without it (a missing
+// file), on one thread. The URLs are literal so that bundlers (Vite, webpack,
+// Parcel) see the assets.
+import { threadHost } from './threads/config.js';
+import { setWebThreadHost } from './threads/web-host.js';
 import { setWasmLoader } from './wasm/runtime.js';
+
+let threaded: Promise<WebAssembly.Module | null> | null = null;
+let module: WebAssembly.Module | null = null;
+
+setWebThreadHost(() => module);
 
 setWasmLoader({
   source: (build) =>
     build === 'relaxed' ? new URL('../build/bnb.relaxed.wasm', import.meta.url)
       : build === 'simd' ? new URL('../build/bnb.simd.wasm', import.meta.url)
         : new URL('../build/bnb.scalar.wasm', import.meta.url),
+  async prepare() {
+    if (threadHost() === null) return;
+    threaded ??= fetch(new URL('../build/bnb.simd-mt.wasm', import.meta.url))
+      .then(async (r) => (r.ok ? WebAssembly.compile(await r.arrayBuffer()) : null))
+      .catch(() => null);
+    module = await threaded;
+  },
   hint: 'call `await init()` first in browsers (it fetches bnb.relaxed.wasm, bnb.simd.wasm or bnb.scalar.wasm beside the package), or `await init(source)` with a module, bytes, a URL or a Response',
 });
 

@@ -31,6 +31,7 @@ export { wasmFeatures } from './wasm/features.js';
 export { setWasmMemoryLimit, wasmMemoryLimit } from './wasm/memory.js';
 export { setNumThreads, numThreads } from './threads/config.js';
 export { wasmTensor, isResident } from './wasm/resident.js';
+export { threadStats } from './threads/pool.js';
 export type { WasmFeatures } from './wasm/features.js';
 export { f16ToNumber, bf16ToNumber, numberToF16, numberToBf16 } from './float16.js';
 export { dequantize, dequantizeWeight } from './axolotl.js';

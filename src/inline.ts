@@ -2,23 +2,39 @@
 // anywhere that may compile WebAssembly from bytes): nothing is read or fetched, so
 // Deno needs no permission flag. Ops compile the build they need on first use
 // (synchronously; `await init()` compiles asynchronously instead, for engines that
-// limit synchronous compilation).
-import { relaxed, scalar, simd } from './wasm/inline-bytes.js';
+// limit synchronous compilation). Large ops run on Workers where threads can run
+// (Deno, a Worker of a cross-origin isolated page), on the inlined threaded build.
+import { setWebThreadHost } from './threads/web-host.js';
+import { relaxed, scalar, simd, simdMt } from './wasm/inline-bytes.js';
 import { WasmBuild, setWasmLoader } from './wasm/runtime.js';
 
 const decoded = new Map<WasmBuild, Uint8Array>();
 
+function decode(base64: string): Uint8Array<ArrayBuffer> {
+  const text = atob(base64);
+  const b = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) b[i] = text.charCodeAt(i);
+  return b;
+}
+
 function bytes(build: WasmBuild): Uint8Array {
   let b = decoded.get(build);
-  if (!b) {
-    const text = atob(build === 'relaxed' ? relaxed : build === 'simd' ? simd : scalar);
-    b = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) b[i] = text.charCodeAt(i);
-    decoded.set(build, b);
-  }
+  if (!b) decoded.set(build, (b = decode(build === 'relaxed' ? relaxed : build === 'simd' ? simd : scalar)));
   return b;
 }
 
 setWasmLoader({ sync: bytes, source: bytes, hint: 'call `await init()` first' });
+
+let threaded: WebAssembly.Module | null | undefined;
+setWebThreadHost(() => {
+  if (threaded === undefined) {
+    try {
+      threaded = new WebAssembly.Module(decode(simdMt));
+    } catch {
+      threaded = null; // an engine that refuses it: single-threaded
+    }
+  }
+  return threaded;
+});
 
 export * from './core.js';

@@ -1,13 +1,14 @@
 // The worker pool: every threaded op gives the same bytes for 1, 2 and 3 threads
 // and any chunk size (and the same as the scalar oracle); the pool falls back to the
 // calling thread when it cannot start workers; idle workers never keep a process
-// alive; a kernel failure on any thread is a BnbError and the pool keeps working.
+// alive (unref'd, or the pool closed when idle where the host asks); a kernel failure
+// on any thread is a BnbError and the pool keeps working.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8LinearMatmul, int8MmDequant, int8VectorwiseDequant,
-  int8VectorwiseQuant, matmul4bit, numThreads, quantize4bit, quantizeBlockwise, setNumThreads, setWasmBuild, tensor,
+  int8VectorwiseQuant, matmul4bit, numThreads, quantize4bit, quantizeBlockwise, setNumThreads, setWasmBuild, tensor, threadStats,
 } from '../src/index.js';
 import { setParallelThreshold, setThreadHost, threadHost } from '../src/threads/config.js';
 import { runChunks } from '../src/threads/parallel.js';
@@ -126,7 +127,7 @@ describe('threads', () => {
     const pool = poolFor(m, 2);
     // a job only a worker can take: the calling thread waits instead of claiming it
     const seq = pool.queue.post([['dequantize4bit', 0, 64, 64, WASM_QTYPE.nf4, 0, WASM_DTYPE.float32, 2 ** 32 - 64]]);
-    pool.queue.wait(seq);
+    expect(pool.queue.wait(seq, 10_000)).toBe(true);
     expect(pool.queue.error(seq)).toMatch(/out of bounds/);
     const bad = () => runChunks(m, 2, {
       count: 8,
@@ -170,6 +171,32 @@ describe('threads', () => {
       outputs().forEach((b, i) => expect(b.equals(want[i]!), `output ${i}`).toBe(true));
       expect(poolSize(m)).toBe(0);
       expect(tries).toBe(1); // after a failure no more workers are tried
+    } finally {
+      setThreadHost(real);
+      closePool(m);
+    }
+  });
+
+  it('close a pool idle for the host\'s idleMs (Deno: Workers without unref), and start another on the next op', async () => {
+    setParallelThreshold(0);
+    setChunkElements(4096);
+    setNumThreads(1);
+    const [p1, s1] = quantize4bit(inputs[0]!, { quantType: 'fp4' });
+    const m = mt, real = threadHost()!;
+    let spawned = 0;
+    closePool(m);
+    setThreadHost({ ...real, idleMs: 20, spawn: (d, onError) => (spawned++, real.spawn(d, onError)) });
+    try {
+      setNumThreads(2);
+      for (const round of [1, 2]) {
+        expect(poolFor(m, 2).queue.awaitReady(1, 20_000)).toBe(true);
+        const [p, s] = quantize4bit(inputs[0]!, { quantType: 'fp4' });
+        expect(bytes(p).equals(bytes(p1)) && bytes(s.absmax).equals(bytes(s1.absmax)), `round ${round}`).toBe(true);
+        expect(threadStats().workers).toBe(1);
+        expect(spawned).toBe(round);
+        for (const end = Date.now() + 20_000; poolSize(m) > 0 && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
+        expect(threadStats(), 'the idle pool closed').toEqual({ workers: 0, workerJobs: 0 });
+      }
     } finally {
       setThreadHost(real);
       closePool(m);

@@ -1,6 +1,7 @@
 // How many threads the kernels use, and who can start them. The core knows no
 // threading API: an entry point that can start workers registers a ThreadHost (the
-// Node/Bun entry: worker_threads); everywhere else the count is 1.
+// Node/Bun entry: worker_threads; the Deno, inline and browser entries: the web's
+// Worker); everywhere else the count is 1.
 import { fail } from '../errors.js';
 import { envVar } from '../runtime/env.js';
 import { wasmFeatures } from '../wasm/features.js';
@@ -29,6 +30,8 @@ export interface ThreadHost {
   module(): WebAssembly.Module | null;
   /** starts a worker serving the queue; `onError` hears of its failure (it then serves nothing) */
   spawn(data: WorkerData, onError: (e: unknown) => void): WorkerHandle;
+  /** where live workers keep the process alive and cannot be unref'd (Deno): close a pool idle this many ms */
+  idleMs?: number;
 }
 
 /** Threads used by default: the machine's, up to this many (memory-bound ops gain nothing past a few). */
@@ -44,10 +47,25 @@ export function setThreadHost(h: ThreadHost): void {
   host = h;
 }
 
-/** The host, where threads can run here: a registered host, SharedArrayBuffer, Atomics.wait and wasm threads. */
+let blocks: boolean | undefined;
+
+/** Whether this thread may block in Atomics.wait, as a pool's calling thread does (a browser's main thread may not: it throws). */
+function canBlock(): boolean {
+  if (blocks === undefined) {
+    try {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 0);
+      blocks = true;
+    } catch {
+      blocks = false;
+    }
+  }
+  return blocks;
+}
+
+/** The host, where threads can run here: a registered host, SharedArrayBuffer, a thread that may block and wasm threads. */
 export function threadHost(): ThreadHost | null {
   if (host === null || typeof SharedArrayBuffer !== 'function' || typeof Atomics?.wait !== 'function') return null;
-  return wasmFeatures().threads ? host : null;
+  return canBlock() && wasmFeatures().threads ? host : null;
 }
 
 function checkCount(argument: string, n: unknown): number {

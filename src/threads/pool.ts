@@ -16,6 +16,8 @@ export class Pool {
   private active = 0;
   /** the first worker failure; after one, no more workers are started */
   failure: unknown = null;
+  /** ops that have used the pool (the idle check's clock) */
+  uses = 0;
 
   constructor(private readonly m: WasmMemory) {}
 
@@ -55,7 +57,7 @@ export class Pool {
 
   /** Stops every worker (nothing may be in flight). */
   close(): void {
-    this.queue.allow(0);
+    this.queue.close();
     for (const w of this.workers) w.terminate();
     this.workers.length = 0;
     this.active = 0;
@@ -64,10 +66,33 @@ export class Pool {
 
 const pools = new Map<WasmMemory, Pool>();
 
+/**
+ * Closes the pool once no op has started for a whole `ms`, where live workers would
+ * keep the process alive (Deno). The check runs between ops (they are synchronous),
+ * so the first one only notes the count; the next op starts a new pool and queue,
+ * which the old workers, terminated asynchronously, never see.
+ */
+function closeWhenIdle(m: WasmMemory, p: Pool, ms: number): void {
+  let seen = -1;
+  const check = () => {
+    if (pools.get(m) !== p) return;
+    if (p.uses !== seen) {
+      seen = p.uses;
+      setTimeout(check, ms);
+    } else closePool(m);
+  };
+  setTimeout(check, ms);
+}
+
 /** The pool of a shared memory with `threads - 1` workers (the calling thread is the other one). */
 export function poolFor(m: WasmMemory, threads: number): Pool {
   let p = pools.get(m);
-  if (!p) pools.set(m, (p = new Pool(m)));
+  if (!p) {
+    pools.set(m, (p = new Pool(m)));
+    const ms = threadHost()?.idleMs;
+    if (ms !== undefined) closeWhenIdle(m, p, ms);
+  }
+  p.uses++;
   p.resize(threads - 1);
   return p;
 }
@@ -81,4 +106,19 @@ export function closePool(m: WasmMemory): void {
 /** Workers now running for the memory (tests, diagnostics). */
 export function poolSize(m: WasmMemory): number {
   return pools.get(m)?.size() ?? 0;
+}
+
+/**
+ * Workers that have started in the pools now open, and the jobs they have run
+ * (diagnostics, and tests that a runtime's threads really take part: workers may
+ * start only once the creating thread yields to its event loop).
+ */
+export function threadStats(): { workers: number; workerJobs: number } {
+  let workers = 0, workerJobs = 0;
+  for (const p of pools.values()) {
+    const c = p.queue.counts();
+    workers += c.ready;
+    workerJobs += c.byWorkers;
+  }
+  return { workers, workerJobs };
 }

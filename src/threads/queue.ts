@@ -25,7 +25,7 @@ export const LAYOUT: QueueLayout = {
   // workers that have started, and jobs they have run (tests, diagnostics)
   ready: 2,
   byWorkers: 3,
-  // workers with an index below this take jobs; the others sleep until it changes
+  // workers with an index below this take jobs; the others sleep until it changes; -1: closed
   allowed: 4,
   done: DONE,
   ring: RING,
@@ -93,6 +93,17 @@ export class JobQueue {
     if (Atomics.exchange(this.i32, LAYOUT.allowed, count) === count) return;
     Atomics.notify(this.i32, LAYOUT.allowed); // parked workers check again
     Atomics.notify(this.i32, LAYOUT.posted); // and sleeping ones, which may have to park
+  }
+
+  /**
+   * Makes every worker return from serveJobs (Deno cannot terminate a worker that
+   * never yields); nothing may be in flight, and the queue is not used again.
+   */
+  close(): void {
+    Atomics.store(this.i32, LAYOUT.allowed, -1);
+    Atomics.notify(this.i32, LAYOUT.allowed); // parked workers
+    this.post([]); // an empty job moves `posted`: a worker about to sleep on it cannot miss the news
+    Atomics.notify(this.i32, LAYOUT.posted);
   }
 
   /** Takes a posted job nobody has taken; 0 if there is none. */

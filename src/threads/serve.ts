@@ -1,7 +1,7 @@
 // The code a worker runs, also used by the calling thread for the jobs it takes.
-// Both functions are self-contained (no imports, no outer names): the Node host
-// starts workers from their source text, so they work from src/ and dist/ alike
-// and no bundler has to find a worker file.
+// Both functions are self-contained (no imports, no outer names): the Node and web
+// hosts start workers from their source text, so they work from src/ and dist/
+// alike and no bundler has to find a worker file.
 
 /** Layout of the job queue (src/threads/queue.ts); passed in, not imported. */
 export interface QueueLayout {
@@ -54,8 +54,8 @@ export function executeJob(fns: Kernel[], seq: number, i32: Int32Array, f64: Flo
 
 /**
  * A worker's life: instantiate the kernels on the shared memory, then take jobs
- * forever (spinning briefly, then sleeping); parked while its index is not below
- * the allowed count.
+ * (spinning briefly, then sleeping) until the pool closes; parked while its index
+ * is not below the allowed count.
  */
 export function serveJobs(
   data: { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; names: string[]; layout: QueueLayout; index: number },
@@ -73,6 +73,7 @@ export function serveJobs(
   let spins = 0;
   for (;;) {
     const allowed = Atomics.load(i32, L.allowed);
+    if (allowed < 0) return; // the pool closed
     if (data.index >= allowed) {
       Atomics.wait(i32, L.allowed, allowed);
       continue;

@@ -23,6 +23,8 @@ export interface WasmLoader {
   sync?(build: WasmBuild): WebAssembly.Module | BufferSource;
   /** What init() without an argument loads. */
   source(build: WasmBuild): WasmSource | Promise<WasmSource>;
+  /** What else init() without an argument loads (the browser entry: the threaded build, where threads can run); never rejects. */
+  prepare?(): Promise<void>;
   /** Said in the E_INIT error when an op runs before the kernels are loaded and there is no sync path. */
   hint: string;
 }
@@ -171,10 +173,13 @@ export async function init(source?: WasmSource): Promise<WasmBuild> {
     return build;
   }
   const build = wasmBuild();
-  if (instances.has(build)) return build;
-  if (!loader) throw new BnbError('E_INIT', 'this bnbjs entry point has no default source for the kernels: call `await init(source)`');
-  const got = register(await compile(await loader.source(build)));
-  if (got !== build) throw new BnbError('E_INIT', `the module loaded for the ${build} build is the ${got} build`);
+  const prepared = loader?.prepare?.();
+  if (!instances.has(build)) {
+    if (!loader) throw new BnbError('E_INIT', 'this bnbjs entry point has no default source for the kernels: call `await init(source)`');
+    const got = register(await compile(await loader.source(build)));
+    if (got !== build) throw new BnbError('E_INIT', `the module loaded for the ${build} build is the ${got} build`);
+  }
+  await prepared;
   return build;
 }
 

@@ -1,8 +1,10 @@
 // The smoke suite in headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core), on pages served from localhost: a plain page, and a
-// cross-origin isolated one (COOP + COEP) where a module Worker runs the suite too
-// and writes into a shared WebAssembly.Memory. bnbjs is imported unbundled through
-// an import map built from the package's "browser" export condition.
+// cross-origin isolated one (COOP + COEP) where a module Worker runs the suite too,
+// writes into a shared WebAssembly.Memory and runs large ops on Workers of its own
+// (threads; the page's main thread, which may not block, stays on one). bnbjs is
+// imported unbundled through an import map built from the package's "browser"
+// export condition.
 import { readFileSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import { extname, join, normalize } from 'node:path';
@@ -51,7 +53,7 @@ function serve(): Server {
     if (path === 'fixtures.js') return send(200, TYPES['.js']!, fixtures);
     const files: Record<string, string> = { 'smoke.js': 'test/runtimes/smoke.js', 'page.js': 'test/runtimes/browser/page.js', 'worker.js': 'test/runtimes/browser/worker.js' };
     let file = files[path];
-    const inPackage = /^node_modules\/bnbjs\/((dist\/[\w/.-]+\.js)|(build\/bnb\.\w+\.wasm)|package\.json)$/.exec(path);
+    const inPackage = /^node_modules\/bnbjs\/((dist\/[\w/.-]+\.js)|(build\/bnb\.[\w-]+\.wasm)|package\.json)$/.exec(path);
     if (!file && inPackage && !path.includes('..')) file = inPackage[1]!;
     if (!file) return send(404, 'text/plain', 'not found');
     try {
@@ -109,6 +111,7 @@ describe.skipIf(why)(`headless Chromium${why ? ` (skipped: ${why}; .ci/run insta
     expect(r.initBuild).toBe('relaxed');
     expectSmokePassed('Chromium (plain page)', r);
     expect(r.crossOriginIsolated).toBe(false);
+    expect([r.threads, r.threadedSame, r.threadError, r.workerJobs], 'no threads without cross-origin isolation').toEqual([1, true, undefined, 0]);
     console.log(`Chromium ${browser!.version()}, plain page: ${r.results.length} smoke checks passed on the ${r.build} build; features ${JSON.stringify(r.features)}`);
   });
 
@@ -117,6 +120,7 @@ describe.skipIf(why)(`headless Chromium${why ? ` (skipped: ${why}; .ci/run insta
     expect(r.beforeInit, 'an op before init() must work with the inlined kernels').toBe('no error');
     expectSmokePassed('Chromium (bnbjs/inline)', r);
     expect(r.build).toBe('relaxed');
+    expect([r.threads, r.threadError], 'no threads without cross-origin isolation').toEqual([1, undefined]);
   });
 
   it('cross-origin isolated page: SharedArrayBuffer, and the smoke suite in a Worker sharing memory with the page', async () => {
@@ -130,6 +134,9 @@ describe.skipIf(why)(`headless Chromium${why ? ` (skipped: ${why}; .ci/run insta
     expect(r.worker.crossOriginIsolated).toBe(true);
     expect(r.worker.sharedMemory).toBe(true);
     expect(r.worker.sharedCell, 'the Worker\'s write to the shared memory is not visible to the page').toBe(42);
-    console.log(`Chromium ${browser!.version()}, cross-origin isolated page and its Worker: ${r.results.length} + ${r.worker.results.length} smoke checks passed; shared memory written by the Worker`);
+    expect([r.threads, r.threadedSame, r.threadError, r.workerJobs], 'the page\'s main thread cannot block: one thread, no error').toEqual([1, true, undefined, 0]);
+    expect([r.worker.threads, r.worker.threadedSame, r.worker.threadError], 'the Worker: 2 threads, the same bytes as on 1').toEqual([2, true, undefined]);
+    expect(r.worker.workerJobs, 'no job ran on a Worker started by the Worker').toBeGreaterThan(0);
+    console.log(`Chromium ${browser!.version()}, cross-origin isolated page and its Worker: ${r.results.length} + ${r.worker.results.length} smoke checks passed; shared memory written by the Worker; 2 threads in the Worker (${r.worker.workerJobs} jobs on its Workers)`);
   });
 });

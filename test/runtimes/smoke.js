@@ -122,3 +122,33 @@ export function decodeFixtures(b64) {
     return [k, b];
   }));
 }
+
+/**
+ * Threads: a large op on 2 threads gives the bytes it gives on 1, and jobs run on a
+ * worker. Ops repeat, yielding between them (workers may start only then: browsers),
+ * until one has, or 20 s; not on one thread nor the scalar build (which runs on the
+ * calling thread). Returns { threads, threadedSame, workerJobs, threadError }.
+ */
+export async function threadRun(lib) {
+  try {
+    const big = lib.tensor(new Float32Array(1_500_001).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 97))));
+    const run = () => {
+      const [p, s] = lib.quantize4bit(big, { quantType: 'nf4' });
+      return [p, s.absmax, lib.dequantize4bit(p, s)].map(bytesOf);
+    };
+    const same = (a, b) => a.every((x, i) => x.length === b[i].length && x.every((v, j) => v === b[i][j]));
+    lib.setNumThreads(2);
+    const threads = lib.numThreads(), many = run();
+    let threadedSame = true;
+    for (const end = Date.now() + 20_000; threads > 1 && lib.wasmBuild() !== 'scalar' && lib.threadStats().workerJobs === 0 && Date.now() < end;) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      threadedSame &&= same(run(), many);
+    }
+    const { workerJobs } = lib.threadStats();
+    lib.setNumThreads(1);
+    threadedSame &&= same(run(), many);
+    return { threads, threadedSame, workerJobs };
+  } catch (e) {
+    return { threadError: `${e && e.name}: ${e && e.message}` };
+  }
+}

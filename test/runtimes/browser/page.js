@@ -1,10 +1,11 @@
 // The page of the browser test: bnbjs from its import map (the package's "browser"
 // condition, or bnbjs/inline on the inline page), the smoke suite after
 // `await init()`, and, on the cross-origin isolated page, the same in a module
-// Worker sharing a WebAssembly.Memory.
+// Worker sharing a WebAssembly.Memory, where large ops run on threads (the page's
+// main thread may not block: one thread there, whatever is asked).
 import * as lib from 'bnbjs';
 import fixtures from './fixtures.js';
-import { decodeFixtures, smoke } from './smoke.js';
+import { decodeFixtures, smoke, threadRun } from './smoke.js';
 
 function beforeInit() {
   try {
@@ -34,7 +35,7 @@ async function main() {
   // bnbjs/inline (the inline page) loads on first use: no init() there.
   const implicit = document.documentElement.dataset.entry === 'inline';
   const report = { beforeInit: beforeInit(), initBuild: implicit ? null : await lib.init() };
-  Object.assign(report, smoke(lib, decodeFixtures(fixtures)));
+  Object.assign(report, smoke(lib, decodeFixtures(fixtures)), await threadRun(lib));
   report.crossOriginIsolated = self.crossOriginIsolated;
   report.sharedArrayBuffer = typeof SharedArrayBuffer === 'function';
   if (self.crossOriginIsolated) report.worker = await inWorker();
