@@ -25,7 +25,7 @@ for (const [what, entry, platform] of ENTRIES) {
   const js = r.outputFiles[0].contents;
   console.log(`| ${what} | ${kb(js.length)} | ${kb(gz(js))} |`);
 }
-for (const build of ['simd', 'relaxed', 'scalar', 'simd-mt']) {
+for (const build of ['simd', 'relaxed', 'scalar', 'simd-mt', 'relaxed-mt']) {
   const b = readFileSync(new URL(`build/bnb.${build}.wasm`, root));
   console.log(`| build/bnb.${build}.wasm | ${kb(b.length)} | ${kb(gz(b))} |`);
 }

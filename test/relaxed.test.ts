@@ -28,7 +28,18 @@ for (const build of ['relaxed', 'simd', 'scalar']) {
   }
   out[build] = r;
 }
-console.log(JSON.stringify({ build: lib.wasmBuild(), same: out.relaxed.every((b, i) => b === out.scalar[i] && b === out.simd[i]), count: out.relaxed.length }));
+// threaded: the relaxed build's threaded variant (simd() 2) on 2 threads, against the scalar oracle
+const rt = await import(${JSON.stringify(new URL('../dist/wasm/runtime.js', import.meta.url).href)});
+const big = lib.tensor(Float32Array.from({ length: 1 << 21 }, () => (rnd() - 0.5) * 8));
+const both = {};
+for (const build of ['scalar', 'relaxed']) {
+  lib.setWasmBuild(build);
+  lib.setNumThreads(build === 'scalar' ? 1 : 2);
+  const [p, st] = lib.quantize4bit(big, { blocksize: 64 });
+  both[build] = [bytes(p), bytes(st.absmax), bytes(lib.dequantize4bit(p, st))].join();
+}
+const threadedLevel = rt.sharedWasm()?.k.simd();
+console.log(JSON.stringify({ build: lib.wasmBuild(), same: out.relaxed.every((b, i) => b === out.scalar[i] && b === out.simd[i]), count: out.relaxed.length, threadedLevel, threadedSame: both.scalar === both.relaxed }));
 `;
 
 describe('the relaxed-SIMD build', () => {
@@ -46,6 +57,7 @@ describe('the relaxed-SIMD build', () => {
     }
     expect(res.count).toBe(40);
     expect(res.same, 'relaxed, simd and scalar builds differ').toBe(true);
+    expect([res.threadedLevel, res.threadedSame], 'the threaded relaxed variant on 2 threads, and its bytes').toEqual([2, true]);
   });
 
   it('asked for by name on a Node without the flag, it is turned on and used (the default stays SIMD there)', () => {

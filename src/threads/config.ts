@@ -19,6 +19,9 @@ export interface WorkerData {
   index: number;
 }
 
+/** The builds with a threaded variant. */
+export type ThreadedBuild = 'simd' | 'relaxed';
+
 export interface WorkerHandle {
   terminate(): void;
 }
@@ -26,8 +29,11 @@ export interface WorkerHandle {
 export interface ThreadHost {
   /** logical processors of the machine */
   cores(): number;
-  /** the threaded kernel build (SIMD, importing a shared memory), or null where it cannot be loaded */
-  module(): WebAssembly.Module | null;
+  /**
+   * the threaded variant of a build (importing a shared memory): relaxed SIMD where the
+   * host has it and the engine takes it, else SIMD; null where none can be loaded
+   */
+  module(build: ThreadedBuild): WebAssembly.Module | null;
   /** starts a worker serving the queue; `onError` hears of its failure (it then serves nothing) */
   spawn(data: WorkerData, onError: (e: unknown) => void): WorkerHandle;
   /** where live workers keep the process alive and cannot be unref'd (Deno): close a pool idle this many ms */

@@ -2,7 +2,7 @@
 // process.getBuiltinModule so that bundlers never resolve it). Workers run the
 // source text of serve.ts's functions, read the threaded kernel build beside the
 // package, and are unref'd: an idle pool never keeps a process alive.
-import { setThreadHost } from './config.js';
+import { ThreadedBuild, setThreadHost } from './config.js';
 import { executeJob, serveJobs } from './serve.js';
 
 interface NodeLike { getBuiltinModule?(id: string): unknown }
@@ -15,23 +15,31 @@ const threads = builtin<WorkerThreads>('node:worker_threads');
 const os = builtin<{ availableParallelism?(): number; cpus(): unknown[] }>('node:os');
 const fs = builtin<{ readFileSync(u: URL): Uint8Array<ArrayBuffer> }>('node:fs');
 
-const FILE = new URL('../../build/bnb.simd-mt.wasm', import.meta.url);
+const FILE = {
+  simd: new URL('../../build/bnb.simd-mt.wasm', import.meta.url),
+  relaxed: new URL('../../build/bnb.relaxed-mt.wasm', import.meta.url),
+};
 const SOURCE = `(${serveJobs})(require('node:worker_threads').workerData, ${executeJob});`;
-let module: WebAssembly.Module | null | undefined;
+const modules = new Map<ThreadedBuild, WebAssembly.Module | null>();
 
-if (threads && os && fs && FILE.protocol === 'file:') {
+function load(build: ThreadedBuild): WebAssembly.Module | null {
+  if (!modules.has(build)) {
+    let m: WebAssembly.Module | null = null;
+    try {
+      m = new WebAssembly.Module(fs!.readFileSync(FILE[build]));
+    } catch {
+      // an older build without it, or an engine without relaxed SIMD: SIMD, else single-threaded
+      m = build === 'relaxed' ? load('simd') : null;
+    }
+    modules.set(build, m);
+  }
+  return modules.get(build)!;
+}
+
+if (threads && os && fs && FILE.simd.protocol === 'file:') {
   setThreadHost({
     cores: () => os.availableParallelism?.() ?? os.cpus().length,
-    module() {
-      if (module === undefined) {
-        try {
-          module = new WebAssembly.Module(fs.readFileSync(FILE));
-        } catch {
-          module = null; // an older build without it: single-threaded
-        }
-      }
-      return module;
-    },
+    module: load,
     spawn(data, onError) {
       const w = new threads.Worker(SOURCE, { eval: true, workerData: data });
       w.unref();

@@ -6,7 +6,7 @@
 // threads (config.ts probes Atomics.wait). Deno's Workers keep the process alive and
 // have no unref(): there an idle pool is closed after IDLE_MS (src/threads/pool.ts).
 // A page's Content-Security-Policy must allow blob: workers (worker-src).
-import { setThreadHost } from './config.js';
+import { ThreadedBuild, setThreadHost } from './config.js';
 import { executeJob, serveJobs } from './serve.js';
 
 /** How long a Deno pool stays idle before its workers stop: a script exits this long after its last threaded op. */
@@ -19,7 +19,7 @@ self.onmessageerror = () => { throw new Error('bnbjs worker could not receive it
 interface Host { Deno?: unknown; navigator?: { hardwareConcurrency?: number } }
 
 /** Registers the host; `module` gives the threaded build where the entry has it (null: one thread). */
-export function setWebThreadHost(module: () => WebAssembly.Module | null): void {
+export function setWebThreadHost(module: (build: ThreadedBuild) => WebAssembly.Module | null): void {
   if (typeof Worker !== 'function' || typeof Blob !== 'function' || typeof URL.createObjectURL !== 'function') return;
   const g = globalThis as Host;
   let url: string | null = null;

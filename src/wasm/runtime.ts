@@ -24,7 +24,7 @@ export interface WasmLoader {
   /** What init() without an argument loads. */
   source(build: WasmBuild): WasmSource | Promise<WasmSource>;
   /** What else init() without an argument loads (the browser entry: the threaded build, where threads can run); never rejects. */
-  prepare?(): Promise<void>;
+  prepare?(build: WasmBuild): Promise<void>;
   /** Said in the E_INIT error when an op runs before the kernels are loaded and there is no sync path. */
   hint: string;
 }
@@ -81,7 +81,7 @@ export function sharedKernelMemory(): WasmMemory | null {
   const build = wasmBuild();
   if (build === 'scalar' || given.has(build)) return null;
   if (sharedKernels === null) {
-    const module = threadHost()?.module();
+    const module = threadHost()?.module(build === 'relaxed' ? 'relaxed' : 'simd');
     if (!module) return null;
     const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_WASM_BYTES / 65536, shared: true });
     sharedKernels = new WasmMemory(instantiate(module, memory), { module, memory });
@@ -173,7 +173,7 @@ export async function init(source?: WasmSource): Promise<WasmBuild> {
     return build;
   }
   const build = wasmBuild();
-  const prepared = loader?.prepare?.();
+  const prepared = loader?.prepare?.(build);
   if (!instances.has(build)) {
     if (!loader) throw new BnbError('E_INIT', 'this bnbjs entry point has no default source for the kernels: call `await init(source)`');
     const got = register(await compile(await loader.source(build)));
