@@ -10,10 +10,15 @@ const A = lib.tensor(W, [ROWS, COLS]);
 lib.setNumThreads(1);
 const [p, s] = lib.quantize4bit(A, { quantType: 'nf4' });
 const out = lib.tensor(new Float32Array(n), [ROWS, COLS]);
+// the same tensors resident in the shared kernel memory (wasmTensor): nothing copied
+lib.setNumThreads(2);
+const rp = lib.wasmTensor(p), rs = new lib.QuantState({ ...s, absmax: lib.wasmTensor(s.absmax) }), rout = lib.wasmTensor(out);
+if (!lib.isResident(rp)) throw new Error('no shared kernel memory here');
 const OPS = {
   'quantize4bit nf4 bs64 from float32': () => lib.quantize4bit(A, { quantType: 'nf4' }),
   'dequantize4bit nf4 bs64 to float32': () => lib.dequantize4bit(p, s),
   'dequantize4bit nf4 bs64 to float32 (out=)': () => lib.dequantize4bit(p, s, { out }),
+  'dequantize4bit nf4 bs64 to float32, resident (wasmTensor)': () => lib.dequantize4bit(rp, rs, { out: rout }),
 };
 const runtime = typeof Deno !== 'undefined' ? `Deno ${Deno.version.deno}` : typeof Bun !== 'undefined' ? `Bun ${Bun.version}` : `Node ${process.version}`;
 console.log(`${runtime}, ${ROWS}x${COLS}\n\n| op | 1 thread ms | 2 threads ms | speed-up |\n|---|---:|---:|---:|`);
