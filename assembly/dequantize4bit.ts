@@ -6,7 +6,10 @@ import { vc, V_NIBBLE, V_ONE, V_7FFF } from "./vconst";
 // SIMD: codes are looked up with i8x16.swizzle in byte planes held in registers
 // (plane p = byte p of 16 values). 16-bit outputs: a block's outputs take only 16
 // values, dtype(code[q] * absmax), computed once per block with the scalar path's
-// rounding. f32 outputs: the planes of the code table, the product taken after.
+// rounding. f32 outputs: blocks of up to 64 look up the planes of the code table and
+// take the product after; larger blocks look up the planes of the block's 16
+// products, built once per block. (Vector instructions are the bottleneck: V8 turns
+// each swizzle into three; the multiplies and the per-block transpose cost alike.)
 
 // Per quant type, for the 16-bit fast path: |code| (f32 bits) and the per-code bias
 // of the f16 rounding (see f16Words).
@@ -22,6 +25,18 @@ const FP4_FAST: usize = !ASC_FEATURE_SIMD ? 0 : memory.data<u32>([
   0x00000000, 0xc8000fff, 0xc8000fff, 0xc8000fff, 0xc8000fff, 0xc8000fff, 0xc8000fff, 0xc8000fff,
   0x10000000, 0xd8000fff, 0xd8000fff, 0xd8000fff, 0xd8000fff, 0xd8000fff, 0xd8000fff, 0xd8000fff,
 ], 16);
+// Per quant type, for f32 outputs of small blocks: NF4_LUT / FP4_LUT as 4 byte planes
+// (plane p = byte p of the 16 codes). Loaded in each block rather than built once:
+// V8 may schedule a pure computation into the loop where it is used.
+const NF4_PLANES: usize = !ASC_FEATURE_SIMD ? 0 : memory.data<u32>([
+  0xa030b100, 0x00713f4d, 0x3adde3ff, 0x00b3abb8, 0x326b3900, 0x007835a2, 0x0304cafa, 0x001307a4,
+  0xca063280, 0x00ba3d91, 0xad7c24a2, 0x803910e1, 0xbebfbfbf, 0x00bdbebe, 0x3e3e3e3d, 0x3f3f3f3e,
+], 16);
+const FP4_PLANES: usize = !ASC_FEATURE_SIMD ? 0 : memory.data<u32>([
+  0x00abab00, 0x00ab00ab, 0x00abab00, 0x00ab00ab, 0x00aaaa00, 0x00aa00aa, 0x00aaaa00, 0x00aa00aa,
+  0x802aaa00, 0x802a00aa, 0x802aaa00, 0x802a00aa, 0x3f3f3b00, 0x3e3e3f3e, 0xbfbfbb80, 0xbebebfbe,
+], 16);
+
 // Smallest absmax for which every nonzero |code| * absmax is an f16 normal
 // (>= 2^-14): 2^-14 / min|code|, rounded up.
 const NF4_F16_LO: f32 = 7.7e-4;
@@ -67,18 +82,26 @@ const FP4_F16_LO: f32 = 0.01172;
 }
 
 // 16 codes -> 16 f32 at dst: the values of the planes p0..p3 (byte 0..3 of each
-// value) times av.
-@inline function emit16x32(idx: v128, p0: v128, p1: v128, p2: v128, p3: v128, av: v128, dst: usize): void {
+// value), times av when `scaled` (a compile-time constant).
+@inline function emit16x32(idx: v128, p0: v128, p1: v128, p2: v128, p3: v128, av: v128, scaled: bool, dst: usize): void {
   const b0 = lut16(p0, idx), b1 = lut16(p1, idx);
   const b2 = lut16(p2, idx), b3 = lut16(p3, idx);
   const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const lo23 = i8x16.shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const hi23 = i8x16.shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  v128.store(dst, f32x4.mul(i16x8.shuffle(lo01, lo23, 0, 8, 1, 9, 2, 10, 3, 11), av));
-  v128.store(dst, f32x4.mul(i16x8.shuffle(lo01, lo23, 4, 12, 5, 13, 6, 14, 7, 15), av), 16);
-  v128.store(dst, f32x4.mul(i16x8.shuffle(hi01, hi23, 0, 8, 1, 9, 2, 10, 3, 11), av), 32);
-  v128.store(dst, f32x4.mul(i16x8.shuffle(hi01, hi23, 4, 12, 5, 13, 6, 14, 7, 15), av), 48);
+  let r0 = i16x8.shuffle(lo01, lo23, 0, 8, 1, 9, 2, 10, 3, 11);
+  let r1 = i16x8.shuffle(lo01, lo23, 4, 12, 5, 13, 6, 14, 7, 15);
+  let r2 = i16x8.shuffle(hi01, hi23, 0, 8, 1, 9, 2, 10, 3, 11);
+  let r3 = i16x8.shuffle(hi01, hi23, 4, 12, 5, 13, 6, 14, 7, 15);
+  if (scaled) {
+    r0 = f32x4.mul(r0, av); r1 = f32x4.mul(r1, av);
+    r2 = f32x4.mul(r2, av); r3 = f32x4.mul(r3, av);
+  }
+  v128.store(dst, r0);
+  v128.store(dst, r1, 16);
+  v128.store(dst, r2, 32);
+  v128.store(dst, r3, 48);
 }
 
 @inline function convert16(v: v128, dtype: i32): v128 {
@@ -151,39 +174,99 @@ const FP4_F16_LO: f32 = 0.01172;
   }
 }
 
-// f32 outputs: the code values looked up from planes of the code table, then
-// multiplied by absmax (the scalar path's one product). A non-finite absmax, whose
-// products can be NaN (written canonical), takes the scalar path.
+// The elements [i, end) of a block whose absmax (at pa) is finite, up to the last
+// whole 32; returns where it stopped. `products` (a compile-time constant): the
+// block's 16 products code[q] * absmax (the scalar path's one product, so the same
+// bits; `table` is the code table) are taken once and transposed into byte planes
+// for the lookups; else `table` holds the planes of the code table and each output
+// is multiplied (4 multiplies per 16 outputs: fewer instructions for blocks of 32
+// or 64 than the products' 4 multiplies and 16 unpacks per block).
+@inline function block32(packed: usize, i: i32, end: i32, pa: usize, table: usize, products: bool,
+  m0f: v128, out: usize): i32 {
+  const av = v128.load32_splat(pa);
+  let p0: v128, p1: v128, p2: v128, p3: v128;
+  if (products) {
+    const v0 = f32x4.mul(v128.load(table), av), v1 = f32x4.mul(v128.load(table, 16), av);
+    const v2 = f32x4.mul(v128.load(table, 32), av), v3 = f32x4.mul(v128.load(table, 48), av);
+    // 16 products x 4 bytes -> 4 planes of 16 bytes in four rounds of unpacks (one
+    // instruction each, where an arbitrary two-input shuffle takes many)
+    const u0 = i8x16.shuffle(v0, v1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const u1 = i8x16.shuffle(v0, v1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const u2 = i8x16.shuffle(v2, v3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const u3 = i8x16.shuffle(v2, v3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const w0 = i8x16.shuffle(u0, u1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const w1 = i8x16.shuffle(u0, u1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const w2 = i8x16.shuffle(u2, u3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const w3 = i8x16.shuffle(u2, u3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const x0 = i32x4.shuffle(w0, w2, 0, 4, 1, 5), x2 = i32x4.shuffle(w0, w2, 2, 6, 3, 7);
+    const x1 = i32x4.shuffle(w1, w3, 0, 4, 1, 5), x3 = i32x4.shuffle(w1, w3, 2, 6, 3, 7);
+    p0 = i8x16.shuffle(x0, x1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    p1 = i8x16.shuffle(x0, x1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    p2 = i8x16.shuffle(x2, x3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    p3 = i8x16.shuffle(x2, x3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  } else {
+    p0 = v128.load(table); p1 = v128.load(table, 16); p2 = v128.load(table, 32); p3 = v128.load(table, 48);
+  }
+  const scaled = !products;
+  for (; i + 64 <= end; i += 64) {
+    const src = packed + (i >> 1), dst = out + (<usize>i << 2);
+    const b0 = v128.load(src), b1 = v128.load(src, 16);
+    emit16x32(codesLow(b0, m0f), p0, p1, p2, p3, av, scaled, dst);
+    emit16x32(codesHigh(b0, m0f), p0, p1, p2, p3, av, scaled, dst + 64);
+    emit16x32(codesLow(b1, m0f), p0, p1, p2, p3, av, scaled, dst + 128);
+    emit16x32(codesHigh(b1, m0f), p0, p1, p2, p3, av, scaled, dst + 192);
+  }
+  if (i + 32 <= end) {
+    const bytes = v128.load(packed + (i >> 1));
+    const dst = out + (<usize>i << 2);
+    emit16x32(codesLow(bytes, m0f), p0, p1, p2, p3, av, scaled, dst);
+    emit16x32(codesHigh(bytes, m0f), p0, p1, p2, p3, av, scaled, dst + 64);
+    i += 32;
+  }
+  return i;
+}
+
+// Whether the f32 at p is finite, tested on its bits (integer instructions, where the
+// vector ones are the bottleneck).
+@inline function finite(p: usize): bool {
+  return (load<u32>(p) & 0x7f800000) != 0x7f800000;
+}
+
+// Blocks b.. of dequantize32: block32, and the scalar path for the rest of a block
+// and for a non-finite absmax, whose products can be NaN (written canonical).
+@inline function blocks32(packed: usize, b: i32, n: i32, blocksize: i32, lut: usize, absmax: usize,
+  table: usize, products: bool, m0f: v128, out: usize): void {
+  const nblocks = (n + blocksize - 1) / blocksize;
+  for (; b < nblocks; b++) {
+    const start = b * blocksize;
+    const end = min(start + blocksize, n);
+    const pa = absmax + (<usize>b << 2);
+    const i = finite(pa) ? block32(packed, start, end, pa, table, products, m0f, out) : start;
+    dequantizeScalar(packed, i, end, lut, load<f32>(pa), DT_F32, out);
+  }
+}
+
+// f32 outputs.
 @inline function dequantize32(
   packed: usize, n: i32, blocksize: i32, qtype: i32, absmax: usize, out: usize,
 ): void {
   const lut = qtype == QT_NF4 ? NF4_LUT : FP4_LUT;
   const m0f = vc(V_NIBBLE);
-  // transpose the 16 code values x 4 bytes into 4 planes of 16 bytes
-  const v0 = v128.load(lut), v1 = v128.load(lut, 16), v2 = v128.load(lut, 32), v3 = v128.load(lut, 48);
-  const t0 = i8x16.shuffle(v0, v1, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-  const t1 = i8x16.shuffle(v0, v1, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-  const t2 = i8x16.shuffle(v2, v3, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-  const t3 = i8x16.shuffle(v2, v3, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-  const p0 = i64x2.shuffle(t0, t2, 0, 2), p1 = i64x2.shuffle(t0, t2, 1, 3);
-  const p2 = i64x2.shuffle(t1, t3, 0, 2), p3 = i64x2.shuffle(t1, t3, 1, 3);
-  const nblocks = (n + blocksize - 1) / blocksize;
-  for (let b = 0; b < nblocks; b++) {
-    const start = b * blocksize;
-    const end = min(start + blocksize, n);
-    const a = load<f32>(absmax + (<usize>b << 2));
-    let i = start;
-    if (a - a == 0) {
-      const av = f32x4.splat(a);
-      for (; i + 32 <= end; i += 32) {
-        const bytes = v128.load(packed + (i >> 1));
-        const dst = out + (<usize>i << 2);
-        emit16x32(codesLow(bytes, m0f), p0, p1, p2, p3, av, dst);
-        emit16x32(codesHigh(bytes, m0f), p0, p1, p2, p3, av, dst + 64);
-      }
-    }
-    dequantizeScalar(packed, i, end, lut, a, DT_F32, out);
+  if (blocksize > 64) {
+    blocks32(packed, 0, n, blocksize, lut, absmax, lut, true, m0f, out);
+    return;
   }
+  const planes = qtype == QT_NF4 ? NF4_PLANES : FP4_PLANES;
+  let b = 0;
+  if (blocksize == 64) {
+    // the common blocksize: whole blocks without the general loop's bookkeeping
+    for (const full = n >> 6; b < full; b++) {
+      const pa = absmax + (<usize>b << 2), i = b << 6;
+      if (finite(pa)) block32(packed, i, i + 64, pa, planes, false, m0f, out);
+      else dequantizeScalar(packed, i, i + 64, lut, load<f32>(pa), DT_F32, out);
+    }
+  }
+  blocks32(packed, b, n, blocksize, lut, absmax, planes, false, m0f, out);
 }
 
 @inline function dequantizeImpl(
