@@ -131,6 +131,7 @@ export function decodeFixtures(b64) {
  */
 export async function threadRun(lib) {
   try {
+    lib.setForcedBackend?.('wasm'); // threads are the WebAssembly kernels' (BNBJS_BACKEND=cuda would send ops to the GPU)
     const big = lib.tensor(new Float32Array(1_500_001).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 97))));
     const run = () => {
       const [p, s] = lib.quantize4bit(big, { quantType: 'nf4' });
