@@ -2,6 +2,7 @@ import { lut16 } from './lut16';
 import { DT_F32, DT_F16, DT_BF16, storeFromF32, f32x4ToBf16, f32x4ToF16 } from "./convert";
 import { NF4_LUT, FP4_LUT, QT_NF4 } from "./tables";
 import { vc, V_NIBBLE, V_ONE, V_7FFF } from "./vconst";
+import { lookupF32x16In } from "./planes";
 
 // SIMD: codes are looked up with i8x16.swizzle in byte planes held in registers
 // (plane p = byte p of 16 values). 16-bit outputs: a block's outputs take only 16
@@ -79,29 +80,6 @@ const FP4_F16_LO: f32 = 0.01172;
   const l = lut16(p0, idx), h = lut16(p1, idx);
   v128.store(dst, i8x16.shuffle(l, h, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
   v128.store(dst, i8x16.shuffle(l, h, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), 16);
-}
-
-// 16 codes -> 16 f32 at dst: the values of the planes p0..p3 (byte 0..3 of each
-// value), times av when `scaled` (a compile-time constant).
-@inline function emit16x32(idx: v128, p0: v128, p1: v128, p2: v128, p3: v128, av: v128, scaled: bool, dst: usize): void {
-  const b0 = lut16(p0, idx), b1 = lut16(p1, idx);
-  const b2 = lut16(p2, idx), b3 = lut16(p3, idx);
-  const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const lo23 = i8x16.shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const hi23 = i8x16.shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  let r0 = i16x8.shuffle(lo01, lo23, 0, 8, 1, 9, 2, 10, 3, 11);
-  let r1 = i16x8.shuffle(lo01, lo23, 4, 12, 5, 13, 6, 14, 7, 15);
-  let r2 = i16x8.shuffle(hi01, hi23, 0, 8, 1, 9, 2, 10, 3, 11);
-  let r3 = i16x8.shuffle(hi01, hi23, 4, 12, 5, 13, 6, 14, 7, 15);
-  if (scaled) {
-    r0 = f32x4.mul(r0, av); r1 = f32x4.mul(r1, av);
-    r2 = f32x4.mul(r2, av); r3 = f32x4.mul(r3, av);
-  }
-  v128.store(dst, r0);
-  v128.store(dst, r1, 16);
-  v128.store(dst, r2, 32);
-  v128.store(dst, r3, 48);
 }
 
 @inline function convert16(v: v128, dtype: i32): v128 {
@@ -211,16 +189,16 @@ const FP4_F16_LO: f32 = 0.01172;
   for (; i + 64 <= end; i += 64) {
     const src = packed + (i >> 1), dst = out + (<usize>i << 2);
     const b0 = v128.load(src), b1 = v128.load(src, 16);
-    emit16x32(codesLow(b0, m0f), p0, p1, p2, p3, av, scaled, dst);
-    emit16x32(codesHigh(b0, m0f), p0, p1, p2, p3, av, scaled, dst + 64);
-    emit16x32(codesLow(b1, m0f), p0, p1, p2, p3, av, scaled, dst + 128);
-    emit16x32(codesHigh(b1, m0f), p0, p1, p2, p3, av, scaled, dst + 192);
+    lookupF32x16In(p0, p1, p2, p3, codesLow(b0, m0f), dst, av, scaled);
+    lookupF32x16In(p0, p1, p2, p3, codesHigh(b0, m0f), dst + 64, av, scaled);
+    lookupF32x16In(p0, p1, p2, p3, codesLow(b1, m0f), dst + 128, av, scaled);
+    lookupF32x16In(p0, p1, p2, p3, codesHigh(b1, m0f), dst + 192, av, scaled);
   }
   if (i + 32 <= end) {
     const bytes = v128.load(packed + (i >> 1));
     const dst = out + (<usize>i << 2);
-    emit16x32(codesLow(bytes, m0f), p0, p1, p2, p3, av, scaled, dst);
-    emit16x32(codesHigh(bytes, m0f), p0, p1, p2, p3, av, scaled, dst + 64);
+    lookupF32x16In(p0, p1, p2, p3, codesLow(bytes, m0f), dst, av, scaled);
+    lookupF32x16In(p0, p1, p2, p3, codesHigh(bytes, m0f), dst + 64, av, scaled);
     i += 32;
   }
   return i;

@@ -14,13 +14,11 @@ import { lut16 } from './lut16';
   v128.store(dst, i8x16.shuffle(t1, t3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 48);
 }
 
-// Looks up 16 indices (0..15, one per byte) in the planes and stores the 16 f32
-// results at dst, multiplied by `scale` when `scaled` (a compile-time constant).
-@inline export function lookupF32x16(planes: usize, idx: v128, dst: usize, scale: v128, scaled: bool): void {
-  const b0 = lut16(v128.load(planes), idx);
-  const b1 = lut16(v128.load(planes, 16), idx);
-  const b2 = lut16(v128.load(planes, 32), idx);
-  const b3 = lut16(v128.load(planes, 48), idx);
+// Looks up 16 indices (0..15, one per byte) in the planes p0..p3 and stores the 16
+// f32 results at dst, multiplied by `scale` when `scaled` (a compile-time constant).
+@inline export function lookupF32x16In(p0: v128, p1: v128, p2: v128, p3: v128, idx: v128, dst: usize, scale: v128, scaled: bool): void {
+  const b0 = lut16(p0, idx), b1 = lut16(p1, idx);
+  const b2 = lut16(p2, idx), b3 = lut16(p3, idx);
   const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const lo23 = i8x16.shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -37,6 +35,11 @@ import { lut16 } from './lut16';
   v128.store(dst, r1, 16);
   v128.store(dst, r2, 32);
   v128.store(dst, r3, 48);
+}
+
+// The same with the planes read from memory at `planes`.
+@inline export function lookupF32x16(planes: usize, idx: v128, dst: usize, scale: v128, scaled: bool): void {
+  lookupF32x16In(v128.load(planes), v128.load(planes, 16), v128.load(planes, 32), v128.load(planes, 48), idx, dst, scale, scaled);
 }
 
 // The 4-bit codes of 16 packed bytes (32 elements, first in the high nibble):
