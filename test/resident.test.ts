@@ -147,6 +147,24 @@ describe('resident tensors', () => {
     expect(m!.residentBytes()).toBe(held);
   });
 
+  it('an out overlapping an input is an error also across a grow (two buffer objects of one memory)', () => {
+    const n = 4096;
+    const [p, st] = quantize4bit(tensor(x.slice(0, n)));
+    const o = wasmTensor([n], 'float32');
+    const before = o.data.buffer;
+    const packedView = new Uint8Array(before, o.data.byteOffset, n / 2);
+    packedView.set(p.data as Uint8Array);
+    const big = wasmTensor([m!.stats().bytes], 'uint8'); // the memory grows: a new SharedArrayBuffer object
+    const after = new Float32Array(big.data.buffer, o.data.byteOffset, n);
+    expect(after.buffer).not.toBe(before);
+    const e = error(() => dequantize4bit(tensor(packedView, [n / 2, 1]), st, { out: tensor(after, [n]) }));
+    expect(e).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/out shares memory with A/) });
+    expect(error(() => wasmTensor([2 ** 31], 'float32'))).toMatchObject({ code: 'E_OUT_OF_MEMORY', message: expect.stringMatching(/resident tensors would hold \d+ bytes \(dispose\(\) frees one\)/) });
+    big.dispose!();
+    o.dispose!();
+    expect(m!.residentBytes()).toBe(0);
+  });
+
   it('bad arguments are clear errors', () => {
     expect(error(() => wasmTensor([2, -1], 'float32'))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/shape/) });
     expect(error(() => wasmTensor([2], 'float64' as never))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/float64/) });

@@ -1,6 +1,7 @@
 import { BnbError, fail, show } from '../errors.js';
 import { DType, FLOAT_DTYPES, FloatDType, allocate, checkDType, itemsize } from '../dtypes.js';
 import { Tensor, checkShape, checkTensor, isTensor, numel, tensor } from '../tensor.js';
+import { memoryOf } from '../wasm/memory.js';
 
 // Every backend's kernel starts with the same checks (the check* functions of each
 // op module), so that WebAssembly, CUDA and the rest reject the same input with the
@@ -90,9 +91,11 @@ export function checkAbsmax(argument: string, t: unknown, nblocks: number, dtype
   return a;
 }
 
-/** True when two views share bytes of one buffer. */
+/** True when two views share bytes of one buffer (or of one kernel memory, whose buffer object changes as it grows). */
 export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  return a.buffer === b.buffer && a.byteLength > 0 && b.byteLength > 0 &&
+  const m = memoryOf(a);
+  const same = a.buffer === b.buffer || (m !== null && m === memoryOf(b));
+  return same && a.byteLength > 0 && b.byteLength > 0 &&
     a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
 
