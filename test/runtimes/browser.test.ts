@@ -112,6 +112,7 @@ describe.skipIf(why)(`headless Chromium${why ? ` (skipped: ${why}; .ci/run insta
     expectSmokePassed('Chromium (plain page)', r);
     expect(r.crossOriginIsolated).toBe(false);
     expect([r.threads, r.threadedSame, r.threadError, r.workerJobs], 'no threads without cross-origin isolation').toEqual([1, true, undefined, 0]);
+    expect([r.resident, r.residentSame], 'wasmTensor is an ordinary copy without a shared memory').toEqual([false, true]);
     console.log(`Chromium ${browser!.version()}, plain page: ${r.results.length} smoke checks passed on the ${r.build} build; features ${JSON.stringify(r.features)}`);
   });
 
@@ -137,6 +138,7 @@ describe.skipIf(why)(`headless Chromium${why ? ` (skipped: ${why}; .ci/run insta
     expect([r.threads, r.threadedSame, r.threadError, r.workerJobs], 'the page\'s main thread cannot block: one thread, no error').toEqual([1, true, undefined, 0]);
     expect([r.worker.threads, r.worker.threadedSame, r.worker.threadError], 'the Worker: 2 threads, the same bytes as on 1').toEqual([2, true, undefined]);
     expect(r.worker.workerJobs, 'no job ran on a Worker started by the Worker').toBeGreaterThan(0);
+    expect([r.resident, r.residentSame, r.worker.resident, r.worker.residentSame], 'wasmTensor: an ordinary copy on the main thread, resident in the Worker, the same bytes').toEqual([false, true, true, true]);
     console.log(`Chromium ${browser!.version()}, cross-origin isolated page and its Worker: ${r.results.length} + ${r.worker.results.length} smoke checks passed; shared memory written by the Worker; 2 threads in the Worker (${r.worker.workerJobs} jobs on its Workers)`);
   });
 });

@@ -41,6 +41,7 @@ describe('runtime smoke suite', () => {
       expect(String(report!.resolved), `${r.name} resolved bnbjs to the wrong entry`).toMatch(new RegExp(`/${r.entry.replace('.', '\\.')}$`));
       expect(report!.build).toBe(r.build ?? (report!.features.relaxedSimd ? 'relaxed' : 'simd'));
       expect([report!.threads, report!.threadedSame, report!.threadError], `${r.name}: threads, and the same bytes on 2 threads as on 1`).toEqual([r.threads, true, undefined]);
+      expect([report!.resident, report!.residentSame], `${r.name}: wasmTensor resident where threads run, the same bytes`).toEqual([r.threads > 1 && report!.build !== 'scalar', true]);
       if (report!.build === 'scalar') expect(report!.workerJobs, 'the scalar build runs on the calling thread').toBe(0);
       else expect(report!.workerJobs, `${r.name}: no job ran on a worker`).toBeGreaterThan(0);
       // an idle pool lets the process end (Deno: closed after IDLE_MS, its Workers having no unref)

@@ -7,4 +7,4 @@ export declare function smoke(lib: unknown, files: Record<string, Uint8Array>): 
   results: { name: string; ok: boolean; detail: string }[];
 };
 export declare function decodeFixtures(b64: Record<string, string>): Record<string, Uint8Array>;
-export declare function threadRun(lib: unknown): Promise<{ threads?: number; threadedSame?: boolean; workerJobs?: number; threadError?: string }>;
+export declare function threadRun(lib: unknown): Promise<{ threads?: number; threadedSame?: boolean; workerJobs?: number; threadError?: string; resident?: boolean; residentSame?: boolean }>;

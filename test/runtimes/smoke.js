@@ -146,9 +146,17 @@ export async function threadRun(lib) {
       threadedSame &&= same(run(), many);
     }
     const { workerJobs } = lib.threadStats();
+    // the same ops on resident tensors (in the shared kernel memory where there is one)
+    const rA = lib.wasmTensor(big), rOut = lib.wasmTensor([big.data.length], 'float32');
+    const resident = lib.isResident(rA) && lib.isResident(rOut);
+    const [rp, rs] = lib.quantize4bit(rA, { quantType: 'nf4' });
+    lib.dequantize4bit(rp, rs, { out: rOut });
+    const residentSame = same([rp, rs.absmax, rOut].map(bytesOf), many);
+    rA.dispose();
+    rOut.dispose();
     lib.setNumThreads(1);
     threadedSame &&= same(run(), many);
-    return { threads, threadedSame, workerJobs };
+    return { threads, threadedSame, workerJobs, resident, residentSame };
   } catch (e) {
     return { threadError: `${e && e.name}: ${e && e.message}` };
   }
