@@ -67,7 +67,7 @@ function kernelError(cause: unknown, where: string): BnbError {
  * The memory is given up (its pool stopped, ops move to a new one), since a worker
  * that was only stalled could still write into it later.
  */
-function stalled(m: WasmMemory, seq: number): BnbError {
+function stalled(m: WasmMemory): BnbError {
   abandonSharedMemory(m);
   return new BnbError('E_KERNEL', `a worker thread stopped responding: a job it took was not done after ${stallTimeout()} ms (the worker died or ` +
     'was terminated mid-job); the thread pool and its shared memory were given up and later ops start a new one' +
@@ -117,7 +117,7 @@ export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void
       if (!q.done(seq)) {
         const c = q.claim(); // rather than wait, run a job nobody has taken
         if (c > 0) q.execute(m.k, c);
-        else if (!q.wait(seq, stallTimeout())) throw stalled(m, seq);
+        else if (!q.wait(seq, stallTimeout())) throw stalled(m);
         continue;
       }
       const err = q.error(seq);
@@ -131,7 +131,7 @@ export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void
       while (!q.done(seqs[j]!)) {
         const c = q.claim();
         if (c > 0) q.execute(m.k, c);
-        else if (!q.wait(seqs[j]!, stallTimeout())) throw stalled(m, seqs[j]!);
+        else if (!q.wait(seqs[j]!, stallTimeout())) throw stalled(m);
       }
     }
     throw e;

@@ -15,6 +15,7 @@ class ResidentTensor implements Tensor {
   constructor(readonly dtype: DType, readonly shape: number[], readonly data: TypedArray, private readonly m: WasmMemory, private readonly ptr: number) {}
 
   to(device: string): Tensor {
+    // elsewhere from an ordinary copy: device movers are written for ArrayBuffer-backed data
     return device === 'cpu' ? this : tensor(this.data.slice() as TypedArray, this.shape, this.dtype).to!(device);
   }
 

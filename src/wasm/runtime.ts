@@ -65,9 +65,9 @@ function register(module: WebAssembly.Module): WasmBuild {
 let sharedKernels: WasmMemory | null = null;
 
 /**
- * The SIMD kernels on a shared memory that worker threads instantiate too (the
- * threaded build imports its memory; the same bits as every build), for ops that run
- * on threads; null where no thread host offers the build, one thread is asked for,
+ * The kernels on a shared memory that worker threads instantiate too (the selected
+ * build's threaded variant, which imports its memory; the same bits as every build),
+ * for ops that run on threads; null where no thread host offers it, one thread is asked for,
  * or the selected build is the scalar oracle or a module given to init(). Ops on one
  * thread use the private memory of wasm(): V8 copies between a shared memory and
  * ordinary arrays at half the speed of memcpy.
