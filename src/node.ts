@@ -4,10 +4,11 @@
 export * from './index.js';
 export { openSafetensors, openCheckpoint, createSafetensorsWriter } from './io/safetensors-file.js';
 export type { SafetensorsReader, CheckpointReader, PlannedTensor, SafetensorsFileWriter } from './io/safetensors-file.js';
-export { quantizeCheckpoint, quantizationConfig } from './checkpoint/quantize.js';
+export { quantizeCheckpoint } from './checkpoint/quantize.js';
+export { bitsAndBytesConfig, configText } from './checkpoint/config.js';
 export type { QuantizeCheckpointOptions, CheckpointFormat } from './checkpoint/quantize.js';
 export { dequantizeCheckpoint } from './checkpoint/dequantize.js';
 export type { DequantizeCheckpointOptions } from './checkpoint/dequantize.js';
 export { inspectCheckpoint } from './checkpoint/inspect.js';
 export type { CheckpointSummary, TensorSummary } from './checkpoint/inspect.js';
-export type { ConversionReport, Progress } from './checkpoint/common.js';
+export type { ConversionReport, ConversionOptions, Progress, ProgressEvent } from './checkpoint/common.js';

@@ -1,12 +1,25 @@
-// Byte-exact emulation of Python's json.dumps (default separators ", " and ": ",
-// ensure_ascii, float repr) for the values bitsandbytes serialises.
+// Byte-exact emulation of Python's json.dumps (ensure_ascii, float repr; the default
+// separators, or indent=N with sort_keys as transformers writes config.json) for the
+// values bitsandbytes and transformers serialise.
 
 /** Marks a number that Python holds as a float (printed with repr, e.g. `64.0`, `1e-05`). */
 export class PyFloat {
   constructor(readonly value: number) {}
 }
 
-export type PyJson = string | number | boolean | null | PyFloat | PyJson[] | { [key: string]: PyJson };
+/** A number kept as the text it was read as (`500000.0`, `1e-05`), written back unchanged. */
+export class JsonNumber {
+  constructor(readonly text: string) {}
+}
+
+export type PyJson = string | number | boolean | null | PyFloat | JsonNumber | PyJson[] | { [key: string]: PyJson } | Map<string, PyJson>;
+
+export interface DumpsOptions {
+  /** json.dumps(indent=N): one item per line, N more spaces per level, separators ',' and ': ' */
+  indent?: number;
+  /** json.dumps(sort_keys=True): keys in code point order */
+  sortKeys?: boolean;
+}
 
 /** Python's repr(float): shortest round-trip digits, exponent form when exp < -4 or >= 16. */
 export function pyFloatRepr(x: number): string {
@@ -30,7 +43,17 @@ export function pyFloatRepr(x: number): string {
   return `${sign}${intPart}.${frac || '0'}`;
 }
 
-function pyString(s: string): string {
+/** Python's ordering of str keys: by code point (not UTF-16 unit, which differs above U+FFFF). */
+function byCodePoint(a: string, b: string): number {
+  const x = [...a], y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+export function pyString(s: string): string {
   let out = '"';
   for (const ch of s) {
     const c = ch.codePointAt(0)!;
@@ -49,16 +72,28 @@ function pyString(s: string): string {
   return out + '"';
 }
 
-export function pyJsonDumps(v: PyJson): string {
-  if (v === null) return 'null';
-  if (v === true) return 'true';
-  if (v === false) return 'false';
-  if (v instanceof PyFloat) return pyFloatRepr(v.value);
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new TypeError(`pyJsonDumps: ${v} is not an integer; wrap floats in PyFloat`);
-    return String(v);
-  }
-  if (typeof v === 'string') return pyString(v);
-  if (Array.isArray(v)) return `[${v.map(pyJsonDumps).join(', ')}]`;
-  return `{${Object.entries(v).map(([k, x]) => `${pyString(k)}: ${pyJsonDumps(x)}`).join(', ')}}`;
+export function pyJsonDumps(v: PyJson, opts: DumpsOptions = {}): string {
+  const { indent, sortKeys = false } = opts;
+  const write = (x: PyJson, level: number): string => {
+    if (x === null) return 'null';
+    if (x === true) return 'true';
+    if (x === false) return 'false';
+    if (x instanceof PyFloat) return pyFloatRepr(x.value);
+    if (x instanceof JsonNumber) return x.text;
+    if (typeof x === 'number') {
+      if (!Number.isSafeInteger(x)) throw new TypeError(`pyJsonDumps: ${x} is not an integer; wrap floats in PyFloat`);
+      return String(x);
+    }
+    if (typeof x === 'string') return pyString(x);
+    const items: [string | null, PyJson][] = Array.isArray(x) ? x.map((e) => [null, e])
+      : [...(x instanceof Map ? x : Object.entries(x))];
+    if (sortKeys && !Array.isArray(x)) items.sort((a, b) => byCodePoint(a[0]!, b[0]!));
+    const [open, close] = Array.isArray(x) ? ['[', ']'] : ['{', '}'];
+    if (items.length === 0) return open + close;
+    const parts = items.map(([k, e]) => (k === null ? '' : `${pyString(k)}: `) + write(e, level + 1));
+    if (indent === undefined) return `${open}${parts.join(', ')}${close}`;
+    const pad = '\n' + ' '.repeat(indent * (level + 1));
+    return `${open}${pad}${parts.join(`,${pad}`)}\n${' '.repeat(indent * level)}${close}`;
+  };
+  return write(v, 0);
 }

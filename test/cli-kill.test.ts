@@ -116,7 +116,7 @@ describe('bnbjs CLI, interrupted or failing', () => {
   it('SIGTERM and SIGINT mid-write: the temporary is removed too, exit 128 + signal', async () => {
     for (const [signal, status] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
       const out = join(dir, `term-${signal}.safetensors`);
-      const r = await interrupt(['dequantize', input, out, '--dtype', 'fp32'], out, signal);
+      const r = await interrupt(['dequantize', input, out, '--dtype', 'fp32', '--allow-empty'], out, signal);
       expect(r.code, signal).toBe(status);
       expect(existsSync(out)).toBe(false);
       expect(temporaries(dir, `term-${signal}.safetensors`), signal).toEqual([]);
@@ -138,7 +138,7 @@ describe('bnbjs CLI, interrupted or failing', () => {
   it('never overwrites without --force: exit 3, the existing output byte for byte unchanged', () => {
     const out = join(dir, 'existing.safetensors');
     writeFileSync(out, 'precious');
-    for (const args of [['quantize', input, out, '--format', 'fp4'], ['dequantize', input, out]]) {
+    for (const args of [['quantize', input, out, '--format', 'fp4'], ['dequantize', input, out, '--allow-empty']]) {
       const r = bnbjs(...args);
       expect(r.status).toBe(3);
       expect(r.stderr).toMatch(/exists: pass force \(--force\) to replace it \[E_EXISTS\]/);

@@ -24,7 +24,8 @@ describe('bnbjs CLI', () => {
     expect(s.layers).toHaveLength(14);
     expect(s.quantizationConfig.bnb_4bit_quant_type).toBe('nf4');
     const text = bnbjs('inspect', `${models}/tiny-llama-int8`);
-    expect(text.stdout).toMatch(/14 bitsandbytes layers/);
+    expect(text.stdout).toMatch(/bitsandbytes LLM.int8, 49 tensors/);
+    expect(text.stdout).toMatch(/14 quantized layers/);
     expect(text.stdout).toMatch(/model\.layers\.0\.mlp\.down_proj\.weight {2}int8 {2}\[256, 704\]/);
   });
 

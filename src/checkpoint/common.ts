@@ -3,15 +3,42 @@ import { DType } from '../dtypes.js';
 import type { SafetensorsDType } from '../io/safetensors.js';
 import type { CheckpointReader } from '../io/safetensors-file.js';
 import { MAX_BLOB_BYTES } from '../quant-state.js';
+import { DEFAULT_MAX_SHARD_SIZE, INDEX_NAME, parseShardSize } from './shards.js';
+import type { CheckpointWriter } from './shards.js';
 
-/** Called after each output tensor: (done, total, name). */
-export type Progress = (done: number, total: number, name: string) => void;
+/** What a conversion has done so far, reported after each input tensor. */
+export interface ProgressEvent {
+  /** bytes of input tensors converted, and in all */
+  bytesDone: number;
+  bytesTotal: number;
+  /** output tensors written, and in all */
+  tensorsDone: number;
+  tensorsTotal: number;
+  /** the input tensor just converted */
+  name: string;
+  /** seconds since the conversion started */
+  seconds: number;
+}
+
+export type Progress = (p: ProgressEvent) => void;
+
+/** Options every conversion takes. */
+export interface ConversionOptions {
+  /** replace an existing output */
+  force?: boolean;
+  /** largest shard (tensor bytes), as transformers' max_shard_size: bytes or "5GB", "500MB", "2GiB"; default "50GB" */
+  maxShardSize?: number | string;
+  /** called after each input tensor is converted */
+  onProgress?: Progress;
+}
 
 export interface ConversionReport {
   /** the output path as given */
   output: string;
-  /** the .safetensors file written */
+  /** the main file written: the .safetensors file, or a sharded folder's index */
   file: string;
+  /** every .safetensors file written (the shards, in order), at their final paths */
+  files: string[];
   tensors: number;
   /** quantized layers read or written */
   layers: number;
@@ -24,8 +51,38 @@ export const ST_DTYPE: Record<DType, SafetensorsDType> = {
   float32: 'F32', float16: 'F16', bfloat16: 'BF16', uint8: 'U8', int8: 'I8', int32: 'I32', float8_e4m3fn: 'F8_E4M3',
 };
 
+export function maxShardSizeOf(opts: ConversionOptions): number {
+  return opts.maxShardSize === undefined ? DEFAULT_MAX_SHARD_SIZE : parseShardSize(opts.maxShardSize);
+}
+
+/** Counts output tensors and input bytes for onProgress, and times the conversion. */
+export class Tally {
+  readonly started = performance.now();
+  tensorsDone = 0;
+  bytesDone = 0;
+  bytesOut = 0;
+
+  constructor(readonly tensorsTotal: number, readonly bytesTotal: number, readonly onProgress?: Progress) {}
+
+  get seconds(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+
+  /** One output tensor written. */
+  wrote(bytes: number): void {
+    this.tensorsDone++;
+    this.bytesOut += bytes;
+  }
+
+  /** One input tensor converted. */
+  read(name: string, bytes: number): void {
+    this.bytesDone += bytes;
+    this.onProgress?.({ bytesDone: this.bytesDone, bytesTotal: this.bytesTotal, tensorsDone: this.tensorsDone, tensorsTotal: this.tensorsTotal, name, seconds: this.seconds });
+  }
+}
+
 /** Runs the writes, then finish(); on any error the partial output is removed. */
-export async function writeAll(writer: { finish(): Promise<void>; abort(): Promise<void> }, body: () => Promise<void>): Promise<void> {
+export async function writeAll(writer: CheckpointWriter, body: () => Promise<void>): Promise<void> {
   try {
     await body();
     await writer.finish();
@@ -33,6 +90,15 @@ export async function writeAll(writer: { finish(): Promise<void>; abort(): Promi
     await writer.abort();
     throw e;
   }
+}
+
+/** The report of a finished conversion into `output`. */
+export function report(output: string, folder: boolean, writer: CheckpointWriter, tally: Tally, layers: number): ConversionReport {
+  const files = writer.files.map((f) => (folder ? `${output}/${f.slice(f.lastIndexOf('/') + 1)}` : output));
+  return {
+    output, file: folder && files.length > 1 ? `${output}/${INDEX_NAME}` : files[0]!, files,
+    tensors: tally.tensorsTotal, layers, bytesIn: tally.bytesTotal, bytesOut: tally.bytesOut, seconds: tally.seconds,
+  };
 }
 
 /**

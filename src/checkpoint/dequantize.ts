@@ -1,23 +1,26 @@
-// bnbjs dequantize: a bitsandbytes-quantized Hugging Face checkpoint -> plain 16/32-bit weights.
-import { join } from 'node:path';
+// bnbjs dequantize: a quantized Hugging Face checkpoint (bitsandbytes 4-bit or LLM.int8,
+// or FP8 with block scales) -> plain 16/32-bit weights.
 import { BnbError, show } from '../errors.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, isTensor } from '../tensor.js';
 import { dequantize4bit } from '../ops/dequantize4bit.js';
 import { int8VectorwiseDequant } from '../ops/int8.js';
+import { dequantizeFp8 } from '../ops/fp8.js';
 import { castFloat } from '../ops/cast.js';
-import { CheckpointReader, PlannedTensor, createSafetensorsWriter, openCheckpoint } from '../io/safetensors-file.js';
+import { CheckpointReader, PlannedTensor, openCheckpoint } from '../io/safetensors-file.js';
 import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
-import { Layer4bit, LayerInt8, findLayers } from './layers.js';
-import { copyCompanions, isDirectory, prepareTarget, readConfig, writeConfig } from './files.js';
-import { ConversionReport, Progress, ST_DTYPE, readBlobJson, writeAll } from './common.js';
+import { PyJson } from '../pyjson.js';
+import { Layer4bit, LayerFp8, LayerInt8, QuantizedLayer, findLayers } from './layers.js';
+import { Target, isDirectory } from './files.js';
+import { ModelConfig, modelDType, readConfig } from './config.js';
+import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, maxShardSizeOf, readBlobJson, report, writeAll } from './common.js';
 
-export interface DequantizeCheckpointOptions {
-  /** dtype of the dequantized layers (default: the 4-bit state's dtype; for LLM.int8 the model's dtype) */
+export interface DequantizeCheckpointOptions extends ConversionOptions {
+  /** dtype of the dequantized layers (default: the 4-bit state's dtype; the model's dtype for LLM.int8; bfloat16 for FP8) */
   dtype?: FloatDType;
-  force?: boolean;
-  onProgress?: Progress;
+  /** a checkpoint without quantized layers is copied instead of refused */
+  allowEmpty?: boolean;
 }
 
 function tensorOf(t: StoredTensor, name: string): Tensor {
@@ -25,25 +28,38 @@ function tensorOf(t: StoredTensor, name: string): Tensor {
   return t as Tensor;
 }
 
+/** The FP8 tile edge from quantization_config.weight_block_size (square tiles; 128 without a config). */
+function fp8BlockSize(config: ModelConfig | null): number {
+  const q = config?.plain.quantization_config as { weight_block_size?: unknown } | undefined;
+  const b = q?.weight_block_size;
+  if (b === undefined || b === null) return 128;
+  if (!Array.isArray(b) || b.length !== 2 || b[0] !== b[1] || !Number.isSafeInteger(b[0]) || b[0] < 1) {
+    throw new BnbError('E_CKPT_FORMAT', `quantization_config.weight_block_size = ${show(b)} is not accepted: expected square tiles [n, n] (DeepSeek-V3 and Qwen use [128, 128])`);
+  }
+  return b[0] as number;
+}
+
 /**
- * Dequantizes every bitsandbytes layer of a checkpoint (a .safetensors file or a
- * model folder, sharded or not) and writes the result, one tensor at a time.
- * Other tensors pass through unchanged; a folder output gets config.json without
- * its quantization_config and the folder's other files.
+ * Dequantizes every quantized layer of a checkpoint (a .safetensors file or a model
+ * folder, sharded or not) and writes the result, one tensor at a time: bitsandbytes
+ * 4-bit and LLM.int8 layers, and FP8 weights with their weight_scale_inv. Other
+ * tensors pass through unchanged; a folder output gets config.json without its
+ * quantization_config and the folder's other files.
  */
 export async function dequantizeCheckpoint(input: string, output: string, opts: DequantizeCheckpointOptions = {}): Promise<ConversionReport> {
-  const started = performance.now();
   if (opts.dtype !== undefined && !(FLOAT_DTYPES as readonly string[]).includes(opts.dtype)) {
     throw new BnbError('E_DTYPE', `dtype = ${show(opts.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
   }
+  const maxShardSize = maxShardSizeOf(opts);
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
-  const modelDType = (config?.dtype ?? config?.torch_dtype) as FloatDType | undefined;
   const reader = await openCheckpoint(input);
-  const target = await prepareTarget(output, folder, opts.force ?? false);
   try {
     const names = reader.names();
     const { layers, passthrough } = findLayers(names);
+    if (layers.length === 0 && !opts.allowEmpty) {
+      throw new BnbError('E_CKPT_FORMAT', `${input} has no quantized layers (bitsandbytes 4-bit or LLM.int8, or FP8 with weight_scale_inv): nothing to dequantize (pass allowEmpty, --allow-empty, to copy it anyway)`);
+    }
     const state4 = new Map<string, { shape: number[]; dtype: FloatDType }>();
     for (const l of layers) {
       if (l.kind !== '4bit') continue;
@@ -54,9 +70,11 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
       }
       state4.set(l.module, { shape: json.shape, dtype: json.dtype! });
     }
-    const int8DType: FloatDType = opts.dtype ?? (modelDType && (FLOAT_DTYPES as readonly string[]).includes(modelDType) ? modelDType : 'float32');
+    const int8DType: FloatDType = opts.dtype ?? modelDType(config) ?? 'float32';
+    const fp8DType: FloatDType = opts.dtype ?? 'bfloat16';
+    const fp8Block = layers.some((l) => l.kind === 'fp8') ? fp8BlockSize(config) : 128;
     const plan: PlannedTensor[] = [];
-    const byWeight = new Map(layers.map((l) => [l.weight, l]));
+    const byWeight = new Map<string, QuantizedLayer>(layers.map((l) => [l.weight, l]));
     for (const name of names) {
       const layer = byWeight.get(name);
       if (layer?.kind === '4bit') {
@@ -64,57 +82,69 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
         plan.push({ name, dtype: ST_DTYPE[opts.dtype ?? s.dtype], shape: s.shape });
       } else if (layer?.kind === 'int8') {
         plan.push({ name, dtype: ST_DTYPE[int8DType], shape: reader.info(name).shape });
+      } else if (layer?.kind === 'fp8') {
+        plan.push({ name, dtype: ST_DTYPE[fp8DType], shape: reader.info(name).shape });
       } else if (passthrough.includes(name)) {
         const i = reader.info(name);
         plan.push({ name, dtype: i.dtype as SafetensorsDType, shape: i.shape });
       }
     }
-    // a file output is committed without replacing what appeared meanwhile (unless force)
-    const writer = await createSafetensorsWriter(target.weights, plan, { metadata: reader.metadata ?? { format: 'pt' }, force: target.dir !== null || (opts.force ?? false) });
-    let bytesOut = 0;
-    await writeAll(writer, async () => {
-      for (const [i, p] of plan.entries()) {
-        const layer = byWeight.get(p.name);
-        let out: StoredTensor;
-        if (layer?.kind === '4bit') out = await dequantizeLayer4bit(reader, layer, opts.dtype);
-        else if (layer?.kind === 'int8') out = await dequantizeLayerInt8(reader, layer, int8DType);
-        else out = await reader.read(p.name);
-        await writer.write(p.name, out);
-        bytesOut += out.data.byteLength;
-        opts.onProgress?.(i + 1, plan.length, p.name);
-      }
-    });
-    if (target.dir !== null) {
-      await copyCompanions(input, target.dir);
+    const target = await Target.prepare(input, output, folder, opts.force ?? false);
+    try {
+      const writer = target.writer(plan, reader.metadata ?? { format: 'pt' }, maxShardSize);
+      const tally = new Tally(plan.length, names.reduce((t, n) => t + reader.info(n).end - reader.info(n).start, 0), opts.onProgress);
+      await writeAll(writer, async () => {
+        for (const p of plan) {
+          const layer = byWeight.get(p.name);
+          let out: StoredTensor;
+          if (layer?.kind === '4bit') out = await dequantizeLayer4bit(reader, layer, opts.dtype);
+          else if (layer?.kind === 'int8') out = await dequantizeLayerInt8(reader, layer, int8DType);
+          else if (layer?.kind === 'fp8') out = await dequantizeLayerFp8(reader, layer, fp8DType, fp8Block);
+          else out = await reader.read(p.name);
+          await writer.write(p.name, out);
+          tally.wrote(out.data.byteLength);
+          tally.read(p.name, layer ? layerBytes(reader, layer) : reader.info(p.name).end - reader.info(p.name).start);
+        }
+      });
+      let written: Map<string, PyJson> | null = null;
       if (config) {
-        const { quantization_config: _q, ...rest } = config;
-        await writeConfig(target.dir, rest);
+        written = new Map<string, PyJson>(config.tree);
+        written.delete('quantization_config');
       }
+      await target.complete(input, written);
+      await target.commit();
+      return report(output, folder, writer, tally, layers.length);
+    } catch (e) {
+      await target.abort();
+      throw e;
     }
-    await target.commit();
-    return {
-      output, tensors: plan.length, layers: layers.length, bytesIn: names.reduce((t, n) => t + reader.info(n).end - reader.info(n).start, 0), bytesOut,
-      seconds: (performance.now() - started) / 1000,
-      file: target.dir === null ? output : join(output, 'model.safetensors'),
-    };
-  } catch (e) {
-    await target.abort();
-    throw e;
   } finally {
     await reader.close();
+  }
+}
+
+/** The stored bytes of a layer's tensors (its weight and its quantization items). */
+function layerBytes(reader: CheckpointReader, l: QuantizedLayer): number {
+  const keys = l.kind === '4bit' ? [l.weight, ...l.stateKeys]
+    : l.kind === 'int8' ? [l.weight, l.scb, ...(l.format ? [l.format] : [])]
+      : [l.weight, l.scale, ...(l.inputScale ? [l.inputScale] : [])];
+  return keys.reduce((s, k) => s + reader.info(k).end - reader.info(k).start, 0);
+}
+
+/** Runs f, prefixing a BnbError's message with the layer's name. */
+async function inLayer<T>(module: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof BnbError) throw new BnbError(e.code, `${module}: ${e.message}`);
+    throw e;
   }
 }
 
 async function dequantizeLayer4bit(reader: CheckpointReader, l: Layer4bit, dtype?: FloatDType): Promise<Tensor> {
   const items: Record<string, unknown> = {};
   for (const k of l.stateKeys) items[k] = await reader.read(k);
-  let state: QuantState;
-  try {
-    state = QuantState.fromDict(items);
-  } catch (e) {
-    if (e instanceof BnbError) throw new BnbError(e.code, `${l.module}: ${e.message}`);
-    throw e;
-  }
+  let state = await inLayer(l.module, async () => QuantState.fromDict(items));
   if (dtype !== undefined) state = new QuantState({ ...state, dtype });
   return dequantize4bit(tensorOf(await reader.read(l.weight), l.weight), state);
 }
@@ -132,4 +162,13 @@ async function dequantizeLayerInt8(reader: CheckpointReader, l: LayerInt8, dtype
   if (CB.dtype !== 'int8' || CB.shape.length !== 2) throw new BnbError('E_CKPT_FORMAT', `${l.weight} must be a 2-D int8 tensor (LLM.int8 CB), got ${CB.dtype} ${show(CB.shape)}`);
   // W = CB * SCB / 127, as bitsandbytes' int8_vectorwise_dequant
   return castFloat(int8VectorwiseDequant(CB, SCB), dtype);
+}
+
+async function dequantizeLayerFp8(reader: CheckpointReader, l: LayerFp8, dtype: FloatDType, blockSize: number): Promise<Tensor> {
+  const W = await reader.read(l.weight);
+  if (!isTensor(W) || (W as Tensor).dtype !== 'float8_e4m3fn') {
+    throw new BnbError('E_CKPT_FORMAT', `${l.weight} is ${reader.info(l.weight).dtype}: an FP8 weight (with ${l.scale}) must be F8_E4M3`);
+  }
+  const S = tensorOf(await reader.read(l.scale), l.scale);
+  return inLayer(l.module, async () => dequantizeFp8(W as Tensor, S, { dtype, blockSize }));
 }

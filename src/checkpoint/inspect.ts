@@ -1,12 +1,13 @@
 // bnbjs inspect: what a checkpoint holds, layer by layer.
 import { openCheckpoint } from '../io/safetensors-file.js';
 import { findLayers } from './layers.js';
-import { isDirectory, readConfig } from './files.js';
+import { isDirectory } from './files.js';
+import { readConfig } from './config.js';
 import { readBlobJson } from './common.js';
 
 export interface TensorSummary {
   name: string;
-  /** nf4 / fp4 / int8 for a bitsandbytes layer, else the stored safetensors dtype */
+  /** nf4 / fp4 / int8 for a bitsandbytes layer, fp8 for an FP8 one, else the stored safetensors dtype */
   format: string;
   /** the logical shape (of the dequantized weight for a quantized layer) */
   shape: number[];
@@ -14,6 +15,7 @@ export interface TensorSummary {
   bytes: number;
   /** dtype the layer dequantizes to (quantized layers) */
   dtype?: string;
+  /** 4-bit blocksize, or the FP8 scale tile's edge */
   blocksize?: number;
   nested?: boolean;
   /** quant_storage: the stored dtype of the packed 4-bit weight */
@@ -25,6 +27,8 @@ export interface CheckpointSummary {
   files: string[];
   tensors: number;
   bytes: number;
+  /** what the checkpoint is: 'bitsandbytes nf4', 'bitsandbytes LLM.int8', 'fp8', 'float' (several joined by ' + ') */
+  format: string;
   quantizationConfig: unknown;
   /** quantized layers (what `dequantize` converts) and the other tensors */
   layers: TensorSummary[];
@@ -48,16 +52,24 @@ export async function inspectCheckpoint(path: string): Promise<CheckpointSummary
           blocksize: json.blocksize as number, nested: 'nested_blocksize' in json, storage: reader.info(l.weight).dtype,
           bytes: [l.weight, ...l.stateKeys].reduce((s, k) => s + size(k), 0),
         });
-      } else {
+      } else if (l.kind === 'int8') {
         out.push({
           name: l.weight, format: 'int8', shape: reader.info(l.weight).shape,
           bytes: [l.weight, l.scb, ...(l.format ? [l.format] : [])].reduce((s, k) => s + size(k), 0),
         });
+      } else {
+        const q = (config?.plain.quantization_config ?? null) as { weight_block_size?: unknown } | null;
+        const b = Array.isArray(q?.weight_block_size) ? (q!.weight_block_size as number[])[0] : 128;
+        out.push({
+          name: l.weight, format: 'fp8', shape: reader.info(l.weight).shape, storage: reader.info(l.weight).dtype, blocksize: b,
+          bytes: [l.weight, l.scale, ...(l.inputScale ? [l.inputScale] : [])].reduce((s, k) => s + size(k), 0),
+        });
       }
     }
+    const kinds = [...new Set(out.map((l) => (l.format === 'fp8' ? 'fp8' : `bitsandbytes ${l.format === 'int8' ? 'LLM.int8' : l.format}`)))];
     return {
       path, files: reader.files, tensors: names.length, bytes: names.reduce((s, n) => s + size(n), 0),
-      quantizationConfig: config?.quantization_config ?? null, layers: out,
+      format: kinds.length ? kinds.join(' + ') : 'float', quantizationConfig: config?.plain.quantization_config ?? null, layers: out,
       other: passthrough.map((n) => ({ name: n, format: reader.info(n).dtype, shape: reader.info(n).shape, bytes: size(n) })),
     };
   } finally {

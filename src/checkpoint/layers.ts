@@ -1,5 +1,6 @@
-// Recognising the layers of a Hugging Face checkpoint written by transformers + bitsandbytes
-// (SPEC §4.5, §4.6) from its tensor names.
+// Recognising the quantized layers of a Hugging Face checkpoint from its tensor names:
+// those transformers + bitsandbytes write (4-bit and LLM.int8), and FP8 block-quantized
+// ones (DeepSeek-V3 / Qwen FP8: a float8_e4m3fn weight with its weight_scale_inv).
 import { BnbError, show } from '../errors.js';
 import { QuantType } from '../maps.js';
 
@@ -22,7 +23,17 @@ export interface LayerInt8 {
   format: string | null;
 }
 
-export type QuantizedLayer = Layer4bit | LayerInt8;
+export interface LayerFp8 {
+  kind: 'fp8';
+  module: string;
+  weight: string;
+  /** `weight_scale_inv`: the scale per 128x128 tile (or per row, per tensor) */
+  scale: string;
+  /** `input_scale` of a static activation scheme, dropped with the weight's quantization */
+  inputScale: string | null;
+}
+
+export type QuantizedLayer = Layer4bit | LayerInt8 | LayerFp8;
 
 export interface CheckpointLayout {
   layers: QuantizedLayer[];
@@ -68,6 +79,16 @@ export function findLayers(names: readonly string[]): CheckpointLayout {
     layers.push({ kind: 'int8', module, weight, scb: name, format });
     [weight, name].forEach((k) => used.add(k));
     if (format) used.add(format);
+  }
+  for (const name of names) {
+    if (!name.endsWith('.weight_scale_inv')) continue;
+    const module = name.slice(0, -'.weight_scale_inv'.length);
+    const weight = `${module}.weight`;
+    if (!all.has(weight)) throw new BnbError('E_CKPT_MISSING', `${module}: has weight_scale_inv but no ${show(weight)} tensor`);
+    if (used.has(weight)) throw new BnbError('E_CKPT_FORMAT', `${module}: both bitsandbytes items and an FP8 weight_scale_inv`);
+    const inputScale = all.has(`${module}.input_scale`) ? `${module}.input_scale` : null;
+    layers.push({ kind: 'fp8', module, weight, scale: name, inputScale });
+    [weight, name, ...(inputScale ? [inputScale] : [])].forEach((k) => used.add(k));
   }
   return { layers, passthrough: names.filter((n) => !used.has(n)) };
 }

@@ -1,34 +1,34 @@
 // bnbjs quantize: a float Hugging Face checkpoint -> what transformers + bitsandbytes
-// save_pretrained writes for load_in_4bit / load_in_8bit (SPEC §4.5, §4.6).
-import { join } from 'node:path';
-import { BnbError, fail } from '../errors.js';
-import { DType, FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
+// save_pretrained writes for load_in_4bit / load_in_8bit.
+import { BnbError, fail, show } from '../errors.js';
+import { DType, FloatDType, itemsize } from '../dtypes.js';
 import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { quantize4bit, QUANT_STORAGES } from '../ops/quantize4bit.js';
 import { int8VectorwiseQuant } from '../ops/int8.js';
 import { castFloat } from '../ops/cast.js';
 import { BLOCKSIZES_4BIT, checkBlocksize } from '../ops/validate.js';
-import { PlannedTensor, createSafetensorsWriter, openCheckpoint } from '../io/safetensors-file.js';
-import { SafetensorsDType } from '../io/safetensors.js';
+import { PlannedTensor, openCheckpoint } from '../io/safetensors-file.js';
+import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
+import { PyJson } from '../pyjson.js';
 import { findLayers, isQuantizableWeight } from './layers.js';
-import { copyCompanions, isDirectory, prepareTarget, readConfig, writeConfig } from './files.js';
-import { ConversionReport, Progress, ST_DTYPE, writeAll } from './common.js';
+import { Target, isDirectory } from './files.js';
+import { bitsAndBytesConfig, modelDType, readConfig } from './config.js';
+import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, maxShardSizeOf, report, writeAll } from './common.js';
 
 export type CheckpointFormat = 'nf4' | 'fp4' | 'int8';
 
-export interface QuantizeCheckpointOptions {
+export interface QuantizeCheckpointOptions extends ConversionOptions {
   format: CheckpointFormat;
-  /** nested (double) quantization of the 4-bit absmax, bnb_4bit_use_double_quant */
+  /** nested (double) quantization of the 4-bit absmax, bnb_4bit_use_double_quant (4-bit only) */
   doubleQuant?: boolean;
+  /** 4-bit only; default 64 */
   blocksize?: number;
-  /** bnb_4bit_quant_storage */
+  /** bnb_4bit_quant_storage (4-bit only); default uint8 */
   storage?: DType;
   /** tensor names matching this regular expression are left unquantized */
   skip?: string | RegExp | null;
   /** bnb_4bit_compute_dtype written to config.json (default: the model's dtype for 4-bit, float32 for int8) */
   computeDType?: FloatDType;
-  force?: boolean;
-  onProgress?: Progress;
 }
 
 const FLOAT_ST: readonly string[] = ['F32', 'F16', 'BF16'];
@@ -43,38 +43,16 @@ function named<T>(name: string, f: () => T): T {
   }
 }
 
-/** transformers' BitsAndBytesConfig.to_dict() for these options. */
-export function quantizationConfig(format: CheckpointFormat, doubleQuant: boolean, storage: DType, computeDType: FloatDType, skip: string[] | null): Record<string, unknown> {
-  const four = format !== 'int8';
-  return {
-    _load_in_4bit: four,
-    _load_in_8bit: !four,
-    bnb_4bit_compute_dtype: computeDType,
-    bnb_4bit_quant_storage: storage,
-    bnb_4bit_quant_type: four ? format : 'fp4',
-    bnb_4bit_use_double_quant: four && doubleQuant,
-    llm_int8_enable_fp32_cpu_offload: false,
-    llm_int8_has_fp16_weight: false,
-    llm_int8_skip_modules: skip,
-    llm_int8_threshold: 6.0,
-    load_in_4bit: four,
-    load_in_8bit: !four,
-    quant_method: 'bitsandbytes',
-  };
-}
-
-/**
- * Quantizes the Linear weights of a float checkpoint (2-D `.weight` tensors other
- * than embeddings and lm_head, as transformers does; `skip` excludes more) and
- * writes exactly the tensors bitsandbytes' save_pretrained writes for them, one
- * tensor at a time. Other tensors pass through; a folder output gets config.json
- * with the quantization_config and the folder's other files.
- */
-export async function quantizeCheckpoint(input: string, output: string, opts: QuantizeCheckpointOptions): Promise<ConversionReport> {
-  const started = performance.now();
+/** The options, checked; LLM.int8 has no blocksize, nested statistics or storage, so giving them is an error. */
+function checkOptions(opts: QuantizeCheckpointOptions) {
+  if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', 'opts', opts, '{ format, ... }');
   const format = opts.format;
   if (format !== 'nf4' && format !== 'fp4' && format !== 'int8') fail('E_ARGUMENT', 'format', format, "'nf4', 'fp4' or 'int8'");
-  const doubleQuant = opts.doubleQuant ?? false;
+  if (format === 'int8') {
+    for (const [key, given] of [['blocksize', opts.blocksize !== undefined], ['doubleQuant', opts.doubleQuant === true], ['storage', opts.storage !== undefined]] as const) {
+      if (given) throw new BnbError('E_ARGUMENT', `${key} = ${show(opts[key])} is not accepted with format 'int8': LLM.int8 quantizes whole rows, unpacked (${key} applies to nf4 and fp4)`);
+    }
+  }
   const blocksize = checkBlocksize('blocksize', opts.blocksize ?? 64, BLOCKSIZES_4BIT);
   const storage = opts.storage ?? 'uint8';
   if (!QUANT_STORAGES.includes(storage)) fail('E_DTYPE', 'storage', storage, QUANT_STORAGES.join(', '));
@@ -86,13 +64,24 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
       fail('E_ARGUMENT', 'skip', opts.skip, `a regular expression (${(e as Error).message})`);
     }
   }
+  return { format, doubleQuant: opts.doubleQuant ?? false, blocksize, storage, skip, maxShardSize: maxShardSizeOf(opts) };
+}
+
+/**
+ * Quantizes the Linear weights of a float checkpoint (2-D `.weight` tensors other
+ * than embeddings and lm_head, as transformers does; `skip` excludes more) and
+ * writes exactly the tensors bitsandbytes' save_pretrained writes for them, one
+ * tensor at a time. Other tensors pass through; a folder output gets config.json
+ * with the quantization_config and the folder's other files.
+ */
+export async function quantizeCheckpoint(input: string, output: string, opts: QuantizeCheckpointOptions): Promise<ConversionReport> {
+  const { format, doubleQuant, blocksize, storage, skip, maxShardSize } = checkOptions(opts);
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
-  if (config && 'quantization_config' in config) {
+  if (config?.tree.has('quantization_config')) {
     throw new BnbError('E_CKPT_FORMAT', `${input} is already quantized (config.json has a quantization_config): dequantize it first`);
   }
   const reader = await openCheckpoint(input);
-  const target = await prepareTarget(output, folder, opts.force ?? false);
   try {
     const names = reader.names();
     if (findLayers(names).layers.length) throw new BnbError('E_CKPT_FORMAT', `${input} already holds bitsandbytes layers: dequantize it first`);
@@ -123,57 +112,50 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
       }
       plan.push({ name: `${name}.quant_state.bitsandbytes__${format}`, dtype: 'U8', maxElements: 4096 });
     }
-    // a file output is committed without replacing what appeared meanwhile (unless force)
-    const writer = await createSafetensorsWriter(target.weights, plan, { metadata: reader.metadata ?? { format: 'pt' }, force: target.dir !== null || (opts.force ?? false) });
-    let bytesOut = 0, done = 0;
-    const put = async (name: string, t: Tensor | Awaited<ReturnType<typeof reader.read>>) => {
-      await writer.write(name, t);
-      bytesOut += t.data.byteLength;
-      opts.onProgress?.(++done, plan.length, name);
-    };
-    await writeAll(writer, async () => {
-      for (const name of names) {
-        const t = await reader.read(name);
-        if (!selected.has(name)) {
-          await put(name, t);
-          continue;
+    const target = await Target.prepare(input, output, folder, opts.force ?? false);
+    try {
+      const writer = target.writer(plan, reader.metadata ?? { format: 'pt' }, maxShardSize);
+      const tally = new Tally(plan.length, names.reduce((s, n) => s + reader.info(n).end - reader.info(n).start, 0), opts.onProgress);
+      const put = async (name: string, t: StoredTensor) => {
+        await writer.write(name, t);
+        tally.wrote(t.data.byteLength);
+      };
+      await writeAll(writer, async () => {
+        for (const name of names) {
+          const t = await reader.read(name);
+          if (!selected.has(name)) await put(name, t);
+          else if (format === 'int8') {
+            // Int8Params casts the weight to float16 before quantizing it
+            const [CB, SCB] = named(name, () => int8VectorwiseQuant(castFloat(t as Tensor, 'float16')));
+            const module = name.slice(0, -'.weight'.length);
+            await put(name, CB);
+            await put(`${module}.SCB`, SCB);
+            await put(`${module}.weight_format`, tensor(new Uint8Array([0]), [], 'uint8'));
+          } else {
+            const [packed, state] = named(name, () => quantize4bit(t as Tensor, { quantType: format, blocksize, compressStatistics: doubleQuant, quantStorage: storage }));
+            await put(name, packed);
+            for (const [key, v] of Object.entries(state.asDict({ packed: true }))) if (isTensor(v)) await put(`${name}.${key}`, v);
+          }
+          tally.read(name, t.data.byteLength);
         }
-        const W = t as Tensor;
-        if (format === 'int8') {
-          // Int8Params casts the weight to float16 before quantizing it
-          const [CB, SCB] = named(name, () => int8VectorwiseQuant(castFloat(W, 'float16')));
-          const module = name.slice(0, -'.weight'.length);
-          await put(name, CB);
-          await put(`${module}.SCB`, SCB);
-          await put(`${module}.weight_format`, tensor(new Uint8Array([0]), [], 'uint8'));
-          continue;
-        }
-        const [packed, state] = named(name, () => quantize4bit(W, { quantType: format, blocksize, compressStatistics: doubleQuant, quantStorage: storage }));
-        await put(name, packed);
-        const d = state.asDict({ packed: true });
-        for (const [key, v] of Object.entries(d)) if (isTensor(v)) await put(`${name}.${key}`, v);
-      }
-    });
-    if (target.dir !== null) {
-      await copyCompanions(input, target.dir);
+      });
+      let written: Map<string, PyJson> | null = null;
       if (config) {
-        const modelDType = (config.dtype ?? config.torch_dtype) as FloatDType | undefined;
-        const compute = opts.computeDType ?? (format !== 'int8' && modelDType && (FLOAT_DTYPES as readonly string[]).includes(modelDType) ? modelDType : 'float32');
+        const dtype = modelDType(config);
+        const compute = opts.computeDType ?? (format !== 'int8' && dtype ? dtype : 'float32');
         // the Linear modules left in float, so that transformers does not convert them on load
         const skipped = names.filter((n) => FLOAT_ST.includes(reader.info(n).dtype) && !selected.has(n) && isQuantizableWeight(n, reader.info(n).shape, null))
           .map((n) => n.slice(0, -'.weight'.length));
-        await writeConfig(target.dir, { ...config, quantization_config: quantizationConfig(format, doubleQuant, storage, compute, skipped.length ? skipped : null) });
+        written = new Map<string, PyJson>(config.tree);
+        written.set('quantization_config', bitsAndBytesConfig({ format, doubleQuant, storage, computeDType: compute, skip: skipped.length ? skipped : null }));
       }
+      await target.complete(input, written);
+      await target.commit();
+      return report(output, folder, writer, tally, selected.size);
+    } catch (e) {
+      await target.abort();
+      throw e;
     }
-    await target.commit();
-    return {
-      output, file: target.dir === null ? output : join(output, 'model.safetensors'), tensors: plan.length,
-      layers: selected.size, bytesIn: names.reduce((s, n) => s + reader.info(n).end - reader.info(n).start, 0), bytesOut,
-      seconds: (performance.now() - started) / 1000,
-    };
-  } catch (e) {
-    await target.abort();
-    throw e;
   } finally {
     await reader.close();
   }

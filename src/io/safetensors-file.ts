@@ -1,8 +1,9 @@
 // safetensors files through file handles (node:fs/promises, which Deno and Bun
 // provide too): lazy per-tensor reads, sharded checkpoints, and writers that never
 // leave a partial output (temporary name in the same folder, fsync, rename).
-import { link, lstat, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, lstat, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { removeStaleTemporaries, temporaryName, trackTemporary, untrackTemporary } from './temp.js';
+import { readSmallFile } from './files.js';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { BnbError, fail, show } from '../errors.js';
@@ -297,13 +298,13 @@ class ShardedReader implements CheckpointReader {
 }
 
 async function openIndex(indexPath: string): Promise<CheckpointReader> {
+  const bytes = await readSmallFile(indexPath, MAX_INDEX_BYTES, 'E_ST_INDEX', `a *${INDEX_SUFFIX} (${MAX_INDEX_BYTES} bytes at most)`);
+  if (bytes === null) throw new BnbError('E_IO', `cannot open ${indexPath}: no such file`);
   let text: string;
   try {
-    const st = await stat(indexPath);
-    if (st.size > MAX_INDEX_BYTES) badIndex(indexPath, `the index has ${st.size} bytes: expected at most ${MAX_INDEX_BYTES}`);
-    text = await readFile(indexPath, 'utf8');
-  } catch (e) {
-    throw ioError(e, `cannot read ${indexPath}`);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    badIndex(indexPath, 'not valid UTF-8');
   }
   let index: unknown;
   try {
@@ -313,6 +314,10 @@ async function openIndex(indexPath: string): Promise<CheckpointReader> {
   }
   if (typeof index !== 'object' || index === null || Array.isArray(index)) badIndex(indexPath, 'expected a JSON object with a weight_map');
   const { weight_map: map, metadata } = index as { weight_map?: unknown; metadata?: unknown };
+  if (!('weight_map' in (index as object))) {
+    // config.json, tokenizer.json...: given where a checkpoint was expected
+    throw new BnbError('E_CKPT_FORMAT', `${indexPath} is not a checkpoint (a JSON file without a weight_map): ${CHECKPOINT}`);
+  }
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {
     badIndex(indexPath, `weight_map = ${show(map)} is not accepted: expected an object { tensor name: shard file }`);
   }
@@ -365,8 +370,17 @@ export async function openCheckpoint(path: string): Promise<CheckpointReader> {
   }
   const target = isDir ? await resolveFolder(path) : path;
   if (target.endsWith('.json')) return openIndex(target);
-  return new ShardedReader([await openSafetensors(target)], null, null);
+  try {
+    return new ShardedReader([await openSafetensors(target)], null, null);
+  } catch (e) {
+    // a file given by a name that is not a checkpoint's (README.md, config.json): say what one is
+    if (isDir || target.endsWith('.safetensors') || !(e instanceof BnbError) || !e.code.startsWith('E_ST_')) throw e;
+    throw new BnbError('E_CKPT_FORMAT', `${path} is not a checkpoint (not in the safetensors format): ${CHECKPOINT}`);
+  }
 }
+
+/** What the functions taking a checkpoint accept. */
+export const CHECKPOINT = `a checkpoint is a .safetensors file, a *${INDEX_SUFFIX} naming its shards, or a model folder holding either`;
 
 // ---------------------------------------------------------------------------
 // Writing

@@ -10,6 +10,7 @@
 import { BnbError, fail, show } from '../errors.js';
 import { DType, arrayTypeOf, isDType } from '../dtypes.js';
 import { Tensor, checkNotDetached, checkShape, checkTensor, numel, tensor } from '../tensor.js';
+import { JsonNumber, JsonValue, parseJson, showJson } from './json.js';
 
 export type SafetensorsDType =
   | 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
@@ -130,190 +131,11 @@ export function headerLength(first8: Uint8Array, fileSize: number): number {
   return lo;
 }
 
-// A strict JSON parser (RFC 8259) that keeps what JSON.parse loses: key order with
-// duplicate keys detected, and the exact text of numbers (so 1.0, 1e3 or 2^53 + 1 are
-// not taken for integers). Lone surrogate escapes are rejected, as serde_json does.
-class JNum {
-  constructor(readonly text: string) {}
-}
-type JVal = null | boolean | string | JNum | JVal[] | Map<string, JVal>;
-
-const MAX_DEPTH = 128; // serde_json's recursion limit
-const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
-
-function parseJson(text: string, maxRootKeys: number): JVal {
-  let i = 0;
-  const n = text.length;
-  const bad = (what: string): never => {
-    throw new BnbError('E_ST_HEADER_JSON', `the header is not valid JSON: ${what} at character ${i} (expected one JSON object)`);
-  };
-  const ws = (): void => {
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
-      else break;
-    }
-  };
-  const hex4 = (): number => {
-    if (i + 4 > n) bad('truncated \\u escape');
-    const h = text.slice(i, i + 4);
-    if (!/^[0-9a-fA-F]{4}$/.test(h)) bad(`bad \\u escape ${JSON.stringify(h)}`);
-    i += 4;
-    return parseInt(h, 16);
-  };
-  const string = (): string => {
-    i++; // opening quote
-    let out = '';
-    let from = i;
-    for (;;) {
-      if (i >= n) bad('unterminated string');
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        out += text.slice(from, i);
-        i++;
-        return out;
-      }
-      if (c < 0x20) bad('control character in a string');
-      if (c !== 0x5c) {
-        i++;
-        continue;
-      }
-      out += text.slice(from, i);
-      i++;
-      const e = text[i++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          const u = hex4();
-          if (u >= 0xd800 && u <= 0xdbff) {
-            if (text[i] !== '\\' || text[i + 1] !== 'u') bad('lone surrogate in a \\u escape');
-            i += 2;
-            const v = hex4();
-            if (v < 0xdc00 || v > 0xdfff) bad('lone surrogate in a \\u escape');
-            out += String.fromCharCode(u, v);
-          } else if (u >= 0xdc00 && u <= 0xdfff) {
-            bad('lone surrogate in a \\u escape');
-          } else {
-            out += String.fromCharCode(u);
-          }
-          break;
-        }
-        default:
-          i--;
-          bad(`bad escape \\${e ?? ''}`);
-      }
-      from = i;
-    }
-  };
-  const value = (depth: number): JVal => {
-    ws();
-    if (i >= n) bad('unexpected end');
-    const c = text.charCodeAt(i);
-    if (c === 0x7b || c === 0x5b) {
-      if (depth >= MAX_DEPTH) bad('nesting too deep');
-      i++;
-      ws();
-      if (c === 0x7b) {
-        const m = new Map<string, JVal>();
-        if (text.charCodeAt(i) === 0x7d) {
-          i++;
-          return m;
-        }
-        for (;;) {
-          ws();
-          if (text.charCodeAt(i) !== 0x22) bad('expected a string key');
-          const at = i;
-          const k = string();
-          ws();
-          if (text.charCodeAt(i) !== 0x3a) bad("expected ':'");
-          i++;
-          const v = value(depth + 1);
-          if (m.has(k)) {
-            i = at;
-            bad(`duplicate key ${JSON.stringify(k)}`);
-          }
-          m.set(k, v);
-          if (depth === 0 && m.size > maxRootKeys) {
-            // stop early: a hostile header must not cost the parse of all its entries
-            throw new BnbError('E_ST_TENSOR_COUNT', `the header lists more than ${MAX_TENSORS} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
-          }
-          ws();
-          const d = text.charCodeAt(i);
-          i++;
-          if (d === 0x7d) return m;
-          if (d !== 0x2c) {
-            i--;
-            bad("expected ',' or '}'");
-          }
-        }
-      }
-      const a: JVal[] = [];
-      if (text.charCodeAt(i) === 0x5d) {
-        i++;
-        return a;
-      }
-      for (;;) {
-        a.push(value(depth + 1));
-        ws();
-        const d = text.charCodeAt(i);
-        i++;
-        if (d === 0x5d) return a;
-        if (d !== 0x2c) {
-          i--;
-          bad("expected ',' or ']'");
-        }
-      }
-    }
-    if (c === 0x22) return string();
-    if (text.startsWith('true', i)) {
-      i += 4;
-      return true;
-    }
-    if (text.startsWith('false', i)) {
-      i += 5;
-      return false;
-    }
-    if (text.startsWith('null', i)) {
-      i += 4;
-      return null;
-    }
-    NUMBER.lastIndex = i;
-    const m = NUMBER.exec(text);
-    if (m === null) bad(`unexpected ${JSON.stringify(text[i])}`);
-    i += m![0].length;
-    return new JNum(m![0]);
-  };
-  const v = value(0);
-  ws();
-  if (i < n) bad('trailing characters after the JSON value');
-  return v;
-}
-
 /** A JSON number token that is a non-negative integer within 2^53 - 1, else null. */
-function safeUint(v: JVal | undefined): number | null {
-  if (!(v instanceof JNum) || !/^(?:0|[1-9][0-9]*)$/.test(v.text)) return null;
+function safeUint(v: JsonValue | undefined): number | null {
+  if (!(v instanceof JsonNumber) || !/^(?:0|[1-9][0-9]*)$/.test(v.text)) return null;
   const x = Number(v.text);
   return Number.isSafeInteger(x) ? x : null;
-}
-
-/** A JSON value rendered for a message (short). */
-function showJson(v: JVal | undefined): string {
-  if (v === undefined) return 'missing';
-  if (v instanceof JNum) return v.text;
-  if (v instanceof Map) return 'an object';
-  if (Array.isArray(v)) {
-    const s = `[${v.map(showJson).join(', ')}]`;
-    return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-  }
-  const s = JSON.stringify(v);
-  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
 }
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -355,7 +177,13 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number): Safetens
   } catch {
     throw new BnbError('E_ST_HEADER_UTF8', `the header (${n} bytes) is not valid UTF-8`);
   }
-  const root = parseJson(text, MAX_TENSORS + 1); // + __metadata__
+  const root = parseJson(text, {
+    code: 'E_ST_HEADER_JSON', what: 'the header', expected: 'one JSON object',
+    maxRootKeys: MAX_TENSORS + 1, // + __metadata__
+    onTooManyKeys: () => {
+      throw new BnbError('E_ST_TENSOR_COUNT', `the header lists more than ${MAX_TENSORS} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
+    },
+  });
   if (!(root instanceof Map)) {
     throw new BnbError('E_ST_HEADER_JSON', `the header = ${showJson(root)} is not accepted: expected a JSON object`);
   }

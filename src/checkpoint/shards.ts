@@ -1,0 +1,160 @@
+// Sharded outputs as transformers writes them (huggingface_hub's split_torch_state_dict_into_shards):
+// tensors in order fill a shard until the next would pass max_shard_size (a tensor larger
+// than that gets a shard of its own, and no tensor is ever split); one shard is
+// `model.safetensors`, N shards are `model-0000i-of-0000N.safetensors` with a
+// `model.safetensors.index.json` holding metadata.total_size and the weight_map.
+import { join } from 'node:path';
+import { BnbError, show } from '../errors.js';
+import { PlannedTensor, SafetensorsFileWriter, createSafetensorsWriter } from '../io/safetensors-file.js';
+import { StoredTensor, safetensorsItemsize } from '../io/safetensors.js';
+import { outputError, writeTextFile } from '../io/files.js';
+import { PyJson, pyJsonDumps } from '../pyjson.js';
+
+/** transformers' default max_shard_size, "50GB". */
+export const DEFAULT_MAX_SHARD_SIZE = 50_000_000_000;
+
+const UNITS: Record<string, number> = {
+  '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
+};
+
+/** A shard size as transformers takes it: bytes, or "5GB", "500MB", "1.5GB" (powers of 10), "2GiB" (powers of 2). */
+export function parseShardSize(value: string | number): number {
+  const m = typeof value === 'number' ? null : /^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const bytes = typeof value === 'number' ? value : m && UNITS[m[2]!.toUpperCase()] !== undefined ? Math.floor(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new BnbError('E_ARGUMENT', `maxShardSize = ${show(value)} is not accepted: expected a positive number of bytes, or a size such as "5GB", "500MB" or "2GiB"`);
+  }
+  return bytes;
+}
+
+/** Bytes a planned tensor takes at most (a maxElements tensor: its maximum). */
+export function plannedBytes(p: PlannedTensor): number {
+  const k = safetensorsItemsize(p.dtype);
+  return p.shape ? p.shape.reduce((a, d) => a * d, k) : p.maxElements! * k;
+}
+
+/** The tensors of each shard, in plan order (split_torch_state_dict_into_shards' rule). */
+export function planShards(plan: readonly PlannedTensor[], maxShardSize: number): PlannedTensor[][] {
+  const shards: PlannedTensor[][] = [];
+  let current: PlannedTensor[] = [], size = 0;
+  for (const p of plan) {
+    const bytes = plannedBytes(p);
+    if (bytes > maxShardSize) {
+      shards.push([p]);
+      continue;
+    }
+    if (size + bytes > maxShardSize && current.length) {
+      shards.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(p);
+    size += bytes;
+  }
+  if (current.length || shards.length === 0) shards.push(current);
+  return shards;
+}
+
+export function shardName(i: number, count: number): string {
+  return count === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`;
+}
+
+export const INDEX_NAME = 'model.safetensors.index.json';
+
+export interface CheckpointWriterOptions {
+  /** the output as the user named it (errors name it, not the temporary) */
+  output: string;
+  metadata: Record<string, string> | null;
+  maxShardSize: number;
+  /** a single-file output replaces what appeared meanwhile only with force */
+  force: boolean;
+}
+
+/**
+ * Writes a checkpoint's tensors into a folder (sharded as planned) or a single file.
+ * Each shard's writer opens at its first tensor and finishes at its last, so memory
+ * stays at one tensor; the folder is a temporary one that the caller renames into
+ * place once finish() has written every shard and the index.
+ */
+export class CheckpointWriter {
+  readonly files: string[];
+  readonly #shardOf = new Map<string, number>();
+  readonly #left: number[];
+  readonly #open = new Map<number, SafetensorsFileWriter>();
+  readonly #finished = new Set<number>();
+  #bytes = 0;
+
+  private constructor(readonly dir: string | null, readonly shards: PlannedTensor[][], files: string[], readonly opts: CheckpointWriterOptions) {
+    this.files = files;
+    shards.forEach((s, i) => s.forEach((p) => this.#shardOf.set(p.name, i)));
+    this.#left = shards.map((s) => s.length);
+  }
+
+  /** `target`: a folder to write shards into, or { file } for a single .safetensors output. */
+  static create(target: { dir: string } | { file: string }, plan: PlannedTensor[], opts: CheckpointWriterOptions): CheckpointWriter {
+    const shards = planShards(plan, opts.maxShardSize);
+    if ('file' in target) {
+      if (shards.length > 1) {
+        throw new BnbError('E_ARGUMENT', `maxShardSize = ${opts.maxShardSize} would split the output into ${shards.length} shards: a sharded output needs a model folder as input and output (a .safetensors file input gives a file output)`);
+      }
+      return new CheckpointWriter(null, shards, [target.file], opts);
+    }
+    return new CheckpointWriter(target.dir, shards, shards.map((_, i) => join(target.dir, shardName(i, shards.length))), opts);
+  }
+
+  /** Total bytes of the tensors written so far (the index's total_size once finished). */
+  get totalSize(): number {
+    return this.#bytes;
+  }
+
+  async #writer(i: number): Promise<SafetensorsFileWriter> {
+    let w = this.#open.get(i);
+    if (w === undefined) {
+      w = await createSafetensorsWriter(this.files[i]!, this.shards[i]!, { metadata: this.opts.metadata, force: this.dir !== null || this.opts.force });
+      this.#open.set(i, w);
+    }
+    return w;
+  }
+
+  async #finishShard(i: number): Promise<void> {
+    const w = await this.#writer(i);
+    this.#open.delete(i);
+    this.#finished.add(i);
+    await w.finish(); // E_ST_INCOMPLETE naming what was not written
+  }
+
+  async write(name: string, t: StoredTensor): Promise<void> {
+    const i = this.#shardOf.get(name);
+    if (i === undefined) throw new BnbError('E_ST_MISSING', `write(${show(name)}): the tensor is not in the checkpoint's plan`);
+    try {
+      await (await this.#writer(i)).write(name, t);
+      this.#bytes += t.data.byteLength;
+      if (--this.#left[i]! === 0) await this.#finishShard(i);
+    } catch (e) {
+      throw outputError(e, this.opts.output);
+    }
+  }
+
+  /** Finishes the shards (an empty checkpoint gets an empty file) and writes the index of a sharded folder. */
+  async finish(): Promise<void> {
+    try {
+      await this.#finishAll();
+    } catch (e) {
+      throw outputError(e, this.opts.output);
+    }
+  }
+
+  async #finishAll(): Promise<void> {
+    for (let i = 0; i < this.shards.length; i++) if (!this.#finished.has(i)) await this.#finishShard(i);
+    if (this.dir !== null && this.shards.length > 1) {
+      const weightMap = new Map<string, PyJson>(this.shards.flatMap((s, i) => s.map((p) => [p.name, shardName(i, this.shards.length)] as [string, string])));
+      const index = new Map<string, PyJson>([['metadata', new Map([['total_size', this.#bytes]])], ['weight_map', weightMap]]);
+      await writeTextFile(join(this.dir, INDEX_NAME), `${pyJsonDumps(index, { indent: 2, sortKeys: true })}\n`);
+    }
+  }
+
+  async abort(): Promise<void> {
+    for (const w of this.#open.values()) await w.abort();
+    this.#open.clear();
+  }
+}
