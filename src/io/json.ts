@@ -129,7 +129,7 @@ export function parseJson(text: string, opts: ParseJsonOptions): JsonValue {
               i = at;
               bad(`duplicate key ${JSON.stringify(k)}`);
             }
-            m.delete(k); // Python keeps the last value, at its own position
+            // Python keeps the last value (at the first one's position)
           }
           m.set(k, v);
           // stop early: a hostile document must not cost the parse of all its entries
