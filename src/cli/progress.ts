@@ -36,7 +36,7 @@ export function progressBar(stream: { isTTY?: boolean; columns?: number; write(s
   if (stream.isTTY !== true) return undefined;
   return (p) => {
     const line = progressLine(p, 24);
-    const cols = Math.max(40, (stream.columns ?? 100) - 1);
+    const cols = Math.max(40, (stream.columns || 100) - 1); // a pseudo-terminal may report 0 columns
     stream.write(`\r\x1b[K${escape(line.length > cols ? line.slice(0, cols) : line)}`);
     if (p.bytesDone >= p.bytesTotal) stream.write('\n');
   };
