@@ -2,6 +2,7 @@
 // Never throws: without the file, a driver or a GPU, bnbjs runs on WebAssembly
 // and `reason` says why.
 import { BnbError } from '../../errors.js';
+import { nodeBuiltin } from '../../runtime/node-builtins.js';
 import { forcedBackend } from '../registry.js';
 
 export interface CudaDeviceInfo {
@@ -57,7 +58,7 @@ export interface CudaAddon {
 
 let loaded: { addon: CudaAddon | null; probe: CudaProbe | null; reason: string | null } | null = null;
 
-interface NodeProcess { getBuiltinModule?(id: string): unknown; env?: Record<string, string | undefined> }
+interface NodeProcess { env?: Record<string, string | undefined> }
 
 /** Forgets the loaded state (tests that change BNBJS_BACKEND). */
 export function resetCudaAddon(): void {
@@ -69,13 +70,10 @@ export function cudaAddon(): { addon: CudaAddon | null; probe: CudaProbe | null;
   if (loaded) return loaded;
   const proc = (globalThis as { process?: NodeProcess }).process;
   if (forcedBackend() === 'wasm') return (loaded = { addon: null, probe: null, reason: 'disabled by BNBJS_BACKEND=wasm' });
-  if (typeof proc?.getBuiltinModule !== 'function') {
-    return (loaded = { addon: null, probe: null, reason: 'this runtime cannot load Node-API addons (process.getBuiltinModule missing)' });
-  }
-  const { createRequire } = proc.getBuiltinModule('node:module') as { createRequire(u: string): (p: string) => unknown };
-  const { existsSync } = proc.getBuiltinModule('node:fs') as { existsSync(p: string): boolean };
-  const { fileURLToPath } = proc.getBuiltinModule('node:url') as { fileURLToPath(u: URL): string };
-  const path = proc.env?.BNBJS_CUDA_ADDON ?? fileURLToPath(new URL('../../../build/bnbjs_cuda.node', import.meta.url));
+  const { createRequire } = nodeBuiltin<{ createRequire(u: string): (p: string) => unknown }>('node:module');
+  const { existsSync } = nodeBuiltin<{ existsSync(p: string): boolean }>('node:fs');
+  const { fileURLToPath } = nodeBuiltin<{ fileURLToPath(u: URL): string }>('node:url');
+  const path = proc?.env?.BNBJS_CUDA_ADDON ?? fileURLToPath(new URL('../../../build/bnbjs_cuda.node', import.meta.url));
   if (!existsSync(path)) return (loaded = { addon: null, probe: null, reason: `the CUDA addon is not built (${path}; npm run build:cuda)` });
   let addon: CudaAddon;
   try {
