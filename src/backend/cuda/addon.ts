@@ -74,7 +74,10 @@ export function cudaAddon(): { addon: CudaAddon | null; probe: CudaProbe | null;
   const { existsSync } = nodeBuiltin<{ existsSync(p: string): boolean }>('node:fs');
   const { fileURLToPath } = nodeBuiltin<{ fileURLToPath(u: URL): string }>('node:url');
   const path = proc?.env?.BNBJS_CUDA_ADDON ?? fileURLToPath(new URL('../../../build/bnbjs_cuda.node', import.meta.url));
-  if (!existsSync(path)) return (loaded = { addon: null, probe: null, reason: `the CUDA addon is not built (${path}; npm run build:cuda)` });
+  if (!existsSync(path)) {
+    const checkout = existsSync(fileURLToPath(new URL('../../../scripts/build-cuda.mjs', import.meta.url)));
+    return (loaded = { addon: null, probe: null, reason: notBuiltReason(path, checkout) });
+  }
   let addon: CudaAddon;
   try {
     addon = createRequire(import.meta.url)(path) as CudaAddon;
@@ -84,6 +87,17 @@ export function cudaAddon(): { addon: CudaAddon | null; probe: CudaProbe | null;
   const probe = addon.probe();
   if (!probe.devices.length) return (loaded = { addon: null, probe, reason: probe.error ?? 'no CUDA device' });
   return (loaded = { addon, probe, reason: null });
+}
+
+/**
+ * Why there is no addon, and how to get one: a git checkout has the build script; an
+ * installed package does not (package.json `files` ships no scripts/ or native/).
+ */
+function notBuiltReason(path: string, checkout: boolean): string {
+  return `the CUDA addon is not built (${path}): ` + (checkout
+    ? 'npm run build:cuda (needs nvcc and cmake)'
+    : 'the installed package has no CUDA sources; build it in a clone of the bnbjs repository (npm run build:cuda, needs nvcc and cmake) ' +
+      `and copy its build/bnbjs_cuda.node to ${path}, or point BNBJS_CUDA_ADDON at it`);
 }
 
 /** The addon, or a BnbError saying why CUDA is unavailable. */
