@@ -107,4 +107,16 @@ describe.skipIf(why)(`Node 20.0.0${why ? ` (skipped: ${why})` : ''}`, () => {
     expect(old.cuda).toBe(current.cuda);
     expect(old.cuda).toMatch(/CUDA addon is not built|failed to load|no CUDA device|driver/i);
   });
+
+  it('the CUDA addon loader loads an addon (the mock one, on the WebAssembly kernels): the bytes of WebAssembly', () => {
+    const script = `import * as lib from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist/index.js')).href)};
+const t = lib.tensor(Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i)));
+const [q, s] = lib.quantize4bit(lib.toDevice(t, 'cuda'), { quantType: 'nf4' });
+const [w] = lib.quantize4bit(t, { quantType: 'nf4' });
+console.log(JSON.stringify({ available: lib.probe().cuda.available, device: q.device, same: q.to('cpu').data.join() === w.data.join() && s.absmax.device === 'cuda:0' }));`;
+    const out = execFileSync(OLD_NODE, ['--input-type=module', '-e', script], {
+      cwd: ROOT, encoding: 'utf8', env: { ...env, BNBJS_CUDA_ADDON: join(ROOT, 'test/helpers/mock-cuda-addon.cjs') },
+    });
+    expect(JSON.parse(out)).toEqual({ available: true, device: 'cuda:0', same: true });
+  });
 });
