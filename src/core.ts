@@ -9,7 +9,7 @@ export { DTYPES, itemsize } from './dtypes.js';
 export type { Tensor } from './tensor.js';
 export { tensor, numel, toFloat32 } from './tensor.js';
 export { QuantState } from './quant-state.js';
-export type { QuantStateFields, QuantStateDict } from './quant-state.js';
+export type { QuantStateFields, QuantStateDict, PackedQuantStateDict, UnpackedQuantStateDict } from './quant-state.js';
 export { get4bitType, createDynamicMap, createNormalMap, createLinearMap, createFp8Map } from './maps.js';
 export type { QuantType, DynamicMapOptions, NormalMapOptions, LinearMapOptions, Fp8MapOptions } from './maps.js';
 export { quantize4bit, quantizeNf4, quantizeFp4 } from './ops/quantize4bit.js';

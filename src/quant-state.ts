@@ -16,7 +16,30 @@ export interface QuantStateFields {
   state2?: QuantState | null;
 }
 
+/** What fromDict takes: either form of asDict, keys with or without a module prefix. */
 export type QuantStateDict = Record<string, unknown>;
+
+/**
+ * asDict({ packed: true }) of a 4-bit state: its tensors (absmax, quant_map; nested_absmax and
+ * nested_quant_map with nested statistics) and `quant_state.bitsandbytes__<type>`, the uint8
+ * tensor of the JSON of the other fields. All tensors: what a checkpoint stores.
+ */
+export type PackedQuantStateDict = Record<string, Tensor>;
+
+/** asDict(): every field under bitsandbytes' names, the nested_* ones with nested statistics. */
+export type UnpackedQuantStateDict = {
+  quant_type: QuantType | null;
+  absmax: Tensor;
+  blocksize: number;
+  quant_map: Tensor;
+  dtype: DType;
+  shape: number[] | null;
+  nested_absmax?: Tensor;
+  nested_blocksize?: number;
+  nested_quant_map?: Tensor;
+  nested_dtype?: DType;
+  nested_offset?: number | null;
+};
 
 const QS_SUFFIXES = ['bitsandbytes__fp4', 'bitsandbytes__nf4'];
 const NESTED_KEYS = ['nested_absmax', 'nested_quant_map', 'nested_blocksize', 'nested_dtype', 'nested_offset'];
@@ -60,11 +83,15 @@ export class QuantState {
 
   /**
    * bnb's as_dict. Unpacked: every field under bnb's key names. Packed (4-bit
-   * states only): the tensors plus `quant_state.bitsandbytes__<type>`, a uint8
-   * tensor of the JSON that Python's json.dumps writes for the other fields.
+   * states only, as in bnb, whose blob is named by the quant type): the tensors plus
+   * `quant_state.bitsandbytes__<type>`, a uint8 tensor of the JSON that Python's
+   * json.dumps writes for the other fields.
    */
-  asDict({ packed = false }: { packed?: boolean } = {}): QuantStateDict {
-    const d: QuantStateDict = {
+  asDict(options: { packed: true }): PackedQuantStateDict;
+  asDict(options?: { packed?: false }): UnpackedQuantStateDict;
+  asDict(options?: { packed?: boolean }): PackedQuantStateDict | UnpackedQuantStateDict;
+  asDict({ packed = false }: { packed?: boolean } = {}): PackedQuantStateDict | UnpackedQuantStateDict {
+    const d: UnpackedQuantStateDict = {
       quant_type: this.quantType,
       absmax: this.absmax,
       blocksize: this.blocksize,
@@ -82,7 +109,8 @@ export class QuantState {
         nested_offset: this.offset,
       });
     }
-    if (!packed || this.quantType === null) return d;
+    if (!packed) return d;
+    if (this.quantType === null) throw new BnbError('E_STATE', 'an 8-bit state has no packed form (bitsandbytes packs 4-bit states, naming the blob by their quant_type): use asDict()');
     const json: Record<string, PyJson> = {
       quant_type: this.quantType,
       blocksize: this.blocksize,
@@ -94,7 +122,7 @@ export class QuantState {
       json.nested_dtype = s2.dtype;
       json.nested_offset = new PyFloat(this.offset ?? NaN);
     }
-    const out: QuantStateDict = {};
+    const out: PackedQuantStateDict = {};
     for (const [k, v] of Object.entries(d)) if (isTensor(v)) out[k] = v;
     const blob = new TextEncoder().encode(pyJsonDumps(json));
     out[`quant_state.bitsandbytes__${this.quantType}`] = tensor(blob, [blob.length], 'uint8');

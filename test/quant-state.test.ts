@@ -57,11 +57,12 @@ describe('QuantState.asDict / fromDict', () => {
     }
   });
 
-  it('8-bit states have no packed form (bnb returns the unpacked dict)', () => {
+  it('8-bit states have no packed form (bnb names the blob by the quant type, and fails on None): E_STATE; asDict() gives their fields', () => {
     const [, s] = quantizeBlockwise(A, { blocksize: 256 });
-    const d = s.asDict({ packed: true });
+    expect(() => s.asDict({ packed: true })).toThrow(expect.objectContaining({ code: 'E_STATE', message: expect.stringMatching(/8-bit state has no packed form/) }));
+    const d = s.asDict();
     expect(d.quant_type).toBeNull();
-    expect('quant_state.bitsandbytes__nf4' in d).toBe(false);
+    expect(QuantState.fromDict(d).equals(s)).toBe(true);
   });
 
   it('reads NaN offsets written by Python', () => {

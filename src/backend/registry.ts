@@ -97,7 +97,7 @@ export function dispatch(op: OpName, tensors: Record<string, { device?: string }
   const k = kernels.get(op)!.get(type);
   if (!k) {
     throw new BnbError('E_DEVICE', `${op} has no kernel for ${type === 'cuda-host' ? 'the forced CUDA backend' : device}` +
-      `${type.startsWith('cuda') ? ' (is the CUDA addon built? npm run build:cuda)' : ''}`);
+      `${type.startsWith('cuda') ? ' (is the CUDA addon loaded? probe().cuda.reason says why not)' : ''}`);
   }
   return k;
 }

@@ -1,19 +1,16 @@
-// Worker threads for Node and Bun (node:worker_threads, reached through
-// process.getBuiltinModule so that bundlers never resolve it). Workers run the
+// Worker threads for Node and Bun (node:worker_threads). Workers run the
 // source text of serve.ts's functions, read the threaded kernel build beside the
 // package, and are unref'd: an idle pool never keeps a process alive.
 import { ThreadedBuild, setThreadHost } from './config.js';
 import { executeJob, serveJobs } from './serve.js';
+import { nodeBuiltin } from '../runtime/node-builtins.js';
 
-interface NodeLike { getBuiltinModule?(id: string): unknown }
 interface WorkerLike { unref(): void; on(event: 'error', f: (e: unknown) => void): void; terminate(): Promise<number> }
 interface WorkerThreads { Worker: new (source: string, options: { eval: true; workerData: unknown }) => WorkerLike }
 
-const proc = (globalThis as { process?: NodeLike }).process;
-const builtin = <T>(id: string): T | null => (typeof proc?.getBuiltinModule === 'function' ? (proc.getBuiltinModule(id) as T | undefined) ?? null : null);
-const threads = builtin<WorkerThreads>('node:worker_threads');
-const os = builtin<{ availableParallelism?(): number; cpus(): unknown[] }>('node:os');
-const fs = builtin<{ readFileSync(u: URL): Uint8Array<ArrayBuffer> }>('node:fs');
+const threads = nodeBuiltin<WorkerThreads>('node:worker_threads');
+const os = nodeBuiltin<{ availableParallelism?(): number; cpus(): unknown[] }>('node:os');
+const fs = nodeBuiltin<{ readFileSync(u: URL): Uint8Array<ArrayBuffer> }>('node:fs');
 
 const FILE = {
   simd: new URL('../../build/bnb.simd-mt.wasm', import.meta.url),
@@ -26,7 +23,7 @@ function load(build: ThreadedBuild): WebAssembly.Module | null {
   if (!modules.has(build)) {
     let m: WebAssembly.Module | null = null;
     try {
-      m = new WebAssembly.Module(fs!.readFileSync(FILE[build]));
+      m = new WebAssembly.Module(fs.readFileSync(FILE[build]));
     } catch {
       // an older build without it, or an engine without relaxed SIMD: SIMD, else single-threaded
       m = build === 'relaxed' ? load('simd') : null;
@@ -36,7 +33,7 @@ function load(build: ThreadedBuild): WebAssembly.Module | null {
   return modules.get(build)!;
 }
 
-if (threads && os && fs && FILE.simd.protocol === 'file:') {
+if (FILE.simd.protocol === 'file:') {
   setThreadHost({
     cores: () => os.availableParallelism?.() ?? os.cpus().length,
     module: load,

@@ -1,13 +1,10 @@
 // Node and Bun (and Deno with --allow-read): the kernels are read from build/ beside
 // the package, synchronously, so that ops work without init(). Where there is no
-// node:fs (a bundler that resolved the default condition for a browser), init()
-// fetches the same file. node:fs is reached through process.getBuiltinModule so that
-// bundlers never try to resolve it.
+// file URL (a bundle served over http), init() fetches the same file.
 import { BnbError } from '../errors.js';
+import { nodeBuiltin } from '../runtime/node-builtins.js';
 import { forgetWasmFeatures, wasmFeatures } from './features.js';
 import { WasmBuild, setWasmLoader } from './runtime.js';
-
-interface NodeLike { getBuiltinModule?(id: string): unknown }
 
 const url = (build: WasmBuild) =>
   build === 'simd' ? new URL('../../build/bnb.simd.wasm', import.meta.url)
@@ -15,9 +12,8 @@ const url = (build: WasmBuild) =>
       : new URL('../../build/bnb.scalar.wasm', import.meta.url);
 
 function readFile(): ((u: URL) => Uint8Array) | null {
-  const proc = (globalThis as { process?: NodeLike }).process;
-  if (typeof proc?.getBuiltinModule !== 'function' || url('simd').protocol !== 'file:') return null;
-  return (proc.getBuiltinModule('node:fs') as { readFileSync(u: URL): Uint8Array }).readFileSync;
+  if (url('simd').protocol !== 'file:') return null;
+  return nodeBuiltin<{ readFileSync(u: URL): Uint8Array }>('node:fs').readFileSync;
 }
 
 /**
@@ -27,9 +23,7 @@ function readFile(): ((u: URL) => Uint8Array) | null {
  */
 function enableRelaxedSimd(): void {
   if (wasmFeatures().relaxedSimd) return;
-  const proc = (globalThis as { process?: NodeLike }).process;
-  const v8 = proc?.getBuiltinModule?.('node:v8') as { setFlagsFromString?(f: string): void } | undefined;
-  v8?.setFlagsFromString?.('--experimental-wasm-relaxed-simd');
+  nodeBuiltin<{ setFlagsFromString?(f: string): void }>('node:v8').setFlagsFromString?.('--experimental-wasm-relaxed-simd');
   forgetWasmFeatures();
 }
 

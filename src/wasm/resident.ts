@@ -39,9 +39,9 @@ class ResidentTensor implements Tensor {
  * threads, no threaded build, the scalar build or a module given to init()), this is
  * an ordinary copy; isResident() tells which.
  */
-export function wasmTensor(t: Tensor): Tensor;
-export function wasmTensor(shape: number[], dtype: DType): Tensor;
-export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor {
+export function wasmTensor(t: Tensor): Tensor & { dispose(): void };
+export function wasmTensor(shape: number[], dtype: DType): Tensor & { dispose(): void };
+export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor & { dispose(): void } {
   let src: Tensor | null = null, shape: number[];
   if (Array.isArray(a)) {
     shape = checkShape('shape', a);
@@ -61,7 +61,7 @@ export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor {
   if (m === null) {
     const data = new (arrayTypeOf(dtype))(n) as TypedArray;
     if (src) data.set(src.data as never);
-    return tensor(data, shape, dtype);
+    return tensor(data, shape, dtype) as Tensor & { dispose(): void }; // tensor() gives host tensors a no-op dispose
   }
   const ptr = m.alloc(n * itemsize(dtype));
   const data = m.view(arrayTypeOf(dtype) as unknown as new (b: ArrayBufferLike, at: number, n: number) => TypedArray, ptr, n);

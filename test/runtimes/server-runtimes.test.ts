@@ -2,7 +2,7 @@
 // user's app does and resolving the package's "exports" conditions itself. Deno runs
 // without any permission flag: the "deno" condition gives the inlined kernels.
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, expectSmokePassed, makeApp, missing, reportFrom, run } from './app.js';
+import { BIN, OLD_NODE, expectSmokePassed, makeApp, missing, reportFrom, run } from './app.js';
 
 const RUNNER = `import * as lib from 'bnbjs';
 import fixtures from './fixtures.js';
@@ -22,6 +22,9 @@ afterAll(() => app.remove());
 const RUNTIMES: { name: string; cmd: string; args: string[]; entry: string; env: Record<string, string>; build?: string; threads: number }[] = [
   { name: 'Node', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: {}, threads: 2 },
   { name: 'Node, BNBJS_WASM=scalar (the override)', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: { BNBJS_WASM: 'scalar' }, build: 'scalar', threads: 2 },
+  // before process.getBuiltinModule (20.16) and without relaxed SIMD unflagged: the SIMD build
+  // (the flag: the runner's import.meta.resolve, unflagged in 20.6)
+  { name: 'Node 20.0.0', cmd: OLD_NODE, args: ['--experimental-import-meta-resolve', 'run.js'], entry: 'dist/index.js', env: {}, build: 'simd', threads: 2 },
   // No --allow-* flag: the bytes path must not need one. DENO_DIR keeps its cache in the app folder.
   { name: 'Deno', cmd: BIN('deno'), args: ['run', 'run.js'], entry: 'dist/inline.js', env: { DENO_DIR: `${app.dir}/.deno`, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' }, threads: 2 },
   { name: 'Bun', cmd: BIN('bun'), args: ['run.js'], entry: 'dist/index.js', env: { NO_COLOR: '1' }, threads: 2 },
@@ -30,7 +33,7 @@ const RUNTIMES: { name: string; cmd: string; args: string[]; entry: string; env:
 describe('runtime smoke suite', () => {
   for (const r of RUNTIMES) {
     const why = r.cmd === process.execPath ? null : missing(r.cmd);
-    if (why) console.warn(`${r.name} smoke test skipped: ${why} (npm install installs it)`);
+    if (why) console.warn(`${r.name} smoke test skipped: ${why} (npm install${r.cmd === OLD_NODE ? ' --prefix test/node-versions' : ''} installs it)`);
     (why ? it.skip : it)(`${r.name}${why ? ` (skipped: ${why})` : ''}`, async () => {
       const out = await run(r.cmd, r.args, { cwd: app.dir, env: { ...process.env, BNBJS_WASM: '', ...r.env } });
       const report = reportFrom(out.stdout);

@@ -2,6 +2,7 @@
 // Never throws: without the file, a driver or a GPU, bnbjs runs on WebAssembly
 // and `reason` says why.
 import { BnbError } from '../../errors.js';
+import { nodeBuiltin } from '../../runtime/node-builtins.js';
 import { forcedBackend } from '../registry.js';
 
 export interface CudaDeviceInfo {
@@ -57,7 +58,7 @@ export interface CudaAddon {
 
 let loaded: { addon: CudaAddon | null; probe: CudaProbe | null; reason: string | null } | null = null;
 
-interface NodeProcess { getBuiltinModule?(id: string): unknown; env?: Record<string, string | undefined> }
+interface NodeProcess { env?: Record<string, string | undefined> }
 
 /** Forgets the loaded state (tests that change BNBJS_BACKEND). */
 export function resetCudaAddon(): void {
@@ -69,14 +70,14 @@ export function cudaAddon(): { addon: CudaAddon | null; probe: CudaProbe | null;
   if (loaded) return loaded;
   const proc = (globalThis as { process?: NodeProcess }).process;
   if (forcedBackend() === 'wasm') return (loaded = { addon: null, probe: null, reason: 'disabled by BNBJS_BACKEND=wasm' });
-  if (typeof proc?.getBuiltinModule !== 'function') {
-    return (loaded = { addon: null, probe: null, reason: 'this runtime cannot load Node-API addons (process.getBuiltinModule missing)' });
+  const { createRequire } = nodeBuiltin<{ createRequire(u: string): (p: string) => unknown }>('node:module');
+  const { existsSync } = nodeBuiltin<{ existsSync(p: string): boolean }>('node:fs');
+  const { fileURLToPath } = nodeBuiltin<{ fileURLToPath(u: URL): string }>('node:url');
+  const path = proc?.env?.BNBJS_CUDA_ADDON ?? fileURLToPath(new URL('../../../build/bnbjs_cuda.node', import.meta.url));
+  if (!existsSync(path)) {
+    const checkout = existsSync(fileURLToPath(new URL('../../../scripts/build-cuda.mjs', import.meta.url)));
+    return (loaded = { addon: null, probe: null, reason: notBuiltReason(path, checkout) });
   }
-  const { createRequire } = proc.getBuiltinModule('node:module') as { createRequire(u: string): (p: string) => unknown };
-  const { existsSync } = proc.getBuiltinModule('node:fs') as { existsSync(p: string): boolean };
-  const { fileURLToPath } = proc.getBuiltinModule('node:url') as { fileURLToPath(u: URL): string };
-  const path = proc.env?.BNBJS_CUDA_ADDON ?? fileURLToPath(new URL('../../../build/bnbjs_cuda.node', import.meta.url));
-  if (!existsSync(path)) return (loaded = { addon: null, probe: null, reason: `the CUDA addon is not built (${path}; npm run build:cuda)` });
   let addon: CudaAddon;
   try {
     addon = createRequire(import.meta.url)(path) as CudaAddon;
@@ -86,6 +87,17 @@ export function cudaAddon(): { addon: CudaAddon | null; probe: CudaProbe | null;
   const probe = addon.probe();
   if (!probe.devices.length) return (loaded = { addon: null, probe, reason: probe.error ?? 'no CUDA device' });
   return (loaded = { addon, probe, reason: null });
+}
+
+/**
+ * Why there is no addon, and how to get one: a git checkout has the build script; an
+ * installed package does not (package.json `files` ships no scripts/ or native/).
+ */
+function notBuiltReason(path: string, checkout: boolean): string {
+  return `the CUDA addon is not built (${path}): ` + (checkout
+    ? 'npm run build:cuda (needs nvcc and cmake)'
+    : 'the installed package has no CUDA sources; build it in a clone of the bnbjs repository (npm run build:cuda, needs nvcc and cmake) ' +
+      `and copy its build/bnbjs_cuda.node to ${path}, or point BNBJS_CUDA_ADDON at it`);
 }
 
 /** The addon, or a BnbError saying why CUDA is unavailable. */

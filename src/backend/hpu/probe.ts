@@ -1,5 +1,6 @@
 // Detecting Intel Gaudi the way the Habana stack exposes it, and its software
 // version (which decides the nibble order its dequantize_nf4 expects).
+import { nodeBuiltin } from '../../runtime/node-builtins.js';
 
 export interface GaudiVersion {
   major: number;
@@ -24,10 +25,6 @@ export interface GaudiProbe {
   emulated: true;
 }
 
-interface NodeLike {
-  getBuiltinModule?(id: string): unknown;
-  env?: Record<string, string | undefined>;
-}
 
 /** Parses Habana version strings: "hl-1.21.0-fw-...", "1.22.0", "Version: 2.0.0". */
 export function parseGaudiVersion(text: string): GaudiVersion | null {
@@ -52,15 +49,11 @@ export interface GaudiProbeOptions {
 }
 
 export function probeGaudi(opts: GaudiProbeOptions = {}): GaudiProbe {
-  const proc = (globalThis as { process?: NodeLike }).process;
-  const env = opts.env ?? proc?.env ?? {};
+  const env = opts.env ?? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
   const base = { devices: [] as string[], visibleDevices: env.HABANA_VISIBLE_DEVICES ?? null, version: null, swapNibbles: false, emulated: true as const };
-  if (typeof proc?.getBuiltinModule !== 'function') {
-    return { ...base, available: env.BNBJS_BACKEND === 'hpu', reason: 'this runtime cannot look for devices', versionSource: 'unknown' };
-  }
-  const fs = proc.getBuiltinModule('node:fs') as typeof import('node:fs');
-  const path = proc.getBuiltinModule('node:path') as typeof import('node:path');
-  const cp = proc.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+  const fs = nodeBuiltin<typeof import('node:fs')>('node:fs');
+  const path = nodeBuiltin<typeof import('node:path')>('node:path');
+  const cp = nodeBuiltin<typeof import('node:child_process')>('node:child_process');
   const devRoot = opts.devRoot ?? '/dev';
   const devices: string[] = [];
   const list = (dir: string, re: RegExp) => {
