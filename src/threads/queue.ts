@@ -47,6 +47,7 @@ export const MAX_IN_FLIGHT = RING;
 export const KERNEL_NAMES: readonly KernelName[] = [
   'quantize4bit', 'dequantize4bit', 'quantizeBlockwise', 'dequantizeBlockwise', 'firstNonFinite', 'int8VectorwiseQuant',
   'int8VectorwiseDequant', 'int8LinearMatmul', 'int8MmDequant', 'gemv4bit', 'dequantizeFp8',
+  'castFloat',
 ];
 const ID = new Map(KERNEL_NAMES.map((n, i) => [n, i]));
 
