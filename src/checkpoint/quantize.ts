@@ -5,8 +5,7 @@ import { BnbError, fail } from '../errors.js';
 import { DType, FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
 import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { quantize4bit, QUANT_STORAGES } from '../ops/quantize4bit.js';
-import { int8VectorwiseQuant } from '../ops/int8.js';
-import { castFloat } from '../ops/cast.js';
+import { int8VectorwiseQuantCast } from '../ops/int8-cast.js';
 import { BLOCKSIZES_4BIT, checkBlocksize } from '../ops/validate.js';
 import { PlannedTensor, createSafetensorsWriter, openCheckpoint } from '../io/safetensors-file.js';
 import { SafetensorsDType } from '../io/safetensors.js';
@@ -141,7 +140,7 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
         const W = t as Tensor;
         if (format === 'int8') {
           // Int8Params casts the weight to float16 before quantizing it
-          const [CB, SCB] = named(name, () => int8VectorwiseQuant(castFloat(W, 'float16')));
+          const [CB, SCB] = named(name, () => int8VectorwiseQuantCast(W));
           const module = name.slice(0, -'.weight'.length);
           await put(name, CB);
           await put(`${module}.SCB`, SCB);
