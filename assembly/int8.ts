@@ -1,4 +1,5 @@
-import { f16ToF32, f32ToF16, f32ToBf16, DT_F32, DT_BF16 } from "./convert";
+import { f16ToF32, f32ToF16, f32ToBf16, f16x4ToF32x4, DT_F32, DT_BF16 } from "./convert";
+import { vc, V_ABS, V_I16_ABS } from "./vconst";
 import { cudaRcp } from "./rcp";
 
 // ---- LLM.int8 row-wise quantization (CUDA kInt8VectorQuant) ----
@@ -7,22 +8,81 @@ import { cudaRcp } from "./rcp";
 // threshold == 0; NaN ignored), CB = rint(x * (127 / stats)) with CUDA's
 // __fdividef (127 times the approximate reciprocal), outliers -> 0.
 export function int8VectorwiseQuant(a: usize, rows: i32, cols: i32, threshold: f32, cb: usize, stats: usize): void {
+  const bound = magnitudeBound(threshold);
   for (let r = 0; r < rows; r++) {
     const row = a + ((<usize>r * cols) << 1);
     let m: f32 = 0;
-    for (let c = 0; c < cols; c++) {
+    let c = 0;
+    if (ASC_FEATURE_SIMD) {
+      m = rowAbsmax(row, cols, bound);
+      c = cols & ~7;
+    }
+    for (; c < cols; c++) {
       const v = Mathf.abs(f16ToF32(<u32>load<u16>(row + (<usize>c << 1))));
       if ((threshold == 0 || v < threshold) && v > m) m = v;
     }
     store<f32>(stats + (<usize>r << 2), m);
     const scale = <f32>127 * cudaRcp(m);
     const out = cb + <usize>r * cols;
-    for (let c = 0; c < cols; c++) {
+    c = 0;
+    if (ASC_FEATURE_SIMD) {
+      quantizeRow(row, cols, scale, threshold, out);
+      c = cols & ~7;
+    }
+    for (; c < cols; c++) {
       const x = f16ToF32(<u32>load<u16>(row + (<usize>c << 1)));
       const q = threshold > 0 && Mathf.abs(x) >= threshold ? <f32>0 : nearest<f32>(x * scale);
       // __float2int_rn: NaN -> 0
       store<i8>(out + c, q != q ? 0 : <i8><i32>q);
     }
+  }
+}
+
+// The f16 magnitudes (bits & 0x7fff) of the values |x| < threshold are those below
+// this bound: the bits of the smallest f16 >= threshold; 0x7c01 (every non-NaN) for 0.
+@inline function magnitudeBound(threshold: f32): i32 {
+  if (threshold == 0) return 0x7c01;
+  const b = f32ToF16(threshold);
+  return <i32>(f16ToF32(b) < threshold ? b + 1 : b);
+}
+
+// max |x| of the row's first multiple of 8 elements over magnitudes below `bound`, on
+// the bits (f16 magnitudes order as their values; NaN is never below the bound); 0 if none.
+@inline function rowAbsmax(row: usize, cols: i32, bound: i32): f32 {
+  const mag = vc(V_I16_ABS), lim = i16x8.splat(<i16>bound), none = i16x8.splat(-1);
+  let a0 = none, a1 = none;
+  let c = 0;
+  for (; c + 16 <= cols; c += 16) {
+    const x = v128.and(v128.load(row + (<usize>c << 1)), mag), y = v128.and(v128.load(row + (<usize>c << 1), 16), mag);
+    a0 = i16x8.max_s(a0, v128.bitselect(x, none, i16x8.lt_s(x, lim)));
+    a1 = i16x8.max_s(a1, v128.bitselect(y, none, i16x8.lt_s(y, lim)));
+  }
+  if (c + 8 <= cols) {
+    const x = v128.and(v128.load(row + (<usize>c << 1)), mag);
+    a0 = i16x8.max_s(a0, v128.bitselect(x, none, i16x8.lt_s(x, lim)));
+  }
+  a0 = i16x8.max_s(a0, a1);
+  a0 = i16x8.max_s(a0, i32x4.shuffle(a0, a0, 2, 3, 0, 1));
+  a0 = i16x8.max_s(a0, i32x4.shuffle(a0, a0, 1, 0, 3, 2));
+  a0 = i16x8.max_s(a0, i32x4.shr_u(a0, 16));
+  const best = i16x8.extract_lane_s(a0, 0);
+  return best < 0 ? 0 : f16ToF32(<u32>best);
+}
+
+// CB of the row's first multiple of 8 elements, as the scalar loop: trunc_sat takes
+// NaN to 0 (and every rounded value is within [-127, 127], so narrowing is exact).
+@inline function quantizeRow(row: usize, cols: i32, scale: f32, threshold: f32, out: usize): void {
+  const s = f32x4.splat(scale), t = f32x4.splat(threshold), abs = vc(V_ABS);
+  for (let c = 0; c + 8 <= cols; c += 8) {
+    const x0 = f16x4ToF32x4(v128.load16x4_u(row + (<usize>c << 1)));
+    const x1 = f16x4ToF32x4(v128.load16x4_u(row + (<usize>c << 1), 8));
+    let q0 = f32x4.nearest(f32x4.mul(x0, s)), q1 = f32x4.nearest(f32x4.mul(x1, s));
+    if (threshold > 0) {
+      q0 = v128.andnot(q0, f32x4.ge(v128.and(x0, abs), t));
+      q1 = v128.andnot(q1, f32x4.ge(v128.and(x1, abs), t));
+    }
+    const w = i16x8.narrow_i32x4_s(i32x4.trunc_sat_f32x4_s(q0), i32x4.trunc_sat_f32x4_s(q1));
+    v128.store64_lane(out + c, i8x16.narrow_i16x8_s(w, w), 0);
   }
 }
 
@@ -58,13 +118,39 @@ export function int8VectorwiseDequant(a: usize, rows: i32, cols: i32, stats: usi
   const k = reinterpret<f32>(<u32>0x3c010204);
   for (let r = 0; r < rows; r++) {
     const s = load<f32>(stats + (<usize>r << 2));
-    for (let c = 0; c < cols; c++) {
+    let c = 0;
+    if (ASC_FEATURE_SIMD) {
+      dequantizeRow(a + <usize>r * cols, cols, s, k, out + ((<usize>r * cols) << 2));
+      c = cols & ~15;
+    }
+    for (; c < cols; c++) {
       const i = <usize>r * cols + c;
       const v = (<f32>load<i8>(a + i) * s) * k;
       // NaN (from NaN/Inf stats) as CUDA writes it: the canonical 0x7fffffff, whatever the host CPU propagates
       store<u32>(out + (i << 2), v != v ? 0x7fffffff : reinterpret<u32>(v));
     }
   }
+}
+
+// The row's first multiple of 16 elements, the same two roundings as the scalar loop.
+@inline function dequantizeRow(a: usize, cols: i32, s: f32, k: f32, out: usize): void {
+  const vs = f32x4.splat(s), vk = f32x4.splat(k), nan = vc(V_ABS); // 0x7fffffff
+  for (let c = 0; c + 16 <= cols; c += 16) {
+    const b = v128.load(a + c);
+    const lo = i16x8.extend_low_i8x16_s(b), hi = i16x8.extend_high_i8x16_s(b);
+    const w0 = i32x4.extend_low_i16x8_s(lo), w1 = i32x4.extend_high_i16x8_s(lo);
+    const w2 = i32x4.extend_low_i16x8_s(hi), w3 = i32x4.extend_high_i16x8_s(hi);
+    const p = out + (<usize>c << 2);
+    v128.store(p, dequant4(w0, vs, vk, nan));
+    v128.store(p, dequant4(w1, vs, vk, nan), 16);
+    v128.store(p, dequant4(w2, vs, vk, nan), 32);
+    v128.store(p, dequant4(w3, vs, vk, nan), 48);
+  }
+}
+
+@inline function dequant4(w: v128, s: v128, k: v128, nan: v128): v128 {
+  const v = f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(w), s), k);
+  return v128.bitselect(nan, v, f32x4.ne(v, v));
 }
 
 // ---- int8 GEMM: out[i, j] = sum_k A[i, k] * B[j, k], exact int32 ----

@@ -22,6 +22,8 @@ export const VC: usize = !ASC_FEATURE_SIMD ? 0 : memory.data<u32>([
   0x7fff7fff, 0x7fff7fff, 0x7fff7fff, 0x7fff7fff, // V_I16_ABS
   0x7c007c00, 0x7c007c00, 0x7c007c00, 0x7c007c00, // V_I16_F16_INF
   0x7f807f80, 0x7f807f80, 0x7f807f80, 0x7f807f80, // V_I16_BF16_INF
+  0x7fc00000, 0x7fc00000, 0x7fc00000, 0x7fc00000, // V_QNAN: the NaN a JS number stores in a Float32Array
+  0x00400000, 0x00400000, 0x00400000, 0x00400000, // V_QUIET: the f32 quiet-NaN bit
 ], 16);
 
 @inline export const V_ABS: usize = 0;
@@ -43,6 +45,8 @@ export const VC: usize = !ASC_FEATURE_SIMD ? 0 : memory.data<u32>([
 @inline export const V_I16_ABS: usize = 16;
 @inline export const V_I16_F16_INF: usize = 17;
 @inline export const V_I16_BF16_INF: usize = 18;
+@inline export const V_QNAN: usize = 19;
+@inline export const V_QUIET: usize = 20;
 
 @inline export function vc(k: usize): v128 {
   return v128.load(VC + (k << 4));

@@ -13,6 +13,9 @@ let s = 12345;
 const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
 const specials = [NaN, Infinity, -Infinity, 0, -0, 1e-40, 3e38];
 const bytes = (t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64');
+const { castFloat } = await import(${JSON.stringify(new URL('../dist/ops/cast.js', import.meta.url).href)});
+const { int8VectorwiseQuantCast, int8VectorwiseDequantCast } = await import(${JSON.stringify(new URL('../dist/ops/int8-cast.js', import.meta.url).href)});
+const all16 = Uint16Array.from({ length: 65536 }, (_, i) => i);
 const out = {};
 for (const build of ['relaxed', 'simd', 'scalar']) {
   lib.setWasmBuild(build);
@@ -26,6 +29,18 @@ for (const build of ['relaxed', 'simd', 'scalar']) {
       for (const dtype of ['float32', 'float16', 'bfloat16']) r.push(bytes(lib.dequantize4bit(p, new lib.QuantState({ ...st, dtype }))));
     }
   }
+  // the casts, the LLM.int8 row kernels and their fused paths (issue 14): 6 + 9 outputs
+  const f32 = new Float32Array(Uint32Array.from({ length: 70001 }, () => (rnd() * 2 ** 32) >>> 0).buffer);
+  for (const [x, dtypes] of [[lib.tensor(f32), ['float16', 'bfloat16']], [lib.tensor(all16, [65536], 'float16'), ['float32', 'bfloat16']], [lib.tensor(all16, [65536], 'bfloat16'), ['float32', 'float16']]]) {
+    for (const to of dtypes) r.push(bytes(castFloat(x, to)));
+  }
+  for (const threshold of [0, 6]) {
+    const [cb, scb] = lib.int8VectorwiseQuant(lib.tensor(all16, [512, 128], 'float16'), { threshold, allowNonFinite: true });
+    r.push(bytes(cb), bytes(scb), bytes(lib.int8VectorwiseDequant(cb, lib.tensor(Float32Array.from({ length: 512 }, (_, i) => i % 8 < 7 ? specials[i % 8] : i / 64), [512]))));
+  }
+  const W = lib.tensor(Uint16Array.from({ length: 301 * 77 }, () => 0x3c00 + Math.floor(rnd() * 1024) - 512), [301, 77], 'bfloat16');
+  const [cb, scb] = int8VectorwiseQuantCast(W);
+  r.push(bytes(cb), bytes(scb), bytes(int8VectorwiseDequantCast(cb, scb, 'bfloat16')));
   out[build] = r;
 }
 // threaded: the relaxed build's threaded variant (simd() 2) on 2 threads, against the scalar oracle
@@ -36,7 +51,8 @@ for (const build of ['scalar', 'relaxed']) {
   lib.setWasmBuild(build);
   lib.setNumThreads(build === 'scalar' ? 1 : 2);
   const [p, st] = lib.quantize4bit(big, { blocksize: 64 });
-  both[build] = [bytes(p), bytes(st.absmax), bytes(lib.dequantize4bit(p, st))].join();
+  const [cb, scb] = int8VectorwiseQuantCast(lib.tensor(big.data, [2048, 1024]));
+  both[build] = [bytes(p), bytes(st.absmax), bytes(lib.dequantize4bit(p, st)), bytes(castFloat(big, 'bfloat16')), bytes(cb), bytes(scb), bytes(int8VectorwiseDequantCast(cb, scb, 'float16'))].join();
 }
 const threadedLevel = rt.sharedWasm()?.k.simd();
 console.log(JSON.stringify({ build: lib.wasmBuild(), same: out.relaxed.every((b, i) => b === out.scalar[i] && b === out.simd[i]), count: out.relaxed.length, threadedLevel, threadedSame: both.scalar === both.relaxed }));
@@ -55,7 +71,7 @@ describe('the relaxed-SIMD build', () => {
       console.warn(`relaxed-SIMD comparison skipped: ${res.skip}`);
       return;
     }
-    expect(res.count).toBe(40);
+    expect(res.count).toBe(40 + 6 + 9);
     expect(res.same, 'relaxed, simd and scalar builds differ').toBe(true);
     expect([res.threadedLevel, res.threadedSame], 'the threaded relaxed variant on 2 threads, and its bytes').toEqual([2, true]);
   });

@@ -12,6 +12,8 @@ import {
 } from '../src/index.js';
 import { setParallelThreshold, setThreadHost, threadHost } from '../src/threads/config.js';
 import { runChunks } from '../src/threads/parallel.js';
+import { castFloat } from '../src/ops/cast.js';
+import { int8VectorwiseDequantCast, int8VectorwiseQuantCast } from '../src/ops/int8-cast.js';
 import { closePool, poolFor, poolSize } from '../src/threads/pool.js';
 import { setChunkElements, sharedWasm, wasm } from '../src/wasm/runtime.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../src/wasm/exports.js';
@@ -59,6 +61,11 @@ function outputs(): Buffer[] {
     out.push(gemv4bit(tensor(A3.data.subarray(0, 100), [1, 100]), pw, sw), matmul4bit(asDType(A3.data as Float32Array, [3, 100], 'bfloat16'), pw, sw, { bias }));
   }
   out.push(dequantizeFp8(fp8, tiles, { blockSize: 128 }), dequantizeFp8(fp8, tensor(new Float32Array([0.75])), { dtype: 'float16' }));
+  for (const A of inputs) for (const to of ['float32', 'float16', 'bfloat16'] as const) if (to !== A.dtype) out.push(castFloat(A, to));
+  for (const w of [W, asDType(W.data as Float32Array, W.shape, 'bfloat16')]) {
+    const [cw, sw] = int8VectorwiseQuantCast(w);
+    out.push(cw, sw, int8VectorwiseDequantCast(cw, sw, 'bfloat16'), int8VectorwiseDequantCast(cw, sw, 'float16'));
+  }
   return out.map(bytes);
 }
 

@@ -5,9 +5,8 @@ import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, isTensor } from '../tensor.js';
 import { dequantize4bit } from '../ops/dequantize4bit.js';
-import { int8VectorwiseDequant } from '../ops/int8.js';
+import { int8VectorwiseDequantCast } from '../ops/int8-cast.js';
 import { dequantizeFp8 } from '../ops/fp8.js';
-import { castFloat } from '../ops/cast.js';
 import { CheckpointReader, PlannedTensor, openCheckpoint } from '../io/safetensors-file.js';
 import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
 import { PyJson } from '../pyjson.js';
@@ -161,7 +160,7 @@ async function dequantizeLayerInt8(reader: CheckpointReader, l: LayerInt8, dtype
   const SCB = tensorOf(await reader.read(l.scb), l.scb);
   if (CB.dtype !== 'int8' || CB.shape.length !== 2) throw new BnbError('E_CKPT_FORMAT', `${l.weight} must be a 2-D int8 tensor (LLM.int8 CB), got ${CB.dtype} ${show(CB.shape)}`);
   // W = CB * SCB / 127, as bitsandbytes' int8_vectorwise_dequant
-  return castFloat(int8VectorwiseDequant(CB, SCB), dtype);
+  return int8VectorwiseDequantCast(CB, SCB, dtype);
 }
 
 async function dequantizeLayerFp8(reader: CheckpointReader, l: LayerFp8, dtype: FloatDType, blockSize: number): Promise<Tensor> {

@@ -4,8 +4,7 @@ import { BnbError, fail, show } from '../errors.js';
 import { DType, FloatDType, itemsize } from '../dtypes.js';
 import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { quantize4bit, QUANT_STORAGES } from '../ops/quantize4bit.js';
-import { int8VectorwiseQuant } from '../ops/int8.js';
-import { castFloat } from '../ops/cast.js';
+import { int8VectorwiseQuantCast } from '../ops/int8-cast.js';
 import { BLOCKSIZES_4BIT, checkBlocksize } from '../ops/validate.js';
 import { PlannedTensor, openCheckpoint } from '../io/safetensors-file.js';
 import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
@@ -126,7 +125,7 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
           if (!selected.has(name)) await put(name, t);
           else if (format === 'int8') {
             // Int8Params casts the weight to float16 before quantizing it
-            const [CB, SCB] = named(name, () => int8VectorwiseQuant(castFloat(t as Tensor, 'float16')));
+            const [CB, SCB] = named(name, () => int8VectorwiseQuantCast(t as Tensor));
             const module = name.slice(0, -'.weight'.length);
             await put(name, CB);
             await put(`${module}.SCB`, SCB);

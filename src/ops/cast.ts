@@ -1,11 +1,55 @@
-import { FloatDType } from '../dtypes.js';
+import { FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
 import { numberToBf16, numberToF16 } from '../float16.js';
-import { Tensor, tensor, toFloat32 } from '../tensor.js';
+import { fail } from '../errors.js';
+import { Tensor, checkTensor, isTensor, numel, tensor, toFloat32 } from '../tensor.js';
+import { kernelsFor, runChunks } from '../threads/parallel.js';
+import { WASM_DTYPE } from '../wasm/exports.js';
+import { chunkElements } from '../wasm/runtime.js';
+import { loadFloatChunk } from './chunk.js';
+import { checkFloatDType, emptyTensor, onHost } from './validate.js';
 
-/** A float tensor converted to another float dtype (round to nearest even; NaN -> 0x7fff). */
+/**
+ * A tensor converted to a float dtype: 16-bit outputs round to nearest even with
+ * every NaN -> 0x7fff; float32 outputs hold the exact values (a NaN as a JavaScript
+ * number stores it: float16's as 0x7fc00000, bfloat16's quieted). Float tensors on
+ * the host go through the WebAssembly castFloat kernel (chunked, threaded); other
+ * dtypes and device tensors through the per-element reference, with the same bits.
+ */
 export function castFloat(t: Tensor, dtype: FloatDType): Tensor {
+  if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
+  checkFloatDType('dtype', dtype, 'castFloat');
   if (t.dtype === dtype) return t;
+  if (!(FLOAT_DTYPES as readonly string[]).includes(t.dtype) || !onHost(t)) return castFloatReference(t, dtype);
+  return castFloatWasm(checkTensor('t', t), t.dtype as FloatDType, dtype);
+}
+
+/** The per-element reference: the value as a JavaScript number, then numberToF16 / numberToBf16. */
+export function castFloatReference(t: Tensor, dtype: FloatDType): Tensor {
   const x = toFloat32(t);
   if (dtype === 'float32') return tensor(x, [...t.shape], 'float32');
   return tensor(Uint16Array.from(x, dtype === 'float16' ? numberToF16 : numberToBf16), [...t.shape], dtype);
+}
+
+function castFloatWasm(t: Tensor, from: FloatDType, to: FloatDType): Tensor {
+  const n = numel(t.shape);
+  const out = emptyTensor(to, t.shape);
+  if (n === 0) return out;
+  const inSize = itemsize(from), outSize = itemsize(to);
+  const { m, threads } = kernelsFor(n, t.data);
+  const chunk = chunkElements(8, threads, n); // whole SIMD steps in every chunk but the last
+  const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
+  runChunks(m, threads, {
+    count: Math.ceil(n / chunk),
+    slot: [chunk * inSize, chunk * outSize],
+    load(j, p) {
+      const [start, len] = span(j);
+      p[0] = loadFloatChunk(m, p[0]!, t.data, start, len, from);
+    },
+    calls: (j, [pIn, pOut]) => [['castFloat', pIn!, span(j)[1], WASM_DTYPE[from], pOut!, WASM_DTYPE[to]]],
+    store(j, [, pOut]) {
+      const [start, len] = span(j);
+      m.read(pOut!, out.data, start * outSize, len * outSize);
+    },
+  });
+  return out;
 }

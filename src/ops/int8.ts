@@ -1,10 +1,10 @@
 import { BnbError, fail, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
-import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
+import { FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
 import { f16ToNumber, numberToF16 } from '../float16.js';
 import { Tensor, numel, tensor } from '../tensor.js';
 import { byteView, checkFinite, finiteCall } from './chunk.js';
-import { kernelsFor, runChunks } from '../threads/parallel.js';
+import { KernelCall, kernelsFor, runChunks } from '../threads/parallel.js';
 import { WASM_DTYPE } from '../wasm/exports.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { FiniteCheck } from './finite.js';
@@ -48,27 +48,33 @@ function rowChunk(rows: number, cols: number, threads: number): number {
   return Math.max(1, Math.min(rows, Math.floor(chunkElements(1, threads, rows * cols) / cols)));
 }
 
-/** Row-wise int8 quantization of f16 A over row chunks; `finite` rejects NaN/Inf first. */
-function int8QuantRows(A: Tensor, threshold: number, finite: FiniteCheck | null): { q: Int8Array; stats: Float32Array } {
+/**
+ * Row-wise int8 quantization of A over row chunks; `finite` rejects NaN/Inf first.
+ * A is float16, or (`from`) float32/bfloat16 cast to float16 by the castFloat
+ * kernel in wasm memory first: the bytes of int8VectorwiseQuant(castFloat(A, 'float16')).
+ */
+export function int8QuantRows(A: Tensor, threshold: number, finite: FiniteCheck | null, from: FloatDType = 'float16'): { q: Int8Array; stats: Float32Array } {
   const [rows, cols] = matrix('A', A);
   const q = new Int8Array(rows * cols), stats = new Float32Array(rows);
   const { m, threads } = kernelsFor(rows * cols, A.data);
   const chunk = rowChunk(rows, cols, threads);
+  const size = itemsize(from), cast = from !== 'float16';
   const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
   runChunks(m, threads, {
     count: Math.ceil(rows / chunk),
-    slot: [chunk * cols * 2, chunk * cols, chunk * 4],
+    slot: [chunk * cols * size, cast ? chunk * cols * 2 : 0, chunk * cols, chunk * 4],
     load(j, p) {
       const [r0, n] = span(j);
-      p[0] = m.place(p[0]!, byteView(A.data, r0 * cols * 2, n * cols * 2));
+      p[0] = m.place(p[0]!, byteView(A.data, r0 * cols * size, n * cols * size));
     },
-    calls(j, [pA, pQ, pS]) {
-      const n = span(j)[1];
-      return [...finiteCall(pA!, n * cols, 'float16', finite), ['int8VectorwiseQuant', pA!, n, cols, threshold, pQ!, pS!]];
+    calls(j, [pIn, pHalf, pQ, pS]) {
+      const n = span(j)[1], pA = cast ? pHalf! : pIn!;
+      const first: KernelCall[] = cast ? [['castFloat', pIn!, n * cols, WASM_DTYPE[from], pA, WASM_DTYPE.float16]] : [];
+      return [...first, ...finiteCall(pA, n * cols, 'float16', finite), ['int8VectorwiseQuant', pA, n, cols, threshold, pQ!, pS!]];
     },
-    store(j, [, pQ, pS], results) {
+    store(j, [, , pQ, pS], results) {
       const [r0, n] = span(j);
-      checkFinite(finite, results, r0 * cols);
+      checkFinite(finite, cast ? results.slice(1) : results, r0 * cols); // the scan's result follows the cast's
       m.read(pQ!, q, r0 * cols, n * cols);
       m.read(pS!, stats, r0 * 4, n * 4);
     },
@@ -179,27 +185,42 @@ export function checkInt8VectorwiseDequant(A: Tensor, stats: Tensor) {
 
 /** The WebAssembly kernel of int8VectorwiseDequant. */
 export function int8VectorwiseDequantWasm(A: Tensor, stats: Tensor): Tensor {
-  const { A: a, stats: st, rows, cols } = checkInt8VectorwiseDequant(A, stats);
-  const s = st.data as Float32Array;
-  const out = new Float32Array(rows * cols);
+  const { A: a, stats: st } = checkInt8VectorwiseDequant(A, stats);
+  return int8DequantRows(a, st, 'float32');
+}
+
+/**
+ * int8VectorwiseDequant over row chunks of checked A and stats, its float32 result
+ * cast to `dtype` by the castFloat kernel in wasm memory: the bytes of
+ * castFloat(int8VectorwiseDequant(A, stats), dtype), with no float32 copy on the host.
+ */
+export function int8DequantRows(a: Tensor, stats: Tensor, dtype: FloatDType): Tensor {
+  const [rows, cols] = matrix('A', a);
+  const s = stats.data as Float32Array;
+  const out = emptyTensor(dtype, a.shape);
+  const size = itemsize(dtype), cast = dtype !== 'float32';
   const { m, threads } = kernelsFor(rows * cols, a.data);
   const chunk = rowChunk(rows, cols, threads);
   const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
   runChunks(m, threads, {
     count: Math.ceil(rows / chunk),
-    slot: [chunk * cols, chunk * 4, chunk * cols * 4],
+    slot: [chunk * cols, chunk * 4, chunk * cols * 4, cast ? chunk * cols * size : 0],
     load(j, p) {
       const [r0, n] = span(j);
       p[0] = m.place(p[0]!, byteView(a.data, r0 * cols, n * cols));
       p[1] = m.place(p[1]!, byteView(s, r0 * 4, n * 4));
     },
-    calls: (j, [pA, pS, pO]) => [['int8VectorwiseDequant', pA!, span(j)[1], cols, pS!, pO!]],
-    store(j, [, , pO]) {
+    calls(j, [pA, pS, pF, pO]) {
+      const n = span(j)[1];
+      const deq: KernelCall = ['int8VectorwiseDequant', pA!, n, cols, pS!, pF!];
+      return cast ? [deq, ['castFloat', pF!, n * cols, WASM_DTYPE.float32, pO!, WASM_DTYPE[dtype]]] : [deq];
+    },
+    store(j, [, , pF, pO]) {
       const [r0, n] = span(j);
-      m.read(pO!, out, r0 * cols * 4, n * cols * 4);
+      m.read(cast ? pO! : pF!, out.data, r0 * cols * size, n * cols * size);
     },
   });
-  return tensor(out, [...a.shape], 'float32');
+  return out;
 }
 
 /** bnb's int8_linear_matmul: out = A @ B^T in exact int32 arithmetic, for any K. */

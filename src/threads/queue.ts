@@ -11,7 +11,7 @@ import { QueueLayout, executeJob } from './serve.js';
 export type KernelCall = readonly [KernelName, ...number[]];
 
 const RING = 64;
-const MAX_CALLS = 2;
+const MAX_CALLS = 3; // a cast, a NaN/Inf scan and a kernel (int8QuantRows from bfloat16)
 const MAX_ARGS = 16;
 const DESC_F64 = 1 + MAX_CALLS * (2 + MAX_ARGS) + MAX_CALLS + 1;
 const ERR_CHARS = 256;
@@ -47,6 +47,7 @@ export const MAX_IN_FLIGHT = RING;
 export const KERNEL_NAMES: readonly KernelName[] = [
   'quantize4bit', 'dequantize4bit', 'quantizeBlockwise', 'dequantizeBlockwise', 'firstNonFinite', 'int8VectorwiseQuant',
   'int8VectorwiseDequant', 'int8LinearMatmul', 'int8MmDequant', 'gemv4bit', 'dequantizeFp8',
+  'castFloat',
 ];
 const ID = new Map(KERNEL_NAMES.map((n, i) => [n, i]));
 

@@ -16,6 +16,7 @@ export interface KernelExports {
   int8LinearMatmul(a: number, m: number, k: number, b: number, n: number, out: number): void;
   int8MmDequant(a: number, rows: number, cols: number, rowStats: number, colStats: number, bias: number, biasKind: number, dtype: number, out: number): void;
   gemv4bit(a: number, m: number, k: number, adtype: number, packed: number, base: number, j0: number, n: number, absmax: number, blocksize: number, qtype: number, bias: number, dtype: number, out: number, scratch: number): void;
+  castFloat(src: number, n: number, from: number, dst: number, to: number): void;
   dequantizeFp8(w: number, rows: number, cols: number, row0: number, scale: number, scaleCols: number, blockRows: number, blockCols: number, dtype: number, out: number): void;
 }
 
