@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { serializeSafetensors, tensor } from '../src/index.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { ProgressEvent } from '../src/checkpoint/common.js';
