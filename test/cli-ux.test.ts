@@ -109,6 +109,25 @@ describe('inputs and outputs a user gets wrong', () => {
     expect(bnbjs('quantize', m, `${m}2`, '--format', 'nf4').status).toBe(0);
   });
 
+  it('a Hugging Face cache snapshot (every file a symbolic link into ../../blobs): weights and companions come through', async () => {
+    const repo = join(tmp, 'hub', 'models--org--tiny');
+    const snap = join(repo, 'snapshots', 'abc123');
+    mkdirSync(join(repo, 'blobs'), { recursive: true });
+    mkdirSync(snap, { recursive: true });
+    const files: [string, Buffer][] = [
+      ...readdirSync(`${models}/tiny-llama-bf16`).map((f) => [f, readFileSync(`${models}/tiny-llama-bf16/${f}`)] as [string, Buffer]),
+      ['tokenizer.json', Buffer.from('{"version": "1.0"}')],
+    ];
+    files.forEach(([name, data], i) => {
+      writeFileSync(join(repo, 'blobs', `blob${i}`), data);
+      symlinkSync(join('..', '..', 'blobs', `blob${i}`), join(snap, name));
+    });
+    const out = join(tmp, 'from-hub');
+    await quantizeCheckpoint(snap, out, { format: 'nf4' });
+    expect(readdirSync(out).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json']);
+    expect(readFileSync(join(out, 'tokenizer.json'), 'utf8')).toBe('{"version": "1.0"}');
+  });
+
   it('a README or config.json given as the checkpoint: an error that says what a checkpoint is', () => {
     const readme = join(tmp, 'README.md');
     writeFileSync(readme, '# My model\n\nWeights are in model.safetensors.\n');
