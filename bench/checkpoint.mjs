@@ -12,7 +12,7 @@
 //   npm run build && node bench/checkpoint.mjs --int8 [--reps N] [--dir DIR]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSafetensorsWriter } from '../dist/node.js';
 
@@ -71,19 +71,21 @@ async function memoryRun() {
     const shapes = layerShapes(layers, HIDDEN, INTER).filter(([n]) => !n.includes('post_attention'));
     await writeModel(join(src, 'model.safetensors'), shapes);
     const g = { bytes: shapes.reduce((s, [, sh]) => s + 2 * numel(sh), 0), largest: 2 * HIDDEN * INTER };
-    const q = run('quantizeCheckpoint', join(src, 'model.safetensors'), join(dir, `nf4-${mb}.safetensors`), { format: 'nf4', doubleQuant: true });
-    const d = run('dequantizeCheckpoint', join(dir, `nf4-${mb}.safetensors`), join(dir, `back-${mb}.safetensors`), {});
+    // --shard SIZE: folders in and out, both outputs sharded at SIZE
+    const shard = arg('--shard', null), ext = shard ? '' : '.safetensors', opts = shard ? { maxShardSize: shard } : {};
+    const q = run('quantizeCheckpoint', shard ? src : join(src, 'model.safetensors'), join(dir, `nf4-${mb}${ext}`), { format: 'nf4', doubleQuant: true, ...opts });
+    const d = run('dequantizeCheckpoint', join(dir, `nf4-${mb}${ext}`), join(dir, `back-${mb}${ext}`), opts);
     rows.push({ g, q, d });
     rmSync(src, { recursive: true, force: true });
-    rmSync(join(dir, `back-${mb}.safetensors`), { force: true });
+    rmSync(join(dir, `back-${mb}${ext}`), { recursive: true, force: true });
   }
-  console.log(`\n### ${new Date().toISOString().slice(0, 10)} — checkpoint conversion, Node ${process.version}, 1 thread\n`);
-  console.log('Command: `npm run build && node bench/checkpoint.mjs` (generated Llama-shaped bf16 checkpoints, nf4 + double quant)\n');
-  console.log('| checkpoint | step | input | output | time | throughput (input MB/s) | peak RSS |');
-  console.log('|---|---|---:|---:|---:|---:|---:|');
+  console.log(`\n### ${new Date().toISOString().slice(0, 10)} — checkpoint conversion, Node ${process.version}, ${availableParallelism()} threads (the default)\n`);
+  console.log(`Command: \`npm run build && node bench/checkpoint.mjs${arg('--shard', null) ? ` --shard ${arg('--shard')}` : ''}\` (generated Llama-shaped bf16 checkpoints, nf4 + double quant)\n`);
+  console.log('| checkpoint | step | input | output | files written | time | throughput (input MB/s) | peak RSS |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const { g, q, d } of rows) {
     for (const [step, r] of [['quantize', q], ['dequantize', d]]) {
-      console.log(`| ${fmt(g.bytes)} | ${step} | ${fmt(r.bytesIn)} | ${fmt(r.bytesOut)} | ${r.seconds.toFixed(1)} s | ${(r.bytesIn / 2 ** 20 / r.seconds).toFixed(0)} | ${fmt(r.peakRss)} |`);
+      console.log(`| ${fmt(g.bytes)} | ${step} | ${fmt(r.bytesIn)} | ${fmt(r.bytesOut)} | ${r.files.length} | ${r.seconds.toFixed(1)} s | ${(r.bytesIn / 2 ** 20 / r.seconds).toFixed(0)} | ${fmt(r.peakRss)} |`);
     }
   }
   const [s, l] = rows;

@@ -1,15 +1,23 @@
 // The bnbjs command line, run as a user runs it (the built dist/cli.js).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, readdirSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { serializeSafetensors, tensor } from '../src/index.js';
+import { numberToBf16 } from '../src/float16.js';
 import { SHARED } from './helpers/golden.js';
 
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const models = `${SHARED}/models`;
 const tmp = mkdtempSync(join(tmpdir(), 'bnbjs-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+// one Linear weight of 2^20 elements: large enough for worker threads
+const big = join(tmp, 'big');
+mkdirSync(big);
+writeFileSync(join(big, 'model.safetensors'), serializeSafetensors({
+  'model.layers.0.mlp.up_proj.weight': tensor(Uint16Array.from({ length: 1 << 20 }, (_, i) => numberToBf16(Math.sin(i) * 0.02)), [1024, 1024], 'bfloat16'),
+}));
 
 function bnbjs(...args: string[]) {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
@@ -80,6 +88,52 @@ describe('bnbjs CLI', () => {
     const d = JSON.parse(r.stdout);
     expect(d.quantizedLayers).toBe(14);
     expect(d.error.relerr).toBeLessThan(0.205719);
+    expect(d.error.layers).toBe(14);
+    // the tiny model's ops are under 2^20 elements: they stay on the calling thread, and it says so
+    expect(d.workerJobs).toBe(0);
+    const text = bnbjs('demo');
+    expect(text.stdout).toMatch(/^WebAssembly (relaxed|simd|scalar) build, on the calling thread \(\d+ available; ops under 2\^20 elements do not use workers\)$/m);
+    expect(text.stdout).toMatch(/^quantize: {3}14 quantized layers \(91 tensors written\): 3\.3 MiB -> 1\.2 MiB in/m);
+    expect(text.stdout).toMatch(/^dequantize: 14 quantized layers \(21 tensors written\)/m);
+    expect(text.stdout).toMatch(/mean relative error = 0\.\d{4}\n {2}within bitsandbytes' own bar for nf4 at blocksize 64 \(test_4bit_quant: mean relative error < 0\.205719 on normal data\)/);
+  });
+
+  it('a larger model\'s demo reports the jobs its worker threads ran', () => {
+    const r = spawnSync(process.execPath, [cli, 'demo', big, '--json'], { encoding: 'utf8', env: { ...process.env, BNBJS_NUM_THREADS: '2' } });
+    expect(r.status, r.stderr).toBe(0);
+    const d = JSON.parse(r.stdout);
+    expect(d.threads).toBe(2);
+    expect(d.workerJobs).toBeGreaterThan(0);
+  });
+});
+
+describe('npm run demo rebuilds only what changed (scripts/build-if-stale.mjs)', () => {
+  // a copy of the script in a tree of its own, so that the repository's files are left alone
+  const tree = join(tmp, 'tree');
+  const touch = (f: string, t: number) => {
+    mkdirSync(join(tree, f, '..'), { recursive: true });
+    if (!existsSync(join(tree, f))) writeFileSync(join(tree, f), '');
+    utimesSync(join(tree, f), t, t);
+  };
+  const check = () => spawnSync(process.execPath, [join(tree, 'scripts/build-if-stale.mjs'), '--check'], { encoding: 'utf8' });
+
+  it('up to date when every output is newer than every source; stale when a source changes or an output is missing', () => {
+    mkdirSync(join(tree, 'scripts'), { recursive: true });
+    writeFileSync(join(tree, 'scripts/build-if-stale.mjs'), readFileSync(new URL('../scripts/build-if-stale.mjs', import.meta.url)));
+    const old = 1_700_000_000, later = old + 100;
+    for (const f of ['assembly/index.ts', 'src/cli.ts', 'asconfig.json', 'tsconfig.json', 'package.json', 'scripts/inline-wasm.mjs']) touch(f, old);
+    utimesSync(join(tree, 'scripts/build-if-stale.mjs'), old, old);
+    for (const b of ['simd', 'relaxed', 'scalar', 'simd-mt', 'relaxed-mt']) touch(`build/bnb.${b}.wasm`, later);
+    for (const f of ['dist/cli.js', 'dist/core.js', 'dist/wasm/inline-bytes.js']) touch(f, later + 1);
+    expect(check()).toMatchObject({ status: 0, stdout: 'up to date\n' });
+    touch('src/cli.ts', later + 5);
+    expect(check()).toMatchObject({ status: 1, stdout: 'stale: src/cli.ts changed\n' });
+    touch('src/cli.ts', old);
+    touch('assembly/index.ts', later + 5);
+    expect(check()).toMatchObject({ status: 1, stdout: 'stale: assembly/index.ts changed\n' });
+    touch('assembly/index.ts', old);
+    rmSync(join(tree, 'build/bnb.scalar.wasm'));
+    expect(check()).toMatchObject({ status: 1, stdout: 'stale: build/bnb.scalar.wasm is missing\n' });
   });
 });
 
