@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import time
+import traceback
 
 import torch
 import bitsandbytes as bnb
@@ -157,17 +158,53 @@ def compare_dequantized(deq_dir, ref):
     return {'layers': len(ref), 'identical': len(ref) - len(bad), 'differing': bad[:10], 'leftover_items': extra[:10]}
 
 
+# the formats with extra checks (CUDA, shards) first: a run cut short still has them
 FORMATS = {
     'nf4+dq': (['--format', 'nf4', '--double-quant'], dict(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True)),
+    'int8': (['--format', 'int8'], dict(load_in_8bit=True)),
     'nf4': (['--format', 'nf4'], dict(load_in_4bit=True, bnb_4bit_quant_type='nf4')),
     'fp4': (['--format', 'fp4'], dict(load_in_4bit=True, bnb_4bit_quant_type='fp4')),
     'nf4 bf16-storage': (['--format', 'nf4', '--storage', 'bfloat16'],
                          dict(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_quant_storage=torch.bfloat16)),
-    'int8': (['--format', 'int8'], dict(load_in_8bit=True)),
 }
 
 # the nf4 model (~88 MB) needs smaller shards than 100MB to be split at all
 SHARD_SIZES = {'nf4+dq': '40MB', 'int8': '100MB'}
+
+
+def write_table(results):
+    """transformers.json and transformers.md so far (a run cut short keeps what it did)."""
+    with open(os.path.join(args.out, 'transformers.json'), 'w') as f:
+        json.dump(results, f, indent=2, default=str)
+    lines = ['| format | tensors identical | differences (explained) | quantization_config | logits bnbjs vs in-flight | '
+             'dequantized layers identical | extra checks |', '|---|---|---|---|---|---|---|']
+    for r in results:
+        if 'error' in r:
+            lines.append(f"| {r['format']} | FAILED: {r['error'][-300:]} | | | | | |")
+            continue
+        t = r['tensors']
+        explained = sum(1 for d in t['differences'] if 'explained' in d)
+        extra = []
+        if 'cuda_vs_wasm' in r:
+            c = r['cuda_vs_wasm']
+            extra.append(f"CUDA backend: {c['identical']}/{c['tensors']} tensors = WebAssembly's, dequantized "
+                         f"{r['cuda_dequantized']['identical']}/{r['cuda_dequantized']['layers']}")
+        if 'sharded' in r:
+            s = r['sharded']
+            extra.append(f"{SHARD_SIZES[r['format']]} shards: {len(s['files'])} files, {s['vs_single']['identical']}/{s['vs_single']['tensors']} = single, "
+                         f"logits identical {s['logits_vs_inflight']['identical']}; dequantize {len(s['dequantize_files'])} shards, "
+                         f"{s['dequantized']['identical']}/{s['dequantized']['layers']} identical, loads")
+        lo = r['logits_ours_vs_inflight']
+        lines.append(f"| {r['format']} | {t['identical']}/{t['tensors']} | {len(t['differences'])} ({explained})"
+                     f"{' only ours: ' + str(len(t['only_ours'])) if t['only_ours'] else ''}"
+                     f"{' only theirs: ' + str(len(t['only_theirs'])) if t['only_theirs'] else ''} | "
+                     f"{'same' if not r['quantization_config_diff'] else r['quantization_config_diff']} | "
+                     f"{'identical' if lo['identical'] else 'max |diff| %.3g' % lo['max_abs_diff']} | "
+                     f"{r['dequantized']['identical']}/{r['dequantized']['layers']} | {'; '.join(extra)} |")
+    table = '\n'.join(lines)
+    with open(os.path.join(args.out, 'transformers.md'), 'w') as f:
+        f.write('\n'.join(log_lines) + '\n\n' + table + '\n')
+    return table
 
 
 def main():
@@ -193,84 +230,63 @@ def main():
         slug = fmt.replace('+', '-').replace(' ', '-')
         ours, theirs, deq = (os.path.join(args.work, f'{p}-{slug}') for p in ('bnbjs', 'tf', 'deq'))
         row = {'format': fmt}
-        rep, row['bnbjs_quantize_s'] = bnbjs('quantize', src, ours, *cli_args, '--force')
-        qc = BitsAndBytesConfig(bnb_4bit_compute_dtype=torch.bfloat16, **bnb_kwargs) if 'load_in_4bit' in bnb_kwargs \
-            else BitsAndBytesConfig(**bnb_kwargs)
-        t = time.perf_counter()
-        inflight = AutoModelForCausalLM.from_pretrained(src, quantization_config=qc, device_map=DEV, dtype=torch.bfloat16)
-        inflight.save_pretrained(theirs)
-        row['transformers_quantize_save_s'] = time.perf_counter() - t
-        row['tensors'] = compare_folders(ours, theirs)
-        row['quantization_config_diff'], row['config_diff'] = quantization_config_diff(ours, theirs)
-        row['companions'] = sorted(set(os.listdir(src)) - set(os.listdir(ours)) - {'model.safetensors'})
-        ref_logits = logits_of(inflight, ids)
-        loaded = AutoModelForCausalLM.from_pretrained(ours, device_map=DEV, dtype=torch.bfloat16)
-        ours_logits = logits_of(loaded, ids)
-        row['logits_ours_vs_inflight'] = compare_logits(ours_logits, ref_logits)
-        del loaded
-        reloaded = AutoModelForCausalLM.from_pretrained(theirs, device_map=DEV, dtype=torch.bfloat16)
-        theirs_logits = logits_of(reloaded, ids)
-        row['logits_theirs_vs_inflight'] = compare_logits(theirs_logits, ref_logits)
-        row['logits_ours_vs_theirs_reloaded'] = compare_logits(ours_logits, theirs_logits)
-        del reloaded
-        ref = reference_dequantized(inflight)
-        _, row['bnbjs_dequantize_s'] = bnbjs('dequantize', theirs, deq, '--force')
-        row['dequantized'] = compare_dequantized(deq, ref)
-        if args.cuda and fmt == 'nf4+dq':
-            cuda_q, cuda_d = ours + '-cuda', deq + '-cuda'
-            _, row['cuda_quantize_s'] = bnbjs('quantize', src, cuda_q, *cli_args, '--force', env={'BNBJS_BACKEND': 'cuda'})
-            row['cuda_vs_wasm'] = compare_folders(cuda_q, ours)
-            _, row['cuda_dequantize_s'] = bnbjs('dequantize', theirs, cuda_d, '--force', env={'BNBJS_BACKEND': 'cuda'})
-            row['cuda_dequantized'] = compare_dequantized(cuda_d, ref)
-        if fmt in SHARD_SIZES:
-            sharded = ours + '-sharded'
-            bnbjs('quantize', src, sharded, *cli_args, '--force', '--max-shard-size', SHARD_SIZES[fmt])
-            _, where, files = load_folder(sharded)
-            row['sharded'] = {'files': files, 'vs_single': compare_folders(sharded, ours)}
-            loaded = AutoModelForCausalLM.from_pretrained(sharded, device_map=DEV, dtype=torch.bfloat16)
-            row['sharded']['logits_vs_inflight'] = compare_logits(logits_of(loaded, ids), ref_logits)
+        try:
+            rep, row['bnbjs_quantize_s'] = bnbjs('quantize', src, ours, *cli_args, '--force')
+            qc = BitsAndBytesConfig(bnb_4bit_compute_dtype=torch.bfloat16, **bnb_kwargs) if 'load_in_4bit' in bnb_kwargs \
+                else BitsAndBytesConfig(**bnb_kwargs)
+            t = time.perf_counter()
+            inflight = AutoModelForCausalLM.from_pretrained(src, quantization_config=qc, device_map=DEV, dtype=torch.bfloat16)
+            inflight.save_pretrained(theirs)
+            row['transformers_quantize_save_s'] = time.perf_counter() - t
+            row['tensors'] = compare_folders(ours, theirs)
+            row['quantization_config_diff'], row['config_diff'] = quantization_config_diff(ours, theirs)
+            row['companions'] = sorted(set(os.listdir(src)) - set(os.listdir(ours)) - {'model.safetensors'})
+            ref_logits = logits_of(inflight, ids)
+            loaded = AutoModelForCausalLM.from_pretrained(ours, device_map=DEV, dtype=torch.bfloat16)
+            ours_logits = logits_of(loaded, ids)
+            row['logits_ours_vs_inflight'] = compare_logits(ours_logits, ref_logits)
             del loaded
-            deq_sharded = deq + '-sharded'
-            bnbjs('dequantize', theirs, deq_sharded, '--force', '--max-shard-size', '100MB')
-            _, _, dfiles = load_folder(deq_sharded)
-            row['sharded']['dequantize_files'] = dfiles
-            row['sharded']['dequantized'] = compare_dequantized(deq_sharded, ref)
-            back = AutoModelForCausalLM.from_pretrained(deq_sharded, device_map=DEV, dtype=torch.bfloat16)
-            row['sharded']['dequantized_loads'] = True
-            del back
-        del inflight
-        torch.cuda.empty_cache()
+            reloaded = AutoModelForCausalLM.from_pretrained(theirs, device_map=DEV, dtype=torch.bfloat16)
+            theirs_logits = logits_of(reloaded, ids)
+            row['logits_theirs_vs_inflight'] = compare_logits(theirs_logits, ref_logits)
+            row['logits_ours_vs_theirs_reloaded'] = compare_logits(ours_logits, theirs_logits)
+            del reloaded
+            ref = reference_dequantized(inflight)
+            _, row['bnbjs_dequantize_s'] = bnbjs('dequantize', theirs, deq, '--force')
+            row['dequantized'] = compare_dequantized(deq, ref)
+            if args.cuda and fmt == 'nf4+dq':
+                cuda_q, cuda_d = ours + '-cuda', deq + '-cuda'
+                _, row['cuda_quantize_s'] = bnbjs('quantize', src, cuda_q, *cli_args, '--force', env={'BNBJS_BACKEND': 'cuda'})
+                row['cuda_vs_wasm'] = compare_folders(cuda_q, ours)
+                _, row['cuda_dequantize_s'] = bnbjs('dequantize', theirs, cuda_d, '--force', env={'BNBJS_BACKEND': 'cuda'})
+                row['cuda_dequantized'] = compare_dequantized(cuda_d, ref)
+            if fmt in SHARD_SIZES:
+                sharded = ours + '-sharded'
+                bnbjs('quantize', src, sharded, *cli_args, '--force', '--max-shard-size', SHARD_SIZES[fmt])
+                _, where, files = load_folder(sharded)
+                row['sharded'] = {'files': files, 'vs_single': compare_folders(sharded, ours)}
+                loaded = AutoModelForCausalLM.from_pretrained(sharded, device_map=DEV, dtype=torch.bfloat16)
+                row['sharded']['logits_vs_inflight'] = compare_logits(logits_of(loaded, ids), ref_logits)
+                del loaded
+                deq_sharded = deq + '-sharded'
+                bnbjs('dequantize', theirs, deq_sharded, '--force', '--max-shard-size', '100MB')
+                _, _, dfiles = load_folder(deq_sharded)
+                row['sharded']['dequantize_files'] = dfiles
+                row['sharded']['dequantized'] = compare_dequantized(deq_sharded, ref)
+                back = AutoModelForCausalLM.from_pretrained(deq_sharded, device_map=DEV, dtype=torch.bfloat16)
+                row['sharded']['dequantized_loads'] = True
+                del back
+            del inflight
+            torch.cuda.empty_cache()
+        except Exception as e:  # recorded in the table; the other formats still run
+            row['error'] = f'{type(e).__name__}: {e}'
+            log(traceback.format_exc())
         results.append(row)
         log(json.dumps(row, default=str))
-    with open(os.path.join(args.out, 'transformers.json'), 'w') as f:
-        json.dump(results, f, indent=2, default=str)
-    lines = ['| format | tensors identical | differences (explained) | quantization_config | logits bnbjs vs in-flight | '
-             'dequantized layers identical | extra checks |', '|---|---|---|---|---|---|---|']
-    for r in results:
-        t = r['tensors']
-        explained = sum(1 for d in t['differences'] if 'explained' in d)
-        extra = []
-        if 'cuda_vs_wasm' in r:
-            c = r['cuda_vs_wasm']
-            extra.append(f"CUDA backend: {c['identical']}/{c['tensors']} tensors = WebAssembly's, dequantized "
-                         f"{r['cuda_dequantized']['identical']}/{r['cuda_dequantized']['layers']}")
-        if 'sharded' in r:
-            s = r['sharded']
-            extra.append(f"{SHARD_SIZES[r['format']]} shards: {len(s['files'])} files, {s['vs_single']['identical']}/{s['vs_single']['tensors']} = single, "
-                         f"logits identical {s['logits_vs_inflight']['identical']}; dequantize {len(s['dequantize_files'])} shards, "
-                         f"{s['dequantized']['identical']}/{s['dequantized']['layers']} identical, loads")
-        lo = r['logits_ours_vs_inflight']
-        lines.append(f"| {r['format']} | {t['identical']}/{t['tensors']} | {len(t['differences'])} ({explained})"
-                     f"{' only ours: ' + str(len(t['only_ours'])) if t['only_ours'] else ''}"
-                     f"{' only theirs: ' + str(len(t['only_theirs'])) if t['only_theirs'] else ''} | "
-                     f"{'same' if not r['quantization_config_diff'] else r['quantization_config_diff']} | "
-                     f"{'identical' if lo['identical'] else 'max |diff| %.3g' % lo['max_abs_diff']} | "
-                     f"{r['dequantized']['identical']}/{r['dequantized']['layers']} | {'; '.join(extra)} |")
-    table = '\n'.join(lines)
-    with open(os.path.join(args.out, 'transformers.md'), 'w') as f:
-        f.write('\n'.join(log_lines) + '\n\n' + table + '\n')
-    print(table)
+        write_table(results)
+    print(write_table(results))
 
 
 if __name__ == '__main__':
     main()
+
