@@ -12,12 +12,14 @@ const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const models = `${SHARED}/models`;
 const tmp = mkdtempSync(join(tmpdir(), 'bnbjs-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-// one Linear weight of 2^20 elements: large enough for worker threads
+// Linear weights of 2^20 elements, large enough for worker threads; eight of them, as the
+// first ops may finish on the calling thread while the workers are still starting
 const big = join(tmp, 'big');
 mkdirSync(big);
-writeFileSync(join(big, 'model.safetensors'), serializeSafetensors({
-  'model.layers.0.mlp.up_proj.weight': tensor(Uint16Array.from({ length: 1 << 20 }, (_, i) => numberToBf16(Math.sin(i) * 0.02)), [1024, 1024], 'bfloat16'),
-}));
+const bigWeight = tensor(Uint16Array.from({ length: 1 << 20 }, (_, i) => numberToBf16(Math.sin(i) * 0.02)), [1024, 1024], 'bfloat16');
+writeFileSync(join(big, 'model.safetensors'), serializeSafetensors(Object.fromEntries(
+  Array.from({ length: 8 }, (_, l) => [`model.layers.${l}.mlp.up_proj.weight`, bigWeight]),
+)));
 
 function bnbjs(...args: string[]) {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });

@@ -1,3 +1,4 @@
+import { basename, join } from 'node:path';
 import { BnbError } from '../errors.js';
 import { DType } from '../dtypes.js';
 import type { SafetensorsDType } from '../io/safetensors.js';
@@ -94,9 +95,9 @@ export async function writeAll(writer: CheckpointWriter, body: () => Promise<voi
 
 /** The report of a finished conversion into `output`. */
 export function report(output: string, folder: boolean, writer: CheckpointWriter, tally: Tally, layers: number): ConversionReport {
-  const files = writer.files.map((f) => (folder ? `${output}/${f.slice(f.lastIndexOf('/') + 1)}` : output));
+  const files = writer.files.map((f) => (folder ? join(output, basename(f)) : output));
   return {
-    output, file: folder && files.length > 1 ? `${output}/${INDEX_NAME}` : files[0]!, files,
+    output, file: folder && files.length > 1 ? join(output, INDEX_NAME) : files[0]!, files,
     tensors: tally.tensorsTotal, layers, bytesIn: tally.bytesTotal, bytesOut: tally.bytesOut, seconds: tally.seconds,
   };
 }
