@@ -26,23 +26,24 @@ export function checkDType(argument: string, x: unknown): DType {
   return x;
 }
 
+/** Bytes per element of `dtype` (E_DTYPE for a name that is not a DType, "constructor" included). */
 export function itemsize(dtype: DType): number {
-  return ITEMSIZE[dtype];
+  return ITEMSIZE[checkDType('dtype', dtype)];
 }
 
 /** The typed array class that holds elements of `dtype` (16-bit floats as bit patterns). */
 export function arrayTypeOf(dtype: DType): ArrayCtor {
-  return ARRAY_TYPE[dtype];
+  return ARRAY_TYPE[checkDType('dtype', dtype)];
 }
 
 /** A new zeroed typed array for `length` elements of `dtype`. */
 export function allocate(dtype: DType, length: number): TypedArray {
-  return new ARRAY_TYPE[dtype](length);
+  return new ARRAY_TYPE[checkDType('dtype', dtype)](length);
 }
 
 /** The same bytes seen as elements of `dtype` (byte length must divide evenly). */
 export function reinterpret(bytes: Uint8Array, dtype: DType): TypedArray {
-  const size = ITEMSIZE[dtype];
+  const size = itemsize(dtype);
   if (bytes.byteLength % size !== 0) {
     throw new BnbError('E_STORAGE', `${bytes.byteLength} bytes cannot be viewed as ${dtype} (itemsize ${size})`);
   }

@@ -4,6 +4,7 @@ import { Tensor, checkNotDetached, checkTensor, isTensor, numel, tensor } from '
 import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT, checkBlocksize } from './ops/validate.js';
 import { QuantType } from './maps.js';
 import { PyFloat, PyJson, pyJsonDumps } from './pyjson.js';
+import { pyLoads, toPlain } from './io/json.js';
 
 export interface QuantStateFields {
   absmax: Tensor;
@@ -266,19 +267,11 @@ function parseBlob(key: string, v: unknown): Record<string, unknown> {
   } catch {
     throw new BnbError('E_STATE', `${key} is not valid UTF-8`);
   }
-  // Python's json accepts NaN and +-Infinity; JSON.parse does not.
-  const mark = '\\u0000pyfloat:';
-  const safe = text.replace(/(:\s*)(-?Infinity|NaN)(?=\s*[,}])/g, `$1"${mark}$2"`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(safe, (_k, x) => (typeof x === 'string' && x.startsWith('\u0000pyfloat:') ? Number(x.slice(9)) : x));
-  } catch (e) {
-    throw new BnbError('E_STATE', `${key} does not hold valid JSON: ${(e as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new BnbError('E_STATE', `${key} must hold a JSON object, got ${show(parsed)}`);
-  }
-  return parsed as Record<string, unknown>;
+  // Python's json.loads: NaN and +-Infinity are floats. Numbers are parsed as numbers
+  // (JsonNumber), never recognised inside strings, so a string stays a string.
+  const parsed = pyLoads(text, 'E_STATE', key, 'a JSON object of QuantState fields');
+  if (!(parsed instanceof Map)) throw new BnbError('E_STATE', `${key} must hold a JSON object, got ${show(toPlain(parsed))}`);
+  return toPlain(parsed) as Record<string, unknown>;
 }
 
 const isNumber = (x: unknown): x is number => typeof x === 'number';

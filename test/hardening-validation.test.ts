@@ -143,7 +143,7 @@ describe('QuantState dicts with inconsistent fields', () => {
 
   it('the blob: malformed, too large, or naming another quant type than its key', () => {
     const key = 'quant_state.bitsandbytes__nf4';
-    expect(fromDict({ ...d(), [key]: blob('{"quant_type": "nf4", ') })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/does not hold valid JSON/) });
+    expect(fromDict({ ...d(), [key]: blob('{"quant_type": "nf4", ') })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/is not valid JSON/) });
     expect(fromDict({ ...d(), [key]: tensor(new Uint8Array([0xff, 0xfe])) })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/not valid UTF-8/) });
     expect(fromDict({ ...d(), [key]: blob('[1, 2]') })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/must hold a JSON object, got \[1, 2\]/) });
     expect(fromDict({ ...d(), [key]: tensor(new Uint8Array(MAX_BLOB_BYTES + 1).fill(0x20)) })).toMatchObject({ code: 'E_STATE', message: new RegExp(`has ${MAX_BLOB_BYTES + 1} bytes: a quant_state JSON blob has at most ${MAX_BLOB_BYTES}`) });

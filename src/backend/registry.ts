@@ -81,8 +81,11 @@ export function forcedBackend(): ForcedBackend | null {
   return forced as ForcedBackend | null;
 }
 
-/** Overrides BNBJS_BACKEND (null: no forcing). */
+/** Overrides BNBJS_BACKEND (null: no forcing); any other name is E_ARGUMENT. */
 export function setForcedBackend(backend: ForcedBackend | null): void {
+  if (backend !== null && backend !== undefined && backend !== 'wasm' && backend !== 'cuda' && backend !== 'hpu') {
+    throw new BnbError('E_ARGUMENT', `backend = ${show(backend)} is not accepted: expected 'wasm', 'cuda', 'hpu' or null`);
+  }
   forced = backend;
 }
 

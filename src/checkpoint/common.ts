@@ -1,9 +1,10 @@
 import { basename, join } from 'node:path';
-import { BnbError } from '../errors.js';
+import { BnbError, fail } from '../errors.js';
 import { DType } from '../dtypes.js';
 import type { SafetensorsDType } from '../io/safetensors.js';
 import type { CheckpointReader } from '../io/safetensors-file.js';
 import { MAX_BLOB_BYTES } from '../quant-state.js';
+import { pyLoads, showJson, toPlain } from '../io/json.js';
 import { DEFAULT_MAX_SHARD_SIZE, INDEX_NAME, parseShardSize } from './shards.js';
 import type { CheckpointWriter } from './shards.js';
 
@@ -51,6 +52,20 @@ export interface ConversionReport {
 export const ST_DTYPE: Record<DType, SafetensorsDType> = {
   float32: 'F32', float16: 'F16', bfloat16: 'BF16', uint8: 'U8', int8: 'I8', int32: 'I32', float8_e4m3fn: 'F8_E4M3',
 };
+
+/**
+ * The options object and the options every conversion takes, checked before anything is
+ * read or written: `flags` (and force) are booleans, onProgress a function. A truthy
+ * string such as "no" must not replace an output.
+ */
+export function checkConversionOptions(op: string, opts: unknown, flags: readonly string[] = []): void {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) fail('E_ARGUMENT', `${op} options`, opts, 'an options object');
+  const o = opts as Record<string, unknown>;
+  for (const flag of ['force', ...flags]) {
+    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') fail('E_ARGUMENT', flag, o[flag], 'true or false');
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') fail('E_ARGUMENT', 'onProgress', o.onProgress, 'a function');
+}
 
 export function maxShardSizeOf(opts: ConversionOptions): number {
   return opts.maxShardSize === undefined ? DEFAULT_MAX_SHARD_SIZE : parseShardSize(opts.maxShardSize);
@@ -103,24 +118,23 @@ export function report(output: string, folder: boolean, writer: CheckpointWriter
 }
 
 /**
- * A layer's quant_state blob as a JSON object (Python's NaN/Infinity read as 0:
- * only shape, dtype and types are taken from it here). Its size is checked before
- * it is read: the blob is about 150 bytes, a hostile file may claim gigabytes.
+ * A layer's quant_state blob as a JSON object, read as Python's json.loads reads it
+ * (NaN and Infinity are numbers; a string is a string, whatever it holds). Its size is
+ * checked before it is read: the blob is about 150 bytes, a hostile file may claim gigabytes.
  */
 export async function readBlobJson(reader: CheckpointReader, key: string): Promise<Record<string, unknown>> {
   const info = reader.info(key);
   if (info.end - info.start > MAX_BLOB_BYTES) {
     throw new BnbError('E_CKPT_QUANT_STATE', `${key} has ${info.end - info.start} bytes: a quant_state JSON blob has at most ${MAX_BLOB_BYTES}`);
   }
-  let json: unknown;
+  const bytes = await reader.readBytes(key);
+  let text: string;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await reader.readBytes(key)).replace(/\bNaN\b|-?\bInfinity\b/g, '0'));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch (e) {
-    if (e instanceof BnbError) throw e;
     throw new BnbError('E_CKPT_QUANT_STATE', `${key} does not hold valid UTF-8 JSON: ${(e as Error).message}`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new BnbError('E_CKPT_QUANT_STATE', `${key} holds ${JSON.stringify(json)?.slice(0, 80)}: expected a JSON object`);
-  }
-  return json as Record<string, unknown>;
+  const json = pyLoads(text, 'E_CKPT_QUANT_STATE', key, 'a JSON object');
+  if (!(json instanceof Map)) throw new BnbError('E_CKPT_QUANT_STATE', `${key} holds ${showJson(json)}: expected a JSON object`);
+  return toPlain(json) as Record<string, unknown>;
 }

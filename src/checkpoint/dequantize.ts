@@ -13,7 +13,7 @@ import { PyJson } from '../pyjson.js';
 import { Layer4bit, LayerFp8, LayerInt8, QuantizedLayer, findLayers } from './layers.js';
 import { Target, isDirectory } from './files.js';
 import { ModelConfig, modelDType, readConfig } from './config.js';
-import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, maxShardSizeOf, readBlobJson, report, writeAll } from './common.js';
+import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, checkConversionOptions, maxShardSizeOf, readBlobJson, report, writeAll } from './common.js';
 
 export interface DequantizeCheckpointOptions extends ConversionOptions {
   /** dtype of the dequantized layers (default: the 4-bit state's dtype; the model's dtype for LLM.int8; bfloat16 for FP8) */
@@ -46,6 +46,7 @@ function fp8BlockSize(config: ModelConfig | null): number {
  * quantization_config and the folder's other files.
  */
 export async function dequantizeCheckpoint(input: string, output: string, opts: DequantizeCheckpointOptions = {}): Promise<ConversionReport> {
+  checkConversionOptions('dequantizeCheckpoint', opts, ['allowEmpty']);
   if (opts.dtype !== undefined && !(FLOAT_DTYPES as readonly string[]).includes(opts.dtype)) {
     throw new BnbError('E_DTYPE', `dtype = ${show(opts.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
   }

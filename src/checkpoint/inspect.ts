@@ -49,7 +49,7 @@ export async function inspectCheckpoint(path: string): Promise<CheckpointSummary
         const json = await readBlobJson(reader, l.stateKeys.find((k) => k.includes('.quant_state.'))!);
         out.push({
           name: l.weight, format: l.quantType, shape: json.shape as number[], dtype: json.dtype as string,
-          blocksize: json.blocksize as number, nested: 'nested_blocksize' in json, storage: reader.info(l.weight).dtype,
+          blocksize: json.blocksize as number, nested: Object.hasOwn(json, 'nested_blocksize'), storage: reader.info(l.weight).dtype,
           bytes: [l.weight, ...l.stateKeys].reduce((s, k) => s + size(k), 0),
         });
       } else if (l.kind === 'int8') {

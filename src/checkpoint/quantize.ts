@@ -1,7 +1,7 @@
 // bnbjs quantize: a float Hugging Face checkpoint -> what transformers + bitsandbytes
 // save_pretrained writes for load_in_4bit / load_in_8bit.
 import { BnbError, fail, show } from '../errors.js';
-import { DType, FloatDType, itemsize } from '../dtypes.js';
+import { DType, FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
 import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { quantize4bit, QUANT_STORAGES } from '../ops/quantize4bit.js';
 import { int8VectorwiseQuantCast } from '../ops/int8-cast.js';
@@ -12,7 +12,7 @@ import { PyJson } from '../pyjson.js';
 import { findLayers, isQuantizableWeight } from './layers.js';
 import { Target, isDirectory } from './files.js';
 import { bitsAndBytesConfig, modelDType, readConfig } from './config.js';
-import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, maxShardSizeOf, report, writeAll } from './common.js';
+import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, checkConversionOptions, maxShardSizeOf, report, writeAll } from './common.js';
 
 export type CheckpointFormat = 'nf4' | 'fp4' | 'int8';
 
@@ -44,7 +44,7 @@ function named<T>(name: string, f: () => T): T {
 
 /** The options, checked; LLM.int8 has no blocksize, nested statistics or storage, so giving them is an error. */
 function checkOptions(opts: QuantizeCheckpointOptions) {
-  if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', 'opts', opts, '{ format, ... }');
+  checkConversionOptions('quantizeCheckpoint', opts, ['doubleQuant']);
   const format = opts.format;
   if (format !== 'nf4' && format !== 'fp4' && format !== 'int8') fail('E_ARGUMENT', 'format', format, "'nf4', 'fp4' or 'int8'");
   if (format === 'int8') {
@@ -55,15 +55,21 @@ function checkOptions(opts: QuantizeCheckpointOptions) {
   const blocksize = checkBlocksize('blocksize', opts.blocksize ?? 64, BLOCKSIZES_4BIT);
   const storage = opts.storage ?? 'uint8';
   if (!QUANT_STORAGES.includes(storage)) fail('E_DTYPE', 'storage', storage, QUANT_STORAGES.join(', '));
+  // transformers takes any torch dtype name here, but the 4-bit layers compute in a float dtype
+  const computeDType = opts.computeDType;
+  if (computeDType !== undefined && !(FLOAT_DTYPES as readonly unknown[]).includes(computeDType)) {
+    fail('E_DTYPE', 'computeDType', computeDType, `one of ${FLOAT_DTYPES.join(', ')} (bnb_4bit_compute_dtype, the dtype bitsandbytes' 4-bit layers compute in)`);
+  }
   let skip: RegExp | null = null;
   if (opts.skip !== undefined && opts.skip !== null && opts.skip !== '') {
+    if (typeof opts.skip !== 'string' && !(opts.skip instanceof RegExp)) fail('E_ARGUMENT', 'skip', opts.skip, 'a regular expression (a string or a RegExp) or null');
     try {
       skip = typeof opts.skip === 'string' ? new RegExp(opts.skip) : opts.skip;
     } catch (e) {
       fail('E_ARGUMENT', 'skip', opts.skip, `a regular expression (${(e as Error).message})`);
     }
   }
-  return { format, doubleQuant: opts.doubleQuant ?? false, blocksize, storage, skip, maxShardSize: maxShardSizeOf(opts) };
+  return { format, doubleQuant: opts.doubleQuant ?? false, blocksize, storage, skip, computeDType, maxShardSize: maxShardSizeOf(opts) };
 }
 
 /**
@@ -74,7 +80,7 @@ function checkOptions(opts: QuantizeCheckpointOptions) {
  * with the quantization_config and the folder's other files.
  */
 export async function quantizeCheckpoint(input: string, output: string, opts: QuantizeCheckpointOptions): Promise<ConversionReport> {
-  const { format, doubleQuant, blocksize, storage, skip, maxShardSize } = checkOptions(opts);
+  const { format, doubleQuant, blocksize, storage, skip, computeDType, maxShardSize } = checkOptions(opts);
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
   if (config?.tree.has('quantization_config')) {
@@ -141,7 +147,7 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
       let written: Map<string, PyJson> | null = null;
       if (config) {
         const dtype = modelDType(config);
-        const compute = opts.computeDType ?? (format !== 'int8' && dtype ? dtype : 'float32');
+        const compute = computeDType ?? (format !== 'int8' && dtype ? dtype : 'float32');
         // the Linear modules left in float, so that transformers does not convert them on load
         const skipped = names.filter((n) => FLOAT_ST.includes(reader.info(n).dtype) && !selected.has(n) && isQuantizableWeight(n, reader.info(n).shape, null))
           .map((n) => n.slice(0, -'.weight'.length));

@@ -20,7 +20,8 @@ const UNITS: Record<string, number> = {
 /** A shard size as transformers takes it: bytes, or "5GB", "500MB", "1.5GB" (powers of 10), "2GiB" (powers of 2). */
 export function parseShardSize(value: string | number): number {
   const m = typeof value === 'number' ? null : /^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
-  const bytes = typeof value === 'number' ? value : m && UNITS[m[2]!.toUpperCase()] !== undefined ? Math.floor(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!) : NaN;
+  const unit = m ? m[2]!.toUpperCase() : '';
+  const bytes = typeof value === 'number' ? value : m && Object.hasOwn(UNITS, unit) ? Math.floor(Number(m[1]) * UNITS[unit]!) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes < 1) {
     throw new BnbError('E_ARGUMENT', `maxShardSize = ${show(value)} is not accepted: expected a positive number of bytes, or a size such as "5GB", "500MB" or "2GiB"`);
   }

@@ -12,7 +12,11 @@ type Option = { type: 'boolean' | 'string'; default?: boolean };
 const FLAGS: Record<string, Option> = { json: { type: 'boolean', default: false } };
 const WRITE: Record<string, Option> = { force: { type: 'boolean', default: false }, 'max-shard-size': { type: 'string' } };
 
-export const COMMANDS: Record<string, { usage: string; summary: string; options: Record<string, Option> }> = {
+type Command = { usage: string; summary: string; options: Record<string, Option> };
+
+// A Map: the command name is what the user typed, and "constructor" or "__proto__" must
+// not find Object.prototype's members.
+export const COMMANDS = new Map<string, Command>(Object.entries({
   inspect: {
     usage: 'bnbjs inspect <checkpoint> [--json]   |   bnbjs inspect --backends [--json]',
     summary: 'layers, formats, sizes and quant types; --backends: WebAssembly features, the CUDA addon and its GPUs',
@@ -38,11 +42,11 @@ export const COMMANDS: Record<string, { usage: string; summary: string; options:
     options: { ...FLAGS },
   },
   help: { usage: 'bnbjs help', summary: 'this text', options: {} },
-};
+} satisfies Record<string, Command>));
 
 export const HELP = `Usage: bnbjs <command> [options]
 
-${Object.values(COMMANDS).map((c) => `  ${c.usage}\n      ${c.summary}`).join('\n')}
+${[...COMMANDS.values()].map((c) => `  ${c.usage}\n      ${c.summary}`).join('\n')}
 
 A checkpoint is a .safetensors file, a model.safetensors.index.json, or a Hugging Face model folder
 holding them (sharded or not). SIZE is bytes or e.g. 5GB, 500MB, 2GiB (transformers' max_shard_size;
@@ -74,7 +78,7 @@ export function nearest(word: string, candidates: readonly string[]): string | n
 export function parseArgsError(e: Error & { code?: string }, command: string): UsageError {
   const unknown = /Unknown option '(-{1,2}[^']*)'/.exec(e.message)?.[1];
   if (unknown !== undefined) {
-    const names = Object.keys(COMMANDS[command]!.options).map((o) => `--${o}`);
+    const names = Object.keys(COMMANDS.get(command)!.options).map((o) => `--${o}`);
     const guess = nearest(unknown.startsWith('--') ? unknown : `-${unknown}`, names);
     return new UsageError(`unknown option ${unknown}${guess ? ` (did you mean ${guess}?)` : ''}`, command);
   }

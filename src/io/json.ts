@@ -187,6 +187,15 @@ export function parseJson(text: string, opts: ParseJsonOptions): JsonValue {
   return v;
 }
 
+/**
+ * `text` as Python's json.loads reads it: NaN, Infinity and -Infinity are numbers, the
+ * last of duplicate keys wins. Numbers come back as JsonNumber instances, so that no
+ * string of the document, whatever it holds, can turn into a number.
+ */
+export function pyLoads(text: string, code: BnbErrorCode, what: string, expected: string): JsonValue {
+  return parseJson(text, { code, what, expected, duplicates: 'last', python: true });
+}
+
 /** A parsed JSON value as plain JavaScript (numbers as Number; NaN and Infinity as such). */
 export function toPlain(v: JsonValue): unknown {
   if (v instanceof JsonNumber) return Number(v.text === 'NaN' ? NaN : v.text);
