@@ -65,10 +65,11 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
       if (l.kind !== '4bit') continue;
       const blob = l.stateKeys.find((k) => k.includes('.quant_state.'))!;
       const json = (await readBlobJson(reader, blob)) as { shape?: number[]; dtype?: FloatDType };
-      if (!Array.isArray(json.shape) || !(FLOAT_DTYPES as readonly unknown[]).includes(json.dtype)) {
-        throw new BnbError('E_CKPT_QUANT_STATE', `${blob}: expected "shape" and a float "dtype", got ${show(JSON.stringify(json))}`);
+      const shapeOk = Array.isArray(json.shape) && json.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+      if (!shapeOk || !(FLOAT_DTYPES as readonly unknown[]).includes(json.dtype)) {
+        throw new BnbError('E_CKPT_QUANT_STATE', `${blob}: expected "shape" (non-negative integers) and a float "dtype", got ${show(JSON.stringify(json))}`);
       }
-      state4.set(l.module, { shape: json.shape, dtype: json.dtype! });
+      state4.set(l.module, { shape: json.shape!, dtype: json.dtype! });
     }
     const int8DType: FloatDType = opts.dtype ?? modelDType(config) ?? 'float32';
     const fp8DType: FloatDType = opts.dtype ?? 'bfloat16';
