@@ -41,9 +41,11 @@ for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
     process.exit(1);
   });
 }
-// Node's own warnings go through the same escaping as everything else.
-process.removeAllListeners('warning');
-process.on('warning', (w) => output.error(`bnbjs: warning: ${w.name}: ${w.message}`));
+// Node's own warnings (when not turned off) go through the same escaping as everything else.
+if (process.listenerCount('warning') > 0) {
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => output.error(`bnbjs: warning: ${w.name}: ${w.message}`));
+}
 
 // A Map, not an object: an option value such as "constructor" or "toString" must not
 // find Object.prototype's members.

@@ -166,14 +166,14 @@ export class QuantState {
       }
       d[name] = v;
     }
-    const nestedHave = NESTED_KEYS.filter((k) => k in d);
+    const nestedHave = NESTED_KEYS.filter((k) => Object.hasOwn(d, k));
     if (nestedHave.length > 0 && nestedHave.length < NESTED_KEYS.length) {
       throw new BnbError('E_STATE', `the nested statistics are partly present: found ${nestedHave.join(', ')} but not ` +
-        `${NESTED_KEYS.filter((k) => !(k in d)).join(', ')} (expected all of ${NESTED_KEYS.join(', ')} or none)`);
+        `${NESTED_KEYS.filter((k) => !Object.hasOwn(d, k)).join(', ')} (expected all of ${NESTED_KEYS.join(', ')} or none)`);
     }
     let offset: number | null = null;
     let state2: QuantState | null = null;
-    if ('nested_absmax' in d) {
+    if (Object.hasOwn(d, 'nested_absmax')) {
       offset = Math.fround(need(d, 'nested_offset', isNumber, 'a number'));
       state2 = new QuantState({
         absmax: needTensor(d, 'nested_absmax'),

@@ -4,6 +4,7 @@
 // (hex included: "\u0000pyfloat:0x40" was blocksize 64), and the checkpoint readers turned
 // "NaN" inside strings into "0". Blobs are now read by the lexeme-preserving JSON parser:
 // numbers are JsonNumber tokens, strings stay strings and are refused where a number belongs.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { inspectCheckpoint } from '../src/checkpoint/inspect.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { error, rejection } from './helpers/util.js';
 
+const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), 'bnbjs-blob-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -102,6 +104,20 @@ describe('the checkpoint readers (inspect, dequantize)', () => {
     const [l] = (await inspectCheckpoint(dir)).layers;
     expect(l!.blocksize).toBe(`${MARKED}0x40`);
     expect(l!.dtype).toBe('NaN');
+  });
+
+  it('inspect refuses a blob whose shape is not integers (E_CKPT_QUANT_STATE), in the library and the CLI (no TypeError)', async () => {
+    for (const [i, shape] of [`["${MARK}64", 64]`, '"64x64"', '{"0": 64}', '[64, 1.5]', '[-1]'].entries()) {
+      const dir = checkpoint(`bad-shape-${i}`, (t) => t.replace('"shape": [64, 64]', `"shape": ${shape}`));
+      const e = await rejection(() => inspectCheckpoint(dir));
+      expect(e.code, shape).toBe('E_CKPT_QUANT_STATE');
+      expect(e.message).toMatch(/^model\.layers\.0\.mlp\.up_proj\.weight\.quant_state\.bitsandbytes__nf4: "shape" = .* is not accepted: expected an array of non-negative integers$/);
+      for (const json of [[], ['--json']]) {
+        const r = spawnSync(process.execPath, [cli, 'inspect', dir, ...json], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stderr).toMatch(/"shape" = .* \[E_CKPT_QUANT_STATE\]\n$/);
+      }
+    }
   });
 
   it('dequantize refuses a blob whose shape or blocksize is a marked string (E_CKPT_QUANT_STATE, E_STATE), writing nothing', async () => {

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Tensor, quantize4bit, serializeSafetensors, tensor } from '../src/index.js';
 import { Output, jsonText, printable } from '../src/cli/output.js';
 import { ProgressEvent } from '../src/checkpoint/common.js';
+import { progressLine } from '../src/cli/progress.js';
 
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), 'bnbjs-output-'));
@@ -177,6 +178,17 @@ describe('the output layer', () => {
     expect(written[0]).toContain(`model.${shownH}.weight`);
     expect(written[1]).toBe('\n');
     expect(new Output({ write: () => true }, { write: () => true }).progress()).toBeUndefined(); // not a terminal
+    // a narrow terminal: cut after escaping, by code points, so no escape or emoji is split into raw halves
+    const half = { ...event, bytesDone: 5, name: `😀${H}` };
+    const prefix = progressLine({ ...half, name: '' }).length;
+    for (let k = 0; k < 30; k++) {
+      const narrow: string[] = [];
+      new Output({ write: () => true }, { isTTY: true, columns: prefix + k + 1, write: (s: string) => narrow.push(s) }).progress()!(half);
+      expect(narrow).toHaveLength(1);
+      const shown = [...narrow[0]!.slice(4)];
+      expect(shown.filter((c) => RAW.test(c)), `cut at ${k}`).toEqual([]);
+      expect(shown.join('')).toBe([...progressLine(half).replace(half.name, printable(half.name))].slice(0, prefix + k).join(''));
+    }
   });
 });
 
@@ -195,6 +207,7 @@ JSON.parse = function (text, reviver) {
       case 'reject': Promise.reject(e); break;
       case 'proxy': throw new Proxy({}, { get() { throw new Error('get'); }, getPrototypeOf() { throw new Error('proto'); } });
       case 'string': throw 'a string ' + H;
+      case 'warn': process.emitWarning('careful ' + H); break;
       case 'syscall': throw Object.assign(new Error("EACCES: permission denied, open '/tmp/.x.bnbjs-1-2.tmp" + H + "'"), { code: 'EACCES', syscall: 'open', errno: -13 });
     }
   }
@@ -208,11 +221,11 @@ JSON.parse = function (text, reviver) {
     expect(r.status).toBe(1);
     expectInert(r);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(`bnbjs: internal error: boom ${shownH} (please report it; BNBJS_DEBUG=1 shows its stack: see SECURITY.md) [E_INTERNAL]\n`);
+    expect(r.stderr).toBe(`bnbjs: internal error: boom ${shownH} (please report it, with the stack BNBJS_DEBUG=1 prints: see SECURITY.md) [E_INTERNAL]\n`);
     const json = bnbjs(['--version', '--json'], { node: ['--require', hook], env: { HOOK: 'throw' } });
     expect(json.status).toBe(1);
     expectInert(json);
-    expect(JSON.parse(json.stdout).error).toEqual({ code: 'E_INTERNAL', message: `internal error: boom ${H} (please report it; BNBJS_DEBUG=1 shows its stack: see SECURITY.md)` });
+    expect(JSON.parse(json.stdout).error).toEqual({ code: 'E_INTERNAL', message: `internal error: boom ${H} (please report it, with the stack BNBJS_DEBUG=1 prints: see SECURITY.md)` });
   });
 
   it('a rejection nobody awaited, a thrown string, a thrown proxy that throws on every access: the same one line', () => {
@@ -223,7 +236,7 @@ JSON.parse = function (text, reviver) {
     const thrown = broken('string');
     expect(thrown.status).toBe(1);
     expectInert(thrown);
-    expect(thrown.stderr).toBe(`bnbjs: internal error: a string ${shownH} (please report it; BNBJS_DEBUG=1 shows its stack: see SECURITY.md) [E_INTERNAL]\n`);
+    expect(thrown.stderr).toBe(`bnbjs: internal error: a string ${shownH} (please report it, with the stack BNBJS_DEBUG=1 prints: see SECURITY.md) [E_INTERNAL]\n`);
     const proxy = broken('proxy');
     expect(proxy.status).toBe(1);
     expectInert(proxy);
@@ -240,6 +253,14 @@ JSON.parse = function (text, reviver) {
     expect(lines[2]).toContain(`hook-${shownH}.cjs`);
     expect(lines.filter((l) => /^\s+at /.test(l)).length).toBeGreaterThan(1);
     for (const off of ['', '0']) expect(broken('throw', { BNBJS_DEBUG: off }).stderr.split('\n')).toHaveLength(2);
+  });
+
+  it('a warning from Node is one escaped line; the command still succeeds', () => {
+    const r = broken('warn');
+    expect(r.status, r.stderr).toBe(0);
+    expectInert(r);
+    expect(r.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+    expect(r.stderr).toBe(`bnbjs: warning: Warning: careful ${shownH}\n`);
   });
 
   it('a system error that reached the top unwrapped: E_IO with the system\'s reason, not the (temporary) path, exit 1', () => {

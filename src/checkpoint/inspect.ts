@@ -1,4 +1,5 @@
 // bnbjs inspect: what a checkpoint holds, layer by layer.
+import { BnbError, show } from '../errors.js';
 import { openCheckpoint } from '../io/safetensors-file.js';
 import { findLayers } from './layers.js';
 import { isDirectory } from './files.js';
@@ -46,9 +47,15 @@ export async function inspectCheckpoint(path: string): Promise<CheckpointSummary
     const out: TensorSummary[] = [];
     for (const l of layers) {
       if (l.kind === '4bit') {
-        const json = await readBlobJson(reader, l.stateKeys.find((k) => k.includes('.quant_state.'))!);
+        const blob = l.stateKeys.find((k) => k.includes('.quant_state.'))!;
+        const json = await readBlobJson(reader, blob);
+        // the shape is what the table shows as the layer's; dtype and blocksize are shown as the blob says
+        const shape = json.shape;
+        if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+          throw new BnbError('E_CKPT_QUANT_STATE', `${blob}: "shape" = ${show(shape)} is not accepted: expected an array of non-negative integers`);
+        }
         out.push({
-          name: l.weight, format: l.quantType, shape: json.shape as number[], dtype: json.dtype as string,
+          name: l.weight, format: l.quantType, shape: shape as number[], dtype: json.dtype as string,
           blocksize: json.blocksize as number, nested: Object.hasOwn(json, 'nested_blocksize'), storage: reader.info(l.weight).dtype,
           bytes: [l.weight, ...l.stateKeys].reduce((s, k) => s + size(k), 0),
         });

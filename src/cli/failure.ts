@@ -61,7 +61,7 @@ function classify(e: unknown, context: FailureContext): Omit<Failure, 'stack'> {
     return { code: 'E_IO', message: `cannot ${what}: ${systemReason(e)}`, exit: 1 };
   }
   const message = e instanceof Error ? text(property(e, 'message')) : text(e);
-  const hint = debugging() ? '' : '; BNBJS_DEBUG=1 shows its stack';
+  const hint = debugging() ? '' : ', with the stack BNBJS_DEBUG=1 prints';
   return { code: 'E_INTERNAL', message: `internal error: ${message} (please report it${hint}: see SECURITY.md)`, exit: 1 };
 }
 

@@ -35,9 +35,10 @@ export function progressLine(p: ProgressEvent, width = 24): string {
 export function progressBar(stream: { isTTY?: boolean; columns?: number; write(s: string): unknown }, escape: (s: string) => string): Progress | undefined {
   if (stream.isTTY !== true) return undefined;
   return (p) => {
-    const line = progressLine(p, 24);
+    // escaped first (an escape is wider than its character), then cut by code points (never half a surrogate pair)
+    const line = [...escape(progressLine(p, 24))];
     const cols = Math.max(40, (stream.columns || 100) - 1); // a pseudo-terminal may report 0 columns
-    stream.write(`\r\x1b[K${escape(line.length > cols ? line.slice(0, cols) : line)}`);
+    stream.write(`\r\x1b[K${line.slice(0, cols).join('')}`);
     if (p.bytesDone >= p.bytesTotal) stream.write('\n');
   };
 }
