@@ -148,6 +148,19 @@ describe('strings from a checkpoint are escaped in every output', () => {
     expect(r.status).toBe(1);
     expectInert(r);
     expect(r.stderr).toBe(`bnbjs: a${shownHN}.weight.absmax: a 4-bit quantization item without its a${shownHN}.weight.quant_state.bitsandbytes__nf4|fp4 blob [E_CKPT_QUANT_STATE]\n`);
+    // a damaged file whose name carries H: the error names the file
+    const damaged = join(tmp, 'damaged');
+    mkdirSync(damaged);
+    const bytes = serializeSafetensors({ w: tensor(new Float32Array(16)) });
+    writeFileSync(join(damaged, `w-${H}.safetensors`), bytes.subarray(0, bytes.length - 4));
+    for (const json of [[], ['--json']]) {
+      const d = bnbjs(['inspect', damaged, ...json]);
+      expect(d.status).toBe(1);
+      expectInert(d);
+      expect(d.stderr).toContain(printable(join(damaged, `w-${H}.safetensors`)));
+      expect(d.stderr).toMatch(/\[E_ST_[A-Z_]+\]\n$/);
+      if (json.length) expect(JSON.parse(d.stdout).error.message).toContain(join(damaged, `w-${H}.safetensors`));
+    }
   });
 });
 
