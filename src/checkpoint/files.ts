@@ -20,12 +20,15 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Whether the input `path` is a folder. A missing one may be an output a run died replacing: put back first. */
 export async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    throw new BnbError('E_IO', `input = ${show(path)} does not exist: expected a .safetensors file or a model folder`);
+  let st = await stat(path).catch(() => null);
+  if (st === null) {
+    await recoverOutput(path).catch(() => {});
+    st = await stat(path).catch(() => null);
   }
+  if (st === null) throw new BnbError('E_IO', `input = ${show(path)} does not exist: expected a .safetensors file or a model folder`);
+  return st.isDirectory();
 }
 
 /** `path` with symbolic links resolved as far as it exists (the rest appended as given). */
