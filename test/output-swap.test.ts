@@ -186,6 +186,23 @@ describe('outputs that cannot be replaced, and conversions racing to one output'
     expect(hidden()).toEqual([]);
   });
 
+  it('another process writes the output while a swap is paused between its renames: the paused one ends E_EXISTS, the other\'s output stays, nothing left', async () => {
+    const name = 'race-processes';
+    const { out, before } = oldOutput(name);
+    const run = await pausedSwap(out);
+    expectMidSwap(out, name, before);
+    const other = bnbjs(['quantize', input, out, '--format', 'fp4', '--force']);
+    expect(other.status, other.stderr).toBe(0);
+    const placed = tree(out);
+    rmSync(run.marker);
+    expect((await run.exited).code).toBe(3);
+    expect(run.stderr()).toBe(`bnbjs: output = ${JSON.stringify(out)} appeared while converting (another conversion wrote it at the same time) [E_EXISTS]\n`);
+    expect(tree(out)).toEqual(placed);
+    expect(formats(out).every((f) => f === 'fp4')).toBe(true);
+    expect(hidden()).toEqual([]);
+    expect(tree(input)).toEqual(inputTree);
+  });
+
   it('three conversions in one process with force over one output: each replaces it in turn, nothing left', async () => {
     const { out } = oldOutput('race-force');
     const r = await Promise.allSettled(['nf4', 'fp4', 'int8'].map((format) => quantizeCheckpoint(input, out, { format: format as 'nf4', force: true })));

@@ -5,7 +5,7 @@
 // running process; once that writer is SIGKILLed the next cleanup removes it. Where
 // this machine allows a new PID namespace (root, unshare), the writer runs in one.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,23 @@ describe('stale temporaries are told by their owner lock, not their PID', () => 
     await w.exited;
     expect(existsSync(lockOf(w.tmp))).toBe(false);
     expect(await removeStaleTemporaries(out)).toEqual([w.tmp]);
+  });
+
+  const linux = process.platform === 'linux';
+  if (!linux) console.log('skipped: locks in folders too long for a socket address use /proc/self/fd (Linux)');
+  it.skipIf(!linux)('in a folder whose path is too long for a socket address (108 bytes) the lock is reached through /proc/self/fd, and decides the same', async () => {
+    const deep = join(dir, 'd'.repeat(60), 'e'.repeat(60));
+    mkdirSync(deep, { recursive: true });
+    const out = join(deep, 'deep.safetensors');
+    const w = await start([process.execPath, writer, out, String(deadPid())]);
+    const lock = join(deep, `.bnbjs-${host}-${/-([0-9a-f]{16})\.tmp$/.exec(w.tmp)![1]}.lock`);
+    expect(Buffer.byteLength(lock)).toBeGreaterThan(108);
+    expect(lstatSync(lock).isSocket()).toBe(true);
+    expect(await removeStaleTemporaries(out)).toEqual([]);
+    w.child.kill('SIGKILL');
+    await w.exited;
+    expect(await removeStaleTemporaries(out)).toEqual([w.tmp]);
+    expect(readdirSync(deep)).toEqual([]);
   });
 
   const ns = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { encoding: 'utf8' });
