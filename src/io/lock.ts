@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { connect, createServer, Server } from 'node:net';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** The host name as it appears in temporary names: [A-Za-z0-9_-], at most 32 characters. */
 export function host(): string {
@@ -132,13 +132,12 @@ export async function acquireLock(dir: string): Promise<OwnerLock | null> {
       return null;
     }
     server.unref(); // a lock never keeps the process alive
-    held.set(id, { server, file: join(dir, name), close: at.close });
+    held.set(id, { server, file: resolve(dir, name), close: at.close });
     if (!exitHook) {
       exitHook = true;
       process.once('exit', releaseLocksSync);
     }
-    // a lock is used only once it answers: bind and listen are two system calls, and
-    // between them the socket refuses connections like a dead owner's
+    // used only once other runs, asking as ownerState does, find it alive
     if ((await ownerState(dir, id)) === 'alive') return { id, release: () => releaseSync(id) };
     releaseSync(id);
   }
