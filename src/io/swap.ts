@@ -109,6 +109,7 @@ export async function recoverOutput(path: string): Promise<void> {
         renameSync(old, path);
         continue;
       } catch (e) {
+        if (code(e) === 'ENOENT') continue; // another run put it back meanwhile
         if (!occupied(e)) throw e;
       }
     }
