@@ -22,8 +22,11 @@ import { output } from './cli/output.js';
 import { FailureContext, failure } from './cli/failure.js';
 
 // Interrupted (Ctrl-C, kill, closed terminal): remove this run's temporary outputs
-// before exiting, so that nothing but complete outputs remains. SIGKILL cannot be
-// caught: its hidden temporary stays, and the next run for that output removes it.
+// before exiting, so that nothing but complete outputs remains. A handler never runs
+// between the two renames that replace an output folder (they are synchronous, see
+// src/io/swap.ts): after them it removes the old output, before them the new one.
+// SIGKILL cannot be caught: its hidden temporary (or old output moved aside) stays, and
+// the next run for that output removes it (or puts the old output back).
 for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
   process.on(signal, () => {
     removeTemporariesSync();

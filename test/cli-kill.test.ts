@@ -1,8 +1,9 @@
 // The CLI never leaves a partial or corrupt output: killed mid-write (SIGKILL, which
 // cannot be caught, and SIGTERM/SIGINT, which can), failing half-way, or pointed at an
 // existing output without --force. Outputs are built under a hidden temporary name
-// (.NAME.bnbjs-HOST-PID-RANDOM.tmp) and renamed when complete; a SIGKILLed run leaves
-// that temporary, and the next run for the same output removes it.
+// (.NAME.bnbjs-HOST-PID-ID.tmp, ID naming the owner's lock .bnbjs-HOST-ID.lock) and
+// renamed when complete; a SIGKILLed run leaves both, and the next run for the same
+// output removes them. (--force interrupted mid-swap: output-swap.test.ts.)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -96,6 +97,7 @@ describe('bnbjs CLI, interrupted or failing', () => {
     const again = bnbjs('quantize', input, out, '--format', 'nf4', '--json');
     expect(again.status, again.stderr).toBe(0);
     expect(temporaries(dir, 'killed.safetensors')).toEqual([]); // the dead process's temporary is gone
+    expect(readdirSync(dir).filter((f) => f.endsWith('.lock'))).toEqual([]); // and its lock
     expect(JSON.parse(bnbjs('inspect', out, '--json').stdout).layers).toHaveLength(16);
   }, 120_000);
 

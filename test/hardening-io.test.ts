@@ -1,14 +1,16 @@
-// Outputs on disk: temporaries of dead processes are removed, those of live ones (or of
-// another host sharing the folder) are not; an output that appears while a writer runs
-// is never replaced without force; config.json is size-limited and must be an object.
+// Outputs on disk: temporaries whose owner lock is gone are removed, those of live
+// owners (or of another host sharing the folder, or without a lock) are not; an output
+// that appears while a writer runs is never replaced without force; config.json is
+// size-limited and must be an object. (Locks held by other processes: stale-lock.test.ts.)
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { serializeSafetensors, tensor } from '../src/index.js';
 import { createSafetensorsWriter } from '../src/io/safetensors-file.js';
-import { removeStaleTemporaries, temporaryName } from '../src/io/temp.js';
+import { dropTemporary, newTemporary, removeStaleTemporaries } from '../src/io/temp.js';
 import { MAX_CONFIG_BYTES } from '../src/checkpoint/config.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
 import { rejection } from './helpers/util.js';
@@ -23,27 +25,37 @@ function deadPid(): number {
 }
 
 describe('temporaries', () => {
-  it('are named .NAME.bnbjs-HOST-PID-RANDOM.tmp beside the output', () => {
-    const t = temporaryName(join(dir, 'out.safetensors'));
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32);
+  const id = () => randomBytes(8).toString('hex');
+
+  it('are named .NAME.bnbjs-HOST-PID-ID.tmp beside the output; ID names the owner lock .bnbjs-HOST-ID.lock, a socket held until dropped', async () => {
+    const t = await newTemporary(join(dir, 'out.safetensors'));
     expect(t.startsWith(join(dir, '.out.safetensors.bnbjs-'))).toBe(true);
-    expect(t).toMatch(new RegExp(`-${process.pid}-[0-9a-z]+\\.tmp$`));
+    const m = /-(\d+)-([0-9a-f]{16})\.tmp$/.exec(t);
+    expect(Number(m?.[1])).toBe(process.pid);
+    const lock = join(dir, `.bnbjs-${host}-${m![2]}.lock`);
+    expect(lstatSync(lock).isSocket()).toBe(true);
+    dropTemporary(t);
+    expect(existsSync(lock)).toBe(false);
   });
 
-  it('of dead processes of this host are removed; live ones, other hosts and other outputs are kept', async () => {
-    const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32);
+  it('whose owner lock is gone are removed (whatever PID the name says); live, lock-less, legacy, other hosts\' and other outputs\' are kept', async () => {
     const out = join(dir, 'model.safetensors');
-    const dead = join(dir, `.model.safetensors.bnbjs-${host}-${deadPid()}-abc123.tmp`);
-    const deadFolder = join(dir, `.model.safetensors.bnbjs-${host}-${deadPid()}-def456.tmp`);
-    const mine = join(dir, `.model.safetensors.bnbjs-${host}-${process.pid}-aaa111.tmp`);
-    const otherHost = join(dir, `.model.safetensors.bnbjs-elsewhere-${deadPid()}-bbb222.tmp`);
-    const otherOutput = join(dir, `.other.safetensors.bnbjs-${host}-${deadPid()}-ccc333.tmp`);
+    const dead = join(dir, `.model.safetensors.bnbjs-${host}-${process.pid}-${id()}.tmp`); // our own PID: the lock decides
+    const deadFolder = join(dir, `.model.safetensors.bnbjs-${host}-${deadPid()}-${id()}.tmp`);
+    const mine = await newTemporary(out);
+    const noLock = join(dir, `.model.safetensors.bnbjs-${host}-${deadPid()}-x${id().slice(1)}.tmp`);
+    const legacy = join(dir, `.model.safetensors.bnbjs-${host}-${deadPid()}-abc123.tmp`);
+    const otherHost = join(dir, `.model.safetensors.bnbjs-elsewhere-${deadPid()}-${id()}.tmp`);
+    const otherOutput = join(dir, `.other.safetensors.bnbjs-${host}-${deadPid()}-${id()}.tmp`);
     const lookalike = join(dir, '.model.safetensors.tmp');
-    for (const f of [dead, mine, otherHost, otherOutput, lookalike]) writeFileSync(f, 'x');
+    for (const f of [dead, mine, noLock, legacy, otherHost, otherOutput, lookalike]) writeFileSync(f, 'x');
     mkdirSync(deadFolder);
     writeFileSync(join(deadFolder, 'model.safetensors'), 'x');
     const removed = await removeStaleTemporaries(out);
     expect(removed.sort()).toEqual([dead, deadFolder].sort());
-    for (const f of [mine, otherHost, otherOutput, lookalike]) expect(existsSync(f), f).toBe(true);
+    for (const f of [mine, noLock, legacy, otherHost, otherOutput, lookalike]) expect(existsSync(f), f).toBe(true);
+    dropTemporary(mine);
   });
 });
 

@@ -556,7 +556,7 @@ describe('streaming writer', () => {
     const before = readdirSync(dir).sort();
     const w = await createSafetensorsWriter(path, plan);
     await w.write('w', fixed.w);
-    expect(readdirSync(dir).length).toBe(before.length + 1); // the temporary file
+    expect(readdirSync(dir).length).toBe(before.length + 2); // the temporary file and its owner lock
     await w.abort();
     await w.abort();
     expect(readdirSync(dir).sort()).toEqual(before);

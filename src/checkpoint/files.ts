@@ -1,10 +1,11 @@
 // Where a checkpoint conversion reads and writes: a single .safetensors file, or a
 // Hugging Face folder (config.json, sharded or single weights, tokenizer files).
-import { copyFile, lstat, mkdir, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BnbError, show } from '../errors.js';
 import { outputError } from '../io/files.js';
-import { removeStaleTemporaries, temporaryName, trackTemporary, untrackTemporary } from '../io/temp.js';
+import { dropTemporary, newTemporary, trackTemporary, untrackTemporary } from '../io/temp.js';
+import { recoverOutput, swapIntoPlace } from '../io/swap.js';
 import { PlannedTensor } from '../io/safetensors-file.js';
 import { PyJson } from '../pyjson.js';
 import { writeConfig } from './config.js';
@@ -19,12 +20,15 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Whether the input `path` is a folder. A missing one may be an output a run died replacing: put back first. */
 export async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    throw new BnbError('E_IO', `input = ${show(path)} does not exist: expected a .safetensors file or a model folder`);
+  let st = await stat(path).catch(() => null);
+  if (st === null) {
+    await recoverOutput(path).catch(() => {});
+    st = await stat(path).catch(() => null);
   }
+  if (st === null) throw new BnbError('E_IO', `input = ${show(path)} does not exist: expected a .safetensors file or a model folder`);
+  return st.isDirectory();
 }
 
 /** `path` with symbolic links resolved as far as it exists (the rest appended as given). */
@@ -81,16 +85,28 @@ export class Target {
   static async prepare(input: string, output: string, folder: boolean, force: boolean): Promise<Target> {
     if (typeof output !== 'string' || output.length === 0) throw new BnbError('E_ARGUMENT', `output = ${show(output)} is not accepted: expected a path`);
     await checkApart(input, output);
+    try {
+      await recoverOutput(output); // a run killed while replacing it: its old output comes back first
+    } catch (e) {
+      throw outputError(e, output);
+    }
     if ((await exists(output)) && !force) {
       throw new BnbError('E_EXISTS', `output = ${show(output)} exists: pass force (--force) to replace it`);
+    }
+    const last = basename(output);
+    if (last === '.' || last === '..') {
+      throw new BnbError('E_IO', `cannot write output = ${show(output)}: a path ending in ${show(last)} cannot be renamed or replaced (the system answers EBUSY): name the folder itself, as ${show(resolve(output))}`);
     }
     try {
       await makeParents(output);
       if (!folder) return new Target(output, null, force);
-      await removeStaleTemporaries(output);
-      const tmp = temporaryName(output);
-      await mkdir(tmp);
-      trackTemporary(tmp);
+      const tmp = await newTemporary(output);
+      try {
+        await mkdir(tmp);
+      } catch (e) {
+        dropTemporary(tmp);
+        throw e;
+      }
       return new Target(output, tmp, force);
     } catch (e) {
       throw outputError(e, output);
@@ -116,36 +132,32 @@ export class Target {
   }
 
   /**
-   * Moves the finished folder into place. A replaced folder is first moved aside, so
-   * that at every moment `output` is either the old output or the new one, complete.
+   * Moves the finished folder into place (src/io/swap.ts): at every moment `output` is
+   * either the old output or the new one, complete, even if the process dies meanwhile.
    */
   async commit(): Promise<void> {
     const tmp = this.dir;
     if (tmp === null) return;
+    let old: string | null;
     try {
-      if (await exists(this.output)) {
-        if (!this.force) throw new BnbError('E_EXISTS', `output = ${show(this.output)} appeared while converting: pass force (--force) to replace it`);
-        const old = temporaryName(this.output);
-        await rename(this.output, old);
-        trackTemporary(old);
-        await rename(tmp, this.output);
-        untrackTemporary(tmp);
-        await rm(old, { recursive: true, force: true });
-        untrackTemporary(old);
-        return;
-      }
-      await rename(tmp, this.output);
-      untrackTemporary(tmp);
+      old = swapIntoPlace(tmp, this.output, this.force);
     } catch (e) {
       throw outputError(e, this.output);
     }
+    if (old !== null) {
+      // the new output is in place: the old one may go (interrupted, the CLI removes it)
+      trackTemporary(old);
+      await rm(old, { recursive: true, force: true }).catch(() => {}); // else recoverOutput removes it later
+      untrackTemporary(old);
+    }
+    dropTemporary(tmp);
   }
 
   /** Removes whatever was written. */
   async abort(): Promise<void> {
     if (this.dir === null) return;
     await rm(this.dir, { recursive: true, force: true }).catch(() => {});
-    untrackTemporary(this.dir);
+    dropTemporary(this.dir);
   }
 }
 

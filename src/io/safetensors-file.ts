@@ -2,7 +2,8 @@
 // provide too): lazy per-tensor reads, sharded checkpoints, and writers that never
 // leave a partial output (temporary name in the same folder, fsync, rename).
 import { link, lstat, open, readdir, rename, stat, unlink } from 'node:fs/promises';
-import { removeStaleTemporaries, temporaryName, trackTemporary, untrackTemporary } from './temp.js';
+import { dropTemporary, newTemporary } from './temp.js';
+import { recoverOutput } from './swap.js';
 import { readSmallFile } from './files.js';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
@@ -366,7 +367,14 @@ export async function openCheckpoint(path: string): Promise<CheckpointReader> {
   try {
     isDir = (await stat(path)).isDirectory();
   } catch (e) {
-    throw ioError(e, `cannot open ${path}`);
+    if (errno(e) !== 'ENOENT') throw ioError(e, `cannot open ${path}`);
+    // missing: perhaps a run died while replacing it, its old output moved aside
+    await recoverOutput(path).catch(() => {});
+    try {
+      isDir = (await stat(path)).isDirectory();
+    } catch (e) {
+      throw ioError(e, `cannot open ${path}`);
+    }
   }
   const target = isDir ? await resolveFolder(path) : path;
   if (target.endsWith('.json')) return openIndex(target);
@@ -401,29 +409,33 @@ function existsError(path: string): BnbError {
 
 /** A temporary file in the same folder as `path`, created exclusively. */
 async function createTemp(path: string, force: boolean): Promise<{ tmp: string; fh: FileHandle }> {
+  try {
+    await recoverOutput(path); // a run killed while replacing it: its old output comes back first
+  } catch (e) {
+    throw ioError(e, `cannot check ${path}`);
+  }
   if (!force && (await exists(path))) throw existsError(path);
-  await removeStaleTemporaries(path);
-  const tmp = temporaryName(path);
+  const tmp = await newTemporary(path);
   try {
     const fh = await open(tmp, 'wx+'); // read too: finish() may move data within the file
-    trackTemporary(tmp);
     return { tmp, fh };
   } catch (e) {
+    dropTemporary(tmp);
     throw ioError(e, `cannot create ${tmp}`);
   }
 }
 
-async function removeQuietly(path: string): Promise<void> {
-  await unlink(path).catch(() => {});
-  untrackTemporary(path);
+async function removeQuietly(tmp: string): Promise<void> {
+  await unlink(tmp).catch(() => {});
+  dropTemporary(tmp);
 }
 
 /** Moves the finished temporary file to `path`: rename, or without force a link that fails if `path` exists. */
 async function commit(tmp: string, path: string, force: boolean): Promise<void> {
   try {
     if (force) {
-      await rename(tmp, path);
-      untrackTemporary(tmp);
+      await rename(tmp, path); // atomic: `path` holds the old file or the new one, never neither
+      dropTemporary(tmp);
     } else {
       try {
         await link(tmp, path); // atomic: fails with EEXIST rather than replacing
@@ -433,7 +445,7 @@ async function commit(tmp: string, path: string, force: boolean): Promise<void> 
         // file systems without hard links: check, then rename
         if (await exists(path)) throw existsError(path);
         await rename(tmp, path);
-        untrackTemporary(tmp);
+        dropTemporary(tmp);
       }
     }
   } catch (e) {
