@@ -103,7 +103,7 @@ async function inspect(values: Values, pos: string[]): Promise<void> {
     return;
   }
   const [path] = positionals('inspect', pos, 1, '<checkpoint>');
-  const s = await inspectCheckpoint(path!);
+  const s = await inspectCheckpoint(path!, { trustIndex: values['trust-index'] === true });
   if (values.json) return void console.log(JSON.stringify(s, null, 2));
   console.log(`${printable(s.path)}: ${s.format}, ${s.tensors} tensors, ${bytesText(s.bytes)} in ${s.files.length} file(s)`);
   if (s.quantizationConfig) console.log(`quantization_config: ${printable(JSON.stringify(s.quantizationConfig))}`);
@@ -135,7 +135,7 @@ async function run(command: string, rest: string[]): Promise<boolean> {
     const [input, output] = positionals(command, pos, 2, '<in> <out>');
     const r = await dequantizeCheckpoint(input!, output!, {
       dtype: floatDType(command, '--dtype', values.dtype), maxShardSize: shardSize(command, values['max-shard-size']),
-      allowEmpty: values['allow-empty'] === true, force: values.force === true, onProgress: progress,
+      allowEmpty: values['allow-empty'] === true, trustIndex: values['trust-index'] === true, force: values.force === true, onProgress: progress,
     });
     if (json) console.log(JSON.stringify(r, null, 2));
     else printReport('dequantized', r);
@@ -159,7 +159,7 @@ async function run(command: string, rest: string[]): Promise<boolean> {
     const r = await quantizeCheckpoint(input!, output!, {
       format, doubleQuant: values['double-quant'] === true ? true : undefined, blocksize, storage, skip: values.skip as string | undefined,
       computeDType: floatDType(command, '--compute-dtype', values['compute-dtype']), maxShardSize: shardSize(command, values['max-shard-size']),
-      force: values.force === true, onProgress: progress,
+      trustIndex: values['trust-index'] === true, force: values.force === true, onProgress: progress,
     });
     if (json) console.log(JSON.stringify(r, null, 2));
     else printReport('quantized', r);

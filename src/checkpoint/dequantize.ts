@@ -52,7 +52,7 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
   const maxShardSize = maxShardSizeOf(opts);
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
-  const reader = await openCheckpoint(input);
+  const reader = await openCheckpoint(input, { trustIndex: opts.trustIndex });
   try {
     const names = reader.names();
     const { layers, passthrough } = findLayers(names);

@@ -1,5 +1,5 @@
 // bnbjs inspect: what a checkpoint holds, layer by layer.
-import { openCheckpoint } from '../io/safetensors-file.js';
+import { OpenCheckpointOptions, checkOpenOptions, openCheckpoint } from '../io/safetensors-file.js';
 import { findLayers } from './layers.js';
 import { isDirectory } from './files.js';
 import { readConfig } from './config.js';
@@ -35,10 +35,11 @@ export interface CheckpointSummary {
   other: TensorSummary[];
 }
 
-export async function inspectCheckpoint(path: string): Promise<CheckpointSummary> {
+export async function inspectCheckpoint(path: string, opts?: OpenCheckpointOptions): Promise<CheckpointSummary> {
+  const o = checkOpenOptions(opts);
   const folder = await isDirectory(path);
   const config = folder ? await readConfig(path) : null;
-  const reader = await openCheckpoint(path);
+  const reader = await openCheckpoint(path, o);
   try {
     const names = reader.names();
     const size = (n: string) => reader.info(n).end - reader.info(n).start;

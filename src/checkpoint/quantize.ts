@@ -80,7 +80,7 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
   if (config?.tree.has('quantization_config')) {
     throw new BnbError('E_CKPT_FORMAT', `${input} is already quantized (config.json has a quantization_config): dequantize it first`);
   }
-  const reader = await openCheckpoint(input);
+  const reader = await openCheckpoint(input, { trustIndex: opts.trustIndex });
   try {
     const names = reader.names();
     if (findLayers(names).layers.length) throw new BnbError('E_CKPT_FORMAT', `${input} already holds bitsandbytes layers: dequantize it first`);
