@@ -2,6 +2,7 @@
 import { OpenCheckpointOptions, checkOpenOptions, openCheckpoint } from '../io/safetensors-file.js';
 import { findLayers } from './layers.js';
 import { isDirectory } from './files.js';
+import { kernelPath } from '../io/files.js';
 import { readConfig } from './config.js';
 import { readBlobJson } from './common.js';
 
@@ -37,6 +38,7 @@ export interface CheckpointSummary {
 
 export async function inspectCheckpoint(path: string, opts?: OpenCheckpointOptions): Promise<CheckpointSummary> {
   const o = checkOpenOptions(opts);
+  path = await kernelPath(path); // link/.. as open() resolves it, for every file read below
   const folder = await isDirectory(path);
   const config = folder ? await readConfig(path) : null;
   const reader = await openCheckpoint(path, o);

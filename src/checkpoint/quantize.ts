@@ -11,6 +11,7 @@ import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
 import { PyJson } from '../pyjson.js';
 import { findLayers, isQuantizableWeight } from './layers.js';
 import { Target, isDirectory } from './files.js';
+import { kernelPath } from '../io/files.js';
 import { bitsAndBytesConfig, modelDType, readConfig } from './config.js';
 import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, maxShardSizeOf, report, writeAll } from './common.js';
 
@@ -75,6 +76,7 @@ function checkOptions(opts: QuantizeCheckpointOptions) {
  */
 export async function quantizeCheckpoint(input: string, output: string, opts: QuantizeCheckpointOptions): Promise<ConversionReport> {
   const { format, doubleQuant, blocksize, storage, skip, maxShardSize } = checkOptions(opts);
+  input = await kernelPath(input); // link/.. as open() resolves it, for every file read below
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
   if (config?.tree.has('quantization_config')) {

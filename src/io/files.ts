@@ -5,8 +5,9 @@
 // when opened. What is read is limited by the bytes actually read, not by what stat
 // claims (a link to /dev/zero says size 0).
 import { Stats, constants } from 'node:fs';
-import { lstat, open, stat, writeFile } from 'node:fs/promises';
+import { lstat, open, realpath, stat, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import { BnbError, BnbErrorCode, show } from '../errors.js';
 
 /** Node's text for an OS error without the path it names: 'permission denied (EACCES)'. */
@@ -22,6 +23,27 @@ export function readError(e: unknown, path: string, verb = 'read'): BnbError {
   const err = new BnbError('E_IO', `cannot ${verb} ${path}: ${systemReason(e)}`);
   err.cause = e;
   return err;
+}
+
+/**
+ * `path` with its `..` segments resolved as the kernel resolves them, after following
+ * the links before them. path.join and path.resolve drop `link/..` lexically, so for
+ * `link/../m` they would name files of another folder than open() and readdir() reach
+ * (config.json of one model beside the weights of another). Paths without `..` (and
+ * those whose part up to the last `..` does not exist) are returned as given.
+ */
+export async function kernelPath(path: string): Promise<string> {
+  if (typeof path !== 'string') return path;
+  const parts = path.split(sep === '\\' ? /[\\/]/ : '/');
+  const last = parts.lastIndexOf('..');
+  if (last < 0) return path;
+  let head: string;
+  try {
+    head = await realpath(parts.slice(0, last + 1).join(sep) || sep);
+  } catch {
+    return path;
+  }
+  return join(head, ...parts.slice(last + 1));
 }
 
 /** What a file that is not a regular one is, for messages. */

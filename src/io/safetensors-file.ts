@@ -3,7 +3,7 @@
 // leave a partial output (temporary name in the same folder, fsync, rename).
 import { link, lstat, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { removeStaleTemporaries, temporaryName, trackTemporary, untrackTemporary } from './temp.js';
-import { openRegularFile, readSmallFile, systemReason } from './files.js';
+import { kernelPath, openRegularFile, readSmallFile, systemReason } from './files.js';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { BnbError, fail, show } from '../errors.js';
@@ -386,6 +386,7 @@ export function checkOpenOptions(opts: unknown): Required<OpenCheckpointOptions>
 export async function openCheckpoint(path: string, opts?: OpenCheckpointOptions): Promise<CheckpointReader> {
   checkPath('path', path);
   const { trustIndex } = checkOpenOptions(opts);
+  path = await kernelPath(path); // link/.. as open() resolves it: the index's shards and the folder's files are joined to it
   let isDir: boolean;
   try {
     isDir = (await stat(path)).isDirectory();
