@@ -118,7 +118,7 @@ async function inspect(values: Values, pos: string[]): Promise<void> {
     return;
   }
   const [path] = positionals('inspect', pos, 1, '<checkpoint>');
-  const s = await inspectCheckpoint(path!);
+  const s = await inspectCheckpoint(path!, { trustIndex: values['trust-index'] === true });
   if (values.json) return output.json(s);
   output.print(`${s.path}: ${s.format}, ${s.tensors} tensors, ${bytesText(s.bytes)} in ${s.files.length} file(s)`);
   if (s.quantizationConfig) output.print(`quantization_config: ${JSON.stringify(s.quantizationConfig)}`);
@@ -153,7 +153,7 @@ async function run(command: string, rest: string[]): Promise<boolean> {
     const [input, out] = positionals(command, pos, 2, '<in> <out>');
     const r = await dequantizeCheckpoint(input!, out!, {
       dtype: floatDType(command, '--dtype', values.dtype), maxShardSize: shardSize(command, values['max-shard-size']),
-      allowEmpty: values['allow-empty'] === true, force: values.force === true, onProgress: progress,
+      allowEmpty: values['allow-empty'] === true, trustIndex: values['trust-index'] === true, force: values.force === true, onProgress: progress,
     });
     if (json) output.json(r);
     else printReport('dequantized', r);
@@ -177,7 +177,7 @@ async function run(command: string, rest: string[]): Promise<boolean> {
     const r = await quantizeCheckpoint(input!, out!, {
       format, doubleQuant: values['double-quant'] === true ? true : undefined, blocksize, storage, skip: values.skip as string | undefined,
       computeDType: floatDType(command, '--compute-dtype', values['compute-dtype']), maxShardSize: shardSize(command, values['max-shard-size']),
-      force: values.force === true, onProgress: progress,
+      trustIndex: values['trust-index'] === true, force: values.force === true, onProgress: progress,
     });
     if (json) output.json(r);
     else printReport('quantized', r);

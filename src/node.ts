@@ -3,7 +3,7 @@
 // browser and Worker bundles never pull node:fs.
 export * from './index.js';
 export { openSafetensors, openCheckpoint, createSafetensorsWriter } from './io/safetensors-file.js';
-export type { SafetensorsReader, CheckpointReader, PlannedTensor, SafetensorsFileWriter } from './io/safetensors-file.js';
+export type { SafetensorsReader, CheckpointReader, OpenCheckpointOptions, PlannedTensor, SafetensorsFileWriter } from './io/safetensors-file.js';
 export { quantizeCheckpoint } from './checkpoint/quantize.js';
 export { bitsAndBytesConfig, configText } from './checkpoint/config.js';
 export type { QuantizeCheckpointOptions, CheckpointFormat } from './checkpoint/quantize.js';

@@ -410,10 +410,12 @@ describe('sharded checkpoints', () => {
     writeFileSync(join(ck, 'model.safetensors.index.json'), JSON.stringify(index));
     writeFileSync(join(ck, 'config.json'), '{}');
     for (const p of [ck, join(ck, 'model.safetensors.index.json')]) {
-      const c = await openCheckpoint(p);
+      // model.extra is not in the index: an error, unless the index is to be trusted (test/index-completeness.test.ts)
+      expect(await rejection(() => openCheckpoint(p))).toMatchObject({ code: 'E_ST_INDEX', message: expect.stringMatching(/weight_map omits "model\.extra", which model-00002-of-00002\.safetensors holds/) });
+      const c = await openCheckpoint(p, { trustIndex: true });
       try {
         expect(c.files).toEqual([join(ck, 'model-00001-of-00002.safetensors'), join(ck, 'model-00002-of-00002.safetensors')]);
-        expect(c.names()).toEqual(['model.b', 'model.a', 'lm_head.weight']); // model.extra is not in the index
+        expect(c.names()).toEqual(['model.b', 'model.a', 'lm_head.weight']);
         expect(c.metadata).toEqual({ format: 'pt' });
         expect(c.indexMetadata).toEqual({ total_size: 17 });
         expect(c.info('lm_head.weight')).toMatchObject({ dtype: 'I8', shape: [2, 2], start: 0, end: 4 });

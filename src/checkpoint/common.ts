@@ -32,6 +32,8 @@ export interface ConversionOptions {
   maxShardSize?: number | string;
   /** called after each input tensor is converted */
   onProgress?: Progress;
+  /** read only what a sharded checkpoint's index lists (see OpenCheckpointOptions.trustIndex) */
+  trustIndex?: boolean;
 }
 
 export interface ConversionReport {

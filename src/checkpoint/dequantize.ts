@@ -12,6 +12,7 @@ import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
 import { PyJson } from '../pyjson.js';
 import { Layer4bit, LayerFp8, LayerInt8, QuantizedLayer, findLayers } from './layers.js';
 import { Target, isDirectory } from './files.js';
+import { kernelPath } from '../io/files.js';
 import { ModelConfig, modelDType, readConfig } from './config.js';
 import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, checkConversionOptions, maxShardSizeOf, readBlobJson, report, writeAll } from './common.js';
 
@@ -51,9 +52,10 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
     throw new BnbError('E_DTYPE', `dtype = ${show(opts.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
   }
   const maxShardSize = maxShardSizeOf(opts);
+  input = await kernelPath(input); // link/.. as open() resolves it, for every file read below
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
-  const reader = await openCheckpoint(input);
+  const reader = await openCheckpoint(input, { trustIndex: opts.trustIndex });
   try {
     const names = reader.names();
     const { layers, passthrough } = findLayers(names);

@@ -1,9 +1,9 @@
 // Where a checkpoint conversion reads and writes: a single .safetensors file, or a
 // Hugging Face folder (config.json, sharded or single weights, tokenizer files).
-import { copyFile, lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BnbError, show } from '../errors.js';
-import { outputError } from '../io/files.js';
+import { copyRegularFile, outputError, readError } from '../io/files.js';
 import { dropTemporary, newTemporary, trackTemporary, untrackTemporary } from '../io/temp.js';
 import { recoverOutput, swapIntoPlace } from '../io/swap.js';
 import { PlannedTensor } from '../io/safetensors-file.js';
@@ -22,33 +22,55 @@ async function exists(path: string): Promise<boolean> {
 
 /** Whether the input `path` is a folder. A missing one may be an output a run died replacing: put back first. */
 export async function isDirectory(path: string): Promise<boolean> {
-  let st = await stat(path).catch(() => null);
+  const missing = (e: unknown) => (e as { code?: string }).code === 'ENOENT';
+  const look = () => stat(path).catch((e) => {
+    if (missing(e)) return null;
+    throw readError(e, `input = ${show(path)}`);
+  });
+  let st = await look();
   if (st === null) {
     await recoverOutput(path).catch(() => {});
-    st = await stat(path).catch(() => null);
+    st = await look();
   }
   if (st === null) throw new BnbError('E_IO', `input = ${show(path)} does not exist: expected a .safetensors file or a model folder`);
   return st.isDirectory();
 }
 
-/** `path` with symbolic links resolved as far as it exists (the rest appended as given). */
+/**
+ * `path` as the kernel resolves it, as far as it exists (the rest appended as given).
+ * No lexical step comes first: in `link/../x` the `..` is the parent of where `link`
+ * points, which is where a write to that path lands (path.resolve would drop `link/..`).
+ */
 async function resolvedPath(path: string): Promise<string> {
-  const abs = resolve(path);
   try {
-    return await realpath(abs);
+    return await realpath(path);
   } catch {
-    const parent = dirname(abs);
-    return parent === abs ? abs : join(await resolvedPath(parent), basename(abs));
+    const parent = dirname(path);
+    if (parent === path) return resolve(path);
+    const base = basename(path), above = await resolvedPath(parent);
+    return base === '..' ? dirname(above) : base === '.' ? above : join(above, base);
   }
 }
 
 const within = (inner: string, outer: string) => inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
 
-/** Refuses an output that is, contains, or is inside the input: replacing it would destroy the input. */
+/**
+ * Refuses an output that is, contains, or is inside the input: replacing it would
+ * destroy the input. Each path is taken both as the kernel resolves it and after
+ * path.resolve (which drops `link/..` before following `link`): some files are reached
+ * by the one and some by the other (join() is lexical), so neither may overlap.
+ */
 async function checkApart(input: string, output: string): Promise<void> {
-  const i = await resolvedPath(input);
-  for (const o of new Set([await resolvedPath(output), join(await resolvedPath(dirname(resolve(output))), basename(resolve(output)))])) {
-    if (within(o, i) || within(i, o)) {
+  const inputs = new Set([await resolvedPath(input), await resolvedPath(resolve(input))]);
+  const outputs = new Set<string>();
+  for (const out of [output, resolve(output)]) {
+    // the output itself if it exists (a link to the input is the input), and the name in its folder (what a rename replaces)
+    outputs.add(await resolvedPath(out));
+    outputs.add(join(await resolvedPath(dirname(out)), basename(out)));
+  }
+  for (const i of inputs) {
+    for (const o of outputs) {
+      if (!within(o, i) && !within(i, o)) continue;
       const how = o === i ? 'is' : within(o, i) ? 'is inside' : 'contains';
       throw new BnbError('E_ARGUMENT', `output = ${show(output)} ${how} the input ${show(input)}${o === resolve(output) ? '' : ` (${show(o)} after following symbolic links)`}: choose an output outside it`);
     }
@@ -123,8 +145,8 @@ export class Target {
   /** The folder's own files: config.json (if any) and the input folder's companions. */
   async complete(input: string, config: Map<string, PyJson> | null): Promise<void> {
     if (this.dir === null) return;
+    await copyCompanions(input, this.dir, this.output); // read errors name the input's file, write errors the output
     try {
-      await copyCompanions(input, this.dir);
       if (config) await writeConfig(this.dir, config);
     } catch (e) {
       throw outputError(e, this.output);
@@ -163,13 +185,22 @@ export class Target {
 
 /**
  * Copies the files a model folder carries besides its weights and config (tokenizer,
- * generation config, ...). Symbolic links are followed, as in a Hugging Face cache
- * snapshot whose files all link into ../../blobs; what is not a regular file is skipped.
+ * generation config, ...) into `to`, as regular files with the same bytes. Symbolic
+ * links are followed, as in a Hugging Face cache snapshot whose files all link into
+ * ../../blobs. Sub-folders are not copied; anything else that is not a regular file (a
+ * FIFO, a device, a link to nothing) is E_IO naming it, rather than waited on or lost.
  */
-export async function copyCompanions(from: string, to: string): Promise<void> {
-  for (const name of await readdir(from)) {
+export async function copyCompanions(from: string, to: string, output: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(from);
+  } catch (e) {
+    throw readError(e, from, 'list');
+  }
+  for (const name of names) {
     if (name === 'config.json' || name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json')) continue;
     const st = await stat(join(from, name)).catch(() => null);
-    if (st?.isFile()) await copyFile(join(from, name), join(to, name));
+    if (st?.isDirectory()) continue;
+    await copyRegularFile(join(from, name), join(to, name), output);
   }
 }

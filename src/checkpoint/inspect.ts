@@ -1,8 +1,9 @@
 // bnbjs inspect: what a checkpoint holds, layer by layer.
 import { BnbError, show } from '../errors.js';
-import { openCheckpoint } from '../io/safetensors-file.js';
+import { OpenCheckpointOptions, checkOpenOptions, openCheckpoint } from '../io/safetensors-file.js';
 import { findLayers } from './layers.js';
 import { isDirectory } from './files.js';
+import { kernelPath } from '../io/files.js';
 import { readConfig } from './config.js';
 import { readBlobJson } from './common.js';
 
@@ -36,10 +37,12 @@ export interface CheckpointSummary {
   other: TensorSummary[];
 }
 
-export async function inspectCheckpoint(path: string): Promise<CheckpointSummary> {
+export async function inspectCheckpoint(path: string, opts?: OpenCheckpointOptions): Promise<CheckpointSummary> {
+  const o = checkOpenOptions(opts);
+  path = await kernelPath(path); // link/.. as open() resolves it, for every file read below
   const folder = await isDirectory(path);
   const config = folder ? await readConfig(path) : null;
-  const reader = await openCheckpoint(path);
+  const reader = await openCheckpoint(path, o);
   try {
     const names = reader.names();
     const size = (n: string) => reader.info(n).end - reader.info(n).start;

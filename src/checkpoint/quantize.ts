@@ -11,6 +11,7 @@ import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
 import { PyJson } from '../pyjson.js';
 import { findLayers, isQuantizableWeight } from './layers.js';
 import { Target, isDirectory } from './files.js';
+import { kernelPath } from '../io/files.js';
 import { bitsAndBytesConfig, modelDType, readConfig } from './config.js';
 import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, checkConversionOptions, maxShardSizeOf, report, writeAll } from './common.js';
 
@@ -81,12 +82,13 @@ function checkOptions(opts: QuantizeCheckpointOptions) {
  */
 export async function quantizeCheckpoint(input: string, output: string, opts: QuantizeCheckpointOptions): Promise<ConversionReport> {
   const { format, doubleQuant, blocksize, storage, skip, computeDType, maxShardSize } = checkOptions(opts);
+  input = await kernelPath(input); // link/.. as open() resolves it, for every file read below
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
   if (config?.tree.has('quantization_config')) {
     throw new BnbError('E_CKPT_FORMAT', `${input} is already quantized (config.json has a quantization_config): dequantize it first`);
   }
-  const reader = await openCheckpoint(input);
+  const reader = await openCheckpoint(input, { trustIndex: opts.trustIndex });
   try {
     const names = reader.names();
     if (findLayers(names).layers.length) throw new BnbError('E_CKPT_FORMAT', `${input} already holds bitsandbytes layers: dequantize it first`);

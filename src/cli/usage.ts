@@ -11,6 +11,7 @@ export class UsageError extends Error {
 type Option = { type: 'boolean' | 'string'; default?: boolean };
 const FLAGS: Record<string, Option> = { json: { type: 'boolean', default: false } };
 const WRITE: Record<string, Option> = { force: { type: 'boolean', default: false }, 'max-shard-size': { type: 'string' } };
+const READ: Record<string, Option> = { 'trust-index': { type: 'boolean', default: false } };
 
 type Command = { usage: string; summary: string; options: Record<string, Option> };
 
@@ -18,21 +19,21 @@ type Command = { usage: string; summary: string; options: Record<string, Option>
 // not find Object.prototype's members.
 export const COMMANDS = new Map<string, Command>(Object.entries({
   inspect: {
-    usage: 'bnbjs inspect <checkpoint> [--json]   |   bnbjs inspect --backends [--json]',
+    usage: 'bnbjs inspect <checkpoint> [--trust-index] [--json]   |   bnbjs inspect --backends [--json]',
     summary: 'layers, formats, sizes and quant types; --backends: WebAssembly features, the CUDA addon and its GPUs',
-    options: { ...FLAGS, backends: { type: 'boolean', default: false } },
+    options: { ...FLAGS, ...READ, backends: { type: 'boolean', default: false } },
   },
   dequantize: {
-    usage: 'bnbjs dequantize <in> <out> [--dtype bf16|fp16|fp32] [--max-shard-size SIZE] [--allow-empty] [--force] [--json]',
+    usage: 'bnbjs dequantize <in> <out> [--dtype bf16|fp16|fp32] [--max-shard-size SIZE] [--allow-empty] [--trust-index] [--force] [--json]',
     summary: 'bitsandbytes (4-bit, LLM.int8) and FP8 layers -> 16/32-bit weights',
-    options: { ...FLAGS, ...WRITE, dtype: { type: 'string' }, 'allow-empty': { type: 'boolean', default: false } },
+    options: { ...FLAGS, ...READ, ...WRITE, dtype: { type: 'string' }, 'allow-empty': { type: 'boolean', default: false } },
   },
   quantize: {
     usage: 'bnbjs quantize <in> <out> --format nf4|fp4|int8 [--double-quant] [--blocksize N] [--storage uint8|float16|bfloat16|float32] ' +
-      '[--skip REGEX] [--compute-dtype bf16|fp16|fp32] [--max-shard-size SIZE] [--force] [--json]',
+      '[--skip REGEX] [--compute-dtype bf16|fp16|fp32] [--max-shard-size SIZE] [--trust-index] [--force] [--json]',
     summary: 'what transformers + bitsandbytes save_pretrained writes (load_in_4bit, load_in_8bit)',
     options: {
-      ...FLAGS, ...WRITE, format: { type: 'string' }, 'double-quant': { type: 'boolean', default: false }, blocksize: { type: 'string' },
+      ...FLAGS, ...READ, ...WRITE, format: { type: 'string' }, 'double-quant': { type: 'boolean', default: false }, blocksize: { type: 'string' },
       storage: { type: 'string' }, skip: { type: 'string' }, 'compute-dtype': { type: 'string' },
     },
   },
@@ -50,7 +51,9 @@ ${[...COMMANDS.values()].map((c) => `  ${c.usage}\n      ${c.summary}`).join('\n
 
 A checkpoint is a .safetensors file, a model.safetensors.index.json, or a Hugging Face model folder
 holding them (sharded or not). SIZE is bytes or e.g. 5GB, 500MB, 2GiB (transformers' max_shard_size;
-default 50GB). --force replaces an existing output; --json prints machine-readable results; --version.
+default 50GB). --force replaces an existing output; --trust-index reads only the tensors a sharded
+checkpoint's index lists (by default a shard tensor it omits is an error); --json prints machine-readable
+results; --version.
 Exit codes: 0 done, 1 the input could not be read or converted, 2 usage error, 3 output exists.`;
 
 /** Levenshtein distance (small strings: option names). */

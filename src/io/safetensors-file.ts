@@ -4,7 +4,7 @@
 import { link, lstat, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dropTemporary, newTemporary } from './temp.js';
 import { recoverOutput } from './swap.js';
-import { readSmallFile } from './files.js';
+import { kernelPath, openRegularFile, readSmallFile, systemReason } from './files.js';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { BnbError, fail, show } from '../errors.js';
@@ -19,7 +19,7 @@ const IO_CHUNK = 1 << 30;
 
 function ioError(e: unknown, what: string): BnbError {
   if (e instanceof BnbError) return e;
-  const err = new BnbError('E_IO', `${what}: ${e instanceof Error ? e.message : String(e)}`);
+  const err = new BnbError('E_IO', `${what}: ${systemReason(e)}`);
   err.cause = e;
   return err;
 }
@@ -166,21 +166,8 @@ class FileReader implements SafetensorsReader {
 /** Opens a file and reads and validates its header; tensors are read on demand. */
 export async function openSafetensors(path: string): Promise<SafetensorsReader> {
   checkPath('path', path);
-  let fh: FileHandle;
+  const { fh, size } = await openRegularFile(path); // a FIFO or a device is refused, never waited on
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw ioError(e, `cannot open ${path}`);
-  }
-  try {
-    let size: number;
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new BnbError('E_IO', `cannot read ${path}: not a regular file`);
-      size = st.size;
-    } catch (e) {
-      throw ioError(e, `cannot read ${path}`);
-    }
     const first8 = new Uint8Array(Math.min(8, size));
     await readFully(fh, first8, 0, path);
     const n = headerLength(first8, size);
@@ -235,7 +222,8 @@ function badIndex(path: string, what: string): never {
 async function resolveFolder(dir: string): Promise<string> {
   let entries: string[];
   try {
-    entries = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile() || d.isSymbolicLink()).map((d) => d.name);
+    // not only regular files: a FIFO or device named model.safetensors is refused by name, not passed over
+    entries = (await readdir(dir, { withFileTypes: true })).filter((d) => !d.isDirectory()).map((d) => d.name);
   } catch (e) {
     throw ioError(e, `cannot list ${dir}`);
   }
@@ -298,7 +286,18 @@ class ShardedReader implements CheckpointReader {
   }
 }
 
-async function openIndex(indexPath: string): Promise<CheckpointReader> {
+/** Every tensor of shard `r` is in the weight_map, and mapped to `r`. */
+function checkListed(indexPath: string, r: SafetensorsReader, wanted: Map<string, string>): void {
+  for (const name of r.names()) {
+    const listed = wanted.get(name);
+    if (listed === r.path) continue;
+    badIndex(indexPath, listed === undefined
+      ? `weight_map omits ${JSON.stringify(name)}, which ${basename(r.path)} holds: list every tensor of every shard (or pass trustIndex, --trust-index, to read only what the index lists)`
+      : `${basename(r.path)} also holds ${JSON.stringify(name)}, which weight_map maps to ${basename(listed)}: a tensor must be in one shard (or pass trustIndex, --trust-index, to read the copy the index names)`);
+  }
+}
+
+async function openIndex(indexPath: string, trustIndex: boolean): Promise<CheckpointReader> {
   const bytes = await readSmallFile(indexPath, MAX_INDEX_BYTES, 'E_ST_INDEX', `a *${INDEX_SUFFIX} (${MAX_INDEX_BYTES} bytes at most)`);
   if (bytes === null) throw new BnbError('E_IO', `cannot open ${indexPath}: no such file`);
   let text: string;
@@ -337,6 +336,9 @@ async function openIndex(indexPath: string): Promise<CheckpointReader> {
     shardPaths.add(full);
     wanted.set(name, full);
   }
+  if (wanted.size === 0 && !trustIndex) {
+    badIndex(indexPath, `weight_map is empty: it names no tensor and no shard (pass trustIndex, --trust-index, to open it as an empty checkpoint)`);
+  }
   const shards = [...shardPaths].sort(compareNames);
   const readers: SafetensorsReader[] = [];
   try {
@@ -349,6 +351,8 @@ async function openIndex(indexPath: string): Promise<CheckpointReader> {
         badIndex(indexPath, `weight_map maps ${JSON.stringify(name)} to ${basename(shard)}, which does not hold it`);
       }
     }
+    // what a shard holds beyond the weight_map would be dropped without a word
+    if (!trustIndex) for (const r of readers) checkListed(indexPath, r, wanted);
   } catch (e) {
     await Promise.all(readers.map((r) => r.close()));
     throw e;
@@ -356,13 +360,34 @@ async function openIndex(indexPath: string): Promise<CheckpointReader> {
   return new ShardedReader(readers, (metadata as Record<string, unknown> | null | undefined) ?? null, wanted);
 }
 
+export interface OpenCheckpointOptions {
+  /**
+   * Read only the tensors the index's weight_map lists (an empty one opens as an empty
+   * checkpoint). By default a shard tensor the weight_map omits, or that two shards
+   * hold, is an E_ST_INDEX error, as is an empty weight_map: nothing is dropped unseen.
+   */
+  trustIndex?: boolean;
+}
+
+/** The options, checked (undefined: the defaults). */
+export function checkOpenOptions(opts: unknown): Required<OpenCheckpointOptions> {
+  if (opts === undefined) return { trustIndex: false };
+  if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', 'opts', opts, '{ trustIndex?: boolean } or undefined');
+  const t = (opts as OpenCheckpointOptions).trustIndex;
+  if (t !== undefined && typeof t !== 'boolean') fail('E_ARGUMENT', 'trustIndex', t, 'true, false or undefined');
+  return { trustIndex: t ?? false };
+}
+
 /**
  * Opens a checkpoint: a .safetensors file, an index.json ({ metadata, weight_map })
  * or a folder holding either (model.safetensors.index.json first). Headers are read
- * and validated up front; tensors are read on demand, shard by shard.
+ * and validated up front; tensors are read on demand, shard by shard. Every file is
+ * opened only if it is a regular file (a FIFO or a device is E_IO, never waited on).
  */
-export async function openCheckpoint(path: string): Promise<CheckpointReader> {
+export async function openCheckpoint(path: string, opts?: OpenCheckpointOptions): Promise<CheckpointReader> {
   checkPath('path', path);
+  const { trustIndex } = checkOpenOptions(opts);
+  path = await kernelPath(path); // link/.. as open() resolves it: the index's shards and the folder's files are joined to it
   let isDir: boolean;
   try {
     isDir = (await stat(path)).isDirectory();
@@ -377,7 +402,7 @@ export async function openCheckpoint(path: string): Promise<CheckpointReader> {
     }
   }
   const target = isDir ? await resolveFolder(path) : path;
-  if (target.endsWith('.json')) return openIndex(target);
+  if (target.endsWith('.json')) return openIndex(target, trustIndex);
   try {
     return new ShardedReader([await openSafetensors(target)], null, null);
   } catch (e) {
