@@ -3,6 +3,7 @@
 import { copyFile, lstat, mkdir, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BnbError, show } from '../errors.js';
+import { readString } from '../args.js';
 import { outputError } from '../io/files.js';
 import { removeStaleTemporaries, temporaryName, trackTemporary, untrackTemporary } from '../io/temp.js';
 import { PlannedTensor } from '../io/safetensors-file.js';
@@ -20,6 +21,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 export async function isDirectory(path: string): Promise<boolean> {
+  readString('input', path, 'a path to a .safetensors file or a model folder');
   try {
     return (await stat(path)).isDirectory();
   } catch {

@@ -8,6 +8,8 @@
 //   {"__metadata__": {str: str}?, NAME: {"dtype": D, "shape": [..], "data_offsets": [s, e]}, ...}
 // then the data section; offsets are relative to its start (8 + N).
 import { BnbError, fail, show } from '../errors.js';
+import { guard, isPlainObject, readShape } from '../args.js';
+import { freshView, isArrayBuffer, viewOf } from '../views.js';
 import { DType, arrayTypeOf, isDType } from '../dtypes.js';
 import { Tensor, checkNotDetached, checkShape, checkTensor, numel, tensor } from '../tensor.js';
 import { JsonNumber, JsonValue, parseJson, showJson } from './json.js';
@@ -105,14 +107,17 @@ function checkFileSize(fileSize: unknown): number {
   return fileSize;
 }
 
+/** A Uint8Array argument as a fresh view of its bytes (its own length or buffer never consulted). */
 function checkBytes(argument: string, bytes: unknown): Uint8Array {
-  if (!(bytes instanceof Uint8Array)) fail('E_ARGUMENT', argument, bytes, 'a Uint8Array');
-  return bytes;
+  const v = viewOf(bytes);
+  if (v === null || v.kind !== 'Uint8Array') fail('E_ARGUMENT', argument, bytes, 'a Uint8Array');
+  checkNotDetached(argument, bytes as Uint8Array);
+  return freshView(v) as Uint8Array;
 }
 
 /** Reads the header length from the first 8 bytes and checks it against the file size. */
 export function headerLength(first8: Uint8Array, fileSize: number): number {
-  checkBytes('first8', first8);
+  first8 = checkBytes('first8', first8);
   checkFileSize(fileSize);
   if (fileSize < 8) {
     throw new BnbError('E_ST_HEADER_TOO_SMALL', `the file has ${fileSize} bytes: a safetensors file starts with an 8-byte header length`);
@@ -162,7 +167,7 @@ function byteOrder(a: { start: number; end: number }, b: { start: number; end: n
  * product(shape), the last ending at the end of the file), each violation its own code.
  */
 export function parseHeader(headerBytes: Uint8Array, fileSize: number): SafetensorsHeader {
-  checkBytes('headerBytes', headerBytes);
+  headerBytes = checkBytes('headerBytes', headerBytes);
   checkFileSize(fileSize);
   const n = headerBytes.byteLength;
   if (n > MAX_HEADER_BYTES) {
@@ -285,6 +290,15 @@ function byteSwap(bytes: Uint8Array, size: number): void {
   }
 }
 
+/** A caller's ArrayBuffer as a Uint8Array (E_DETACHED for a transferred one). */
+function wholeArrayBuffer(b: ArrayBuffer): Uint8Array {
+  try {
+    return new Uint8Array(b);
+  } catch (e) {
+    throw new BnbError('E_DETACHED', `bytes is a detached ArrayBuffer (${(e as Error).message}): expected bytes that are still readable`);
+  }
+}
+
 /** `bytes` as one Uint8Array, or E_ST_SIZE where the runtime's typed arrays cannot be that long. */
 export function wholeBytes(bytes: ArrayBuffer, what: string): Uint8Array {
   try {
@@ -321,23 +335,23 @@ export function storedTensorOwning(info: TensorInfo, bytes: Uint8Array | ArrayBu
   return tensor(data, [...info.shape], bnb);
 }
 
+/** A TensorInfo, checked and copied (each field read once). */
 function checkInfo(info: unknown): TensorInfo {
-  const t = info as TensorInfo;
-  if (typeof t !== 'object' || t === null || typeof t.name !== 'string') fail('E_ARGUMENT', 'info', info, 'a TensorInfo { name, dtype, shape, start, end }');
+  if (!isPlainObject('info', info)) fail('E_ARGUMENT', 'info', info, 'a TensorInfo { name, dtype, shape, start, end }');
+  const t = guard('info', () => ({ name: info.name, dtype: info.dtype, shape: info.shape, start: info.start, end: info.end }));
+  if (typeof t.name !== 'string') fail('E_ARGUMENT', 'info', info, 'a TensorInfo { name, dtype, shape, start, end }');
   if (!isSafetensorsDType(t.dtype)) fail('E_ST_DTYPE', `tensor ${JSON.stringify(t.name)} dtype`, t.dtype, `one of ${ST_DTYPES.join(', ')}`);
-  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    fail('E_ST_SHAPE', `tensor ${JSON.stringify(t.name)} shape`, t.shape, 'an array of non-negative integers');
-  }
-  if (!Number.isSafeInteger(t.start) || !Number.isSafeInteger(t.end) || t.start < 0 || t.end < t.start) {
+  const shape = readShape(`tensor ${JSON.stringify(t.name)} shape`, t.shape, 'E_ST_SHAPE');
+  if (!Number.isSafeInteger(t.start) || !Number.isSafeInteger(t.end) || (t.start as number) < 0 || (t.end as number) < (t.start as number)) {
     fail('E_ST_OFFSETS', `tensor ${JSON.stringify(t.name)} offsets`, [t.start, t.end], '0 <= start <= end');
   }
-  return t;
+  return { name: t.name, dtype: t.dtype, shape, start: t.start as number, end: t.end as number };
 }
 
 /** A StoredTensor over (a copy of, aligned) the tensor's bytes. */
 export function toStoredTensor(info: TensorInfo, bytes: Uint8Array): StoredTensor {
-  checkInfo(info);
-  checkBytes('bytes', bytes);
+  info = checkInfo(info);
+  bytes = checkBytes('bytes', bytes);
   const want = expectedBytes(info.dtype, info.shape);
   if (want === null || BigInt(bytes.byteLength) !== want || bytes.byteLength !== info.end - info.start) {
     throw new BnbError('E_ST_SIZE', `tensor ${JSON.stringify(info.name)}: ${bytes.byteLength} bytes given but ${info.dtype} ${show(info.shape)} with offsets [${info.start}, ${info.end}] needs ${want ?? 'more than 2^64'}`);
@@ -350,35 +364,40 @@ export function toStoredTensor(info: TensorInfo, bytes: Uint8Array): StoredTenso
 /** The safetensors dtype of a StoredTensor (bnbjs dtype or raw dtype). */
 export function safetensorsDTypeOf(t: StoredTensor): SafetensorsDType {
   if (typeof t !== 'object' || t === null) fail('E_ARGUMENT', 't', t, 'a Tensor or RawTensor');
-  const st = FROM_STORED.get(t.dtype);
-  if (st === undefined) fail('E_DTYPE', 't.dtype', t.dtype, `one of ${[...FROM_STORED.keys()].join(', ')}`);
+  const dtype = guard('t.dtype', () => t.dtype);
+  const st = typeof dtype === 'string' ? FROM_STORED.get(dtype) : undefined;
+  if (st === undefined) fail('E_DTYPE', 't.dtype', dtype, `one of ${[...FROM_STORED.keys()].join(', ')}`);
   return st;
 }
 
-/** Checks a StoredTensor for writing and returns its safetensors dtype. */
-export function checkStoredTensor(argument: string, t: unknown): SafetensorsDType {
+/**
+ * Checks a StoredTensor for writing: its safetensors dtype, and the snapshot to
+ * write (each field read once; the data a fresh view, see checkTensor).
+ */
+export function checkStoredTensor(argument: string, t: unknown): { dtype: SafetensorsDType; t: StoredTensor } {
   if (typeof t !== 'object' || t === null) fail('E_ARGUMENT', argument, t, 'a Tensor or RawTensor');
-  const dtype = (t as StoredTensor).dtype;
+  const dtype = guard(`${argument}.dtype`, () => (t as StoredTensor).dtype as unknown);
   if (isDType(dtype)) {
-    checkTensor(argument, t);
-    return FROM_STORED.get(dtype)!;
+    const c = checkTensor(argument, t);
+    return { dtype: FROM_STORED.get(c.dtype)!, t: c };
   }
-  if (!(RAW_DTYPES as readonly string[]).includes(dtype)) {
+  if (!(RAW_DTYPES as readonly unknown[]).includes(dtype)) {
     fail('E_DTYPE', `${argument}.dtype`, dtype, `one of ${[...FROM_STORED.keys()].join(', ')}`);
   }
-  const r = t as RawTensor;
-  if (!(r.data instanceof Uint8Array)) {
+  const r = guard(argument, () => ({ shape: (t as RawTensor).shape as unknown, data: (t as RawTensor).data as unknown, device: (t as RawTensor).device as unknown }));
+  const v = viewOf(r.data);
+  if (v === null || v.kind !== 'Uint8Array') {
     throw new BnbError('E_DTYPE', `${argument}.data is a ${show(r.data)} but a raw ${show(dtype)} tensor holds its bytes in a Uint8Array`);
   }
-  checkNotDetached(`${argument}.data`, r.data);
-  checkShape(`${argument}.shape`, r.shape);
+  checkNotDetached(`${argument}.data`, r.data as Uint8Array);
+  const shape = checkShape(`${argument}.shape`, r.shape);
   if (r.device !== undefined && r.device !== 'cpu') fail('E_ARGUMENT', `${argument}.device`, r.device, "'cpu'");
-  const st = FROM_STORED.get(dtype)!;
-  const want = numel(r.shape) * ITEMSIZE.get(st)!;
-  if (r.data.byteLength !== want) {
-    throw new BnbError('E_ST_SIZE', `${argument}.data has ${r.data.byteLength} bytes but ${show(dtype)} ${show(r.shape)} needs ${want}`);
+  const st = FROM_STORED.get(dtype as string)!;
+  const want = numel(shape) * ITEMSIZE.get(st)!;
+  if (v.byteLength !== want) {
+    throw new BnbError('E_ST_SIZE', `${argument}.data has ${v.byteLength} bytes but ${show(dtype)} ${show(shape)} needs ${want}`);
   }
-  return st;
+  return { dtype: st, t: { dtype: dtype as RawDType, shape, data: freshView(v) as Uint8Array, device: 'cpu' } };
 }
 
 /**
@@ -415,10 +434,10 @@ export function checkTensorName(name: unknown): string {
 /** Checks metadata for writing: null or an object of strings; returns its entries in order. */
 export function checkMetadata(metadata: unknown): [string, string][] | null {
   if (metadata === null || metadata === undefined) return null;
-  if (typeof metadata !== 'object' || Array.isArray(metadata) || ArrayBuffer.isView(metadata)) {
+  if (!isPlainObject('metadata', metadata) || ArrayBuffer.isView(metadata)) {
     fail('E_ST_METADATA', 'metadata', metadata, 'null or an object of string values');
   }
-  const entries = Object.entries(metadata as object);
+  const entries = guard('metadata', () => Object.entries(metadata), 'E_ST_METADATA');
   for (const [k, v] of entries) {
     if (LONE_SURROGATE.test(k)) fail('E_ST_METADATA', 'metadata key', k, 'well-formed Unicode');
     if (typeof v !== 'string' || LONE_SURROGATE.test(v)) fail('E_ST_METADATA', `metadata[${JSON.stringify(k)}]`, v, 'a string (well-formed Unicode)');
@@ -482,14 +501,14 @@ export interface PreparedEntry extends TensorInfo {
 
 /** Validates tensors and metadata and lays them out as the reference writer does. */
 export function prepareSafetensors(tensors: Record<string, StoredTensor>, metadata: unknown): { header: Uint8Array; entries: PreparedEntry[]; dataLength: number } {
-  if (typeof tensors !== 'object' || tensors === null || Array.isArray(tensors) || ArrayBuffer.isView(tensors)) {
+  if (!isPlainObject('tensors', tensors) || ArrayBuffer.isView(tensors)) {
     fail('E_ARGUMENT', 'tensors', tensors, 'an object of tensors by name');
   }
   const meta = checkMetadata(metadata);
   const entries: PreparedEntry[] = [];
-  for (const [name, t] of Object.entries(tensors)) {
+  for (const [name, given] of guard('tensors', () => Object.entries(tensors))) {
     checkTensorName(name);
-    const dtype = checkStoredTensor(`tensors[${JSON.stringify(name)}]`, t);
+    const { dtype, t } = checkStoredTensor(`tensors[${JSON.stringify(name)}]`, given);
     entries.push({ name, dtype, shape: [...t.shape], start: 0, end: 0, bytes: littleEndianBytes(t) });
   }
   checkTensorCount(entries.length);
@@ -503,13 +522,16 @@ export function prepareSafetensors(tensors: Record<string, StoredTensor>, metada
   return { header: encodeHeader(headerJson(meta, entries)), entries, dataLength: offset };
 }
 
+/** The options, copied (each read once). */
 function checkOptions(opts: unknown, keys: readonly string[]): Record<string, unknown> {
   if (opts === undefined) return {};
   if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', 'opts', opts, `an object with ${keys.join(', ')}`);
-  for (const k of Object.keys(opts)) {
-    if (!keys.includes(k)) fail('E_ARGUMENT', `opts.${k}`, (opts as Record<string, unknown>)[k], `only the options ${keys.join(', ')}`);
+  for (const k of guard('opts', () => Object.keys(opts))) {
+    if (!keys.includes(k)) fail('E_ARGUMENT', `opts.${k}`, guard(`opts.${k}`, () => (opts as Record<string, unknown>)[k]), `only the options ${keys.join(', ')}`);
   }
-  return opts as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of keys) out[k] = guard(`opts.${k}`, () => (opts as Record<string, unknown>)[k]);
+  return out;
 }
 
 /** Checks write options ({ metadata, force }). */
@@ -548,8 +570,9 @@ export function serializeSafetensors(tensors: Record<string, StoredTensor>, opts
 
 /** Whole file in memory -> tensors (for browsers and Workers); validates everything. */
 export function parseSafetensors(bytes: Uint8Array | ArrayBuffer): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null } {
-  const b = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
-  if (!(b instanceof Uint8Array)) fail('E_ARGUMENT', 'bytes', bytes, 'a Uint8Array or an ArrayBuffer');
+  const v = viewOf(bytes);
+  if (!(isArrayBuffer(bytes) || v?.kind === 'Uint8Array')) fail('E_ARGUMENT', 'bytes', bytes, 'a Uint8Array or an ArrayBuffer');
+  const b = v === null ? wholeArrayBuffer(bytes as ArrayBuffer) : checkBytes('bytes', bytes);
   const n = headerLength(b.subarray(0, 8), b.byteLength);
   const header = parseHeader(b.subarray(8, 8 + n), b.byteLength);
   const base = header.dataStart;
@@ -585,7 +608,7 @@ export async function readSafetensors(source: string | Uint8Array | ArrayBuffer)
     checkPath(source);
     return (await fileModule()).readSafetensorsFile(source);
   }
-  return parseSafetensors(source);
+  return parseSafetensors(source as Uint8Array);
 }
 
 /**

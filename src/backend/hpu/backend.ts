@@ -6,7 +6,8 @@ import { BnbError, fail, show } from '../../errors.js';
 import { DType, FloatDType } from '../../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../../float16.js';
 import { QuantState } from '../../quant-state.js';
-import { Tensor, bytesOf, checkShape, numel, registerDeviceMover, tensor } from '../../tensor.js';
+import { Tensor, bytesOf, checkNotDetached, checkShape, numel, registerDeviceMover, tensor } from '../../tensor.js';
+import { freshView, viewOf } from '../../views.js';
 import { dequantize4bitWasm } from '../../ops/dequantize4bit.js';
 import { stateAbsmax } from '../../ops/blockwise.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType } from '../../ops/validate.js';
@@ -26,6 +27,7 @@ export function gaudi(): GaudiProbe {
 export function setGaudiSoftwareVersion(version: string | null | undefined): void {
   if (version === undefined || version === null) versionOverride = version;
   else {
+    if (typeof version !== 'string') fail('E_ARGUMENT', 'version', version, 'a version such as "1.22.0", null (unknown) or undefined (probe)');
     const v = parseGaudiVersion(version);
     if (!v) fail('E_ARGUMENT', 'version', version, 'a version such as "1.22.0"');
     versionOverride = v;
@@ -55,7 +57,10 @@ function hpuTensor(t: Tensor, device: string): Tensor {
 
 /** x with each byte's two nibbles exchanged: (b >> 4) | ((b & 0xf) << 4). */
 export function swapNibbles(bytes: Uint8Array): Uint8Array {
-  return bytes.map((b) => (b >> 4) | ((b & 0x0f) << 4));
+  const v = viewOf(bytes);
+  if (v === null || v.kind !== 'Uint8Array') fail('E_ARGUMENT', 'bytes', bytes, 'a Uint8Array');
+  checkNotDetached('bytes', bytes);
+  return freshView(v).map((b) => (b >> 4) | ((b & 0x0f) << 4)) as Uint8Array;
 }
 
 /**
