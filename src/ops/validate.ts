@@ -29,7 +29,9 @@ export function onHost(t: Tensor): boolean {
  * checked by dtype and shape, and returned as it is (the device backend's own object).
  */
 export function checkTensorArg(argument: string, t: unknown): Tensor {
-  if (!isTensor(t) || onHost(t)) return checkTensor(argument, t);
+  // only `device` is looked at first: a host tensor's fields are read once, by checkTensor
+  const device = typeof t === 'object' && t !== null ? guard(`${argument}.device`, () => (t as Tensor).device as unknown) : undefined;
+  if (typeof device !== 'string' || device === 'cpu' || !isTensor(t)) return checkTensor(argument, t);
   checkDType(`${argument}.dtype`, t.dtype);
   checkShape(`${argument}.shape`, t.shape);
   return t;
