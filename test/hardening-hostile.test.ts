@@ -121,15 +121,9 @@ describe('a tensor whose getters change after the first read', () => {
 });
 
 /** An Array subclass that says every element is valid and iterates as [1]. */
-class LyingShape extends Array<number> {
-  override every(): boolean {
-    return true;
-  }
-
-  override *[Symbol.iterator](): ArrayIterator<number> {
-    yield 1;
-  }
-}
+class LyingShape extends Array<number> {}
+Object.defineProperty(LyingShape.prototype, 'every', { value: () => true });
+Object.defineProperty(LyingShape.prototype, Symbol.iterator, { value: function* () { yield 1; } });
 const lying = (...dims: number[]) => {
   const s = new LyingShape();
   dims.forEach((d, i) => (s[i] = d));
