@@ -73,3 +73,13 @@ export function readString(argument: string, x: unknown, accepted: string, empty
   return x;
 }
 
+
+/** x instanceof C, false where asking throws (a Proxy whose getPrototypeOf trap throws). */
+export function isInstance(x: unknown, C: abstract new (...a: never[]) => unknown): boolean {
+  if ((typeof x !== 'object' && typeof x !== 'function') || x === null) return false;
+  try {
+    return x instanceof C;
+  } catch {
+    return false;
+  }
+}

@@ -133,7 +133,7 @@ export function dequantize(W: Tensor, quantState?: AxolotlQuantState, opts: { ou
     }
     return dequantizeFp8(w, quantState, out === undefined ? {} : { out });
   }
-  if (quantState instanceof QuantState) {
+  if (QuantState.isState(quantState)) {
     if (guard('quantState.quantType', () => quantState.quantType) === null) {
       throw new BnbError('E_STATE', 'quantState is an 8-bit blockwise state (quantType null): dequantize takes 4-bit states; use dequantizeBlockwise for 8-bit ones');
     }

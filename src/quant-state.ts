@@ -68,6 +68,7 @@ function copyTensor(argument: string, t: Tensor): Tensor {
  * `offset` is the f32 value of bnb's 0-dim offset tensor.
  */
 export class QuantState {
+  readonly #brand = true;
   absmax: Tensor;
   shape: number[] | null;
   code: Tensor;
@@ -91,6 +92,11 @@ export class QuantState {
     this.dtype = g.dtype ?? 'float32';
     this.offset = g.offset ?? null;
     this.state2 = g.state2 ?? null;
+  }
+
+  /** True for a QuantState (a brand check: a Proxy of one, or an object with its prototype, is not one; nothing of x is read). */
+  static isState(x: unknown): x is QuantState {
+    return typeof x === 'object' && x !== null && #brand in x;
   }
 
   get nested(): boolean {
@@ -235,18 +241,25 @@ export class QuantState {
 
   /** bnb's __eq__: tensors within 1e-6, everything else exactly. */
   equals(other: QuantState): boolean {
-    if (!(other instanceof QuantState)) return false; // as bnb's __eq__
-    const close = (a: Tensor, b: Tensor) => {
+    if (!QuantState.isState(other)) return false; // as bnb's __eq__
+    const close = (name: string, a: unknown, b: unknown) => {
       if (!isTensor(a) || !isTensor(b)) return a === b;
-      const x = checkTensor('absmax', a), y = checkTensor('absmax', b);
+      const x = checkTensor(`state.${name}`, a), y = checkTensor(`other.${name}`, b);
       return x.dtype === y.dtype && x.data.length === y.data.length &&
         x.data.every((v, i) => Math.abs(v - y.data[i]!) <= 1e-6 + 1e-5 * Math.abs(y.data[i]!));
     };
-    return close(this.absmax, other.absmax) && close(this.code, other.code) &&
-      JSON.stringify(this.shape) === JSON.stringify(other.shape) && this.dtype === other.dtype &&
-      this.blocksize === other.blocksize && this.quantType === other.quantType &&
-      Object.is(this.offset, other.offset) &&
-      (this.state2 === null ? other.state2 === null : other.state2 !== null && this.state2.equals(other.state2));
+    // each field of both read once (a state's fields may be getters)
+    const fields = (argument: string, s: QuantState) => guard(argument, () => ({
+      absmax: s.absmax as unknown, code: s.code as unknown, shape: s.shape as unknown, dtype: s.dtype as unknown, blocksize: s.blocksize as unknown,
+      quantType: s.quantType as unknown, offset: s.offset as unknown, state2: s.state2 as unknown,
+    }), 'E_STATE');
+    const a = fields('state', this), b = fields('other', other);
+    const sameShape = a.shape === null || b.shape === null ? a.shape === b.shape
+      : JSON.stringify(readShape('state.shape', a.shape, 'E_STATE')) === JSON.stringify(readShape('other.shape', b.shape, 'E_STATE'));
+    return close('absmax', a.absmax, b.absmax) && close('code', a.code, b.code) && sameShape && a.dtype === b.dtype &&
+      a.blocksize === b.blocksize && a.quantType === b.quantType && Object.is(a.offset, b.offset) &&
+      (a.state2 === null || b.state2 === null ? a.state2 === b.state2
+        : QuantState.isState(a.state2) && QuantState.isState(b.state2) && a.state2.equals(b.state2));
   }
 }
 

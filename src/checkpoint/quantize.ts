@@ -2,7 +2,7 @@
 // save_pretrained writes for load_in_4bit / load_in_8bit.
 import { BnbError, fail, show } from '../errors.js';
 import { DType, FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
-import { isPlainObject } from '../args.js';
+import { isInstance, isPlainObject } from '../args.js';
 import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { quantize4bit, QUANT_STORAGES } from '../ops/quantize4bit.js';
 import { int8VectorwiseQuantCast } from '../ops/int8-cast.js';
@@ -65,10 +65,10 @@ function checkOptions(given: QuantizeCheckpointOptions) {
   }
   let skip: RegExp | null = null;
   if (opts.skip !== undefined && opts.skip !== null && opts.skip !== '') {
-    if (typeof opts.skip !== 'string' && !(opts.skip instanceof RegExp)) fail('E_ARGUMENT', 'skip', opts.skip, 'a regular expression or its source text');
+    if (typeof opts.skip !== 'string' && !isInstance(opts.skip, RegExp)) fail('E_ARGUMENT', 'skip', opts.skip, 'a regular expression or its source text');
     try {
       // a copy without g and y: their test() starts at lastIndex, so one RegExp would skip only every other match
-      skip = typeof opts.skip === 'string' ? new RegExp(opts.skip) : new RegExp(opts.skip.source, opts.skip.flags.replace(/[gy]/g, ''));
+      skip = typeof opts.skip === 'string' ? new RegExp(opts.skip) : new RegExp((opts.skip as RegExp).source, (opts.skip as RegExp).flags.replace(/[gy]/g, ''));
     } catch (e) {
       fail('E_ARGUMENT', 'skip', opts.skip, `a regular expression (${(e as Error).message})`);
     }

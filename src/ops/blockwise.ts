@@ -247,7 +247,7 @@ export function checkDequantizeBlockwise(q: Tensor, stateOrOptions: QuantState |
   const o = checkOptions('dequantizeBlockwise', opts, ['out']);
   const t = checkTensorOf('A', q, 'uint8');
   let state: StateFields;
-  if (stateOrOptions instanceof QuantState) state = readState('state', stateOrOptions);
+  if (QuantState.isState(stateOrOptions)) state = readState('state', stateOrOptions);
   else {
     const f = isPlainObject('state', stateOrOptions) ? readOptions('dequantizeBlockwise', stateOrOptions, ['absmax', 'code', 'blocksize']) : null;
     if (f === null || f.absmax === undefined) {

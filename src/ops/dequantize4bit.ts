@@ -80,7 +80,7 @@ export function checkDequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequ
   const o = checkOptions('dequantize4bit', opts, ['out']);
   const packed = checkTensorArg('A', A);
   let state: StateFields;
-  if (stateOrOptions instanceof QuantState) state = readState('state', stateOrOptions);
+  if (QuantState.isState(stateOrOptions)) state = readState('state', stateOrOptions);
   else {
     const f = isPlainObject('state', stateOrOptions) ? readOptions('dequantize4bit', stateOrOptions, ['absmax', 'shape', 'blocksize', 'quantType', 'dtype']) : null;
     if (f === null || f.absmax === undefined || f.shape === undefined) {
@@ -140,7 +140,7 @@ export function dequantizeFp4(A: Tensor, stateOrOptions: QuantState | Dequantize
 
 /** A QuantState as it is, or the options (copied) with the quant type. */
 function typed(op: string, s: QuantState | Dequantize4bitTypedOptions, quantType: QuantType): QuantState | Dequantize4bitOptions {
-  if (s instanceof QuantState || !isPlainObject('state', s)) return s as QuantState;
+  if (QuantState.isState(s) || !isPlainObject('state', s)) return s as QuantState;
   return { ...readOptions(op, s, ['absmax', 'shape', 'blocksize', 'dtype']), quantType } as Dequantize4bitOptions;
 }
 

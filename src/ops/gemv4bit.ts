@@ -23,7 +23,7 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
     throw new BnbError('E_DTYPE', `A.dtype = ${show(a.dtype)} is not accepted: gemv4bit needs ${FLOAT_DTYPES.join(', ')}`);
   }
   const b = checkTensorArg('B', B);
-  if (!(state instanceof QuantState)) {
+  if (!(QuantState.isState(state))) {
     throw new BnbError('E_STATE', `state = ${show(state)} is not accepted: gemv4bit() requires the QuantState from quantize4bit()`);
   }
   const st = readState('state', state);

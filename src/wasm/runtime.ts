@@ -167,7 +167,15 @@ async function compile(source: WasmSource): Promise<WebAssembly.Module> {
  */
 export async function init(source?: WasmSource): Promise<WasmBuild> {
   if (source !== undefined) {
-    const build = register(await compile(source));
+    let module: WebAssembly.Module;
+    try {
+      module = await compile(source);
+    } catch (e) {
+      // what a source that is a Proxy or has a throwing `then` throws, as the E_INIT it is
+      if (e instanceof BnbError) throw e;
+      throw initError(`init() could not read its source: ${(e as Error)?.message ?? String(e)}`, e);
+    }
+    const build = register(module);
     given.add(build);
     selected = build;
     return build;

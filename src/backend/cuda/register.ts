@@ -72,7 +72,7 @@ function hostMode(op: OpName, kernel: Kernel): Kernel {
       return d;
     };
     const toCuda = (v: unknown, name: string, key = ''): unknown => {
-      if (v instanceof QuantState) return mapState(v, (t) => up(t, 'state.absmax'));
+      if (QuantState.isState(v)) return mapState(v, (t) => up(t, 'state.absmax'));
       if (isTensor(v)) return key === 'code' ? v : up(v, name);
       if (Array.isArray(v)) return v.map((x, i) => toCuda(x, `${name}[${i}]`));
       if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'out').map(([k, x]) => [k, toCuda(x, k, k)]));
@@ -85,7 +85,7 @@ function hostMode(op: OpName, kernel: Kernel): Kernel {
       return h;
     };
     const toHost = (v: unknown): unknown => {
-      if (v instanceof QuantState) return mapState(v, down);
+      if (QuantState.isState(v)) return mapState(v, down);
       if (isTensor(v)) return down(v);
       if (Array.isArray(v)) return v.map(toHost);
       return v;

@@ -83,7 +83,7 @@ const HPU_STORAGE: readonly DType[] = ['uint8', 'bfloat16'];
 /** bitsandbytes' HPU dequantize_4bit: nf4 only, uint8/bf16 storage, nibble swap for old software, absmax in the output dtype. */
 export function dequantize4bitHpu(A: Tensor, stateOrOptions: QuantState, { out }: { out?: Tensor } = {}): Tensor {
   const state = stateOrOptions;
-  if (!(state instanceof QuantState)) throw new BnbError('E_STATE', 'dequantize4bit on hpu requires a QuantState');
+  if (!(QuantState.isState(state))) throw new BnbError('E_STATE', 'dequantize4bit on hpu requires a QuantState');
   if (state.quantType !== 'nf4') throw new BnbError('E_QUANT_TYPE', `HPU backend only supports quant_type 'nf4', got ${show(state.quantType)}`);
   if (!HPU_STORAGE.includes(A.dtype)) throw new BnbError('E_DTYPE', `HPU backend only supports uint8 or bfloat16 storage, got ${show(A.dtype)}`);
   const blocksize = checkBlocksize('blocksize', state.blocksize, BLOCKSIZES_4BIT);
