@@ -53,6 +53,14 @@ export const MAX_HEADER_BYTES = 100_000_000;
  * checkpoints hold a few hundred thousand (a 4-bit layer is 5 to 7 tensors).
  */
 export const MAX_TENSORS = 1 << 20;
+/** Most dimensions of one tensor's shape (torch allows 64); a longer shape array is refused as it is read. */
+export const MAX_SHAPE_DIMS = 64;
+/** Most dimensions in all the shapes of one header: 8 per tensor at MAX_TENSORS (real checkpoints: 1 to 4). */
+export const MAX_SHAPE_ENTRIES = 8 * MAX_TENSORS;
+/** Most entries of __metadata__ (writers store a few: "format": "pt"). */
+export const MAX_METADATA_ENTRIES = 1 << 16;
+/** Most JSON values in one header: the shape entries and 8 more per tensor at the limits. */
+export const MAX_HEADER_VALUES = 1 << 24;
 
 /** The reference implementation's Dtype enum, in its order (the writer sorts by it, descending). */
 const ST_DTYPES: readonly SafetensorsDType[] = [
@@ -138,6 +146,7 @@ export function headerLength(first8: Uint8Array, fileSize: number): number {
 
 /** A JSON number token that is a non-negative integer within 2^53 - 1, else null. */
 function safeUint(v: JsonValue | undefined): number | null {
+  if (typeof v === 'number') return v; // parsed with `integers`: a non-negative integer of at most 15 digits
   if (!(v instanceof JsonNumber) || !/^(?:0|[1-9][0-9]*)$/.test(v.text)) return null;
   const x = Number(v.text);
   return Number.isSafeInteger(x) ? x : null;
@@ -154,6 +163,56 @@ function expectedBytes(dtype: SafetensorsDType, shape: readonly number[]): bigin
   }
   const bytes = count * BigInt(ITEMSIZE.get(dtype)!);
   return bytes > U64_MAX ? null : bytes;
+}
+
+/** A header's __metadata__ (null stays null). */
+function readMetadata(entry: JsonValue): Record<string, string> | null {
+  if (entry === null) return null;
+  if (!(entry instanceof Map)) fail('E_ST_METADATA', '__metadata__', showJson(entry), 'an object of string values');
+  for (const [k, v] of entry) {
+    if (typeof v !== 'string') {
+      throw new BnbError('E_ST_METADATA', `__metadata__[${JSON.stringify(k)}] = ${showJson(v)} is not accepted: expected a string`);
+    }
+  }
+  return Object.fromEntries(entry as Map<string, string>);
+}
+
+/** One tensor entry of a header: dtype, shape, data_offsets (not yet checked against the others). */
+function readEntry(name: string, entry: JsonValue): TensorInfo {
+  const what = `tensor ${JSON.stringify(name)}`;
+  if (!(entry instanceof Map)) {
+    throw new BnbError('E_ST_HEADER_JSON', `${what} = ${showJson(entry)} is not accepted: expected an object with dtype, shape and data_offsets`);
+  }
+  const dtype = entry.get('dtype');
+  if (!isSafetensorsDType(dtype)) {
+    throw new BnbError('E_ST_DTYPE', `${what}: dtype = ${showJson(dtype)} is not accepted: expected one of ${ST_DTYPES.join(', ')}`);
+  }
+  const shapeJ = entry.get('shape');
+  const shape = Array.isArray(shapeJ) ? shapeJ.map(safeUint) : null;
+  if (shape === null || shape.some((d) => d === null)) {
+    throw new BnbError('E_ST_SHAPE', `${what}: shape = ${showJson(shapeJ)} is not accepted: expected an array of non-negative integers (at most 2^53 - 1)`);
+  }
+  const offJ = entry.get('data_offsets');
+  const off = Array.isArray(offJ) && offJ.length === 2 ? offJ.map(safeUint) : null;
+  if (off === null || off[0] === null || off[1] === null) {
+    throw new BnbError('E_ST_OFFSETS', `${what}: data_offsets = ${showJson(offJ)} is not accepted: expected [start, end], two non-negative integers within the file`);
+  }
+  return { name, dtype, shape: shape as number[], start: off[0]!, end: off[1]! };
+}
+
+/**
+ * end - start is exactly dtype size x product(shape), every partial product a safe
+ * integer (else expectedBytes decides, with the reference's checked u64 arithmetic:
+ * [2^32, 2^32, 0] overflows before its 0).
+ */
+function exactBytes(t: TensorInfo): boolean {
+  let count = 1;
+  for (const d of t.shape) {
+    count *= d;
+    if (!(count <= Number.MAX_SAFE_INTEGER)) return false;
+  }
+  const bytes = count * ITEMSIZE.get(t.dtype)!;
+  return bytes <= Number.MAX_SAFE_INTEGER && bytes === t.end - t.start;
 }
 
 function byteOrder(a: { start: number; end: number }, b: { start: number; end: number }): number {
@@ -182,50 +241,62 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number): Safetens
   } catch {
     throw new BnbError('E_ST_HEADER_UTF8', `the header (${n} bytes) is not valid UTF-8`);
   }
+  let metadata: Record<string, string> | null = null;
+  const tensors: TensorInfo[] = [];
+  let dims = 0;
+  // The first invalid entry's error, thrown once the whole header has parsed (a JSON
+  // syntax error anywhere comes first, as in the reference implementation, which
+  // parses before it validates). Entries are checked as they are read and never kept
+  // as JSON: the parse holds one entry at a time, not the whole tree.
+  let invalid: BnbError | null = null;
+  const member = (name: string, entry: JsonValue): boolean => {
+    if (invalid !== null) return true;
+    let t: TensorInfo | null = null;
+    try {
+      if (name === '__metadata__') metadata = readMetadata(entry);
+      else t = readEntry(name, entry);
+    } catch (e) {
+      if (!(e instanceof BnbError)) throw e;
+      invalid = e;
+      return true;
+    }
+    if (t !== null) {
+      dims += t.shape.length;
+      if (dims > MAX_SHAPE_ENTRIES) { // a limit: refused now
+        throw new BnbError('E_ST_SHAPE', `the header's shapes hold more than ${MAX_SHAPE_ENTRIES} dimensions in all (at tensor ${JSON.stringify(name)}): ` +
+          `expected at most ${MAX_SHAPE_ENTRIES} (${MAX_SHAPE_ENTRIES / MAX_TENSORS} per tensor at the tensor limit)`);
+      }
+      tensors.push(t);
+    }
+    return true;
+  };
   const root = parseJson(text, {
-    code: 'E_ST_HEADER_JSON', what: 'the header', expected: 'one JSON object',
+    code: 'E_ST_HEADER_JSON', what: 'the header', expected: 'one JSON object', integers: true,
     maxRootKeys: MAX_TENSORS + 1, // + __metadata__
     onTooManyKeys: () => {
       throw new BnbError('E_ST_TENSOR_COUNT', `the header lists more than ${MAX_TENSORS} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
     },
+    limits: { arrayLength: MAX_SHAPE_DIMS, objectKeys: MAX_METADATA_ENTRIES, values: MAX_HEADER_VALUES },
+    onLimit: (what, path) => {
+      const where = path.length > 0 ? `tensor ${JSON.stringify(path[0])}` : 'the header';
+      if (what === 'arrayLength' && path[0] !== '__metadata__' && path[1] === 'shape' && path.length === 2) {
+        throw new BnbError('E_ST_SHAPE', `${where}: shape has more than ${MAX_SHAPE_DIMS} dimensions: expected at most ${MAX_SHAPE_DIMS}`);
+      }
+      if (what === 'objectKeys' && path.length === 1 && path[0] === '__metadata__') {
+        throw new BnbError('E_ST_METADATA', `__metadata__ has more than ${MAX_METADATA_ENTRIES} entries: expected at most ${MAX_METADATA_ENTRIES}`);
+      }
+      if (what === 'values') {
+        throw new BnbError('E_ST_HEADER_JSON', `the header holds more than ${MAX_HEADER_VALUES} JSON values: expected at most ${MAX_HEADER_VALUES}`);
+      }
+      throw new BnbError('E_ST_HEADER_JSON', `${where}: ${path.slice(1).join('.') || 'the entry'} holds more than ` +
+        `${what === 'arrayLength' ? `${MAX_SHAPE_DIMS} items` : `${MAX_METADATA_ENTRIES} keys`}: expected { dtype, shape, data_offsets }`);
+    },
+    rootMember: (k, v) => member(k, v),
   });
   if (!(root instanceof Map)) {
     throw new BnbError('E_ST_HEADER_JSON', `the header = ${showJson(root)} is not accepted: expected a JSON object`);
   }
-  let metadata: Record<string, string> | null = null;
-  const tensors: TensorInfo[] = [];
-  for (const [name, entry] of root) {
-    if (name === '__metadata__') {
-      if (entry === null) continue;
-      if (!(entry instanceof Map)) fail('E_ST_METADATA', '__metadata__', showJson(entry), 'an object of string values');
-      for (const [k, v] of entry) {
-        if (typeof v !== 'string') {
-          throw new BnbError('E_ST_METADATA', `__metadata__[${JSON.stringify(k)}] = ${showJson(v)} is not accepted: expected a string`);
-        }
-      }
-      metadata = Object.fromEntries(entry as Map<string, string>);
-      continue;
-    }
-    const what = `tensor ${JSON.stringify(name)}`;
-    if (!(entry instanceof Map)) {
-      throw new BnbError('E_ST_HEADER_JSON', `${what} = ${showJson(entry)} is not accepted: expected an object with dtype, shape and data_offsets`);
-    }
-    const dtype = entry.get('dtype');
-    if (!isSafetensorsDType(dtype)) {
-      throw new BnbError('E_ST_DTYPE', `${what}: dtype = ${showJson(dtype)} is not accepted: expected one of ${ST_DTYPES.join(', ')}`);
-    }
-    const shapeJ = entry.get('shape');
-    const shape = Array.isArray(shapeJ) ? shapeJ.map(safeUint) : null;
-    if (shape === null || shape.some((d) => d === null)) {
-      throw new BnbError('E_ST_SHAPE', `${what}: shape = ${showJson(shapeJ)} is not accepted: expected an array of non-negative integers (at most 2^53 - 1)`);
-    }
-    const offJ = entry.get('data_offsets');
-    const off = Array.isArray(offJ) && offJ.length === 2 ? offJ.map(safeUint) : null;
-    if (off === null || off[0] === null || off[1] === null) {
-      throw new BnbError('E_ST_OFFSETS', `${what}: data_offsets = ${showJson(offJ)} is not accepted: expected [start, end], two non-negative integers within the file`);
-    }
-    tensors.push({ name, dtype, shape: shape as number[], start: off[0]!, end: off[1]! });
-  }
+  if (invalid !== null) throw invalid;
   if (tensors.length > MAX_TENSORS) {
     throw new BnbError('E_ST_TENSOR_COUNT', `the header lists ${tensors.length} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
   }
@@ -240,6 +311,11 @@ function validateLayout(tensors: TensorInfo[], dataLength: number): void {
   let pos = 0;
   let prev: TensorInfo | null = null;
   for (const t of tensors) {
+    if (t.start === pos && t.end >= t.start && exactBytes(t)) { // the common case, without building messages
+      pos = t.end;
+      prev = t;
+      continue;
+    }
     const what = `tensor ${JSON.stringify(t.name)}`;
     const offsets = `data_offsets = [${t.start}, ${t.end}]`;
     if (t.start > t.end) {

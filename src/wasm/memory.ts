@@ -13,12 +13,12 @@ export const CODE_BYTES = 1024;
 let limit = MAX_WASM_BYTES;
 
 /**
- * Caps the linear memory of every kernel instance, existing and future (default and
- * maximum 4 GiB), from the next op on: no memory grows past it, and no op lays out
- * scratch nor a wasmTensor is placed past it, even in memory that grew before the
- * limit was lowered (WebAssembly memory cannot shrink: those pages stay allocated but
- * unused). An op that would need more fails with E_OUT_OF_MEMORY and the runtime
- * stays usable.
+ * Caps the linear memory of every kernel instance (default and maximum 4 GiB), from
+ * the next op on: no memory grows past it (whole pages: the limit rounded down to
+ * 64 KiB), and a new instance whose memory would start above it is refused. Memory
+ * that grew before the limit was lowered is kept and stays usable (WebAssembly memory
+ * cannot shrink). An op that would need more fails with E_OUT_OF_MEMORY and the
+ * runtime stays usable.
  */
 export function setWasmMemoryLimit(bytes: number): void {
   if (!Number.isSafeInteger(bytes) || bytes < PAGE || bytes > MAX_WASM_BYTES) {
@@ -93,6 +93,10 @@ export class WasmMemory {
   private grows = 0;
 
   constructor(readonly k: KernelExports, readonly shared: SharedKernels | null = null) {
+    const start = k.memory.buffer.byteLength, cap = Math.floor(Math.min(limit, MAX_WASM_BYTES) / PAGE) * PAGE;
+    if (start > cap) {
+      throw new BnbError('E_OUT_OF_MEMORY', `a new WebAssembly kernel instance starts with ${start} bytes of memory: the limit is ${cap} bytes (setWasmMemoryLimit); the runtime stays usable`);
+    }
     const base = Math.ceil(k.heapBase() / ALIGN) * ALIGN;
     this.codePtr = base;
     this.lutPtr = base + CODE_BYTES;
@@ -104,8 +108,8 @@ export class WasmMemory {
 
   private ensure(end: number, why = 'this op needs that much scratch at once (a very long row or column)'): void {
     const have = this.k.memory.buffer.byteLength;
-    // whole pages: a grow never passes the limit; checked before `have`, so that a
-    // limit lowered after the memory grew still bounds what ops use
+    if (end <= have) return; // memory that grew before the limit was lowered stays usable (it cannot shrink)
+    // whole pages: a grow never passes the limit
     const cap = Math.floor(Math.min(limit, MAX_WASM_BYTES) / PAGE) * PAGE;
     if (!(end <= cap)) {
       throw new BnbError('E_OUT_OF_MEMORY',
@@ -113,7 +117,6 @@ export class WasmMemory {
         `${cap < MAX_WASM_BYTES ? ' (setWasmMemoryLimit)' : ' (4 GiB, the most a wasm32 memory holds)'}; ` +
         `${why}; the runtime stays usable`);
     }
-    if (end <= have) return;
     try {
       this.k.memory.grow(Math.ceil((end - have) / PAGE));
     } catch (e) {

@@ -83,7 +83,8 @@ export function sharedKernelMemory(): WasmMemory | null {
   if (sharedKernels === null) {
     const module = threadHost()?.module(build === 'relaxed' ? 'relaxed' : 'simd');
     if (!module) return null;
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_WASM_BYTES / 65536, shared: true });
+    // the module's minimum (2 pages): more is grown as needed, within setWasmMemoryLimit
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_WASM_BYTES / 65536, shared: true });
     sharedKernels = new WasmMemory(instantiate(module, memory), { module, memory });
   }
   return sharedKernels;
