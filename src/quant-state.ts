@@ -1,5 +1,5 @@
 import { BnbError, fail, show } from './errors.js';
-import { guard, isPlainObject, readOptions, readShape } from './args.js';
+import { guard, isInstance, isPlainObject, readOptions, readShape } from './args.js';
 import { firstNonFinite } from './ops/finite.js';
 import { viewOf } from './views.js';
 import { DType, FLOAT_DTYPES, FloatDType } from './dtypes.js';
@@ -94,9 +94,13 @@ export class QuantState {
     this.state2 = g.state2 ?? null;
   }
 
-  /** True for a QuantState (a brand check: a Proxy of one, or an object with its prototype, is not one; nothing of x is read). */
+  /**
+   * True for a QuantState, or an object made with its prototype (a copy such as
+   * Object.assign(Object.create(QuantState.prototype), s)); a Proxy whose traps throw
+   * is not one. Its fields are read (once) where it is used.
+   */
   static isState(x: unknown): x is QuantState {
-    return typeof x === 'object' && x !== null && #brand in x;
+    return typeof x === 'object' && x !== null && (#brand in x || isInstance(x, QuantState));
   }
 
   get nested(): boolean {

@@ -6,7 +6,7 @@ import { BnbError, fail, show } from '../../errors.js';
 import { DType, FloatDType } from '../../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../../float16.js';
 import { QuantState } from '../../quant-state.js';
-import { Tensor, bytesOf, checkNotDetached, checkShape, numel, registerDeviceMover, tensor } from '../../tensor.js';
+import { Tensor, bytesOf, checkNotDetached, checkShape, checkTensor, numel, registerDeviceMover, tensor } from '../../tensor.js';
 import { freshView, viewOf } from '../../views.js';
 import { dequantize4bitWasm } from '../../ops/dequantize4bit.js';
 import { stateAbsmax } from '../../ops/blockwise.js';
@@ -101,10 +101,11 @@ export function dequantize4bitHpu(A: Tensor, stateOrOptions: QuantState, { out }
   const flat = habanaDequantizeNf4(bytes, rounded, blocksize, shape, dtype, version);
   const result = hpuTensor(tensor(flat.data, shape, dtype), A.device);
   if (out) {
-    if (out.dtype !== dtype || out.shape.length !== shape.length || out.shape.some((d, i) => d !== shape[i])) {
-      throw new BnbError('E_SHAPE', `out = ${out.dtype} ${show(out.shape)} is not accepted: expected ${dtype} ${show(shape)}`);
+    const o = checkTensor('out', { ...out, device: 'cpu' }); // read once: the snapshot is written
+    if (o.dtype !== dtype || o.shape.length !== shape.length || o.shape.some((d, i) => d !== shape[i])) {
+      throw new BnbError('E_SHAPE', `out = ${o.dtype} ${show(o.shape)} is not accepted: expected ${dtype} ${show(shape)}`);
     }
-    bytesOf(out).set(bytesOf(result));
+    bytesOf(o).set(bytesOf(result));
     return out;
   }
   return result;
