@@ -40,9 +40,11 @@ export function readOptions(op: string, opts: unknown, known: readonly string[])
   for (const k of keys) {
     if (!known.includes(k)) fail('E_ARGUMENT', `${op} option ${k}`, k, `one of ${known.join(', ')}`);
   }
-  const out: Record<string, unknown> = {};
-  for (const k of known) out[k] = guard(`${op} option ${k}`, () => opts[k]);
-  return out;
+  return guard(`${op} options`, () => {
+    const out: Record<string, unknown> = {};
+    for (const k of known) out[k] = opts[k];
+    return out;
+  });
 }
 
 /**

@@ -54,6 +54,17 @@ const METHODS: PropertyDescriptorMap = {
   dispose: { value() {} },
 };
 
+/** checkTensor's snapshot: a host tensor whose methods live on its prototype (cheaper to make, once per tensor per op). */
+class Checked implements Tensor {
+  readonly device = 'cpu';
+  constructor(readonly dtype: DType, readonly shape: number[], readonly data: TypedArray) {}
+  to(device: string): Tensor {
+    return toDevice(this, device);
+  }
+
+  dispose(): void {}
+}
+
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -178,9 +189,7 @@ export function isTensor(x: unknown): x is Tensor {
 export function checkTensor(argument: string, t: unknown): Tensor {
   if (typeof t !== 'object' || t === null) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
   const x = t as Record<string, unknown>;
-  const dtype: unknown = guard(`${argument}.dtype`, () => x.dtype);
-  const rawShape: unknown = guard(`${argument}.shape`, () => x.shape);
-  const device: unknown = guard(`${argument}.device`, () => x.device);
+  const { dtype, rawShape, device } = guard(argument, () => ({ dtype: x.dtype as unknown, rawShape: x.shape as unknown, device: x.device as unknown }));
   if (typeof device === 'string' && device !== 'cpu') {
     // a device tensor: its host data is not ours to read (a CUDA tensor's getter says where it is)
     if (typeof dtype !== 'string' || !guard(`${argument}.shape`, () => Array.isArray(rawShape))) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
@@ -205,7 +214,7 @@ export function checkTensor(argument: string, t: unknown): Tensor {
     throw new BnbError('E_SHAPE', `${argument}.shape ${show(shape)} holds ${numel(shape)} elements but ${argument}.data has ${v.length}`);
   }
   if (device !== undefined && device !== 'cpu') fail('E_ARGUMENT', `${argument}.device`, device, "'cpu'");
-  return Object.defineProperties({ dtype: dt, shape, data: freshView(v), device: 'cpu' }, METHODS) as Tensor;
+  return new Checked(dt, shape, freshView(v));
 }
 
 /** The tensor's bytes, without copying. */

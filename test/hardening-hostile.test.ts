@@ -27,7 +27,6 @@ const FIELDS = ['dtype', 'shape', 'data', 'device'] as const;
  */
 function shifty(first: Tensor): { t: Tensor; reads: Record<string, number>; spill: Uint8Array } {
   const Ctor = first.data.constructor as new (b: ArrayBuffer, at: number, n: number) => Tensor['data'];
-  const size = first.data.BYTES_PER_ELEMENT;
   const spill = new Uint8Array(first.data.byteLength * 4 + 64).fill(0x5a);
   const one = new Ctor(spill.buffer as ArrayBuffer, 32, 1);
   const later: Tensor = { dtype: first.dtype, shape: [1], data: one, device: 'cpu' };
@@ -36,7 +35,6 @@ function shifty(first: Tensor): { t: Tensor; reads: Record<string, number>; spil
   for (const k of FIELDS) {
     Object.defineProperty(t, k, { enumerable: true, get: () => (++reads[k]! === 1 ? first[k] : later[k]) });
   }
-  void size;
   return { t, reads, spill };
 }
 
