@@ -11,6 +11,7 @@
 //   as its components (`TorchaoNF4Tensor`), by its fields.
 
 import { BnbError, fail, show } from './errors.js';
+import { guard } from './args.js';
 import { FLOAT_DTYPES, FloatDType, allocate } from './dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from './float16.js';
 import { QuantState } from './quant-state.js';
@@ -119,26 +120,26 @@ const ACCEPTED_STATES =
  * view). axolotl ignores `out` for a non-nested state; bnbjs fills it.
  */
 export function dequantize(W: Tensor, quantState?: AxolotlQuantState, opts: { out?: Tensor } = {}): Tensor {
-  checkOptions('dequantize', opts, ['out']);
+  const o = checkOptions('dequantize', opts, ['out']);
   if (isTorchaoNF4(W)) {
     throw new BnbError('E_ARGUMENT', 'W is a torchao NF4Tensor (its components): dequantize takes a Tensor; use dequantizeWeight(W) for an NF4Tensor');
   }
   const w = checkTensor('W', W);
-  if (quantState === null || quantState === undefined) return w;
-  const out = opts.out;
+  if (quantState === null || quantState === undefined) return W;
+  const out = o.out as Tensor | undefined;
   if (w.dtype === 'float8_e4m3fn') {
     if (!isTensor(quantState)) {
       fail('E_STATE', 'quantState', quantState, "the scale_inv Tensor of the 'float8_e4m3fn' weight W");
     }
     return dequantizeFp8(w, quantState, out === undefined ? {} : { out });
   }
-  if (quantState instanceof QuantState) {
-    if (quantState.quantType === null) {
+  if (QuantState.isState(quantState)) {
+    if (guard('quantState.quantType', () => quantState.quantType) === null) {
       throw new BnbError('E_STATE', 'quantState is an 8-bit blockwise state (quantType null): dequantize takes 4-bit states; use dequantizeBlockwise for 8-bit ones');
     }
     return dequantize4bit(w, quantState, { out });
   }
-  if (Array.isArray(quantState)) return dequantize4bit(w, fromLegacyList(quantState), { out });
+  if (guard('quantState', () => Array.isArray(quantState))) return dequantize4bit(w, fromLegacyList(readList('quantState', quantState)), { out });
   if (isTensor(quantState)) {
     throw new BnbError('E_STATE',
       `quantState is a Tensor, which is the scale_inv of a 'float8_e4m3fn' weight, but W.dtype = ${show(w.dtype)}: expected ${ACCEPTED_STATES}`);
@@ -169,17 +170,17 @@ export function dequantize(W: Tensor, quantState?: AxolotlQuantState, opts: { ou
 export function dequantizeWeight(
   W: Tensor | TorchaoNF4Tensor, quantState?: AxolotlQuantState, opts: { transpose?: boolean } = {},
 ): Tensor {
-  checkOptions('dequantizeWeight', opts, ['transpose']);
-  const transpose = checkBoolean('transpose', opts.transpose ?? false);
+  const o = checkOptions('dequantizeWeight', opts, ['transpose']);
+  const transpose = checkBoolean('transpose', o.transpose ?? false);
   if (isTorchaoNF4(W)) {
     if (quantState !== null && quantState !== undefined) {
       fail('E_STATE', 'quantState', quantState, 'null or undefined with a torchao NF4Tensor W (its components carry the state)');
     }
-    const weight = torchaoOriginalWeight(W);
+    const weight = torchaoOriginalWeight(readNF4(W));
     return transpose ? transposed(weight) : weight;
   }
   const w = checkTensor('W', W);
-  if (!transpose) return dequantize(w, quantState);
+  if (!transpose) return quantState === null || quantState === undefined ? W as Tensor : dequantize(w, quantState);
   if (quantState === null || quantState === undefined) return transposed(w);
   if (w.dtype === 'float8_e4m3fn') return transposed(dequantize(w, quantState));
   if (w.shape.length !== 2 || (w.shape[0] !== 1 && w.shape[1] !== 1)) {
@@ -200,14 +201,16 @@ function fromLegacyList(list: unknown[]): QuantState {
     throw new BnbError('E_STATE',
       `quantState[4] (compressed statistics [offset, state2]) = ${show(compressed)}: the legacy list form is read for double-quantized (nested) states only, as in axolotl; pass a QuantState for a non-nested one`);
   }
-  if (!Array.isArray(compressed) || compressed.length !== 2) {
+  const pair = guard('quantState[4]', () => Array.isArray(compressed)) ? readList('quantState[4]', compressed) : null;
+  if (pair === null || pair.length !== 2) {
     fail('E_STATE', 'quantState[4] (compressed statistics)', compressed, 'a list [offset, state2]');
   }
-  const [offset, state2] = compressed;
-  if (!Array.isArray(state2) || state2.length !== 7) {
+  const [offset, state2] = pair;
+  const nested = guard('quantState[4][1]', () => Array.isArray(state2)) ? readList('quantState[4][1]', state2) : null;
+  if (nested === null || nested.length !== 7) {
     fail('E_STATE', 'quantState[4][1] (state2)', state2, `the 7-item legacy nested list ${LEGACY_NESTED_ITEMS}`);
   }
-  const [absmax2, code2, blocksize2] = state2;
+  const [absmax2, code2, blocksize2] = nested;
   const qAbsmax = checkTensor('quantState[0] (absmax)', absmax);
   if (qAbsmax.dtype !== 'uint8') fail('E_DTYPE', 'quantState[0] (absmax).dtype', qAbsmax.dtype, "'uint8' (the double-quantized absmax)");
   const a2 = checkTensor('quantState[4][1][0] (absmax2)', absmax2);
@@ -242,7 +245,30 @@ function offsetValue(offset: unknown): number {
 }
 
 function isTorchaoNF4(x: unknown): x is TorchaoNF4Tensor {
-  return typeof x === 'object' && x !== null && !isTensor(x) && 'quantized_data' in x;
+  return typeof x === 'object' && x !== null && !isTensor(x) && guard('W', () => 'quantized_data' in x);
+}
+
+/** A list's items, copied (the list read once; at most 64 items are read: the longest accepted list has 7). */
+function readList(argument: string, list: unknown): unknown[] {
+  return guard(argument, () => {
+    const a = list as unknown[];
+    const n = a.length;
+    const out: unknown[] = [];
+    for (let i = 0; i < Math.min(n, 64); i++) out.push(a[i]);
+    if (n > 64) out.length = n; // only its length is reported
+    return out;
+  }, 'E_STATE');
+}
+
+const NF4_KEYS = ['shape', 'dtype', 'block_size', 'scaler_block_size', 'n_blocks', 'quantized_data', 'quantized_scalers', 'quantization_factor', 'scaler_mean', 'nf4'] as const;
+
+/** The components of a torchao NF4Tensor, each read once (absent ones left out). */
+function readNF4(W: TorchaoNF4Tensor): TorchaoNF4Tensor {
+  return guard('W', () => {
+    const out: Record<string, unknown> = {};
+    for (const k of NF4_KEYS) if (k in W) out[k] = W[k];
+    return out as unknown as TorchaoNF4Tensor;
+  });
 }
 
 /** `torch.Tensor.t()` materialised: a new row-major tensor (0-D and 1-D copied unchanged). */

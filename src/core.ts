@@ -5,9 +5,10 @@
 export { BnbError } from './errors.js';
 export type { BnbErrorCode } from './errors.js';
 export type { DType, FloatDType, TypedArray } from './dtypes.js';
-export { DTYPES, itemsize } from './dtypes.js';
+export { DTYPES } from './dtypes.js';
+export { itemsize, numel, f16ToNumber, bf16ToNumber, numberToF16, numberToBf16 } from './scalars.js';
 export type { Tensor } from './tensor.js';
-export { tensor, numel, toFloat32 } from './tensor.js';
+export { tensor, toFloat32 } from './tensor.js';
 export { QuantState } from './quant-state.js';
 export type { QuantStateFields, QuantStateDict, PackedQuantStateDict, UnpackedQuantStateDict } from './quant-state.js';
 export { get4bitType, createDynamicMap, createNormalMap, createLinearMap, createFp8Map } from './maps.js';
@@ -33,7 +34,6 @@ export { setNumThreads, numThreads } from './threads/config.js';
 export { wasmTensor, isResident } from './wasm/resident.js';
 export { threadStats } from './threads/pool.js';
 export type { WasmFeatures } from './wasm/features.js';
-export { f16ToNumber, bf16ToNumber, numberToF16, numberToBf16 } from './float16.js';
 export { dequantize, dequantizeWeight } from './axolotl.js';
 export type { AxolotlQuantState, LegacyQuantStateList, LegacyNestedStateList, TorchaoNF4Tensor } from './axolotl.js';
 export {

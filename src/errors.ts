@@ -47,13 +47,27 @@ export class BnbError extends Error {
   }
 }
 
-/** Short, readable rendering of a value for error messages. */
+/** Short, readable rendering of a value for error messages (never throws: a Proxy or getter that throws is named as such). */
 export function show(value: unknown): string {
+  try {
+    const s = render(value);
+    return s.length > 200 ? `${s.slice(0, 197)}...` : s;
+  } catch {
+    return 'an object that throws when read';
+  }
+}
+
+function render(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(show).join(', ')}]`;
+  if (Array.isArray(value)) {
+    const n = value.length;
+    const head = Array.from({ length: Math.min(n, 8) }, (_, i) => render(value[i]));
+    return `[${head.join(', ')}${n > 8 ? `, ... (${n} entries)` : ''}]`;
+  }
   if (value === null || value === undefined) return String(value);
   if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as Uint8Array).length})`;
   if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   return String(value);
 }
 

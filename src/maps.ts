@@ -80,8 +80,8 @@ export interface DynamicMapOptions {
 
 /** bitsandbytes' create_dynamic_map, bit-exact with torch 2.11 on x86 (SPEC §1.4). */
 export function createDynamicMap(opts: DynamicMapOptions = {}): Tensor {
-  checkOptions('createDynamicMap', opts, ['signed', 'maxExponentBits', 'totalBits']);
-  const { signed = true, maxExponentBits = 7, totalBits = 8 } = opts;
+  const o = checkOptions('createDynamicMap', opts, ['signed', 'maxExponentBits', 'totalBits']) as DynamicMapOptions;
+  const { signed = true, maxExponentBits = 7, totalBits = 8 } = o;
   if (typeof signed !== 'boolean') fail('E_ARGUMENT', 'signed', signed, 'true or false');
   if (!Number.isInteger(totalBits) || totalBits < 2 || totalBits > 8) fail('E_ARGUMENT', 'totalBits', totalBits, 'an integer in 2..8');
   if (!Number.isInteger(maxExponentBits) || maxExponentBits < 1 || maxExponentBits > totalBits - 1) {
@@ -132,8 +132,8 @@ export interface NormalMapOptions {
  * 8 positive and 7 negative (7 and 7 without the extra value), zero padded, sorted, divided by the max.
  */
 export function createNormalMap(opts: NormalMapOptions = {}): Tensor {
-  checkOptions('createNormalMap', opts, ['offset', 'useExtraValue']);
-  const { offset = 0.9677083, useExtraValue = true } = opts;
+  const o = checkOptions('createNormalMap', opts, ['offset', 'useExtraValue']) as NormalMapOptions;
+  const { offset = 0.9677083, useExtraValue = true } = o;
   if (typeof offset !== 'number' || !(Math.fround(offset) > 0.5 && Math.fround(offset) < 1)) {
     fail('E_ARGUMENT', 'offset', offset, 'a number in (0.5, 1) (as float32)');
   }
@@ -158,8 +158,8 @@ export interface LinearMapOptions {
 
 /** bitsandbytes' create_linear_map (SPEC §1.5): a f32 linspace, zero padding inserted in its middle. */
 export function createLinearMap(opts: LinearMapOptions = {}): Tensor {
-  checkOptions('createLinearMap', opts, ['signed', 'totalBits', 'addZero']);
-  const { signed = true, totalBits = 8, addZero = true } = opts;
+  const o = checkOptions('createLinearMap', opts, ['signed', 'totalBits', 'addZero']) as LinearMapOptions;
+  const { signed = true, totalBits = 8, addZero = true } = o;
   if (typeof signed !== 'boolean') fail('E_ARGUMENT', 'signed', signed, 'true or false');
   if (!Number.isInteger(totalBits) || totalBits < 2 || totalBits > 8) fail('E_ARGUMENT', 'totalBits', totalBits, 'an integer in 2..8');
   if (typeof addZero !== 'boolean') fail('E_ARGUMENT', 'addZero', addZero, 'true or false');
@@ -182,8 +182,8 @@ export interface Fp8MapOptions {
 
 /** bitsandbytes' create_fp8_map (SPEC §1.5): every value of a small float format, scaled to max 1. */
 export function createFp8Map(opts: Fp8MapOptions = {}): Tensor {
-  checkOptions('createFp8Map', opts, ['signed', 'exponentBits', 'precisionBits', 'totalBits']);
-  const { signed = true, exponentBits = 5, precisionBits = 2, totalBits = 8 } = opts;
+  const o = checkOptions('createFp8Map', opts, ['signed', 'exponentBits', 'precisionBits', 'totalBits']) as Fp8MapOptions;
+  const { signed = true, exponentBits = 5, precisionBits = 2, totalBits = 8 } = o;
   if (typeof signed !== 'boolean') fail('E_ARGUMENT', 'signed', signed, 'true or false');
   if (!Number.isInteger(totalBits) || totalBits < 2 || totalBits > 8) fail('E_ARGUMENT', 'totalBits', totalBits, 'an integer in 2..8');
   // bitsandbytes accepts 0 exponent bits (a scaled fixed-point map) and 8 (overflows f32, NaN map); we do not.

@@ -1,4 +1,7 @@
 import { BnbError, fail, show } from './errors.js';
+import { guard, isInstance, isPlainObject, readOptions, readShape } from './args.js';
+import { firstNonFinite } from './ops/finite.js';
+import { viewOf } from './views.js';
 import { DType, FLOAT_DTYPES, FloatDType } from './dtypes.js';
 import { Tensor, checkNotDetached, checkTensor, isTensor, numel, tensor } from './tensor.js';
 import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT, checkBlocksize } from './ops/validate.js';
@@ -15,6 +18,12 @@ export interface QuantStateFields {
   dtype?: DType;
   offset?: number | null;
   state2?: QuantState | null;
+}
+
+/** fromDict's options. */
+export interface FromDictOptions {
+  /** accept NaN or Inf in absmax, nested_absmax or nested_offset (bitsandbytes' CUDA behaviour: they dequantize to NaN or Inf) */
+  allowNonFinite?: boolean;
 }
 
 /** What fromDict takes: either form of asDict, keys with or without a module prefix. */
@@ -49,8 +58,9 @@ const VALID_KEYS = [
   'blocksize', 'dtype', 'shape', 'nested_blocksize', 'nested_dtype', 'nested_offset',
 ];
 
-function copyTensor(t: Tensor): Tensor {
-  return { ...t, shape: [...t.shape], data: t.data.slice() };
+function copyTensor(argument: string, t: Tensor): Tensor {
+  const c = checkTensor(argument, t);
+  return tensor(c.data.slice(), [...c.shape], c.dtype);
 }
 
 /**
@@ -58,6 +68,7 @@ function copyTensor(t: Tensor): Tensor {
  * `offset` is the f32 value of bnb's 0-dim offset tensor.
  */
 export class QuantState {
+  readonly #brand = true;
   absmax: Tensor;
   shape: number[] | null;
   code: Tensor;
@@ -68,14 +79,28 @@ export class QuantState {
   state2: QuantState | null;
 
   constructor(f: QuantStateFields) {
-    this.absmax = f.absmax;
-    this.shape = f.shape ?? null;
-    this.code = f.code;
-    this.blocksize = f.blocksize;
-    this.quantType = f.quantType ?? null;
-    this.dtype = f.dtype ?? 'float32';
-    this.offset = f.offset ?? null;
-    this.state2 = f.state2 ?? null;
+    if (typeof f !== 'object' || f === null) fail('E_STATE', 'fields', f, 'an object of QuantState fields ({ absmax, code, blocksize, ... })');
+    // each field read once (the ops check them where they use them)
+    const g = guard('fields', () => ({
+      absmax: f.absmax, shape: f.shape, code: f.code, blocksize: f.blocksize, quantType: f.quantType, dtype: f.dtype, offset: f.offset, state2: f.state2,
+    }), 'E_STATE');
+    this.absmax = g.absmax;
+    this.shape = g.shape ?? null;
+    this.code = g.code;
+    this.blocksize = g.blocksize;
+    this.quantType = g.quantType ?? null;
+    this.dtype = g.dtype ?? 'float32';
+    this.offset = g.offset ?? null;
+    this.state2 = g.state2 ?? null;
+  }
+
+  /**
+   * True for a QuantState, or an object made with its prototype (a copy such as
+   * Object.assign(Object.create(QuantState.prototype), s)); a Proxy whose traps throw
+   * is not one. Its fields are read (once) where it is used.
+   */
+  static isState(x: unknown): x is QuantState {
+    return typeof x === 'object' && x !== null && (#brand in x || isInstance(x, QuantState));
   }
 
   get nested(): boolean {
@@ -91,7 +116,9 @@ export class QuantState {
   asDict(options: { packed: true }): PackedQuantStateDict;
   asDict(options?: { packed?: false }): UnpackedQuantStateDict;
   asDict(options?: { packed?: boolean }): PackedQuantStateDict | UnpackedQuantStateDict;
-  asDict({ packed = false }: { packed?: boolean } = {}): PackedQuantStateDict | UnpackedQuantStateDict {
+  asDict(options: { packed?: boolean } = {}): PackedQuantStateDict | UnpackedQuantStateDict {
+    const packed = readOptions('asDict', options, ['packed']).packed ?? false;
+    if (typeof packed !== 'boolean') fail('E_ARGUMENT', 'packed', packed, 'true or false');
     const d: UnpackedQuantStateDict = {
       quant_type: this.quantType,
       absmax: this.absmax,
@@ -105,7 +132,7 @@ export class QuantState {
       Object.assign(d, {
         nested_absmax: s2.absmax,
         nested_blocksize: s2.blocksize,
-        nested_quant_map: copyTensor(s2.code),
+        nested_quant_map: copyTensor('state2.code', s2.code),
         nested_dtype: s2.dtype,
         nested_offset: this.offset,
       });
@@ -136,11 +163,15 @@ export class QuantState {
    * code lengths, nested statistics all present or all absent), so that a hostile or
    * damaged state dict fails here with the field named, never later with a wrong answer.
    */
-  static fromDict(dict: QuantStateDict): QuantState {
-    if (typeof dict !== 'object' || dict === null || Array.isArray(dict)) fail('E_STATE', 'dict', dict, 'an object of QuantState items');
-    const qsKeys = Object.keys(dict).filter((k) => k.includes('quant_state') && isBlob(dict[k]));
-    const entries = new Map<string, unknown>(Object.entries(dict));
-    if (!Object.hasOwn(dict, 'quant_type')) {
+  static fromDict(dict: QuantStateDict, opts: FromDictOptions = {}): QuantState {
+    if (!isPlainObject('dict', dict)) fail('E_STATE', 'dict', dict, 'an object of QuantState items');
+    const o = readOptions('QuantState.fromDict', opts, ['allowNonFinite']);
+    const allowNonFinite = o.allowNonFinite ?? false;
+    if (typeof allowNonFinite !== 'boolean') fail('E_ARGUMENT', 'allowNonFinite', allowNonFinite, 'true or false');
+    // every item read once, into a Map: what follows never reads `dict` again
+    const entries = new Map<string, unknown>(guard('dict', () => Object.entries(dict), 'E_STATE'));
+    const qsKeys = [...entries].filter(([k, v]) => k.includes('quant_state') && isBlob(v)).map(([k]) => k);
+    if (!entries.has('quant_type')) {
       if (qsKeys.length === 0) {
         throw new BnbError('E_STATE', 'Expected packed or unpacked quant_state items, found neither');
       }
@@ -150,8 +181,8 @@ export class QuantState {
     }
     if (qsKeys.length === 1) {
       const key = qsKeys[0]!;
+      const blob = parseBlob(key, entries.get(key));
       entries.delete(key);
-      const blob = parseBlob(key, dict[key]);
       const suffix = key.split('.').pop()!;
       if (QS_SUFFIXES.includes(suffix) && blob.quant_type !== suffix.slice('bitsandbytes__'.length)) {
         throw new BnbError('E_STATE', `${key} holds quant_type = ${show(blob.quant_type)} but its name says ${show(suffix.slice('bitsandbytes__'.length))}`);
@@ -174,7 +205,12 @@ export class QuantState {
     let offset: number | null = null;
     let state2: QuantState | null = null;
     if (Object.hasOwn(d, 'nested_absmax')) {
-      offset = Math.fround(need(d, 'nested_offset', isNumber, 'a number'));
+      const given = need(d, 'nested_offset', isNumber, 'a number');
+      offset = Math.fround(given);
+      if (!allowNonFinite && !Number.isFinite(offset)) {
+        throw new BnbError('E_STATE', `nested_offset = ${given} is not finite as a float32 (${offset}): every dequantized value would be NaN or Inf; ` +
+          'pass allowNonFinite: true to accept non-finite statistics');
+      }
       state2 = new QuantState({
         absmax: needTensor(d, 'nested_absmax'),
         blocksize: need(d, 'nested_blocksize', isPositiveInt, 'a positive integer'),
@@ -186,10 +222,9 @@ export class QuantState {
     if (quantType !== null && quantType !== 'nf4' && quantType !== 'fp4') {
       fail('E_QUANT_TYPE', 'quant_type', quantType, "'nf4', 'fp4' or null");
     }
-    const shape = d.shape ?? null;
-    if (shape !== null && !(Array.isArray(shape) && shape.every((x) => Number.isSafeInteger(x) && x >= 0) && Number.isSafeInteger(numel(shape)))) {
-      fail('E_STATE', 'shape', shape, 'an array of non-negative integers (at most 2^53 - 1 elements) or null');
-    }
+    const SHAPE = 'an array of non-negative integers (at most 2^53 - 1 elements) or null';
+    const shape = d.shape === undefined || d.shape === null ? null : readShape('shape', d.shape, 'E_STATE', SHAPE);
+    if (shape !== null && !Number.isSafeInteger(numel(shape))) fail('E_STATE', 'shape', shape, SHAPE);
     const state = new QuantState({
       quantType: quantType as QuantType | null,
       absmax: needTensor(d, 'absmax'),
@@ -201,19 +236,34 @@ export class QuantState {
       state2,
     });
     checkConsistent(state);
+    if (!allowNonFinite) {
+      checkFiniteStats('absmax', state.state2 === null ? state.absmax : null);
+      checkFiniteStats('nested_absmax', state.state2?.absmax ?? null);
+    }
     return state;
   }
 
   /** bnb's __eq__: tensors within 1e-6, everything else exactly. */
   equals(other: QuantState): boolean {
-    const close = (a: Tensor, b: Tensor) =>
-      a.dtype === b.dtype && a.data.length === b.data.length &&
-      a.data.every((v, i) => Math.abs(v - b.data[i]!) <= 1e-6 + 1e-5 * Math.abs(b.data[i]!));
-    return close(this.absmax, other.absmax) && close(this.code, other.code) &&
-      JSON.stringify(this.shape) === JSON.stringify(other.shape) && this.dtype === other.dtype &&
-      this.blocksize === other.blocksize && this.quantType === other.quantType &&
-      Object.is(this.offset, other.offset) &&
-      (this.state2 === null ? other.state2 === null : other.state2 !== null && this.state2.equals(other.state2));
+    if (!QuantState.isState(other)) return false; // as bnb's __eq__
+    const close = (name: string, a: unknown, b: unknown) => {
+      if (!isTensor(a) || !isTensor(b)) return a === b;
+      const x = checkTensor(`state.${name}`, a), y = checkTensor(`other.${name}`, b);
+      return x.dtype === y.dtype && x.data.length === y.data.length &&
+        x.data.every((v, i) => Math.abs(v - y.data[i]!) <= 1e-6 + 1e-5 * Math.abs(y.data[i]!));
+    };
+    // each field of both read once (a state's fields may be getters)
+    const fields = (argument: string, s: QuantState) => guard(argument, () => ({
+      absmax: s.absmax as unknown, code: s.code as unknown, shape: s.shape as unknown, dtype: s.dtype as unknown, blocksize: s.blocksize as unknown,
+      quantType: s.quantType as unknown, offset: s.offset as unknown, state2: s.state2 as unknown,
+    }), 'E_STATE');
+    const a = fields('state', this), b = fields('other', other);
+    const sameShape = a.shape === null || b.shape === null ? a.shape === b.shape
+      : JSON.stringify(readShape('state.shape', a.shape, 'E_STATE')) === JSON.stringify(readShape('other.shape', b.shape, 'E_STATE'));
+    return close('absmax', a.absmax, b.absmax) && close('code', a.code, b.code) && sameShape && a.dtype === b.dtype &&
+      a.blocksize === b.blocksize && a.quantType === b.quantType && Object.is(a.offset, b.offset) &&
+      (a.state2 === null || b.state2 === null ? a.state2 === b.state2
+        : QuantState.isState(a.state2) && QuantState.isState(b.state2) && a.state2.equals(b.state2));
   }
 }
 
@@ -247,20 +297,31 @@ function checkConsistent(s: QuantState): void {
   }
 }
 
+/** f32 statistics with a NaN or Inf are E_STATE: they decode to NaN or Inf silently (null: nothing to check). */
+function checkFiniteStats(key: string, t: Tensor | null): void {
+  if (t === null || t.dtype !== 'float32') return;
+  const at = firstNonFinite(t.data as Float32Array);
+  if (at >= 0) {
+    throw new BnbError('E_STATE', `${key} has a non-finite value (${t.data[at]}) at index ${at}: the values of its blocks would dequantize to NaN or Inf; ` +
+      'pass allowNonFinite: true to accept non-finite statistics');
+  }
+}
+
 function isBlob(v: unknown): boolean {
-  return isTensor(v) || v instanceof Uint8Array;
+  return isTensor(v) || viewOf(v)?.kind === 'Uint8Array';
 }
 
 /** bnb writes about 150 bytes; anything this large is not a quant_state blob. */
 export const MAX_BLOB_BYTES = 1 << 16;
 
 function parseBlob(key: string, v: unknown): Record<string, unknown> {
-  const data = isTensor(v) ? v.data : (v as Uint8Array);
+  const data = isTensor(v) ? checkTensor(key, v).data : (v as Uint8Array);
   checkNotDetached(key, data);
-  if (data.byteLength > MAX_BLOB_BYTES) {
-    throw new BnbError('E_STATE', `${key} has ${data.byteLength} bytes: a quant_state JSON blob has at most ${MAX_BLOB_BYTES}`);
+  const g = viewOf(data)!;
+  if (g.byteLength > MAX_BLOB_BYTES) {
+    throw new BnbError('E_STATE', `${key} has ${g.byteLength} bytes: a quant_state JSON blob has at most ${MAX_BLOB_BYTES}`);
   }
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const bytes = new Uint8Array(g.buffer, g.byteOffset, g.byteLength);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);

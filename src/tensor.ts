@@ -1,7 +1,9 @@
 import { BnbError, fail, show } from './errors.js';
-import { DType, TypedArray, allocate, arrayTypeOf, checkDType, inferDType } from './dtypes.js';
+import { guard, readShape } from './args.js';
+import { DType, TypedArray, allocate, arrayTypeOf, checkDType, isDType } from './dtypes.js';
 import { numberToBf16, numberToF16, bf16ToNumber, f16ToNumber } from './float16.js';
-import { memoryOf } from './wasm/memory.js';
+import { View, detached, freshView, viewOf } from './views.js';
+import { memoryOfBuffer } from './wasm/memory.js';
 
 /**
  * A dense, row-major tensor. float16/bfloat16 data are Uint16Array bit patterns.
@@ -30,16 +32,19 @@ export function registerDeviceMover(deviceType: string, m: DeviceMover): void {
 /** The tensor on `device`: 'cpu', 'cuda', 'cuda:N', 'hpu', ... (a copy unless it is there already). */
 export function toDevice(t: Tensor, device: string): Tensor {
   if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
-  const from = t.device ?? 'cpu';
-  if (typeof device === 'string' && device === from) return t;
-  const to = typeof device === 'string' ? device.split(':')[0]! : '';
+  if (typeof device !== 'string') fail('E_DEVICE', 'device', device, "'cpu', 'cuda', 'cuda:N', 'hpu' or 'hpu:N'");
+  const from = guard('t.device', () => t.device) ?? 'cpu';
+  if (typeof from !== 'string') fail('E_DEVICE', 't.device', from, "a device string such as 'cpu'");
+  if (device === from) return t;
+  const to = device.split(':')[0]!;
   const src = from.split(':')[0]!;
   const mover = (type: string) => {
     const m = movers.get(type);
     if (!m) throw new BnbError('E_DEVICE', `device = ${show(type === to ? device : from)} is not available in this runtime: expected 'cpu'${[...movers.keys()].map((k) => `, '${k}'`).join('')}`);
     return m;
   };
-  if (src === 'cpu') return mover(to)(t, device);
+  // movers copy host data: they get a checked snapshot of it
+  if (src === 'cpu') return mover(to)(checkTensor('t', t), device);
   if (to === 'cpu' || to === src) return mover(src)(t, device);
   return mover(to)(mover(src)(t, 'cpu'), device);
 }
@@ -49,6 +54,17 @@ const METHODS: PropertyDescriptorMap = {
   dispose: { value() {} },
 };
 
+/** checkTensor's snapshot: a host tensor whose methods live on its prototype (cheaper to make, once per tensor per op). */
+class Checked implements Tensor {
+  readonly device = 'cpu';
+  constructor(readonly dtype: DType, readonly shape: number[], readonly data: TypedArray) {}
+  to(device: string): Tensor {
+    return toDevice(this, device);
+  }
+
+  dispose(): void {}
+}
+
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -56,10 +72,7 @@ export function numel(shape: readonly number[]): number {
 }
 
 export function checkShape(argument: string, shape: unknown): number[] {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    fail('E_SHAPE', argument, shape, 'an array of non-negative integers');
-  }
-  return [...shape];
+  return readShape(argument, shape);
 }
 
 /**
@@ -69,38 +82,60 @@ export function checkShape(argument: string, shape: unknown): number[] {
  */
 export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DType): Tensor {
   if (dtype !== undefined) checkDType('dtype', dtype);
-  if (Array.isArray(data)) {
+  if (guard('data', () => Array.isArray(data))) {
     const dt = dtype ?? 'float32';
     if (dt === 'float8_e4m3fn') fail('E_DTYPE', 'dtype', dt, 'a dtype bnbjs can encode numbers in; for float8_e4m3fn pass a Uint8Array of its bytes');
-    const out = allocate(dt, data.length);
+    const values = readNumbers('data', data);
+    const out = allocate(dt, values.length);
     const conv = dt === 'float16' ? numberToF16 : dt === 'bfloat16' ? numberToBf16 : (x: number) => x;
-    for (let i = 0; i < data.length; i++) out[i] = conv(data[i]!);
-    return tensor(out, shape ?? [data.length], dt);
+    for (let i = 0; i < values.length; i++) out[i] = conv(values[i]!);
+    return tensor(out, shape ?? [values.length], dt);
   }
-  if (!ArrayBuffer.isView(data)) fail('E_ARGUMENT', 'data', data, 'a typed array or an array of numbers');
-  checkNotDetached('data', data);
-  const inferred = inferDType(data);
+  const v = viewOf(data);
+  if (v === null) {
+    if (!ArrayBuffer.isView(data)) fail('E_ARGUMENT', 'data', data, 'a typed array or an array of numbers');
+    fail('E_DTYPE', 'data', data, DATA_KINDS);
+  }
+  checkLive('data', data, v);
+  const inferred = INFERRED[v.kind];
   let dt: DType;
   if (dtype === undefined) {
-    if (inferred === null && data instanceof Uint16Array) {
-      fail('E_DTYPE', 'dtype', dtype, `an explicit dtype for ${data.constructor.name} ('float16' or 'bfloat16' for Uint16Array)`);
+    if (inferred === undefined && v.kind === 'Uint16Array') {
+      fail('E_DTYPE', 'dtype', dtype, `an explicit dtype for ${v.kind} ('float16' or 'bfloat16' for Uint16Array)`);
     }
-    if (inferred === null) {
-      fail('E_DTYPE', 'data', data, 'a Float32Array, Uint8Array, Int8Array, Int32Array, or a Uint16Array with dtype \'float16\' or \'bfloat16\'');
-    }
+    if (inferred === undefined) fail('E_DTYPE', 'data', data, DATA_KINDS);
     dt = inferred;
   } else {
     dt = dtype;
     const want = arrayTypeOf(dt);
-    if (!(data instanceof want)) {
-      throw new BnbError('E_DTYPE', `data is a ${data.constructor.name} but dtype ${show(dt)} needs a ${want.name}`);
-    }
+    if (v.kind !== want.name) throw new BnbError('E_DTYPE', `data is a ${v.kind} but dtype ${show(dt)} needs a ${want.name}`);
   }
-  const sh = checkShape('shape', shape ?? [data.length]);
-  if (numel(sh) !== data.length) {
-    throw new BnbError('E_SHAPE', `shape ${show(sh)} holds ${numel(sh)} elements but data has ${data.length}`);
+  const sh = checkShape('shape', shape ?? [v.length]);
+  if (numel(sh) !== v.length) {
+    throw new BnbError('E_SHAPE', `shape ${show(sh)} holds ${numel(sh)} elements but data has ${v.length}`);
   }
   return Object.defineProperties({ dtype: dt, shape: sh, data, device: 'cpu' }, METHODS) as Tensor;
+}
+
+const DATA_KINDS = "a Float32Array, Uint8Array, Int8Array, Int32Array, or a Uint16Array with dtype 'float16' or 'bfloat16'";
+const INFERRED: Record<string, DType | undefined> = { Float32Array: 'float32', Uint8Array: 'uint8', Int8Array: 'int8', Int32Array: 'int32' };
+
+/** An array of numbers, copied element by element (each read once). */
+function readNumbers(argument: string, a: unknown): number[] {
+  const out = guard(argument, () => {
+    const arr = a as unknown[];
+    const n: unknown = arr.length;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return null;
+    const values: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const x: unknown = arr[i];
+      if (typeof x !== 'number') return null;
+      values.push(x);
+    }
+    return values;
+  });
+  if (out === null) fail('E_ARGUMENT', argument, a, 'a typed array or an array of numbers');
+  return out;
 }
 
 /**
@@ -109,54 +144,77 @@ export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DT
  * reads as empty, which would otherwise pass for a shape mismatch.
  */
 export function isDetached(v: ArrayBufferView): boolean {
-  if (v.byteLength !== 0) return false;
-  const b = v.buffer as ArrayBuffer & { detached?: boolean };
-  if (typeof b.detached === 'boolean') return b.detached;
-  try {
-    new Uint8Array(b, 0, 0);
-    return false;
-  } catch {
-    return true;
-  }
+  const g = viewOf(v);
+  return g !== null && detached(g);
 }
 
-export function checkNotDetached(argument: string, v: ArrayBufferView): void {
-  if (isDetached(v)) {
-    throw new BnbError('E_DETACHED', `${argument} is a ${v.constructor.name} over a detached ArrayBuffer (transferred to another thread or a WebAssembly ` +
+/** Data that is still readable: not detached, and in bnbjs's kernel memory only inside a live wasmTensor (by its geometry `v`). */
+function checkLive(argument: string, data: unknown, v: View): void {
+  if (detached(v)) {
+    throw new BnbError('E_DETACHED', `${argument} is a ${v.kind} over a detached ArrayBuffer (transferred to another thread or a WebAssembly ` +
       'memory that grew): expected data that is still readable; copy it before transferring the buffer');
   }
-  // a view of the kernels' memory is only data inside a live wasmTensor (else freed or scratch bytes)
-  if (memoryOf(v)?.addressOf(v, 0, v.byteLength) === null) {
-    throw new BnbError('E_DETACHED', `${argument} is a ${v.constructor.name} over bnbjs's kernel memory outside any live wasmTensor ` +
+  // a view of the kernels' memory is only data inside a live wasmTensor (else freed or scratch bytes, or another tensor's)
+  const m = memoryOfBuffer(v.buffer);
+  if (m !== null && (m.stale(data) || m.addressOf(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 0, v.byteLength) === null)) {
+    throw new BnbError('E_DETACHED', `${argument} is a ${v.kind} over bnbjs's kernel memory outside any live wasmTensor ` +
       '(one that was disposed, or a view made beyond its data): expected the data of a tensor that is not disposed');
   }
 }
 
-export function isTensor(x: unknown): x is Tensor {
-  if (typeof x !== 'object' || x === null) return false;
-  const t = x as Tensor;
-  if (typeof t.dtype !== 'string' || !Array.isArray(t.shape)) return false;
-  // device tensors have no host data to look at
-  return (typeof t.device === 'string' && t.device !== 'cpu') || ArrayBuffer.isView(t.data);
+export function checkNotDetached(argument: string, v: ArrayBufferView): void {
+  const g = viewOf(v);
+  if (g !== null) checkLive(argument, v, g);
 }
 
-/** Checks that `t` is a well-formed CPU tensor and returns it. */
+export function isTensor(x: unknown): x is Tensor {
+  if (typeof x !== 'object' || x === null) return false;
+  try {
+    const t = x as Tensor;
+    if (typeof t.dtype !== 'string' || !Array.isArray(t.shape)) return false;
+    // device tensors have no host data to look at
+    const device: unknown = t.device;
+    return (typeof device === 'string' && device !== 'cpu') || ArrayBuffer.isView(t.data);
+  } catch {
+    return false; // a getter or Proxy that throws: not a tensor
+  }
+}
+
+/**
+ * Checks that `t` is a well-formed CPU tensor and returns what ops use of it: a
+ * snapshot, each field read once before it is checked (a getter that changes its
+ * answer cannot slip past), the shape a plain copy and the data a fresh view of the
+ * same bytes (never the caller's object, whose length or buffer may be overridden).
+ */
 export function checkTensor(argument: string, t: unknown): Tensor {
-  if (!isTensor(t)) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
-  checkDType(`${argument}.dtype`, t.dtype);
-  if (t.device === undefined || t.device === 'cpu') checkNotDetached(`${argument}.data`, t.data);
-  const want = arrayTypeOf(t.dtype);
-  if (!(t.data instanceof want)) {
-    throw new BnbError('E_DTYPE', `${argument}.data is a ${t.data.constructor.name} but ${argument}.dtype ${show(t.dtype)} needs a ${want.name}`);
+  if (typeof t !== 'object' || t === null) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
+  const x = t as Record<string, unknown>;
+  const { dtype, rawShape, device } = guard(argument, () => ({ dtype: x.dtype as unknown, rawShape: x.shape as unknown, device: x.device as unknown }));
+  if (typeof device === 'string' && device !== 'cpu') {
+    // a device tensor: its host data is not ours to read (a CUDA tensor's getter says where it is)
+    if (typeof dtype !== 'string' || !guard(`${argument}.shape`, () => Array.isArray(rawShape))) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
+    checkDType(`${argument}.dtype`, dtype);
+    guard(`${argument}.data`, () => x.data);
+    throw new BnbError('E_ARGUMENT', `${argument}.device = ${show(device)} is not accepted: expected 'cpu'`);
   }
-  checkShape(`${argument}.shape`, t.shape);
-  if (numel(t.shape) !== t.data.length) {
-    throw new BnbError('E_SHAPE', `${argument}.shape ${show(t.shape)} holds ${numel(t.shape)} elements but ${argument}.data has ${t.data.length}`);
+  const data: unknown = guard(`${argument}.data`, () => x.data);
+  const v = viewOf(data);
+  if (typeof dtype !== 'string' || !guard(`${argument}.shape`, () => Array.isArray(rawShape)) || !ArrayBuffer.isView(data)) {
+    fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
   }
-  if (t.device !== undefined && t.device !== 'cpu') {
-    throw new BnbError('E_ARGUMENT', `${argument}.device = ${show(t.device)} is not accepted: expected 'cpu'`);
+  const dt = checkDType(`${argument}.dtype`, dtype);
+  const want = arrayTypeOf(dt);
+  if (v === null) fail('E_DTYPE', `${argument}.data`, data, `a ${want.name}`);
+  checkLive(`${argument}.data`, data, v);
+  if (v.kind !== want.name) {
+    throw new BnbError('E_DTYPE', `${argument}.data is a ${v.kind} but ${argument}.dtype ${show(dt)} needs a ${want.name}`);
   }
-  return t;
+  const shape = checkShape(`${argument}.shape`, rawShape);
+  if (numel(shape) !== v.length) {
+    throw new BnbError('E_SHAPE', `${argument}.shape ${show(shape)} holds ${numel(shape)} elements but ${argument}.data has ${v.length}`);
+  }
+  if (device !== undefined && device !== 'cpu') fail('E_ARGUMENT', `${argument}.device`, device, "'cpu'");
+  return new Checked(dt, shape, freshView(v));
 }
 
 /** The tensor's bytes, without copying. */
@@ -179,10 +237,12 @@ const DECODE: Partial<Record<DType, (x: number) => number>> = {
 /** Element values as a new Float32Array (16-bit and 8-bit floats decoded). */
 export function toFloat32(t: Tensor): Float32Array {
   if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
-  if ((t.device ?? 'cpu') === 'cpu') checkTensor('t', t); // a device tensor's data getter says where it is
-  if (t.dtype === 'float32') return Float32Array.from(t.data);
-  const dec = DECODE[t.dtype] ?? ((x: number) => x);
-  const out = new Float32Array(t.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = dec(t.data[i]!);
+  const device = guard('t.device', () => t.device) ?? 'cpu';
+  // a device tensor's data getter says where it is
+  const x = device === 'cpu' ? checkTensor('t', t) : { dtype: guard('t.dtype', () => t.dtype), data: guard('t.data', () => t.data) };
+  if (x.dtype === 'float32') return Float32Array.from(x.data);
+  const dec = (isDType(x.dtype) ? DECODE[x.dtype] : undefined) ?? ((v: number) => v);
+  const out = new Float32Array(x.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = dec(x.data[i]!);
   return out;
 }

@@ -1,7 +1,7 @@
 // Hostile and careless input, argument by argument: each a BnbError with a stable
 // code and a message naming the argument, its value and what is accepted — never a
 // TypeError, a hang, or a wrong answer.
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,13 @@ import {
   dequantizeBlockwise, dequantizeFp8, dequantizeNf4, gemv4bit, int8DoubleQuant, int8VectorwiseQuant, matmul4bit, parseHeader,
   quantize4bit, quantizeBlockwise, serializeSafetensors, tensor, toDevice, toFloat32,
 } from '../src/index.js';
+import * as bnb from '../src/index.js';
+import * as node from '../src/node.js';
+import {
+  BnbError, bf16ToNumber, commonDevice, f16ToNumber, itemsize, needsNibbleSwap, numberToBf16, numberToF16, numel, parseGaudiVersion, swapNibbles,
+} from '../src/index.js';
+import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
+import { FUNCTION_NAMES, LEFT_OUT } from './property/props-robust.js';
 import { MAX_TENSORS } from '../src/io/safetensors.js';
 import { createSafetensorsWriter } from '../src/io/safetensors-file.js';
 import { MAX_BLOB_BYTES } from '../src/quant-state.js';
@@ -245,3 +252,176 @@ describe('checkpoint quant_state blobs', () => {
     expect(await rejection(() => inspectCheckpoint(huge))).toMatchObject({ code: 'E_CKPT_QUANT_STATE', message: new RegExp(`has ${MAX_BLOB_BYTES + 8} bytes`) });
   });
 });
+
+// ---------------------------------------------------------------------------
+// Issue #15, case 12: every exported function throws only BnbError on junk. The
+// property test (test/property/props-robust.ts) calls the synchronous ones with
+// generated junk; here: the cases the issue names, the entries' export lists, the
+// functions that change global state, and the asynchronous file functions.
+
+/** A Proxy whose every trap throws. */
+function trapProxy<T extends object>(target: T): T {
+  const trap = () => {
+    throw new Error('trap');
+  };
+  return new Proxy(target, { get: trap, has: trap, ownKeys: trap, getPrototypeOf: trap, getOwnPropertyDescriptor: trap, apply: trap });
+}
+const revokedProxy = () => {
+  const r = Proxy.revocable({}, {});
+  r.revoke();
+  return r.proxy;
+};
+const JUNK: unknown[] = [
+  undefined, null, true, 0, -1, NaN, Infinity, 2 ** 64, 1e308, '', 'x', Symbol('s'), 5n, [], [-1], {}, () => 1, new Uint8Array(3),
+  trapProxy({}), trapProxy([1]), revokedProxy(), Object.defineProperty({}, 'format', { enumerable: true, get() { throw new Error('getter'); } }),
+];
+const name = (v: unknown) => (typeof v === 'symbol' ? 'Symbol' : typeof v === 'bigint' ? `${v}n` : typeof v === 'function' ? 'function' : (() => {
+  try {
+    return String(JSON.stringify(v));
+  } catch {
+    return 'a hostile object';
+  }
+})());
+
+describe('every exported function on junk: only BnbError (case 12)', () => {
+  const model = mkdtempSync(join(tmp, 'junk-model-'));
+  writeFileSync(join(model, 'model.safetensors'), serializeSafetensors({ 'l.weight': tensor(Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i)), [64, 64]) }));
+  const modelBytes = readFileSync(join(model, 'model.safetensors'));
+  const input = join(model, 'model.safetensors');
+
+  it('the cases the issue names: the exact code, the input intact, nothing written', async () => {
+    const out = join(tmp, 'junk-out.safetensors');
+    expect(await rejection(() => quantizeCheckpoint(input, 5 as never, { format: 'nf4' }))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^output = 5 is not accepted: expected a path/) });
+    expect(await rejection(() => quantizeCheckpoint(input, 5 as never, undefined as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^output = 5/) });
+    expect(await rejection(() => quantizeCheckpoint(input, out, null as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^opts = null/) });
+    expect(await rejection(() => dequantizeCheckpoint(input, ''))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^output = "" is not accepted/) });
+    expect(await rejection(() => dequantizeCheckpoint(input, out, 5 as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/options = 5/) });
+    expect(await rejection(() => quantizeCheckpoint(5 as never, out, { format: 'nf4' }))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^input = 5/) });
+    expect(await rejection(() => quantizeCheckpoint(input, out, { format: 'nf4', onProgress: 5 as never }))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^onProgress = 5/) });
+    expect(await rejection(() => inspectCheckpoint(Symbol('s') as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^input = Symbol\(s\)/) });
+    expect(existsSync(out)).toBe(false);
+    expect(readFileSync(input).equals(modelBytes)).toBe(true);
+
+    for (const f of [f16ToNumber, bf16ToNumber]) {
+      for (const v of [Symbol('s'), 1n, 'x', 65536, -1, 1.5, null, trapProxy({})]) {
+        expect(error(() => f(v as never)), `${f.name}(${name(v)})`).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^h = .*an integer from 0 to 65535/) });
+      }
+    }
+    expect([f16ToNumber(0x3c00), bf16ToNumber(0x3f80), numberToF16(1), numberToBf16(-2)]).toEqual([1, 1, 0x3c00, 0xc000]);
+    for (const f of [numberToF16, numberToBf16]) {
+      for (const v of [Symbol('s'), 1n, '1', null, undefined, {}]) expect(error(() => f(v as never)), `${f.name}(${name(v)})`).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^x = .*a number/) });
+    }
+    for (const v of [null, 5, 'x', [-1], [1.5], [2 ** 53], trapProxy([2]), { length: 2 }]) expect(error(() => numel(v as never)), `numel(${name(v)})`).toMatchObject({ code: 'E_SHAPE' });
+    expect(numel([2, 3])).toBe(6);
+    for (const v of ['x', 5, null, Symbol('s')]) expect(error(() => itemsize(v as never))).toMatchObject({ code: 'E_DTYPE' });
+    for (const v of [null, 5, [1, 2], new Uint16Array(2), trapProxy(new Uint8Array(2))]) expect(error(() => swapNibbles(v as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^bytes = /) });
+    expect([...swapNibbles(new Uint8Array([0x12, 0xab]))]).toEqual([0x21, 0xba]);
+    for (const v of [5, null, Symbol('s'), {}, trapProxy({})]) expect(error(() => parseGaudiVersion(v as never))).toMatchObject({ code: 'E_ARGUMENT' });
+    for (const v of [{}, 5, 'x', { major: '1', minor: 21 }, trapProxy({})]) expect(error(() => needsNibbleSwap(v as never))).toMatchObject({ code: 'E_ARGUMENT' });
+    expect([needsNibbleSwap(null), needsNibbleSwap(parseGaudiVersion('1.21.0'))]).toEqual([false, true]);
+    for (const v of [null, 5, 'x', trapProxy({})]) expect(error(() => commonDevice(v as never))).toMatchObject({ code: 'E_ARGUMENT' });
+    expect(error(() => commonDevice({ a: { device: 5 } } as never))).toMatchObject({ code: 'E_DEVICE' });
+    expect(error(() => commonDevice({ a: trapProxy({}) } as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^a\.device could not be read/) });
+    for (const v of [null, 5, 'x', trapProxy({})]) expect(error(() => new QuantState(v as never))).toMatchObject({ code: 'E_STATE' });
+  });
+
+  it('the browser, Worker and inline entries export the core and nothing else (the property test covers it)', () => {
+    for (const entry of ['browser', 'worker', 'inline']) {
+      const text = readFileSync(new URL(`../src/${entry}.ts`, import.meta.url), 'utf8');
+      expect(text.match(/^export .*$/gm), entry).toEqual(["export * from './core.js';"]);
+    }
+    const index = readFileSync(new URL('../src/index.ts', import.meta.url), 'utf8');
+    expect(index).toMatch(/^export \* from '\.\/core\.js';$/m);
+  });
+
+  it('every function export of the index and node entries is called with junk somewhere', () => {
+    const covered = new Set([...FUNCTION_NAMES, ...LEFT_OUT]);
+    const tested = new Set([...GLOBAL_SETTERS.map(([n]) => n), ...Object.keys(ASYNC), 'init', 'BnbError', 'QuantState', 'probe']);
+    for (const [n, f] of Object.entries(node)) {
+      if (typeof f !== 'function') continue;
+      expect(covered.has(n) || tested.has(n), `${n} is neither in the property test nor here`).toBe(true);
+      if (LEFT_OUT.includes(n)) expect(tested.has(n), `${n} is left out of the property test but not tested here`).toBe(true);
+    }
+  });
+
+  /** The settings these change, read before and compared after. */
+  const settings = () => JSON.stringify([bnb.wasmBuild(), bnb.probe().forced, bnb.numThreads(), bnb.wasmMemoryLimit()]);
+  const GLOBAL_SETTERS: [string, (v: unknown) => unknown][] = [
+    ['setWasmBuild', (v) => bnb.setWasmBuild(v as never)],
+    ['setForcedBackend', (v) => bnb.setForcedBackend(v as never)],
+    ['registerKernel', (v) => bnb.registerKernel(v as never, 'cpu', () => 0)],
+    ['registerKernel(op, device)', (v) => bnb.registerKernel('quantize4bit', v as never, () => 0)],
+    ['registerKernel(op, device, kernel)', (v) => bnb.registerKernel('quantize4bit', 'cpu', v as never)],
+    ['setGaudiSoftwareVersion', (v) => bnb.setGaudiSoftwareVersion(v as never)],
+    ['probeGaudi', (v) => bnb.probeGaudi(v as never)],
+    ['setNumThreads', (v) => bnb.setNumThreads(v as never)],
+    ['setWasmMemoryLimit', (v) => bnb.setWasmMemoryLimit(v as never)],
+  ];
+
+  it('the functions that change global state: junk is a BnbError and changes nothing', async () => {
+    const before = settings();
+    for (const [n, f] of GLOBAL_SETTERS) {
+      for (const v of JUNK) {
+        if (v === undefined || v === null) continue; // valid: "probe again" / "no forcing" / default options
+        let r: unknown;
+        try {
+          r = f(v);
+        } catch (e) {
+          expect(e, `${n}(${name(v)})`).toBeInstanceOf(BnbError);
+          continue;
+        }
+        if (typeof r === 'function') (r as () => void)(); // registerKernel for a new device type (a name like 'x'): undone
+        else if (n !== 'probeGaudi') throw new Error(`${n}(${name(v)}) accepted junk`);
+      }
+    }
+    for (const v of JUNK) expect((bnb.probe as (x: unknown) => bnb.Probe)(v).wasm.build).toBe(bnb.wasmBuild()); // takes no argument: ignores it
+    for (const v of [5, null, 'x', {}, trapProxy({}), new Uint8Array(3), Promise.resolve(5)]) {
+      expect(await rejection(() => bnb.init(v as never)), `init(${name(v)})`).toMatchObject({ code: 'E_INIT' });
+    }
+    expect(settings()).toBe(before);
+  });
+
+  /** Each async file function with valid arguments (strings are paths under tmp). */
+  const ASYNC: Record<string, { args: () => unknown[]; call: (...a: unknown[]) => Promise<unknown> }> = {
+    quantizeCheckpoint: { args: () => [model, join(tmp, 'junk-q'), { format: 'nf4' }], call: (...a) => quantizeCheckpoint(...(a as [string, string, never])) },
+    dequantizeCheckpoint: { args: () => [model, join(tmp, 'junk-d'), { allowEmpty: true }], call: (...a) => dequantizeCheckpoint(...(a as [string, string, never])) },
+    inspectCheckpoint: { args: () => [model], call: (a) => inspectCheckpoint(a as string) },
+    openSafetensors: { args: () => [input], call: async (a) => (await node.openSafetensors(a as string)).close() },
+    openCheckpoint: { args: () => [model], call: async (a) => (await node.openCheckpoint(a as string)).close() },
+    createSafetensorsWriter: {
+      args: () => [join(tmp, 'junk-w.safetensors'), [{ name: 't', dtype: 'F32', shape: [1] }], {}],
+      call: async (...a) => (await node.createSafetensorsWriter(...(a as [string, never, never]))).abort(),
+    },
+    readSafetensors: { args: () => [input], call: (a) => bnb.readSafetensors(a as string) },
+    writeSafetensors: { args: () => [join(tmp, 'junk-s.safetensors'), { t: tensor([1]) }, { force: true }], call: (...a) => bnb.writeSafetensors(...(a as [string, never, never])) },
+    bitsAndBytesConfig: { args: () => [{ format: 'nf4', doubleQuant: false, storage: 'uint8', computeDType: 'float32', skip: null }], call: async (a) => node.bitsAndBytesConfig(a as never) },
+    configText: { args: () => [new Map([['a', 1]])], call: async (a) => node.configText(a as never) },
+  };
+
+  it('the asynchronous file functions: junk in any argument is a rejection with a BnbError, the input intact', async () => {
+    const inTmp = (v: unknown) => (typeof v === 'string' && v !== '' ? join(tmp, 'junk', v) : v);
+    let calls = 0;
+    for (const [n, { args, call }] of Object.entries(ASYNC)) {
+      await call(...args()); // the valid call works
+      rmSync(join(tmp, 'junk-q'), { recursive: true, force: true });
+      rmSync(join(tmp, 'junk-d'), { recursive: true, force: true });
+      for (let i = 0; i < args().length; i++) {
+        for (const v of JUNK) {
+          const a = args();
+          a[i] = inTmp(v);
+          calls++;
+          try {
+            await call(...a);
+          } catch (e) {
+            if (!(e instanceof BnbError)) throw new Error(`${n} with argument ${i} = ${name(v)} threw ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+          }
+          rmSync(join(tmp, 'junk-q'), { recursive: true, force: true });
+          rmSync(join(tmp, 'junk-d'), { recursive: true, force: true });
+        }
+      }
+    }
+    expect(calls).toBeGreaterThan(300);
+    expect(readFileSync(input).equals(modelBytes)).toBe(true);
+  });
+});
+

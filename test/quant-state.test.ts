@@ -65,12 +65,14 @@ describe('QuantState.asDict / fromDict', () => {
     expect(QuantState.fromDict(d).equals(s)).toBe(true);
   });
 
-  it('reads NaN offsets written by Python', () => {
+  it('reads NaN offsets written by Python (with allowNonFinite: by default they are E_STATE)', () => {
     const d = nested.asDict({ packed: true });
     const blob = text(d['quant_state.bitsandbytes__nf4'] as Tensor).replace(/"nested_offset": [^}]*/, '"nested_offset": NaN');
     const bytes = new TextEncoder().encode(blob);
-    const s = QuantState.fromDict({ ...d, 'quant_state.bitsandbytes__nf4': tensor(bytes, [bytes.length]) });
+    const dict = { ...d, 'quant_state.bitsandbytes__nf4': tensor(bytes, [bytes.length]) };
+    const s = QuantState.fromDict(dict, { allowNonFinite: true });
     expect(Number.isNaN(s.offset)).toBe(true);
+    expect(() => QuantState.fromDict(dict)).toThrow(expect.objectContaining({ code: 'E_STATE' }));
   });
 
   it("rejects dicts bnb's from_dict rejects, with codes", () => {

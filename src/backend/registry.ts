@@ -1,7 +1,8 @@
 // The backend registry, in the spirit of bitsandbytes' register_kernel(op, device):
 // each op is declared once, each backend registers its kernels, and a call
 // dispatches on the device of its tensor arguments.
-import { BnbError, show } from '../errors.js';
+import { BnbError, fail, show } from '../errors.js';
+import { guard, isPlainObject } from '../args.js';
 import { envVar } from '../runtime/env.js';
 
 export const OPS = [
@@ -22,6 +23,8 @@ const kernels = new Map<OpName, Map<DeviceType, Kernel>>(OPS.map((op) => [op, ne
 export function registerKernel(op: OpName, deviceType: DeviceType, kernel: Kernel): () => void {
   const table = kernels.get(op);
   if (!table) throw new BnbError('E_ARGUMENT', `op = ${show(op)} is not accepted: expected one of ${OPS.join(', ')}`);
+  if (typeof deviceType !== 'string' || !/^[a-z][a-z0-9-]*$/.test(deviceType)) fail('E_ARGUMENT', 'deviceType', deviceType, "a device type such as 'cpu', 'cuda' or 'hpu'");
+  if (typeof kernel !== 'function') fail('E_ARGUMENT', 'kernel', kernel, 'a function');
   const previous = table.get(deviceType);
   table.set(deviceType, kernel);
   return () => (previous ? table.set(deviceType, previous) : table.delete(deviceType));
@@ -49,10 +52,13 @@ export function canonicalDevice(device: unknown): string {
  * GPUs, is an error naming the tensors.
  */
 export function commonDevice(tensors: Record<string, { device?: string } | null | undefined>): string {
+  if (!isPlainObject('tensors', tensors)) fail('E_ARGUMENT', 'tensors', tensors, 'an object of tensors by name');
   const seen = new Map<string, string[]>();
-  for (const [name, t] of Object.entries(tensors)) {
+  for (const [name, t] of guard('tensors', () => Object.entries(tensors))) {
     if (t === null || t === undefined) continue;
-    const d = canonicalDevice(t.device ?? 'cpu');
+    // a non-object argument is on no device: the op's own checks name it
+    const device = typeof t === 'object' ? guard(`${name}.device`, () => t.device) : undefined;
+    const d = canonicalDevice(device ?? 'cpu');
     seen.set(d, [...(seen.get(d) ?? []), name]);
   }
   if (seen.size <= 1) return seen.keys().next().value ?? 'cpu';
@@ -83,9 +89,7 @@ export function forcedBackend(): ForcedBackend | null {
 
 /** Overrides BNBJS_BACKEND (null: no forcing); any other name is E_ARGUMENT. */
 export function setForcedBackend(backend: ForcedBackend | null): void {
-  if (backend !== null && backend !== undefined && backend !== 'wasm' && backend !== 'cuda' && backend !== 'hpu') {
-    throw new BnbError('E_ARGUMENT', `backend = ${show(backend)} is not accepted: expected 'wasm', 'cuda', 'hpu' or null`);
-  }
+  if (backend !== null && backend !== 'wasm' && backend !== 'cuda' && backend !== 'hpu') fail('E_ARGUMENT', 'backend', backend, "'wasm', 'cuda', 'hpu' or null");
   forced = backend;
 }
 

@@ -1,5 +1,6 @@
 import { basename, join } from 'node:path';
 import { BnbError, fail } from '../errors.js';
+import { readOptions, readString } from '../args.js';
 import { DType } from '../dtypes.js';
 import type { SafetensorsDType } from '../io/safetensors.js';
 import type { CheckpointReader } from '../io/safetensors-file.js';
@@ -55,18 +56,25 @@ export const ST_DTYPE: Record<DType, SafetensorsDType> = {
   float32: 'F32', float16: 'F16', bfloat16: 'BF16', uint8: 'U8', int8: 'I8', int32: 'I32', float8_e4m3fn: 'F8_E4M3',
 };
 
-/**
- * The options object and the options every conversion takes, checked before anything is
- * read or written: `flags` (and force) are booleans, onProgress a function. A truthy
- * string such as "no" must not replace an output.
- */
-export function checkConversionOptions(op: string, opts: unknown, flags: readonly string[] = []): void {
-  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) fail('E_ARGUMENT', `${op} options`, opts, 'an options object');
-  const o = opts as Record<string, unknown>;
-  for (const flag of ['force', ...flags]) {
-    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') fail('E_ARGUMENT', flag, o[flag], 'true or false');
-  }
+/** A conversion's input and output paths (the file functions' own checks then say what is wrong with them). */
+export function checkPaths(input: unknown, output: unknown): void {
+  readString('input', input, 'a path to a .safetensors file or a model folder');
+  readString('output', output, 'a path');
+}
+
+/** A conversion's options, copied (see readOptions): the common ones checked, `known` the conversion's own. */
+export function readConversionOptions(op: string, opts: unknown, known: readonly string[]): Record<string, unknown> {
+  const o = readOptions(op, opts, ['force', 'maxShardSize', 'onProgress', 'trustIndex', ...known]);
+  checkFlag('force', o.force);
+  checkFlag('trustIndex', o.trustIndex);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') fail('E_ARGUMENT', 'onProgress', o.onProgress, 'a function');
+  return o;
+}
+
+/** An optional boolean option (false when absent). */
+export function checkFlag(name: string, x: unknown): boolean {
+  if (x !== undefined && typeof x !== 'boolean') fail('E_ARGUMENT', name, x, 'true or false');
+  return x === true;
 }
 
 export function maxShardSizeOf(opts: ConversionOptions): number {

@@ -3,7 +3,7 @@
 import { BnbError, show } from '../errors.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
-import { Tensor, isTensor } from '../tensor.js';
+import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { dequantize4bit } from '../ops/dequantize4bit.js';
 import { int8VectorwiseDequantCast } from '../ops/int8-cast.js';
 import { dequantizeFp8 } from '../ops/fp8.js';
@@ -14,13 +14,17 @@ import { Layer4bit, LayerFp8, LayerInt8, QuantizedLayer, findLayers } from './la
 import { Target, isDirectory } from './files.js';
 import { kernelPath } from '../io/files.js';
 import { ModelConfig, modelDType, readConfig } from './config.js';
-import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, checkConversionOptions, maxShardSizeOf, readBlobJson, report, writeAll } from './common.js';
+import {
+  ConversionOptions, ConversionReport, ST_DTYPE, Tally, checkFlag, checkPaths, maxShardSizeOf, readBlobJson, readConversionOptions, report, writeAll,
+} from './common.js';
 
 export interface DequantizeCheckpointOptions extends ConversionOptions {
   /** dtype of the dequantized layers (default: the 4-bit state's dtype; the model's dtype for LLM.int8; bfloat16 for FP8) */
   dtype?: FloatDType;
   /** a checkpoint without quantized layers is copied instead of refused */
   allowEmpty?: boolean;
+  /** accept 4-bit quant_states whose absmax, nested_absmax or nested_offset hold NaN or Inf (they dequantize to NaN or Inf) */
+  allowNonFinite?: boolean;
 }
 
 function tensorOf(t: StoredTensor, name: string): Tensor {
@@ -47,19 +51,21 @@ function fp8BlockSize(config: ModelConfig | null): number {
  * quantization_config and the folder's other files.
  */
 export async function dequantizeCheckpoint(input: string, output: string, opts: DequantizeCheckpointOptions = {}): Promise<ConversionReport> {
-  checkConversionOptions('dequantizeCheckpoint', opts, ['allowEmpty']);
-  if (opts.dtype !== undefined && !(FLOAT_DTYPES as readonly string[]).includes(opts.dtype)) {
-    throw new BnbError('E_DTYPE', `dtype = ${show(opts.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
+  checkPaths(input, output);
+  const o = readConversionOptions('dequantizeCheckpoint', opts, ['dtype', 'allowEmpty', 'allowNonFinite']) as DequantizeCheckpointOptions;
+  if (o.dtype !== undefined && !(FLOAT_DTYPES as readonly string[]).includes(o.dtype)) {
+    throw new BnbError('E_DTYPE', `dtype = ${show(o.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
   }
-  const maxShardSize = maxShardSizeOf(opts);
+  const allowEmpty = checkFlag('allowEmpty', o.allowEmpty), allowNonFinite = checkFlag('allowNonFinite', o.allowNonFinite);
+  const maxShardSize = maxShardSizeOf(o);
   input = await kernelPath(input); // link/.. as open() resolves it, for every file read below
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
-  const reader = await openCheckpoint(input, { trustIndex: opts.trustIndex });
+  const reader = await openCheckpoint(input, { trustIndex: o.trustIndex });
   try {
     const names = reader.names();
     const { layers, passthrough } = findLayers(names);
-    if (layers.length === 0 && !opts.allowEmpty) {
+    if (layers.length === 0 && !allowEmpty) {
       throw new BnbError('E_CKPT_FORMAT', `${input} has no quantized layers (bitsandbytes 4-bit or LLM.int8, or FP8 with weight_scale_inv): nothing to dequantize (pass allowEmpty, --allow-empty, to copy it anyway)`);
     }
     const state4 = new Map<string, { shape: number[]; dtype: FloatDType }>();
@@ -73,8 +79,8 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
       }
       state4.set(l.module, { shape: json.shape!, dtype: json.dtype! });
     }
-    const int8DType: FloatDType = opts.dtype ?? modelDType(config) ?? 'float32';
-    const fp8DType: FloatDType = opts.dtype ?? 'bfloat16';
+    const int8DType: FloatDType = o.dtype ?? modelDType(config) ?? 'float32';
+    const fp8DType: FloatDType = o.dtype ?? 'bfloat16';
     const fp8Block = layers.some((l) => l.kind === 'fp8') ? fp8BlockSize(config) : 128;
     const plan: PlannedTensor[] = [];
     const byWeight = new Map<string, QuantizedLayer>(layers.map((l) => [l.weight, l]));
@@ -82,7 +88,7 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
       const layer = byWeight.get(name);
       if (layer?.kind === '4bit') {
         const s = state4.get(layer.module)!;
-        plan.push({ name, dtype: ST_DTYPE[opts.dtype ?? s.dtype], shape: s.shape });
+        plan.push({ name, dtype: ST_DTYPE[o.dtype ?? s.dtype], shape: s.shape });
       } else if (layer?.kind === 'int8') {
         plan.push({ name, dtype: ST_DTYPE[int8DType], shape: reader.info(name).shape });
       } else if (layer?.kind === 'fp8') {
@@ -92,15 +98,15 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
         plan.push({ name, dtype: i.dtype as SafetensorsDType, shape: i.shape });
       }
     }
-    const target = await Target.prepare(input, output, folder, opts.force ?? false);
+    const target = await Target.prepare(input, output, folder, o.force ?? false);
     try {
       const writer = target.writer(plan, reader.metadata ?? { format: 'pt' }, maxShardSize);
-      const tally = new Tally(plan.length, names.reduce((t, n) => t + reader.info(n).end - reader.info(n).start, 0), opts.onProgress);
+      const tally = new Tally(plan.length, names.reduce((t, n) => t + reader.info(n).end - reader.info(n).start, 0), o.onProgress);
       await writeAll(writer, async () => {
         for (const p of plan) {
           const layer = byWeight.get(p.name);
           let out: StoredTensor;
-          if (layer?.kind === '4bit') out = await dequantizeLayer4bit(reader, layer, opts.dtype);
+          if (layer?.kind === '4bit') out = await dequantizeLayer4bit(reader, layer, o.dtype, allowNonFinite);
           else if (layer?.kind === 'int8') out = await dequantizeLayerInt8(reader, layer, int8DType);
           else if (layer?.kind === 'fp8') out = await dequantizeLayerFp8(reader, layer, fp8DType, fp8Block);
           else out = await reader.read(p.name);
@@ -144,12 +150,19 @@ async function inLayer<T>(module: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-async function dequantizeLayer4bit(reader: CheckpointReader, l: Layer4bit, dtype?: FloatDType): Promise<Tensor> {
+async function dequantizeLayer4bit(reader: CheckpointReader, l: Layer4bit, dtype: FloatDType | undefined, allowNonFinite: boolean): Promise<Tensor> {
   const items: Record<string, unknown> = {};
   for (const k of l.stateKeys) items[k] = await reader.read(k);
-  let state = await inLayer(l.module, async () => QuantState.fromDict(items));
+  let state = await inLayer(l.module, async () => QuantState.fromDict(items, { allowNonFinite }));
   if (dtype !== undefined) state = new QuantState({ ...state, dtype });
-  return dequantize4bit(tensorOf(await reader.read(l.weight), l.weight), state);
+  // The quant_state's shape is authoritative: the packed weight is read as the flat
+  // [bytes, 1] it is, never by bnb's "leading dimension 1 means transposed" rule for a
+  // caller's qB.t() (a tiny layer packs to [1, 1] and would come back transposed).
+  const packed = tensorOf(await reader.read(l.weight), l.weight);
+  const shape = state.shape;
+  if (shape === null) return inLayer(l.module, async () => dequantize4bit(packed, state)); // its E_STATE
+  const flat = await inLayer(l.module, async () => dequantize4bit(packed, new QuantState({ ...state, shape: [numel(shape)] })));
+  return tensor(flat.data, [...shape], flat.dtype);
 }
 
 async function dequantizeLayerInt8(reader: CheckpointReader, l: LayerInt8, dtype: FloatDType): Promise<Tensor> {

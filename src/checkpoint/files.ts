@@ -3,6 +3,7 @@
 import { lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BnbError, show } from '../errors.js';
+import { readString } from '../args.js';
 import { copyRegularFile, outputError, readError } from '../io/files.js';
 import { dropTemporary, newTemporary, trackTemporary, untrackTemporary } from '../io/temp.js';
 import { recoverOutput, swapIntoPlace } from '../io/swap.js';
@@ -22,6 +23,7 @@ async function exists(path: string): Promise<boolean> {
 
 /** Whether the input `path` is a folder. A missing one may be an output a run died replacing: put back first. */
 export async function isDirectory(path: string): Promise<boolean> {
+  readString('input', path, 'a path to a .safetensors file or a model folder');
   const missing = (e: unknown) => (e as { code?: string }).code === 'ENOENT';
   const look = () => stat(path).catch((e) => {
     if (missing(e)) return null;

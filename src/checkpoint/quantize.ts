@@ -2,6 +2,7 @@
 // save_pretrained writes for load_in_4bit / load_in_8bit.
 import { BnbError, fail, show } from '../errors.js';
 import { DType, FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
+import { isInstance, isPlainObject } from '../args.js';
 import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { quantize4bit, QUANT_STORAGES } from '../ops/quantize4bit.js';
 import { int8VectorwiseQuantCast } from '../ops/int8-cast.js';
@@ -13,7 +14,9 @@ import { findLayers, isQuantizableWeight } from './layers.js';
 import { Target, isDirectory } from './files.js';
 import { kernelPath } from '../io/files.js';
 import { bitsAndBytesConfig, modelDType, readConfig } from './config.js';
-import { ConversionOptions, ConversionReport, ST_DTYPE, Tally, checkConversionOptions, maxShardSizeOf, report, writeAll } from './common.js';
+import {
+  ConversionOptions, ConversionReport, ST_DTYPE, Tally, checkFlag, checkPaths, maxShardSizeOf, readConversionOptions, report, writeAll,
+} from './common.js';
 
 export type CheckpointFormat = 'nf4' | 'fp4' | 'int8';
 
@@ -44,8 +47,9 @@ function named<T>(name: string, f: () => T): T {
 }
 
 /** The options, checked; LLM.int8 has no blocksize, nested statistics or storage, so giving them is an error. */
-function checkOptions(opts: QuantizeCheckpointOptions) {
-  checkConversionOptions('quantizeCheckpoint', opts, ['doubleQuant']);
+function checkOptions(given: QuantizeCheckpointOptions) {
+  if (!isPlainObject('opts', given)) fail('E_ARGUMENT', 'opts', given, '{ format, ... }');
+  const opts = readConversionOptions('quantizeCheckpoint', given, ['format', 'doubleQuant', 'blocksize', 'storage', 'skip', 'computeDType']) as unknown as QuantizeCheckpointOptions;
   const format = opts.format;
   if (format !== 'nf4' && format !== 'fp4' && format !== 'int8') fail('E_ARGUMENT', 'format', format, "'nf4', 'fp4' or 'int8'");
   if (format === 'int8') {
@@ -56,21 +60,24 @@ function checkOptions(opts: QuantizeCheckpointOptions) {
   const blocksize = checkBlocksize('blocksize', opts.blocksize ?? 64, BLOCKSIZES_4BIT);
   const storage = opts.storage ?? 'uint8';
   if (!QUANT_STORAGES.includes(storage)) fail('E_DTYPE', 'storage', storage, QUANT_STORAGES.join(', '));
-  // transformers takes any torch dtype name here, but the 4-bit layers compute in a float dtype
-  const computeDType = opts.computeDType;
-  if (computeDType !== undefined && !(FLOAT_DTYPES as readonly unknown[]).includes(computeDType)) {
-    fail('E_DTYPE', 'computeDType', computeDType, `one of ${FLOAT_DTYPES.join(', ')} (bnb_4bit_compute_dtype, the dtype bitsandbytes' 4-bit layers compute in)`);
+  const doubleQuant = checkFlag('doubleQuant', opts.doubleQuant);
+  if (opts.computeDType !== undefined && !(FLOAT_DTYPES as readonly unknown[]).includes(opts.computeDType)) {
+    fail('E_DTYPE', 'computeDType', opts.computeDType, `one of ${FLOAT_DTYPES.join(', ')} (bnb_4bit_compute_dtype, the dtype bitsandbytes' 4-bit layers compute in)`);
   }
   let skip: RegExp | null = null;
   if (opts.skip !== undefined && opts.skip !== null && opts.skip !== '') {
-    if (typeof opts.skip !== 'string' && !(opts.skip instanceof RegExp)) fail('E_ARGUMENT', 'skip', opts.skip, 'a regular expression (a string or a RegExp) or null');
+    if (typeof opts.skip !== 'string' && !isInstance(opts.skip, RegExp)) fail('E_ARGUMENT', 'skip', opts.skip, 'a regular expression or its source text');
     try {
-      skip = typeof opts.skip === 'string' ? new RegExp(opts.skip) : opts.skip;
+      // a copy without g and y: their test() starts at lastIndex, so one RegExp would skip only every other match
+      skip = typeof opts.skip === 'string' ? new RegExp(opts.skip) : new RegExp((opts.skip as RegExp).source, (opts.skip as RegExp).flags.replace(/[gy]/g, ''));
     } catch (e) {
       fail('E_ARGUMENT', 'skip', opts.skip, `a regular expression (${(e as Error).message})`);
     }
   }
-  return { format, doubleQuant: opts.doubleQuant ?? false, blocksize, storage, skip, computeDType, maxShardSize: maxShardSizeOf(opts) };
+  return {
+    format, doubleQuant, blocksize, storage, skip, maxShardSize: maxShardSizeOf(opts), force: opts.force ?? false, onProgress: opts.onProgress, trustIndex: opts.trustIndex,
+    computeDType: opts.computeDType,
+  };
 }
 
 /**
@@ -81,14 +88,15 @@ function checkOptions(opts: QuantizeCheckpointOptions) {
  * with the quantization_config and the folder's other files.
  */
 export async function quantizeCheckpoint(input: string, output: string, opts: QuantizeCheckpointOptions): Promise<ConversionReport> {
-  const { format, doubleQuant, blocksize, storage, skip, computeDType, maxShardSize } = checkOptions(opts);
+  checkPaths(input, output);
+  const { format, doubleQuant, blocksize, storage, skip, maxShardSize, force, onProgress, computeDType, trustIndex } = checkOptions(opts);
   input = await kernelPath(input); // link/.. as open() resolves it, for every file read below
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
   if (config?.tree.has('quantization_config')) {
     throw new BnbError('E_CKPT_FORMAT', `${input} is already quantized (config.json has a quantization_config): dequantize it first`);
   }
-  const reader = await openCheckpoint(input, { trustIndex: opts.trustIndex });
+  const reader = await openCheckpoint(input, { trustIndex });
   try {
     const names = reader.names();
     if (findLayers(names).layers.length) throw new BnbError('E_CKPT_FORMAT', `${input} already holds bitsandbytes layers: dequantize it first`);
@@ -119,10 +127,10 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
       }
       plan.push({ name: `${name}.quant_state.bitsandbytes__${format}`, dtype: 'U8', maxElements: 4096 });
     }
-    const target = await Target.prepare(input, output, folder, opts.force ?? false);
+    const target = await Target.prepare(input, output, folder, force);
     try {
       const writer = target.writer(plan, reader.metadata ?? { format: 'pt' }, maxShardSize);
-      const tally = new Tally(plan.length, names.reduce((s, n) => s + reader.info(n).end - reader.info(n).start, 0), opts.onProgress);
+      const tally = new Tally(plan.length, names.reduce((s, n) => s + reader.info(n).end - reader.info(n).start, 0), onProgress);
       const put = async (name: string, t: StoredTensor) => {
         await writer.write(name, t);
         tally.wrote(t.data.byteLength);

@@ -19,7 +19,7 @@ const UNITS: Record<string, number> = {
 
 /** A shard size as transformers takes it: bytes, or "5GB", "500MB", "1.5GB" (powers of 10), "2GiB" (powers of 2). */
 export function parseShardSize(value: string | number): number {
-  const m = typeof value === 'number' ? null : /^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const m = typeof value === 'string' ? /^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$/.exec(value) : null;
   const unit = m ? m[2]!.toUpperCase() : '';
   const bytes = typeof value === 'number' ? value : m && Object.hasOwn(UNITS, unit) ? Math.floor(Number(m[1]) * UNITS[unit]!) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes < 1) {

@@ -7,7 +7,7 @@ import { BnbError, BnbErrorCode } from '../errors.js';
 import { JsonNumber } from '../pyjson.js';
 
 export { JsonNumber };
-export type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | Map<string, JsonValue>;
+export type JsonValue = null | boolean | string | number | JsonNumber | JsonValue[] | Map<string, JsonValue>;
 
 export interface ParseJsonOptions {
   /** error code of a syntax error */
@@ -20,9 +20,28 @@ export interface ParseJsonOptions {
   duplicates?: 'error' | 'last';
   /** NaN, Infinity and -Infinity as numbers, as Python's json module writes them */
   python?: boolean;
+  /**
+   * Non-negative integers of at most 15 digits (exact as numbers) as plain numbers, not
+   * JsonNumber: a header's millions of shape entries then cost no allocation each
+   */
+  integers?: boolean;
   /** called when the root object reaches more keys than this (a hostile size, stopped early) */
   maxRootKeys?: number;
   onTooManyKeys?: () => never;
+  /**
+   * Limits below the root, checked as the text is read (a hostile document is refused
+   * before it costs its whole parse): the longest array, the most keys of one object,
+   * the most values in all. onLimit throws; `path` holds the object keys down to the
+   * value (the root's key first).
+   */
+  limits?: { arrayLength?: number; objectKeys?: number; values?: number };
+  onLimit?: (what: 'arrayLength' | 'objectKeys' | 'values', path: readonly string[]) => never;
+  /**
+   * Called with each member of the root object as soon as it is parsed; returning true
+   * consumes it (it is not kept in the root Map, so a large document is never held
+   * whole). Duplicate keys are still detected.
+   */
+  rootMember?: (key: string, value: JsonValue) => boolean;
 }
 
 const MAX_DEPTH = 128; // serde_json's recursion limit
@@ -33,6 +52,15 @@ export function parseJson(text: string, opts: ParseJsonOptions): JsonValue {
   let i = 0;
   const n = text.length;
   const maxRootKeys = opts.maxRootKeys ?? Infinity;
+  const maxArray = opts.limits?.arrayLength ?? Infinity, maxKeys = opts.limits?.objectKeys ?? Infinity, maxValues = opts.limits?.values ?? Infinity;
+  const limit = (what: 'arrayLength' | 'objectKeys' | 'values'): never => {
+    if (opts.onLimit) opts.onLimit(what, path);
+    return bad(`more than ${what === 'arrayLength' ? maxArray : what === 'objectKeys' ? maxKeys : maxValues} ${what === 'values' ? 'values' : what === 'objectKeys' ? 'keys in an object' : 'items in an array'}`);
+  };
+  /** object keys from the root down to the value being read */
+  const path: string[] = [];
+  let values = 0;
+  const consumed = new Set<string>(); // root keys handed to rootMember
   const bad = (what: string): never => {
     throw new BnbError(opts.code, `${opts.what} is not valid JSON: ${what} at character ${i} (expected ${opts.expected})`);
   };
@@ -104,6 +132,7 @@ export function parseJson(text: string, opts: ParseJsonOptions): JsonValue {
   const value = (depth: number): JsonValue => {
     ws();
     if (i >= n) bad('unexpected end');
+    if (++values > maxValues) limit('values');
     const c = text.charCodeAt(i);
     if (c === 0x7b || c === 0x5b) {
       if (depth >= MAX_DEPTH) bad('nesting too deep');
@@ -123,17 +152,23 @@ export function parseJson(text: string, opts: ParseJsonOptions): JsonValue {
           ws();
           if (text.charCodeAt(i) !== 0x3a) bad("expected ':'");
           i++;
+          path.push(k);
           const v = value(depth + 1);
-          if (m.has(k)) {
+          path.pop();
+          if (m.has(k) || (depth === 0 && consumed.has(k))) {
             if (opts.duplicates !== 'last') {
               i = at;
               bad(`duplicate key ${JSON.stringify(k)}`);
             }
             // Python keeps the last value (at the first one's position)
           }
-          m.set(k, v);
+          if (depth === 0 && opts.rootMember?.(k, v)) {
+            consumed.add(k);
+            m.delete(k);
+          } else m.set(k, v);
           // stop early: a hostile document must not cost the parse of all its entries
-          if (depth === 0 && m.size > maxRootKeys) opts.onTooManyKeys?.();
+          if (depth === 0 && m.size + consumed.size > maxRootKeys) opts.onTooManyKeys?.();
+          if (depth > 0 && m.size > maxKeys) limit('objectKeys');
           ws();
           const d = text.charCodeAt(i);
           i++;
@@ -150,6 +185,7 @@ export function parseJson(text: string, opts: ParseJsonOptions): JsonValue {
         return a;
       }
       for (;;) {
+        if (a.length >= maxArray) limit('arrayLength');
         a.push(value(depth + 1));
         ws();
         const d = text.charCodeAt(i);
@@ -178,8 +214,10 @@ export function parseJson(text: string, opts: ParseJsonOptions): JsonValue {
     re.lastIndex = i;
     const m = re.exec(text);
     if (m === null) bad(`unexpected ${JSON.stringify(text[i])}`);
-    i += m![0].length;
-    return new JsonNumber(m![0]);
+    const lexeme = m![0];
+    i += lexeme.length;
+    if (opts.integers && lexeme.length <= 15 && isDigits(lexeme)) return +lexeme;
+    return new JsonNumber(lexeme);
   };
   const v = value(0);
   ws();
@@ -196,6 +234,16 @@ export function pyLoads(text: string, code: BnbErrorCode, what: string, expected
   return parseJson(text, { code, what, expected, duplicates: 'last', python: true });
 }
 
+/** A lexeme of decimal digits without a leading zero (or "0"). */
+function isDigits(t: string): boolean {
+  if (t.length > 1 && t.charCodeAt(0) === 0x30) return false;
+  for (let k = 0; k < t.length; k++) {
+    const c = t.charCodeAt(k);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
 /** A parsed JSON value as plain JavaScript (numbers as Number; NaN and Infinity as such). */
 export function toPlain(v: JsonValue): unknown {
   if (v instanceof JsonNumber) return Number(v.text === 'NaN' ? NaN : v.text);
@@ -207,6 +255,7 @@ export function toPlain(v: JsonValue): unknown {
 /** A JSON value rendered for a message (short). */
 export function showJson(v: JsonValue | undefined): string {
   if (v === undefined) return 'missing';
+  if (typeof v === 'number') return String(v);
   if (v instanceof JsonNumber) return v.text;
   if (v instanceof Map) return 'an object';
   if (Array.isArray(v)) {

@@ -8,6 +8,7 @@ import { kernelPath, openRegularFile, readSmallFile, systemReason } from './file
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { BnbError, fail, show } from '../errors.js';
+import { guard, readShape } from '../args.js';
 import {
   MAX_HEADER_BYTES, PreparedEntry, SafetensorsDType, SafetensorsHeader, StoredTensor, TensorInfo,
   checkMetadata, checkStoredTensor, checkTensorCount, checkTensorName, checkWriteOptions, compareNames, encodeHeader, headerJson, headerLength,
@@ -543,34 +544,47 @@ interface Slot {
 }
 
 function checkPlan(plan: unknown): Slot[] {
-  if (!Array.isArray(plan)) fail('E_ARGUMENT', 'plan', plan, 'an array of { name, dtype, shape } or { name, dtype, maxElements }');
-  checkTensorCount(plan.length);
+  // each entry's fields read once, into plain objects
+  const items = guard('plan', () => {
+    if (!Array.isArray(plan)) return null;
+    const n: unknown = plan.length;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n)) return null;
+    checkTensorCount(n);
+    const out: unknown[] = [];
+    for (let i = 0; i < n; i++) {
+      const p: unknown = plan[i];
+      out.push(typeof p === 'object' && p !== null
+        ? { name: (p as PlannedTensor).name, dtype: (p as PlannedTensor).dtype, shape: (p as PlannedTensor).shape, maxElements: (p as PlannedTensor).maxElements, given: p }
+        : p);
+    }
+    return out;
+  });
+  if (items === null) fail('E_ARGUMENT', 'plan', plan, 'an array of { name, dtype, shape } or { name, dtype, maxElements }');
   const seen = new Set<string>();
-  return plan.map((p: unknown, i): Slot => {
-    const q = p as PlannedTensor;
-    if (typeof q !== 'object' || q === null) fail('E_ARGUMENT', `plan[${i}]`, p, '{ name, dtype, shape } or { name, dtype, maxElements }');
+  return items.map((p: unknown, i): Slot => {
+    if (typeof p !== 'object' || p === null) fail('E_ARGUMENT', `plan[${i}]`, p, '{ name, dtype, shape } or { name, dtype, maxElements }');
+    const q = p as { name: unknown; dtype: unknown; shape: unknown; maxElements: unknown; given: unknown };
     const name = checkTensorName(q.name);
     if (seen.has(name)) fail('E_ARGUMENT', `plan[${i}].name`, name, 'a name not declared before');
     seen.add(name);
     if (!isSafetensorsDType(q.dtype)) fail('E_ST_DTYPE', `plan[${i}].dtype (${JSON.stringify(name)})`, q.dtype, 'one of F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2');
+    const dtype = q.dtype;
     const hasShape = q.shape !== undefined;
     const hasMax = q.maxElements !== undefined;
     if (hasShape === hasMax) {
-      fail('E_ARGUMENT', `plan[${i}] (${JSON.stringify(name)})`, p, 'exactly one of shape and maxElements');
+      fail('E_ARGUMENT', `plan[${i}] (${JSON.stringify(name)})`, q.given, 'exactly one of shape and maxElements');
     }
     if (hasShape) {
-      if (!Array.isArray(q.shape) || !q.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        fail('E_ST_SHAPE', `plan[${i}].shape (${JSON.stringify(name)})`, q.shape, 'an array of non-negative integers');
-      }
-      const bytes = q.shape.reduce((a, d) => a * d, safetensorsItemsize(q.dtype));
-      if (!Number.isSafeInteger(bytes)) fail('E_ST_SIZE', `plan[${i}].shape (${JSON.stringify(name)})`, q.shape, `a tensor of at most 2^53 - 1 bytes`);
-      return { name, dtype: q.dtype, shape: [...q.shape], maxElements: null, start: 0, end: 0, written: false };
+      const shape = readShape(`plan[${i}].shape (${JSON.stringify(name)})`, q.shape, 'E_ST_SHAPE');
+      const bytes = shape.reduce((a, d) => a * d, safetensorsItemsize(dtype));
+      if (!Number.isSafeInteger(bytes)) fail('E_ST_SIZE', `plan[${i}].shape (${JSON.stringify(name)})`, shape, `a tensor of at most 2^53 - 1 bytes`);
+      return { name, dtype, shape, maxElements: null, start: 0, end: 0, written: false };
     }
     const m = q.maxElements;
-    if (typeof m !== 'number' || !Number.isSafeInteger(m) || m < 0 || !Number.isSafeInteger(m * safetensorsItemsize(q.dtype))) {
+    if (typeof m !== 'number' || !Number.isSafeInteger(m) || m < 0 || !Number.isSafeInteger(m * safetensorsItemsize(dtype))) {
       fail('E_ARGUMENT', `plan[${i}].maxElements (${JSON.stringify(name)})`, m, 'a non-negative integer');
     }
-    return { name, dtype: q.dtype, shape: [], maxElements: m, start: 0, end: 0, written: false };
+    return { name, dtype, shape: [], maxElements: m, start: 0, end: 0, written: false };
   });
 }
 
@@ -618,7 +632,7 @@ class StreamingWriter implements SafetensorsFileWriter {
     }
   }
 
-  async write(name: string, t: StoredTensor): Promise<void> {
+  async write(name: string, given: StoredTensor): Promise<void> {
     this.#checkOpen(`write(${show(name)})`);
     const slot = typeof name === 'string' ? this.#slots.get(name) : undefined;
     if (slot === undefined) {
@@ -626,7 +640,7 @@ class StreamingWriter implements SafetensorsFileWriter {
     }
     if (slot.written) throw new BnbError('E_ARGUMENT', `write(${show(name)}): the tensor has already been written`);
     const what = `write(${JSON.stringify(name)})`;
-    const dtype = checkStoredTensor(`${what} t`, t);
+    const { dtype, t } = checkStoredTensor(`${what} t`, given);
     if (dtype !== slot.dtype) {
       throw new BnbError('E_DTYPE', `${what}: t.dtype = ${show(t.dtype)} (${dtype}) is not accepted: the plan declares ${slot.dtype}`);
     }

@@ -8,6 +8,8 @@
 //   {"__metadata__": {str: str}?, NAME: {"dtype": D, "shape": [..], "data_offsets": [s, e]}, ...}
 // then the data section; offsets are relative to its start (8 + N).
 import { BnbError, fail, show } from '../errors.js';
+import { guard, isPlainObject, readShape } from '../args.js';
+import { freshView, isArrayBuffer, viewOf } from '../views.js';
 import { DType, arrayTypeOf, isDType } from '../dtypes.js';
 import { Tensor, checkNotDetached, checkShape, checkTensor, numel, tensor } from '../tensor.js';
 import { JsonNumber, JsonValue, parseJson, showJson } from './json.js';
@@ -51,6 +53,14 @@ export const MAX_HEADER_BYTES = 100_000_000;
  * checkpoints hold a few hundred thousand (a 4-bit layer is 5 to 7 tensors).
  */
 export const MAX_TENSORS = 1 << 20;
+/** Most dimensions of one tensor's shape (torch allows 64); a longer shape array is refused as it is read. */
+export const MAX_SHAPE_DIMS = 64;
+/** Most dimensions in all the shapes of one header: 8 per tensor at MAX_TENSORS (real checkpoints: 1 to 4). */
+export const MAX_SHAPE_ENTRIES = 8 * MAX_TENSORS;
+/** Most entries of __metadata__ (writers store a few: "format": "pt"). */
+export const MAX_METADATA_ENTRIES = 1 << 16;
+/** Most JSON values in one header: the shape entries and 8 more per tensor at the limits. */
+export const MAX_HEADER_VALUES = 1 << 24;
 
 /** The reference implementation's Dtype enum, in its order (the writer sorts by it, descending). */
 const ST_DTYPES: readonly SafetensorsDType[] = [
@@ -105,14 +115,17 @@ function checkFileSize(fileSize: unknown): number {
   return fileSize;
 }
 
+/** A Uint8Array argument as a fresh view of its bytes (its own length or buffer never consulted). */
 function checkBytes(argument: string, bytes: unknown): Uint8Array {
-  if (!(bytes instanceof Uint8Array)) fail('E_ARGUMENT', argument, bytes, 'a Uint8Array');
-  return bytes;
+  const v = viewOf(bytes);
+  if (v === null || v.kind !== 'Uint8Array') fail('E_ARGUMENT', argument, bytes, 'a Uint8Array');
+  checkNotDetached(argument, bytes as Uint8Array);
+  return freshView(v) as Uint8Array;
 }
 
 /** Reads the header length from the first 8 bytes and checks it against the file size. */
 export function headerLength(first8: Uint8Array, fileSize: number): number {
-  checkBytes('first8', first8);
+  first8 = checkBytes('first8', first8);
   checkFileSize(fileSize);
   if (fileSize < 8) {
     throw new BnbError('E_ST_HEADER_TOO_SMALL', `the file has ${fileSize} bytes: a safetensors file starts with an 8-byte header length`);
@@ -133,6 +146,7 @@ export function headerLength(first8: Uint8Array, fileSize: number): number {
 
 /** A JSON number token that is a non-negative integer within 2^53 - 1, else null. */
 function safeUint(v: JsonValue | undefined): number | null {
+  if (typeof v === 'number') return v; // parsed with `integers`: a non-negative integer of at most 15 digits
   if (!(v instanceof JsonNumber) || !/^(?:0|[1-9][0-9]*)$/.test(v.text)) return null;
   const x = Number(v.text);
   return Number.isSafeInteger(x) ? x : null;
@@ -151,6 +165,56 @@ function expectedBytes(dtype: SafetensorsDType, shape: readonly number[]): bigin
   return bytes > U64_MAX ? null : bytes;
 }
 
+/** A header's __metadata__ (null stays null). */
+function readMetadata(entry: JsonValue): Record<string, string> | null {
+  if (entry === null) return null;
+  if (!(entry instanceof Map)) fail('E_ST_METADATA', '__metadata__', showJson(entry), 'an object of string values');
+  for (const [k, v] of entry) {
+    if (typeof v !== 'string') {
+      throw new BnbError('E_ST_METADATA', `__metadata__[${JSON.stringify(k)}] = ${showJson(v)} is not accepted: expected a string`);
+    }
+  }
+  return Object.fromEntries(entry as Map<string, string>);
+}
+
+/** One tensor entry of a header: dtype, shape, data_offsets (not yet checked against the others). */
+function readEntry(name: string, entry: JsonValue): TensorInfo {
+  const what = `tensor ${JSON.stringify(name)}`;
+  if (!(entry instanceof Map)) {
+    throw new BnbError('E_ST_HEADER_JSON', `${what} = ${showJson(entry)} is not accepted: expected an object with dtype, shape and data_offsets`);
+  }
+  const dtype = entry.get('dtype');
+  if (!isSafetensorsDType(dtype)) {
+    throw new BnbError('E_ST_DTYPE', `${what}: dtype = ${showJson(dtype)} is not accepted: expected one of ${ST_DTYPES.join(', ')}`);
+  }
+  const shapeJ = entry.get('shape');
+  const shape = Array.isArray(shapeJ) ? shapeJ.map(safeUint) : null;
+  if (shape === null || shape.some((d) => d === null)) {
+    throw new BnbError('E_ST_SHAPE', `${what}: shape = ${showJson(shapeJ)} is not accepted: expected an array of non-negative integers (at most 2^53 - 1)`);
+  }
+  const offJ = entry.get('data_offsets');
+  const off = Array.isArray(offJ) && offJ.length === 2 ? offJ.map(safeUint) : null;
+  if (off === null || off[0] === null || off[1] === null) {
+    throw new BnbError('E_ST_OFFSETS', `${what}: data_offsets = ${showJson(offJ)} is not accepted: expected [start, end], two non-negative integers within the file`);
+  }
+  return { name, dtype, shape: shape as number[], start: off[0]!, end: off[1]! };
+}
+
+/**
+ * end - start is exactly dtype size x product(shape), every partial product a safe
+ * integer (else expectedBytes decides, with the reference's checked u64 arithmetic:
+ * [2^32, 2^32, 0] overflows before its 0).
+ */
+function exactBytes(t: TensorInfo): boolean {
+  let count = 1;
+  for (const d of t.shape) {
+    count *= d;
+    if (!(count <= Number.MAX_SAFE_INTEGER)) return false;
+  }
+  const bytes = count * ITEMSIZE.get(t.dtype)!;
+  return bytes <= Number.MAX_SAFE_INTEGER && bytes === t.end - t.start;
+}
+
 function byteOrder(a: { start: number; end: number }, b: { start: number; end: number }): number {
   return a.start - b.start || a.end - b.end;
 }
@@ -162,7 +226,7 @@ function byteOrder(a: { start: number; end: number }, b: { start: number; end: n
  * product(shape), the last ending at the end of the file), each violation its own code.
  */
 export function parseHeader(headerBytes: Uint8Array, fileSize: number): SafetensorsHeader {
-  checkBytes('headerBytes', headerBytes);
+  headerBytes = checkBytes('headerBytes', headerBytes);
   checkFileSize(fileSize);
   const n = headerBytes.byteLength;
   if (n > MAX_HEADER_BYTES) {
@@ -177,50 +241,62 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number): Safetens
   } catch {
     throw new BnbError('E_ST_HEADER_UTF8', `the header (${n} bytes) is not valid UTF-8`);
   }
+  let metadata: Record<string, string> | null = null;
+  const tensors: TensorInfo[] = [];
+  let dims = 0;
+  // The first invalid entry's error, thrown once the whole header has parsed (a JSON
+  // syntax error anywhere comes first, as in the reference implementation, which
+  // parses before it validates). Entries are checked as they are read and never kept
+  // as JSON: the parse holds one entry at a time, not the whole tree.
+  let invalid: BnbError | null = null;
+  const member = (name: string, entry: JsonValue): boolean => {
+    if (invalid !== null) return true;
+    let t: TensorInfo | null = null;
+    try {
+      if (name === '__metadata__') metadata = readMetadata(entry);
+      else t = readEntry(name, entry);
+    } catch (e) {
+      if (!(e instanceof BnbError)) throw e;
+      invalid = e;
+      return true;
+    }
+    if (t !== null) {
+      dims += t.shape.length;
+      if (dims > MAX_SHAPE_ENTRIES) { // a limit: refused now
+        throw new BnbError('E_ST_SHAPE', `the header's shapes hold more than ${MAX_SHAPE_ENTRIES} dimensions in all (at tensor ${JSON.stringify(name)}): ` +
+          `expected at most ${MAX_SHAPE_ENTRIES} (${MAX_SHAPE_ENTRIES / MAX_TENSORS} per tensor at the tensor limit)`);
+      }
+      tensors.push(t);
+    }
+    return true;
+  };
   const root = parseJson(text, {
-    code: 'E_ST_HEADER_JSON', what: 'the header', expected: 'one JSON object',
+    code: 'E_ST_HEADER_JSON', what: 'the header', expected: 'one JSON object', integers: true,
     maxRootKeys: MAX_TENSORS + 1, // + __metadata__
     onTooManyKeys: () => {
       throw new BnbError('E_ST_TENSOR_COUNT', `the header lists more than ${MAX_TENSORS} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
     },
+    limits: { arrayLength: MAX_SHAPE_DIMS, objectKeys: MAX_METADATA_ENTRIES, values: MAX_HEADER_VALUES },
+    onLimit: (what, path) => {
+      const where = path.length > 0 ? `tensor ${JSON.stringify(path[0])}` : 'the header';
+      if (what === 'arrayLength' && path[0] !== '__metadata__' && path[1] === 'shape' && path.length === 2) {
+        throw new BnbError('E_ST_SHAPE', `${where}: shape has more than ${MAX_SHAPE_DIMS} dimensions: expected at most ${MAX_SHAPE_DIMS}`);
+      }
+      if (what === 'objectKeys' && path.length === 1 && path[0] === '__metadata__') {
+        throw new BnbError('E_ST_METADATA', `__metadata__ has more than ${MAX_METADATA_ENTRIES} entries: expected at most ${MAX_METADATA_ENTRIES}`);
+      }
+      if (what === 'values') {
+        throw new BnbError('E_ST_HEADER_JSON', `the header holds more than ${MAX_HEADER_VALUES} JSON values: expected at most ${MAX_HEADER_VALUES}`);
+      }
+      throw new BnbError('E_ST_HEADER_JSON', `${where}: ${path.slice(1).join('.') || 'the entry'} holds more than ` +
+        `${what === 'arrayLength' ? `${MAX_SHAPE_DIMS} items` : `${MAX_METADATA_ENTRIES} keys`}: expected { dtype, shape, data_offsets }`);
+    },
+    rootMember: (k, v) => member(k, v),
   });
   if (!(root instanceof Map)) {
     throw new BnbError('E_ST_HEADER_JSON', `the header = ${showJson(root)} is not accepted: expected a JSON object`);
   }
-  let metadata: Record<string, string> | null = null;
-  const tensors: TensorInfo[] = [];
-  for (const [name, entry] of root) {
-    if (name === '__metadata__') {
-      if (entry === null) continue;
-      if (!(entry instanceof Map)) fail('E_ST_METADATA', '__metadata__', showJson(entry), 'an object of string values');
-      for (const [k, v] of entry) {
-        if (typeof v !== 'string') {
-          throw new BnbError('E_ST_METADATA', `__metadata__[${JSON.stringify(k)}] = ${showJson(v)} is not accepted: expected a string`);
-        }
-      }
-      metadata = Object.fromEntries(entry as Map<string, string>);
-      continue;
-    }
-    const what = `tensor ${JSON.stringify(name)}`;
-    if (!(entry instanceof Map)) {
-      throw new BnbError('E_ST_HEADER_JSON', `${what} = ${showJson(entry)} is not accepted: expected an object with dtype, shape and data_offsets`);
-    }
-    const dtype = entry.get('dtype');
-    if (!isSafetensorsDType(dtype)) {
-      throw new BnbError('E_ST_DTYPE', `${what}: dtype = ${showJson(dtype)} is not accepted: expected one of ${ST_DTYPES.join(', ')}`);
-    }
-    const shapeJ = entry.get('shape');
-    const shape = Array.isArray(shapeJ) ? shapeJ.map(safeUint) : null;
-    if (shape === null || shape.some((d) => d === null)) {
-      throw new BnbError('E_ST_SHAPE', `${what}: shape = ${showJson(shapeJ)} is not accepted: expected an array of non-negative integers (at most 2^53 - 1)`);
-    }
-    const offJ = entry.get('data_offsets');
-    const off = Array.isArray(offJ) && offJ.length === 2 ? offJ.map(safeUint) : null;
-    if (off === null || off[0] === null || off[1] === null) {
-      throw new BnbError('E_ST_OFFSETS', `${what}: data_offsets = ${showJson(offJ)} is not accepted: expected [start, end], two non-negative integers within the file`);
-    }
-    tensors.push({ name, dtype, shape: shape as number[], start: off[0]!, end: off[1]! });
-  }
+  if (invalid !== null) throw invalid;
   if (tensors.length > MAX_TENSORS) {
     throw new BnbError('E_ST_TENSOR_COUNT', `the header lists ${tensors.length} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
   }
@@ -235,6 +311,11 @@ function validateLayout(tensors: TensorInfo[], dataLength: number): void {
   let pos = 0;
   let prev: TensorInfo | null = null;
   for (const t of tensors) {
+    if (t.start === pos && t.end >= t.start && exactBytes(t)) { // the common case, without building messages
+      pos = t.end;
+      prev = t;
+      continue;
+    }
     const what = `tensor ${JSON.stringify(t.name)}`;
     const offsets = `data_offsets = [${t.start}, ${t.end}]`;
     if (t.start > t.end) {
@@ -285,6 +366,15 @@ function byteSwap(bytes: Uint8Array, size: number): void {
   }
 }
 
+/** A caller's ArrayBuffer as a Uint8Array (E_DETACHED for a transferred one). */
+function wholeArrayBuffer(b: ArrayBuffer): Uint8Array {
+  try {
+    return new Uint8Array(b);
+  } catch (e) {
+    throw new BnbError('E_DETACHED', `bytes is a detached ArrayBuffer (${(e as Error).message}): expected bytes that are still readable`);
+  }
+}
+
 /** `bytes` as one Uint8Array, or E_ST_SIZE where the runtime's typed arrays cannot be that long. */
 export function wholeBytes(bytes: ArrayBuffer, what: string): Uint8Array {
   try {
@@ -321,23 +411,23 @@ export function storedTensorOwning(info: TensorInfo, bytes: Uint8Array | ArrayBu
   return tensor(data, [...info.shape], bnb);
 }
 
+/** A TensorInfo, checked and copied (each field read once). */
 function checkInfo(info: unknown): TensorInfo {
-  const t = info as TensorInfo;
-  if (typeof t !== 'object' || t === null || typeof t.name !== 'string') fail('E_ARGUMENT', 'info', info, 'a TensorInfo { name, dtype, shape, start, end }');
+  if (!isPlainObject('info', info)) fail('E_ARGUMENT', 'info', info, 'a TensorInfo { name, dtype, shape, start, end }');
+  const t = guard('info', () => ({ name: info.name, dtype: info.dtype, shape: info.shape, start: info.start, end: info.end }));
+  if (typeof t.name !== 'string') fail('E_ARGUMENT', 'info', info, 'a TensorInfo { name, dtype, shape, start, end }');
   if (!isSafetensorsDType(t.dtype)) fail('E_ST_DTYPE', `tensor ${JSON.stringify(t.name)} dtype`, t.dtype, `one of ${ST_DTYPES.join(', ')}`);
-  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    fail('E_ST_SHAPE', `tensor ${JSON.stringify(t.name)} shape`, t.shape, 'an array of non-negative integers');
-  }
-  if (!Number.isSafeInteger(t.start) || !Number.isSafeInteger(t.end) || t.start < 0 || t.end < t.start) {
+  const shape = readShape(`tensor ${JSON.stringify(t.name)} shape`, t.shape, 'E_ST_SHAPE');
+  if (!Number.isSafeInteger(t.start) || !Number.isSafeInteger(t.end) || (t.start as number) < 0 || (t.end as number) < (t.start as number)) {
     fail('E_ST_OFFSETS', `tensor ${JSON.stringify(t.name)} offsets`, [t.start, t.end], '0 <= start <= end');
   }
-  return t;
+  return { name: t.name, dtype: t.dtype, shape, start: t.start as number, end: t.end as number };
 }
 
 /** A StoredTensor over (a copy of, aligned) the tensor's bytes. */
 export function toStoredTensor(info: TensorInfo, bytes: Uint8Array): StoredTensor {
-  checkInfo(info);
-  checkBytes('bytes', bytes);
+  info = checkInfo(info);
+  bytes = checkBytes('bytes', bytes);
   const want = expectedBytes(info.dtype, info.shape);
   if (want === null || BigInt(bytes.byteLength) !== want || bytes.byteLength !== info.end - info.start) {
     throw new BnbError('E_ST_SIZE', `tensor ${JSON.stringify(info.name)}: ${bytes.byteLength} bytes given but ${info.dtype} ${show(info.shape)} with offsets [${info.start}, ${info.end}] needs ${want ?? 'more than 2^64'}`);
@@ -350,35 +440,40 @@ export function toStoredTensor(info: TensorInfo, bytes: Uint8Array): StoredTenso
 /** The safetensors dtype of a StoredTensor (bnbjs dtype or raw dtype). */
 export function safetensorsDTypeOf(t: StoredTensor): SafetensorsDType {
   if (typeof t !== 'object' || t === null) fail('E_ARGUMENT', 't', t, 'a Tensor or RawTensor');
-  const st = FROM_STORED.get(t.dtype);
-  if (st === undefined) fail('E_DTYPE', 't.dtype', t.dtype, `one of ${[...FROM_STORED.keys()].join(', ')}`);
+  const dtype = guard('t.dtype', () => t.dtype);
+  const st = typeof dtype === 'string' ? FROM_STORED.get(dtype) : undefined;
+  if (st === undefined) fail('E_DTYPE', 't.dtype', dtype, `one of ${[...FROM_STORED.keys()].join(', ')}`);
   return st;
 }
 
-/** Checks a StoredTensor for writing and returns its safetensors dtype. */
-export function checkStoredTensor(argument: string, t: unknown): SafetensorsDType {
+/**
+ * Checks a StoredTensor for writing: its safetensors dtype, and the snapshot to
+ * write (each field read once; the data a fresh view, see checkTensor).
+ */
+export function checkStoredTensor(argument: string, t: unknown): { dtype: SafetensorsDType; t: StoredTensor } {
   if (typeof t !== 'object' || t === null) fail('E_ARGUMENT', argument, t, 'a Tensor or RawTensor');
-  const dtype = (t as StoredTensor).dtype;
+  const dtype = guard(`${argument}.dtype`, () => (t as StoredTensor).dtype as unknown);
   if (isDType(dtype)) {
-    checkTensor(argument, t);
-    return FROM_STORED.get(dtype)!;
+    const c = checkTensor(argument, t);
+    return { dtype: FROM_STORED.get(c.dtype)!, t: c };
   }
-  if (!(RAW_DTYPES as readonly string[]).includes(dtype)) {
+  if (!(RAW_DTYPES as readonly unknown[]).includes(dtype)) {
     fail('E_DTYPE', `${argument}.dtype`, dtype, `one of ${[...FROM_STORED.keys()].join(', ')}`);
   }
-  const r = t as RawTensor;
-  if (!(r.data instanceof Uint8Array)) {
+  const r = guard(argument, () => ({ shape: (t as RawTensor).shape as unknown, data: (t as RawTensor).data as unknown, device: (t as RawTensor).device as unknown }));
+  const v = viewOf(r.data);
+  if (v === null || v.kind !== 'Uint8Array') {
     throw new BnbError('E_DTYPE', `${argument}.data is a ${show(r.data)} but a raw ${show(dtype)} tensor holds its bytes in a Uint8Array`);
   }
-  checkNotDetached(`${argument}.data`, r.data);
-  checkShape(`${argument}.shape`, r.shape);
+  checkNotDetached(`${argument}.data`, r.data as Uint8Array);
+  const shape = checkShape(`${argument}.shape`, r.shape);
   if (r.device !== undefined && r.device !== 'cpu') fail('E_ARGUMENT', `${argument}.device`, r.device, "'cpu'");
-  const st = FROM_STORED.get(dtype)!;
-  const want = numel(r.shape) * ITEMSIZE.get(st)!;
-  if (r.data.byteLength !== want) {
-    throw new BnbError('E_ST_SIZE', `${argument}.data has ${r.data.byteLength} bytes but ${show(dtype)} ${show(r.shape)} needs ${want}`);
+  const st = FROM_STORED.get(dtype as string)!;
+  const want = numel(shape) * ITEMSIZE.get(st)!;
+  if (v.byteLength !== want) {
+    throw new BnbError('E_ST_SIZE', `${argument}.data has ${v.byteLength} bytes but ${show(dtype)} ${show(shape)} needs ${want}`);
   }
-  return st;
+  return { dtype: st, t: { dtype: dtype as RawDType, shape, data: freshView(v) as Uint8Array, device: 'cpu' } };
 }
 
 /**
@@ -415,10 +510,10 @@ export function checkTensorName(name: unknown): string {
 /** Checks metadata for writing: null or an object of strings; returns its entries in order. */
 export function checkMetadata(metadata: unknown): [string, string][] | null {
   if (metadata === null || metadata === undefined) return null;
-  if (typeof metadata !== 'object' || Array.isArray(metadata) || ArrayBuffer.isView(metadata)) {
+  if (!isPlainObject('metadata', metadata) || ArrayBuffer.isView(metadata)) {
     fail('E_ST_METADATA', 'metadata', metadata, 'null or an object of string values');
   }
-  const entries = Object.entries(metadata as object);
+  const entries = guard('metadata', () => Object.entries(metadata), 'E_ST_METADATA');
   for (const [k, v] of entries) {
     if (LONE_SURROGATE.test(k)) fail('E_ST_METADATA', 'metadata key', k, 'well-formed Unicode');
     if (typeof v !== 'string' || LONE_SURROGATE.test(v)) fail('E_ST_METADATA', `metadata[${JSON.stringify(k)}]`, v, 'a string (well-formed Unicode)');
@@ -482,14 +577,14 @@ export interface PreparedEntry extends TensorInfo {
 
 /** Validates tensors and metadata and lays them out as the reference writer does. */
 export function prepareSafetensors(tensors: Record<string, StoredTensor>, metadata: unknown): { header: Uint8Array; entries: PreparedEntry[]; dataLength: number } {
-  if (typeof tensors !== 'object' || tensors === null || Array.isArray(tensors) || ArrayBuffer.isView(tensors)) {
+  if (!isPlainObject('tensors', tensors) || ArrayBuffer.isView(tensors)) {
     fail('E_ARGUMENT', 'tensors', tensors, 'an object of tensors by name');
   }
   const meta = checkMetadata(metadata);
   const entries: PreparedEntry[] = [];
-  for (const [name, t] of Object.entries(tensors)) {
+  for (const [name, given] of guard('tensors', () => Object.entries(tensors))) {
     checkTensorName(name);
-    const dtype = checkStoredTensor(`tensors[${JSON.stringify(name)}]`, t);
+    const { dtype, t } = checkStoredTensor(`tensors[${JSON.stringify(name)}]`, given);
     entries.push({ name, dtype, shape: [...t.shape], start: 0, end: 0, bytes: littleEndianBytes(t) });
   }
   checkTensorCount(entries.length);
@@ -503,13 +598,16 @@ export function prepareSafetensors(tensors: Record<string, StoredTensor>, metada
   return { header: encodeHeader(headerJson(meta, entries)), entries, dataLength: offset };
 }
 
+/** The options, copied (each read once). */
 function checkOptions(opts: unknown, keys: readonly string[]): Record<string, unknown> {
   if (opts === undefined) return {};
   if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', 'opts', opts, `an object with ${keys.join(', ')}`);
-  for (const k of Object.keys(opts)) {
-    if (!keys.includes(k)) fail('E_ARGUMENT', `opts.${k}`, (opts as Record<string, unknown>)[k], `only the options ${keys.join(', ')}`);
+  for (const k of guard('opts', () => Object.keys(opts))) {
+    if (!keys.includes(k)) fail('E_ARGUMENT', `opts.${k}`, guard(`opts.${k}`, () => (opts as Record<string, unknown>)[k]), `only the options ${keys.join(', ')}`);
   }
-  return opts as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of keys) out[k] = guard(`opts.${k}`, () => (opts as Record<string, unknown>)[k]);
+  return out;
 }
 
 /** Checks write options ({ metadata, force }). */
@@ -548,8 +646,9 @@ export function serializeSafetensors(tensors: Record<string, StoredTensor>, opts
 
 /** Whole file in memory -> tensors (for browsers and Workers); validates everything. */
 export function parseSafetensors(bytes: Uint8Array | ArrayBuffer): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null } {
-  const b = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
-  if (!(b instanceof Uint8Array)) fail('E_ARGUMENT', 'bytes', bytes, 'a Uint8Array or an ArrayBuffer');
+  const v = viewOf(bytes);
+  if (!(isArrayBuffer(bytes) || v?.kind === 'Uint8Array')) fail('E_ARGUMENT', 'bytes', bytes, 'a Uint8Array or an ArrayBuffer');
+  const b = v === null ? wholeArrayBuffer(bytes as ArrayBuffer) : checkBytes('bytes', bytes);
   const n = headerLength(b.subarray(0, 8), b.byteLength);
   const header = parseHeader(b.subarray(8, 8 + n), b.byteLength);
   const base = header.dataStart;
@@ -585,7 +684,7 @@ export async function readSafetensors(source: string | Uint8Array | ArrayBuffer)
     checkPath(source);
     return (await fileModule()).readSafetensorsFile(source);
   }
-  return parseSafetensors(source);
+  return parseSafetensors(source as Uint8Array);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { BnbError, fail } from '../errors.js';
+import { guard, isPlainObject, readOptions } from '../args.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FloatDType, allocate } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
@@ -127,16 +128,55 @@ export interface CheckedAbsmax {
   nested: { offset: number; blocksize: number; code: Float32Array; absmax: Tensor } | null;
 }
 
-export function checkStateAbsmax(state: QuantState, nblocks: number): CheckedAbsmax {
+/** A QuantState's fields, each read once (a state's fields may be getters), state2's too. */
+export interface StateFields {
+  absmax: unknown;
+  shape: unknown;
+  code: unknown;
+  blocksize: unknown;
+  quantType: unknown;
+  dtype: unknown;
+  offset: unknown;
+  state2: StateFields | null | undefined | unknown;
+}
+
+export function readState(argument: string, s: unknown): StateFields {
+  return guard(argument, () => {
+    const x = s as Record<string, unknown>;
+    const s2 = x.state2;
+    return {
+      absmax: x.absmax, shape: x.shape, code: x.code, blocksize: x.blocksize, quantType: x.quantType, dtype: x.dtype, offset: x.offset,
+      state2: typeof s2 === 'object' && s2 !== null ? readState(`${argument}.state2`, s2) : s2,
+    };
+  });
+}
+
+/** The tensors of a state (or of dequantize options) that decide the device an op runs on. */
+export function stateTensors(s: unknown): { absmax?: Tensor; nested_absmax?: Tensor } {
+  if (typeof s !== 'object' || s === null) return {};
+  return guard('state', () => {
+    const x = s as { absmax?: Tensor; state2?: { absmax?: Tensor } | null };
+    const s2 = x.state2;
+    return { absmax: x.absmax, nested_absmax: typeof s2 === 'object' && s2 !== null ? s2.absmax : undefined };
+  });
+}
+
+/** The checked statistics by name, for checkOutput's overlap check. */
+export function checkedInputs(c: CheckedAbsmax): Record<string, Tensor> {
+  return c.nested === null ? { 'state.absmax': c.absmax } : { 'state.absmax': c.absmax, 'state.state2.absmax': c.nested.absmax };
+}
+
+export function checkStateAbsmax(state: StateFields, nblocks: number): CheckedAbsmax {
   const s2 = state.state2;
   if (s2 === null || s2 === undefined) return { absmax: checkAbsmax('state.absmax', state.absmax, nblocks), nested: null };
   if (typeof s2 !== 'object') fail('E_STATE', 'state.state2', s2, 'null or the QuantState of the nested statistics');
+  const n2 = s2 as StateFields;
   const q = checkAbsmax('state.absmax', state.absmax, nblocks, 'uint8');
   const offset = state.offset;
   if (typeof offset !== 'number') fail('E_STATE', 'state.offset', offset, 'a number for a nested state');
-  const blocksize = checkBlocksize('state.state2.blocksize', s2.blocksize, BLOCKSIZES_8BIT);
-  const code = checkCode('state.state2.code', s2.code);
-  const absmax = checkAbsmax('state.state2.absmax', s2.absmax, Math.ceil(nblocks / blocksize));
+  const blocksize = checkBlocksize('state.state2.blocksize', n2.blocksize, BLOCKSIZES_8BIT);
+  const code = checkCode('state.state2.code', n2.code);
+  const absmax = checkAbsmax('state.state2.absmax', n2.absmax, Math.ceil(nblocks / blocksize));
   return { absmax: q, nested: { offset, blocksize, code, absmax } };
 }
 
@@ -152,7 +192,7 @@ export function absmaxF32({ absmax, nested }: CheckedAbsmax): Float32Array {
 
 /** f32 absmax of a state on the host (checked), de-nested if needed. */
 export function stateAbsmax(state: QuantState, nblocks: number): Float32Array {
-  return absmaxF32(checkStateAbsmax(state, nblocks));
+  return absmaxF32(checkStateAbsmax(readState('state', state), nblocks));
 }
 
 /** bnb's quantize_blockwise: 8-bit codes (same shape as A) and a QuantState. */
@@ -163,13 +203,13 @@ export function quantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}
 
 /** quantizeBlockwise's arguments, checked and with their defaults (every backend's kernel starts here). */
 export function checkQuantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}) {
-  checkOptions('quantizeBlockwise', opts, ['code', 'blocksize', 'nested', 'allowNonFinite']);
-  const { blocksize = 4096, nested = false, allowNonFinite = false } = opts;
+  const o = checkOptions('quantizeBlockwise', opts, ['code', 'blocksize', 'nested', 'allowNonFinite']) as QuantizeBlockwiseOptions;
+  const { blocksize = 4096, nested = false, allowNonFinite = false } = o;
   const a = checkFloatInput('A', A, 'Blockwise quantization');
   checkBlocksize('blocksize', blocksize, BLOCKSIZES_8BIT);
   checkBoolean('nested', nested);
   checkBoolean('allowNonFinite', allowNonFinite);
-  const code = opts.code === undefined ? defaultDynamicMap() : checkCode('code', opts.code);
+  const code = o.code === undefined ? defaultDynamicMap() : checkCode('code', o.code);
   return { A: a, n: numel(a.shape), blocksize, nested, allowNonFinite, code };
 }
 
@@ -198,24 +238,23 @@ export interface DequantizeBlockwiseOptions {
 export function dequantizeBlockwise(
   q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
 ): Tensor {
-  const s = stateOrOptions as QuantState;
   checkOptionsObject('dequantizeBlockwise', opts);
-  return dispatch('dequantizeBlockwise', { A: q, absmax: s?.absmax, nested_absmax: s?.state2?.absmax, out: opts?.out })(q, stateOrOptions, opts);
+  return dispatch('dequantizeBlockwise', { A: q, ...stateTensors(stateOrOptions), out: guard('dequantizeBlockwise option out', () => opts.out) })(q, stateOrOptions, opts);
 }
 
 /** dequantizeBlockwise's arguments, checked (every backend's kernel starts here). */
 export function checkDequantizeBlockwise(q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {}) {
-  checkOptions('dequantizeBlockwise', opts, ['out']);
+  const o = checkOptions('dequantizeBlockwise', opts, ['out']);
   const t = checkTensorOf('A', q, 'uint8');
-  let state: QuantState;
-  if (stateOrOptions instanceof QuantState) state = stateOrOptions;
+  let state: StateFields;
+  if (QuantState.isState(stateOrOptions)) state = readState('state', stateOrOptions);
   else {
-    if (typeof stateOrOptions !== 'object' || stateOrOptions === null || stateOrOptions.absmax === undefined) {
+    const f = isPlainObject('state', stateOrOptions) ? readOptions('dequantizeBlockwise', stateOrOptions, ['absmax', 'code', 'blocksize']) : null;
+    if (f === null || f.absmax === undefined) {
       throw new BnbError('E_STATE', 'dequantizeBlockwise requires either a QuantState or { absmax }');
     }
-    checkOptions('dequantizeBlockwise', stateOrOptions, ['absmax', 'code', 'blocksize']);
-    const code = stateOrOptions.code ?? tensor(defaultDynamicMap().slice(), [256], 'float32');
-    state = new QuantState({ absmax: stateOrOptions.absmax, code, blocksize: stateOrOptions.blocksize ?? 4096, dtype: 'float32' });
+    const code = f.code ?? tensor(defaultDynamicMap().slice(), [256], 'float32');
+    state = { absmax: f.absmax, code, blocksize: f.blocksize ?? 4096, dtype: 'float32', shape: null, quantType: null, offset: null, state2: null };
   }
   const blocksize = checkBlocksize('blocksize', state.blocksize, BLOCKSIZES_8BIT);
   const dtype = state.dtype;
@@ -225,18 +264,19 @@ export function checkDequantizeBlockwise(q: Tensor, stateOrOptions: QuantState |
   const code = checkCode('state.code', state.code);
   const n = numel(t.shape);
   const absmax = checkStateAbsmax(state, Math.ceil(n / blocksize));
-  const out = checkOutput(opts.out, dtype, t.shape, { A: t, 'state.absmax': state.absmax, 'state.code': state.code });
-  return { A: t, n, blocksize, dtype: dtype as FloatDType, code, absmax, out };
+  const codeT = tensor(code, [256], 'float32');
+  const out = checkOutput(o.out, dtype, t.shape, { A: t, ...checkedInputs(absmax), 'state.code': codeT });
+  return { A: t, n, blocksize, dtype: dtype as FloatDType, code, absmax, out, outTensor: o.out as Tensor | undefined };
 }
 
 /** The WebAssembly kernel of dequantizeBlockwise. */
 export function dequantizeBlockwiseWasm(
   q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
 ): Tensor {
-  const { A: t, n, blocksize, dtype, code, absmax, out } = checkDequantizeBlockwise(q, stateOrOptions, opts);
+  const { A: t, n, blocksize, dtype, code, absmax, out, outTensor } = checkDequantizeBlockwise(q, stateOrOptions, opts);
   const result = out ?? emptyTensor(dtype, t.shape);
   dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmaxF32(absmax), code, blocksize, dtype, result.data);
-  return result;
+  return out ? outTensor! : result; // the caller's out (its checked snapshot was written)
 }
 
 registerKernel('quantizeBlockwise', 'cpu', quantizeBlockwiseWasm);

@@ -18,9 +18,11 @@ import { checkFloatDType, emptyTensor, onHost } from './validate.js';
 export function castFloat(t: Tensor, dtype: FloatDType): Tensor {
   if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
   checkFloatDType('dtype', dtype, 'castFloat');
-  if (t.dtype === dtype) return t;
-  if (!(FLOAT_DTYPES as readonly string[]).includes(t.dtype) || !onHost(t)) return castFloatReference(t, dtype);
-  return castFloatWasm(checkTensor('t', t), t.dtype as FloatDType, dtype);
+  if (!onHost(t)) return t.dtype === dtype ? t : castFloatReference(t, dtype);
+  const x = checkTensor('t', t);
+  if (x.dtype === dtype) return t;
+  if (!(FLOAT_DTYPES as readonly string[]).includes(x.dtype)) return castFloatReference(x, dtype);
+  return castFloatWasm(x, x.dtype as FloatDType, dtype);
 }
 
 /** The per-element reference: the value as a JavaScript number, then numberToF16 / numberToBf16. */

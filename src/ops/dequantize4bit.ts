@@ -1,4 +1,5 @@
 import { BnbError, fail, show } from '../errors.js';
+import { guard, isPlainObject, readOptions } from '../args.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { DType, FloatDType, allocate } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
@@ -6,7 +7,7 @@ import { Tensor, checkShape, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType } from '../maps.js';
 import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { chunkElements } from '../wasm/runtime.js';
-import { absmaxF32, checkStateAbsmax } from './blockwise.js';
+import { StateFields, absmaxF32, checkStateAbsmax, checkedInputs, readState, stateTensors } from './blockwise.js';
 import { absmaxSpan, byteView } from './chunk.js';
 import { kernelsFor, runChunks } from '../threads/parallel.js';
 import {
@@ -70,27 +71,26 @@ function transpose2d(data: ArrayBufferView, rows: number, cols: number, size: nu
 export function dequantize4bit(
   A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
 ): Tensor {
-  const s = stateOrOptions as QuantState;
   checkOptionsObject('dequantize4bit', opts);
-  return dispatch('dequantize4bit', { A, absmax: s?.absmax, nested_absmax: s?.state2?.absmax, out: opts?.out })(A, stateOrOptions, opts);
+  return dispatch('dequantize4bit', { A, ...stateTensors(stateOrOptions), out: guard('dequantize4bit option out', () => opts.out) })(A, stateOrOptions, opts);
 }
 
 /** dequantize4bit's arguments, checked (every backend's kernel starts here). */
 export function checkDequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {}) {
-  checkOptions('dequantize4bit', opts, ['out']);
+  const o = checkOptions('dequantize4bit', opts, ['out']);
   const packed = checkTensorArg('A', A);
-  let state: QuantState;
-  if (stateOrOptions instanceof QuantState) state = stateOrOptions;
+  let state: StateFields;
+  if (QuantState.isState(stateOrOptions)) state = readState('state', stateOrOptions);
   else {
-    const o = stateOrOptions;
-    if (typeof o !== 'object' || o === null || o.absmax === undefined || o.shape === undefined) {
+    const f = isPlainObject('state', stateOrOptions) ? readOptions('dequantize4bit', stateOrOptions, ['absmax', 'shape', 'blocksize', 'quantType', 'dtype']) : null;
+    if (f === null || f.absmax === undefined || f.shape === undefined) {
       throw new BnbError('E_STATE', 'dequantize4bit requires a QuantState or both absmax and shape');
     }
-    checkOptions('dequantize4bit', o, ['absmax', 'shape', 'blocksize', 'quantType', 'dtype']);
-    state = new QuantState({
-      absmax: o.absmax, shape: o.shape, blocksize: o.blocksize ?? 64, quantType: o.quantType ?? 'fp4',
-      dtype: o.dtype ?? 'float32', code: tensor(new Float32Array(16), [16], 'float32'), // not read: the kernels know the tables
-    });
+    state = {
+      absmax: f.absmax, shape: f.shape, blocksize: f.blocksize ?? 64, quantType: f.quantType ?? 'fp4', dtype: f.dtype ?? 'float32',
+      code: tensor(new Float32Array(16), [16], 'float32'), // not read: the kernels know the tables
+      offset: null, state2: null,
+    };
   }
   const quantType = checkQuantType('quantType', state.quantType);
   const blocksize = checkBlocksize('blocksize', state.blocksize, BLOCKSIZES_4BIT);
@@ -109,15 +109,15 @@ export function checkDequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequ
     throw new BnbError('E_SHAPE', `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`);
   }
   const outShape = transposed ? [shape[1]!, shape[0]!] : shape;
-  const out = checkOutput(opts.out, dtype, outShape, { A: packed, 'state.absmax': state.absmax });
-  return { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out };
+  const out = checkOutput(o.out, dtype, outShape, { A: packed, ...checkedInputs(absmax) });
+  return { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out, outTensor: o.out as Tensor | undefined };
 }
 
 /** The WebAssembly kernel of dequantize4bit. */
 export function dequantize4bitWasm(
   A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
 ): Tensor {
-  const { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out } = checkDequantize4bit(A, stateOrOptions, opts);
+  const { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out, outTensor } = checkDequantize4bit(A, stateOrOptions, opts);
   const result = out ?? emptyTensor(dtype, outShape);
   if (!transposed) {
     dequantize4bitRaw(packed.data, n, absmaxF32(absmax), blocksize, quantType, dtype, result.data);
@@ -125,17 +125,23 @@ export function dequantize4bitWasm(
     const rows = dequantize4bitRaw(packed.data, n, absmaxF32(absmax), blocksize, quantType, dtype);
     transpose2d(rows, shape[0]!, shape[1]!, dtype === 'float32' ? 4 : 2, result.data);
   }
-  return result;
+  return out ? outTensor! : result; // the caller's out (its checked snapshot was written)
 }
 
 type Dequantize4bitTypedOptions = Omit<Dequantize4bitOptions, 'quantType'>;
 
 export function dequantizeNf4(A: Tensor, stateOrOptions: QuantState | Dequantize4bitTypedOptions, opts: { out?: Tensor } = {}): Tensor {
-  return dequantize4bit(A, stateOrOptions instanceof QuantState ? stateOrOptions : { ...stateOrOptions, quantType: 'nf4' }, opts);
+  return dequantize4bit(A, typed('dequantizeNf4', stateOrOptions, 'nf4'), opts);
 }
 
 export function dequantizeFp4(A: Tensor, stateOrOptions: QuantState | Dequantize4bitTypedOptions, opts: { out?: Tensor } = {}): Tensor {
-  return dequantize4bit(A, stateOrOptions instanceof QuantState ? stateOrOptions : { ...stateOrOptions, quantType: 'fp4' }, opts);
+  return dequantize4bit(A, typed('dequantizeFp4', stateOrOptions, 'fp4'), opts);
+}
+
+/** A QuantState as it is, or the options (copied) with the quant type. */
+function typed(op: string, s: QuantState | Dequantize4bitTypedOptions, quantType: QuantType): QuantState | Dequantize4bitOptions {
+  if (QuantState.isState(s) || !isPlainObject('state', s)) return s as QuantState;
+  return { ...readOptions(op, s, ['absmax', 'shape', 'blocksize', 'dtype']), quantType } as Dequantize4bitOptions;
 }
 
 registerKernel('dequantize4bit', 'cpu', dequantize4bitWasm);

@@ -27,3 +27,9 @@ export function nonFiniteError(check: FiniteCheck, at: number): BnbError {
   const value = toFloat32({ ...t, shape: [1], data: t.data.subarray(at, at + 1) })[0]!;
   return nonFiniteAt(check.argument, check.as ? ROUND[check.as](value) : value, at);
 }
+
+/** Index of the first NaN or Inf in `x`, or -1. */
+export function firstNonFinite(x: ArrayLike<number>): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) return i;
+  return -1;
+}

@@ -1,3 +1,4 @@
+import { guard } from '../args.js';
 import { BnbError, show } from '../errors.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FloatDType, FLOAT_DTYPES } from '../dtypes.js';
@@ -58,33 +59,33 @@ export function layoutOf(W: { shape: number[] }, S: { shape: number[] }, b: numb
  */
 export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
   checkOptionsObject('dequantizeFp8', opts);
-  return dispatch('dequantizeFp8', { W, scaleInv, out: opts?.out })(W, scaleInv, opts);
+  return dispatch('dequantizeFp8', { W, scaleInv, out: guard('dequantizeFp8 option out', () => opts.out) })(W, scaleInv, opts);
 }
 
 /** dequantizeFp8's arguments, checked (every backend's kernel starts here); `scales` are the scales rounded to the output dtype. */
 export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}) {
-  checkOptions('dequantizeFp8', opts, ['dtype', 'blockSize', 'out']);
+  const o = checkOptions('dequantizeFp8', opts, ['dtype', 'blockSize', 'out']) as DequantizeFp8Options;
   const w = checkTensorOf('W', W, 'float8_e4m3fn');
   const s = checkTensorArg('scaleInv', scaleInv);
   if (!(FLOAT_DTYPES as readonly string[]).includes(s.dtype)) {
     throw new BnbError('E_DTYPE', `scaleInv.dtype = ${show(s.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
   }
-  const dtype = checkFloatDType('dtype', opts.dtype ?? 'bfloat16', 'dequantizeFp8');
-  const b = opts.blockSize ?? 128;
+  const dtype = checkFloatDType('dtype', o.dtype ?? 'bfloat16', 'dequantizeFp8');
+  const b = o.blockSize ?? 128;
   if (!Number.isSafeInteger(b) || b < 1) {
     throw new BnbError('E_ARGUMENT', `blockSize = ${show(b)} is not accepted: expected a positive integer`);
   }
   const layout = layoutOf(w, s, b);
-  const out = checkOutput(opts.out, dtype, w.shape, { W: w, scaleInv: s });
+  const out = checkOutput(o.out, dtype, w.shape, { W: w, scaleInv: s });
   const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x))
     : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
   const scales = toFloat32(onHost(s) ? s : toDevice(s, 'cpu')).map(round); // scale tables are small: read on the host
-  return { W: w, dtype, layout, scales, out };
+  return { W: w, dtype, layout, scales, out, outTensor: o.out as Tensor | undefined };
 }
 
 /** The WebAssembly kernel of dequantizeFp8. */
 export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
-  const { W: w, dtype, layout: L, scales, out } = checkDequantizeFp8(W, scaleInv, opts);
+  const { W: w, dtype, layout: L, scales, out, outTensor } = checkDequantizeFp8(W, scaleInv, opts);
   const result = out ?? emptyTensor(dtype, w.shape);
   const size = dtype === 'float32' ? 4 : 2;
   const n = numel(w.shape);
@@ -109,7 +110,7 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
         m.read(pO!, result.data, start * size, len * size);
       },
     });
-    return result;
+    return out ? outTensor! : result;
   }
   const chunkRows = Math.max(1, Math.min(L.rows, Math.floor(chunkElements(1, threads, n) / Math.max(L.cols, 1))));
   const span = (j: number) => [j * chunkRows, Math.min(chunkRows, L.rows - j * chunkRows)] as const;
@@ -135,7 +136,7 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
       m.read(pO!, result.data, r0 * L.cols * size, rows * L.cols * size);
     },
   });
-  return result;
+  return out ? outTensor! : result; // the caller's out (its checked snapshot was written)
 }
 
 registerKernel('dequantizeFp8', 'cpu', dequantizeFp8Wasm);

@@ -1,4 +1,5 @@
 import { BnbError, fail, show } from '../errors.js';
+import { guard } from '../args.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
@@ -8,7 +9,7 @@ import { checkQuantType } from '../maps.js';
 import { GEMV_SCRATCH_HEAD, WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
 import { kernelsFor, runChunks } from '../threads/parallel.js';
 import { chunkElements } from '../wasm/runtime.js';
-import { absmaxF32, checkStateAbsmax } from './blockwise.js';
+import { absmaxF32, checkStateAbsmax, readState, stateTensors } from './blockwise.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, checkTensorArg, emptyTensor, itemBytes } from './validate.js';
 
 /**
@@ -22,32 +23,35 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
     throw new BnbError('E_DTYPE', `A.dtype = ${show(a.dtype)} is not accepted: gemv4bit needs ${FLOAT_DTYPES.join(', ')}`);
   }
   const b = checkTensorArg('B', B);
-  if (!(state instanceof QuantState)) {
+  if (!(QuantState.isState(state))) {
     throw new BnbError('E_STATE', `state = ${show(state)} is not accepted: gemv4bit() requires the QuantState from quantize4bit()`);
   }
-  const quantType = checkQuantType('state.quantType', state.quantType);
-  const blocksize = checkBlocksize('state.blocksize', state.blocksize, BLOCKSIZES_4BIT);
-  if (state.shape === null || state.shape.length !== 2) {
-    fail('E_STATE', 'state.shape', state.shape, 'the 2-D [out_features, in_features] shape of the quantized weight');
+  const st = readState('state', state);
+  const quantType = checkQuantType('state.quantType', st.quantType);
+  const blocksize = checkBlocksize('state.blocksize', st.blocksize, BLOCKSIZES_4BIT);
+  const wshape = guard('state.shape', () => Array.isArray(st.shape)) ? checkShape('state.shape', st.shape) : null;
+  if (wshape === null || wshape.length !== 2) {
+    fail('E_STATE', 'state.shape', st.shape, 'the 2-D [out_features, in_features] shape of the quantized weight');
   }
-  const [N, K] = checkShape('state.shape', state.shape) as [number, number];
-  checkCode4bit('state.code', state.code);
+  const [N, K] = wshape as [number, number];
+  checkCode4bit('state.code', st.code);
   if (a.shape.length < 1 || a.shape[a.shape.length - 1] !== K) {
-    throw new BnbError('E_SHAPE', `A.shape = ${show(a.shape)} does not match the weight: gemv4bit computes A @ W^T with W of shape ${show(state.shape)}, so A's last dimension must be ${K}`);
+    throw new BnbError('E_SHAPE', `A.shape = ${show(a.shape)} does not match the weight: gemv4bit computes A @ W^T with W of shape ${show(wshape)}, so A's last dimension must be ${K}`);
   }
   const nbytes = itemBytes(b);
   if (!(nbytes >= Math.ceil((N * K) / 2))) {
     throw new BnbError('E_SHAPE', `B holds ${nbytes} bytes but a ${N}x${K} weight needs ${Math.ceil((N * K) / 2)}`);
   }
-  const bias = opts.bias ?? null;
-  if (bias !== null) {
-    const t = checkTensorArg('bias', bias);
-    if (!(FLOAT_DTYPES as readonly string[]).includes(t.dtype)) fail('E_DTYPE', 'bias.dtype', t.dtype, FLOAT_DTYPES.join(', '));
-    if (numel(t.shape) !== N) throw new BnbError('E_SHAPE', `bias has ${numel(t.shape)} entries but the weight has ${N} output features`);
+  let bias: Tensor | null = null;
+  const rawBias = guard('bias', () => opts.bias) ?? null;
+  if (rawBias !== null) {
+    bias = checkTensorArg('bias', rawBias);
+    if (!(FLOAT_DTYPES as readonly string[]).includes(bias.dtype)) fail('E_DTYPE', 'bias.dtype', bias.dtype, FLOAT_DTYPES.join(', '));
+    if (numel(bias.shape) !== N) throw new BnbError('E_SHAPE', `bias has ${numel(bias.shape)} entries but the weight has ${N} output features`);
   }
-  const absmax = checkStateAbsmax(state, Math.ceil((N * K) / blocksize));
+  const absmax = checkStateAbsmax(st, Math.ceil((N * K) / blocksize));
   const M = numel(a.shape.slice(0, -1)); // not numel / K: K may be 0 (the result is then the bias)
-  return { A: a, B: b, M, N, K, quantType, blocksize, dtype: a.dtype as FloatDType, bias, absmax, outShape: [...a.shape.slice(0, -1), N] };
+  return { A: a, B: b, M, N, K, quantType, blocksize, dtype: a.dtype as FloatDType, bias, absmax, outShape: [...a.shape.slice(0, -1), N], shape: wshape };
 }
 
 /**
@@ -59,7 +63,7 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
  * transposed [1, n] form are the same.
  */
 export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
-  const { A: a, B: b, M, N, K, quantType, blocksize, dtype, bias, absmax: checked, outShape } = checkGemv4bit(A, B, state, opts);
+  const { A: a, B: b, M, N, K, quantType, blocksize, dtype, bias, absmax: checked, outShape, shape } = checkGemv4bit(A, B, state, opts);
   const biasF32 = bias === null ? null : toFloat32(bias);
   const result = emptyTensor(dtype, outShape);
   if (M === 0 || N === 0) return result;
@@ -81,7 +85,7 @@ export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bi
   for (let j = 0; j * nc < N; j++) {
     const { j0, nj, J } = rowsOf(j);
     if ((j0 + nj - J) * K >= 2 ** 32) {
-      throw new BnbError('E_SHAPE', `state.shape = ${show(state.shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for gemv4bit to process in chunks`);
+      throw new BnbError('E_SHAPE', `state.shape = ${show(shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for gemv4bit to process in chunks`);
     }
   }
   for (let i0 = 0; i0 < M; i0 += mc) {
@@ -120,14 +124,14 @@ function gcd(a: number, b: number): number {
 
 /** bnb's gemv_4bit: A [..., K] times the 4-bit weight [N, K] transposed, for any M and K. */
 export function gemv4bit(A: Tensor, B: Tensor, state: QuantState): Tensor {
-  return dispatch('gemv4bit', { A, B, absmax: state?.absmax, nested_absmax: state?.state2?.absmax })(A, B, state, {});
+  return dispatch('gemv4bit', { A, B, ...stateTensors(state) })(A, B, state, {});
 }
 
 /** bnb's matmul_4bit (inference): A @ W^T + bias. */
 export function matmul4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
-  checkOptions('matmul4bit', opts, ['bias']);
-  const bias = opts.bias ?? null;
-  return dispatch('gemv4bit', { A, B, absmax: state?.absmax, nested_absmax: state?.state2?.absmax, bias })(A, B, state, { bias });
+  const o = checkOptions('matmul4bit', opts, ['bias']);
+  const bias = (o.bias ?? null) as Tensor | null;
+  return dispatch('gemv4bit', { A, B, ...stateTensors(state), bias })(A, B, state, { bias });
 }
 
 registerKernel('gemv4bit', 'cpu', gemv4bitWasm);

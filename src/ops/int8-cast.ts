@@ -18,10 +18,11 @@ import { checkFloatDType, onHost } from './validate.js';
  * same [CB, SCB, null] and the same errors, W of any float dtype.
  */
 export function int8VectorwiseQuantCast(W: Tensor): [Tensor, Tensor, Tensor | null] {
-  const fused = isTensor(W) && W.dtype !== 'float16' && (FLOAT_DTYPES as readonly string[]).includes(W.dtype) && onHost(W) &&
-    dispatch('int8VectorwiseQuant', { A: W }) === int8VectorwiseQuantWasm;
-  if (!fused) return int8VectorwiseQuant(castFloat(W, 'float16'));
-  const A = checkTensor('t', W); // castFloat's argument name, as in the two-op path
+  const host = isTensor(W) && onHost(W);
+  const A = host ? checkTensor('t', W) : null; // castFloat's argument name, as in the two-op path
+  const fused = A !== null && A.dtype !== 'float16' && (FLOAT_DTYPES as readonly string[]).includes(A.dtype) &&
+    dispatch('int8VectorwiseQuant', { A }) === int8VectorwiseQuantWasm;
+  if (!fused) return int8VectorwiseQuant(castFloat(A ?? W, 'float16'));
   const from = A.dtype as FloatDType;
   const { q, stats } = int8QuantRows(A, 0, { argument: 'A', tensor: A, as: 'float16' }, from);
   return [tensor(q, [...A.shape], 'int8'), tensor(stats, [stats.length], 'float32'), null];

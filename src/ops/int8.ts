@@ -1,4 +1,5 @@
 import { BnbError, fail, show } from '../errors.js';
+import { guard } from '../args.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
 import { f16ToNumber, numberToF16 } from '../float16.js';
@@ -123,10 +124,10 @@ function outlierColumns(A: Tensor, threshold: number): Int32Array {
  * kernel starts here): float16 A seen as [rows, cols].
  */
 export function checkInt8Quant(A: Tensor, opts: Int8QuantOptions = {}) {
-  checkOptions('int8VectorwiseQuant', opts, ['threshold', 'allowNonFinite']);
+  const o = checkOptions('int8VectorwiseQuant', opts, ['threshold', 'allowNonFinite']);
   const a = checkTensorOf('A', A, 'float16');
-  const threshold = checkThreshold(opts.threshold ?? 0);
-  const allowNonFinite = checkBoolean('allowNonFinite', opts.allowNonFinite ?? false);
+  const threshold = checkThreshold(o.threshold ?? 0);
+  const allowNonFinite = checkBoolean('allowNonFinite', o.allowNonFinite ?? false);
   const [rows, cols] = matrix('A', a);
   return { A: a, threshold, allowNonFinite, rows, cols };
 }
@@ -142,7 +143,10 @@ export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Te
 
 /** The WebAssembly kernel of int8VectorwiseQuant. */
 export function int8VectorwiseQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
-  const { threshold, allowNonFinite, rows, cols } = checkInt8Quant(A, opts);
+  return int8VectorwiseQuantChecked(checkInt8Quant(A, opts));
+}
+
+function int8VectorwiseQuantChecked({ A, threshold, allowNonFinite, rows, cols }: ReturnType<typeof checkInt8Quant>): [Tensor, Tensor, Tensor | null] {
   const { q, stats } = int8QuantRows(A, threshold, allowNonFinite ? null : { argument: 'A', tensor: A });
   let outliers: Tensor | null = null;
   if (threshold > 0) {
@@ -165,10 +169,11 @@ export function int8DoubleQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor
 
 /** The WebAssembly kernel of int8DoubleQuant. */
 export function int8DoubleQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor, Tensor, Tensor | null] {
-  const [CA, rowStats, outliers] = int8VectorwiseQuantWasm(A, opts);
-  const { threshold, cols } = checkInt8Quant(A, opts);
-  const { q, stats } = int8QuantColumns(A, threshold);
-  return [CA, tensor(q, [...A.shape], 'int8'), rowStats, tensor(stats, [cols], 'float32'), outliers];
+  const checked = checkInt8Quant(A, opts);
+  const [CA, rowStats, outliers] = int8VectorwiseQuantChecked(checked);
+  const { A: a, threshold, cols } = checked;
+  const { q, stats } = int8QuantColumns(a, threshold);
+  return [CA, tensor(q, [...a.shape], 'int8'), rowStats, tensor(stats, [cols], 'float32'), outliers];
 }
 
 /** bnb's int8_vectorwise_dequant: A * stats[row] * f32(1/127), float32. */
@@ -291,20 +296,20 @@ const BIAS_KIND: Record<FloatDType, number> = { float16: 1, float32: 2, bfloat16
  */
 export function int8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
   checkOptionsObject('int8MmDequant', opts);
-  return dispatch('int8MmDequant', { A, rowStats, colStats, bias: opts?.bias })(A, rowStats, colStats, opts);
+  return dispatch('int8MmDequant', { A, rowStats, colStats, bias: guard('int8MmDequant option bias', () => opts.bias) })(A, rowStats, colStats, opts);
 }
 
 /** int8MmDequant's arguments, checked (every backend's kernel starts here). */
 export function checkInt8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}) {
-  checkOptions('int8MmDequant', opts, ['bias', 'dtype']);
+  const o = checkOptions('int8MmDequant', opts, ['bias', 'dtype']);
   const a = checkTensorOf('A', A, 'int32');
   const [rows, cols] = matrix('A', a);
   const rs = checkStats('rowStats', rowStats, rows, `A with ${rows} rows`);
   const cs = checkStats('colStats', colStats, cols, `A with ${cols} columns`);
-  const dtype = checkFloatDType('dtype', opts.dtype ?? 'float16', 'int8MmDequant');
+  const dtype = checkFloatDType('dtype', o.dtype ?? 'float16', 'int8MmDequant');
   let bias: Tensor | null = null;
-  if (opts.bias !== undefined && opts.bias !== null) {
-    bias = checkTensorArg('bias', opts.bias);
+  if (o.bias !== undefined && o.bias !== null) {
+    bias = checkTensorArg('bias', o.bias);
     if (!(FLOAT_DTYPES as readonly string[]).includes(bias.dtype)) fail('E_DTYPE', 'bias.dtype', bias.dtype, FLOAT_DTYPES.join(', '));
     if (numel(bias.shape) !== cols) throw new BnbError('E_SHAPE', `bias has ${numel(bias.shape)} entries but A has ${cols} columns`);
   }
@@ -344,6 +349,7 @@ export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor,
 
 /** bnb's int8_scaled_mm: int8LinearMatmul then int8MmDequant. */
 export function int8ScaledMm(A: Tensor, B: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
+  checkOptionsObject('int8ScaledMm', opts);
   return int8MmDequant(int8LinearMatmul(A, B), rowStats, colStats, opts);
 }
 

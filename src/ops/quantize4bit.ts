@@ -1,4 +1,5 @@
 import { BnbError, fail } from '../errors.js';
+import { readOptions } from '../args.js';
 import { dispatch, registerKernel } from '../backend/registry.js';
 import { DType, FloatDType, itemsize, reinterpret } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
@@ -71,8 +72,8 @@ export function quantize4bit(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor
 
 /** quantize4bit's arguments, checked and with their defaults (every backend's kernel starts here). */
 export function checkQuantize4bit(A: Tensor, opts: Quantize4bitOptions = {}) {
-  checkOptions('quantize4bit', opts, ['blocksize', 'compressStatistics', 'quantType', 'quantStorage', 'allowNonFinite']);
-  const { blocksize = 64, compressStatistics = false, quantType = 'fp4', quantStorage = 'uint8', allowNonFinite = false } = opts;
+  const o = checkOptions('quantize4bit', opts, ['blocksize', 'compressStatistics', 'quantType', 'quantStorage', 'allowNonFinite']) as Quantize4bitOptions;
+  const { blocksize = 64, compressStatistics = false, quantType = 'fp4', quantStorage = 'uint8', allowNonFinite = false } = o;
   const a = checkFloatInput('A', A, 'Blockwise 4bit quantization');
   checkBlocksize('blocksize', blocksize, BLOCKSIZES_4BIT);
   checkQuantType('quantType', quantType);
@@ -108,11 +109,13 @@ export function quantize4bitWasm(A: Tensor, opts: Quantize4bitOptions = {}): [Te
 type Quantize4bitTypedOptions = Omit<Quantize4bitOptions, 'quantType'>;
 
 export function quantizeNf4(A: Tensor, opts: Quantize4bitTypedOptions = {}): [Tensor, QuantState] {
-  return quantize4bit(A, { ...opts, quantType: 'nf4' });
+  return quantize4bit(A, { ...readOptions('quantizeNf4', opts, TYPED_OPTIONS), quantType: 'nf4' });
 }
 
 export function quantizeFp4(A: Tensor, opts: Quantize4bitTypedOptions = {}): [Tensor, QuantState] {
-  return quantize4bit(A, { ...opts, quantType: 'fp4' });
+  return quantize4bit(A, { ...readOptions('quantizeFp4', opts, TYPED_OPTIONS), quantType: 'fp4' });
 }
+
+const TYPED_OPTIONS = ['blocksize', 'compressStatistics', 'quantStorage', 'allowNonFinite'];
 
 registerKernel('quantize4bit', 'cpu', quantize4bitWasm);

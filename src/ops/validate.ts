@@ -1,4 +1,5 @@
 import { BnbError, fail, show } from '../errors.js';
+import { guard, isPlainObject, readOptions } from '../args.js';
 import { DType, FLOAT_DTYPES, FloatDType, allocate, checkDType, itemsize } from '../dtypes.js';
 import { Tensor, checkShape, checkTensor, isTensor, numel, tensor } from '../tensor.js';
 import { memoryOf } from '../wasm/memory.js';
@@ -19,12 +20,18 @@ export function checkBlocksize(argument: string, x: unknown, accepted: readonly 
 
 /** A host tensor (its data readable), not one in device memory. */
 export function onHost(t: Tensor): boolean {
-  return (t.device ?? 'cpu') === 'cpu';
+  return (guard('device', () => t.device) ?? 'cpu') === 'cpu';
 }
 
-/** A tensor on any device: on the host checked in full (data, detached buffers), elsewhere by dtype and shape. */
+/**
+ * A tensor on any device: on the host checked in full (data, detached buffers) and
+ * returned as checkTensor's snapshot (what the op must use from then on); elsewhere
+ * checked by dtype and shape, and returned as it is (the device backend's own object).
+ */
 export function checkTensorArg(argument: string, t: unknown): Tensor {
-  if (!isTensor(t) || onHost(t)) return checkTensor(argument, t);
+  // only `device` is looked at first: a host tensor's fields are read once, by checkTensor
+  const device = typeof t === 'object' && t !== null ? guard(`${argument}.device`, () => (t as Tensor).device as unknown) : undefined;
+  if (typeof device !== 'string' || device === 'cpu' || !isTensor(t)) return checkTensor(argument, t);
   checkDType(`${argument}.dtype`, t.dtype);
   checkShape(`${argument}.shape`, t.shape);
   return t;
@@ -70,15 +77,16 @@ export function checkBoolean(argument: string, x: unknown): boolean {
 
 /** Options are an object (checked before any backend destructures them). */
 export function checkOptionsObject(op: string, opts: unknown): void {
-  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) fail('E_ARGUMENT', `${op} options`, opts, 'an options object');
+  if (!isPlainObject(`${op} options`, opts)) fail('E_ARGUMENT', `${op} options`, opts, 'an options object');
 }
 
-/** Rejects option names the op does not know (catches typos such as `quant_type`). */
-export function checkOptions(op: string, opts: object, known: readonly string[]): void {
+/**
+ * The options, copied (see readOptions): unknown names are rejected (catching typos
+ * such as `quant_type`) and each known one is read once; the op uses the copy.
+ */
+export function checkOptions(op: string, opts: unknown, known: readonly string[]): Record<string, unknown> {
   checkOptionsObject(op, opts);
-  for (const k of Object.keys(opts)) {
-    if (!known.includes(k)) fail('E_ARGUMENT', `${op} option ${k}`, k, `one of ${known.join(', ')}`);
-  }
+  return readOptions(op, opts, known);
 }
 
 /** An f32 absmax tensor with exactly one entry per block. */
@@ -102,9 +110,10 @@ export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
 /**
  * The caller's `out` tensor, checked against dtype and shape and against sharing
  * memory with an input (chunked kernels would read what they have just written);
- * undefined when none is given.
+ * undefined when none is given. `inputs` are the ops' checked snapshots; the result
+ * is out's snapshot, which the op writes (and returns the caller's object).
  */
-export function checkOutput(out: unknown, dtype: FloatDType, shape: number[], inputs: Record<string, unknown> = {}): Tensor | undefined {
+export function checkOutput(out: unknown, dtype: FloatDType, shape: number[], inputs: Record<string, Tensor | null | undefined> = {}): Tensor | undefined {
   if (out === undefined) return undefined;
   const o = checkTensorArg('out', out);
   if (o.dtype !== dtype) throw new BnbError('E_DTYPE', `out.dtype = ${show(o.dtype)} is not accepted: expected ${show(dtype)}`);
@@ -112,11 +121,10 @@ export function checkOutput(out: unknown, dtype: FloatDType, shape: number[], in
     throw new BnbError('E_SHAPE', `out.shape = ${show(o.shape)} is not accepted: expected ${show(shape)}`);
   }
   if (!onHost(o)) return o; // device memory is the device backend's to check
-  for (const [name, t] of Object.entries(inputs)) {
-    const x = t as Tensor | null | undefined;
-    if (x === null || typeof x !== 'object' || !onHost(x)) continue; // a device tensor has no host data
+  for (const [name, x] of Object.entries(inputs)) {
+    if (x === null || x === undefined || !onHost(x)) continue; // a device tensor has no host data
     const data = x.data;
-    if (ArrayBuffer.isView(data) && overlaps(o.data, data)) {
+    if (overlaps(o.data, data)) {
       throw new BnbError('E_ARGUMENT', `out shares memory with ${name} (bytes ${o.data.byteOffset}..${o.data.byteOffset + o.data.byteLength} and ` +
         `${data.byteOffset}..${data.byteOffset + data.byteLength} of one buffer): expected an output that does not overlap the inputs`);
     }

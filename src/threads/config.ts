@@ -17,6 +17,8 @@ export interface WorkerData {
   layout: Record<string, number>;
   /** the worker's place in its pool: it takes jobs while the pool allows more workers than this */
   index: number;
+  /** its slot's retirement count when it was started: when the slot's count moves on, the worker returns (between jobs) */
+  epoch: number;
 }
 
 /** The builds with a threaded variant. */
@@ -24,6 +26,8 @@ export type ThreadedBuild = 'simd' | 'relaxed';
 
 export interface WorkerHandle {
   terminate(): void;
+  /** settles when the worker's thread has ended (where the host can tell) */
+  exited?: Promise<unknown>;
 }
 
 export interface ThreadHost {
@@ -42,7 +46,18 @@ export interface ThreadHost {
 
 /** Threads used by default: the machine's, up to this many (memory-bound ops gain nothing past a few). */
 export const DEFAULT_MAX_THREADS = 8;
+/** The most threads any machine is asked for (the pool's job ring holds 64 jobs in flight, 3 per thread at most). */
 export const MAX_THREADS = 256;
+
+/**
+ * The most threads setNumThreads and BNBJS_NUM_THREADS accept here: twice the
+ * machine's logical processors, at least DEFAULT_MAX_THREADS, at most MAX_THREADS.
+ * Each worker costs a thread and a few MB; more than the cores only queue.
+ */
+export function maxThreads(): number {
+  const cores = host === null ? 1 : Math.floor(host.cores()) || 1;
+  return Math.min(MAX_THREADS, Math.max(DEFAULT_MAX_THREADS, 2 * cores));
+}
 
 let host: ThreadHost | null = null;
 let chosen: number | null = null;
@@ -75,19 +90,29 @@ export function threadHost(): ThreadHost | null {
 }
 
 function checkCount(argument: string, n: unknown): number {
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > MAX_THREADS) {
-    fail('E_ARGUMENT', argument, n, `an integer from 1 to ${MAX_THREADS}`);
+  const max = maxThreads();
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > max) {
+    fail('E_ARGUMENT', argument, n, `an integer from 1 to ${max} (maxThreads(): twice this machine's logical processors, at least ${DEFAULT_MAX_THREADS})`);
   }
   return n;
 }
 
+const countListeners: (() => void)[] = [];
+
+/** Called after each setNumThreads (the pools let surplus workers go). */
+export function onThreadCountChange(f: () => void): void {
+  countListeners.push(f);
+}
+
 /**
  * Sets the number of threads large ops use, the calling thread included (1: no
- * workers). Where threads are unavailable the kernels run on the calling thread
- * whatever this says. Results are the same bits for every count.
+ * workers), at most maxThreads(). A lower count than before ends the surplus workers
+ * now. Where threads are unavailable the kernels run on the calling thread whatever
+ * this says. Results are the same bits for every count.
  */
 export function setNumThreads(n: number): void {
   chosen = checkCount('numThreads', n);
+  for (const f of countListeners) f();
 }
 
 /**

@@ -5,7 +5,7 @@ import { ThreadedBuild, setThreadHost } from './config.js';
 import { executeJob, serveJobs } from './serve.js';
 import { nodeBuiltin } from '../runtime/node-builtins.js';
 
-interface WorkerLike { unref(): void; on(event: 'error', f: (e: unknown) => void): void; terminate(): Promise<number> }
+interface WorkerLike { unref(): void; on(event: 'error', f: (e: unknown) => void): void; once(event: 'exit', f: () => void): void; terminate(): Promise<number> }
 interface WorkerThreads { Worker: new (source: string, options: { eval: true; workerData: unknown }) => WorkerLike }
 
 const threads = nodeBuiltin<WorkerThreads>('node:worker_threads');
@@ -41,7 +41,8 @@ if (FILE.simd.protocol === 'file:') {
       const w = new threads.Worker(SOURCE, { eval: true, workerData: data });
       w.unref();
       w.on('error', onError);
-      return { terminate: () => void w.terminate() };
+      const exited = new Promise((resolve) => w.once('exit', () => resolve(undefined)));
+      return { terminate: () => void w.terminate(), exited };
     },
   });
 }

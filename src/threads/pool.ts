@@ -1,11 +1,12 @@
 // The workers of one shared kernel memory, started on first use. They only ever
 // take jobs from the queue, so the calling thread never waits for a worker to start
 // (it runs the jobs itself meanwhile), and a worker that fails to start only means
-// fewer hands: results are the same either way. A lower count parks the workers
-// past it rather than terminating them: termination is asynchronous, and a worker
-// stopped in the middle of a job would leave that job undone forever.
+// fewer hands: results are the same either way. A lower count retires the workers
+// past it: each returns between two jobs and its thread ends. They are not
+// terminated: termination is asynchronous, and a worker stopped in the middle of a
+// job would leave that job undone forever.
 import { WasmMemory } from '../wasm/memory.js';
-import { WorkerHandle, threadHost } from './config.js';
+import { WorkerHandle, numThreads, onThreadCountChange, threadHost } from './config.js';
 import { JobQueue, KERNEL_NAMES, LAYOUT } from './queue.js';
 
 export class Pool {
@@ -21,14 +22,29 @@ export class Pool {
 
   constructor(private readonly m: WasmMemory) {}
 
-  /** Lets `count` workers take jobs (fewer after a failure), starting more if needed and parking the rest. */
+  /** Workers retired by a lower count whose threads may not have ended yet (where the host can tell). */
+  readonly retired: Promise<unknown>[] = [];
+
+  /**
+   * Lets `count` workers take jobs (fewer after a failure), starting more if needed
+   * and retiring the rest (between ops only: no job is in flight then).
+   */
   resize(count: number): void {
+    if (count < this.workers.length) {
+      const gone = this.workers.splice(count);
+      this.queue.retire(count, count + gone.length);
+      for (const w of gone) {
+        this.dead.delete(w);
+        if (w.exited) this.retired.push(w.exited);
+      }
+    }
     const host = threadHost();
     while (host && this.failure === null && this.workers.length < count) {
       const shared = this.m.shared!;
+      const index = this.workers.length;
       const data = {
         module: shared.module, memory: shared.memory, control: this.queue.control, names: [...KERNEL_NAMES], layout: LAYOUT,
-        index: this.workers.length,
+        index, epoch: this.queue.epoch(index),
       };
       let w: WorkerHandle | null = null;
       const onError = (e: unknown) => {
@@ -48,6 +64,11 @@ export class Pool {
     }
     this.active = Math.min(count, this.workers.length);
     this.queue.allow(this.active);
+  }
+
+  /** Workers started and not retired (alive or not). */
+  workerCount(): number {
+    return this.workers.length;
   }
 
   /** Workers alive and allowed to take jobs. */
@@ -96,6 +117,12 @@ export function poolFor(m: WasmMemory, threads: number): Pool {
   p.resize(threads - 1);
   return p;
 }
+
+// A lower thread count retires the surplus workers now, not at the next op.
+onThreadCountChange(() => {
+  const workers = Math.max(0, numThreads() - 1);
+  for (const p of pools.values()) if (p.workerCount() > workers) p.resize(workers);
+});
 
 /** Stops the workers of a memory that is no longer used. */
 export function closePool(m: WasmMemory): void {

@@ -6,6 +6,7 @@
 // outputs are in wasm memory, so where a job runs never changes a bit.
 import { KernelExports, KernelName } from '../wasm/exports.js';
 import { QueueLayout, executeJob } from './serve.js';
+import { MAX_THREADS } from './config.js';
 
 /** One kernel call: an export and its arguments (pointers into the shared memory, sizes, ids). */
 export type KernelCall = readonly [KernelName, ...number[]];
@@ -18,6 +19,8 @@ const ERR_CHARS = 256;
 const DONE = 8;
 const DESC_BYTE = Math.ceil(((DONE + RING) * 4) / 8) * 8;
 const ERR_BYTE = DESC_BYTE + RING * DESC_F64 * 8;
+/** one Int32 per worker slot after the error texts: its retirement count (see Pool.resize) */
+const EPOCHS = (ERR_BYTE + RING * ERR_CHARS * 2) / 4;
 
 export const LAYOUT: QueueLayout = {
   posted: 0,
@@ -38,6 +41,7 @@ export const LAYOUT: QueueLayout = {
   errChars: ERR_CHARS,
   // a worker checks this many times for work before sleeping (a few microseconds)
   spins: 2000,
+  epochs: EPOCHS,
 };
 
 /** Most jobs in flight at once. */
@@ -52,7 +56,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
 const ID = new Map(KERNEL_NAMES.map((n, i) => [n, i]));
 
 export class JobQueue {
-  readonly control = new SharedArrayBuffer(ERR_BYTE + RING * ERR_CHARS * 2);
+  readonly control = new SharedArrayBuffer(EPOCHS * 4 + MAX_THREADS * 4);
   private readonly i32 = new Int32Array(this.control);
   private readonly f64 = new Float64Array(this.control, DESC_BYTE);
   private readonly err = new Uint16Array(this.control, ERR_BYTE);
@@ -87,6 +91,22 @@ export class JobQueue {
     Atomics.store(this.i32, LAYOUT.posted, seq);
     Atomics.notify(this.i32, LAYOUT.posted, 1);
     return seq;
+  }
+
+  /** The retirement count of worker slot `index`. */
+  epoch(index: number): number {
+    return Atomics.load(this.i32, EPOCHS + index);
+  }
+
+  /**
+   * Tells the workers of slots `from` and up to return (each between two jobs: one that
+   * has claimed a job runs it first) and wakes them to hear it. A worker started later in
+   * such a slot gets the new count and stays.
+   */
+  retire(from: number, to: number): void {
+    for (let i = from; i < to; i++) Atomics.add(this.i32, EPOCHS + i, 1);
+    Atomics.notify(this.i32, LAYOUT.allowed);
+    Atomics.notify(this.i32, LAYOUT.posted);
   }
 
   /** Lets the workers with an index below `count` take jobs, and wakes the parked ones to check. */

@@ -21,6 +21,7 @@ export interface QueueLayout {
   errByte: number;
   errChars: number;
   spins: number;
+  epochs: number;
 }
 
 type Kernel = (...args: number[]) => unknown;
@@ -58,7 +59,7 @@ export function executeJob(fns: Kernel[], seq: number, i32: Int32Array, f64: Flo
  * is not below the allowed count.
  */
 export function serveJobs(
-  data: { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; names: string[]; layout: QueueLayout; index: number },
+  data: { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; names: string[]; layout: QueueLayout; index: number; epoch: number },
   execute: typeof executeJob,
 ): void {
   const L = data.layout;
@@ -74,6 +75,12 @@ export function serveJobs(
   for (;;) {
     const allowed = Atomics.load(i32, L.allowed);
     if (allowed < 0) return; // the pool closed
+    if (Atomics.load(i32, L.epochs + data.index) !== data.epoch) {
+      // retired (the thread count was lowered): leave, so that the thread ends
+      Atomics.sub(i32, L.ready, 1);
+      Atomics.notify(i32, L.ready);
+      return;
+    }
     if (data.index >= allowed) {
       Atomics.wait(i32, L.allowed, allowed);
       continue;

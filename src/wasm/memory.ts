@@ -13,9 +13,12 @@ export const CODE_BYTES = 1024;
 let limit = MAX_WASM_BYTES;
 
 /**
- * Caps the linear memory of every kernel instance (default and maximum 4 GiB).
- * An op that would need more fails with E_OUT_OF_MEMORY and the runtime stays
- * usable; memory already grown is kept (WebAssembly memory cannot shrink).
+ * Caps the linear memory of every kernel instance (default and maximum 4 GiB), from
+ * the next op on: no memory grows past it (whole pages: the limit rounded down to
+ * 64 KiB), and a new instance whose memory would start above it is refused. Memory
+ * that grew before the limit was lowered is kept and stays usable (WebAssembly memory
+ * cannot shrink). An op that would need more fails with E_OUT_OF_MEMORY and the
+ * runtime stays usable.
  */
 export function setWasmMemoryLimit(bytes: number): void {
   if (!Number.isSafeInteger(bytes) || bytes < PAGE || bytes > MAX_WASM_BYTES) {
@@ -47,6 +50,11 @@ export function memoryOf(v: ArrayBufferView): WasmMemory | null {
   return owners.get(v.buffer) ?? null;
 }
 
+/** The memory whose buffer this is (a buffer that views made by WasmMemory.view lie on). */
+export function memoryOfBuffer(b: ArrayBufferLike): WasmMemory | null {
+  return owners.get(b) ?? null;
+}
+
 /** What worker threads need to run kernels on the same memory: the module that imports it, and the memory. */
 export interface SharedKernels {
   module: WebAssembly.Module;
@@ -70,9 +78,13 @@ export class WasmMemory {
   private readonly residentBase: number;
   /** end of the resident region, where scratch starts */
   private scratchBase: number;
-  /** resident allocations: sorted start addresses, and each one's size */
+  /** resident allocations: sorted start addresses, and each one's size and generation */
   private readonly live: number[] = [];
   private readonly sizes = new Map<number, number>();
+  private readonly generations = new Map<number, number>();
+  private generation = 0;
+  /** views of resident allocations made by residentView(): the allocation (address and generation) each belongs to */
+  private readonly viewsOf = new WeakMap<object, { ptr: number; generation: number }>();
   private lutCode: Float32Array | null = null;
   /** set when a dead worker made the pool give this memory up: no more ops run on it */
   abandoned = false;
@@ -81,6 +93,10 @@ export class WasmMemory {
   private grows = 0;
 
   constructor(readonly k: KernelExports, readonly shared: SharedKernels | null = null) {
+    const start = k.memory.buffer.byteLength, cap = Math.floor(Math.min(limit, MAX_WASM_BYTES) / PAGE) * PAGE;
+    if (start > cap) {
+      throw new BnbError('E_OUT_OF_MEMORY', `a new WebAssembly kernel instance starts with ${start} bytes of memory: the limit is ${cap} bytes (setWasmMemoryLimit); the runtime stays usable`);
+    }
     const base = Math.ceil(k.heapBase() / ALIGN) * ALIGN;
     this.codePtr = base;
     this.lutPtr = base + CODE_BYTES;
@@ -92,8 +108,9 @@ export class WasmMemory {
 
   private ensure(end: number, why = 'this op needs that much scratch at once (a very long row or column)'): void {
     const have = this.k.memory.buffer.byteLength;
-    if (end <= have) return;
-    const cap = Math.min(limit, MAX_WASM_BYTES);
+    if (end <= have) return; // memory that grew before the limit was lowered stays usable (it cannot shrink)
+    // whole pages: a grow never passes the limit
+    const cap = Math.floor(Math.min(limit, MAX_WASM_BYTES) / PAGE) * PAGE;
     if (!(end <= cap)) {
       throw new BnbError('E_OUT_OF_MEMORY',
         `WebAssembly memory could not grow to ${end} bytes: the limit is ${cap} bytes` +
@@ -141,6 +158,7 @@ export class WasmMemory {
     }
     this.live.splice(i, 0, at);
     this.sizes.set(at, bytes);
+    this.generations.set(at, ++this.generation);
     return at;
   }
 
@@ -150,6 +168,7 @@ export class WasmMemory {
     if (i < 0) return;
     this.live.splice(i, 1);
     this.sizes.delete(ptr);
+    this.generations.delete(ptr);
     if (i === this.live.length) {
       const last = this.live[i - 1];
       this.scratchBase = last === undefined ? this.residentBase : last + this.sizes.get(last)!;
@@ -171,11 +190,28 @@ export class WasmMemory {
   }
 
   /**
+   * The data view of the resident allocation at ptr (from alloc), tied to it: once
+   * that allocation is released, the view is stale (addressOf says null) even where
+   * a later allocation reuses its bytes.
+   */
+  residentView<T extends ArrayBufferView>(T: new (b: ArrayBufferLike, at: number, n: number) => T, ptr: number, length: number): T {
+    const v = this.view(T, ptr, length);
+    this.viewsOf.set(v, { ptr, generation: this.generations.get(ptr)! });
+    return v;
+  }
+
+  /** True for a view residentView() made whose allocation has been released (its bytes may now be another tensor's). */
+  stale(v: unknown): boolean {
+    const r = typeof v === 'object' && v !== null ? this.viewsOf.get(v) : undefined;
+    return r !== undefined && this.generations.get(r.ptr) !== r.generation;
+  }
+
+  /**
    * The address of `length` bytes `at` bytes into v where they lie inside one
-   * resident allocation of this memory (kernels can use them in place); else null.
+   * live resident allocation of this memory (kernels can use them in place); else null.
    */
   addressOf(v: ArrayBufferView, at: number, length: number): number | null {
-    if (owners.get(v.buffer) !== this || this.live.length === 0) return null;
+    if (owners.get(v.buffer) !== this || this.live.length === 0 || this.stale(v)) return null;
     const a = v.byteOffset + at;
     let lo = 0, hi = this.live.length - 1;
     while (lo < hi) {

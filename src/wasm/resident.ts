@@ -5,8 +5,10 @@
 // memory holds them: its views never detach when it grows, so `data` stays valid.
 import { BnbError, fail, show } from '../errors.js';
 import { DType, TypedArray, arrayTypeOf, checkDType, itemsize } from '../dtypes.js';
-import { Tensor, checkShape, checkTensor, numel, tensor } from '../tensor.js';
-import { WasmMemory, memoryOf } from './memory.js';
+import { guard } from '../args.js';
+import { Tensor, checkShape, checkTensor, isTensor, numel, tensor } from '../tensor.js';
+import { viewOf } from '../views.js';
+import { WasmMemory, memoryOfBuffer } from './memory.js';
 import { sharedKernelMemory } from './runtime.js';
 
 class ResidentTensor implements Tensor {
@@ -15,6 +17,7 @@ class ResidentTensor implements Tensor {
   constructor(readonly dtype: DType, readonly shape: number[], readonly data: TypedArray, private readonly m: WasmMemory, private readonly ptr: number) {}
 
   to(device: string): Tensor {
+    if (this.freed) throw new BnbError('E_DETACHED', 'this wasmTensor was disposed: its memory may now hold another tensor');
     // elsewhere from an ordinary copy: device movers are written for ArrayBuffer-backed data
     return device === 'cpu' ? this : tensor(this.data.slice() as TypedArray, this.shape, this.dtype).to!(device);
   }
@@ -43,12 +46,12 @@ export function wasmTensor(t: Tensor): Tensor & { dispose(): void };
 export function wasmTensor(shape: number[], dtype: DType): Tensor & { dispose(): void };
 export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor & { dispose(): void } {
   let src: Tensor | null = null, shape: number[];
-  if (Array.isArray(a)) {
+  if (guard('t', () => Array.isArray(a))) {
     shape = checkShape('shape', a);
     if (dtype === undefined) fail('E_DTYPE', 'dtype', dtype, 'a dtype for a tensor made from a shape');
     checkDType('dtype', dtype);
   } else {
-    const device = (a as Partial<Tensor> | null)?.device;
+    const device = typeof a === 'object' && a !== null ? guard('t.device', () => (a as Partial<Tensor>).device) : undefined;
     if (typeof device === 'string' && device !== 'cpu') {
       throw new BnbError('E_DEVICE', `t is on ${show(device)}: wasmTensor takes a host tensor (copy it with t.to('cpu') first)`);
     }
@@ -59,12 +62,18 @@ export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor & { disp
   const n = numel(shape);
   const m = sharedKernelMemory();
   if (m === null) {
-    const data = new (arrayTypeOf(dtype))(n) as TypedArray;
+    let data: TypedArray;
+    try {
+      data = new (arrayTypeOf(dtype))(n) as TypedArray;
+    } catch (e) {
+      throw new BnbError('E_OUT_OF_MEMORY', `a ${dtype} tensor of shape ${show(shape)} could not be allocated: ${(e as Error).message}`);
+    }
     if (src) data.set(src.data as never);
     return tensor(data, shape, dtype) as Tensor & { dispose(): void }; // tensor() gives host tensors a no-op dispose
   }
   const ptr = m.alloc(n * itemsize(dtype));
-  const data = m.view(arrayTypeOf(dtype) as unknown as new (b: ArrayBufferLike, at: number, n: number) => TypedArray, ptr, n);
+  // the view is tied to this allocation: once disposed, it is E_DETACHED even after another tensor reuses the bytes
+  const data = m.residentView(arrayTypeOf(dtype) as unknown as new (b: ArrayBufferLike, at: number, n: number) => TypedArray, ptr, n);
   if (src) data.set(src.data as never);
   else data.fill(0);
   return new ResidentTensor(dtype, shape, data, m, ptr);
@@ -72,8 +81,11 @@ export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor & { disp
 
 /** True when the tensor's data lies in a live resident region of a kernel memory (ops use it in place). */
 export function isResident(t: Tensor): boolean {
-  if (typeof t !== 'object' || t === null || (t.device !== undefined && t.device !== 'cpu')) return false; // device tensors have no host data
-  const d = (t as { data?: unknown }).data;
-  if (!ArrayBuffer.isView(d)) return false;
-  return memoryOf(d)?.addressOf(d, 0, d.byteLength) != null;
+  if (!isTensor(t)) return false;
+  const device = guard('t.device', () => t.device);
+  if (device !== undefined && device !== 'cpu') return false; // device tensors have no host data
+  const d: unknown = guard('t.data', () => t.data);
+  const v = viewOf(d);
+  const m = v === null ? null : memoryOfBuffer(v.buffer);
+  return m !== null && !m.stale(d) && m.addressOf(new Uint8Array(v!.buffer, v!.byteOffset, v!.byteLength), 0, v!.byteLength) !== null;
 }

@@ -83,7 +83,8 @@ export function sharedKernelMemory(): WasmMemory | null {
   if (sharedKernels === null) {
     const module = threadHost()?.module(build === 'relaxed' ? 'relaxed' : 'simd');
     if (!module) return null;
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_WASM_BYTES / 65536, shared: true });
+    // the module's minimum (2 pages): more is grown as needed, within setWasmMemoryLimit
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_WASM_BYTES / 65536, shared: true });
     sharedKernels = new WasmMemory(instantiate(module, memory), { module, memory });
   }
   return sharedKernels;
@@ -167,7 +168,15 @@ async function compile(source: WasmSource): Promise<WebAssembly.Module> {
  */
 export async function init(source?: WasmSource): Promise<WasmBuild> {
   if (source !== undefined) {
-    const build = register(await compile(source));
+    let module: WebAssembly.Module;
+    try {
+      module = await compile(source);
+    } catch (e) {
+      // what a source that is a Proxy or has a throwing `then` throws, as the E_INIT it is
+      if (e instanceof BnbError) throw e;
+      throw initError(`init() could not read its source: ${(e as Error)?.message ?? String(e)}`, e);
+    }
+    const build = register(module);
     given.add(build);
     selected = build;
     return build;

@@ -238,8 +238,64 @@ const junkState = fc.record({
   return s;
 });
 
+/** A junk value made only when the property runs. */
+class Lazy {
+  constructor(readonly make: () => unknown) {}
+  toString(): string {
+    return `hostile ${this.make.toString().slice(6, 70)}`;
+  }
+}
+
+/** A Proxy whose every trap throws (as a hostile or revoked object does). */
+function throwingProxy<T extends object>(target: T): T {
+  const trap = () => {
+    throw new Error('trap');
+  };
+  return new Proxy(target, {
+    get: trap, has: trap, ownKeys: trap, getPrototypeOf: trap, getOwnPropertyDescriptor: trap, set: trap, defineProperty: trap,
+    deleteProperty: trap, apply: trap, construct: trap, isExtensible: trap, preventExtensions: trap, setPrototypeOf: trap,
+  });
+}
+
+/** A revoked Proxy: every operation on it is a TypeError. */
+function revoked(): object {
+  const r = Proxy.revocable({}, {});
+  r.revoke();
+  return r.proxy;
+}
+
+/** Objects whose fields throw or lie when read. */
+const hostile = fc.constantFrom<() => unknown>(
+  () => throwingProxy({}), () => throwingProxy([1, 2]), () => throwingProxy(tensor(SMALL.slice(), [2, 2])), () => revoked(),
+  () => throwingProxy(() => 1),
+  // a tensor whose data getter throws, whose shape is a throwing Proxy, whose dtype getter throws
+  () => Object.defineProperty({ dtype: 'float32', shape: [4], device: 'cpu' }, 'data', { enumerable: true, get() { throw new RangeError('no'); } }),
+  () => ({ dtype: 'float32', shape: throwingProxy([4]), data: SMALL.slice(), device: 'cpu' }),
+  () => Object.defineProperty({ shape: [4], data: SMALL.slice(), device: 'cpu' }, 'dtype', { enumerable: true, get() { throw new TypeError('no'); } }),
+  () => ({ dtype: 'float32', shape: [4], data: SMALL.slice(), device: throwingProxy({}) }),
+  // options and states whose fields throw
+  () => Object.defineProperty({}, 'blocksize', { enumerable: true, get() { throw new Error('no'); } }),
+  () => Object.defineProperty({}, 'out', { enumerable: true, get() { throw new Error('no'); } }),
+  () => Object.defineProperty(realState(true, true), 'absmax', { get() { throw new Error('no'); } }),
+  () => Object.defineProperty(realState(false, false), 'state2', { get() { throw new Error('no'); } }),
+  // a typed array that lies about its length, an object posing as one
+  () => ({ dtype: 'float32', shape: [64], data: Object.defineProperty(new Float32Array(1), 'length', { value: 64 }), device: 'cpu' }),
+  () => ({ dtype: 'float32', shape: [1], data: Object.create(Float32Array.prototype), device: 'cpu' }),
+  () => Object.assign(Object.create(null), { dtype: 'float32', shape: [4], data: SMALL.slice(), device: 'cpu' }),
+  () => ({ toString() { throw new Error('no'); }, valueOf() { throw new Error('no'); } }),
+  () => ({ [Symbol.toPrimitive]() { throw new Error('no'); } }),
+  () => Object.freeze([Symbol('s')]),
+  () => new Proxy([2, 2], { get: (t, k) => (k === 'length' ? 2 ** 40 : Reflect.get(t, k)) }),
+);
+
 const junk: fc.Arbitrary<unknown> = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom<unknown>(undefined, null, true, 0, -1, 1.5, NaN, Infinity, 2 ** 53, 64n, '', 'nf4', 'float32', 'cuda', Symbol('s'), [], [1, 2], [-1], () => 1) },
+  {
+    weight: 3, arbitrary: fc.constantFrom<unknown>(undefined, null, true, 0, -0, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, 2 ** 64, 1e308, -1e308, Number.MIN_VALUE,
+      65535, 65536, 64n, -(2n ** 70n), '', 'nf4', 'float32', 'cuda', 'cpu', 'hpu:0', '1.21.0', '\u0000', Symbol('s'), [], [1, 2], [-1], [2 ** 53, 2], [NaN], [[1]], () => 1,
+      new Date(0), /x/g, new Map(), new Uint8Array(3), new Float64Array(2), new ArrayBuffer(8), new DataView(new ArrayBuffer(4))),
+  },
+  // made inside the property, not by fast-check (which inspects the values it generates)
+  { weight: 2, arbitrary: hostile.map((make) => new Lazy(make)) },
   { weight: 4, arbitrary: junkTensor },
   { weight: 2, arbitrary: junkState },
   {
@@ -254,21 +310,40 @@ const junk: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /**
- * Left out: functions that change global state (init, setWasmBuild, setForcedBackend,
- * registerKernel, the Gaudi settings and probes), the async file functions (tested in
- * hardening tests), the scalar conversions (f16ToNumber ..., numel, itemsize: numbers in,
- * numbers out, like Math.fround), and the backend registry and Gaudi helpers
- * (commonDevice, swapNibbles, parseGaudiVersion, needsNibbleSwap), which other modules own.
+ * Left out here: functions that change global state even with valid junk (init,
+ * setWasmBuild, setForcedBackend, registerKernel, setGaudiSoftwareVersion; the Gaudi probes
+ * run programs), and the async file functions (which write where a junk string points):
+ * test/hardening-validation.test.ts calls each of those with junk instead.
  */
-const LEFT_OUT = [
+export const LEFT_OUT = [
   'BnbError', 'QuantState', 'init', 'setWasmBuild', 'registerKernel', 'setForcedBackend', 'setGaudiSoftwareVersion', 'readSafetensors',
-  'writeSafetensors', 'probe', 'probeGaudi', 'f16ToNumber', 'bf16ToNumber', 'numberToF16', 'numberToBf16', 'numel', 'itemsize', 'commonDevice',
-  'swapNibbles', 'parseGaudiVersion', 'needsNibbleSwap',
+  'writeSafetensors', 'probe', 'probeGaudi',
 ];
+/** Settings that a valid junk value would change for every later call: put back after each call. */
+const RESTORE: Record<string, () => () => void> = {
+  setWasmMemoryLimit: () => {
+    const before = bnb.wasmMemoryLimit();
+    return () => bnb.setWasmMemoryLimit(before);
+  },
+  setNumThreads: () => {
+    const before = bnb.numThreads();
+    return () => bnb.setNumThreads(before);
+  },
+};
 const FUNCTIONS: [string, (...a: unknown[]) => unknown][] = Object.entries(bnb)
   .filter(([name, f]) => typeof f === 'function' && !LEFT_OUT.includes(name))
-  .map(([name, f]) => [name, f as (...a: unknown[]) => unknown]);
-FUNCTIONS.push(['QuantState.fromDict', (d) => QuantState.fromDict(d as never)]);
+  .map(([name, f]) => [name, RESTORE[name] ? (...a: unknown[]) => {
+    const restore = RESTORE[name]!();
+    try {
+      return (f as (...a: unknown[]) => unknown)(...a);
+    } finally {
+      restore();
+    }
+  } : f as (...a: unknown[]) => unknown]);
+FUNCTIONS.push(['QuantState.fromDict', (d, o) => QuantState.fromDict(d as never, o as never)]);
+FUNCTIONS.push(['new QuantState', (f) => new QuantState(f as never)]);
+FUNCTIONS.push(['QuantState.asDict', (o) => realState(true, true).asDict(o as never)]);
+FUNCTIONS.push(['QuantState.equals', (o) => realState(true, true).equals(o as never)]);
 // the in-memory form only: a string first argument would write a file
 FUNCTIONS.push(['writeSafetensors(tensors)', (t, o) => (typeof t === 'string' ? null : bnb.writeSafetensors(t as never, o as never))]);
 
@@ -277,11 +352,21 @@ export const FUNCTION_NAMES = FUNCTIONS.map(([n]) => n);
 /** Any public function on 0 to 4 junk arguments: a result or a BnbError with a message, nothing else. */
 export const junkArgumentsProperty = () => fc.property(
   fc.integer({ min: 0, max: FUNCTIONS.length - 1 }), fc.array(junk, { maxLength: 4 }),
-  (i, args) => {
+  (i, given) => {
     const [name, f] = FUNCTIONS[i]!;
-    onlyBnbErrors(`${name}(${args.map((a) => (typeof a === 'symbol' ? 'Symbol' : typeof a === 'bigint' ? `${a}n` : JSON.stringify(a)?.slice(0, 60))).join(', ')})`, () => f(...args));
+    const args = given.map((a) => (a instanceof Lazy ? a.make() : a));
+    onlyBnbErrors(`${name}(${given.map(describe).join(', ')})`, () => f(...args));
   },
 );
+
+/** A junk argument in a failure message (never throws, whatever it is). */
+export function describe(a: unknown): string {
+  try {
+    return a instanceof Lazy ? String(a) : typeof a === 'symbol' ? 'Symbol' : typeof a === 'bigint' ? `${a}n` : typeof a === 'function' ? 'function' : String(JSON.stringify(a)?.slice(0, 60));
+  } catch {
+    return 'a hostile object';
+  }
+}
 
 /** A real state dict, then damaged: fields removed, replaced, the JSON blob rewritten. */
 export const stateDictFuzzProperty = () => fc.property(

@@ -1,6 +1,7 @@
 // Registers the CUDA kernels: 'cuda' for device tensors, and 'cuda-host' for host
 // tensors when BNBJS_BACKEND=cuda routes them through CUDA (the test suite runs
 // unchanged that way: inputs are copied in, outputs copied back).
+import { guard } from '../../args.js';
 import { QuantState } from '../../quant-state.js';
 import { Tensor, bytesOf, checkTensor, isTensor } from '../../tensor.js';
 import { checkDequantizeBlockwise, checkQuantizeBlockwise } from '../../ops/blockwise.js';
@@ -31,9 +32,23 @@ const KERNELS: Record<OpName, Kernel> = {
   dequantizeFp8: functional.dequantizeFp8,
 };
 
+/** The state with f applied to its absmax (and its state2's), each field read once. */
 function mapState(s: QuantState, f: (t: Tensor) => Tensor): QuantState {
-  return new QuantState({ ...s, absmax: f(s.absmax), state2: s.state2 ? mapState(s.state2, f) : null });
+  const g = guard('state', () => ({
+    absmax: s.absmax, shape: s.shape, code: s.code, blocksize: s.blocksize, quantType: s.quantType, dtype: s.dtype, offset: s.offset, state2: s.state2,
+  }));
+  return new QuantState({ ...g, absmax: f(g.absmax), state2: QuantState.isState(g.state2) ? mapState(g.state2, f) : g.state2 });
 }
+
+/** A host tensor argument as checkTensor's snapshot (read once); anything else as it is. */
+function snapshot(name: string, t: unknown): unknown {
+  if (typeof t !== 'object' || t === null) return t;
+  const device = guard(`${name}.device`, () => (t as Tensor).device);
+  return device === undefined || device === 'cpu' ? checkTensor(name, t) : t;
+}
+
+/** Option keys whose values are tensors. */
+const TENSOR_KEYS = ['out', 'bias', 'absmax', 'code'];
 
 // Each op's argument checks (shared with the WebAssembly kernels). The kernels run
 // them on the device tensors; host mode runs them first on the caller's host
@@ -62,7 +77,19 @@ const ARG_NAMES: Record<OpName, string[]> = {
 
 /** Host tensors in, host tensors out, CUDA in between. */
 function hostMode(op: OpName, kernel: Kernel): Kernel {
-  return (...args: unknown[]) => {
+  return (...given: unknown[]) => {
+    // every host tensor read once: the snapshot is what is checked, uploaded, and (out) written
+    let outGiven: unknown;
+    const snap = (v: unknown, name: string): unknown => {
+      if (QuantState.isState(v)) return mapState(v, (t) => snapshot('state.absmax', t) as Tensor);
+      if (typeof v !== 'object' || v === null || guard(name, () => Array.isArray(v))) return v;
+      return Object.fromEntries(guard(name, () => Object.entries(v)).map(([k, x]) => {
+        if (k === 'out') outGiven = x;
+        return [k, TENSOR_KEYS.includes(k) ? snapshot(k, x) : x];
+      }));
+    };
+    const names = ARG_NAMES[op];
+    const args = given.map((a, i) => (i < names.length ? snapshot(names[i]!, a) : snap(a, `arg${i}`)));
     CHECKS[op](...args);
     const uploaded: DeviceTensor[] = [];
     const up = (t: Tensor, name: string): Tensor => {
@@ -72,7 +99,7 @@ function hostMode(op: OpName, kernel: Kernel): Kernel {
       return d;
     };
     const toCuda = (v: unknown, name: string, key = ''): unknown => {
-      if (v instanceof QuantState) return mapState(v, (t) => up(t, 'state.absmax'));
+      if (QuantState.isState(v)) return mapState(v, (t) => up(t, 'state.absmax'));
       if (isTensor(v)) return key === 'code' ? v : up(v, name);
       if (Array.isArray(v)) return v.map((x, i) => toCuda(x, `${name}[${i}]`));
       if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'out').map(([k, x]) => [k, toCuda(x, k, k)]));
@@ -85,18 +112,17 @@ function hostMode(op: OpName, kernel: Kernel): Kernel {
       return h;
     };
     const toHost = (v: unknown): unknown => {
-      if (v instanceof QuantState) return mapState(v, down);
+      if (QuantState.isState(v)) return mapState(v, down);
       if (isTensor(v)) return down(v);
       if (Array.isArray(v)) return v.map(toHost);
       return v;
     };
     try {
-      const names = ARG_NAMES[op];
       const result = toHost(kernel(...args.map((a, i) => (i < names.length && !isTensor(a) ? a : toCuda(a, names[i] ?? `arg${i}`)))));
       const out = args.find((a): a is { out: Tensor } => a !== null && typeof a === 'object' && isTensor((a as { out?: unknown }).out))?.out;
       if (out && isTensor(result)) {
-        bytesOf(out).set(bytesOf(result)); // checked above: out has the result's dtype and shape
-        return out;
+        bytesOf(out).set(bytesOf(result)); // out's checked snapshot: it has the result's dtype and shape
+        return outGiven;
       }
       return result;
     } finally {

@@ -6,7 +6,8 @@ import { BnbError, fail, show } from '../../errors.js';
 import { DType, FloatDType } from '../../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../../float16.js';
 import { QuantState } from '../../quant-state.js';
-import { Tensor, bytesOf, checkShape, numel, registerDeviceMover, tensor } from '../../tensor.js';
+import { Tensor, bytesOf, checkNotDetached, checkShape, checkTensor, numel, registerDeviceMover, tensor } from '../../tensor.js';
+import { freshView, viewOf } from '../../views.js';
 import { dequantize4bitWasm } from '../../ops/dequantize4bit.js';
 import { stateAbsmax } from '../../ops/blockwise.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType } from '../../ops/validate.js';
@@ -26,6 +27,7 @@ export function gaudi(): GaudiProbe {
 export function setGaudiSoftwareVersion(version: string | null | undefined): void {
   if (version === undefined || version === null) versionOverride = version;
   else {
+    if (typeof version !== 'string') fail('E_ARGUMENT', 'version', version, 'a version such as "1.22.0", null (unknown) or undefined (probe)');
     const v = parseGaudiVersion(version);
     if (!v) fail('E_ARGUMENT', 'version', version, 'a version such as "1.22.0"');
     versionOverride = v;
@@ -55,7 +57,10 @@ function hpuTensor(t: Tensor, device: string): Tensor {
 
 /** x with each byte's two nibbles exchanged: (b >> 4) | ((b & 0xf) << 4). */
 export function swapNibbles(bytes: Uint8Array): Uint8Array {
-  return bytes.map((b) => (b >> 4) | ((b & 0x0f) << 4));
+  const v = viewOf(bytes);
+  if (v === null || v.kind !== 'Uint8Array') fail('E_ARGUMENT', 'bytes', bytes, 'a Uint8Array');
+  checkNotDetached('bytes', bytes);
+  return freshView(v).map((b) => (b >> 4) | ((b & 0x0f) << 4)) as Uint8Array;
 }
 
 /**
@@ -78,7 +83,7 @@ const HPU_STORAGE: readonly DType[] = ['uint8', 'bfloat16'];
 /** bitsandbytes' HPU dequantize_4bit: nf4 only, uint8/bf16 storage, nibble swap for old software, absmax in the output dtype. */
 export function dequantize4bitHpu(A: Tensor, stateOrOptions: QuantState, { out }: { out?: Tensor } = {}): Tensor {
   const state = stateOrOptions;
-  if (!(state instanceof QuantState)) throw new BnbError('E_STATE', 'dequantize4bit on hpu requires a QuantState');
+  if (!(QuantState.isState(state))) throw new BnbError('E_STATE', 'dequantize4bit on hpu requires a QuantState');
   if (state.quantType !== 'nf4') throw new BnbError('E_QUANT_TYPE', `HPU backend only supports quant_type 'nf4', got ${show(state.quantType)}`);
   if (!HPU_STORAGE.includes(A.dtype)) throw new BnbError('E_DTYPE', `HPU backend only supports uint8 or bfloat16 storage, got ${show(A.dtype)}`);
   const blocksize = checkBlocksize('blocksize', state.blocksize, BLOCKSIZES_4BIT);
@@ -96,10 +101,11 @@ export function dequantize4bitHpu(A: Tensor, stateOrOptions: QuantState, { out }
   const flat = habanaDequantizeNf4(bytes, rounded, blocksize, shape, dtype, version);
   const result = hpuTensor(tensor(flat.data, shape, dtype), A.device);
   if (out) {
-    if (out.dtype !== dtype || out.shape.length !== shape.length || out.shape.some((d, i) => d !== shape[i])) {
-      throw new BnbError('E_SHAPE', `out = ${out.dtype} ${show(out.shape)} is not accepted: expected ${dtype} ${show(shape)}`);
+    const o = checkTensor('out', { ...out, device: 'cpu' }); // read once: the snapshot is written
+    if (o.dtype !== dtype || o.shape.length !== shape.length || o.shape.some((d, i) => d !== shape[i])) {
+      throw new BnbError('E_SHAPE', `out = ${o.dtype} ${show(o.shape)} is not accepted: expected ${dtype} ${show(shape)}`);
     }
-    bytesOf(out).set(bytesOf(result));
+    bytesOf(o).set(bytesOf(result));
     return out;
   }
   return result;

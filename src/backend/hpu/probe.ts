@@ -1,6 +1,15 @@
 // Detecting Intel Gaudi the way the Habana stack exposes it, and its software
 // version (which decides the nibble order its dequantize_nf4 expects).
+import { fail } from '../../errors.js';
+import { guard, isPlainObject, readOptions, readString } from '../../args.js';
 import { nodeBuiltin } from '../../runtime/node-builtins.js';
+
+/** An array of strings, copied. */
+function readStrings(argument: string, x: unknown): string[] {
+  const out = guard(argument, () => (Array.isArray(x) && x.every((s) => typeof s === 'string') ? [...x] as string[] : null));
+  if (out === null) fail('E_ARGUMENT', argument, x, 'an array of directory paths');
+  return out;
+}
 
 export interface GaudiVersion {
   major: number;
@@ -28,6 +37,7 @@ export interface GaudiProbe {
 
 /** Parses Habana version strings: "hl-1.21.0-fw-...", "1.22.0", "Version: 2.0.0". */
 export function parseGaudiVersion(text: string): GaudiVersion | null {
+  if (typeof text !== 'string') fail('E_ARGUMENT', 'text', text, 'a version string such as "1.22.0" or hl-smi\'s output');
   const m = /hl-(\d+)\.(\d+)\.(\d+)/.exec(text) ?? /(?:^|[^\d.])(\d+)\.(\d+)\.(\d+)/.exec(text) ?? /(?:^|[^\d.])(\d+)\.(\d+)(?![\d.])/.exec(text);
   if (!m) return null;
   return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3] ?? 0), text: text.trim().split('\n')[0]!.slice(0, 200) };
@@ -38,7 +48,10 @@ export function parseGaudiVersion(text: string): GaudiVersion | null {
  * nibble. bitsandbytes writes `major < 1 or minor < 22`, which also fires for 2.0-2.21.
  */
 export function needsNibbleSwap(v: GaudiVersion | null): boolean {
-  return v !== null && (v.major < 1 || (v.major === 1 && v.minor < 22));
+  if (v === null) return false;
+  const { major, minor } = isPlainObject('v', v) ? guard('v', () => ({ major: v.major as unknown, minor: v.minor as unknown })) : { major: undefined, minor: undefined };
+  if (!Number.isSafeInteger(major) || !Number.isSafeInteger(minor)) fail('E_ARGUMENT', 'v', v, 'null or a GaudiVersion { major, minor, patch } (see parseGaudiVersion)');
+  return (major as number) < 1 || (major === 1 && (minor as number) < 22);
 }
 
 export interface GaudiProbeOptions {
@@ -48,8 +61,19 @@ export interface GaudiProbeOptions {
   devRoot?: string;
 }
 
-export function probeGaudi(opts: GaudiProbeOptions = {}): GaudiProbe {
-  const env = opts.env ?? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+export function probeGaudi(given: GaudiProbeOptions = {}): GaudiProbe {
+  const opts = readOptions('probeGaudi', given, ['env', 'sitePackages', 'devRoot']) as GaudiProbeOptions;
+  if (opts.env !== undefined && !isPlainObject('env', opts.env)) fail('E_ARGUMENT', 'env', opts.env, 'an object of environment variables');
+  if (opts.sitePackages !== undefined) opts.sitePackages = readStrings('sitePackages', opts.sitePackages);
+  if (opts.devRoot !== undefined) readString('devRoot', opts.devRoot, 'a directory path');
+  const rawEnv = opts.env ?? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+  // the variables read, each once, as strings
+  const env: Record<string, string | undefined> = {};
+  for (const k of ['HABANA_VISIBLE_DEVICES', 'BNBJS_HPU_SITE_PACKAGES', 'PATH', 'BNBJS_BACKEND']) {
+    const v = guard(`env.${k}`, () => rawEnv[k]);
+    if (v !== undefined && typeof v !== 'string') fail('E_ARGUMENT', `env.${k}`, v, 'a string or undefined');
+    env[k] = v;
+  }
   const base = { devices: [] as string[], visibleDevices: env.HABANA_VISIBLE_DEVICES ?? null, version: null, swapNibbles: false, emulated: true as const };
   const fs = nodeBuiltin<typeof import('node:fs')>('node:fs');
   const path = nodeBuiltin<typeof import('node:path')>('node:path');
@@ -107,7 +131,7 @@ export function probeGaudi(opts: GaudiProbeOptions = {}): GaudiProbe {
     const hlSmi = (env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'hl-smi')).find((p) => fs.existsSync(p));
     if (hlSmi) {
       try {
-        const out = cp.execFileSync(hlSmi, ['-v'], { encoding: 'utf8', timeout: 5000, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+        const out = cp.execFileSync(hlSmi, ['-v'], { encoding: 'utf8', timeout: 5000, env: rawEnv as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
         version = parseGaudiVersion(out);
         versionSource = version ? `hl-smi -v (${hlSmi})` : `hl-smi -v printed no version: ${JSON.stringify(out.trim().slice(0, 80))}`;
       } catch (e) {
