@@ -41,9 +41,12 @@ describe('QuantState.fromDict', () => {
     expect(QuantState.fromDict(plain.asDict({ packed: true })).equals(plain)).toBe(true);
     expect(QuantState.fromDict(nested.asDict({ packed: true })).equals(nested)).toBe(true);
     // Python writes NaN and Infinity bare; they are floats there and numbers here
-    const s = QuantState.fromDict(withBlob(nested, (t) => t.replace(/"nested_offset": [^,}]+/, '"nested_offset": -Infinity')));
-    expect(s.offset).toBe(-Infinity);
-    expect(QuantState.fromDict(withBlob(nested, (t) => t.replace(/"nested_offset": [^,}]+/, '"nested_offset": NaN'))).offset).toBeNaN();
+    // (non-finite statistics are read only when allowNonFinite asks for them)
+    const inf = withBlob(nested, (t) => t.replace(/"nested_offset": [^,}]+/, '"nested_offset": -Infinity'));
+    expect(QuantState.fromDict(inf, { allowNonFinite: true }).offset).toBe(-Infinity);
+    expect(error(() => QuantState.fromDict(inf)).code).toBe('E_STATE');
+    const nan = withBlob(nested, (t) => t.replace(/"nested_offset": [^,}]+/, '"nested_offset": NaN'));
+    expect(QuantState.fromDict(nan, { allowNonFinite: true }).offset).toBeNaN();
   });
 
   it('a string carrying the old float marker is a string: refused where a number belongs, with E_STATE', () => {

@@ -198,7 +198,7 @@ describe('JSON nested far too deep (case 12)', () => {
     const text = `{"quant_type": "nf4", "x": ${'['.repeat(32_000)}${']'.repeat(32_000)}}`;
     const b = new TextEncoder().encode(text);
     const e = error(() => QuantState.fromDict({ ...d, 'quant_state.bitsandbytes__nf4': tensor(b, [b.length]) }));
-    expect(e).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/does not hold valid JSON: .*nesting too deep/) });
+    expect(e).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/nesting too deep/) });
     expect(e).toBeInstanceOf(BnbError);
   });
 });

@@ -4,6 +4,7 @@ import { OpenCheckpointOptions, checkOpenOptions, openCheckpoint } from '../io/s
 import { findLayers } from './layers.js';
 import { isDirectory } from './files.js';
 import { kernelPath } from '../io/files.js';
+import { readString } from '../args.js';
 import { readConfig } from './config.js';
 import { readBlobJson } from './common.js';
 
@@ -38,6 +39,7 @@ export interface CheckpointSummary {
 }
 
 export async function inspectCheckpoint(path: string, opts?: OpenCheckpointOptions): Promise<CheckpointSummary> {
+  readString('input', path, 'a path to a .safetensors file or a model folder');
   const o = checkOpenOptions(opts);
   path = await kernelPath(path); // link/.. as open() resolves it, for every file read below
   const folder = await isDirectory(path);
