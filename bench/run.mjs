@@ -23,7 +23,7 @@ import {
 } from '../dist/index.js';
 import { chunkElements, sharedWasm, wasm } from '../dist/wasm/runtime.js';
 import { runChunks } from '../dist/threads/parallel.js';
-import { WASM_DTYPE, WASM_QTYPE } from '../dist/wasm/exports.js';
+import { DTYPE_ID, QTYPE_ID } from '../dist/backend/abi.js';
 import { numberToF16, numberToBf16 } from '../dist/float16.js';
 import { defaultDynamicMap } from '../dist/maps.js';
 
@@ -144,25 +144,25 @@ function kernelRuns(threads) {
     return () => runChunks(m, threads, { count: Math.ceil(n / chunk), slot: [], load() {}, calls: (j) => [call(j * chunk, Math.min(chunk, n - j * chunk))], store() {} });
   };
   const kernel = (op, bytes, blocksize, call) => record(op, 'kernel', threads, time(run(blocksize, call)), bytes, nativeOf[op]);
-  const q4 = (srcPtr, dtype, qt) => (s, len) => ['quantize4bit', srcPtr + s * size[dtype], len, WASM_DTYPE[dtype], 64, qt, pP + s / 2, pA + (s / 64) * 4, m.nf4Ptr];
+  const q4 = (srcPtr, dtype, qt) => (s, len) => ['quantize4bit', srcPtr + s * size[dtype], len, DTYPE_ID[dtype], 64, qt, pP + s / 2, pA + (s / 64) * 4, m.nf4Ptr];
   for (const dtype of ['float32', 'float16', 'bfloat16']) {
-    kernel(`quantize4bit nf4 bs64 from ${dtype}`, n * size[dtype] + packedBytes + absmaxBytes, 64, q4(src[dtype], dtype, WASM_QTYPE.nf4));
+    kernel(`quantize4bit nf4 bs64 from ${dtype}`, n * size[dtype] + packedBytes + absmaxBytes, 64, q4(src[dtype], dtype, QTYPE_ID.nf4));
   }
-  kernel('quantize4bit fp4 bs64 from float32', n * 4 + packedBytes + absmaxBytes, 64, q4(pX, 'float32', WASM_QTYPE.fp4));
-  m.k.quantize4bit(pX, n, 0, 64, WASM_QTYPE.nf4, pP, pA, m.nf4Ptr);
+  kernel('quantize4bit fp4 bs64 from float32', n * 4 + packedBytes + absmaxBytes, 64, q4(pX, 'float32', QTYPE_ID.fp4));
+  m.k.quantize4bit(pX, n, 0, 64, QTYPE_ID.nf4, pP, pA, m.nf4Ptr);
   for (const dtype of ['float32', 'float16', 'bfloat16']) {
     kernel(`dequantize4bit nf4 bs64 to ${dtype}`, packedBytes + absmaxBytes + n * size[dtype], 64,
-      (s, len) => ['dequantize4bit', pP + s / 2, len, 64, WASM_QTYPE.nf4, pA + (s / 64) * 4, WASM_DTYPE[dtype], pO + s * size[dtype]]);
+      (s, len) => ['dequantize4bit', pP + s / 2, len, 64, QTYPE_ID.nf4, pA + (s / 64) * 4, DTYPE_ID[dtype], pO + s * size[dtype]]);
   }
   m.useCode(defaultDynamicMap());
   for (const dtype of ['float32', 'float16', 'bfloat16']) {
     kernel(`quantizeBlockwise bs256 from ${dtype}`, n * size[dtype] + n + (n / 256) * 4, 256,
-      (s, len) => ['quantizeBlockwise', src[dtype] + s * size[dtype], len, WASM_DTYPE[dtype], 256, m.codePtr, m.lutPtr, pQ + s, pA8 + (s / 256) * 4]);
+      (s, len) => ['quantizeBlockwise', src[dtype] + s * size[dtype], len, DTYPE_ID[dtype], 256, m.codePtr, m.lutPtr, pQ + s, pA8 + (s / 256) * 4]);
   }
   m.k.quantizeBlockwise(pX, n, 0, 256, m.codePtr, m.lutPtr, pQ, pA8);
   for (const dtype of ['float32', 'float16', 'bfloat16']) {
     kernel(`dequantizeBlockwise bs256 to ${dtype}`, n + (n / 256) * 4 + n * size[dtype], 256,
-      (s, len) => ['dequantizeBlockwise', pQ + s, len, 256, m.codePtr, pA8 + (s / 256) * 4, WASM_DTYPE[dtype], pO + s * size[dtype]]);
+      (s, len) => ['dequantizeBlockwise', pQ + s, len, 256, m.codePtr, pA8 + (s / 256) * 4, DTYPE_ID[dtype], pO + s * size[dtype]]);
   }
 }
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { QuantState, dequantize4bit, gemv4bit, int8LinearMatmul, isResident, numThreads, quantize4bit, setNumThreads, tensor, wasmTensor } from '../dist/index.js';
 import { chunkElements, sharedWasm, wasm } from '../dist/wasm/runtime.js';
 import { runChunks } from '../dist/threads/parallel.js';
-import { WASM_DTYPE, WASM_QTYPE } from '../dist/wasm/exports.js';
+import { DTYPE_ID, QTYPE_ID } from '../dist/backend/abi.js';
 
 const arg = (name) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : undefined);
 const rounds = arg('--rounds') || 12;
@@ -41,7 +41,7 @@ function residentKernel(threads, dtype) {
   const [pP, pA, pO] = m.scratch(n / 2, n / 16, n * 2);
   m.write(pP, packed.data);
   m.write(pA, new Uint8Array(state.absmax.data.buffer));
-  const call = (s, len) => ['dequantize4bit', pP + s / 2, len, 64, WASM_QTYPE.nf4, pA + s / 16, WASM_DTYPE[dtype], pO + s * 2];
+  const call = (s, len) => ['dequantize4bit', pP + s / 2, len, 64, QTYPE_ID.nf4, pA + s / 16, DTYPE_ID[dtype], pO + s * 2];
   if (threads === 1) return () => m.k.dequantize4bit(...call(0, n).slice(1));
   const chunk = chunkElements(64, threads, n);
   return () => runChunks(m, threads, { count: Math.ceil(n / chunk), slot: [], load() {}, calls: (j) => [call(j * chunk, Math.min(chunk, n - j * chunk))], store() {} });

@@ -69,6 +69,9 @@ try {
 if (!existsSync(join(addonApi, 'napi.h'))) fail(`napi.h not found in ${addonApi}`);
 if (!existsSync(join(apiHeaders, 'node_api.h'))) fail(`node_api.h not found in ${apiHeaders}`);
 
+// The launchers' declarations and the bindings' unpacking come from the ABI table (src/backend/abi.ts).
+run(process.execPath, [join(root, 'scripts', 'gen-abi.mjs')]);
+
 const archs = (process.env.BNBJS_CUDA_ARCHS ?? '80;90').replace(/[ ,]+/g, ';');
 mkdirSync(buildDir, { recursive: true });
 

@@ -17,7 +17,7 @@ import { castFloat } from '../src/ops/cast.js';
 import { int8VectorwiseDequantCast, int8VectorwiseQuantCast } from '../src/ops/int8-cast.js';
 import { closePool, poolFor, poolSize } from '../src/threads/pool.js';
 import { setChunkElements, sharedWasm, wasm } from '../src/wasm/runtime.js';
-import { WASM_DTYPE, WASM_QTYPE } from '../src/wasm/exports.js';
+import { DTYPE_ID, QTYPE_ID } from '../src/backend/abi.js';
 import { Rng, asDType, randn } from './helpers/random.js';
 import { error, onWasmBackend } from './helpers/util.js';
 
@@ -134,14 +134,14 @@ describe('threads', () => {
     const m = mt;
     const pool = poolFor(m, 2);
     // a job only a worker can take: the calling thread waits instead of claiming it
-    const seq = pool.queue.post([['dequantize4bit', 0, 64, 64, WASM_QTYPE.nf4, 0, WASM_DTYPE.float32, 2 ** 32 - 64]]);
+    const seq = pool.queue.post([['dequantize4bit', 0, 64, 64, QTYPE_ID.nf4, 0, DTYPE_ID.float32, 2 ** 32 - 64]]);
     expect(pool.queue.wait(seq, 10_000)).toBe(true);
     expect(pool.queue.error(seq)).toMatch(/out of bounds/);
     const bad = () => runChunks(m, 2, {
       count: 8,
       slot: [64],
       load: () => {},
-      calls: () => [['dequantize4bit', 0, 64, 64, WASM_QTYPE.nf4, 0, WASM_DTYPE.float32, 2 ** 32 - 64]],
+      calls: () => [['dequantize4bit', 0, 64, 64, QTYPE_ID.nf4, 0, DTYPE_ID.float32, 2 ** 32 - 64]],
       store: () => {},
     });
     expect(error(bad)).toMatchObject({ code: 'E_KERNEL', message: expect.stringMatching(/a WebAssembly kernel failed in a job of the thread pool: .*out of bounds/) });

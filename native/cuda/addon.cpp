@@ -1,12 +1,17 @@
 // Node-API bindings of the bnbjs CUDA addon (build/bnbjs_cuda.node). The ABI is the
 // CudaAddon interface of src/backend/cuda/addon.ts: device pointers are JS numbers,
-// dtype ids 0 float32 / 1 float16 / 2 bfloat16, qtype ids 0 fp4 / 1 nf4. Kernels run
+// dtype and qtype ids those of src/backend/abi.ts. The kernel functions are generated
+// from that table (bindings.gen.h); the runtime calls are written here. Kernels run
 // on the default stream in order; copies to the host are synchronous. CUDA failures
 // throw Error("CUDA error <name>: <string> in <call>").
 #include <napi.h>
 #include <cuda_runtime.h>
 #include <cmath>
+#include <cstddef>
 #include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 #include "errors.h"
 #include "kernels.h"
 
@@ -148,11 +153,6 @@ FN(CopyDtoD) {
        if (bytes > 0) BNB_CHECK(cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice)); return info.Env().Undefined();)
 }
 
-FN(Spin) {
-  BODY(if (!info[0].IsNumber()) bnb::throw_arg("spin: microseconds must be a number"); bnb::spin(info[0].As<Napi::Number>().DoubleValue());
-       return info.Env().Undefined();)
-}
-
 FN(Synchronize) { BODY(BNB_CHECK(cudaDeviceSynchronize()); return info.Env().Undefined();) }
 
 FN(EventRecord) {
@@ -171,201 +171,69 @@ FN(EventElapsed) {
 
 FN(EventDestroy) { BODY(BNB_CHECK(cudaEventDestroy((cudaEvent_t)ptr(info, 0, "event"))); return info.Env().Undefined();) }
 
-FN(Quantize4bit) {
-  BODY(void* const src_ = ptr(info, 0, "src");
-       const long long n_ = count(info, 1, "n");
-       const int dtype_ = small(info, 2, "dtype");
-       const long long blocksize_ = integer(info, 3, "blocksize");
-       const int qtype_ = small(info, 4, "qtype");
-       void* const packed_ = ptr(info, 5, "packed");
-       void* const absmax_ = ptr(info, 6, "absmax");
-       bnb::quantize4bit(src_, n_, dtype_, blocksize_,
-                         qtype_, packed_, absmax_);
-       return info.Env().Undefined();)
-}
+// The argument kinds of src/backend/abi.ts: a launcher's C++ type and its unpacking.
+struct CPtr {
+  using T = const void*;
+  static T get(const Napi::CallbackInfo& info, size_t i, const char* name) { return ptr(info, i, name); }
+};
+struct Ptr {
+  using T = void*;
+  static T get(const Napi::CallbackInfo& info, size_t i, const char* name) { return ptr(info, i, name); }
+};
+struct Count {
+  using T = long long;
+  static T get(const Napi::CallbackInfo& info, size_t i, const char* name) { return count(info, i, name); }
+};
+struct Integer {
+  using T = long long;
+  static T get(const Napi::CallbackInfo& info, size_t i, const char* name) { return integer(info, i, name); }
+};
+struct Small {
+  using T = int;
+  static T get(const Napi::CallbackInfo& info, size_t i, const char* name) { return small(info, i, name); }
+};
+using Dtype = Small;  // the launcher checks the id
+using Qtype = Small;
+struct F32 {
+  using T = float;
+  static T get(const Napi::CallbackInfo& info, size_t i, const char* name) { return (float)number(info, i, name); }
+};
+struct F64 {
+  using T = double;
+  static T get(const Napi::CallbackInfo& info, size_t i, const char* name) { return number(info, i, name); }
+};
 
-FN(Dequantize4bit) {
-  BODY(void* const packed_ = ptr(info, 0, "packed");
-       const long long n_ = count(info, 1, "n");
-       const long long blocksize_ = integer(info, 2, "blocksize");
-       const int qtype_ = small(info, 3, "qtype");
-       void* const absmax_ = ptr(info, 4, "absmax");
-       const int dtype_ = small(info, 5, "dtype");
-       void* const out_ = ptr(info, 6, "out");
-       bnb::dequantize4bit(packed_, n_, blocksize_, qtype_,
-                           absmax_, dtype_, out_);
-       return info.Env().Undefined();)
-}
+// A kernel function: unpacks the arguments of kinds K... (named by Names) and calls the
+// launcher F, whose parameter types must be exactly the kinds' (else it does not compile).
+template <typename R, typename... K>
+struct Kernel {
+  template <R (*F)(typename K::T...), const auto& Names>
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return unpack<F, Names>(info, std::index_sequence_for<K...>{}); });
+  }
 
-FN(QuantizeBlockwise) {
-  BODY(void* const src_ = ptr(info, 0, "src");
-       const long long n_ = count(info, 1, "n");
-       const int dtype_ = small(info, 2, "dtype");
-       const long long blocksize_ = integer(info, 3, "blocksize");
-       void* const code_ = ptr(info, 4, "code");
-       void* const q_ = ptr(info, 5, "q");
-       void* const absmax_ = ptr(info, 6, "absmax");
-       bnb::quantizeBlockwise(src_, n_, dtype_, blocksize_,
-                              code_, q_, absmax_);
-       return info.Env().Undefined();)
-}
+  template <R (*F)(typename K::T...), const auto& Names, size_t... I>
+  static Napi::Value unpack(const Napi::CallbackInfo& info, std::index_sequence<I...>) {
+    // a braced list runs left to right: the first bad argument is the one reported
+    std::tuple<typename K::T...> args{K::get(info, I, Names[I])...};
+    if constexpr (std::is_void_v<R>) {
+      std::apply(F, args);
+      return info.Env().Undefined();
+    } else {
+      return num(info.Env(), (double)std::apply(F, args));
+    }
+  }
+};
 
-FN(DequantizeBlockwise) {
-  BODY(void* const q_ = ptr(info, 0, "q");
-       const long long n_ = count(info, 1, "n");
-       const long long blocksize_ = integer(info, 2, "blocksize");
-       void* const code_ = ptr(info, 3, "code");
-       void* const absmax_ = ptr(info, 4, "absmax");
-       const int dtype_ = small(info, 5, "dtype");
-       void* const out_ = ptr(info, 6, "out");
-       bnb::dequantizeBlockwise(q_, n_, blocksize_, code_,
-                                absmax_, dtype_, out_);
-       return info.Env().Undefined();)
-}
+struct Binding {
+  const char* name;
+  Napi::Value (*fn)(const Napi::CallbackInfo&);
+};
 
-FN(AddScalarF32) {
-  BODY(void* const ptr_ = ptr(info, 0, "ptr");
-       const long long n_ = count(info, 1, "n");
-       const double value_ = number(info, 2, "value");
-       bnb::addScalarF32(ptr_, n_, value_); return info.Env().Undefined();)
-}
-
-FN(SubtractScalarF32) {
-  BODY(void* const src_ = ptr(info, 0, "src");
-       const long long n_ = count(info, 1, "n");
-       const double value_ = number(info, 2, "value");
-       void* const dst_ = ptr(info, 3, "dst");
-       bnb::subtractScalarF32(src_, n_, value_, dst_);
-       return info.Env().Undefined();)
-}
-
-FN(FirstNonFinite) {
-  BODY(void* const src_ = ptr(info, 0, "src");
-       const long long n_ = count(info, 1, "n");
-       const int dtype_ = small(info, 2, "dtype");
-       return num(info.Env(), (double)bnb::firstNonFinite(src_, n_, dtype_));)
-}
-
-FN(Int8VectorwiseQuant) {
-  BODY(void* const a_ = ptr(info, 0, "a");
-       const long long rows_ = count(info, 1, "rows");
-       const long long cols_ = count(info, 2, "cols");
-       const double threshold_ = number(info, 3, "threshold");
-       void* const cb_ = ptr(info, 4, "cb");
-       void* const stats_ = ptr(info, 5, "stats");
-       bnb::int8VectorwiseQuant(a_, rows_, cols_, (float)threshold_,
-                                cb_, stats_);
-       return info.Env().Undefined();)
-}
-
-FN(Int8ColumnQuant) {
-  BODY(void* const a_ = ptr(info, 0, "a");
-       const long long rows_ = count(info, 1, "rows");
-       const long long cols_ = count(info, 2, "cols");
-       const double threshold_ = number(info, 3, "threshold");
-       void* const cat_ = ptr(info, 4, "cat");
-       void* const stats_ = ptr(info, 5, "stats");
-       bnb::int8ColumnQuant(a_, rows_, cols_, (float)threshold_,
-                            cat_, stats_);
-       return info.Env().Undefined();)
-}
-
-FN(Int8VectorwiseDequant) {
-  BODY(void* const a_ = ptr(info, 0, "a");
-       const long long rows_ = count(info, 1, "rows");
-       const long long cols_ = count(info, 2, "cols");
-       void* const stats_ = ptr(info, 3, "stats");
-       void* const out_ = ptr(info, 4, "out");
-       bnb::int8VectorwiseDequant(a_, rows_, cols_, stats_,
-                                  out_);
-       return info.Env().Undefined();)
-}
-
-FN(Int8LinearMatmul) {
-  BODY(void* const a_ = ptr(info, 0, "a");
-       const long long m_ = count(info, 1, "m");
-       const long long k_ = count(info, 2, "k");
-       void* const b_ = ptr(info, 3, "b");
-       const long long n_ = count(info, 4, "n");
-       void* const out_ = ptr(info, 5, "out");
-       bnb::int8LinearMatmul(a_, m_, k_, b_, n_,
-                             out_);
-       return info.Env().Undefined();)
-}
-
-FN(Int8MmDequant) {
-  BODY(void* const a_ = ptr(info, 0, "a");
-       const long long rows_ = count(info, 1, "rows");
-       const long long cols_ = count(info, 2, "cols");
-       void* const rowStats_ = ptr(info, 3, "rowStats");
-       void* const colStats_ = ptr(info, 4, "colStats");
-       void* const bias_ = ptr(info, 5, "bias");
-       const int biasKind_ = small(info, 6, "biasKind");
-       const int dtype_ = small(info, 7, "dtype");
-       void* const out_ = ptr(info, 8, "out");
-       bnb::int8MmDequant(a_, rows_, cols_, rowStats_,
-                          colStats_, bias_, biasKind_, dtype_,
-                          out_);
-       return info.Env().Undefined();)
-}
-
-FN(Gemv4bit) {
-  BODY(void* const a_ = ptr(info, 0, "a");
-       const long long m_ = count(info, 1, "m");
-       const long long k_ = count(info, 2, "k");
-       const int adtype_ = small(info, 3, "adtype");
-       void* const packed_ = ptr(info, 4, "packed");
-       const long long n_ = count(info, 5, "n");
-       void* const absmax_ = ptr(info, 6, "absmax");
-       const long long blocksize_ = integer(info, 7, "blocksize");
-       const int qtype_ = small(info, 8, "qtype");
-       void* const bias_ = ptr(info, 9, "bias");
-       const int dtype_ = small(info, 10, "dtype");
-       void* const out_ = ptr(info, 11, "out");
-       bnb::gemv4bit(a_, m_, k_, adtype_, packed_,
-                     n_, absmax_, blocksize_, qtype_,
-                     bias_, dtype_, out_);
-       return info.Env().Undefined();)
-}
-
-FN(Dequantize4bitNested) {
-  BODY(void* const packed_ = ptr(info, 0, "packed");
-       const long long n_ = count(info, 1, "n");
-       const long long blocksize_ = integer(info, 2, "blocksize");
-       const int qtype_ = small(info, 3, "qtype");
-       void* const qabsmax_ = ptr(info, 4, "qabsmax");
-       void* const code2_ = ptr(info, 5, "code2");
-       void* const absmax2_ = ptr(info, 6, "absmax2");
-       const long long blocksize2_ = integer(info, 7, "blocksize2");
-       const double offset_ = number(info, 8, "offset");
-       const int dtype_ = small(info, 9, "dtype");
-       void* const out_ = ptr(info, 10, "out");
-       bnb::dequantize4bitNested(packed_, n_, blocksize_, qtype_, qabsmax_, code2_, absmax2_, blocksize2_, offset_, dtype_, out_);
-       return info.Env().Undefined();)
-}
-
-FN(DequantizeFp8) {
-  BODY(void* const w_ = ptr(info, 0, "w");
-       const long long rows_ = count(info, 1, "rows");
-       const long long cols_ = count(info, 2, "cols");
-       const long long row0_ = count(info, 3, "row0");
-       void* const scale_ = ptr(info, 4, "scale");
-       const long long scaleCols_ = count(info, 5, "scaleCols");
-       const long long blockRows_ = integer(info, 6, "blockRows");
-       const long long blockCols_ = integer(info, 7, "blockCols");
-       const int dtype_ = small(info, 8, "dtype");
-       void* const out_ = ptr(info, 9, "out");
-       bnb::dequantizeFp8(w_, rows_, cols_, row0_,
-                          scale_, scaleCols_, blockRows_,
-                          blockCols_, dtype_, out_);
-       return info.Env().Undefined();)
-}
+#include "bindings.gen.h"
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  const struct {
-    const char* name;
-    Napi::Value (*fn)(const Napi::CallbackInfo&);
-  } fns[] = {
+  const Binding runtime[] = {
       {"probe", Probe},
       {"setDevice", SetDevice},
       {"malloc", Malloc},
@@ -375,27 +243,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"copyDtoH", CopyDtoH},
       {"copyDtoD", CopyDtoD},
       {"synchronize", Synchronize},
-      {"spin", Spin},
       {"eventRecord", EventRecord},
       {"eventElapsed", EventElapsed},
       {"eventDestroy", EventDestroy},
-      {"quantize4bit", Quantize4bit},
-      {"dequantize4bit", Dequantize4bit},
-      {"quantizeBlockwise", QuantizeBlockwise},
-      {"dequantizeBlockwise", DequantizeBlockwise},
-      {"addScalarF32", AddScalarF32},
-      {"subtractScalarF32", SubtractScalarF32},
-      {"firstNonFinite", FirstNonFinite},
-      {"int8VectorwiseQuant", Int8VectorwiseQuant},
-      {"int8ColumnQuant", Int8ColumnQuant},
-      {"int8VectorwiseDequant", Int8VectorwiseDequant},
-      {"int8LinearMatmul", Int8LinearMatmul},
-      {"int8MmDequant", Int8MmDequant},
-      {"gemv4bit", Gemv4bit},
-      {"dequantizeFp8", DequantizeFp8},
-      {"dequantize4bitNested", Dequantize4bitNested},
   };
-  for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+  for (const auto& f : runtime) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+  for (const auto& f : kKernels) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   return exports;
 }
 

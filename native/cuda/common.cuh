@@ -13,8 +13,7 @@
 
 namespace bnb {
 
-enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2 };
-enum { QT_FP4 = 0, QT_NF4 = 1 };
+// DT_* and QT_*: kernels.gen.h (the ids of src/backend/abi.ts)
 
 // ---- f16 / bf16 <-> f32 (assembly/convert.ts, integer forms) ----
 

@@ -5,7 +5,7 @@ import { FloatDType, allocate } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, numel, tensor, toDevice } from '../tensor.js';
 import { defaultDynamicMap } from '../maps.js';
-import { WASM_DTYPE } from '../wasm/exports.js';
+import { DTYPE_ID } from '../backend/abi.js';
 import { chunkElements } from '../wasm/runtime.js';
 import { meanF32 } from './stats.js';
 import {
@@ -62,7 +62,7 @@ export function quantizeBlockwiseRaw(
     },
     calls(j, [pIn, pQ, pAbs]) {
       const len = span(j)[1];
-      return [...finiteCall(pIn!, len, dtype, finite), ['quantizeBlockwise', pIn!, len, WASM_DTYPE[dtype], blocksize, m.codePtr, m.lutPtr, pQ!, pAbs!]];
+      return [...finiteCall(pIn!, len, dtype, finite), ['quantizeBlockwise', pIn!, len, DTYPE_ID[dtype], blocksize, m.codePtr, m.lutPtr, pQ!, pAbs!]];
     },
     store(j, [, pQ, pAbs], results) {
       const [start, len] = span(j);
@@ -94,7 +94,7 @@ export function dequantizeBlockwiseRaw(
       p[1] = m.place(p[1]!, absmaxSpan(absmax, start, len, blocksize));
       p[2] = m.target(p[2]!, out, start * size, len * size);
     },
-    calls: (j, [pQ, pAbs, pOut], [pCode]) => [['dequantizeBlockwise', pQ!, span(j)[1], blocksize, pCode!, pAbs!, WASM_DTYPE[dtype], pOut!]],
+    calls: (j, [pQ, pAbs, pOut], [pCode]) => [['dequantizeBlockwise', pQ!, span(j)[1], blocksize, pCode!, pAbs!, DTYPE_ID[dtype], pOut!]],
     store(j, [, , pOut]) {
       const [start, len] = span(j);
       m.read(pOut!, out, start * size, len * size);

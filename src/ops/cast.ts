@@ -3,7 +3,7 @@ import { numberToBf16, numberToF16 } from '../float16.js';
 import { fail } from '../errors.js';
 import { Tensor, checkTensor, isTensor, numel, tensor, toFloat32 } from '../tensor.js';
 import { kernelsFor, runChunks } from '../threads/parallel.js';
-import { WASM_DTYPE } from '../wasm/exports.js';
+import { DTYPE_ID } from '../backend/abi.js';
 import { chunkElements } from '../wasm/runtime.js';
 import { loadFloatChunk } from './chunk.js';
 import { checkFloatDType, emptyTensor, onHost } from './validate.js';
@@ -47,7 +47,7 @@ function castFloatWasm(t: Tensor, from: FloatDType, to: FloatDType): Tensor {
       const [start, len] = span(j);
       p[0] = loadFloatChunk(m, p[0]!, t.data, start, len, from);
     },
-    calls: (j, [pIn, pOut]) => [['castFloat', pIn!, span(j)[1], WASM_DTYPE[from], pOut!, WASM_DTYPE[to]]],
+    calls: (j, [pIn, pOut]) => [['castFloat', pIn!, span(j)[1], DTYPE_ID[from], pOut!, DTYPE_ID[to]]],
     store(j, [, pOut]) {
       const [start, len] = span(j);
       m.read(pOut!, out.data, start * outSize, len * outSize);

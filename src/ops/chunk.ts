@@ -2,7 +2,7 @@
 // whole tensor: a Uint8Array over more than 2^32 bytes cannot be made (Node 20),
 // while a Uint16Array or Float32Array can hold a tensor of 4 to 16 GiB.
 import { FloatDType } from '../dtypes.js';
-import { WASM_DTYPE } from '../wasm/exports.js';
+import { DTYPE_ID } from '../backend/abi.js';
 import { WasmMemory } from '../wasm/memory.js';
 import { FiniteCheck, nonFiniteError } from './finite.js';
 import { KernelCall } from '../threads/queue.js';
@@ -20,7 +20,7 @@ export function loadFloatChunk(m: WasmMemory, ptr: number, src: ArrayBufferView,
 
 /** The NaN/Inf scan of a chunk at ptr, a job's first call (none with allowNonFinite: `finite` null). */
 export function finiteCall(ptr: number, len: number, dtype: FloatDType, finite: FiniteCheck | null): KernelCall[] {
-  return finite === null ? [] : [['firstNonFinite', ptr, len, WASM_DTYPE[dtype]]];
+  return finite === null ? [] : [['firstNonFinite', ptr, len, DTYPE_ID[dtype]]];
 }
 
 /** Throws for the chunk starting at flat index `start` if its scan (results[0]) found a NaN/Inf. */

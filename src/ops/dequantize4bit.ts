@@ -5,7 +5,7 @@ import { DType, FloatDType, allocate } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, checkShape, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType } from '../maps.js';
-import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
+import { DTYPE_ID, QTYPE_ID } from '../backend/abi.js';
 import { chunkElements } from '../wasm/runtime.js';
 import { StateFields, absmaxF32, checkStateAbsmax, checkedInputs, readState, stateTensors } from './blockwise.js';
 import { absmaxSpan, byteView } from './chunk.js';
@@ -43,7 +43,7 @@ export function dequantize4bitRaw(
       p[1] = m.place(p[1]!, absmaxSpan(absmax, start, len, blocksize));
       p[2] = m.target(p[2]!, out, start * size, len * size);
     },
-    calls: (j, [pIn, pAbs, pOut]) => [['dequantize4bit', pIn!, span(j)[1], blocksize, WASM_QTYPE[quantType], pAbs!, WASM_DTYPE[dtype], pOut!]],
+    calls: (j, [pIn, pAbs, pOut]) => [['dequantize4bit', pIn!, span(j)[1], blocksize, QTYPE_ID[quantType], pAbs!, DTYPE_ID[dtype], pOut!]],
     store(j, [, , pOut]) {
       const [start, len] = span(j);
       m.read(pOut!, out, start * size, len * size);

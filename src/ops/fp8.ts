@@ -5,7 +5,7 @@ import { FloatDType, FLOAT_DTYPES } from '../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../float16.js';
 import { Tensor, numel, toDevice, toFloat32 } from '../tensor.js';
 import { byteView } from './chunk.js';
-import { WASM_DTYPE } from '../wasm/exports.js';
+import { DTYPE_ID } from '../backend/abi.js';
 import { chunkElements } from '../wasm/runtime.js';
 import { kernelsFor, runChunks } from '../threads/parallel.js';
 import { checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, checkTensorOf, emptyTensor, onHost } from './validate.js';
@@ -104,7 +104,7 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
         p[0] = m.place(p[0]!, byteView(w.data, start, len));
         p[1] = m.target(p[1]!, result.data, start * size, len * size);
       },
-      calls: (j, [pW, pO], [pS]) => [['dequantizeFp8', pW!, 1, span(j)[1], 0, pS!, 1, 1, span(j)[1], WASM_DTYPE[dtype], pO!]],
+      calls: (j, [pW, pO], [pS]) => [['dequantizeFp8', pW!, 1, span(j)[1], 0, pS!, 1, 1, span(j)[1], DTYPE_ID[dtype], pO!]],
       store(j, [, pO]) {
         const [start, len] = span(j);
         m.read(pO!, result.data, start * size, len * size);
@@ -129,7 +129,7 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
       const [r0, rows] = span(j);
       const rowBlock = Math.floor(r0 / L.blockRows);
       return [['dequantizeFp8', pW!, rows, L.cols, r0 - rowBlock * L.blockRows, pS! + rowBlock * L.scaleCols * 4, L.scaleCols, L.blockRows, L.blockCols,
-        WASM_DTYPE[dtype], pO!]];
+        DTYPE_ID[dtype], pO!]];
     },
     store(j, [, pO]) {
       const [r0, rows] = span(j);

@@ -6,7 +6,8 @@ import { QuantState } from '../quant-state.js';
 import { Tensor, checkShape, numel, toFloat32 } from '../tensor.js';
 import { byteView } from './chunk.js';
 import { checkQuantType } from '../maps.js';
-import { GEMV_SCRATCH_HEAD, WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
+import { GEMV_SCRATCH_HEAD } from '../wasm/exports.js';
+import { DTYPE_ID, QTYPE_ID } from '../backend/abi.js';
 import { kernelsFor, runChunks } from '../threads/parallel.js';
 import { chunkElements } from '../wasm/runtime.js';
 import { absmaxF32, checkStateAbsmax, readState, stateTensors } from './blockwise.js';
@@ -104,8 +105,8 @@ export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bi
       },
       calls(j, [pAbs, pBias, pW, pOut, pScratch], [pA]) {
         const { j0, nj, J, first } = rowsOf(j);
-        return [['gemv4bit', pA!, mi, K, WASM_DTYPE[dtype], pW!, first * 2 - J * K, j0 - J, nj, pAbs!, blocksize, WASM_QTYPE[quantType],
-          biasF32 ? pBias! : 0, WASM_DTYPE[dtype], pOut!, pScratch!]];
+        return [['gemv4bit', pA!, mi, K, DTYPE_ID[dtype], pW!, first * 2 - J * K, j0 - J, nj, pAbs!, blocksize, QTYPE_ID[quantType],
+          biasF32 ? pBias! : 0, DTYPE_ID[dtype], pOut!, pScratch!]];
       },
       store(j, [, , , pOut]) {
         const { j0, nj } = rowsOf(j);

@@ -6,7 +6,7 @@ import { f16ToNumber, numberToF16 } from '../float16.js';
 import { Tensor, numel, tensor } from '../tensor.js';
 import { byteView, checkFinite, finiteCall } from './chunk.js';
 import { KernelCall, kernelsFor, runChunks } from '../threads/parallel.js';
-import { WASM_DTYPE } from '../wasm/exports.js';
+import { DTYPE_ID } from '../backend/abi.js';
 import { chunkElements, wasm } from '../wasm/runtime.js';
 import { FiniteCheck } from './finite.js';
 import {
@@ -70,7 +70,7 @@ export function int8QuantRows(A: Tensor, threshold: number, finite: FiniteCheck 
     },
     calls(j, [pIn, pHalf, pQ, pS]) {
       const n = span(j)[1], pA = cast ? pHalf! : pIn!;
-      const first: KernelCall[] = cast ? [['castFloat', pIn!, n * cols, WASM_DTYPE[from], pA, WASM_DTYPE.float16]] : [];
+      const first: KernelCall[] = cast ? [['castFloat', pIn!, n * cols, DTYPE_ID[from], pA, DTYPE_ID.float16]] : [];
       return [...first, ...finiteCall(pA, n * cols, 'float16', finite), ['int8VectorwiseQuant', pA, n, cols, threshold, pQ!, pS!]];
     },
     store(j, [, , pQ, pS], results) {
@@ -218,7 +218,7 @@ export function int8DequantRows(a: Tensor, stats: Tensor, dtype: FloatDType): Te
     calls(j, [pA, pS, pF, pO]) {
       const n = span(j)[1];
       const deq: KernelCall = ['int8VectorwiseDequant', pA!, n, cols, pS!, pF!];
-      return cast ? [deq, ['castFloat', pF!, n * cols, WASM_DTYPE.float32, pO!, WASM_DTYPE[dtype]]] : [deq];
+      return cast ? [deq, ['castFloat', pF!, n * cols, DTYPE_ID.float32, pO!, DTYPE_ID[dtype]]] : [deq];
     },
     store(j, [, , pF, pO]) {
       const [r0, n] = span(j);
@@ -338,7 +338,7 @@ export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor,
       p[0] = m.place(p[0]!, byteView(a.data, r0 * cols * 4, n * cols * 4));
       p[1] = m.place(p[1]!, byteView(rs, r0 * 4, n * 4));
     },
-    calls: (j, [pA, pR, pO], [pC, pB]) => [['int8MmDequant', pA!, span(j)[1], cols, pR!, pC!, pB!, biasKind, WASM_DTYPE[dtype], pO!]],
+    calls: (j, [pA, pR, pO], [pC, pB]) => [['int8MmDequant', pA!, span(j)[1], cols, pR!, pC!, pB!, biasKind, DTYPE_ID[dtype], pO!]],
     store(j, [, , pO]) {
       const [r0, n] = span(j);
       m.read(pO!, result.data, r0 * cols * size, n * cols * size);

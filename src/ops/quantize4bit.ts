@@ -5,7 +5,7 @@ import { DType, FloatDType, itemsize, reinterpret } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType, get4bitType } from '../maps.js';
-import { WASM_DTYPE, WASM_QTYPE } from '../wasm/exports.js';
+import { DTYPE_ID, QTYPE_ID } from '../backend/abi.js';
 import { chunkElements } from '../wasm/runtime.js';
 import { compressAbsmax } from './blockwise.js';
 import { FiniteCheck } from './finite.js';
@@ -47,7 +47,7 @@ export function quantize4bitRaw(
       const len = span(j)[1];
       return [
         ...finiteCall(pIn!, len, dtype, finite),
-        ['quantize4bit', pIn!, len, WASM_DTYPE[dtype], blocksize, WASM_QTYPE[quantType], pOut!, pAbs!, m.nf4Ptr],
+        ['quantize4bit', pIn!, len, DTYPE_ID[dtype], blocksize, QTYPE_ID[quantType], pOut!, pAbs!, m.nf4Ptr],
       ];
     },
     store(j, [, pOut, pAbs], results) {

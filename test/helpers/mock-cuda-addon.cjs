@@ -7,14 +7,16 @@
 //
 // Device memory is the kernels' own linear memory (a separate instance from the
 // one the WebAssembly backend uses). Arguments are checked as the addon's bindings
-// and launchers check them (native/cuda/addon.cpp, *.cu), and every pointer is
-// checked against the live allocations: a bad one throws an Error, as a failed
-// CUDA call does.
+// and launchers check them (native/cuda/addon.cpp, *.cu): the kernels' parameters,
+// names and kinds come from the ABI table (src/backend/abi.ts, copied to
+// abi.gen.json by scripts/gen-abi.mjs). Every pointer is checked against the live
+// allocations: a bad one throws an Error, as a failed CUDA call does.
 'use strict';
 
 const { readFileSync } = require('node:fs');
 const { join } = require('node:path');
 const { DeviceHeap, cudaError } = require('./mock-cuda-heap.cjs');
+const { DTYPE_ID, KERNEL_ABI } = require('./abi.gen.json');
 
 const k = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(join(__dirname, '..', '..', 'build', 'bnb.simd.wasm'))), {
   env: { abort: () => { throw new Error('bnbjs kernel aborted'); } },
@@ -31,7 +33,7 @@ const heap = new DeviceHeap(k.memory, nf4Ptr + NF4_TABLE_BYTES);
 k.memory.grow(Math.max(0, Math.ceil((nf4Ptr + NF4_TABLE_BYTES - k.memory.buffer.byteLength) / 65536)));
 k.prepareNf4Table(nf4Ptr);
 
-const SIZE = [4, 2, 2]; // bytes of dtype ids 0 f32, 1 f16, 2 bf16
+const SIZE = { [DTYPE_ID.float32]: 4, [DTYPE_ID.float16]: 2, [DTYPE_ID.bfloat16]: 2 }; // bytes by dtype id
 const ceilDiv = (a, b) => Math.ceil(a / b);
 
 /** The Error of a launcher's argument check (bnb::throw_arg). */
@@ -39,18 +41,22 @@ function bad(message) {
   throw new Error(message);
 }
 
-// Argument kinds of the bindings: p pointer, b byte count, c element count (>= 0; the
-// WebAssembly kernels take 32-bit counts), i integer, s small integer, n number.
-function args(fn, values, spec) {
-  spec.split(' ').forEach((s, i) => {
-    const [kind, name] = s.split(':');
+/** The addon's kernel functions and their parameters, [name, kind] each: the table's cuda entries. */
+const KERNEL_PARAMS = new Map(Object.entries(KERNEL_ABI).filter(([, spec]) => spec.targets.includes('cuda'))
+  .map(([fn, spec]) => [fn, spec.params.filter((p) => p.length < 3 || p[2] === 'cuda')]));
+
+// The bindings' unpacking by kind (native/cuda/addon.cpp): f32/f64 any number, the others integers,
+// count and pointers non-negative; 'bytes' (the runtime calls' byte counts) is a count that is not
+// bound to the 32-bit WebAssembly kernels of the mock.
+function args(fn, values, params = KERNEL_PARAMS.get(fn)) {
+  params.forEach(([name, kind], i) => {
     const v = values[i];
     if (typeof v !== 'number') throw new TypeError(`argument ${i} (${name}) must be a number`);
-    if (kind === 'n') return;
+    if (kind === 'f32' || kind === 'f64') return;
     if (!Number.isFinite(v) || Math.floor(v) !== v || Math.abs(v) > 2 ** 53) throw new TypeError(`${name} must be an integer, got ${v}`);
-    if ((kind === 'c' || kind === 'b') && v < 0) throw new RangeError(`${name} must be non-negative, got ${v}`);
-    if (kind === 'p' && v < 0) throw new RangeError(`${name} must be a device pointer (a non-negative integer)`);
-    if (kind === 'c' && v >= 2 ** 31) bad(`${fn}: ${name} = ${v} is beyond the 32-bit WebAssembly kernels of the mock`);
+    if ((kind === 'count' || kind === 'bytes') && v < 0) throw new RangeError(`${name} must be non-negative, got ${v}`);
+    if ((kind === 'ptr' || kind === 'cptr') && v < 0) throw new RangeError(`${name} must be a device pointer (a non-negative integer)`);
+    if (kind === 'count' && v >= 2 ** 31) bad(`${fn}: ${name} = ${v} is beyond the 32-bit WebAssembly kernels of the mock`);
   });
 }
 
@@ -93,43 +99,43 @@ module.exports = {
     devices: [{ index: 0, name: 'mock CUDA device (WebAssembly SIMD kernels)', major: 0, minor: 0, totalMemory: 2 ** 32, multiProcessorCount: 1 }],
   }),
   setDevice(index) {
-    args('setDevice', arguments, 's:index');
+    args('setDevice', arguments, [['index', 'small']]);
     if (index !== 0) throw cudaError('cudaErrorInvalidDevice', 'invalid device ordinal', 'cudaSetDevice(small(info, 0, "index"))');
   },
   malloc(bytes) {
-    args('malloc', arguments, 'b:bytes');
+    args('malloc', arguments, [['bytes', 'bytes']]);
     return heap.malloc(bytes);
   },
   free(ptr) {
-    args('free', arguments, 'p:ptr');
+    args('free', arguments, [['ptr', 'ptr']]);
     heap.free(ptr);
   },
   memset(ptr, byte, bytes) {
-    args('memset', arguments, 'p:ptr s:byte b:bytes');
+    args('memset', arguments, [['ptr', 'ptr'], ['byte', 'small'], ['bytes', 'bytes']]);
     heap.check(ptr, bytes, 'cudaMemset(p, byte, (size_t)bytes)');
     heap.u8().fill(byte & 0xff, ptr, ptr + bytes);
   },
   copyHtoD(dst, src) {
-    args('copyHtoD', [dst], 'p:dst');
+    args('copyHtoD', [dst], [['dst', 'ptr']]);
     if (!ArrayBuffer.isView(src)) throw new TypeError('argument 1 (src) must be an ArrayBufferView');
     heap.check(dst, src.byteLength, 'cudaMemcpy(dst, v.data, v.bytes, cudaMemcpyHostToDevice)');
     heap.u8().set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength), dst);
   },
   copyDtoH(dst, src) {
     if (!ArrayBuffer.isView(dst)) throw new TypeError('argument 0 (dst) must be an ArrayBufferView');
-    args('copyDtoH', [src], 'p:src');
+    args('copyDtoH', [src], [['src', 'ptr']]);
     heap.check(src, dst.byteLength, 'cudaMemcpy(v.data, src, v.bytes, cudaMemcpyDeviceToHost)');
     new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(heap.u8().subarray(src, src + dst.byteLength));
   },
   copyDtoD(dst, src, bytes) {
-    args('copyDtoD', arguments, 'p:dst p:src b:bytes');
+    args('copyDtoD', arguments, [['dst', 'ptr'], ['src', 'ptr'], ['bytes', 'bytes']]);
     heap.check(src, bytes, 'cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice)');
     heap.check(dst, bytes, 'cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice)');
     heap.u8().copyWithin(dst, src, src + bytes);
   },
   synchronize() {},
   spin(microseconds) {
-    if (typeof microseconds !== 'number') bad('spin: microseconds must be a number');
+    args('spin', arguments);
     clock += Math.max(microseconds, 0);
   },
   eventRecord() {
@@ -137,17 +143,17 @@ module.exports = {
     return nextEvent++;
   },
   eventElapsed(start, end) {
-    args('eventElapsed', arguments, 'p:start p:end');
+    args('eventElapsed', arguments, [['start', 'ptr'], ['end', 'ptr']]);
     if (!events.has(start) || !events.has(end)) throw cudaError('cudaErrorInvalidResourceHandle', 'invalid resource handle', 'cudaEventElapsedTime(&ms, s, e)');
     return events.get(end) - events.get(start);
   },
   eventDestroy(e) {
-    args('eventDestroy', arguments, 'p:event');
+    args('eventDestroy', arguments, [['event', 'ptr']]);
     if (!events.delete(e)) throw cudaError('cudaErrorInvalidResourceHandle', 'invalid resource handle', 'cudaEventDestroy((cudaEvent_t)ptr(info, 0, "event"))');
   },
 
   quantize4bit(src, n, dtype, bs, qtype, packed, absmax) {
-    args('quantize4bit', arguments, 'p:src c:n s:dtype i:blocksize s:qtype p:packed p:absmax');
+    args('quantize4bit', arguments);
     if (bs <= 0 || bs % 2) bad(`quantize4bit: blocksize must be a positive even number, got ${bs}`);
     qtypeOk('quantize4bit', qtype);
     const size = dtypeOk(dtype);
@@ -155,7 +161,7 @@ module.exports = {
     if (n > 0) k.quantize4bit(src, n, dtype, bs, qtype, packed, absmax, nf4Ptr);
   },
   dequantize4bit(packed, n, bs, qtype, absmax, dtype, out) {
-    args('dequantize4bit', arguments, 'p:packed c:n i:blocksize s:qtype p:absmax s:dtype p:out');
+    args('dequantize4bit', arguments);
     if (bs <= 0) bad(`dequantize4bit: blocksize must be positive, got ${bs}`);
     qtypeOk('dequantize4bit', qtype);
     const size = dtypeOk(dtype);
@@ -163,7 +169,7 @@ module.exports = {
     if (n > 0) k.dequantize4bit(packed, n, bs, qtype, absmax, dtype, out);
   },
   quantizeBlockwise(src, n, dtype, bs, code, q, absmax) {
-    args('quantizeBlockwise', arguments, 'p:src c:n s:dtype i:blocksize p:code p:q p:absmax');
+    args('quantizeBlockwise', arguments);
     if (bs <= 0) bad(`quantizeBlockwise: blocksize must be positive, got ${bs}`);
     const size = dtypeOk(dtype);
     touches('quantizeBlockwise', [src, n * size, size, 'src'], [code, CODE_BYTES, 4, 'code'], [q, n, 1, 'q'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax']);
@@ -178,7 +184,7 @@ module.exports = {
     k.quantizeBlockwise(src, n, dtype, bs, codePtr, lutPtr, q, absmax);
   },
   dequantizeBlockwise(q, n, bs, code, absmax, dtype, out) {
-    args('dequantizeBlockwise', arguments, 'p:q c:n i:blocksize p:code p:absmax s:dtype p:out');
+    args('dequantizeBlockwise', arguments);
     if (bs <= 0) bad(`dequantizeBlockwise: blocksize must be positive, got ${bs}`);
     const size = dtypeOk(dtype);
     touches('dequantizeBlockwise', [q, n, 1, 'q'], [code, CODE_BYTES, 4, 'code'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax'], [out, n * size, size, 'out']);
@@ -186,51 +192,51 @@ module.exports = {
   },
   // f32(f64(x) + value), as the addon's kernels (__double2float_rn(__dadd_rn(x, v)))
   addScalarF32(ptr, n, value) {
-    args('addScalarF32', arguments, 'p:ptr c:n n:value');
+    args('addScalarF32', arguments);
     touches('addScalarF32', [ptr, n * 4, 4, 'ptr']);
     const x = f32();
     for (let i = ptr / 4; i < ptr / 4 + n; i++) x[i] = x[i] + value;
   },
   subtractScalarF32(src, n, value, dst) {
-    args('subtractScalarF32', arguments, 'p:src c:n n:value p:dst');
+    args('subtractScalarF32', arguments);
     touches('subtractScalarF32', [src, n * 4, 4, 'src'], [dst, n * 4, 4, 'dst']);
     const x = f32();
     for (let i = 0; i < n; i++) x[dst / 4 + i] = x[src / 4 + i] - value;
   },
   firstNonFinite(src, n, dtype) {
-    args('firstNonFinite', arguments, 'p:src c:n s:dtype');
+    args('firstNonFinite', arguments);
     const size = dtypeOk(dtype);
     touches('firstNonFinite', [src, n * size, size, 'src']);
     return n > 0 ? k.firstNonFinite(src, n, dtype) : -1;
   },
   int8VectorwiseQuant(a, rows, cols, threshold, cb, stats) {
-    args('int8VectorwiseQuant', arguments, 'p:a c:rows c:cols n:threshold p:cb p:stats');
+    args('int8VectorwiseQuant', arguments);
     touches('int8VectorwiseQuant', [a, rows * cols * 2, 2, 'a'], [cb, rows * cols, 1, 'cb'], [stats, rows * 4, 4, 'stats']);
     if (rows === 0) return;
     if (cols === 0) f32().fill(0, stats / 4, stats / 4 + rows);
     else k.int8VectorwiseQuant(a, rows, cols, Math.fround(threshold), cb, stats);
   },
   int8ColumnQuant(a, rows, cols, threshold, cat, stats) {
-    args('int8ColumnQuant', arguments, 'p:a c:rows c:cols n:threshold p:cat p:stats');
+    args('int8ColumnQuant', arguments);
     touches('int8ColumnQuant', [a, rows * cols * 2, 2, 'a'], [cat, rows * cols, 1, 'cat'], [stats, cols * 4, 4, 'stats']);
     if (cols === 0) return;
     if (rows === 0) f32().fill(0, stats / 4, stats / 4 + cols);
     else k.int8ColumnQuant(a, rows, cols, Math.fround(threshold), cat, stats);
   },
   int8VectorwiseDequant(a, rows, cols, stats, out) {
-    args('int8VectorwiseDequant', arguments, 'p:a c:rows c:cols p:stats p:out');
+    args('int8VectorwiseDequant', arguments);
     touches('int8VectorwiseDequant', [a, rows * cols, 1, 'a'], [stats, rows * 4, 4, 'stats'], [out, rows * cols * 4, 4, 'out']);
     if (rows > 0 && cols > 0) k.int8VectorwiseDequant(a, rows, cols, stats, out);
   },
   int8LinearMatmul(a, m, kk, b, n, out) {
-    args('int8LinearMatmul', arguments, 'p:a c:m c:k p:b c:n p:out');
+    args('int8LinearMatmul', arguments);
     touches('int8LinearMatmul', [a, m * kk, 1, 'a'], [b, n * kk, 1, 'b'], [out, m * n * 4, 4, 'out']);
     if (m === 0 || n === 0) return;
     if (kk === 0) heap.u8().fill(0, out, out + m * n * 4);
     else k.int8LinearMatmul(a, m, kk, b, n, out);
   },
   int8MmDequant(a, rows, cols, rowStats, colStats, bias, biasKind, dtype, out) {
-    args('int8MmDequant', arguments, 'p:a c:rows c:cols p:rowStats p:colStats p:bias s:biasKind s:dtype p:out');
+    args('int8MmDequant', arguments);
     if (biasKind < 0 || biasKind > 3) bad('int8MmDequant: biasKind must be 0 (none), 1 (f16), 2 (f32) or 3 (bf16)');
     if (biasKind !== 0 && bias === 0) bad(`int8MmDequant: bias is 0 but biasKind is ${biasKind}`);
     if (dtype < 0 || dtype > 2) bad('int8MmDequant: dtype must be 0, 1 or 2');
@@ -240,7 +246,7 @@ module.exports = {
     if (rows > 0 && cols > 0) k.int8MmDequant(a, rows, cols, rowStats, colStats, bias, biasKind, dtype, out);
   },
   gemv4bit(a, m, kk, adtype, packed, n, absmax, bs, qtype, bias, dtype, out) {
-    args('gemv4bit', arguments, 'p:a c:m c:k s:adtype p:packed c:n p:absmax i:blocksize s:qtype p:bias s:dtype p:out');
+    args('gemv4bit', arguments);
     if (bs <= 0) bad(`gemv4bit: blocksize must be positive, got ${bs}`);
     if (qtype !== 0 && qtype !== 1) bad('gemv4bit: qtype must be 0 (fp4) or 1 (nf4)');
     if (adtype < 0 || adtype > 2 || dtype < 0 || dtype > 2) bad('gemv4bit: dtype ids must be 0, 1 or 2');
@@ -252,7 +258,7 @@ module.exports = {
     withScratch([128 + (m * kk + kk) * 4], (scratch) => k.gemv4bit(a, m, kk, adtype, packed, 0, 0, n, absmax, bs, qtype, bias, dtype, out, scratch));
   },
   dequantizeFp8(w, rows, cols, row0, scale, scaleCols, blockRows, blockCols, dtype, out) {
-    args('dequantizeFp8', arguments, 'p:w c:rows c:cols c:row0 p:scale c:scaleCols i:blockRows i:blockCols s:dtype p:out');
+    args('dequantizeFp8', arguments);
     if (blockRows <= 0 || blockCols <= 0) bad('dequantizeFp8: blockRows and blockCols must be positive');
     if (dtype < 0 || dtype > 2) bad('dequantizeFp8: dtype must be 0, 1 or 2');
     // scale[((row0 + i) / blockRows) * scaleCols + j / blockCols] for the last row and column
@@ -262,7 +268,7 @@ module.exports = {
   },
   // one launch in the addon; here the same three steps (dequantizeBlockwise f32, + offset, dequantize4bit)
   dequantize4bitNested(packed, n, bs, qtype, qabsmax, code2, absmax2, bs2, offset, dtype, out) {
-    args('dequantize4bitNested', arguments, 'p:packed c:n i:blocksize s:qtype p:qabsmax p:code2 p:absmax2 i:blocksize2 n:offset s:dtype p:out');
+    args('dequantize4bitNested', arguments);
     if (bs <= 0) bad(`dequantize4bitNested: blocksize must be positive, got ${bs}`);
     if (bs2 <= 0) bad(`dequantize4bitNested: blocksize2 must be positive, got ${bs2}`);
     qtypeOk('dequantize4bitNested', qtype);

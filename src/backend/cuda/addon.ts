@@ -3,6 +3,7 @@
 // and `reason` says why.
 import { BnbError } from '../../errors.js';
 import { nodeBuiltin } from '../../runtime/node-builtins.js';
+import { KernelsOf } from '../abi.js';
 import { forcedBackend } from '../registry.js';
 
 export interface CudaDeviceInfo {
@@ -21,8 +22,12 @@ export interface CudaProbe {
   error?: string;
 }
 
-/** The addon's ABI (native/cuda): device pointers are numbers; dtype ids 0 f32, 1 f16, 2 bf16; qtype 0 fp4, 1 nf4. */
-export interface CudaAddon {
+/**
+ * The addon's ABI (native/cuda): device pointers are numbers, ids are DTYPE_ID and QTYPE_ID. The kernels are the
+ * table's cuda entries (src/backend/abi.ts, which generates their C++ side); the runtime calls below are written by
+ * hand in native/cuda/addon.cpp, as their bodies are CUDA runtime calls rather than one launcher each.
+ */
+export interface CudaAddon extends KernelsOf<'cuda'> {
   probe(): CudaProbe;
   setDevice(index: number): void;
   malloc(bytes: number): number;
@@ -32,28 +37,9 @@ export interface CudaAddon {
   copyDtoH(dst: ArrayBufferView, src: number): void;
   copyDtoD(dst: number, src: number, bytes: number): void;
   synchronize(): void;
-  /** Queues a kernel that waits this long on the GPU (benchmarks: hides the launch gap). */
-  spin(microseconds: number): void;
   eventRecord(): number;
   eventElapsed(start: number, end: number): number;
   eventDestroy(e: number): void;
-  quantize4bit(src: number, n: number, dtype: number, blocksize: number, qtype: number, packed: number, absmax: number): void;
-  dequantize4bit(packed: number, n: number, blocksize: number, qtype: number, absmax: number, dtype: number, out: number): void;
-  quantizeBlockwise(src: number, n: number, dtype: number, blocksize: number, code: number, q: number, absmax: number): void;
-  dequantizeBlockwise(q: number, n: number, blocksize: number, code: number, absmax: number, dtype: number, out: number): void;
-  addScalarF32(ptr: number, n: number, value: number): void;
-  subtractScalarF32(src: number, n: number, value: number, dst: number): void;
-  firstNonFinite(src: number, n: number, dtype: number): number;
-  int8VectorwiseQuant(a: number, rows: number, cols: number, threshold: number, cb: number, stats: number): void;
-  int8ColumnQuant(a: number, rows: number, cols: number, threshold: number, cat: number, stats: number): void;
-  int8VectorwiseDequant(a: number, rows: number, cols: number, stats: number, out: number): void;
-  int8LinearMatmul(a: number, m: number, k: number, b: number, n: number, out: number): void;
-  int8MmDequant(a: number, rows: number, cols: number, rowStats: number, colStats: number, bias: number, biasKind: number, dtype: number, out: number): void;
-  gemv4bit(a: number, m: number, k: number, adtype: number, packed: number, n: number, absmax: number, blocksize: number, qtype: number, bias: number, dtype: number, out: number): void;
-  dequantizeFp8(w: number, rows: number, cols: number, row0: number, scale: number, scaleCols: number, blockRows: number, blockCols: number, dtype: number, out: number): void;
-  /** dequantize4bit with a nested absmax (qabsmax uint8 per block, code2 f32[256], absmax2 f32 per blocksize2 blocks, offset):
-   * one kernel, the bytes of dequantizeBlockwise(f32) + addScalarF32(offset) + dequantize4bit. */
-  dequantize4bitNested(packed: number, n: number, blocksize: number, qtype: number, qabsmax: number, code2: number, absmax2: number, blocksize2: number, offset: number, dtype: number, out: number): void;
 }
 
 let loaded: { addon: CudaAddon | null; probe: CudaProbe | null; reason: string | null } | null = null;

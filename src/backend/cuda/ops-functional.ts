@@ -9,13 +9,13 @@ import {
 import { checkGemv4bit } from '../../ops/gemv4bit.js';
 import { DequantizeFp8Options, checkDequantizeFp8 } from '../../ops/fp8.js';
 import { onHost } from '../../ops/validate.js';
-import { WASM_DTYPE, WASM_QTYPE } from '../../wasm/exports.js';
+import { DTYPE_ID, QTYPE_ID } from '../abi.js';
 import { cudaCall } from './addon.js';
 import { checkFinite, cudaFor, dev, withTemps } from './util.js';
 import { DeviceTensor, deviceEmpty, toDevice } from './tensor.js';
 import { deviceAbsmax, output } from './ops.js';
 
-const DT = WASM_DTYPE;
+const DT = DTYPE_ID;
 
 export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
   const { threshold, allowNonFinite, rows, cols } = checkInt8Quant(A, opts);
@@ -80,7 +80,7 @@ export function gemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?:
     // the kernels add an f32 bias (the WebAssembly kernel's toFloat32 of it)
     const f32 = bias && temp(toDevice(tensor(toFloat32(onHost(bias) ? bias : toDevice(bias, 'cpu')), [N]), a.device) as DeviceTensor);
     const out = deviceEmpty(dtype, outShape, a.device);
-    cudaCall(() => cuda.gemv4bit(a.ptr, M, K, DT[dtype], b.ptr, N, am.ptr, blocksize, WASM_QTYPE[quantType], f32 ? f32.ptr : 0, DT[dtype], out.ptr));
+    cudaCall(() => cuda.gemv4bit(a.ptr, M, K, DT[dtype], b.ptr, N, am.ptr, blocksize, QTYPE_ID[quantType], f32 ? f32.ptr : 0, DT[dtype], out.ptr));
     return out;
   });
 }

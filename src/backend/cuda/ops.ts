@@ -11,15 +11,13 @@ import {
 } from '../../ops/blockwise.js';
 import { NESTED_BLOCKSIZE_4BIT, Quantize4bitOptions, checkQuantize4bit, packedShape } from '../../ops/quantize4bit.js';
 import { Dequantize4bitOptions, checkDequantize4bit } from '../../ops/dequantize4bit.js';
-import { WASM_DTYPE, WASM_QTYPE } from '../../wasm/exports.js';
+import { DTYPE_ID, QTYPE_ID } from '../abi.js';
 import { CudaAddon, cudaCall } from './addon.js';
 import { checkFinite, cudaFor, dev, withTemps } from './util.js';
 import { DeviceTensor, deviceEmpty, toDevice } from './tensor.js';
 
-const DT = WASM_DTYPE;
-const QT = WASM_QTYPE;
-
-type NestedKernel = (packed: number, n: number, blocksize: number, qtype: number, qabsmax: number, code2: number, absmax2: number, blocksize2: number, offset: number, dtype: number, out: number) => void;
+const DT = DTYPE_ID;
+const QT = QTYPE_ID;
 
 /** A 256-entry code on the device (a temporary). */
 function codeOn(code: Float32Array, device: string, temp: (t: DeviceTensor) => DeviceTensor): DeviceTensor {
@@ -80,7 +78,7 @@ export function dequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantiz
   const packed = dev('A', A);
   const cuda = cudaFor(packed.device);
   return withTemps((temp) => {
-    const fused = (cuda as { dequantize4bitNested?: NestedKernel }).dequantize4bitNested;
+    const fused = (cuda as Partial<CudaAddon>).dequantize4bitNested; // an addon built before it has none
     const nested = absmax.nested;
     if (!transposed && nested !== null && typeof fused === 'function') {
       // one kernel de-nests the absmax and dequantizes (the same bits as the two-step path)

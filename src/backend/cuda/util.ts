@@ -3,7 +3,7 @@ import { BnbError, fail } from '../../errors.js';
 import { FloatDType, itemsize } from '../../dtypes.js';
 import { isTensor, numel, tensor, toFloat32 } from '../../tensor.js';
 import { nonFiniteAt } from '../../ops/finite.js';
-import { WASM_DTYPE } from '../../wasm/exports.js';
+import { DTYPE_ID } from '../abi.js';
 import { CudaAddon, cudaCall, requireCuda } from './addon.js';
 import { DeviceTensor, deviceIndex, isDeviceTensor } from './tensor.js';
 
@@ -39,7 +39,7 @@ export function withTemps<T>(f: (temp: (t: DeviceTensor) => DeviceTensor) => T):
 export function checkFinite(cuda: CudaAddon, A: DeviceTensor, allowNonFinite: boolean): void {
   if (allowNonFinite) return;
   const dtype = A.dtype as FloatDType;
-  const i = cudaCall(() => cuda.firstNonFinite(A.ptr, numel(A.shape), WASM_DTYPE[dtype]));
+  const i = cudaCall(() => cuda.firstNonFinite(A.ptr, numel(A.shape), DTYPE_ID[dtype]));
   if (i < 0) return;
   const one = new Uint8Array(itemsize(dtype));
   cudaCall(() => cuda.copyDtoH(one, A.ptr + i * one.length));
