@@ -20,10 +20,11 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 xz -dc .device/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
 if [ ! -f /tmp/bnb/bitsandbytes/libbitsandbytes_cuda130.so ]; then
   mkdir -p /tmp/bnb && tar xzf ".device/$BNB" -C /tmp/bnb
-  (cd /tmp/bnb && cmake -DCOMPUTE_BACKEND=cuda -DCOMPUTE_CAPABILITY=90 -S . -B build && cmake --build build -j12) > "$OUT/bnb-build.log" 2>&1 &
+  (cd /tmp/bnb && cmake -DCOMPUTE_BACKEND=cuda -DCOMPUTE_CAPABILITY=90 -S . -B build && cmake --build build -j$(nproc)) > "$OUT/bnb-build.log" 2>&1 &
   bnb_pid=$!
 fi
-if [ ! -f build/bnbjs_cuda.node ]; then
+# NO_ADDON=1: leave every core to bitsandbytes' build (a short device budget)
+if [ -z "${NO_ADDON:-}" ] && [ ! -f build/bnbjs_cuda.node ]; then
   BNBJS_CUDA_ARCHS=90 node scripts/build-cuda.mjs > "$OUT/addon-build.log" 2>&1 || { echo "addon build failed"; tail -20 "$OUT/addon-build.log"; }
 fi
 if [ -n "${bnb_pid:-}" ]; then
