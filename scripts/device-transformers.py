@@ -34,6 +34,7 @@ ap.add_argument('--out', required=True)
 ap.add_argument('--work', default='/tmp/bnbjs-tf')
 ap.add_argument('--node', default='node')
 ap.add_argument('--cuda', action='store_true', help='also run bnbjs through its CUDA backend')
+ap.add_argument('--no-shards', action='store_true', help='skip the sharded-output checks (a short device budget)')
 args = ap.parse_args()
 os.makedirs(args.work, exist_ok=True)
 CLI = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'dist', 'cli.js')
@@ -260,7 +261,7 @@ def main():
                 row['cuda_vs_wasm'] = compare_folders(cuda_q, ours)
                 _, row['cuda_dequantize_s'] = bnbjs('dequantize', theirs, cuda_d, '--force', env={'BNBJS_BACKEND': 'cuda'})
                 row['cuda_dequantized'] = compare_dequantized(cuda_d, ref)
-            if fmt in SHARD_SIZES:
+            if fmt in SHARD_SIZES and not args.no_shards:
                 sharded = ours + '-sharded'
                 bnbjs('quantize', src, sharded, *cli_args, '--force', '--max-shard-size', SHARD_SIZES[fmt])
                 _, where, files = load_folder(sharded)

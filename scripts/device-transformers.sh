@@ -33,5 +33,6 @@ fi
 export PYTHONPATH=/tmp/bnb
 node dist/cli.js inspect --backends
 cuda=--cuda; [ -f build/bnbjs_cuda.node ] || cuda=
-python3 scripts/device-transformers.py --out "$OUT" $cuda 2>&1 | tee "$OUT/transformers.log" | grep -v "^{" | tail -40
+shards=; [ -n "${NO_SHARDS:-}" ] && shards=--no-shards
+python3 scripts/device-transformers.py --out "$OUT" $cuda $shards 2>&1 | tee "$OUT/transformers.log" | grep -v "^{" | tail -40
 exit "${PIPESTATUS[0]}"
