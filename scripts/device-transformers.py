@@ -94,7 +94,7 @@ def compare_folders(ours_dir, theirs_dir):
     theirs, _, _ = load_folder(theirs_dir)
     rows = {'tensors': len(theirs), 'identical': 0, 'differences': [], 'only_ours': sorted(set(ours) - set(theirs)),
             'only_theirs': sorted(set(theirs) - set(ours))}
-    offsets = {}
+    offsets, offset_values = {}, {}
     for k in sorted(set(ours) & set(theirs)):
         a, b = ours[k], theirs[k]
         if same_bytes(a, b):
@@ -111,14 +111,40 @@ def compare_folders(ours_dir, theirs_dir):
             if set(diff) == {'nested_offset'}:
                 n = ulps(ja['nested_offset'], jb['nested_offset'])
                 offsets[k.split('.weight.')[0]] = n
+                offset_values[k.split('.weight.')[0]] = (ja['nested_offset'], jb['nested_offset'])
                 d['explained'] = f'nested_offset {n} ulp apart: bnbjs takes the exact mean of absmax, torch a CUDA reduction order'
         rows['differences'].append(d)
-    # a nested absmax that differs where its layer's offset differs follows from that offset
+    # the absmax codes and the nested absmax of a layer whose offset differs follow from that offset
     for d in rows['differences']:
+        module = d['tensor'].split('.weight.')[0]
+        if module not in offsets:
+            continue
         if d['tensor'].endswith('.weight.absmax'):
-            module = d['tensor'].split('.weight.')[0]
-            if module in offsets:
-                d['explained'] = f'absmax codes quantized against an offset {offsets[module]} ulp apart (see the quant_state)'
+            d['explained'] = f'absmax codes quantized against an offset {offsets[module]} ulp apart (see the quant_state)'
+        elif d['tensor'].endswith('.weight.nested_absmax'):
+            d['explained'] = f'max |absmax - offset| per 256 blocks, with an offset {offsets[module]} ulp apart'
+    rows['offset_modules'] = {m: offset_values[m] for m in sorted(offsets)}
+    return rows
+
+
+def exact_mean_check(src_dir, modules):
+    """For each layer whose nested offset differs: the correctly rounded mean of bitsandbytes' own
+    float32 absmax (fsum) against both offsets. bnbjs promises the exact mean; torch.mean is a reduction."""
+    import math
+    weights, _, _ = load_folder(src_dir)
+    out = {'layers': len(modules), 'exact_equals_bnbjs': 0, 'torch_mean_equals_transformers': 0}
+    for module in modules:
+        w = weights[f'{module}.weight'].to(DEV)
+        _, st = F.quantize_4bit(w, blocksize=64, quant_type='nf4', compress_statistics=False)
+        a = st.absmax.float()
+        exact = struct.unpack('<f', struct.pack('<f', math.fsum(a.double().tolist()) / a.numel()))[0]
+        ours_off, theirs_off = modules[module]
+        torch_mean = float(a.mean())
+        out['exact_equals_bnbjs'] += int(exact == ours_off)
+        out['torch_mean_equals_transformers'] += int(torch_mean == theirs_off)
+        out.setdefault('per_layer', []).append({'module': module, 'exact_mean': exact, 'torch_mean': torch_mean,
+                                                'bnbjs': ours_off, 'transformers': theirs_off})
+    return out
     return rows
 
 
@@ -148,7 +174,9 @@ def reference_dequantized(model):
         if isinstance(m, bnb.nn.Linear4bit):
             ref[f'{name}.weight'] = F.dequantize_4bit(m.weight.data, m.weight.quant_state).cpu()
         elif isinstance(m, bnb.nn.Linear8bitLt):
-            ref[f'{name}.weight'] = F.int8_vectorwise_dequant(m.weight.data, m.weight.SCB).to(model.dtype).cpu()
+            # after the first forward bitsandbytes keeps the row statistics in the layer's state
+            scb = m.weight.SCB if getattr(m.weight, 'SCB', None) is not None else m.state.SCB
+            ref[f'{name}.weight'] = F.int8_vectorwise_dequant(m.weight.data, scb).to(model.dtype).cpu()
     return ref
 
 
@@ -195,6 +223,10 @@ def write_table(results):
             extra.append(f"{SHARD_SIZES[r['format']]} shards: {len(s['files'])} files, {s['vs_single']['identical']}/{s['vs_single']['tensors']} = single, "
                          f"logits identical {s['logits_vs_inflight']['identical']}; dequantize {len(s['dequantize_files'])} shards, "
                          f"{s['dequantized']['identical']}/{s['dequantized']['layers']} identical, loads")
+        if 'offset_check' in r:
+            o = r['offset_check']
+            extra.append(f"offsets: exact mean = bnbjs's {o['exact_equals_bnbjs']}/{o['layers']}, torch.mean = transformers' "
+                         f"{o['torch_mean_equals_transformers']}/{o['layers']}")
         lo = r['logits_ours_vs_inflight']
         lines.append(f"| {r['format']} | {t['identical']}/{t['tensors']} | {len(t['differences'])} ({explained})"
                      f"{' only ours: ' + str(len(t['only_ours'])) if t['only_ours'] else ''}"
@@ -240,6 +272,8 @@ def main():
             inflight.save_pretrained(theirs)
             row['transformers_quantize_save_s'] = time.perf_counter() - t
             row['tensors'] = compare_folders(ours, theirs)
+            if row['tensors'].get('offset_modules'):
+                row['offset_check'] = exact_mean_check(src, row['tensors']['offset_modules'])
             row['quantization_config_diff'], row['config_diff'] = quantization_config_diff(ours, theirs)
             row['companions'] = sorted(set(os.listdir(src)) - set(os.listdir(ours)) - {'model.safetensors'})
             ref_logits = logits_of(inflight, ids)
