@@ -25,7 +25,7 @@ if [ ! -f /tmp/bnb/bitsandbytes/libbitsandbytes_cuda130.so ]; then
 fi
 # NO_ADDON=1: leave every core to bitsandbytes' build (a short device budget)
 if [ -z "${NO_ADDON:-}" ] && [ ! -f build/bnbjs_cuda.node ]; then
-  BNBJS_CUDA_ARCHS=90 node scripts/build-cuda.mjs > "$OUT/addon-build.log" 2>&1 || { echo "addon build failed"; tail -20 "$OUT/addon-build.log"; }
+  BNBJS_CUDA_ARCHS=90 timeout "${ADDON_TIMEOUT:-1200}" node scripts/build-cuda.mjs > "$OUT/addon-build.log" 2>&1 || { echo "addon build failed"; tail -20 "$OUT/addon-build.log"; }
 fi
 if [ -n "${bnb_pid:-}" ]; then
   wait "$bnb_pid" || { echo "bitsandbytes build failed"; tail -30 "$OUT/bnb-build.log"; exit 1; }
