@@ -5,7 +5,7 @@ import { DType } from '../dtypes.js';
 import type { SafetensorsDType } from '../io/safetensors.js';
 import type { CheckpointReader } from '../io/safetensors-file.js';
 import { MAX_BLOB_BYTES } from '../quant-state.js';
-import { pyLoads, showJson, toPlain } from '../io/json.js';
+import { pyLoads, showJson, toPlain } from '../json/parse.js';
 import { DEFAULT_MAX_SHARD_SIZE, INDEX_NAME, parseShardSize } from './shards.js';
 import type { CheckpointWriter } from './shards.js';
 

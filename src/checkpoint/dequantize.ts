@@ -9,7 +9,7 @@ import { int8VectorwiseDequantCast } from '../ops/int8-cast.js';
 import { dequantizeFp8 } from '../ops/fp8.js';
 import { CheckpointReader, PlannedTensor, openCheckpoint } from '../io/safetensors-file.js';
 import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
-import { PyJson } from '../pyjson.js';
+import { PyJson } from '../json/dumps.js';
 import { Layer4bit, LayerFp8, LayerInt8, QuantizedLayer, findLayers } from './layers.js';
 import { Target, isDirectory } from './files.js';
 import { kernelPath } from '../io/files.js';

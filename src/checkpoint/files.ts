@@ -8,7 +8,7 @@ import { copyRegularFile, outputError, readError } from '../io/files.js';
 import { dropTemporary, newTemporary, trackTemporary, untrackTemporary } from '../io/temp.js';
 import { recoverOutput, swapIntoPlace } from '../io/swap.js';
 import { PlannedTensor } from '../io/safetensors-file.js';
-import { PyJson } from '../pyjson.js';
+import { PyJson } from '../json/dumps.js';
 import { writeConfig } from './config.js';
 import { CheckpointWriter } from './shards.js';
 

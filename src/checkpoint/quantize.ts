@@ -9,7 +9,7 @@ import { int8VectorwiseQuantCast } from '../ops/int8-cast.js';
 import { BLOCKSIZES_4BIT, checkBlocksize } from '../ops/validate.js';
 import { PlannedTensor, openCheckpoint } from '../io/safetensors-file.js';
 import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
-import { PyJson } from '../pyjson.js';
+import { PyJson } from '../json/dumps.js';
 import { findLayers, isQuantizableWeight } from './layers.js';
 import { Target, isDirectory } from './files.js';
 import { kernelPath } from '../io/files.js';

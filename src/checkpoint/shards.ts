@@ -8,7 +8,7 @@ import { BnbError, show } from '../errors.js';
 import { PlannedTensor, SafetensorsFileWriter, createSafetensorsWriter } from '../io/safetensors-file.js';
 import { StoredTensor, safetensorsItemsize } from '../io/safetensors.js';
 import { outputError, writeTextFile } from '../io/files.js';
-import { PyJson, pyJsonDumps } from '../pyjson.js';
+import { PyJson, pyJsonDumps } from '../json/dumps.js';
 
 /** transformers' default max_shard_size, "50GB". */
 export const DEFAULT_MAX_SHARD_SIZE = 50_000_000_000;

@@ -12,7 +12,7 @@ import { guard, isPlainObject, readShape } from '../args.js';
 import { freshView, isArrayBuffer, viewOf } from '../views.js';
 import { DType, arrayTypeOf, isDType } from '../dtypes.js';
 import { Tensor, checkNotDetached, checkShape, checkTensor, numel, tensor } from '../tensor.js';
-import { JsonNumber, JsonValue, parseJson, showJson } from './json.js';
+import { JsonNumber, JsonValue, parseJson, showJson } from '../json/parse.js';
 
 export type SafetensorsDType =
   | 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
