@@ -16,8 +16,9 @@ export interface PlannedTensor {
 
 /**
  * Tensors written one at a time (memory bounded by one tensor where the sink writes
- * files). Nothing is in place until finish() resolves; abort(), or a failed write or
- * finish(), leaves nothing behind.
+ * files). Nothing partial is ever in place: abort(), or a failed write or finish(),
+ * removes what was written (a sharded sink's single-file output, completed by its
+ * last write, stays).
  */
 export interface TensorSink {
   /** Declares every tensor to come, once, before the first write: a sink may reserve space or split shards by it. */

@@ -3,6 +3,7 @@
 // than that gets a shard of its own, and no tensor is ever split); one shard is
 // `model.safetensors`, N shards are `model-0000i-of-0000N.safetensors` with a
 // `model.safetensors.index.json` holding metadata.total_size and the weight_map.
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BnbError, show } from '../../errors.js';
 import { PyJson, pyJsonDumps } from '../../json/dumps.js';
@@ -172,8 +173,13 @@ export class ShardedSink implements TensorSink {
     }
   }
 
+  /**
+   * Removes the shards being written and, in a folder, the shards already finished. (A
+   * single-file output is finished by its last write: from then on it stays.)
+   */
   async abort(): Promise<void> {
     for (const w of this.#open.values()) await w.abort();
     this.#open.clear();
+    if (this.dir !== null) for (const i of this.#finished) await rm(this.#files[i]!, { force: true }).catch(() => {});
   }
 }
