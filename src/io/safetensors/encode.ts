@@ -97,7 +97,7 @@ export function prepareSafetensors(tensors: Record<string, StoredTensor>, metada
 }
 
 /** The options, copied (each read once). */
-export function checkOptions(opts: unknown, keys: readonly string[]): Record<string, unknown> {
+function checkOptions(opts: unknown, keys: readonly string[]): Record<string, unknown> {
   if (opts === undefined) return {};
   if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', 'opts', opts, `an object with ${keys.join(', ')}`);
   for (const k of guard('opts', () => Object.keys(opts))) {

@@ -5,7 +5,7 @@ import { BnbError, fail } from '../../errors.js';
 import { systemReason } from '../files.js';
 
 /** Largest single read/write call (the OS and Node cap one call below 2 GiB). */
-export const IO_CHUNK = 1 << 30;
+const IO_CHUNK = 1 << 30;
 
 export function ioError(e: unknown, what: string): BnbError {
   if (e instanceof BnbError) return e;

@@ -3,12 +3,13 @@
 import type { FileHandle } from 'node:fs/promises';
 import { BnbError } from '../../errors.js';
 import { openRegularFile } from '../files.js';
-import { missing } from '../source.js';
+import { TensorSource, missing } from '../source.js';
 import { SafetensorsHeader, TensorInfo, copyInfo, headerLength, parseHeader } from './header.js';
 import { StoredTensor, storedTensorOwning, wholeBytes } from './tensors.js';
 import { allocateBytes, checkPath, inFile, readFully } from './file-io.js';
 
-export interface SafetensorsReader {
+/** One file as a TensorSource, with its path and parsed header. */
+export interface SafetensorsReader extends TensorSource {
   readonly path: string;
   readonly header: SafetensorsHeader;
   readonly metadata: Record<string, string> | null;

@@ -12,7 +12,7 @@ import type { StoredTensor } from './tensors.js';
 import { ioError } from './file-io.js';
 import { SafetensorsReader, openSafetensors } from './file-source.js';
 
-export const INDEX_SUFFIX = '.safetensors.index.json';
+const INDEX_SUFFIX = '.safetensors.index.json';
 const MAX_INDEX_BYTES = 100_000_000;
 
 function badIndex(path: string, what: string): never {

@@ -1,6 +1,6 @@
 // Whole safetensors files in one call: bytes <-> tensors in any runtime, and paths
 // through the file support that the Node entry registers (setPathSupport).
-import { BnbError, fail } from '../../errors.js';
+import { BnbError, fail, show } from '../../errors.js';
 import { StoredTensor, toStoredTensor } from './tensors.js';
 import { PreparedEntry, checkWriteOptions, prepareSafetensors, serializeSafetensors } from './encode.js';
 import { fileInBytes } from './memory-source.js';
@@ -27,9 +27,10 @@ export function setPathSupport(support: PathSupport): void {
   pathSupport = support;
 }
 
-function files(): PathSupport {
+function withPaths(path: string): PathSupport {
   if (pathSupport === null) {
-    throw new BnbError('E_IO', "paths need the file support of bnbjs/node (Node, Deno, Bun; also bnbjs's default entry in Node and Bun): import it from there, or elsewhere pass the file's bytes");
+    throw new BnbError('E_IO', `path = ${show(path)} is not accepted by this entry: paths need the file support of bnbjs/node (Node, Deno, Bun; ` +
+      "bnbjs's own entry in Node and Bun has it too): import from there, or here pass the file's bytes");
   }
   return pathSupport;
 }
@@ -46,7 +47,7 @@ function checkPath(path: unknown): string {
 export async function readSafetensors(source: string | Uint8Array | ArrayBuffer): Promise<{ tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null }> {
   if (typeof source === 'string') {
     checkPath(source);
-    return files().read(source);
+    return withPaths(source).read(source);
   }
   return parseSafetensors(source as Uint8Array);
 }
@@ -73,5 +74,5 @@ async function writeFile(path: string, tensors: Record<string, StoredTensor>, op
   checkPath(path);
   const o = checkWriteOptions(opts);
   const prepared = prepareSafetensors(tensors, o.metadata); // validate before touching the file system
-  return files().write(path, prepared, o.force);
+  return withPaths(path).write(path, prepared, o.force);
 }
