@@ -14,7 +14,7 @@ import { inspectCheckpoint } from './checkpoint/inspect.js';
 import { dequantizeCheckpoint } from './checkpoint/dequantize.js';
 import { CheckpointFormat, quantizeCheckpoint } from './checkpoint/quantize.js';
 import { ConversionReport } from './checkpoint/common.js';
-import { parseShardSize } from './checkpoint/shards.js';
+import { parseShardSize } from './io/safetensors/sharded-sink.js';
 import { COMMANDS, HELP, UsageError, nearest, parseArgsError } from './cli/usage.js';
 import { bytesText } from './cli/progress.js';
 import { demoText, runDemo } from './cli/demo.js';

@@ -36,11 +36,13 @@ export { threadStats } from './threads/pool.js';
 export type { WasmFeatures } from './wasm/features.js';
 export { dequantize, dequantizeWeight } from './axolotl.js';
 export type { AxolotlQuantState, LegacyQuantStateList, LegacyNestedStateList, TorchaoNF4Tensor } from './axolotl.js';
-export {
-  MAX_HEADER_BYTES, headerLength, parseHeader, toStoredTensor, safetensorsDTypeOf, parseSafetensors, serializeSafetensors,
-  readSafetensors, writeSafetensors,
-} from './io/safetensors.js';
-export type { SafetensorsDType, RawDType, RawTensor, StoredTensor, TensorInfo, SafetensorsHeader } from './io/safetensors.js';
+export { MAX_HEADER_BYTES, headerLength, parseHeader } from './io/safetensors/header.js';
+export { toStoredTensor, safetensorsDTypeOf } from './io/safetensors/tensors.js';
+export { serializeSafetensors } from './io/safetensors/encode.js';
+export { parseSafetensors, readSafetensors, writeSafetensors } from './io/safetensors/whole.js';
+export type { SafetensorsDType, RawDType } from './io/safetensors/dtypes.js';
+export type { RawTensor, StoredTensor } from './io/safetensors/tensors.js';
+export type { TensorInfo, SafetensorsHeader } from './io/safetensors/header.js';
 export { toDevice } from './tensor.js';
 export { registerKernel, commonDevice, OPS, setForcedBackend } from './backend/registry.js';
 export type { OpName } from './backend/registry.js';

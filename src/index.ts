@@ -1,11 +1,12 @@
 // bnbjs for Node and Bun (and bundlers that resolve the default condition): the
-// kernels are read from build/ beside the package on first use, large ops run on
-// worker threads, and the native backends (the CUDA addon, Intel Gaudi) register
-// themselves; probe() reports them.
+// kernels are read from build/ beside the package on first use, readSafetensors and
+// writeSafetensors take paths, large ops run on worker threads, and the native
+// backends (the CUDA addon, Intel Gaudi) register themselves; probe() reports them.
 import './wasm/file-loader.js';
 import './threads/node-host.js';
 import './backend/cuda/register.js';
 import './backend/hpu/backend.js';
+import './io/safetensors/file-support.js';
 export * from './core.js';
 export { probe } from './backend/probe.js';
 export type { Probe } from './backend/probe.js';

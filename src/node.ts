@@ -2,8 +2,14 @@
 // safetensors files and checkpoint conversion. Kept out of the main entry so that
 // browser and Worker bundles never pull node:fs.
 export * from './index.js';
-export { openSafetensors, openCheckpoint, createSafetensorsWriter } from './io/safetensors-file.js';
-export type { SafetensorsReader, CheckpointReader, OpenCheckpointOptions, PlannedTensor, SafetensorsFileWriter } from './io/safetensors-file.js';
+export { openSafetensors } from './io/safetensors/file-source.js';
+export { openCheckpoint } from './io/open.js';
+export { createSafetensorsWriter } from './io/safetensors/file-sink.js';
+export type { SafetensorsReader } from './io/safetensors/file-source.js';
+export type { CheckpointReader } from './io/source.js';
+export type { OpenCheckpointOptions } from './io/open.js';
+export type { PlannedTensor } from './io/sink.js';
+export type { SafetensorsFileWriter } from './io/safetensors/file-sink.js';
 export { quantizeCheckpoint } from './checkpoint/quantize.js';
 export { bitsAndBytesConfig, configText } from './checkpoint/config.js';
 export type { QuantizeCheckpointOptions, CheckpointFormat } from './checkpoint/quantize.js';

@@ -6,8 +6,8 @@ import { DType, FLOAT_DTYPES, FloatDType } from './dtypes.js';
 import { Tensor, checkNotDetached, checkTensor, isTensor, numel, tensor } from './tensor.js';
 import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT, checkBlocksize } from './ops/validate.js';
 import { QuantType } from './maps.js';
-import { PyFloat, PyJson, pyJsonDumps } from './pyjson.js';
-import { pyLoads, toPlain } from './io/json.js';
+import { PyFloat, PyJson, pyJsonDumps } from './json/dumps.js';
+import { pyLoads, toPlain } from './json/parse.js';
 
 export interface QuantStateFields {
   absmax: Tensor;

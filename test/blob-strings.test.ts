@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { QuantState, Tensor, quantize4bit, serializeSafetensors, tensor } from '../src/index.js';
-import { pyLoads, toPlain } from '../src/io/json.js';
+import { pyLoads, toPlain } from '../src/json/parse.js';
 import { inspectCheckpoint } from '../src/checkpoint/inspect.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { error, rejection } from './helpers/util.js';

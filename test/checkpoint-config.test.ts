@@ -11,8 +11,8 @@ import { serializeSafetensors, tensor } from '../src/index.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { bitsAndBytesConfig, configText } from '../src/checkpoint/config.js';
-import { JsonValue, parseJson } from '../src/io/json.js';
-import { PyJson } from '../src/pyjson.js';
+import { JsonValue, parseJson } from '../src/json/parse.js';
+import { PyJson } from '../src/json/dumps.js';
 import { SHARED } from './helpers/golden.js';
 import { bitsAndBytesConfigErrors, isPyFloat } from './helpers/transformers-rules.js';
 

@@ -149,7 +149,7 @@ describe('quantizing tiny-llama-bf16 reproduces the transformers + bitsandbytes 
 describe('malformed checkpoints are rejected with their code and nothing is written', () => {
   const nf4 = loadSafetensors(`${models}/tiny-llama-nf4-dq/model.safetensors`);
   async function without(dropOrEdit: (t: Record<string, Tensor>) => void, code: string) {
-    const { serializeSafetensors } = await import('../src/io/safetensors.js');
+    const { serializeSafetensors } = await import('../src/io/safetensors/encode.js');
     const t = { ...nf4 };
     dropOrEdit(t);
     const dir = join(tmp, `bad-${code}-${Math.random().toString(36).slice(2)}`);

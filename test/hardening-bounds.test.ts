@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   Tensor, int8DoubleQuant, numThreads, parseHeader, quantize4bit, setNumThreads, tensor, threadStats, wasmTensor,
 } from '../src/index.js';
-import { MAX_HEADER_VALUES, MAX_METADATA_ENTRIES, MAX_SHAPE_DIMS, MAX_SHAPE_ENTRIES, MAX_TENSORS } from '../src/io/safetensors.js';
+import { MAX_HEADER_VALUES, MAX_METADATA_ENTRIES, MAX_SHAPE_DIMS, MAX_SHAPE_ENTRIES, MAX_TENSORS } from '../src/io/safetensors/header.js';
 import { maxThreads, setParallelThreshold, threadHost } from '../src/threads/config.js';
 import { poolFor } from '../src/threads/pool.js';
 import { MAX_WASM_BYTES, setWasmMemoryLimit } from '../src/wasm/memory.js';

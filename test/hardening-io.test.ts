@@ -9,7 +9,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { serializeSafetensors, tensor } from '../src/index.js';
-import { createSafetensorsWriter } from '../src/io/safetensors-file.js';
+import { createSafetensorsWriter } from '../src/io/safetensors/file-sink.js';
 import { dropTemporary, newTemporary, removeStaleTemporaries } from '../src/io/temp.js';
 import { MAX_CONFIG_BYTES } from '../src/checkpoint/config.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';

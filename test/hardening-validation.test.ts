@@ -17,8 +17,8 @@ import {
 } from '../src/index.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
 import { FUNCTION_NAMES, LEFT_OUT } from './property/props-robust.js';
-import { MAX_TENSORS } from '../src/io/safetensors.js';
-import { createSafetensorsWriter } from '../src/io/safetensors-file.js';
+import { MAX_TENSORS } from '../src/io/safetensors/header.js';
+import { createSafetensorsWriter } from '../src/io/safetensors/file-sink.js';
 import { MAX_BLOB_BYTES } from '../src/quant-state.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { inspectCheckpoint } from '../src/checkpoint/inspect.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseSafetensors, serializeSafetensors } from '../src/index.js';
-import { openCheckpoint } from '../src/io/safetensors-file.js';
+import { openCheckpoint } from '../src/io/open.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { inspectCheckpoint } from '../src/checkpoint/inspect.js';

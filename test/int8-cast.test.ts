@@ -15,7 +15,7 @@ import { int8VectorwiseDequantCast, int8VectorwiseQuantCast } from '../src/ops/i
 import { int8VectorwiseQuantWasm } from '../src/ops/int8.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
-import { writeSafetensorsFile } from '../src/io/safetensors-file.js';
+import { writeSafetensorsFile } from '../src/io/safetensors/file-sink.js';
 import { setParallelThreshold } from '../src/threads/config.js';
 import { setChunkElements, wasm } from '../src/wasm/runtime.js';
 import { loadSafetensors } from './helpers/golden.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   BnbError, QuantState, Tensor, dequantize4bit, dequantizeBlockwise, quantize4bit, quantizeBlockwise, tensor, toFloat32,
 } from '../src/index.js';
-import { PyFloat, pyFloatRepr, pyJsonDumps } from '../src/pyjson.js';
+import { PyFloat, pyFloatRepr, pyJsonDumps } from '../src/json/dumps.js';
 import { Rng, randn } from './helpers/random.js';
 
 const data = randn(new Rng(7), 300 * 40);

@@ -10,7 +10,9 @@ import {
   safetensorsDTypeOf, serializeSafetensors, tensor, toStoredTensor, writeSafetensors,
 } from '../src/index.js';
 import type { SafetensorsDType, TensorInfo } from '../src/index.js';
-import { createSafetensorsWriter, openCheckpoint, openSafetensors } from '../src/io/safetensors-file.js';
+import { createSafetensorsWriter } from '../src/io/safetensors/file-sink.js';
+import { openSafetensors } from '../src/io/safetensors/file-source.js';
+import { openCheckpoint } from '../src/io/open.js';
 import { SHARED } from './helpers/golden.js';
 import { error, rejection } from './helpers/util.js';
 
@@ -612,7 +614,8 @@ describe('writeSafetensors never leaves a partial output', () => {
 
 describe('writeSafetensors(tensors, { metadata })', () => {
   test('returns the bytes serializeSafetensors gives', async () => {
-    const { writeSafetensors: w, serializeSafetensors: s, parseSafetensors: p } = await import('../src/io/safetensors.js');
+    const { writeSafetensors: w, parseSafetensors: p } = await import('../src/io/safetensors/whole.js');
+    const { serializeSafetensors: s } = await import('../src/io/safetensors/encode.js');
     const t = { a: { dtype: 'float32' as const, shape: [2], data: new Float32Array([1, 2]), device: 'cpu' } };
     const bytes = w(t, { metadata: { format: 'pt' } });
     expect(bytes).toEqual(s(t, { metadata: { format: 'pt' } }));

@@ -2,12 +2,12 @@ import { basename, join } from 'node:path';
 import { BnbError, fail } from '../errors.js';
 import { readOptions, readString } from '../args.js';
 import { DType } from '../dtypes.js';
-import type { SafetensorsDType } from '../io/safetensors.js';
-import type { CheckpointReader } from '../io/safetensors-file.js';
+import type { SafetensorsDType } from '../io/safetensors/dtypes.js';
+import { TensorSource, sourceBytes } from '../io/source.js';
+import type { TensorSink } from '../io/sink.js';
 import { MAX_BLOB_BYTES } from '../quant-state.js';
-import { pyLoads, showJson, toPlain } from '../io/json.js';
-import { DEFAULT_MAX_SHARD_SIZE, INDEX_NAME, parseShardSize } from './shards.js';
-import type { CheckpointWriter } from './shards.js';
+import { pyLoads, showJson, toPlain } from '../json/parse.js';
+import { DEFAULT_MAX_SHARD_SIZE, INDEX_NAME, parseShardSize } from '../io/safetensors/sharded-sink.js';
 
 /** What a conversion has done so far, reported after each input tensor. */
 export interface ProgressEvent {
@@ -52,6 +52,9 @@ export interface ConversionReport {
   seconds: number;
 }
 
+/** What a conversion between a TensorSource and a TensorSink reports (ConversionReport without the paths). */
+export type SourceConversionReport = Pick<ConversionReport, 'tensors' | 'layers' | 'bytesIn' | 'bytesOut' | 'seconds'>;
+
 export const ST_DTYPE: Record<DType, SafetensorsDType> = {
   float32: 'F32', float16: 'F16', bfloat16: 'BF16', uint8: 'U8', int8: 'I8', int32: 'I32', float8_e4m3fn: 'F8_E4M3',
 };
@@ -62,9 +65,13 @@ export function checkPaths(input: unknown, output: unknown): void {
   readString('output', output, 'a path');
 }
 
-/** A conversion's options, copied (see readOptions): the common ones checked, `known` the conversion's own. */
-export function readConversionOptions(op: string, opts: unknown, known: readonly string[]): Record<string, unknown> {
-  const o = readOptions(op, opts, ['force', 'maxShardSize', 'onProgress', 'trustIndex', ...known]);
+/**
+ * A conversion's options, copied (see readOptions): the common ones checked, `known` the
+ * conversion's own. Without `files` (a conversion between a TensorSource and a TensorSink)
+ * the options about paths (force, maxShardSize, trustIndex) are refused, not ignored.
+ */
+export function readConversionOptions(op: string, opts: unknown, known: readonly string[], files = true): Record<string, unknown> {
+  const o = readOptions(op, opts, files ? ['force', 'maxShardSize', 'onProgress', 'trustIndex', ...known] : ['onProgress', ...known]);
   checkFlag('force', o.force);
   checkFlag('trustIndex', o.trustIndex);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') fail('E_ARGUMENT', 'onProgress', o.onProgress, 'a function');
@@ -108,7 +115,7 @@ export class Tally {
 }
 
 /** Runs the writes, then finish(); on any error the partial output is removed. */
-export async function writeAll(writer: CheckpointWriter, body: () => Promise<void>): Promise<void> {
+export async function writeAll(writer: TensorSink, body: () => Promise<void>): Promise<void> {
   try {
     await body();
     await writer.finish();
@@ -118,9 +125,14 @@ export async function writeAll(writer: CheckpointWriter, body: () => Promise<voi
   }
 }
 
-/** The report of a finished conversion into `output`. */
-export function report(output: string, folder: boolean, writer: CheckpointWriter, tally: Tally, layers: number): ConversionReport {
-  const files = writer.files.map((f) => (folder ? join(output, basename(f)) : output));
+/** The report of a finished conversion between a source and a sink. */
+export function sourceReport(tally: Tally, layers: number): SourceConversionReport {
+  return { tensors: tally.tensorsTotal, layers, bytesIn: tally.bytesTotal, bytesOut: tally.bytesOut, seconds: tally.seconds };
+}
+
+/** The report of a finished conversion into `output`, whose sink wrote `written` (in a temporary folder for a folder output). */
+export function report(output: string, folder: boolean, written: readonly string[], tally: Tally, layers: number): ConversionReport {
+  const files = written.map((f) => (folder ? join(output, basename(f)) : output));
   return {
     output, file: folder && files.length > 1 ? join(output, INDEX_NAME) : files[0]!, files,
     tensors: tally.tensorsTotal, layers, bytesIn: tally.bytesTotal, bytesOut: tally.bytesOut, seconds: tally.seconds,
@@ -132,12 +144,12 @@ export function report(output: string, folder: boolean, writer: CheckpointWriter
  * (NaN and Infinity are numbers; a string is a string, whatever it holds). Its size is
  * checked before it is read: the blob is about 150 bytes, a hostile file may claim gigabytes.
  */
-export async function readBlobJson(reader: CheckpointReader, key: string): Promise<Record<string, unknown>> {
+export async function readBlobJson(reader: TensorSource, key: string): Promise<Record<string, unknown>> {
   const info = reader.info(key);
   if (info.end - info.start > MAX_BLOB_BYTES) {
     throw new BnbError('E_CKPT_QUANT_STATE', `${key} has ${info.end - info.start} bytes: a quant_state JSON blob has at most ${MAX_BLOB_BYTES}`);
   }
-  const bytes = await reader.readBytes(key);
+  const bytes = await sourceBytes(reader, key);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);

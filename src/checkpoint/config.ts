@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { BnbError, fail } from '../errors.js';
 import { guard, isInstance, isPlainObject, readOptions } from '../args.js';
 import { FloatDType } from '../dtypes.js';
-import { JsonValue, parseJson, toPlain } from '../io/json.js';
+import { JsonValue, parseJson, toPlain } from '../json/parse.js';
 import { readSmallFile, writeTextFile } from '../io/files.js';
-import { JsonNumber, PyFloat, PyJson, pyJsonDumps } from '../pyjson.js';
+import { JsonNumber, PyFloat, PyJson, pyJsonDumps } from '../json/dumps.js';
 
 /** Real config.json files are a few KB; a larger one is not read into memory. */
 export const MAX_CONFIG_BYTES = 16 << 20;

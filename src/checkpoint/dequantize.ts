@@ -7,15 +7,19 @@ import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { dequantize4bit } from '../ops/dequantize4bit.js';
 import { int8VectorwiseDequantCast } from '../ops/int8-cast.js';
 import { dequantizeFp8 } from '../ops/fp8.js';
-import { CheckpointReader, PlannedTensor, openCheckpoint } from '../io/safetensors-file.js';
-import { SafetensorsDType, StoredTensor } from '../io/safetensors.js';
-import { PyJson } from '../pyjson.js';
+import { openSource } from '../io/open.js';
+import type { TensorSource } from '../io/source.js';
+import type { PlannedTensor, TensorSink } from '../io/sink.js';
+import type { SafetensorsDType } from '../io/safetensors/dtypes.js';
+import type { StoredTensor } from '../io/safetensors/tensors.js';
+import { PyJson } from '../json/dumps.js';
 import { Layer4bit, LayerFp8, LayerInt8, QuantizedLayer, findLayers } from './layers.js';
 import { Target, isDirectory } from './files.js';
 import { kernelPath } from '../io/files.js';
 import { ModelConfig, modelDType, readConfig } from './config.js';
 import {
-  ConversionOptions, ConversionReport, ST_DTYPE, Tally, checkFlag, checkPaths, maxShardSizeOf, readBlobJson, readConversionOptions, report, writeAll,
+  ConversionOptions, ConversionReport, SourceConversionReport, ST_DTYPE, Tally, checkFlag, checkPaths, maxShardSizeOf, readBlobJson, readConversionOptions,
+  report, sourceReport, writeAll,
 } from './common.js';
 
 export interface DequantizeCheckpointOptions extends ConversionOptions {
@@ -26,6 +30,9 @@ export interface DequantizeCheckpointOptions extends ConversionOptions {
   /** accept 4-bit quant_states whose absmax, nested_absmax or nested_offset hold NaN or Inf (they dequantize to NaN or Inf) */
   allowNonFinite?: boolean;
 }
+
+/** dequantizeSource's options: the tensors' (no paths). */
+export type DequantizeSourceOptions = Omit<DequantizeCheckpointOptions, 'force' | 'maxShardSize' | 'trustIndex'>;
 
 function tensorOf(t: StoredTensor, name: string): Tensor {
   if (!isTensor(t) || !(t as Tensor).dtype) throw new BnbError('E_CKPT_FORMAT', `${name} has an unexpected dtype`);
@@ -43,6 +50,90 @@ function fp8BlockSize(config: ModelConfig | null): number {
   return b[0] as number;
 }
 
+/** The options, checked. `files`: dequantizeCheckpoint's (paths), else dequantizeSource's. */
+function checkOptions(opts: DequantizeCheckpointOptions, files: boolean) {
+  const o = readConversionOptions(files ? 'dequantizeCheckpoint' : 'dequantizeSource', opts, ['dtype', 'allowEmpty', 'allowNonFinite'], files) as DequantizeCheckpointOptions;
+  if (o.dtype !== undefined && !(FLOAT_DTYPES as readonly string[]).includes(o.dtype)) {
+    throw new BnbError('E_DTYPE', `dtype = ${show(o.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
+  }
+  const allowEmpty = checkFlag('allowEmpty', o.allowEmpty), allowNonFinite = checkFlag('allowNonFinite', o.allowNonFinite);
+  return { dtype: o.dtype, allowEmpty, allowNonFinite, onProgress: o.onProgress, force: o.force ?? false, trustIndex: o.trustIndex, maxShardSize: maxShardSizeOf(o) };
+}
+
+type Checked = ReturnType<typeof checkOptions>;
+
+/** What a dequantization writes, decided from the source (and the quant_state blobs) before any output exists. */
+interface DequantizePlan {
+  names: string[];
+  layers: QuantizedLayer[];
+  byWeight: Map<string, QuantizedLayer>;
+  plan: PlannedTensor[];
+  int8DType: FloatDType;
+  fp8DType: FloatDType;
+  fp8Block: number;
+}
+
+/** `what` names the source in errors (the input path); `config` is the folder's config.json, if any. */
+async function planDequantize(source: TensorSource, o: Checked, config: ModelConfig | null, what: string): Promise<DequantizePlan> {
+  const names = source.names();
+  const { layers, passthrough } = findLayers(names);
+  if (layers.length === 0 && !o.allowEmpty) {
+    throw new BnbError('E_CKPT_FORMAT', `${what} has no quantized layers (bitsandbytes 4-bit or LLM.int8, or FP8 with weight_scale_inv): nothing to dequantize (pass allowEmpty, --allow-empty, to copy it anyway)`);
+  }
+  const state4 = new Map<string, { shape: number[]; dtype: FloatDType }>();
+  for (const l of layers) {
+    if (l.kind !== '4bit') continue;
+    const blob = l.stateKeys.find((k) => k.includes('.quant_state.'))!;
+    const json = (await readBlobJson(source, blob)) as { shape?: number[]; dtype?: FloatDType };
+    const shapeOk = Array.isArray(json.shape) && json.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+    if (!shapeOk || !(FLOAT_DTYPES as readonly unknown[]).includes(json.dtype)) {
+      throw new BnbError('E_CKPT_QUANT_STATE', `${blob}: expected "shape" (non-negative integers) and a float "dtype", got ${show(JSON.stringify(json))}`);
+    }
+    state4.set(l.module, { shape: json.shape!, dtype: json.dtype! });
+  }
+  const int8DType: FloatDType = o.dtype ?? modelDType(config) ?? 'float32';
+  const fp8DType: FloatDType = o.dtype ?? 'bfloat16';
+  const fp8Block = layers.some((l) => l.kind === 'fp8') ? fp8BlockSize(config) : 128;
+  const plan: PlannedTensor[] = [];
+  const byWeight = new Map<string, QuantizedLayer>(layers.map((l) => [l.weight, l]));
+  for (const name of names) {
+    const layer = byWeight.get(name);
+    if (layer?.kind === '4bit') {
+      const s = state4.get(layer.module)!;
+      plan.push({ name, dtype: ST_DTYPE[o.dtype ?? s.dtype], shape: s.shape });
+    } else if (layer?.kind === 'int8') {
+      plan.push({ name, dtype: ST_DTYPE[int8DType], shape: source.info(name).shape });
+    } else if (layer?.kind === 'fp8') {
+      plan.push({ name, dtype: ST_DTYPE[fp8DType], shape: source.info(name).shape });
+    } else if (passthrough.includes(name)) {
+      const i = source.info(name);
+      plan.push({ name, dtype: i.dtype as SafetensorsDType, shape: i.shape });
+    }
+  }
+  return { names, layers, byWeight, plan, int8DType, fp8DType, fp8Block };
+}
+
+/** Plans the sink, then dequantizes and writes one tensor at a time; on any error the sink is aborted. */
+async function writeDequantized(source: TensorSource, sink: TensorSink, p: DequantizePlan, o: Checked): Promise<Tally> {
+  const { names, byWeight, plan, int8DType, fp8DType, fp8Block } = p;
+  await sink.plan(plan, source.metadata ?? { format: 'pt' });
+  const tally = new Tally(plan.length, names.reduce((t, n) => t + source.info(n).end - source.info(n).start, 0), o.onProgress);
+  await writeAll(sink, async () => {
+    for (const q of plan) {
+      const layer = byWeight.get(q.name);
+      let out: StoredTensor;
+      if (layer?.kind === '4bit') out = await dequantizeLayer4bit(source, layer, o.dtype, o.allowNonFinite);
+      else if (layer?.kind === 'int8') out = await dequantizeLayerInt8(source, layer, int8DType);
+      else if (layer?.kind === 'fp8') out = await dequantizeLayerFp8(source, layer, fp8DType, fp8Block);
+      else out = await source.read(q.name);
+      await sink.write(q.name, out);
+      tally.wrote(out.data.byteLength);
+      tally.read(q.name, layer ? layerBytes(source, layer) : source.info(q.name).end - source.info(q.name).start);
+    }
+  });
+  return tally;
+}
+
 /**
  * Dequantizes every quantized layer of a checkpoint (a .safetensors file or a model
  * folder, sharded or not) and writes the result, one tensor at a time: bitsandbytes
@@ -52,69 +143,17 @@ function fp8BlockSize(config: ModelConfig | null): number {
  */
 export async function dequantizeCheckpoint(input: string, output: string, opts: DequantizeCheckpointOptions = {}): Promise<ConversionReport> {
   checkPaths(input, output);
-  const o = readConversionOptions('dequantizeCheckpoint', opts, ['dtype', 'allowEmpty', 'allowNonFinite']) as DequantizeCheckpointOptions;
-  if (o.dtype !== undefined && !(FLOAT_DTYPES as readonly string[]).includes(o.dtype)) {
-    throw new BnbError('E_DTYPE', `dtype = ${show(o.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
-  }
-  const allowEmpty = checkFlag('allowEmpty', o.allowEmpty), allowNonFinite = checkFlag('allowNonFinite', o.allowNonFinite);
-  const maxShardSize = maxShardSizeOf(o);
+  const o = checkOptions(opts, true);
   input = await kernelPath(input); // link/.. as open() resolves it, for every file read below
   const folder = await isDirectory(input);
   const config = folder ? await readConfig(input) : null;
-  const reader = await openCheckpoint(input, { trustIndex: o.trustIndex });
+  const source = await openSource(input, { trustIndex: o.trustIndex });
   try {
-    const names = reader.names();
-    const { layers, passthrough } = findLayers(names);
-    if (layers.length === 0 && !allowEmpty) {
-      throw new BnbError('E_CKPT_FORMAT', `${input} has no quantized layers (bitsandbytes 4-bit or LLM.int8, or FP8 with weight_scale_inv): nothing to dequantize (pass allowEmpty, --allow-empty, to copy it anyway)`);
-    }
-    const state4 = new Map<string, { shape: number[]; dtype: FloatDType }>();
-    for (const l of layers) {
-      if (l.kind !== '4bit') continue;
-      const blob = l.stateKeys.find((k) => k.includes('.quant_state.'))!;
-      const json = (await readBlobJson(reader, blob)) as { shape?: number[]; dtype?: FloatDType };
-      const shapeOk = Array.isArray(json.shape) && json.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
-      if (!shapeOk || !(FLOAT_DTYPES as readonly unknown[]).includes(json.dtype)) {
-        throw new BnbError('E_CKPT_QUANT_STATE', `${blob}: expected "shape" (non-negative integers) and a float "dtype", got ${show(JSON.stringify(json))}`);
-      }
-      state4.set(l.module, { shape: json.shape!, dtype: json.dtype! });
-    }
-    const int8DType: FloatDType = o.dtype ?? modelDType(config) ?? 'float32';
-    const fp8DType: FloatDType = o.dtype ?? 'bfloat16';
-    const fp8Block = layers.some((l) => l.kind === 'fp8') ? fp8BlockSize(config) : 128;
-    const plan: PlannedTensor[] = [];
-    const byWeight = new Map<string, QuantizedLayer>(layers.map((l) => [l.weight, l]));
-    for (const name of names) {
-      const layer = byWeight.get(name);
-      if (layer?.kind === '4bit') {
-        const s = state4.get(layer.module)!;
-        plan.push({ name, dtype: ST_DTYPE[o.dtype ?? s.dtype], shape: s.shape });
-      } else if (layer?.kind === 'int8') {
-        plan.push({ name, dtype: ST_DTYPE[int8DType], shape: reader.info(name).shape });
-      } else if (layer?.kind === 'fp8') {
-        plan.push({ name, dtype: ST_DTYPE[fp8DType], shape: reader.info(name).shape });
-      } else if (passthrough.includes(name)) {
-        const i = reader.info(name);
-        plan.push({ name, dtype: i.dtype as SafetensorsDType, shape: i.shape });
-      }
-    }
-    const target = await Target.prepare(input, output, folder, o.force ?? false);
+    const p = await planDequantize(source, o, config, input);
+    const target = await Target.prepare(input, output, folder, o.force);
     try {
-      const writer = target.writer(plan, reader.metadata ?? { format: 'pt' }, maxShardSize);
-      const tally = new Tally(plan.length, names.reduce((t, n) => t + reader.info(n).end - reader.info(n).start, 0), o.onProgress);
-      await writeAll(writer, async () => {
-        for (const p of plan) {
-          const layer = byWeight.get(p.name);
-          let out: StoredTensor;
-          if (layer?.kind === '4bit') out = await dequantizeLayer4bit(reader, layer, o.dtype, allowNonFinite);
-          else if (layer?.kind === 'int8') out = await dequantizeLayerInt8(reader, layer, int8DType);
-          else if (layer?.kind === 'fp8') out = await dequantizeLayerFp8(reader, layer, fp8DType, fp8Block);
-          else out = await reader.read(p.name);
-          await writer.write(p.name, out);
-          tally.wrote(out.data.byteLength);
-          tally.read(p.name, layer ? layerBytes(reader, layer) : reader.info(p.name).end - reader.info(p.name).start);
-        }
-      });
+      const sink = target.sink(o.maxShardSize);
+      const tally = await writeDequantized(source, sink, p, o);
       let written: Map<string, PyJson> | null = null;
       if (config) {
         written = new Map<string, PyJson>(config.tree);
@@ -122,18 +161,29 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
       }
       await target.complete(input, written);
       await target.commit();
-      return report(output, folder, writer, tally, layers.length);
+      return report(output, folder, sink.files, tally, p.layers.length);
     } catch (e) {
       await target.abort();
       throw e;
     }
   } finally {
-    await reader.close();
+    await source.close();
   }
 }
 
+/**
+ * dequantizeCheckpoint's conversion of tensors, from any TensorSource into any
+ * TensorSink (planned here, finished or aborted here; the source stays open). Without
+ * a config.json, LLM.int8 layers come out as float32 unless `dtype`, FP8 tiles are 128.
+ */
+export async function dequantizeSource(source: TensorSource, sink: TensorSink, opts: DequantizeSourceOptions = {}): Promise<SourceConversionReport> {
+  const o = checkOptions(opts, false);
+  const p = await planDequantize(source, o, null, 'the source');
+  return sourceReport(await writeDequantized(source, sink, p, o), p.layers.length);
+}
+
 /** The stored bytes of a layer's tensors (its weight and its quantization items). */
-function layerBytes(reader: CheckpointReader, l: QuantizedLayer): number {
+function layerBytes(reader: TensorSource, l: QuantizedLayer): number {
   const keys = l.kind === '4bit' ? [l.weight, ...l.stateKeys]
     : l.kind === 'int8' ? [l.weight, l.scb, ...(l.format ? [l.format] : [])]
       : [l.weight, l.scale, ...(l.inputScale ? [l.inputScale] : [])];
@@ -150,7 +200,7 @@ async function inLayer<T>(module: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-async function dequantizeLayer4bit(reader: CheckpointReader, l: Layer4bit, dtype: FloatDType | undefined, allowNonFinite: boolean): Promise<Tensor> {
+async function dequantizeLayer4bit(reader: TensorSource, l: Layer4bit, dtype: FloatDType | undefined, allowNonFinite: boolean): Promise<Tensor> {
   const items: Record<string, unknown> = {};
   for (const k of l.stateKeys) items[k] = await reader.read(k);
   let state = await inLayer(l.module, async () => QuantState.fromDict(items, { allowNonFinite }));
@@ -165,7 +215,7 @@ async function dequantizeLayer4bit(reader: CheckpointReader, l: Layer4bit, dtype
   return tensor(flat.data, [...shape], flat.dtype);
 }
 
-async function dequantizeLayerInt8(reader: CheckpointReader, l: LayerInt8, dtype: FloatDType): Promise<Tensor> {
+async function dequantizeLayerInt8(reader: TensorSource, l: LayerInt8, dtype: FloatDType): Promise<Tensor> {
   if (l.format !== null) {
     const f = await reader.read(l.format);
     const v = f.data.length === 1 ? Number(f.data[0]) : NaN;
@@ -180,7 +230,7 @@ async function dequantizeLayerInt8(reader: CheckpointReader, l: LayerInt8, dtype
   return int8VectorwiseDequantCast(CB, SCB, dtype);
 }
 
-async function dequantizeLayerFp8(reader: CheckpointReader, l: LayerFp8, dtype: FloatDType, blockSize: number): Promise<Tensor> {
+async function dequantizeLayerFp8(reader: TensorSource, l: LayerFp8, dtype: FloatDType, blockSize: number): Promise<Tensor> {
   const W = await reader.read(l.weight);
   if (!isTensor(W) || (W as Tensor).dtype !== 'float8_e4m3fn') {
     throw new BnbError('E_CKPT_FORMAT', `${l.weight} is ${reader.info(l.weight).dtype}: an FP8 weight (with ${l.scale}) must be F8_E4M3`);

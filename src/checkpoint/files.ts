@@ -7,10 +7,10 @@ import { readString } from '../args.js';
 import { copyRegularFile, outputError, readError } from '../io/files.js';
 import { dropTemporary, newTemporary, trackTemporary, untrackTemporary } from '../io/temp.js';
 import { recoverOutput, swapIntoPlace } from '../io/swap.js';
-import { PlannedTensor } from '../io/safetensors-file.js';
-import { PyJson } from '../pyjson.js';
+import { createSink } from '../io/open.js';
+import type { ShardedSink } from '../io/safetensors/sharded-sink.js';
+import { PyJson } from '../json/dumps.js';
 import { writeConfig } from './config.js';
-import { CheckpointWriter } from './shards.js';
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -137,11 +137,9 @@ export class Target {
     }
   }
 
-  /** The writer of the output's tensors (shards in the folder, or the single file). */
-  writer(plan: PlannedTensor[], metadata: Record<string, string> | null, maxShardSize: number): CheckpointWriter {
-    return CheckpointWriter.create(this.dir === null ? { file: this.output } : { dir: this.dir }, plan, {
-      output: this.output, metadata, maxShardSize, force: this.force,
-    });
+  /** The sink of the output's tensors (shards in the folder, or the single file), to be planned. */
+  sink(maxShardSize: number): ShardedSink {
+    return createSink(this.dir === null ? { file: this.output } : { dir: this.dir }, { output: this.output, maxShardSize, force: this.force });
   }
 
   /** The folder's own files: config.json (if any) and the input folder's companions. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor, toFloat32 } from '../tensor.js';
-import { openCheckpoint } from '../io/safetensors-file.js';
+import { openSource } from '../io/open.js';
 import { quantizeCheckpoint } from '../checkpoint/quantize.js';
 import { dequantizeCheckpoint } from '../checkpoint/dequantize.js';
 import { wasmBuild } from '../wasm/runtime.js';
@@ -30,7 +30,7 @@ export interface DemoResult {
 
 /** Mean |a - b| and mean |a - b| / (|a| + 1e-8) over the 2-D weights that the round trip changed. */
 async function compare(original: string, roundTrip: string): Promise<DemoResult['error']> {
-  const a = await openCheckpoint(original), b = await openCheckpoint(roundTrip);
+  const a = await openSource(original), b = await openSource(roundTrip);
   try {
     let err = 0, rel = 0, elements = 0, layers = 0;
     for (const name of b.names()) {

@@ -2,7 +2,7 @@
 // Python reads it (an integer lexeme is a Python int, not a float): the types
 // BitsAndBytesConfig.__init__ and post_init enforce (transformers 5.x,
 // src/transformers/utils/quantization_config.py), each broken rule one message.
-import { JsonNumber, JsonValue } from '../../src/io/json.js';
+import { JsonNumber, JsonValue } from '../../src/json/parse.js';
 
 const TORCH_DTYPES = ['float32', 'float', 'float64', 'double', 'float16', 'half', 'bfloat16', 'uint8', 'int8', 'int16', 'short', 'int32', 'int', 'int64', 'long', 'bool'];
 const QUANT_STORAGES = ['float16', 'float32', 'int8', 'uint8', 'float64', 'bfloat16'];

@@ -9,7 +9,7 @@ import {
   serializeSafetensors, tensor,
 } from '../../src/index.js';
 import { DTYPES } from '../../src/dtypes.js';
-import { StoredTensor } from '../../src/io/safetensors.js';
+import { StoredTensor } from '../../src/io/safetensors/tensors.js';
 import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT } from '../../src/ops/validate.js';
 import { setChunkElements } from '../../src/wasm/runtime.js';
 import { Rng } from '../helpers/random.js';

@@ -28,7 +28,7 @@ const TARGETS: Target[] = [
 ];
 
 // Modules that only make sense with a file system, a native addon or Node's threads.
-const NODE_ONLY = [/^dist\/backend\/(cuda|hpu)\//, /^dist\/backend\/probe\.js$/, /^dist\/io\/safetensors-file\.js$/, /^dist\/checkpoint\//, /^dist\/wasm\/file-loader\.js$/, /^dist\/threads\/node-host\.js$/, /^dist\/runtime\/node-builtins\.js$/, /^dist\/(index|node|cli)\.js$/];
+const NODE_ONLY = [/^dist\/backend\/(cuda|hpu)\//, /^dist\/backend\/probe\.js$/, /^dist\/io\/safetensors\/(file-[a-z-]+|sharded-[a-z]+)\.js$/, /^dist\/io\/(open|files|lock|swap|temp)\.js$/, /^dist\/checkpoint\//, /^dist\/wasm\/file-loader\.js$/, /^dist\/threads\/node-host\.js$/, /^dist\/runtime\/node-builtins\.js$/, /^dist\/(index|node|cli)\.js$/];
 const NODE_IMPORT = /^(node:|fs$|fs\/|path$|os$|module$|url$|child_process$|worker_threads$)|\.node$/;
 
 async function build(t: Target): Promise<{ meta: Metafile; text: string }> {

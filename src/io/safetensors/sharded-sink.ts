@@ -1,14 +1,17 @@
-// Sharded outputs as transformers writes them (huggingface_hub's split_torch_state_dict_into_shards):
+// A sharded safetensors output as one TensorSink, as transformers writes it (huggingface_hub's split_torch_state_dict_into_shards):
 // tensors in order fill a shard until the next would pass max_shard_size (a tensor larger
 // than that gets a shard of its own, and no tensor is ever split); one shard is
 // `model.safetensors`, N shards are `model-0000i-of-0000N.safetensors` with a
 // `model.safetensors.index.json` holding metadata.total_size and the weight_map.
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BnbError, show } from '../errors.js';
-import { PlannedTensor, SafetensorsFileWriter, createSafetensorsWriter } from '../io/safetensors-file.js';
-import { StoredTensor, safetensorsItemsize } from '../io/safetensors.js';
-import { outputError, writeTextFile } from '../io/files.js';
-import { PyJson, pyJsonDumps } from '../pyjson.js';
+import { BnbError, show } from '../../errors.js';
+import { PyJson, pyJsonDumps } from '../../json/dumps.js';
+import { outputError, writeTextFile } from '../files.js';
+import type { PlannedTensor, TensorSink } from '../sink.js';
+import { safetensorsItemsize } from './dtypes.js';
+import type { StoredTensor } from './tensors.js';
+import { SafetensorsFileSink } from './file-sink.js';
 
 /** transformers' default max_shard_size, "50GB". */
 export const DEFAULT_MAX_SHARD_SIZE = 50_000_000_000;
@@ -62,10 +65,9 @@ export function shardName(i: number, count: number): string {
 
 export const INDEX_NAME = 'model.safetensors.index.json';
 
-export interface CheckpointWriterOptions {
+export interface ShardedSinkOptions {
   /** the output as the user named it (errors name it, not the temporary) */
   output: string;
-  metadata: Record<string, string> | null;
   maxShardSize: number;
   /** a single-file output replaces what appeared meanwhile only with force */
   force: boolean;
@@ -73,34 +75,49 @@ export interface CheckpointWriterOptions {
 
 /**
  * Writes a checkpoint's tensors into a folder (sharded as planned) or a single file.
- * Each shard's writer opens at its first tensor and finishes at its last, so memory
+ * Each shard's file sink opens at its first tensor and finishes at its last, so memory
  * stays at one tensor; the folder is a temporary one that the caller renames into
  * place once finish() has written every shard and the index.
  */
-export class CheckpointWriter {
-  readonly files: string[];
+export class ShardedSink implements TensorSink {
+  readonly dir: string | null;
+  readonly #file: string | null;
+  #files: string[] = [];
+  #shards: PlannedTensor[][] = [];
+  #metadata: Record<string, string> | null = null;
   readonly #shardOf = new Map<string, number>();
-  readonly #left: number[];
-  readonly #open = new Map<number, SafetensorsFileWriter>();
+  #left: number[] = [];
+  readonly #open = new Map<number, SafetensorsFileSink>();
   readonly #finished = new Set<number>();
   #bytes = 0;
 
-  private constructor(readonly dir: string | null, readonly shards: PlannedTensor[][], files: string[], readonly opts: CheckpointWriterOptions) {
-    this.files = files;
-    shards.forEach((s, i) => s.forEach((p) => this.#shardOf.set(p.name, i)));
-    this.#left = shards.map((s) => s.length);
+  /** `target`: a folder to write shards into, or { file } for a single .safetensors output. */
+  constructor(target: { dir: string } | { file: string }, readonly opts: ShardedSinkOptions) {
+    this.dir = 'file' in target ? null : target.dir;
+    this.#file = 'file' in target ? target.file : null;
   }
 
-  /** `target`: a folder to write shards into, or { file } for a single .safetensors output. */
-  static create(target: { dir: string } | { file: string }, plan: PlannedTensor[], opts: CheckpointWriterOptions): CheckpointWriter {
-    const shards = planShards(plan, opts.maxShardSize);
-    if ('file' in target) {
+  /** The .safetensors files (the shards, in order), once planned. */
+  get files(): string[] {
+    return this.#files;
+  }
+
+  async plan(plan: PlannedTensor[], metadata: Record<string, string> | null): Promise<void> {
+    if (this.#shards.length > 0) throw new BnbError('E_ARGUMENT', `plan(): the output ${show(this.opts.output)} has its plan already`);
+    const shards = planShards(plan, this.opts.maxShardSize);
+    if (this.dir === null) {
       if (shards.length > 1) {
-        throw new BnbError('E_ARGUMENT', `maxShardSize = ${opts.maxShardSize} would split the output into ${shards.length} shards: a sharded output needs a model folder as input and output (a .safetensors file input gives a file output)`);
+        throw new BnbError('E_ARGUMENT', `maxShardSize = ${this.opts.maxShardSize} would split the output into ${shards.length} shards: a sharded output needs a model folder as input and output (a .safetensors file input gives a file output)`);
       }
-      return new CheckpointWriter(null, shards, [target.file], opts);
+      this.#files = [this.#file!];
+    } else {
+      const dir = this.dir;
+      this.#files = shards.map((_, i) => join(dir, shardName(i, shards.length)));
     }
-    return new CheckpointWriter(target.dir, shards, shards.map((_, i) => join(target.dir, shardName(i, shards.length))), opts);
+    this.#shards = shards;
+    this.#metadata = metadata;
+    shards.forEach((s, i) => s.forEach((p) => this.#shardOf.set(p.name, i)));
+    this.#left = shards.map((s) => s.length);
   }
 
   /** Total bytes of the tensors written so far (the index's total_size once finished). */
@@ -108,11 +125,12 @@ export class CheckpointWriter {
     return this.#bytes;
   }
 
-  async #writer(i: number): Promise<SafetensorsFileWriter> {
+  async #writer(i: number): Promise<SafetensorsFileSink> {
     let w = this.#open.get(i);
     if (w === undefined) {
-      w = await createSafetensorsWriter(this.files[i]!, this.shards[i]!, { metadata: this.opts.metadata, force: this.dir !== null || this.opts.force });
-      this.#open.set(i, w);
+      const sink = new SafetensorsFileSink(this.#files[i]!, this.dir !== null || this.opts.force);
+      await sink.plan(this.#shards[i]!, this.#metadata);
+      this.#open.set(i, (w = sink));
     }
     return w;
   }
@@ -146,16 +164,22 @@ export class CheckpointWriter {
   }
 
   async #finishAll(): Promise<void> {
-    for (let i = 0; i < this.shards.length; i++) if (!this.#finished.has(i)) await this.#finishShard(i);
-    if (this.dir !== null && this.shards.length > 1) {
-      const weightMap = new Map<string, PyJson>(this.shards.flatMap((s, i) => s.map((p) => [p.name, shardName(i, this.shards.length)] as [string, string])));
+    for (let i = 0; i < this.#shards.length; i++) if (!this.#finished.has(i)) await this.#finishShard(i);
+    if (this.dir !== null && this.#shards.length > 1) {
+      const n = this.#shards.length;
+      const weightMap = new Map<string, PyJson>(this.#shards.flatMap((s, i) => s.map((p) => [p.name, shardName(i, n)] as [string, string])));
       const index = new Map<string, PyJson>([['metadata', new Map([['total_size', this.#bytes]])], ['weight_map', weightMap]]);
       await writeTextFile(join(this.dir, INDEX_NAME), `${pyJsonDumps(index, { indent: 2, sortKeys: true })}\n`);
     }
   }
 
+  /**
+   * Removes the shards being written and, in a folder, the shards already finished. (A
+   * single-file output is finished by its last write: from then on it stays.)
+   */
   async abort(): Promise<void> {
     for (const w of this.#open.values()) await w.abort();
     this.#open.clear();
+    if (this.dir !== null) for (const i of this.#finished) await rm(this.#files[i]!, { force: true }).catch(() => {});
   }
 }

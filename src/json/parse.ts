@@ -4,7 +4,7 @@
 // surrogate escapes are rejected, as serde_json does. Used for safetensors headers,
 // config.json and index files.
 import { BnbError, BnbErrorCode } from '../errors.js';
-import { JsonNumber } from '../pyjson.js';
+import { JsonNumber } from './number.js';
 
 export { JsonNumber };
 export type JsonValue = null | boolean | string | number | JsonNumber | JsonValue[] | Map<string, JsonValue>;

@@ -1,16 +1,14 @@
 // Byte-exact emulation of Python's json.dumps (ensure_ascii, float repr; the default
 // separators, or indent=N with sort_keys as transformers writes config.json) for the
 // values bitsandbytes and transformers serialise.
+import { JsonNumber } from './number.js';
 
 /** Marks a number that Python holds as a float (printed with repr, e.g. `64.0`, `1e-05`). */
 export class PyFloat {
   constructor(readonly value: number) {}
 }
 
-/** A number kept as the text it was read as (`500000.0`, `1e-05`), written back unchanged. */
-export class JsonNumber {
-  constructor(readonly text: string) {}
-}
+export { JsonNumber };
 
 export type PyJson = string | number | boolean | null | PyFloat | JsonNumber | PyJson[] | { [key: string]: PyJson } | Map<string, PyJson>;
 
