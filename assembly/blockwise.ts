@@ -4,7 +4,7 @@ import { vc, V_SIGN, V_I16_127 } from "./vconst";
 import { orderKey, buildBuckets, bucketStart, keys4, sums8, undecided8, starts4, thresholds4 } from "./buckets";
 
 // The scalar oracle: CUDA's dQuantize binary search over the 256-entry code,
-// literally (SPEC §2.2): nearest entry, exact ties to the final (even) pivot.
+// literally (docs/bit-exactness.md#8-bit-code-search): nearest entry, exact ties to the final (even) pivot.
 @inline function searchCode(code: usize, s: f32): u32 {
   let pivot: u32 = 127, upperPivot: u32 = 255, lowerPivot: u32 = 0;
   let lower: f32 = -1.0, upper: f32 = 1.0;

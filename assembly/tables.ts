@@ -1,5 +1,5 @@
 // Code tables and decision thresholds exactly as bitsandbytes' CUDA kernels hold them
-// (SPEC §1.1, §1.2, §3.4 and its correction), as f32 bit patterns.
+// (docs/bit-exactness.md#4-bit-code-tables, #4-bit-thresholds), as f32 bit patterns.
 
 // Decode tables indexed by the 4-bit code. The FP4 entry for code 8 is -0.0 as in
 // CUDA's fp4_dequantization_lut (Python's get_4bit_type('fp4') has +0.0 there).

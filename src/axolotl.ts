@@ -1,4 +1,4 @@
-// axolotl's dequantize helpers (src/axolotl/kernels/quantize.py, SPEC §10) for bnbjs.
+// axolotl's dequantize helpers (src/axolotl/kernels/quantize.py; docs/bit-exactness.md#axolotl-helpers) for bnbjs.
 //
 // What axolotl accepts, and what bnbjs accepts instead:
 // - torch tensors with strides: axolotl tells a transposed weight by its strides (`W.t()` is a
@@ -99,7 +99,7 @@ const ACCEPTED_STATES =
  * - `W.dtype === 'float8_e4m3fn'`: `quantState` is the `scale_inv` tensor and the result is
  *   `dequantizeFp8(W, scaleInv)` in bfloat16, axolotl's default. bnbjs uses the true 128×128 (or
  *   per-tensor, per-row) layout of `dequantizeFp8`, not axolotl's ceil guess of the block size,
- *   which puts the wrong scale on some rows of partial edge blocks (SPEC §10.2).
+ *   which puts the wrong scale on some rows of partial edge blocks (docs/bit-exactness.md#fp8-block-dequantization).
  * - a 4-bit `QuantState`, nested or not: bitsandbytes' `dequantize4bit` with the state's own
  *   quant type and dtype. ⚠ axolotl decodes every nested state with the NF4 kernel (so a nested
  *   FP4 weight comes out wrong) and, on its feat/lora-fp8-kernels branch, writes bfloat16 data into
@@ -148,7 +148,7 @@ export function dequantize(W: Tensor, quantState?: AxolotlQuantState, opts: { ou
 }
 
 /**
- * axolotl's `dequantize_weight(W, quant_state, transpose)` (SPEC §10.3). It accepts:
+ * axolotl's `dequantize_weight(W, quant_state, transpose)` (docs/bit-exactness.md#axolotl-helpers). It accepts:
  *
  * - a torchao NF4Tensor as its components (`TorchaoNF4Tensor`) with no `quantState`: torchao's
  *   `get_original_weight()`, in the tensor's dtype with torch's rounding at every step;

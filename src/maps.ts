@@ -28,7 +28,7 @@ export function get4bitType(quantType: QuantType): Tensor {
   return tensor(data, [16], 'float32');
 }
 
-// torch's CPU linspace in f32 (SPEC §1.4, measured): each half is one FMA from
+// torch's CPU linspace in f32 (measured; docs/bit-exactness.md#dynamic-map): each half is one FMA from
 // its own end. f64 holds step*k + start exactly here, so fround is the one rounding.
 function linspaceF32(start: number, end: number, steps: number): Float32Array {
   const out = new Float32Array(steps);
@@ -54,7 +54,7 @@ const DYNAMIC_SIGNED_HEX =
   'ba7765ffba59e83eba3c6a80ba1eecc1ba016f01b9c7e283b98ce705b923d70bb8ba1f4bb88aefb3b8378034b7b24206b70205ffb65a1a94b513a3b700000000';
 
 /**
- * The default signed dynamic map (SPEC Appendix A.1). The positive half mirrors
+ * The default signed dynamic map (docs/bit-exactness.md#dynamic-map). The positive half mirrors
  * the negative half; index 255 is 1.0. Shipped as constants, not regenerated.
  */
 function dynamicSignedDefault(): Float32Array {
@@ -78,7 +78,7 @@ export interface DynamicMapOptions {
   totalBits?: number;
 }
 
-/** bitsandbytes' create_dynamic_map, bit-exact with torch 2.11 on x86 (SPEC §1.4). */
+/** bitsandbytes' create_dynamic_map, bit-exact with torch 2.11 on x86 (docs/bit-exactness.md#dynamic-map). */
 export function createDynamicMap(opts: DynamicMapOptions = {}): Tensor {
   const o = checkOptions('createDynamicMap', opts, ['signed', 'maxExponentBits', 'totalBits']) as DynamicMapOptions;
   const { signed = true, maxExponentBits = 7, totalBits = 8 } = o;
@@ -91,7 +91,7 @@ export function createDynamicMap(opts: DynamicMapOptions = {}): Tensor {
   return tensor(dynamicMapRecipe(signed, maxExponentBits, totalBits), [256], 'float32');
 }
 
-/** create_dynamic_map's procedure with torch's f32 arithmetic (SPEC §1.4). */
+/** create_dynamic_map's procedure with torch's f32 arithmetic (docs/bit-exactness.md#dynamic-map). */
 export function dynamicMapRecipe(signed: boolean, maxExponentBits: number, totalBits: number): Float32Array {
   // bnb computes with total_bits - 1 non-sign bits for both signed and unsigned maps.
   const nsb = totalBits - 1;
@@ -128,7 +128,7 @@ export interface NormalMapOptions {
 }
 
 /**
- * bitsandbytes' create_normal_map (SPEC §1.1): quantiles ppf(linspace_f32(offset, 0.5, n)[:-1]),
+ * bitsandbytes' create_normal_map (docs/bit-exactness.md#normal-map): quantiles ppf(linspace_f32(offset, 0.5, n)[:-1]),
  * 8 positive and 7 negative (7 and 7 without the extra value), zero padded, sorted, divided by the max.
  */
 export function createNormalMap(opts: NormalMapOptions = {}): Tensor {
@@ -156,7 +156,7 @@ export interface LinearMapOptions {
   addZero?: boolean;
 }
 
-/** bitsandbytes' create_linear_map (SPEC §1.5): a f32 linspace, zero padding inserted in its middle. */
+/** bitsandbytes' create_linear_map (docs/bit-exactness.md#linear-and-fp8-maps): a f32 linspace, zero padding inserted in its middle. */
 export function createLinearMap(opts: LinearMapOptions = {}): Tensor {
   const o = checkOptions('createLinearMap', opts, ['signed', 'totalBits', 'addZero']) as LinearMapOptions;
   const { signed = true, totalBits = 8, addZero = true } = o;
@@ -180,7 +180,7 @@ export interface Fp8MapOptions {
   totalBits?: number;
 }
 
-/** bitsandbytes' create_fp8_map (SPEC §1.5): every value of a small float format, scaled to max 1. */
+/** bitsandbytes' create_fp8_map (docs/bit-exactness.md#linear-and-fp8-maps): every value of a small float format, scaled to max 1. */
 export function createFp8Map(opts: Fp8MapOptions = {}): Tensor {
   const o = checkOptions('createFp8Map', opts, ['signed', 'exponentBits', 'precisionBits', 'totalBits']) as Fp8MapOptions;
   const { signed = true, exponentBits = 5, precisionBits = 2, totalBits = 8 } = o;

@@ -1,4 +1,4 @@
-// axolotl's dequantize helpers (SPEC §10): bnb 4-bit states (object and legacy list), the
+// axolotl's dequantize helpers (docs/bit-exactness.md#axolotl-helpers): bnb 4-bit states (object and legacy list), the
 // transposed-input convention, fp8, unquantized weights, torchao NF4Tensor components, errors.
 import { describe, expect, it } from 'vitest';
 import {

@@ -42,7 +42,7 @@ describe.each(['simd', 'scalar'] as const)('quantize_blockwise golden cases, %s 
         const ulps = ulpDistance(state.offset!, goldenOffset);
         if (ulps) console.log(`${c.file}: offset ${state.offset} vs CUDA ${goldenOffset} (${ulps} ulp, torch's summation order)`);
         expect(ulps).toBeLessThanOrEqual(16);
-        // 8-bit nesting reuses the outer blocksize (SPEC §2.1)
+        // 8-bit nesting reuses the outer blocksize (docs/bit-exactness.md#8-bit-blocksizes-and-nesting)
         expect(state.state2!.blocksize).toBe(bs);
         const replay = compressAbsmax(plain, bs, goldenOffset);
         expect(bytes(replay.absmax)).toEqual(bytes(g['cuda.absmax']!));

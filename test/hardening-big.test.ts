@@ -2,7 +2,7 @@
 // wasm memory in chunks, and no view over a whole tensor is made (a Uint8Array cannot
 // exceed 2^32 bytes in Node 20, while a Uint16Array of 2^31 + ... elements can hold a
 // 4 GiB bfloat16 tensor). bitsandbytes' own large-tensor bar is 2^31 - 1 elements
-// (SPEC §3.7); here one tensor has more than 2^31, and sampled blocks are checked
+// (docs/bit-exactness.md#size-limits); here one tensor has more than 2^31, and sampled blocks are checked
 // against the same blocks quantized on their own.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { freemem, tmpdir, totalmem } from 'node:os';

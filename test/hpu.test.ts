@@ -1,4 +1,4 @@
-// The HPU (Intel Gaudi) backend: bitsandbytes' HPU dequantize_4bit contract (SPEC §9),
+// The HPU (Intel Gaudi) backend: bitsandbytes' HPU dequantize_4bit contract (docs/bit-exactness.md#gaudi-dequantization),
 // emulated on WebAssembly, and the Gaudi probe against fake hl-smi and metadata.
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

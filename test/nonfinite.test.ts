@@ -1,5 +1,5 @@
 // NaN, Inf and zero blocks: rejected by default; with allowNonFinite the CUDA
-// behaviour of SPEC §2.2 / §3.3, element by element.
+// behaviour of docs/bit-exactness.md#non-finite-input-and-zero-blocks, element by element.
 import { describe, expect, it } from 'vitest';
 import { dequantize4bit, dequantizeBlockwise, quantize4bit, quantizeBlockwise, tensor } from '../src/index.js';
 import { f32Bits } from '../src/float16.js';

@@ -1,16 +1,23 @@
 // The README's examples: the API example runs as written against the built package, and
-// every ```js / ```ts block type-checks against the package's published types, resolved
-// through package.json "exports" with the block's runtime conditions, as an app would.
+// every ```js / ```ts block of README.md and docs/*.md type-checks against the package's
+// published types, resolved through package.json "exports" with the block's runtime
+// conditions, as an app would.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-const blocks = [...readme.matchAll(/```(js|ts)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!, code: m[2]!, line: readme.slice(0, m.index).split('\n').length + 1 }));
+// Each block named by its file and line: readme-<line>.ts, docs-<page>-<line>.ts.
+const codeBlocks = (file: string, prefix: string) => {
+  const text = readFileSync(join(ROOT, file), 'utf8');
+  return [...text.matchAll(/```(js|ts)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!, code: m[2]!, name: `${prefix}-${text.slice(0, m.index).split('\n').length + 1}` }));
+};
+const readmeBlocks = codeBlocks('README.md', 'readme');
+const docBlocks = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().flatMap((f) => codeBlocks(`docs/${f}`, `docs-${f.slice(0, -3)}`));
+const blocks = [...readmeBlocks, ...docBlocks];
 
 // The runtime each block is written for (its first comment line says so), and the export
 // conditions its `import ... from 'bnbjs'` resolves with there.
@@ -38,7 +45,7 @@ describe('README', () => {
     const dir = join(ROOT, 'build');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, 'readme-example.mjs');
-    writeFileSync(file, blocks[0]!.code);
+    writeFileSync(file, readmeBlocks[0]!.code);
     const out = execFileSync(process.execPath, [file], { encoding: 'utf8' });
     expect(out).toContain('uint8 [ 64, 1 ]');
     expect(out).toContain('absmax, quant_map, nested_absmax, nested_quant_map, quant_state.bitsandbytes__nf4');
@@ -47,7 +54,8 @@ describe('README', () => {
   });
 
   it('every js/ts code block type-checks against the package types, with its runtime\'s export conditions', async () => {
-    expect(blocks.length).toBeGreaterThanOrEqual(6);
+    expect(readmeBlocks.length).toBeGreaterThanOrEqual(1);
+    expect(docBlocks.length).toBeGreaterThanOrEqual(6);
     // under the repository, so that 'bnbjs' resolves to this package by its name (self-reference through "exports")
     const dir = join(ROOT, 'build/readme');
     rmSync(dir, { recursive: true, force: true });
@@ -65,7 +73,7 @@ describe('README', () => {
       // Deno's npm: specifier names the npm package, resolved with the deno condition
       const code = runtime.name === 'deno' ? b.code.replaceAll("from 'npm:bnbjs'", "from 'bnbjs'") : b.code;
       // each file a module of its own (a block without imports would be a script sharing globals)
-      add(runtime, b.lang, `readme-${b.line}.ts`, `${prelude}${code}\nexport {};\n`);
+      add(runtime, b.lang, `${b.name}.ts`, `${prelude}${code}\nexport {};\n`);
     }
     add(RUNTIMES.find((r) => r.name === 'node')!, 'js', 'control.ts', CONTROL);
     const results = await Promise.all([...groups].map(async ([key, g]) => {
@@ -88,11 +96,14 @@ describe('README', () => {
     const errors = results.flat();
     const control = errors.filter((e) => e.includes('control.ts'));
     expect(control.join('\n'), 'the check did not reject a wrong call').toMatch(/control\.ts\(2,\d+\): error TS2322: Type '"nf5"'/);
-    expect(errors.filter((e) => !control.includes(e)), 'README code blocks (build/readme/readme-<README line>.ts) do not type-check').toEqual([]);
+    expect(errors.filter((e) => !control.includes(e)), 'README and docs code blocks (build/readme/readme-<line>.ts, docs-<page>-<line>.ts) do not type-check').toEqual([]);
   }, 120_000);
 
   it('the quick start names the scripts that exist', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    const quick = /\n## Quick start\n\n```sh\n([\s\S]*?)```/.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))?.[1] ?? '';
+    expect(quick).toMatch(/^npm install && npm run demo /m);
+    expect(quick).toMatch(/^npm test /m);
     expect(pkg.scripts.demo).toBeDefined();
     expect(pkg.scripts.test).toContain('vitest run');
     expect(pkg.scripts).not.toHaveProperty('install');

@@ -1,4 +1,4 @@
-// bitsandbytes' own statistical bars (SPEC §11.1, §11.2) on fresh random data
+// bitsandbytes' own statistical bars (docs/bit-exactness.md#statistical-bars) on fresh random data
 // of their sizes. One draw per configuration (bnb averages 10-100 draws; a
 // 1024x1024 draw already pins the mean far inside the bar).
 import { describe, expect, it } from 'vitest';

@@ -102,7 +102,7 @@ function tieValues(code) {
   return v.filter((x) => Number.isFinite(x) && Math.abs(x) <= 1);
 }
 
-// the default dynamic map, from the library itself (SPEC Appendix A)
+// the default dynamic map, from the library itself (docs/bit-exactness.md#dynamic-map)
 function dynamicCode() {
   return defaultDynamicMap().slice();
 }

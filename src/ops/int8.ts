@@ -292,7 +292,7 @@ const BIAS_KIND: Record<FloatDType, number> = { float16: 1, float32: 2, bfloat16
 /**
  * bnb's int8_mm_dequant with CUDA's arithmetic: half(fma(A * row * col, 1/16129, bias))
  * for a float16 bias; another bias dtype is added to the float16 result; other
- * output dtypes are casts of that float16 result (SPEC §6.5).
+ * output dtypes are casts of that float16 result (docs/bit-exactness.md#int8-matmul-dequantization).
  */
 export function int8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
   checkOptionsObject('int8MmDequant', opts);

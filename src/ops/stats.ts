@@ -2,7 +2,7 @@
  * f32(mean) of f32 values with the sum taken exactly (Shewchuk's partials, as
  * Python's math.fsum) and rounded once to f64 before the division.
  * bitsandbytes takes torch's mean, whose summation order differs per device by
- * a few ulp (SPEC §3.5).
+ * a few ulp (docs/bit-exactness.md#nested-statistics).
  */
 export function meanF32(values: Float32Array): number {
   // Inf/NaN (allowNonFinite) make the exact sum meaningless; torch gives inf or NaN.

@@ -10,7 +10,7 @@ import { memoryOf } from '../wasm/memory.js';
 // not on the host, so only its dtype and shape are checked there.
 
 export const BLOCKSIZES_4BIT = [32, 64, 128, 256, 512, 1024, 2048, 4096] as const;
-/** CUDA's kQuantizeBlockwise / kDequantizeBlockwise set (SPEC §2.1). */
+/** CUDA's kQuantizeBlockwise / kDequantizeBlockwise set (docs/bit-exactness.md#8-bit-blocksizes-and-nesting). */
 export const BLOCKSIZES_8BIT = [64, 128, 256, 512, 1024, 2048, 4096] as const;
 
 export function checkBlocksize(argument: string, x: unknown, accepted: readonly number[]): number {

@@ -1,4 +1,4 @@
-// bitsandbytes' test_gemv_4bit bars (SPEC §11.2): each metric < mean + 7 sigma.
+// bitsandbytes' test_gemv_4bit bars (docs/bit-exactness.md#statistical-bars): each metric < mean + 7 sigma.
 import { FloatDType } from '../../src/dtypes.js';
 
 type Bar = [number, number];

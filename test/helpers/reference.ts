@@ -3,7 +3,7 @@
 import { bitsToF32, f32Bits } from '../../src/float16.js';
 
 const hex = (xs: number[]) => xs.map(bitsToF32);
-// dQuantizeNF4 / dQuantizeFP4 literals as f32 (SPEC §3.4 with its correction)
+// dQuantizeNF4 / dQuantizeFP4 literals as f32 (docs/bit-exactness.md#4-bit-thresholds)
 export const NF4_T = hex([
   0xbf591cd9, 0xbf1c5270, 0xbeeb8480, 0xbeadea76, 0xbe703cec, 0xbe0d38bc, 0xbd3a7871, 0x3d22faff,
   0x3df64863, 0x3e5067e0, 0x3e9582d4, 0x3ec753f9, 0x3f006d03, 0x3f248daf, 0x3f5c89d9,
@@ -44,7 +44,7 @@ export function nextDown(x: number): number {
 
 /**
  * True when `golden` is what the code function gives for x with the reciprocal
- * of amax moved by one ulp: the only difference SPEC "Project decisions" allows.
+ * of amax moved by one ulp: the only difference docs/bit-exactness.md#the-reciprocal allows.
  */
 export function explainedByReciprocal(x: number, amax: number, golden: number, codeOf: (s: number) => number): boolean {
   const r = Math.fround(1 / amax);

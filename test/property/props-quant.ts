@@ -35,7 +35,7 @@ function blockStats(x: Float32Array, blocksize: number): { amax: number[]; finit
   return { amax, finite };
 }
 
-/** Codes reachable with the IEEE reciprocal of amax or one a ulp away (SPEC Project decisions 1). */
+/** Codes reachable with the IEEE reciprocal of amax or one a ulp away (docs/bit-exactness.md#the-reciprocal). */
 function allowedCodes(x: number, amax: number, codeOf: (s: number) => number): number[] {
   if (amax === 0) return [codeOf(NaN)];
   const r = Math.fround(1 / amax);

@@ -1,5 +1,5 @@
 // The HPU (Intel Gaudi) backend. bitsandbytes registers one HPU kernel,
-// dequantize_4bit, through Habana's dequantize_nf4 (SPEC §9). No Gaudi device or
+// dequantize_4bit, through Habana's dequantize_nf4 (docs/bit-exactness.md#gaudi-dequantization). No Gaudi device or
 // SDK can be reached from this project's machines, so the kernel is emulated on the
 // WebAssembly kernels, following the HPU contract exactly; see native/gaudi/README.md.
 import { BnbError, fail, show } from '../../errors.js';
