@@ -3,7 +3,6 @@ import { guard, readShape } from './args.js';
 import { DType, TypedArray, allocate, arrayTypeOf, checkDType, isDType } from './dtypes.js';
 import { numberToBf16, numberToF16, bf16ToNumber, f16ToNumber } from './float16.js';
 import { View, detached, freshView, viewOf } from './views.js';
-import { memoryOfBuffer } from './wasm/memory.js';
 
 /**
  * A dense, row-major tensor. float16/bfloat16 data are Uint16Array bit patterns.
@@ -18,6 +17,32 @@ export interface Tensor {
   to?(device: string): Tensor;
   /** Frees device memory now (no-op for host tensors). */
   dispose?(): void;
+}
+
+/**
+ * Memory that host tensors may view but that is not plain host memory: a backend's
+ * kernel memory (the WebAssembly backend's resident tensors), registered by that
+ * backend, so that this module knows none of them.
+ */
+export interface KernelMemory {
+  /** The memory a buffer belongs to (one memory's buffer object changes as it grows), or null if not this backend's. */
+  ownerOf(buffer: ArrayBufferLike): object | null;
+  /** Whether `data`, whose bytes are `bytes` of such memory, is a live tensor's data (not freed, not scratch bytes). */
+  isLive(data: unknown, bytes: Uint8Array): boolean;
+}
+const kernelMemories: KernelMemory[] = [];
+
+export function registerKernelMemory(k: KernelMemory): void {
+  kernelMemories.push(k);
+}
+
+/** The kernel memory a buffer belongs to (its identity across growth), or null for plain host memory. */
+export function kernelMemoryOf(buffer: ArrayBufferLike): object | null {
+  for (const k of kernelMemories) {
+    const m = k.ownerOf(buffer);
+    if (m !== null) return m;
+  }
+  return null;
 }
 
 /** Copies a tensor between the host and one device type (both directions). */
@@ -155,8 +180,8 @@ function checkLive(argument: string, data: unknown, v: View): void {
       'memory that grew): expected data that is still readable; copy it before transferring the buffer');
   }
   // a view of the kernels' memory is only data inside a live wasmTensor (else freed or scratch bytes, or another tensor's)
-  const m = memoryOfBuffer(v.buffer);
-  if (m !== null && (m.stale(data) || m.addressOf(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 0, v.byteLength) === null)) {
+  const k = kernelMemories.find((k) => k.ownerOf(v.buffer) !== null);
+  if (k !== undefined && !k.isLive(data, new Uint8Array(v.buffer, v.byteOffset, v.byteLength))) {
     throw new BnbError('E_DETACHED', `${argument} is a ${v.kind} over bnbjs's kernel memory outside any live wasmTensor ` +
       '(one that was disposed, or a view made beyond its data): expected the data of a tensor that is not disposed');
   }

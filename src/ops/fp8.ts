@@ -1,14 +1,11 @@
 import { guard } from '../args.js';
 import { BnbError, show } from '../errors.js';
-import { dispatch, registerKernel } from '../backend/registry.js';
+import { dispatch } from './registry.js';
 import { FloatDType, FLOAT_DTYPES } from '../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../float16.js';
 import { Tensor, numel, toDevice, toFloat32 } from '../tensor.js';
-import { byteView } from './chunk.js';
-import { DTYPE_ID } from '../backend/abi.js';
-import { chunkElements } from '../wasm/runtime.js';
-import { kernelsFor, runChunks } from '../threads/parallel.js';
-import { checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, checkTensorOf, emptyTensor, onHost } from './validate.js';
+import { checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, checkTensorOf, onHost } from './validate.js';
+
 
 export interface DequantizeFp8Options {
   /** output dtype (default bfloat16, as axolotl) */
@@ -83,60 +80,3 @@ export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, opts: Dequantize
   return { W: w, dtype, layout, scales, out, outTensor: o.out as Tensor | undefined };
 }
 
-/** The WebAssembly kernel of dequantizeFp8. */
-export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
-  const { W: w, dtype, layout: L, scales, out, outTensor } = checkDequantizeFp8(W, scaleInv, opts);
-  const result = out ?? emptyTensor(dtype, w.shape);
-  const size = dtype === 'float32' ? 4 : 2;
-  const n = numel(w.shape);
-  const { m, threads } = kernelsFor(n, w.data, result.data);
-  if (scales.length === 1) {
-    // one scale: any layout is the same, so stream flat chunks (rows of any length)
-    const chunk = Math.max(1, Math.min(n, chunkElements(1, threads, n)));
-    const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
-    runChunks(m, threads, {
-      count: Math.ceil(n / chunk),
-      shared: [4],
-      prepare: ([pS]) => m.write(pS!, byteView(scales, 0, 4)),
-      slot: [chunk, chunk * size],
-      load(j, p) {
-        const [start, len] = span(j);
-        p[0] = m.place(p[0]!, byteView(w.data, start, len));
-        p[1] = m.target(p[1]!, result.data, start * size, len * size);
-      },
-      calls: (j, [pW, pO], [pS]) => [['dequantizeFp8', pW!, 1, span(j)[1], 0, pS!, 1, 1, span(j)[1], DTYPE_ID[dtype], pO!]],
-      store(j, [, pO]) {
-        const [start, len] = span(j);
-        m.read(pO!, result.data, start * size, len * size);
-      },
-    });
-    return out ? outTensor! : result;
-  }
-  const chunkRows = Math.max(1, Math.min(L.rows, Math.floor(chunkElements(1, threads, n) / Math.max(L.cols, 1))));
-  const span = (j: number) => [j * chunkRows, Math.min(chunkRows, L.rows - j * chunkRows)] as const;
-  runChunks(m, threads, {
-    count: Math.ceil(L.rows / chunkRows),
-    shared: [scales.byteLength],
-    prepare: ([pS]) => m.write(pS!, byteView(scales, 0, scales.byteLength)),
-    slot: [chunkRows * L.cols, chunkRows * L.cols * size],
-    load(j, p) {
-      const [r0, rows] = span(j);
-      p[0] = m.place(p[0]!, byteView(w.data, r0 * L.cols, rows * L.cols));
-      p[1] = m.target(p[1]!, result.data, r0 * L.cols * size, rows * L.cols * size);
-    },
-    calls(j, [pW, pO], [pS]) {
-      // row indices relative to the chunk's block of rows (32-bit in the kernel)
-      const [r0, rows] = span(j);
-      const rowBlock = Math.floor(r0 / L.blockRows);
-      return [['dequantizeFp8', pW!, rows, L.cols, r0 - rowBlock * L.blockRows, pS! + rowBlock * L.scaleCols * 4, L.scaleCols, L.blockRows, L.blockCols,
-        DTYPE_ID[dtype], pO!]];
-    },
-    store(j, [, pO]) {
-      const [r0, rows] = span(j);
-      m.read(pO!, result.data, r0 * L.cols * size, rows * L.cols * size);
-    },
-  });
-  return out ? outTensor! : result; // the caller's out (its checked snapshot was written)
-}
-
-registerKernel('dequantizeFp8', 'cpu', dequantizeFp8Wasm);

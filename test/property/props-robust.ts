@@ -11,7 +11,7 @@ import {
 import { DTYPES } from '../../src/dtypes.js';
 import { StoredTensor } from '../../src/io/safetensors.js';
 import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT } from '../../src/ops/validate.js';
-import { setChunkElements } from '../../src/wasm/runtime.js';
+import { setChunkElements } from '../../src/backend/wasm/chunk.js';
 import { Rng } from '../helpers/random.js';
 import { FLOAT_DTYPES, assertSame, check, floatTensor, values } from './gen.js';
 

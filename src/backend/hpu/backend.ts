@@ -8,10 +8,10 @@ import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../../floa
 import { QuantState } from '../../quant-state.js';
 import { Tensor, bytesOf, checkNotDetached, checkShape, checkTensor, numel, registerDeviceMover, tensor } from '../../tensor.js';
 import { freshView, viewOf } from '../../views.js';
-import { dequantize4bitWasm } from '../../ops/dequantize4bit.js';
-import { stateAbsmax } from '../../ops/blockwise.js';
+import { dequantize4bitWasm } from '../wasm/quant4bit.js';
+import { stateAbsmax } from '../wasm/blockwise.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType } from '../../ops/validate.js';
-import { canonicalDevice, forcedBackend, registerKernel } from '../registry.js';
+import { canonicalDevice, forcedBackend, registerKernel } from '../../ops/registry.js';
 import { GaudiProbe, GaudiVersion, needsNibbleSwap, parseGaudiVersion, probeGaudi } from './probe.js';
 
 let probed: GaudiProbe | null = null;

@@ -1,19 +1,13 @@
-// CUDA kernels of the LLM.int8, GEMV and FP8 ops, on device tensors. Each starts
-// with the op's shared argument checks (src/ops), as the WebAssembly kernel does.
-import { QuantState } from '../../quant-state.js';
-import { Tensor, tensor, toFloat32 } from '../../tensor.js';
+// The CUDA kernels of the LLM.int8 ops on device tensors.
+import { Tensor } from '../../tensor.js';
 import {
   Int8MmDequantOptions, Int8QuantOptions, checkInt8LinearMatmul, checkInt8MmDequant, checkInt8Quant, checkInt8VectorwiseDequant,
-  int8VectorwiseQuantWasm,
 } from '../../ops/int8.js';
-import { checkGemv4bit } from '../../ops/gemv4bit.js';
-import { DequantizeFp8Options, checkDequantizeFp8 } from '../../ops/fp8.js';
-import { onHost } from '../../ops/validate.js';
-import { DTYPE_ID, QTYPE_ID } from '../abi.js';
+import { int8VectorwiseQuantWasm } from '../wasm/int8.js';
+import { DTYPE_ID } from '../abi.js';
 import { cudaCall } from './addon.js';
-import { checkFinite, cudaFor, dev, withTemps } from './util.js';
-import { DeviceTensor, deviceEmpty, toDevice } from './tensor.js';
-import { deviceAbsmax, output } from './ops.js';
+import { checkFinite, cudaFor, dev } from './util.js';
+import { deviceEmpty, toDevice } from './tensor.js';
 
 const DT = DTYPE_ID;
 
@@ -68,31 +62,4 @@ export function int8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opt
   const out = deviceEmpty(dtype, [...a.shape], a.device);
   cudaCall(() => cuda.int8MmDequant(a.ptr, rows, cols, rs.ptr, cs.ptr, b?.ptr ?? 0, biasKind, DT[dtype], out.ptr));
   return out;
-}
-
-export function gemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
-  const { M, N, K, quantType, blocksize, dtype, bias, absmax, outShape } = checkGemv4bit(A, B, state, opts);
-  const a = dev('A', A), b = dev('B', B);
-  if (M === 0 || N === 0) return deviceEmpty(dtype, outShape, a.device);
-  const cuda = cudaFor(a.device);
-  return withTemps((temp) => {
-    const am = deviceAbsmax(cuda, absmax, a.device, temp);
-    // the kernels add an f32 bias (the WebAssembly kernel's toFloat32 of it)
-    const f32 = bias && temp(toDevice(tensor(toFloat32(onHost(bias) ? bias : toDevice(bias, 'cpu')), [N]), a.device) as DeviceTensor);
-    const out = deviceEmpty(dtype, outShape, a.device);
-    cudaCall(() => cuda.gemv4bit(a.ptr, M, K, DT[dtype], b.ptr, N, am.ptr, blocksize, QTYPE_ID[quantType], f32 ? f32.ptr : 0, DT[dtype], out.ptr));
-    return out;
-  });
-}
-
-export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
-  const { dtype, layout: L, scales, out } = checkDequantizeFp8(W, scaleInv, opts);
-  const w = dev('W', W);
-  const cuda = cudaFor(w.device);
-  return withTemps((temp) => {
-    const s = temp(toDevice(tensor(scales, [scales.length]), w.device) as DeviceTensor);
-    const result = output(out, dtype, w.shape, w.device);
-    cudaCall(() => cuda.dequantizeFp8(w.ptr, L.rows, L.cols, 0, s.ptr, L.scaleCols, L.blockRows, L.blockCols, DT[dtype], result.ptr));
-    return result;
-  });
 }

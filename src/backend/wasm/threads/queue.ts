@@ -4,7 +4,7 @@
 // s % RING until it is done. Whoever raises `claimed` from s - 1 to s runs job s, so
 // each job runs exactly once, on whichever thread takes it: the kernels' inputs and
 // outputs are in wasm memory, so where a job runs never changes a bit.
-import { KernelExports, KernelName } from '../wasm/exports.js';
+import { KernelExports, KernelName } from '../runtime/exports.js';
 import { QueueLayout, executeJob } from './serve.js';
 import { MAX_THREADS } from './config.js';
 

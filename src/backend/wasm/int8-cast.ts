@@ -3,15 +3,13 @@
 // On the WebAssembly kernels the cast runs in wasm memory, chunk by chunk, next to the
 // int8 kernel: no float16 or float32 copy of the whole tensor on the host. Other
 // backends (and a replaced cpu kernel) get the two ops one after the other.
-import { dispatch } from '../backend/registry.js';
-import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
-import { Tensor, checkTensor, isTensor, tensor } from '../tensor.js';
+import { dispatch } from '../../ops/registry.js';
+import { FLOAT_DTYPES, FloatDType } from '../../dtypes.js';
+import { Tensor, checkTensor, isTensor, tensor } from '../../tensor.js';
+import { checkInt8VectorwiseDequant, int8VectorwiseDequant, int8VectorwiseQuant } from '../../ops/int8.js';
+import { checkFloatDType, onHost } from '../../ops/validate.js';
 import { castFloat } from './cast.js';
-import {
-  checkInt8VectorwiseDequant, int8DequantRows, int8QuantRows, int8VectorwiseDequant, int8VectorwiseDequantWasm, int8VectorwiseQuant,
-  int8VectorwiseQuantWasm,
-} from './int8.js';
-import { checkFloatDType, onHost } from './validate.js';
+import { int8DequantRows, int8QuantRows, int8VectorwiseDequantWasm, int8VectorwiseQuantWasm } from './int8.js';
 
 /**
  * int8VectorwiseQuant(castFloat(W, 'float16')) (threshold 0, finite input): the

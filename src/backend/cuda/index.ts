@@ -10,26 +10,29 @@ import { checkDequantizeFp8 } from '../../ops/fp8.js';
 import { checkGemv4bit } from '../../ops/gemv4bit.js';
 import { checkInt8LinearMatmul, checkInt8MmDequant, checkInt8Quant, checkInt8VectorwiseDequant } from '../../ops/int8.js';
 import { checkQuantize4bit } from '../../ops/quantize4bit.js';
-import { OpName, registerKernel } from '../registry.js';
-import * as core from './ops.js';
-import * as functional from './ops-functional.js';
+import { OpName, registerKernel } from '../../ops/registry.js';
+import * as q4 from './quant4bit.js';
+import * as bw from './blockwise.js';
+import * as int8 from './int8.js';
+import * as gemv from './gemv.js';
+import * as fp8 from './fp8.js';
 import { DeviceTensor, isDeviceTensor, toDevice } from './tensor.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Kernel = (...args: any[]) => any;
 
 const KERNELS: Record<OpName, Kernel> = {
-  quantize4bit: core.quantize4bit,
-  dequantize4bit: core.dequantize4bit,
-  quantizeBlockwise: core.quantizeBlockwise,
-  dequantizeBlockwise: core.dequantizeBlockwise,
-  int8VectorwiseQuant: functional.int8VectorwiseQuant,
-  int8DoubleQuant: functional.int8DoubleQuant,
-  int8VectorwiseDequant: functional.int8VectorwiseDequant,
-  int8LinearMatmul: functional.int8LinearMatmul,
-  int8MmDequant: functional.int8MmDequant,
-  gemv4bit: functional.gemv4bit,
-  dequantizeFp8: functional.dequantizeFp8,
+  quantize4bit: q4.quantize4bit,
+  dequantize4bit: q4.dequantize4bit,
+  quantizeBlockwise: bw.quantizeBlockwise,
+  dequantizeBlockwise: bw.dequantizeBlockwise,
+  int8VectorwiseQuant: int8.int8VectorwiseQuant,
+  int8DoubleQuant: int8.int8DoubleQuant,
+  int8VectorwiseDequant: int8.int8VectorwiseDequant,
+  int8LinearMatmul: int8.int8LinearMatmul,
+  int8MmDequant: int8.int8MmDequant,
+  gemv4bit: gemv.gemv4bit,
+  dequantizeFp8: fp8.dequantizeFp8,
 };
 
 /** The state with f applied to its absmax (and its state2's), each field read once. */
