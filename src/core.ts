@@ -44,5 +44,6 @@ export {
 } from './io/safetensors.js';
 export type { SafetensorsDType, RawDType, RawTensor, StoredTensor, TensorInfo, SafetensorsHeader } from './io/safetensors.js';
 export { toDevice } from './tensor.js';
-export { registerKernel, commonDevice, OPS, setForcedBackend } from './ops/registry.js';
-export type { OpName } from './ops/registry.js';
+export { registerKernel, OPS } from './ops/index.js';
+export type { OpName } from './ops/index.js';
+export { commonDevice, setForcedBackend } from './devices.js';

@@ -349,8 +349,8 @@ describe('every exported function on junk: only BnbError (case 12)', () => {
   const GLOBAL_SETTERS: [string, (v: unknown) => unknown][] = [
     ['setWasmBuild', (v) => bnb.setWasmBuild(v as never)],
     ['setForcedBackend', (v) => bnb.setForcedBackend(v as never)],
-    ['registerKernel', (v) => bnb.registerKernel(v as never, 'cpu', () => 0)],
-    ['registerKernel(op, device)', (v) => bnb.registerKernel('quantize4bit', v as never, () => 0)],
+    ['registerKernel', (v) => bnb.registerKernel(v as never, 'cpu', () => 0 as never)],
+    ['registerKernel(op, device)', (v) => bnb.registerKernel('quantize4bit', v as never, () => 0 as never)],
     ['registerKernel(op, device, kernel)', (v) => bnb.registerKernel('quantize4bit', 'cpu', v as never)],
     ['setGaudiSoftwareVersion', (v) => bnb.setGaudiSoftwareVersion(v as never)],
     ['probeGaudi', (v) => bnb.probeGaudi(v as never)],

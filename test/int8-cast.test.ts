@@ -6,7 +6,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { registerKernel } from '../src/ops/registry.js';
+import { registerKernel } from '../src/ops/index.js';
+import { checkInt8Quant } from '../src/ops/int8.js';
 import { FloatDType } from '../src/dtypes.js';
 import { numberToBf16 } from '../src/float16.js';
 import { Tensor, int8VectorwiseDequant, int8VectorwiseQuant, setNumThreads, setWasmBuild, tensor } from '../src/index.js';
@@ -182,7 +183,7 @@ describe('int8VectorwiseQuantCast and int8VectorwiseDequantCast', () => {
     const restore = registerKernel('int8VectorwiseQuant', 'cpu', (A: Tensor) => {
       calls++;
       expect(A.dtype).toBe('float16'); // cast first, as the two ops do
-      return int8VectorwiseQuantWasm(A);
+      return int8VectorwiseQuantWasm(checkInt8Quant(A, {})); // the WebAssembly kernel takes the checked arguments
     });
     try {
       expect(same(int8VectorwiseQuantCast(W)[0], want)).toBe(true);

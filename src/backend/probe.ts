@@ -2,7 +2,7 @@
 import { wasmBuild } from './wasm/runtime/instances.js';
 import { wasmFeatures } from './wasm/runtime/features.js';
 import { cudaAddon, CudaDeviceInfo } from './cuda/addon.js';
-import { forcedBackend } from '../ops/registry.js';
+import { forcedBackend } from '../devices.js';
 import { GaudiProbe } from './hpu/probe.js';
 import { gaudi } from './hpu/backend.js';
 

@@ -1,15 +1,13 @@
+// quantizeBlockwise and dequantizeBlockwise: their declarations, checks and public functions.
 import { BnbError, fail } from '../errors.js';
-import { guard, isPlainObject, readOptions } from '../args.js';
-import { dispatch } from './registry.js';
+import { isPlainObject, readOptions } from '../args.js';
+import { defineOp, outputs } from './registry.js';
 import { FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, numel, tensor } from '../tensor.js';
 import { defaultDynamicMap } from '../maps.js';
-import { StateFields, checkCode, checkStateAbsmax, checkedInputs, readState, stateTensors } from './state.js';
-import {
-  BLOCKSIZES_8BIT, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, checkOptionsObject, checkOutput, checkTensorOf,
-} from './validate.js';
-
+import { StateFields, checkCode, checkStateAbsmax, checkedInputs, readState } from './state.js';
+import { BLOCKSIZES_8BIT, checkBlocksize, checkBoolean, checkFloatInput, checkOutput, checkTensorOf } from './validate.js';
 
 export interface QuantizeBlockwiseOptions {
   /** 256 sorted f32 values; default: createDynamicMap() */
@@ -21,13 +19,11 @@ export interface QuantizeBlockwiseOptions {
 
 /** bnb's quantize_blockwise: 8-bit codes (same shape as A) and a QuantState. */
 export function quantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}): [Tensor, QuantState] {
-  checkOptionsObject('quantizeBlockwise', opts);
-  return dispatch('quantizeBlockwise', { A })(A, opts);
+  return quantizeBlockwiseOp.call(A, opts);
 }
 
-/** quantizeBlockwise's arguments, checked and with their defaults (every backend's kernel starts here). */
-export function checkQuantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}) {
-  const o = checkOptions('quantizeBlockwise', opts, ['code', 'blocksize', 'nested', 'allowNonFinite']) as QuantizeBlockwiseOptions;
+/** quantizeBlockwise's arguments (the options copied), checked and with their defaults: what every backend's kernel gets. */
+export function checkQuantizeBlockwise(A: Tensor, o: QuantizeBlockwiseOptions) {
   const { blocksize = 4096, nested = false, allowNonFinite = false } = o;
   const a = checkFloatInput('A', A, 'Blockwise quantization');
   checkBlocksize('blocksize', blocksize, BLOCKSIZES_8BIT);
@@ -36,6 +32,15 @@ export function checkQuantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions
   const code = o.code === undefined ? defaultDynamicMap() : checkCode('code', o.code);
   return { A: a, n: numel(a.shape), blocksize, nested, allowNonFinite, code };
 }
+
+export const quantizeBlockwiseOp = defineOp({
+  name: 'quantizeBlockwise',
+  inputs: ['A'],
+  attrs: { code: 'host tensor', blocksize: 'value', nested: 'value', allowNonFinite: 'value' },
+  check: checkQuantizeBlockwise,
+  outputs: outputs<[Tensor, QuantState]>('q', 'state'),
+  output: 'new',
+});
 
 export interface DequantizeBlockwiseOptions {
   absmax: Tensor;
@@ -50,13 +55,11 @@ export interface DequantizeBlockwiseOptions {
 export function dequantizeBlockwise(
   q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
 ): Tensor {
-  checkOptionsObject('dequantizeBlockwise', opts);
-  return dispatch('dequantizeBlockwise', { A: q, ...stateTensors(stateOrOptions), out: guard('dequantizeBlockwise option out', () => opts.out) })(q, stateOrOptions, opts);
+  return dequantizeBlockwiseOp.call(q, stateOrOptions, opts);
 }
 
-/** dequantizeBlockwise's arguments, checked (every backend's kernel starts here). */
-export function checkDequantizeBlockwise(q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {}) {
-  const o = checkOptions('dequantizeBlockwise', opts, ['out']);
+/** dequantizeBlockwise's arguments (the options copied), checked: what every backend's kernel gets (`out` as in checkDequantize4bit). */
+export function checkDequantizeBlockwise(q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, o: { out?: Tensor }) {
   const t = checkTensorOf('A', q, 'uint8');
   let state: StateFields;
   if (QuantState.isState(stateOrOptions)) state = readState('state', stateOrOptions);
@@ -78,6 +81,16 @@ export function checkDequantizeBlockwise(q: Tensor, stateOrOptions: QuantState |
   const absmax = checkStateAbsmax(state, Math.ceil(n / blocksize));
   const codeT = tensor(code, [256], 'float32');
   const out = checkOutput(o.out, dtype, t.shape, { A: t, ...checkedInputs(absmax), 'state.code': codeT });
-  return { A: t, n, blocksize, dtype: dtype as FloatDType, code, absmax, out, outTensor: o.out as Tensor | undefined };
+  return { A: t, n, blocksize, dtype: dtype as FloatDType, code, absmax, out };
 }
+
+export const dequantizeBlockwiseOp = defineOp({
+  name: 'dequantizeBlockwise',
+  inputs: ['A'],
+  state: true,
+  attrs: { out: 'tensor' },
+  check: checkDequantizeBlockwise,
+  outputs: outputs<Tensor>('out'),
+  output: 'out',
+});
 

@@ -1,15 +1,13 @@
+// dequantize4bit: its declaration, its check, and the public functions.
 import { BnbError, fail, show } from '../errors.js';
-import { guard, isPlainObject, readOptions } from '../args.js';
-import { dispatch } from './registry.js';
+import { isPlainObject, readOptions } from '../args.js';
+import { defineOp, outputs } from './registry.js';
 import { DType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, checkShape, numel, tensor } from '../tensor.js';
 import { QuantType, checkQuantType } from '../maps.js';
-import { StateFields, checkStateAbsmax, checkedInputs, readState, stateTensors } from './state.js';
-import {
-  BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, itemBytes,
-} from './validate.js';
-
+import { StateFields, checkStateAbsmax, checkedInputs, readState } from './state.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkFloatDType, checkOutput, checkTensorArg, itemBytes } from './validate.js';
 
 export interface Dequantize4bitOptions {
   absmax: Tensor;
@@ -28,16 +26,19 @@ export interface Dequantize4bitOptions {
 export function dequantize4bit(
   A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
 ): Tensor {
-  checkOptionsObject('dequantize4bit', opts);
-  return dispatch('dequantize4bit', { A, ...stateTensors(stateOrOptions), out: guard('dequantize4bit option out', () => opts.out) })(A, stateOrOptions, opts);
+  return dequantize4bitOp.call(A, stateOrOptions, opts);
 }
 
-/** dequantize4bit's arguments, checked (every backend's kernel starts here). */
-export function checkDequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {}) {
-  const o = checkOptions('dequantize4bit', opts, ['out']);
+/**
+ * dequantize4bit's arguments (the options copied), checked: what every backend's
+ * kernel gets. `out` is the caller's out checked (a host tensor's snapshot, which the
+ * kernel writes); `isState`: a QuantState was given, not its fields.
+ */
+export function checkDequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor }) {
   const packed = checkTensorArg('A', A);
   let state: StateFields;
-  if (QuantState.isState(stateOrOptions)) state = readState('state', stateOrOptions);
+  const isState = QuantState.isState(stateOrOptions);
+  if (isState) state = readState('state', stateOrOptions);
   else {
     const f = isPlainObject('state', stateOrOptions) ? readOptions('dequantize4bit', stateOrOptions, ['absmax', 'shape', 'blocksize', 'quantType', 'dtype']) : null;
     if (f === null || f.absmax === undefined || f.shape === undefined) {
@@ -66,9 +67,19 @@ export function checkDequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequ
     throw new BnbError('E_SHAPE', `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`);
   }
   const outShape = transposed ? [shape[1]!, shape[0]!] : shape;
-  const out = checkOutput(o.out, dtype, outShape, { A: packed, ...checkedInputs(absmax) });
-  return { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out, outTensor: o.out as Tensor | undefined };
+  const out = checkOutput(opts.out, dtype, outShape, { A: packed, ...checkedInputs(absmax) });
+  return { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out, isState };
 }
+
+export const dequantize4bitOp = defineOp({
+  name: 'dequantize4bit',
+  inputs: ['A'],
+  state: true,
+  attrs: { out: 'tensor' },
+  check: checkDequantize4bit,
+  outputs: outputs<Tensor>('out'),
+  output: 'out',
+});
 
 type Dequantize4bitTypedOptions = Omit<Dequantize4bitOptions, 'quantType'>;
 

@@ -1,11 +1,10 @@
-import { guard } from '../args.js';
+// dequantizeFp8: its declaration, its check (the scale layouts), the public function.
 import { BnbError, show } from '../errors.js';
-import { dispatch } from './registry.js';
+import { defineOp, outputs } from './registry.js';
 import { FloatDType, FLOAT_DTYPES } from '../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../float16.js';
 import { Tensor, numel, toDevice, toFloat32 } from '../tensor.js';
-import { checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, checkTensorOf, onHost } from './validate.js';
-
+import { checkFloatDType, checkOutput, checkTensorArg, checkTensorOf, onHost } from './validate.js';
 
 export interface DequantizeFp8Options {
   /** output dtype (default bfloat16, as axolotl) */
@@ -55,13 +54,14 @@ export function layoutOf(W: { shape: number[] }, S: { shape: number[] }, b: numb
  * `[N, ceil(K/b)]`), or per row.
  */
 export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
-  checkOptionsObject('dequantizeFp8', opts);
-  return dispatch('dequantizeFp8', { W, scaleInv, out: guard('dequantizeFp8 option out', () => opts.out) })(W, scaleInv, opts);
+  return dequantizeFp8Op.call(W, scaleInv, opts);
 }
 
-/** dequantizeFp8's arguments, checked (every backend's kernel starts here); `scales` are the scales rounded to the output dtype. */
-export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}) {
-  const o = checkOptions('dequantizeFp8', opts, ['dtype', 'blockSize', 'out']) as DequantizeFp8Options;
+/**
+ * dequantizeFp8's arguments (the options copied), checked: what every backend's kernel
+ * gets; `scales` are the scales rounded to the output dtype, `out` as in checkDequantize4bit.
+ */
+export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, o: DequantizeFp8Options) {
   const w = checkTensorOf('W', W, 'float8_e4m3fn');
   const s = checkTensorArg('scaleInv', scaleInv);
   if (!(FLOAT_DTYPES as readonly string[]).includes(s.dtype)) {
@@ -77,6 +77,15 @@ export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, opts: Dequantize
   const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x))
     : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
   const scales = toFloat32(onHost(s) ? s : toDevice(s, 'cpu')).map(round); // scale tables are small: read on the host
-  return { W: w, dtype, layout, scales, out, outTensor: o.out as Tensor | undefined };
+  return { W: w, dtype, layout, scales, out };
 }
+
+export const dequantizeFp8Op = defineOp({
+  name: 'dequantizeFp8',
+  inputs: ['W', 'scaleInv'],
+  attrs: { dtype: 'value', blockSize: 'value', out: 'tensor' },
+  check: checkDequantizeFp8,
+  outputs: outputs<Tensor>('out'),
+  output: 'out',
+});
 

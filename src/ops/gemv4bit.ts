@@ -1,20 +1,21 @@
+// gemv4bit (and matmul4bit, its public form with a bias): its declaration, its check, the public functions.
 import { BnbError, fail, show } from '../errors.js';
 import { guard } from '../args.js';
-import { dispatch } from './registry.js';
+import { defineOp, outputs } from './registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, checkShape, numel } from '../tensor.js';
 import { checkQuantType } from '../maps.js';
-import { checkStateAbsmax, readState, stateTensors } from './state.js';
+import { checkStateAbsmax, readState } from './state.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, checkTensorArg, itemBytes } from './validate.js';
 
 
 /**
- * gemv4bit's (and matmul4bit's) arguments, checked (every backend's kernel starts
- * here): A [..., K] of a float dtype, the packed weight B of state.shape = [N, K],
- * an optional bias of N entries.
+ * gemv4bit's (and matmul4bit's) arguments (the options copied), checked: what every
+ * backend's kernel gets. A [..., K] of a float dtype, the packed weight B of
+ * state.shape = [N, K], an optional bias of N entries.
  */
-export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}) {
+export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null }) {
   const a = checkTensorArg('A', A);
   if (!(FLOAT_DTYPES as readonly string[]).includes(a.dtype)) {
     throw new BnbError('E_DTYPE', `A.dtype = ${show(a.dtype)} is not accepted: gemv4bit needs ${FLOAT_DTYPES.join(', ')}`);
@@ -53,13 +54,23 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
 
 /** bnb's gemv_4bit: A [..., K] times the 4-bit weight [N, K] transposed, for any M and K. */
 export function gemv4bit(A: Tensor, B: Tensor, state: QuantState): Tensor {
-  return dispatch('gemv4bit', { A, B, ...stateTensors(state) })(A, B, state, {});
+  return gemv4bitOp.call(A, B, state, {});
 }
 
 /** bnb's matmul_4bit (inference): A @ W^T + bias. */
 export function matmul4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
   const o = checkOptions('matmul4bit', opts, ['bias']);
   const bias = (o.bias ?? null) as Tensor | null;
-  return dispatch('gemv4bit', { A, B, ...stateTensors(state), bias })(A, B, state, { bias });
+  return gemv4bitOp.call(A, B, state, { bias });
 }
+
+export const gemv4bitOp = defineOp({
+  name: 'gemv4bit',
+  inputs: ['A', 'B'],
+  state: true,
+  attrs: { bias: 'tensor' },
+  check: checkGemv4bit,
+  outputs: outputs<Tensor>('out'),
+  output: 'new',
+});
 

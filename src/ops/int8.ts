@@ -1,11 +1,10 @@
+// The LLM.int8 ops: their declarations, checks and public functions.
 import { BnbError, fail, show } from '../errors.js';
-import { guard } from '../args.js';
-import { dispatch } from './registry.js';
+import { defineOp, outputs } from './registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { f16ToNumber, numberToF16 } from '../float16.js';
 import { Tensor, numel } from '../tensor.js';
-import { checkBoolean, checkDTypeIs, checkFloatDType, checkOptions, checkOptionsObject, checkTensorArg, checkTensorOf } from './validate.js';
-
+import { checkBoolean, checkDTypeIs, checkFloatDType, checkOptionsObject, checkTensorArg, checkTensorOf } from './validate.js';
 
 export interface Int8QuantOptions {
   /** outlier threshold: |x| >= threshold is an outlier (0: none). Compared in float16, as bnb. */
@@ -39,11 +38,10 @@ function checkStats(argument: string, t: unknown, length: number, what: string):
 }
 
 /**
- * int8VectorwiseQuant's (and int8DoubleQuant's) arguments, checked (every backend's
- * kernel starts here): float16 A seen as [rows, cols].
+ * int8VectorwiseQuant's (and int8DoubleQuant's) arguments (the options copied),
+ * checked: what every backend's kernel gets. Float16 A seen as [rows, cols].
  */
-export function checkInt8Quant(A: Tensor, opts: Int8QuantOptions = {}) {
-  const o = checkOptions('int8VectorwiseQuant', opts, ['threshold', 'allowNonFinite']);
+export function checkInt8Quant(A: Tensor, o: Int8QuantOptions) {
   const a = checkTensorOf('A', A, 'float16');
   const threshold = checkThreshold(o.threshold ?? 0);
   const allowNonFinite = checkBoolean('allowNonFinite', o.allowNonFinite ?? false);
@@ -51,13 +49,32 @@ export function checkInt8Quant(A: Tensor, opts: Int8QuantOptions = {}) {
   return { A: a, threshold, allowNonFinite, rows, cols };
 }
 
+const INT8_QUANT_ATTRS = { threshold: 'value', allowNonFinite: 'value' } as const;
+
+export const int8VectorwiseQuantOp = defineOp({
+  name: 'int8VectorwiseQuant',
+  inputs: ['A'],
+  attrs: INT8_QUANT_ATTRS,
+  check: checkInt8Quant,
+  outputs: outputs<[Tensor, Tensor, Tensor | null]>('CB', 'rowStats', 'outlierCols'),
+  output: 'new',
+});
+
+export const int8DoubleQuantOp = defineOp({
+  name: 'int8DoubleQuant',
+  inputs: ['A'],
+  attrs: INT8_QUANT_ATTRS,
+  check: checkInt8Quant,
+  outputs: outputs<[Tensor, Tensor, Tensor, Tensor, Tensor | null]>('CArow', 'CAcol', 'rowStats', 'colStats', 'outlierCols'),
+  output: 'new',
+});
+
 /**
  * bnb's int8_vectorwise_quant (LLM.int8 row-wise absmax quantization of float16
  * A). Returns [CB int8 like A, rowStats float32 [rows], outlierCols int32 | null].
  */
 export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
-  checkOptionsObject('int8VectorwiseQuant', opts);
-  return dispatch('int8VectorwiseQuant', { A })(A, opts);
+  return int8VectorwiseQuantOp.call(A, opts);
 }
 
 /**
@@ -65,28 +82,35 @@ export function int8VectorwiseQuant(A: Tensor, opts: Int8QuantOptions = {}): [Te
  * (CAt = rint(f16(A * 127) / colStats)). Returns [CArow, CAcol, rowStats, colStats, outlierCols | null].
  */
 export function int8DoubleQuant(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor, Tensor, Tensor | null] {
-  checkOptionsObject('int8DoubleQuant', opts);
-  return dispatch('int8DoubleQuant', { A })(A, opts);
+  return int8DoubleQuantOp.call(A, opts);
 }
 
 /** bnb's int8_vectorwise_dequant: A * stats[row] * f32(1/127), float32. */
 export function int8VectorwiseDequant(A: Tensor, stats: Tensor): Tensor {
-  return dispatch('int8VectorwiseDequant', { A, stats })(A, stats);
+  return int8VectorwiseDequantOp.call(A, stats);
 }
 
-/** int8VectorwiseDequant's arguments, checked (every backend's kernel starts here). */
+/** int8VectorwiseDequant's arguments, checked: what every backend's kernel gets. */
 export function checkInt8VectorwiseDequant(A: Tensor, stats: Tensor) {
   const a = checkTensorOf('A', A, 'int8');
   const [rows, cols] = matrix('A', a);
   return { A: a, stats: checkStats('stats', stats, rows, `A with ${rows} rows`), rows, cols };
 }
 
+export const int8VectorwiseDequantOp = defineOp({
+  name: 'int8VectorwiseDequant',
+  inputs: ['A', 'stats'],
+  check: checkInt8VectorwiseDequant,
+  outputs: outputs<Tensor>('out'),
+  output: 'new',
+});
+
 /** bnb's int8_linear_matmul: out = A @ B^T in exact int32 arithmetic, for any K. */
 export function int8LinearMatmul(A: Tensor, B: Tensor): Tensor {
-  return dispatch('int8LinearMatmul', { A, B })(A, B);
+  return int8LinearMatmulOp.call(A, B);
 }
 
-/** int8LinearMatmul's arguments, checked (every backend's kernel starts here): int8 A [..., K] and B [N, K]. */
+/** int8LinearMatmul's arguments, checked: what every backend's kernel gets. Int8 A [..., K] and B [N, K]. */
 export function checkInt8LinearMatmul(A: Tensor, B: Tensor) {
   const a = checkTensorArg('A', A), b = checkTensorArg('B', B);
   checkDTypeIs('A', a, 'int8');
@@ -99,6 +123,14 @@ export function checkInt8LinearMatmul(A: Tensor, B: Tensor) {
   }
   return { A: a, B: b, M, K, N };
 }
+
+export const int8LinearMatmulOp = defineOp({
+  name: 'int8LinearMatmul',
+  inputs: ['A', 'B'],
+  check: checkInt8LinearMatmul,
+  outputs: outputs<Tensor>('out'),
+  output: 'new',
+});
 
 export interface Int8MmDequantOptions {
   bias?: Tensor | null;
@@ -114,13 +146,11 @@ const BIAS_KIND: Record<FloatDType, number> = { float16: 1, float32: 2, bfloat16
  * output dtypes are casts of that float16 result (SPEC §6.5).
  */
 export function int8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
-  checkOptionsObject('int8MmDequant', opts);
-  return dispatch('int8MmDequant', { A, rowStats, colStats, bias: guard('int8MmDequant option bias', () => opts.bias) })(A, rowStats, colStats, opts);
+  return int8MmDequantOp.call(A, rowStats, colStats, opts);
 }
 
-/** int8MmDequant's arguments, checked (every backend's kernel starts here). */
-export function checkInt8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}) {
-  const o = checkOptions('int8MmDequant', opts, ['bias', 'dtype']);
+/** int8MmDequant's arguments (the options copied), checked: what every backend's kernel gets. */
+export function checkInt8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor, o: Int8MmDequantOptions) {
   const a = checkTensorOf('A', A, 'int32');
   const [rows, cols] = matrix('A', a);
   const rs = checkStats('rowStats', rowStats, rows, `A with ${rows} rows`);
@@ -134,6 +164,15 @@ export function checkInt8MmDequant(A: Tensor, rowStats: Tensor, colStats: Tensor
   }
   return { A: a, rowStats: rs, colStats: cs, rows, cols, dtype, bias, biasKind: bias ? BIAS_KIND[bias.dtype as FloatDType] : 0 };
 }
+
+export const int8MmDequantOp = defineOp({
+  name: 'int8MmDequant',
+  inputs: ['A', 'rowStats', 'colStats'],
+  attrs: { bias: 'tensor', dtype: 'value' },
+  check: checkInt8MmDequant,
+  outputs: outputs<Tensor>('out'),
+  output: 'new',
+});
 
 /** bnb's int8_scaled_mm: int8LinearMatmul then int8MmDequant. */
 export function int8ScaledMm(A: Tensor, B: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {

@@ -1,12 +1,12 @@
+// quantize4bit: its declaration, its check, and the public functions.
 import { BnbError, fail } from '../errors.js';
 import { readOptions } from '../args.js';
-import { dispatch } from './registry.js';
+import { defineOp, outputs } from './registry.js';
 import { DType, itemsize } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, numel } from '../tensor.js';
 import { QuantType, checkQuantType } from '../maps.js';
-import { BLOCKSIZES_4BIT, checkBlocksize, checkBoolean, checkFloatInput, checkOptions, checkOptionsObject } from './validate.js';
-
+import { BLOCKSIZES_4BIT, checkBlocksize, checkBoolean, checkFloatInput } from './validate.js';
 
 export const QUANT_STORAGES: readonly DType[] = ['uint8', 'float16', 'bfloat16', 'float32'];
 /** bnb's nested blocksize for 4-bit absmax. */
@@ -26,14 +26,12 @@ export interface Quantize4bitOptions {
  * reinterpretation of the same bytes) and the QuantState.
  */
 export function quantize4bit(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor, QuantState] {
-  checkOptionsObject('quantize4bit', opts);
-  return dispatch('quantize4bit', { A })(A, opts);
+  return quantize4bitOp.call(A, opts);
 }
 
-/** quantize4bit's arguments, checked and with their defaults (every backend's kernel starts here). */
-export function checkQuantize4bit(A: Tensor, opts: Quantize4bitOptions = {}) {
-  const o = checkOptions('quantize4bit', opts, ['blocksize', 'compressStatistics', 'quantType', 'quantStorage', 'allowNonFinite']) as Quantize4bitOptions;
-  const { blocksize = 64, compressStatistics = false, quantType = 'fp4', quantStorage = 'uint8', allowNonFinite = false } = o;
+/** quantize4bit's arguments (the options copied), checked and with their defaults: what every backend's kernel gets. */
+export function checkQuantize4bit(A: Tensor, opts: Quantize4bitOptions) {
+  const { blocksize = 64, compressStatistics = false, quantType = 'fp4', quantStorage = 'uint8', allowNonFinite = false } = opts;
   const a = checkFloatInput('A', A, 'Blockwise 4bit quantization');
   checkBlocksize('blocksize', blocksize, BLOCKSIZES_4BIT);
   checkQuantType('quantType', quantType);
@@ -53,6 +51,15 @@ export function checkQuantize4bit(A: Tensor, opts: Quantize4bitOptions = {}) {
 export function packedShape(n: number, quantStorage: DType): number[] {
   return [Math.floor((n + 1) / (2 * itemsize(quantStorage))), 1];
 }
+
+export const quantize4bitOp = defineOp({
+  name: 'quantize4bit',
+  inputs: ['A'],
+  attrs: { blocksize: 'value', compressStatistics: 'value', quantType: 'value', quantStorage: 'value', allowNonFinite: 'value' },
+  check: checkQuantize4bit,
+  outputs: outputs<[Tensor, QuantState]>('packed', 'state'),
+  output: 'new',
+});
 
 type Quantize4bitTypedOptions = Omit<Quantize4bitOptions, 'quantType'>;
 

@@ -5,7 +5,8 @@ import { QuantState } from '../../quant-state.js';
 import { Tensor, numel, tensor } from '../../tensor.js';
 import { defaultDynamicMap } from '../../maps.js';
 import { meanF32 } from '../../stats.js';
-import { DequantizeBlockwiseOptions, QuantizeBlockwiseOptions, checkDequantizeBlockwise, checkQuantizeBlockwise } from '../../ops/blockwise.js';
+import { Checked } from '../../ops/registry.js';
+import { dequantizeBlockwiseOp, quantizeBlockwiseOp } from '../../ops/blockwise.js';
 import { CheckedAbsmax } from '../../ops/state.js';
 import { DTYPE_ID } from '../abi.js';
 import { CudaAddon, cudaCall } from './addon.js';
@@ -52,9 +53,9 @@ export function output(out: Tensor | undefined, dtype: FloatDType, shape: number
   return out === undefined ? deviceEmpty(dtype, shape, device) : dev('out', out);
 }
 
-export function quantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}): [Tensor, QuantState] {
-  const { n, blocksize, nested, allowNonFinite, code } = checkQuantizeBlockwise(A, opts);
-  const a = dev('A', A);
+export function quantizeBlockwise(c: Checked<typeof quantizeBlockwiseOp>): [Tensor, QuantState] {
+  const { n, blocksize, nested, allowNonFinite, code } = c;
+  const a = dev('A', c.A);
   const cuda = cudaFor(a.device);
   checkFinite(cuda, a, allowNonFinite);
   return withTemps((temp) => {
@@ -68,9 +69,9 @@ export function quantizeBlockwise(A: Tensor, opts: QuantizeBlockwiseOptions = {}
   });
 }
 
-export function dequantizeBlockwise(q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {}): Tensor {
-  const { n, blocksize, dtype, code, absmax, out } = checkDequantizeBlockwise(q, stateOrOptions, opts);
-  const t = dev('A', q);
+export function dequantizeBlockwise(c: Checked<typeof dequantizeBlockwiseOp>): Tensor {
+  const { n, blocksize, dtype, code, absmax, out } = c;
+  const t = dev('A', c.A);
   const cuda = cudaFor(t.device);
   return withTemps((temp) => {
     const a = deviceAbsmax(cuda, absmax, t.device, temp);

@@ -1,6 +1,7 @@
 // The CUDA kernel of dequantizeFp8 on device tensors.
 import { Tensor, tensor } from '../../tensor.js';
-import { DequantizeFp8Options, checkDequantizeFp8 } from '../../ops/fp8.js';
+import { Checked } from '../../ops/registry.js';
+import { dequantizeFp8Op } from '../../ops/fp8.js';
 import { DTYPE_ID } from '../abi.js';
 import { cudaCall } from './addon.js';
 import { cudaFor, dev, withTemps } from './util.js';
@@ -9,9 +10,9 @@ import { output } from './blockwise.js';
 
 const DT = DTYPE_ID;
 
-export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
-  const { dtype, layout: L, scales, out } = checkDequantizeFp8(W, scaleInv, opts);
-  const w = dev('W', W);
+export function dequantizeFp8(c: Checked<typeof dequantizeFp8Op>): Tensor {
+  const { dtype, layout: L, scales, out } = c;
+  const w = dev('W', c.W);
   const cuda = cudaFor(w.device);
   return withTemps((temp) => {
     const s = temp(toDevice(tensor(scales, [scales.length]), w.device) as DeviceTensor);

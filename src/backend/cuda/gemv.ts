@@ -1,7 +1,7 @@
 // The CUDA kernel of gemv4bit (and matmul4bit) on device tensors.
-import { QuantState } from '../../quant-state.js';
 import { Tensor, tensor, toFloat32 } from '../../tensor.js';
-import { checkGemv4bit } from '../../ops/gemv4bit.js';
+import { Checked } from '../../ops/registry.js';
+import { gemv4bitOp } from '../../ops/gemv4bit.js';
 import { onHost } from '../../ops/validate.js';
 import { DTYPE_ID, QTYPE_ID } from '../abi.js';
 import { cudaCall } from './addon.js';
@@ -11,9 +11,9 @@ import { deviceAbsmax } from './blockwise.js';
 
 const DT = DTYPE_ID;
 
-export function gemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
-  const { M, N, K, quantType, blocksize, dtype, bias, absmax, outShape } = checkGemv4bit(A, B, state, opts);
-  const a = dev('A', A), b = dev('B', B);
+export function gemv4bit(c: Checked<typeof gemv4bitOp>): Tensor {
+  const { M, N, K, quantType, blocksize, dtype, bias, absmax, outShape } = c;
+  const a = dev('A', c.A), b = dev('B', c.B);
   if (M === 0 || N === 0) return deviceEmpty(dtype, outShape, a.device);
   const cuda = cudaFor(a.device);
   return withTemps((temp) => {

@@ -4,8 +4,9 @@ import { FloatDType, itemsize } from '../../dtypes.js';
 import { QuantState } from '../../quant-state.js';
 import { Tensor } from '../../tensor.js';
 import { get4bitType } from '../../maps.js';
-import { NESTED_BLOCKSIZE_4BIT, Quantize4bitOptions, checkQuantize4bit, packedShape } from '../../ops/quantize4bit.js';
-import { Dequantize4bitOptions, checkDequantize4bit } from '../../ops/dequantize4bit.js';
+import { Checked } from '../../ops/registry.js';
+import { NESTED_BLOCKSIZE_4BIT, packedShape, quantize4bitOp } from '../../ops/quantize4bit.js';
+import { dequantize4bitOp } from '../../ops/dequantize4bit.js';
 import { DTYPE_ID, QTYPE_ID } from '../abi.js';
 import { CudaAddon, cudaCall } from './addon.js';
 import { checkFinite, cudaFor, dev, withTemps } from './util.js';
@@ -15,9 +16,9 @@ import { codeOn, compress, deviceAbsmax, output } from './blockwise.js';
 const DT = DTYPE_ID;
 const QT = QTYPE_ID;
 
-export function quantize4bit(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor, QuantState] {
-  const { n, blocksize, compressStatistics, quantType, quantStorage, allowNonFinite } = checkQuantize4bit(A, opts);
-  const a = dev('A', A);
+export function quantize4bit(c: Checked<typeof quantize4bitOp>): [Tensor, QuantState] {
+  const { n, blocksize, compressStatistics, quantType, quantStorage, allowNonFinite } = c;
+  const a = dev('A', c.A);
   const cuda = cudaFor(a.device);
   checkFinite(cuda, a, allowNonFinite);
   return withTemps((temp) => {
@@ -31,9 +32,9 @@ export function quantize4bit(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor
   });
 }
 
-export function dequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {}): Tensor {
-  const { n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out } = checkDequantize4bit(A, stateOrOptions, opts);
-  const packed = dev('A', A);
+export function dequantize4bit(c: Checked<typeof dequantize4bitOp>): Tensor {
+  const { n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out } = c;
+  const packed = dev('A', c.A);
   const cuda = cudaFor(packed.device);
   return withTemps((temp) => {
     const fused = (cuda as Partial<CudaAddon>).dequantize4bitNested; // an addon built before it has none

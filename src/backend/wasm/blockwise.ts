@@ -6,8 +6,9 @@ import { Tensor, tensor } from '../../tensor.js';
 import { defaultDynamicMap } from '../../maps.js';
 import { meanF32 } from '../../stats.js';
 import { DTYPE_ID } from '../abi.js';
-import { DequantizeBlockwiseOptions, QuantizeBlockwiseOptions, checkDequantizeBlockwise, checkQuantizeBlockwise } from '../../ops/blockwise.js';
-import { CheckedAbsmax, checkStateAbsmax, readState } from '../../ops/state.js';
+import { Checked } from '../../ops/registry.js';
+import { dequantizeBlockwiseOp, quantizeBlockwiseOp } from '../../ops/blockwise.js';
+import { CheckedAbsmax } from '../../ops/state.js';
 import { emptyTensor } from '../../ops/validate.js';
 import { FiniteCheck } from './finite.js';
 import { absmaxSpan, checkFinite, chunkElements, finiteCall, loadFloatChunk } from './chunk.js';
@@ -105,14 +106,9 @@ export function absmaxF32({ absmax, nested }: CheckedAbsmax): Float32Array {
   return out;
 }
 
-/** f32 absmax of a state on the host (checked), de-nested if needed. */
-export function stateAbsmax(state: QuantState, nblocks: number): Float32Array {
-  return absmaxF32(checkStateAbsmax(readState('state', state), nblocks));
-}
-
 /** The WebAssembly kernel of quantizeBlockwise. */
-export function quantizeBlockwiseWasm(A: Tensor, opts: QuantizeBlockwiseOptions = {}): [Tensor, QuantState] {
-  const { A: a, n, blocksize, nested, allowNonFinite, code } = checkQuantizeBlockwise(A, opts);
+export function quantizeBlockwiseWasm(c: Checked<typeof quantizeBlockwiseOp>): [Tensor, QuantState] {
+  const { A: a, n, blocksize, nested, allowNonFinite, code } = c;
   const r = quantizeBlockwiseRaw(a.data, n, a.dtype, code, blocksize, allowNonFinite ? null : { argument: 'A', tensor: a });
   const absmax = tensor(r.absmax, [r.absmax.length], 'float32');
   const codeT = tensor(code.slice(), [256], 'float32');
@@ -123,11 +119,9 @@ export function quantizeBlockwiseWasm(A: Tensor, opts: QuantizeBlockwiseOptions 
 }
 
 /** The WebAssembly kernel of dequantizeBlockwise. */
-export function dequantizeBlockwiseWasm(
-  q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
-): Tensor {
-  const { A: t, n, blocksize, dtype, code, absmax, out, outTensor } = checkDequantizeBlockwise(q, stateOrOptions, opts);
+export function dequantizeBlockwiseWasm(c: Checked<typeof dequantizeBlockwiseOp>): Tensor {
+  const { A: t, n, blocksize, dtype, code, absmax, out } = c;
   const result = out ?? emptyTensor(dtype, t.shape);
   dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmaxF32(absmax), code, blocksize, dtype, result.data);
-  return out ? outTensor! : result; // the caller's out (its checked snapshot was written)
+  return result; // out's checked snapshot where given: the op returns the caller's object
 }

@@ -2,14 +2,15 @@
 // of whole rows with the scale table shared.
 import { Tensor, numel } from '../../tensor.js';
 import { DTYPE_ID } from '../abi.js';
-import { DequantizeFp8Options, checkDequantizeFp8 } from '../../ops/fp8.js';
+import { Checked } from '../../ops/registry.js';
+import { dequantizeFp8Op } from '../../ops/fp8.js';
 import { emptyTensor } from '../../ops/validate.js';
 import { byteView, chunkElements } from './chunk.js';
 import { kernelsFor, runChunks } from './threads/parallel.js';
 
 /** The WebAssembly kernel of dequantizeFp8. */
-export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
-  const { W: w, dtype, layout: L, scales, out, outTensor } = checkDequantizeFp8(W, scaleInv, opts);
+export function dequantizeFp8Wasm(c: Checked<typeof dequantizeFp8Op>): Tensor {
+  const { W: w, dtype, layout: L, scales, out } = c;
   const result = out ?? emptyTensor(dtype, w.shape);
   const size = dtype === 'float32' ? 4 : 2;
   const n = numel(w.shape);
@@ -34,7 +35,7 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
         m.read(pO!, result.data, start * size, len * size);
       },
     });
-    return out ? outTensor! : result;
+    return result;
   }
   const chunkRows = Math.max(1, Math.min(L.rows, Math.floor(chunkElements(1, threads, n) / Math.max(L.cols, 1))));
   const span = (j: number) => [j * chunkRows, Math.min(chunkRows, L.rows - j * chunkRows)] as const;
@@ -60,5 +61,5 @@ export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeF
       m.read(pO!, result.data, r0 * L.cols * size, rows * L.cols * size);
     },
   });
-  return out ? outTensor! : result; // the caller's out (its checked snapshot was written)
+  return result; // out's checked snapshot where given: the op returns the caller's object
 }

@@ -1,10 +1,10 @@
 // The WebAssembly kernel of gemv4bit (and matmul4bit): rows of the 4-bit weight in
 // chunks that threads share, against blocks of A's rows.
 import { BnbError, show } from '../../errors.js';
-import { QuantState } from '../../quant-state.js';
 import { Tensor, toFloat32 } from '../../tensor.js';
 import { DTYPE_ID, QTYPE_ID } from '../abi.js';
-import { checkGemv4bit } from '../../ops/gemv4bit.js';
+import { Checked } from '../../ops/registry.js';
+import { gemv4bitOp } from '../../ops/gemv4bit.js';
 import { emptyTensor } from '../../ops/validate.js';
 import { GEMV_SCRATCH_HEAD } from './runtime/exports.js';
 import { absmaxF32 } from './blockwise.js';
@@ -19,8 +19,8 @@ import { kernelsFor, runChunks } from './threads/parallel.js';
  * the result is rounded once to A's dtype. B is read as bytes, so `qB` and its
  * transposed [1, n] form are the same.
  */
-export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
-  const { A: a, B: b, M, N, K, quantType, blocksize, dtype, bias, absmax: checked, outShape, shape } = checkGemv4bit(A, B, state, opts);
+export function gemv4bitWasm(c: Checked<typeof gemv4bitOp>): Tensor {
+  const { A: a, B: b, M, N, K, quantType, blocksize, dtype, bias, absmax: checked, outShape, shape } = c;
   const biasF32 = bias === null ? null : toFloat32(bias);
   const result = emptyTensor(dtype, outShape);
   if (M === 0 || N === 0) return result;

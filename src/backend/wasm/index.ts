@@ -1,6 +1,8 @@
-// The WebAssembly backend: host tensors ('cpu') run on these kernels.
-import { registerKernel } from '../../ops/registry.js';
-import { quantize4bitWasm, dequantize4bitWasm } from './quant4bit.js';
+// The WebAssembly backend: host tensors ('cpu') run on these kernels, each given its
+// op's checked arguments by the registry.
+import { registerBackend } from '../../ops/registry.js';
+import { registerKernels } from '../../ops/index.js';
+import { dequantize4bitWasm, quantize4bitWasm } from './quant4bit.js';
 import { dequantizeBlockwiseWasm, quantizeBlockwiseWasm } from './blockwise.js';
 import {
   int8DoubleQuantWasm, int8LinearMatmulWasm, int8MmDequantWasm, int8VectorwiseDequantWasm, int8VectorwiseQuantWasm,
@@ -8,14 +10,17 @@ import {
 import { gemv4bitWasm } from './gemv.js';
 import { dequantizeFp8Wasm } from './fp8.js';
 
-registerKernel('quantize4bit', 'cpu', quantize4bitWasm);
-registerKernel('dequantize4bit', 'cpu', dequantize4bitWasm);
-registerKernel('quantizeBlockwise', 'cpu', quantizeBlockwiseWasm);
-registerKernel('dequantizeBlockwise', 'cpu', dequantizeBlockwiseWasm);
-registerKernel('int8VectorwiseQuant', 'cpu', int8VectorwiseQuantWasm);
-registerKernel('int8DoubleQuant', 'cpu', int8DoubleQuantWasm);
-registerKernel('int8VectorwiseDequant', 'cpu', int8VectorwiseDequantWasm);
-registerKernel('int8LinearMatmul', 'cpu', int8LinearMatmulWasm);
-registerKernel('int8MmDequant', 'cpu', int8MmDequantWasm);
-registerKernel('gemv4bit', 'cpu', gemv4bitWasm);
-registerKernel('dequantizeFp8', 'cpu', dequantizeFp8Wasm);
+registerBackend('wasm', { device: 'cpu' });
+registerKernels('wasm', {
+  quantize4bit: quantize4bitWasm,
+  dequantize4bit: dequantize4bitWasm,
+  quantizeBlockwise: quantizeBlockwiseWasm,
+  dequantizeBlockwise: dequantizeBlockwiseWasm,
+  int8VectorwiseQuant: int8VectorwiseQuantWasm,
+  int8DoubleQuant: int8DoubleQuantWasm,
+  int8VectorwiseDequant: int8VectorwiseDequantWasm,
+  int8LinearMatmul: int8LinearMatmulWasm,
+  int8MmDequant: int8MmDequantWasm,
+  gemv4bit: gemv4bitWasm,
+  dequantizeFp8: dequantizeFp8Wasm,
+});

@@ -4,8 +4,9 @@ import { FloatDType, itemsize } from '../../dtypes.js';
 import { numberToF16 } from '../../float16.js';
 import { Tensor, tensor } from '../../tensor.js';
 import { DTYPE_ID } from '../abi.js';
+import { Checked } from '../../ops/registry.js';
 import {
-  Int8MmDequantOptions, Int8QuantOptions, checkInt8LinearMatmul, checkInt8MmDequant, checkInt8Quant, checkInt8VectorwiseDequant, matrix,
+  int8DoubleQuantOp, int8LinearMatmulOp, int8MmDequantOp, int8VectorwiseDequantOp, int8VectorwiseQuantOp, matrix,
 } from '../../ops/int8.js';
 import { emptyTensor } from '../../ops/validate.js';
 import { wasm } from './runtime/instances.js';
@@ -89,11 +90,7 @@ function outlierColumns(A: Tensor, threshold: number): Int32Array {
 }
 
 /** The WebAssembly kernel of int8VectorwiseQuant. */
-export function int8VectorwiseQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor | null] {
-  return int8VectorwiseQuantChecked(checkInt8Quant(A, opts));
-}
-
-function int8VectorwiseQuantChecked({ A, threshold, allowNonFinite, rows, cols }: ReturnType<typeof checkInt8Quant>): [Tensor, Tensor, Tensor | null] {
+export function int8VectorwiseQuantWasm({ A, threshold, allowNonFinite, rows, cols }: Checked<typeof int8VectorwiseQuantOp>): [Tensor, Tensor, Tensor | null] {
   const { q, stats } = int8QuantRows(A, threshold, allowNonFinite ? null : { argument: 'A', tensor: A });
   let outliers: Tensor | null = null;
   if (threshold > 0) {
@@ -106,17 +103,16 @@ function int8VectorwiseQuantChecked({ A, threshold, allowNonFinite, rows, cols }
 }
 
 /** The WebAssembly kernel of int8DoubleQuant. */
-export function int8DoubleQuantWasm(A: Tensor, opts: Int8QuantOptions = {}): [Tensor, Tensor, Tensor, Tensor, Tensor | null] {
-  const checked = checkInt8Quant(A, opts);
-  const [CA, rowStats, outliers] = int8VectorwiseQuantChecked(checked);
+export function int8DoubleQuantWasm(checked: Checked<typeof int8DoubleQuantOp>): [Tensor, Tensor, Tensor, Tensor, Tensor | null] {
+  const [CA, rowStats, outliers] = int8VectorwiseQuantWasm(checked);
   const { A: a, threshold, cols } = checked;
   const { q, stats } = int8QuantColumns(a, threshold);
   return [CA, tensor(q, [...a.shape], 'int8'), rowStats, tensor(stats, [cols], 'float32'), outliers];
 }
 
 /** The WebAssembly kernel of int8VectorwiseDequant. */
-export function int8VectorwiseDequantWasm(A: Tensor, stats: Tensor): Tensor {
-  const { A: a, stats: st } = checkInt8VectorwiseDequant(A, stats);
+export function int8VectorwiseDequantWasm(c: Checked<typeof int8VectorwiseDequantOp>): Tensor {
+  const { A: a, stats: st } = c;
   return int8DequantRows(a, st, 'float32');
 }
 
@@ -158,8 +154,8 @@ export function int8DequantRows(a: Tensor, stats: Tensor, dtype: FloatDType): Te
  * The WebAssembly kernel of int8LinearMatmul: blocks of A's rows in turn, each
  * against B in chunks of rows (the chunks are what threads share).
  */
-export function int8LinearMatmulWasm(A: Tensor, B: Tensor): Tensor {
-  const { A: a, B: b, M, K, N } = checkInt8LinearMatmul(A, B);
+export function int8LinearMatmulWasm(c: Checked<typeof int8LinearMatmulOp>): Tensor {
+  const { A: a, B: b, M, K, N } = c;
   const out = new Int32Array(M * N);
   const { m, threads } = kernelsFor(N * K + (M * N * K) / 16, b.data, a.data);
   const budget = chunkElements(1) * 64; // bytes of each operand per kernel call
@@ -189,8 +185,8 @@ export function int8LinearMatmulWasm(A: Tensor, B: Tensor): Tensor {
 }
 
 /** The WebAssembly kernel of int8MmDequant. */
-export function int8MmDequantWasm(A: Tensor, rowStats: Tensor, colStats: Tensor, opts: Int8MmDequantOptions = {}): Tensor {
-  const { A: a, rowStats: rsT, colStats: csT, rows, cols, dtype, bias, biasKind } = checkInt8MmDequant(A, rowStats, colStats, opts);
+export function int8MmDequantWasm(c: Checked<typeof int8MmDequantOp>): Tensor {
+  const { A: a, rowStats: rsT, colStats: csT, rows, cols, dtype, bias, biasKind } = c;
   const rs = rsT.data as Float32Array, cs = csT.data as Float32Array;
   const size = dtype === 'float32' ? 4 : 2;
   const result = emptyTensor(dtype, a.shape);

@@ -5,8 +5,9 @@ import { QuantState } from '../../quant-state.js';
 import { Tensor, tensor } from '../../tensor.js';
 import { QuantType, get4bitType } from '../../maps.js';
 import { DTYPE_ID, QTYPE_ID } from '../abi.js';
-import { NESTED_BLOCKSIZE_4BIT, Quantize4bitOptions, checkQuantize4bit, packedShape } from '../../ops/quantize4bit.js';
-import { Dequantize4bitOptions, checkDequantize4bit } from '../../ops/dequantize4bit.js';
+import { Checked } from '../../ops/registry.js';
+import { NESTED_BLOCKSIZE_4BIT, packedShape, quantize4bitOp } from '../../ops/quantize4bit.js';
+import { dequantize4bitOp } from '../../ops/dequantize4bit.js';
 import { emptyTensor } from '../../ops/validate.js';
 import { absmaxF32, compressAbsmax } from './blockwise.js';
 import { FiniteCheck } from './finite.js';
@@ -49,8 +50,8 @@ export function quantize4bitRaw(
 }
 
 /** The WebAssembly kernel of quantize4bit. */
-export function quantize4bitWasm(A: Tensor, opts: Quantize4bitOptions = {}): [Tensor, QuantState] {
-  const { A: a, n, blocksize, compressStatistics, quantType, quantStorage, allowNonFinite } = checkQuantize4bit(A, opts);
+export function quantize4bitWasm(c: Checked<typeof quantize4bitOp>): [Tensor, QuantState] {
+  const { A: a, n, blocksize, compressStatistics, quantType, quantStorage, allowNonFinite } = c;
   const r = quantize4bitRaw(a.data, n, a.dtype, blocksize, quantType, allowNonFinite ? null : { argument: 'A', tensor: a });
   const common = { shape: [...a.shape], code: get4bitType(quantType), blocksize, quantType, dtype: a.dtype };
   const state = compressStatistics
@@ -101,10 +102,8 @@ function transpose2d(data: ArrayBufferView, rows: number, cols: number, size: nu
 }
 
 /** The WebAssembly kernel of dequantize4bit. */
-export function dequantize4bitWasm(
-  A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
-): Tensor {
-  const { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out, outTensor } = checkDequantize4bit(A, stateOrOptions, opts);
+export function dequantize4bitWasm(c: Checked<typeof dequantize4bitOp>): Tensor {
+  const { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out } = c;
   const result = out ?? emptyTensor(dtype, outShape);
   if (!transposed) {
     dequantize4bitRaw(packed.data, n, absmaxF32(absmax), blocksize, quantType, dtype, result.data);
@@ -112,5 +111,5 @@ export function dequantize4bitWasm(
     const rows = dequantize4bitRaw(packed.data, n, absmaxF32(absmax), blocksize, quantType, dtype);
     transpose2d(rows, shape[0]!, shape[1]!, dtype === 'float32' ? 4 : 2, result.data);
   }
-  return out ? outTensor! : result; // the caller's out (its checked snapshot was written)
+  return result; // out's checked snapshot where given: the op returns the caller's object
 }
