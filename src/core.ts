@@ -43,7 +43,7 @@ export {
   readSafetensors, writeSafetensors,
 } from './io/safetensors.js';
 export type { SafetensorsDType, RawDType, RawTensor, StoredTensor, TensorInfo, SafetensorsHeader } from './io/safetensors.js';
-export { toDevice } from './tensor.js';
+export { toDevice, readTensor, toDeviceAsync } from './tensor.js';
 export { registerKernel, OPS } from './ops/index.js';
 export type { OpName } from './ops/index.js';
 export { commonDevice, setForcedBackend } from './devices.js';

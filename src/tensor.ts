@@ -45,13 +45,60 @@ export function kernelMemoryOf(buffer: ArrayBufferLike): object | null {
   return null;
 }
 
-/** Copies a tensor between the host and one device type (both directions). */
+/** Copies a tensor between the host and one device type (both directions); to 'cpu' it makes a new host tensor. */
 export type DeviceMover = (t: Tensor, device: string) => Tensor;
+/** Copies a device tensor to a new host tensor without blocking, where the backend can. */
+export type DeviceReader = (t: Tensor) => Promise<Tensor>;
 const movers = new Map<string, DeviceMover>();
+const readers = new Map<string, DeviceReader>();
 
-/** Registered by each device backend ('cuda', 'hpu') when it loads. */
-export function registerDeviceMover(deviceType: string, m: DeviceMover): void {
+/** Registered by each device backend ('cuda', 'hpu') when it loads; `read`: its asynchronous readback, if it has one. */
+export function registerDeviceMover(deviceType: string, m: DeviceMover, read?: DeviceReader): void {
   movers.set(deviceType, m);
+  if (read) readers.set(deviceType, read);
+  else readers.delete(deviceType);
+}
+
+/** t.device, checked to be a string ('cpu' where absent). */
+function deviceOf(t: Tensor): string {
+  const d = guard('t.device', () => t.device) ?? 'cpu';
+  if (typeof d !== 'string') fail('E_DEVICE', 't.device', d, "a device string such as 'cpu'");
+  return d;
+}
+
+/**
+ * The tensor read back to the host, awaited: a new host tensor holding a fresh copy of
+ * its data (never a view of the memory it lives in, a resident wasmTensor's or a
+ * device's), from any device. A backend that can read without blocking does; the
+ * others' synchronous copy is what the promise resolves to.
+ */
+export async function readTensor(t: Tensor): Promise<Tensor> {
+  if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
+  const from = deviceOf(t);
+  if (from === 'cpu') {
+    const x = checkTensor('t', t);
+    return tensor(x.data.slice() as TypedArray, [...x.shape], x.dtype);
+  }
+  const type = from.split(':')[0]!;
+  const read = readers.get(type);
+  if (read) return read(t);
+  const m = movers.get(type);
+  if (!m) throw new BnbError('E_DEVICE', `t.device = ${show(from)} is not available in this runtime: expected 'cpu'${[...movers.keys()].map((k) => `, '${k}'`).join('')}`);
+  return m(t, 'cpu');
+}
+
+/**
+ * toDevice, awaited: the tensor on `device`, read back to the host without blocking
+ * where its backend can (to 'cpu' always a new tensor, as readTensor), then copied to
+ * the device if that is not the host.
+ */
+export async function toDeviceAsync(t: Tensor, device: string): Promise<Tensor> {
+  if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
+  if (typeof device !== 'string') fail('E_DEVICE', 'device', device, "'cpu', 'cuda', 'cuda:N', 'hpu' or 'hpu:N'");
+  if (device === 'cpu') return readTensor(t);
+  const from = deviceOf(t).split(':')[0]!;
+  // from the host, or between two devices of one backend: its own copy; else through the host
+  return toDevice(from === 'cpu' || from === device.split(':')[0] ? t : await readTensor(t), device);
 }
 
 /** The tensor on `device`: 'cpu', 'cuda', 'cuda:N', 'hpu', ... (a copy unless it is there already). */

@@ -396,6 +396,8 @@ describe('every exported function on junk: only BnbError (case 12)', () => {
     writeSafetensors: { args: () => [join(tmp, 'junk-s.safetensors'), { t: tensor([1]) }, { force: true }], call: (...a) => bnb.writeSafetensors(...(a as [string, never, never])) },
     bitsAndBytesConfig: { args: () => [{ format: 'nf4', doubleQuant: false, storage: 'uint8', computeDType: 'float32', skip: null }], call: async (a) => node.bitsAndBytesConfig(a as never) },
     configText: { args: () => [new Map([['a', 1]])], call: async (a) => node.configText(a as never) },
+    readTensor: { args: () => [tensor([1, 2])], call: (a) => bnb.readTensor(a as never) },
+    toDeviceAsync: { args: () => [tensor([1, 2]), 'cpu'], call: (...a) => bnb.toDeviceAsync(...(a as [never, never])) },
   };
 
   it('the asynchronous file functions: junk in any argument is a rejection with a BnbError, the input intact', async () => {

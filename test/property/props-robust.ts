@@ -312,12 +312,13 @@ const junk: fc.Arbitrary<unknown> = fc.oneof(
 /**
  * Left out here: functions that change global state even with valid junk (init,
  * setWasmBuild, setForcedBackend, registerKernel, setGaudiSoftwareVersion; the Gaudi probes
- * run programs), and the async file functions (which write where a junk string points):
- * test/hardening-validation.test.ts calls each of those with junk instead.
+ * run programs), the async file functions (which write where a junk string points) and the
+ * async readback (a rejection, not a throw): test/hardening-validation.test.ts calls each
+ * of those with junk instead.
  */
 export const LEFT_OUT = [
   'BnbError', 'QuantState', 'init', 'setWasmBuild', 'registerKernel', 'setForcedBackend', 'setGaudiSoftwareVersion', 'readSafetensors',
-  'writeSafetensors', 'probe', 'probeGaudi',
+  'writeSafetensors', 'probe', 'probeGaudi', 'readTensor', 'toDeviceAsync',
 ];
 /** Settings that a valid junk value would change for every later call: put back after each call. */
 const RESTORE: Record<string, () => () => void> = {
