@@ -3,8 +3,8 @@
 // ops. The registry runs the op's check before any kernel, hands the kernel the
 // checked arguments, returns the caller's `out`, and a device without a kernel for
 // the op is E_DEVICE.
-import { afterEach, describe, expect, it } from 'vitest';
-import { OPS, Tensor, setForcedBackend, tensor } from '../src/index.js';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { OPS, Tensor, probe, setForcedBackend, tensor } from '../src/index.js';
 import { defineOp, outputs, registerOpKernel, registerUserKernel } from '../src/ops/registry.js';
 import { checkOutput, checkTensorOf, emptyTensor } from '../src/ops/validate.js';
 import { fail } from '../src/errors.js';
@@ -47,9 +47,12 @@ const before = bytes(A);
 /** A tensor on a device, with no host data (reading it throws). */
 const fake = (device: string): Tensor => ({ dtype: 'float32', shape: [2, 2], device, get data(): never { throw new Error('no host data'); } });
 
+// host tensors on the WebAssembly backend, whatever BNBJS_BACKEND says (the CUDA backend has no kernel for this op)
+const forcedBefore = probe().forced;
+beforeEach(() => setForcedBackend(null));
+afterAll(() => setForcedBackend(forcedBefore));
 afterEach(() => {
   ran.length = 0;
-  setForcedBackend(null);
   expect(bytes(A)).toEqual(before); // no call changes its input
 });
 

@@ -21,7 +21,9 @@ export type OpName = Declared['name'];
 /** The declaration of each op by name. */
 export type OpsByName = { [O in Declared as O['name']]: O };
 
-export const OPS: readonly OpName[] = DECLARATIONS.map((d) => d.name);
+/** The op names, in the list's order (the tuple type too). */
+export const OPS = DECLARATIONS.map((d) => d.name) as unknown as NamesOf<typeof DECLARATIONS>;
+type NamesOf<T> = { readonly [I in keyof T]: T[I] extends { name: infer N } ? N : never };
 const BY_NAME = Object.fromEntries(DECLARATIONS.map((d) => [d.name, d])) as unknown as OpsByName;
 
 /** The kernels a backend has, each typed by its op: the checked arguments in, the op's result out. */
