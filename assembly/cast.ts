@@ -4,7 +4,7 @@ import {
 import { vc, V_QNAN, V_QUIET } from "./vconst";
 
 // castFloat: n elements of one float dtype to another, bit-exact with the host's
-// per-element reference (src/ops/cast.ts). 16-bit outputs round to nearest even,
+// per-element reference (src/backend/wasm/cast.ts). 16-bit outputs round to nearest even,
 // every NaN -> 0x7fff. float32 outputs are exact, and a NaN comes out as a
 // JavaScript number carries it into a Float32Array: float16's as 0x7fc00000
 // (f16ToNumber returns the NaN literal), bfloat16's quieted with its sign and

@@ -21,8 +21,10 @@ import {
   quantize4bit, dequantize4bit, quantizeBlockwise, dequantizeBlockwise, tensor, wasmBuild, init,
   int8LinearMatmul, gemv4bit, dequantizeFp8, numThreads, setNumThreads, wasmTensor, isResident, QuantState,
 } from '../dist/index.js';
-import { chunkElements, sharedWasm, wasm } from '../dist/wasm/runtime.js';
-import { runChunks } from '../dist/threads/parallel.js';
+import { chunkElements } from '../dist/backend/wasm/chunk.js';
+import { sharedWasm } from '../dist/backend/wasm/threads/shared.js';
+import { wasm } from '../dist/backend/wasm/runtime/instances.js';
+import { runChunks } from '../dist/backend/wasm/threads/parallel.js';
 import { DTYPE_ID, QTYPE_ID } from '../dist/backend/abi.js';
 import { numberToF16, numberToBf16 } from '../dist/float16.js';
 import { defaultDynamicMap } from '../dist/maps.js';

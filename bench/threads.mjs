@@ -5,8 +5,10 @@
 // Usage: npm run build && node bench/threads.mjs [--rounds N] [--threads N]
 import os from 'node:os';
 import { QuantState, dequantize4bit, gemv4bit, int8LinearMatmul, isResident, numThreads, quantize4bit, setNumThreads, tensor, wasmTensor } from '../dist/index.js';
-import { chunkElements, sharedWasm, wasm } from '../dist/wasm/runtime.js';
-import { runChunks } from '../dist/threads/parallel.js';
+import { chunkElements } from '../dist/backend/wasm/chunk.js';
+import { sharedWasm } from '../dist/backend/wasm/threads/shared.js';
+import { wasm } from '../dist/backend/wasm/runtime/instances.js';
+import { runChunks } from '../dist/backend/wasm/threads/parallel.js';
 import { DTYPE_ID, QTYPE_ID } from '../dist/backend/abi.js';
 
 const arg = (name) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : undefined);

@@ -5,9 +5,9 @@
 // fetches the threaded build, and large ops run on Workers; without it (a missing
 // file), on one thread. The URLs are literal so that bundlers (Vite, webpack,
 // Parcel) see the assets.
-import { threadHost } from './threads/config.js';
-import { setWebThreadHost } from './threads/web-host.js';
-import { setWasmLoader } from './wasm/runtime.js';
+import { threadHost } from './backend/wasm/threads/config.js';
+import { setWebThreadHost } from './backend/wasm/threads/web-host.js';
+import { setWasmLoader } from './backend/wasm/runtime/instances.js';
 
 let threaded: Promise<WebAssembly.Module | null> | null = null;
 let module: WebAssembly.Module | null = null;

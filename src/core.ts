@@ -1,7 +1,9 @@
 // The API every entry point shares: ops, tensors, QuantState, code maps, safetensors
 // in memory, init(). Nothing here imports node: modules, reads import.meta or loads
 // the native backends, so it runs (and bundles) anywhere; each entry point adds how
-// it finds the kernels (src/wasm/runtime.ts, WasmLoader).
+// it finds the kernels (src/backend/wasm/runtime/instances.ts, WasmLoader).
+// The WebAssembly backend: host tensors run on it in every entry point.
+import './backend/wasm/index.js';
 export { BnbError } from './errors.js';
 export type { BnbErrorCode } from './errors.js';
 export type { DType, FloatDType, TypedArray } from './dtypes.js';
@@ -26,14 +28,14 @@ export type { Int8QuantOptions, Int8MmDequantOptions } from './ops/int8.js';
 export { gemv4bit, matmul4bit } from './ops/gemv4bit.js';
 export { dequantizeFp8 } from './ops/fp8.js';
 export type { DequantizeFp8Options } from './ops/fp8.js';
-export { init, setWasmBuild, wasmBuild } from './wasm/runtime.js';
-export type { WasmBuild, WasmSource } from './wasm/runtime.js';
-export { wasmFeatures } from './wasm/features.js';
-export { setWasmMemoryLimit, wasmMemoryLimit } from './wasm/memory.js';
-export { setNumThreads, numThreads } from './threads/config.js';
-export { wasmTensor, isResident } from './wasm/resident.js';
-export { threadStats } from './threads/pool.js';
-export type { WasmFeatures } from './wasm/features.js';
+export { init, setWasmBuild, wasmBuild } from './backend/wasm/runtime/instances.js';
+export type { WasmBuild, WasmSource } from './backend/wasm/runtime/instances.js';
+export { wasmFeatures } from './backend/wasm/runtime/features.js';
+export { setWasmMemoryLimit, wasmMemoryLimit } from './backend/wasm/runtime/memory.js';
+export { setNumThreads, numThreads } from './backend/wasm/threads/config.js';
+export { wasmTensor, isResident } from './backend/wasm/resident.js';
+export { threadStats } from './backend/wasm/threads/pool.js';
+export type { WasmFeatures } from './backend/wasm/runtime/features.js';
 export { dequantize, dequantizeWeight } from './axolotl.js';
 export type { AxolotlQuantState, LegacyQuantStateList, LegacyNestedStateList, TorchaoNF4Tensor } from './axolotl.js';
 export { MAX_HEADER_BYTES, headerLength, parseHeader } from './io/safetensors/header.js';
@@ -43,6 +45,7 @@ export { parseSafetensors, readSafetensors, writeSafetensors } from './io/safete
 export type { SafetensorsDType, RawDType } from './io/safetensors/dtypes.js';
 export type { RawTensor, StoredTensor } from './io/safetensors/tensors.js';
 export type { TensorInfo, SafetensorsHeader } from './io/safetensors/header.js';
-export { toDevice } from './tensor.js';
-export { registerKernel, commonDevice, OPS, setForcedBackend } from './backend/registry.js';
-export type { OpName } from './backend/registry.js';
+export { toDevice, readTensor, toDeviceAsync } from './tensor.js';
+export { registerKernel, OPS } from './ops/index.js';
+export type { OpName } from './ops/index.js';
+export { commonDevice, setForcedBackend } from './devices.js';

@@ -2,9 +2,9 @@
 // kernels are read from build/ beside the package on first use, readSafetensors and
 // writeSafetensors take paths, large ops run on worker threads, and the native
 // backends (the CUDA addon, Intel Gaudi) register themselves; probe() reports them.
-import './wasm/file-loader.js';
-import './threads/node-host.js';
-import './backend/cuda/register.js';
+import './backend/wasm/runtime/file-loader.js';
+import './backend/wasm/threads/node-host.js';
+import './backend/cuda/index.js';
 import './backend/hpu/backend.js';
 import './io/safetensors/file-support.js';
 export * from './core.js';

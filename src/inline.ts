@@ -4,9 +4,9 @@
 // (synchronously; `await init()` compiles asynchronously instead, for engines that
 // limit synchronous compilation). Large ops run on Workers where threads can run
 // (Deno, a Worker of a cross-origin isolated page), on the inlined threaded build.
-import { setWebThreadHost } from './threads/web-host.js';
-import { relaxed, scalar, simd, simdMt } from './wasm/inline-bytes.js';
-import { WasmBuild, setWasmLoader } from './wasm/runtime.js';
+import { setWebThreadHost } from './backend/wasm/threads/web-host.js';
+import { relaxed, scalar, simd, simdMt } from './backend/wasm/runtime/inline-bytes.js';
+import { WasmBuild, setWasmLoader } from './backend/wasm/runtime/instances.js';
 
 const decoded = new Map<WasmBuild, Uint8Array>();
 

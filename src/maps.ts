@@ -2,7 +2,7 @@ import { fail } from './errors.js';
 import { Tensor, tensor } from './tensor.js';
 import { bitsToF32 } from './float16.js';
 import { normPpf } from './normal-ppf.js';
-import { checkOptions } from './ops/validate.js';
+import { checkOptions } from './checks.js';
 
 export type QuantType = 'nf4' | 'fp4';
 export const QUANT_TYPES: readonly QuantType[] = ['nf4', 'fp4'];

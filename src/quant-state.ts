@@ -1,10 +1,9 @@
 import { BnbError, fail, show } from './errors.js';
 import { guard, isInstance, isPlainObject, readOptions, readShape } from './args.js';
-import { firstNonFinite } from './ops/finite.js';
 import { viewOf } from './views.js';
 import { DType, FLOAT_DTYPES, FloatDType } from './dtypes.js';
 import { Tensor, checkNotDetached, checkTensor, isTensor, numel, tensor } from './tensor.js';
-import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT, checkBlocksize } from './ops/validate.js';
+import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT, checkBlocksize } from './checks.js';
 import { QuantType } from './maps.js';
 import { PyFloat, PyJson, pyJsonDumps } from './json/dumps.js';
 import { pyLoads, toPlain } from './json/parse.js';
@@ -349,4 +348,10 @@ function need<T>(d: Record<string, unknown>, key: string, ok: (x: unknown) => x 
 function needTensor(d: Record<string, unknown>, key: string): Tensor {
   if (!Object.hasOwn(d, key)) throw new BnbError('E_STATE', `QuantState dict is missing ${show(key)} (a Tensor)`);
   return checkTensor(key, d[key]);
+}
+
+/** Index of the first NaN or Inf in `x`, or -1. */
+function firstNonFinite(x: ArrayLike<number>): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) return i;
+  return -1;
 }

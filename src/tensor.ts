@@ -3,7 +3,6 @@ import { guard, readShape } from './args.js';
 import { DType, TypedArray, allocate, arrayTypeOf, checkDType, isDType } from './dtypes.js';
 import { numberToBf16, numberToF16, bf16ToNumber, f16ToNumber } from './float16.js';
 import { View, detached, freshView, viewOf } from './views.js';
-import { memoryOfBuffer } from './wasm/memory.js';
 
 /**
  * A dense, row-major tensor. float16/bfloat16 data are Uint16Array bit patterns.
@@ -20,13 +19,86 @@ export interface Tensor {
   dispose?(): void;
 }
 
-/** Copies a tensor between the host and one device type (both directions). */
-export type DeviceMover = (t: Tensor, device: string) => Tensor;
-const movers = new Map<string, DeviceMover>();
+/**
+ * Memory that host tensors may view but that is not plain host memory: a backend's
+ * kernel memory (the WebAssembly backend's resident tensors), registered by that
+ * backend, so that this module knows none of them.
+ */
+export interface KernelMemory {
+  /** The memory a buffer belongs to (one memory's buffer object changes as it grows), or null if not this backend's. */
+  ownerOf(buffer: ArrayBufferLike): object | null;
+  /** Whether `data`, whose bytes are `bytes` of such memory, is a live tensor's data (not freed, not scratch bytes). */
+  isLive(data: unknown, bytes: Uint8Array): boolean;
+}
+const kernelMemories: KernelMemory[] = [];
 
-/** Registered by each device backend ('cuda', 'hpu') when it loads. */
-export function registerDeviceMover(deviceType: string, m: DeviceMover): void {
+export function registerKernelMemory(k: KernelMemory): void {
+  kernelMemories.push(k);
+}
+
+/** The kernel memory a buffer belongs to (its identity across growth), or null for plain host memory. */
+export function kernelMemoryOf(buffer: ArrayBufferLike): object | null {
+  for (const k of kernelMemories) {
+    const m = k.ownerOf(buffer);
+    if (m !== null) return m;
+  }
+  return null;
+}
+
+/** Copies a tensor between the host and one device type (both directions); to 'cpu' it makes a new host tensor. */
+export type DeviceMover = (t: Tensor, device: string) => Tensor;
+/** Copies a device tensor to a new host tensor without blocking, where the backend can. */
+export type DeviceReader = (t: Tensor) => Promise<Tensor>;
+const movers = new Map<string, DeviceMover>();
+const readers = new Map<string, DeviceReader>();
+
+/** Registered by each device backend ('cuda', 'hpu') when it loads; `read`: its asynchronous readback, if it has one. */
+export function registerDeviceMover(deviceType: string, m: DeviceMover, read?: DeviceReader): void {
   movers.set(deviceType, m);
+  if (read) readers.set(deviceType, read);
+  else readers.delete(deviceType);
+}
+
+/** t.device, checked to be a string ('cpu' where absent). */
+function deviceOf(t: Tensor): string {
+  const d = guard('t.device', () => t.device) ?? 'cpu';
+  if (typeof d !== 'string') fail('E_DEVICE', 't.device', d, "a device string such as 'cpu'");
+  return d;
+}
+
+/**
+ * The tensor read back to the host, awaited: a new host tensor holding a fresh copy of
+ * its data (never a view of the memory it lives in, a resident wasmTensor's or a
+ * device's), from any device. A backend that can read without blocking does; the
+ * others' synchronous copy is what the promise resolves to.
+ */
+export async function readTensor(t: Tensor): Promise<Tensor> {
+  if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
+  const from = deviceOf(t);
+  if (from === 'cpu') {
+    const x = checkTensor('t', t);
+    return tensor(x.data.slice() as TypedArray, [...x.shape], x.dtype);
+  }
+  const type = from.split(':')[0]!;
+  const read = readers.get(type);
+  if (read) return read(t);
+  const m = movers.get(type);
+  if (!m) throw new BnbError('E_DEVICE', `t.device = ${show(from)} is not available in this runtime: expected 'cpu'${[...movers.keys()].map((k) => `, '${k}'`).join('')}`);
+  return m(t, 'cpu');
+}
+
+/**
+ * toDevice, awaited: the tensor on `device`, read back to the host without blocking
+ * where its backend can (to 'cpu' always a new tensor, as readTensor), then copied to
+ * the device if that is not the host.
+ */
+export async function toDeviceAsync(t: Tensor, device: string): Promise<Tensor> {
+  if (!isTensor(t)) fail('E_ARGUMENT', 't', t, 'a Tensor (see tensor())');
+  if (typeof device !== 'string') fail('E_DEVICE', 'device', device, "'cpu', 'cuda', 'cuda:N', 'hpu' or 'hpu:N'");
+  if (device === 'cpu') return readTensor(t);
+  const from = deviceOf(t).split(':')[0]!;
+  // from the host, or between two devices of one backend: its own copy; else through the host
+  return toDevice(from === 'cpu' || from === device.split(':')[0] ? t : await readTensor(t), device);
 }
 
 /** The tensor on `device`: 'cpu', 'cuda', 'cuda:N', 'hpu', ... (a copy unless it is there already). */
@@ -155,8 +227,8 @@ function checkLive(argument: string, data: unknown, v: View): void {
       'memory that grew): expected data that is still readable; copy it before transferring the buffer');
   }
   // a view of the kernels' memory is only data inside a live wasmTensor (else freed or scratch bytes, or another tensor's)
-  const m = memoryOfBuffer(v.buffer);
-  if (m !== null && (m.stale(data) || m.addressOf(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 0, v.byteLength) === null)) {
+  const k = kernelMemories.find((k) => k.ownerOf(v.buffer) !== null);
+  if (k !== undefined && !k.isLive(data, new Uint8Array(v.buffer, v.byteOffset, v.byteLength))) {
     throw new BnbError('E_DETACHED', `${argument} is a ${v.kind} over bnbjs's kernel memory outside any live wasmTensor ` +
       '(one that was disposed, or a view made beyond its data): expected the data of a tensor that is not disposed');
   }

@@ -5,7 +5,7 @@
 import simd from '../build/bnb.simd.wasm';
 import relaxed from '../build/bnb.relaxed.wasm';
 import scalar from '../build/bnb.scalar.wasm';
-import { setWasmLoader } from './wasm/runtime.js';
+import { setWasmLoader } from './backend/wasm/runtime/instances.js';
 
 setWasmLoader({
   sync: (build) => (build === 'relaxed' ? relaxed : build === 'simd' ? simd : scalar),

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { DTYPE_ID, KERNEL_ABI, ParamKind, QTYPE_ID, kernelsOf } from '../src/backend/abi.js';
 import { CudaAddon } from '../src/backend/cuda/addon.js';
-import { KernelExports } from '../src/wasm/exports.js';
+import { KernelExports } from '../src/backend/wasm/runtime/exports.js';
 import { wasmSignatures } from './helpers/wasm-signatures.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));

@@ -5,9 +5,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FLOAT_DTYPES, FloatDType } from '../src/dtypes.js';
 import { f16ToNumber, f32Bits } from '../src/float16.js';
 import { Tensor, setNumThreads, setWasmBuild, tensor } from '../src/index.js';
-import { castFloat, castFloatReference } from '../src/ops/cast.js';
-import { setParallelThreshold } from '../src/threads/config.js';
-import { setChunkElements } from '../src/wasm/runtime.js';
+import { castFloat, castFloatReference } from '../src/backend/wasm/cast.js';
+import { setParallelThreshold } from '../src/backend/wasm/threads/config.js';
+import { setChunkElements } from '../src/backend/wasm/chunk.js';
 import { Rng } from './helpers/random.js';
 import { error } from './helpers/util.js';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Tensor, toFloat32 } from '../src/index.js';
 import { numberToBf16 } from '../src/float16.js';
-import { compressAbsmax } from '../src/ops/blockwise.js';
+import { compressAbsmax } from '../src/backend/wasm/blockwise.js';
 import { quantize4bit } from '../src/ops/quantize4bit.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';

@@ -2,7 +2,7 @@
 // size never changes a bit. Here the chunk is lowered to a few blocks.
 import { afterAll, describe, expect, it } from 'vitest';
 import { dequantize4bit, dequantizeBlockwise, quantize4bit, quantizeBlockwise, tensor } from '../src/index.js';
-import { setChunkElements } from '../src/wasm/runtime.js';
+import { setChunkElements } from '../src/backend/wasm/chunk.js';
 import { Rng, asDType, randn } from './helpers/random.js';
 
 const x = randn(new Rng(11), 50_001);

@@ -126,7 +126,7 @@ describe('npm run demo rebuilds only what changed (scripts/build-if-stale.mjs)',
     for (const f of ['assembly/index.ts', 'src/cli.ts', 'asconfig.json', 'tsconfig.json', 'package.json', 'scripts/inline-wasm.mjs']) touch(f, old);
     utimesSync(join(tree, 'scripts/build-if-stale.mjs'), old, old);
     for (const b of ['simd', 'relaxed', 'scalar', 'simd-mt', 'relaxed-mt']) touch(`build/bnb.${b}.wasm`, later);
-    for (const f of ['dist/cli.js', 'dist/core.js', 'dist/wasm/inline-bytes.js']) touch(f, later + 1);
+    for (const f of ['dist/cli.js', 'dist/core.js', 'dist/backend/wasm/runtime/inline-bytes.js']) touch(f, later + 1);
     expect(check()).toMatchObject({ status: 0, stdout: 'up to date\n' });
     touch('src/cli.ts', later + 5);
     expect(check()).toMatchObject({ status: 1, stdout: 'stale: src/cli.ts changed\n' });

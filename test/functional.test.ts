@@ -7,7 +7,7 @@ import {
 } from '../src/index.js';
 import { FloatDType } from '../src/dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../src/float16.js';
-import { setChunkElements } from '../src/wasm/runtime.js';
+import { setChunkElements } from '../src/backend/wasm/chunk.js';
 import { Rng, asDType, randn } from './helpers/random.js';
 import { gemvBars, gemvMetrics } from './helpers/gemv-bars.js';
 import { both, error as err } from './helpers/util.js';

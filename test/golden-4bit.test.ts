@@ -1,8 +1,8 @@
 // Every quantize_4bit case of ../shared/golden against the bitsandbytes CUDA outputs.
 import { afterAll, describe, expect, it } from 'vitest';
 import { QuantState, dequantize4bit, quantize4bit, setWasmBuild, toFloat32, Tensor } from '../src/index.js';
-import { compressAbsmax } from '../src/ops/blockwise.js';
-import { meanF32 } from '../src/ops/stats.js';
+import { compressAbsmax } from '../src/backend/wasm/blockwise.js';
+import { meanF32 } from '../src/stats.js';
 import { bytes, casesOf, diffElements, loadGolden } from './helpers/golden.js';
 import { explainedByReciprocal, fp4Code, nf4Code, ulpDistance } from './helpers/reference.js';
 

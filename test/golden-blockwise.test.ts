@@ -1,8 +1,8 @@
 // Every quantize_blockwise case of ../shared/golden against the bitsandbytes CUDA outputs.
 import { afterAll, describe, expect, it } from 'vitest';
 import { QuantState, dequantizeBlockwise, quantizeBlockwise, setWasmBuild, toFloat32, createDynamicMap } from '../src/index.js';
-import { compressAbsmax } from '../src/ops/blockwise.js';
-import { meanF32 } from '../src/ops/stats.js';
+import { compressAbsmax } from '../src/backend/wasm/blockwise.js';
+import { meanF32 } from '../src/stats.js';
 import { bytes, casesOf, diffElements, loadGolden } from './helpers/golden.js';
 import { code8, explainedByReciprocal, ulpDistance } from './helpers/reference.js';
 

@@ -11,10 +11,11 @@ import {
   Tensor, int8DoubleQuant, numThreads, parseHeader, quantize4bit, setNumThreads, tensor, threadStats, wasmTensor,
 } from '../src/index.js';
 import { MAX_HEADER_VALUES, MAX_METADATA_ENTRIES, MAX_SHAPE_DIMS, MAX_SHAPE_ENTRIES, MAX_TENSORS } from '../src/io/safetensors/header.js';
-import { maxThreads, setParallelThreshold, threadHost } from '../src/threads/config.js';
-import { poolFor } from '../src/threads/pool.js';
-import { MAX_WASM_BYTES, setWasmMemoryLimit } from '../src/wasm/memory.js';
-import { resetWasm, sharedKernelMemory, wasm } from '../src/wasm/runtime.js';
+import { maxThreads, setParallelThreshold, threadHost } from '../src/backend/wasm/threads/config.js';
+import { poolFor } from '../src/backend/wasm/threads/pool.js';
+import { MAX_WASM_BYTES, setWasmMemoryLimit } from '../src/backend/wasm/runtime/memory.js';
+import { resetWasm, wasm } from '../src/backend/wasm/runtime/instances.js';
+import { sharedKernelMemory } from '../src/backend/wasm/threads/shared.js';
 import { Rng, randn } from './helpers/random.js';
 import { error, onWasmBackend } from './helpers/util.js';
 

@@ -7,9 +7,9 @@ import {
   Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8DoubleQuant, int8LinearMatmul, int8MmDequant,
   int8VectorwiseDequant, int8VectorwiseQuant, quantize4bit, quantizeBlockwise, tensor,
 } from '../src/index.js';
-import { KernelExports } from '../src/wasm/exports.js';
-import { MAX_WASM_BYTES, WasmMemory, setWasmMemoryLimit, wasmMemoryLimit } from '../src/wasm/memory.js';
-import { wasm } from '../src/wasm/runtime.js';
+import { KernelExports } from '../src/backend/wasm/runtime/exports.js';
+import { MAX_WASM_BYTES, WasmMemory, setWasmMemoryLimit, wasmMemoryLimit } from '../src/backend/wasm/runtime/memory.js';
+import { wasm } from '../src/backend/wasm/runtime/instances.js';
 import { Rng, asDType, randn } from './helpers/random.js';
 import { error, onWasmBackend } from './helpers/util.js';
 

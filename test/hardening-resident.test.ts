@@ -7,8 +7,8 @@ import {
   Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8VectorwiseDequant, int8VectorwiseQuant, isResident,
   quantize4bit, quantizeBlockwise, setNumThreads, tensor, toFloat32, wasmTensor,
 } from '../src/index.js';
-import { castFloat } from '../src/ops/cast.js';
-import { sharedKernelMemory } from '../src/wasm/runtime.js';
+import { castFloat } from '../src/backend/wasm/cast.js';
+import { sharedKernelMemory } from '../src/backend/wasm/threads/shared.js';
 import { Rng, randn } from './helpers/random.js';
 import { error, onWasmBackend } from './helpers/util.js';
 

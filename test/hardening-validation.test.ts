@@ -349,8 +349,8 @@ describe('every exported function on junk: only BnbError (case 12)', () => {
   const GLOBAL_SETTERS: [string, (v: unknown) => unknown][] = [
     ['setWasmBuild', (v) => bnb.setWasmBuild(v as never)],
     ['setForcedBackend', (v) => bnb.setForcedBackend(v as never)],
-    ['registerKernel', (v) => bnb.registerKernel(v as never, 'cpu', () => 0)],
-    ['registerKernel(op, device)', (v) => bnb.registerKernel('quantize4bit', v as never, () => 0)],
+    ['registerKernel', (v) => bnb.registerKernel(v as never, 'cpu', () => 0 as never)],
+    ['registerKernel(op, device)', (v) => bnb.registerKernel('quantize4bit', v as never, () => 0 as never)],
     ['registerKernel(op, device, kernel)', (v) => bnb.registerKernel('quantize4bit', 'cpu', v as never)],
     ['setGaudiSoftwareVersion', (v) => bnb.setGaudiSoftwareVersion(v as never)],
     ['probeGaudi', (v) => bnb.probeGaudi(v as never)],
@@ -396,6 +396,8 @@ describe('every exported function on junk: only BnbError (case 12)', () => {
     writeSafetensors: { args: () => [join(tmp, 'junk-s.safetensors'), { t: tensor([1]) }, { force: true }], call: (...a) => bnb.writeSafetensors(...(a as [string, never, never])) },
     bitsAndBytesConfig: { args: () => [{ format: 'nf4', doubleQuant: false, storage: 'uint8', computeDType: 'float32', skip: null }], call: async (a) => node.bitsAndBytesConfig(a as never) },
     configText: { args: () => [new Map([['a', 1]])], call: async (a) => node.configText(a as never) },
+    readTensor: { args: () => [tensor([1, 2])], call: (a) => bnb.readTensor(a as never) },
+    toDeviceAsync: { args: () => [tensor([1, 2]), 'cpu'], call: (...a) => bnb.toDeviceAsync(...(a as [never, never])) },
   };
 
   it('the asynchronous file functions: junk in any argument is a rejection with a BnbError, the input intact', async () => {

@@ -110,6 +110,21 @@ describe('nibble order and the software version', () => {
     expect(toDevice(dequantize4bit(hpu(pb), onHpu(sb)), 'cpu').data).toEqual(toDevice(dequantize4bit(hpu(packed), onHpu(quantize4bit(W, { quantType: 'nf4' })[1])), 'cpu').data);
   });
 
+  it("out: the shared check (the WebAssembly kernel's codes and messages), then written in place", () => {
+    setForcedBackend('hpu');
+    const want = toDevice(dequantize4bit(hpu(packed), onHpu(state)), 'cpu').data;
+    const out = hpu(tensor(new Uint16Array(64 * 96), [64, 96], 'bfloat16'));
+    expect(dequantize4bit(hpu(packed), onHpu(state), { out })).toBe(out);
+    expect(toDevice(out, 'cpu').data).toEqual(want);
+    for (const bad of [tensor(new Float32Array(64 * 96), [64, 96]), tensor(new Uint16Array(64 * 96), [96, 64], 'bfloat16')]) {
+      const onWasm = error(() => dequantize4bit(packed, state, { out: bad }));
+      expect(onWasm.code).toMatch(/^E_(DTYPE|SHAPE)$/);
+      const o = hpu(bad);
+      expect(error(() => dequantize4bit(hpu(packed), onHpu(state), { out: o }))).toMatchObject({ code: onWasm.code, message: onWasm.message });
+      expect(Array.from(toDevice(o, 'cpu').data).every((v) => v === 0)).toBe(true); // nothing written
+    }
+  });
+
   it('is selected only when forced or detected', () => {
     expect(error(() => toDevice(tensor([1, 2]), 'hpu'))).toMatchObject({ code: 'E_DEVICE', message: expect.stringMatching(/no Gaudi device.*BNBJS_BACKEND=hpu/) });
   });

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { init, quantize4bit, setWasmBuild, tensor, wasmBuild } from '../src/index.js';
-import { resetWasm } from '../src/wasm/runtime.js';
+import { resetWasm } from '../src/backend/wasm/runtime/instances.js';
 import { error } from './helpers/util.js';
 
 const file = (b: string) => readFileSync(new URL(`../build/bnb.${b}.wasm`, import.meta.url));

@@ -6,18 +6,20 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { registerKernel } from '../src/backend/registry.js';
+import { registerKernel } from '../src/ops/index.js';
+import { checkInt8Quant } from '../src/ops/int8.js';
 import { FloatDType } from '../src/dtypes.js';
 import { numberToBf16 } from '../src/float16.js';
 import { Tensor, int8VectorwiseDequant, int8VectorwiseQuant, setNumThreads, setWasmBuild, tensor } from '../src/index.js';
-import { castFloat, castFloatReference } from '../src/ops/cast.js';
-import { int8VectorwiseDequantCast, int8VectorwiseQuantCast } from '../src/ops/int8-cast.js';
-import { int8VectorwiseQuantWasm } from '../src/ops/int8.js';
+import { castFloat, castFloatReference } from '../src/backend/wasm/cast.js';
+import { int8VectorwiseDequantCast, int8VectorwiseQuantCast } from '../src/backend/wasm/int8-cast.js';
+import { int8VectorwiseQuantWasm } from '../src/backend/wasm/int8.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
 import { writeSafetensorsFile } from '../src/io/safetensors/file-sink.js';
-import { setParallelThreshold } from '../src/threads/config.js';
-import { setChunkElements, wasm } from '../src/wasm/runtime.js';
+import { setParallelThreshold } from '../src/backend/wasm/threads/config.js';
+import { setChunkElements } from '../src/backend/wasm/chunk.js';
+import { wasm } from '../src/backend/wasm/runtime/instances.js';
 import { loadSafetensors } from './helpers/golden.js';
 import { Rng, asDType, randn } from './helpers/random.js';
 import { both, error, onWasmBackend } from './helpers/util.js';
@@ -181,7 +183,7 @@ describe('int8VectorwiseQuantCast and int8VectorwiseDequantCast', () => {
     const restore = registerKernel('int8VectorwiseQuant', 'cpu', (A: Tensor) => {
       calls++;
       expect(A.dtype).toBe('float16'); // cast first, as the two ops do
-      return int8VectorwiseQuantWasm(A);
+      return int8VectorwiseQuantWasm(checkInt8Quant(A, {})); // the WebAssembly kernel takes the checked arguments
     });
     try {
       expect(same(int8VectorwiseQuantCast(W)[0], want)).toBe(true);

@@ -1,7 +1,7 @@
 // The tiny real checkpoints written by transformers + bitsandbytes (../shared/models).
 import { describe, expect, it } from 'vitest';
 import { QuantState, dequantize4bit, quantize4bit, Tensor } from '../src/index.js';
-import { compressAbsmax } from '../src/ops/blockwise.js';
+import { compressAbsmax } from '../src/backend/wasm/blockwise.js';
 import { SHARED, bytes, diffElements, loadSafetensors } from './helpers/golden.js';
 
 const dir = `${SHARED}/models`;

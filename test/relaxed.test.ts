@@ -13,8 +13,8 @@ let s = 12345;
 const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
 const specials = [NaN, Infinity, -Infinity, 0, -0, 1e-40, 3e38];
 const bytes = (t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64');
-const { castFloat } = await import(${JSON.stringify(new URL('../dist/ops/cast.js', import.meta.url).href)});
-const { int8VectorwiseQuantCast, int8VectorwiseDequantCast } = await import(${JSON.stringify(new URL('../dist/ops/int8-cast.js', import.meta.url).href)});
+const { castFloat } = await import(${JSON.stringify(new URL('../dist/backend/wasm/cast.js', import.meta.url).href)});
+const { int8VectorwiseQuantCast, int8VectorwiseDequantCast } = await import(${JSON.stringify(new URL('../dist/backend/wasm/int8-cast.js', import.meta.url).href)});
 const all16 = Uint16Array.from({ length: 65536 }, (_, i) => i);
 const out = {};
 for (const build of ['relaxed', 'simd', 'scalar']) {
@@ -44,7 +44,7 @@ for (const build of ['relaxed', 'simd', 'scalar']) {
   out[build] = r;
 }
 // threaded: the relaxed build's threaded variant (simd() 2) on 2 threads, against the scalar oracle
-const rt = await import(${JSON.stringify(new URL('../dist/wasm/runtime.js', import.meta.url).href)});
+const rt = await import(${JSON.stringify(new URL('../dist/backend/wasm/threads/shared.js', import.meta.url).href)});
 const big = lib.tensor(Float32Array.from({ length: 1 << 21 }, () => (rnd() - 0.5) * 8));
 const both = {};
 for (const build of ['scalar', 'relaxed']) {

@@ -6,10 +6,11 @@ import {
   QuantState, Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8LinearMatmul, int8MmDequant, int8VectorwiseDequant,
   int8VectorwiseQuant, isResident, quantize4bit, quantizeBlockwise, setNumThreads, setWasmBuild, tensor, wasmBuild, wasmTensor,
 } from '../src/index.js';
-import { setParallelThreshold } from '../src/threads/config.js';
-import { poolFor } from '../src/threads/pool.js';
-import { WasmMemory } from '../src/wasm/memory.js';
-import { setChunkElements, sharedKernelMemory } from '../src/wasm/runtime.js';
+import { setParallelThreshold } from '../src/backend/wasm/threads/config.js';
+import { poolFor } from '../src/backend/wasm/threads/pool.js';
+import { WasmMemory } from '../src/backend/wasm/runtime/memory.js';
+import { setChunkElements } from '../src/backend/wasm/chunk.js';
+import { sharedKernelMemory } from '../src/backend/wasm/threads/shared.js';
 import { Rng, asDType, randn } from './helpers/random.js';
 import { error, onWasmBackend } from './helpers/util.js';
 

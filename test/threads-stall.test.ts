@@ -4,9 +4,11 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dequantize4bit, quantize4bit, setNumThreads, tensor, wasmTensor } from '../src/index.js';
-import { WorkerData, setParallelThreshold, setStallTimeout, setThreadHost, threadHost } from '../src/threads/config.js';
-import { poolFor, poolSize } from '../src/threads/pool.js';
-import { setChunkElements, setWasmBuild, sharedWasm } from '../src/wasm/runtime.js';
+import { WorkerData, setParallelThreshold, setStallTimeout, setThreadHost, threadHost } from '../src/backend/wasm/threads/config.js';
+import { poolFor, poolSize } from '../src/backend/wasm/threads/pool.js';
+import { setChunkElements } from '../src/backend/wasm/chunk.js';
+import { setWasmBuild } from '../src/backend/wasm/runtime/instances.js';
+import { sharedWasm } from '../src/backend/wasm/threads/shared.js';
 import { Rng, randn } from './helpers/random.js';
 import { error, onWasmBackend } from './helpers/util.js';
 

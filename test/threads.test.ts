@@ -11,12 +11,14 @@ import {
   Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8LinearMatmul, int8MmDequant, int8VectorwiseDequant,
   int8VectorwiseQuant, matmul4bit, numThreads, quantize4bit, quantizeBlockwise, setNumThreads, setWasmBuild, tensor, threadStats,
 } from '../src/index.js';
-import { maxThreads, setParallelThreshold, setThreadHost, threadHost } from '../src/threads/config.js';
-import { runChunks } from '../src/threads/parallel.js';
-import { castFloat } from '../src/ops/cast.js';
-import { int8VectorwiseDequantCast, int8VectorwiseQuantCast } from '../src/ops/int8-cast.js';
-import { closePool, poolFor, poolSize } from '../src/threads/pool.js';
-import { setChunkElements, sharedWasm, wasm } from '../src/wasm/runtime.js';
+import { maxThreads, setParallelThreshold, setThreadHost, threadHost } from '../src/backend/wasm/threads/config.js';
+import { runChunks } from '../src/backend/wasm/threads/parallel.js';
+import { castFloat } from '../src/backend/wasm/cast.js';
+import { int8VectorwiseDequantCast, int8VectorwiseQuantCast } from '../src/backend/wasm/int8-cast.js';
+import { closePool, poolFor, poolSize } from '../src/backend/wasm/threads/pool.js';
+import { setChunkElements } from '../src/backend/wasm/chunk.js';
+import { sharedWasm } from '../src/backend/wasm/threads/shared.js';
+import { wasm } from '../src/backend/wasm/runtime/instances.js';
 import { DTYPE_ID, QTYPE_ID } from '../src/backend/abi.js';
 import { Rng, asDType, randn } from './helpers/random.js';
 import { error, onWasmBackend } from './helpers/util.js';
@@ -232,7 +234,7 @@ describe('threads in a process of their own', () => {
 
   it('BNBJS_NUM_THREADS: 1 makes no shared memory; a bad value is E_ARGUMENT', () => {
     const one = run(`
-      const { sharedWasm } = await import(${JSON.stringify(fileURLToPath(new URL('../dist/wasm/runtime.js', import.meta.url)))});
+      const { sharedWasm } = await import(${JSON.stringify(fileURLToPath(new URL('../dist/backend/wasm/threads/shared.js', import.meta.url)))});
       b.quantize4bit(b.tensor(new Float32Array(1 << 21)));
       console.log(b.numThreads(), sharedWasm() === null);`, { BNBJS_NUM_THREADS: '1' });
     expect(one.stdout.trim()).toBe('1 true');

@@ -192,7 +192,7 @@ class Wasm {
   constructor(bytes = wasmBytes) {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { abort: () => { throw new Error('wasm abort'); } } });
     this.k = inst.exports;
-    // the NF4 bucket table quantize4bit reads (src/wasm/exports.ts NF4_TABLE_BYTES), built once
+    // the NF4 bucket table quantize4bit reads (src/backend/wasm/runtime/exports.ts NF4_TABLE_BYTES), built once
     this.nf4 = align(this.k.heapBase(), 256);
     this.base = align(this.nf4 + 64 + 65536, 256);
     const have = this.k.memory.buffer.byteLength;

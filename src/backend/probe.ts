@@ -1,8 +1,8 @@
 // What this runtime can use: WebAssembly features, the CUDA addon and its GPUs.
-import { wasmBuild } from '../wasm/runtime.js';
-import { wasmFeatures } from '../wasm/features.js';
+import { wasmBuild } from './wasm/runtime/instances.js';
+import { wasmFeatures } from './wasm/runtime/features.js';
 import { cudaAddon, CudaDeviceInfo } from './cuda/addon.js';
-import { forcedBackend } from './registry.js';
+import { forcedBackend } from '../devices.js';
 import { GaudiProbe } from './hpu/probe.js';
 import { gaudi } from './hpu/backend.js';
 

@@ -5,7 +5,7 @@ import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
 import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { dequantize4bit } from '../ops/dequantize4bit.js';
-import { int8VectorwiseDequantCast } from '../ops/int8-cast.js';
+import { int8VectorwiseDequantCast } from '../backend/wasm/int8-cast.js';
 import { dequantizeFp8 } from '../ops/fp8.js';
 import { openSource } from '../io/open.js';
 import type { TensorSource } from '../io/source.js';

@@ -5,7 +5,7 @@ import { DType, FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
 import { isInstance, isPlainObject } from '../args.js';
 import { Tensor, isTensor, numel, tensor } from '../tensor.js';
 import { quantize4bit, QUANT_STORAGES } from '../ops/quantize4bit.js';
-import { int8VectorwiseQuantCast } from '../ops/int8-cast.js';
+import { int8VectorwiseQuantCast } from '../backend/wasm/int8-cast.js';
 import { BLOCKSIZES_4BIT, checkBlocksize } from '../ops/validate.js';
 import { openSource } from '../io/open.js';
 import type { TensorSource } from '../io/source.js';

@@ -8,9 +8,9 @@ import { Tensor, toFloat32 } from '../tensor.js';
 import { openSource } from '../io/open.js';
 import { quantizeCheckpoint } from '../checkpoint/quantize.js';
 import { dequantizeCheckpoint } from '../checkpoint/dequantize.js';
-import { wasmBuild } from '../wasm/runtime.js';
-import { numThreads } from '../threads/config.js';
-import { threadStats } from '../threads/pool.js';
+import { wasmBuild } from '../backend/wasm/runtime/instances.js';
+import { numThreads } from '../backend/wasm/threads/config.js';
+import { threadStats } from '../backend/wasm/threads/pool.js';
 import { ConversionReport } from '../checkpoint/common.js';
 
 /** bitsandbytes' test_4bit_quant bar for nf4, blocksize 64: mean relative error on randn data (mean + 7 sigma). */

@@ -1,14 +1,10 @@
-import { guard } from '../args.js';
+// dequantizeFp8: its declaration, its check (the scale layouts), the public function.
 import { BnbError, show } from '../errors.js';
-import { dispatch, registerKernel } from '../backend/registry.js';
+import { defineOp, outputs } from './registry.js';
 import { FloatDType, FLOAT_DTYPES } from '../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../float16.js';
 import { Tensor, numel, toDevice, toFloat32 } from '../tensor.js';
-import { byteView } from './chunk.js';
-import { DTYPE_ID } from '../backend/abi.js';
-import { chunkElements } from '../wasm/runtime.js';
-import { kernelsFor, runChunks } from '../threads/parallel.js';
-import { checkFloatDType, checkOptions, checkOptionsObject, checkOutput, checkTensorArg, checkTensorOf, emptyTensor, onHost } from './validate.js';
+import { checkFloatDType, checkOutput, checkTensorArg, checkTensorOf, onHost } from './validate.js';
 
 export interface DequantizeFp8Options {
   /** output dtype (default bfloat16, as axolotl) */
@@ -58,13 +54,14 @@ export function layoutOf(W: { shape: number[] }, S: { shape: number[] }, b: numb
  * `[N, ceil(K/b)]`), or per row.
  */
 export function dequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
-  checkOptionsObject('dequantizeFp8', opts);
-  return dispatch('dequantizeFp8', { W, scaleInv, out: guard('dequantizeFp8 option out', () => opts.out) })(W, scaleInv, opts);
+  return dequantizeFp8Op.call(W, scaleInv, opts);
 }
 
-/** dequantizeFp8's arguments, checked (every backend's kernel starts here); `scales` are the scales rounded to the output dtype. */
-export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}) {
-  const o = checkOptions('dequantizeFp8', opts, ['dtype', 'blockSize', 'out']) as DequantizeFp8Options;
+/**
+ * dequantizeFp8's arguments (the options copied), checked: what every backend's kernel
+ * gets; `scales` are the scales rounded to the output dtype, `out` as in checkDequantize4bit.
+ */
+export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, o: DequantizeFp8Options) {
   const w = checkTensorOf('W', W, 'float8_e4m3fn');
   const s = checkTensorArg('scaleInv', scaleInv);
   if (!(FLOAT_DTYPES as readonly string[]).includes(s.dtype)) {
@@ -80,63 +77,15 @@ export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, opts: Dequantize
   const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x))
     : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
   const scales = toFloat32(onHost(s) ? s : toDevice(s, 'cpu')).map(round); // scale tables are small: read on the host
-  return { W: w, dtype, layout, scales, out, outTensor: o.out as Tensor | undefined };
+  return { W: w, dtype, layout, scales, out };
 }
 
-/** The WebAssembly kernel of dequantizeFp8. */
-export function dequantizeFp8Wasm(W: Tensor, scaleInv: Tensor, opts: DequantizeFp8Options = {}): Tensor {
-  const { W: w, dtype, layout: L, scales, out, outTensor } = checkDequantizeFp8(W, scaleInv, opts);
-  const result = out ?? emptyTensor(dtype, w.shape);
-  const size = dtype === 'float32' ? 4 : 2;
-  const n = numel(w.shape);
-  const { m, threads } = kernelsFor(n, w.data, result.data);
-  if (scales.length === 1) {
-    // one scale: any layout is the same, so stream flat chunks (rows of any length)
-    const chunk = Math.max(1, Math.min(n, chunkElements(1, threads, n)));
-    const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
-    runChunks(m, threads, {
-      count: Math.ceil(n / chunk),
-      shared: [4],
-      prepare: ([pS]) => m.write(pS!, byteView(scales, 0, 4)),
-      slot: [chunk, chunk * size],
-      load(j, p) {
-        const [start, len] = span(j);
-        p[0] = m.place(p[0]!, byteView(w.data, start, len));
-        p[1] = m.target(p[1]!, result.data, start * size, len * size);
-      },
-      calls: (j, [pW, pO], [pS]) => [['dequantizeFp8', pW!, 1, span(j)[1], 0, pS!, 1, 1, span(j)[1], DTYPE_ID[dtype], pO!]],
-      store(j, [, pO]) {
-        const [start, len] = span(j);
-        m.read(pO!, result.data, start * size, len * size);
-      },
-    });
-    return out ? outTensor! : result;
-  }
-  const chunkRows = Math.max(1, Math.min(L.rows, Math.floor(chunkElements(1, threads, n) / Math.max(L.cols, 1))));
-  const span = (j: number) => [j * chunkRows, Math.min(chunkRows, L.rows - j * chunkRows)] as const;
-  runChunks(m, threads, {
-    count: Math.ceil(L.rows / chunkRows),
-    shared: [scales.byteLength],
-    prepare: ([pS]) => m.write(pS!, byteView(scales, 0, scales.byteLength)),
-    slot: [chunkRows * L.cols, chunkRows * L.cols * size],
-    load(j, p) {
-      const [r0, rows] = span(j);
-      p[0] = m.place(p[0]!, byteView(w.data, r0 * L.cols, rows * L.cols));
-      p[1] = m.target(p[1]!, result.data, r0 * L.cols * size, rows * L.cols * size);
-    },
-    calls(j, [pW, pO], [pS]) {
-      // row indices relative to the chunk's block of rows (32-bit in the kernel)
-      const [r0, rows] = span(j);
-      const rowBlock = Math.floor(r0 / L.blockRows);
-      return [['dequantizeFp8', pW!, rows, L.cols, r0 - rowBlock * L.blockRows, pS! + rowBlock * L.scaleCols * 4, L.scaleCols, L.blockRows, L.blockCols,
-        DTYPE_ID[dtype], pO!]];
-    },
-    store(j, [, pO]) {
-      const [r0, rows] = span(j);
-      m.read(pO!, result.data, r0 * L.cols * size, rows * L.cols * size);
-    },
-  });
-  return out ? outTensor! : result; // the caller's out (its checked snapshot was written)
-}
+export const dequantizeFp8Op = defineOp({
+  name: 'dequantizeFp8',
+  inputs: ['W', 'scaleInv'],
+  attrs: { dtype: 'value', blockSize: 'value', out: 'tensor' },
+  check: checkDequantizeFp8,
+  outputs: outputs<Tensor>('out'),
+  output: 'out',
+});
 
-registerKernel('dequantizeFp8', 'cpu', dequantizeFp8Wasm);

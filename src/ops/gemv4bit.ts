@@ -1,24 +1,21 @@
+// gemv4bit (and matmul4bit, its public form with a bias): its declaration, its check, the public functions.
 import { BnbError, fail, show } from '../errors.js';
 import { guard } from '../args.js';
-import { dispatch, registerKernel } from '../backend/registry.js';
+import { defineOp, outputs } from './registry.js';
 import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
 import { QuantState } from '../quant-state.js';
-import { Tensor, checkShape, numel, toFloat32 } from '../tensor.js';
-import { byteView } from './chunk.js';
+import { Tensor, checkShape, numel } from '../tensor.js';
 import { checkQuantType } from '../maps.js';
-import { GEMV_SCRATCH_HEAD } from '../wasm/exports.js';
-import { DTYPE_ID, QTYPE_ID } from '../backend/abi.js';
-import { kernelsFor, runChunks } from '../threads/parallel.js';
-import { chunkElements } from '../wasm/runtime.js';
-import { absmaxF32, checkStateAbsmax, readState, stateTensors } from './blockwise.js';
-import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, checkTensorArg, emptyTensor, itemBytes } from './validate.js';
+import { checkStateAbsmax, readState } from './state.js';
+import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, checkTensorArg, itemBytes } from './validate.js';
+
 
 /**
- * gemv4bit's (and matmul4bit's) arguments, checked (every backend's kernel starts
- * here): A [..., K] of a float dtype, the packed weight B of state.shape = [N, K],
- * an optional bias of N entries.
+ * gemv4bit's (and matmul4bit's) arguments (the options copied), checked: what every
+ * backend's kernel gets. A [..., K] of a float dtype, the packed weight B of
+ * state.shape = [N, K], an optional bias of N entries.
  */
-export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}) {
+export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null }) {
   const a = checkTensorArg('A', A);
   if (!(FLOAT_DTYPES as readonly string[]).includes(a.dtype)) {
     throw new BnbError('E_DTYPE', `A.dtype = ${show(a.dtype)} is not accepted: gemv4bit needs ${FLOAT_DTYPES.join(', ')}`);
@@ -55,84 +52,25 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
   return { A: a, B: b, M, N, K, quantType, blocksize, dtype: a.dtype as FloatDType, bias, absmax, outShape: [...a.shape.slice(0, -1), N], shape: wshape };
 }
 
-/**
- * The WebAssembly kernel of gemv4bit / matmul4bit.
- * out = A @ W^T (+ bias), W = dequantize4bit(B, state) of shape state.shape = [N, K]:
- * the weights are decoded exactly as dequantize4bit's f32 values and the dot
- * products accumulate in f32 (a fixed 16-lane order, identical in both builds);
- * the result is rounded once to A's dtype. B is read as bytes, so `qB` and its
- * transposed [1, n] form are the same.
- */
-export function gemv4bitWasm(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
-  const { A: a, B: b, M, N, K, quantType, blocksize, dtype, bias, absmax: checked, outShape, shape } = checkGemv4bit(A, B, state, opts);
-  const biasF32 = bias === null ? null : toFloat32(bias);
-  const result = emptyTensor(dtype, outShape);
-  if (M === 0 || N === 0) return result;
-  const absmax = absmaxF32(checked);
-  const size = dtype === 'float32' ? 4 : 2;
-  const { m, threads } = kernelsFor(N * K + (M * N * K) / 16, b.data, absmax);
-  const budget = chunkElements(1) * 4; // weights (and A elements) per kernel call
-  const nc = Math.max(1, Math.min(N, Math.floor(budget / Math.max(K, 1)), threads > 1 ? Math.ceil(N / (8 * threads)) : N));
-  const mc = Math.max(1, Math.min(M, Math.floor(budget / Math.max(K, 1))));
-  // Each call sees flat indices relative to an anchor row J whose flat index J*K is a
-  // multiple of the blocksize: no u32 index overflows past 2^32 weights, and the
-  // kernel's 32-element groups stay where they are in one call (same bits).
-  const g = blocksize / gcd(K, blocksize);
-  const W = b.data;
-  const rowsOf = (j: number) => {
-    const j0 = j * nc, nj = Math.min(nc, N - j0), J = Math.floor(j0 / g) * g;
-    return { j0, nj, J, first: Math.floor((j0 * K) / 2), last: Math.ceil(((j0 + nj) * K) / 2), b0: (J * K) / blocksize, b1: Math.ceil(((j0 + nj) * K) / blocksize) };
-  };
-  for (let j = 0; j * nc < N; j++) {
-    const { j0, nj, J } = rowsOf(j);
-    if ((j0 + nj - J) * K >= 2 ** 32) {
-      throw new BnbError('E_SHAPE', `state.shape = ${show(shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for gemv4bit to process in chunks`);
-    }
-  }
-  for (let i0 = 0; i0 < M; i0 += mc) {
-    const mi = Math.min(mc, M - i0);
-    runChunks(m, threads, {
-      count: Math.ceil(N / nc),
-      shared: [mc * K * size],
-      prepare: ([pA]) => m.write(pA!, byteView(a.data, i0 * K * size, mi * K * size)),
-      slot: [(Math.ceil(((g + nc) * K) / blocksize) + 1) * 4, (g + nc) * 4, Math.ceil((nc * K) / 2) + 1, mc * nc * size, GEMV_SCRATCH_HEAD + (mc * K + K) * 4],
-      load(j, p) {
-        const [pAbs, pBias] = p;
-        const { j0, nj, J, first, last, b0, b1 } = rowsOf(j);
-        p[2] = m.place(p[2]!, byteView(W, first, last - first));
-        p[0] = m.place(pAbs!, byteView(absmax, b0 * 4, (b1 - b0) * 4));
-        if (biasF32) m.write(pBias!, byteView(biasF32, J * 4, (j0 + nj - J) * 4));
-      },
-      calls(j, [pAbs, pBias, pW, pOut, pScratch], [pA]) {
-        const { j0, nj, J, first } = rowsOf(j);
-        return [['gemv4bit', pA!, mi, K, DTYPE_ID[dtype], pW!, first * 2 - J * K, j0 - J, nj, pAbs!, blocksize, QTYPE_ID[quantType],
-          biasF32 ? pBias! : 0, DTYPE_ID[dtype], pOut!, pScratch!]];
-      },
-      store(j, [, , , pOut]) {
-        const { j0, nj } = rowsOf(j);
-        if (nj === N) m.read(pOut!, result.data, i0 * N * size, mi * N * size);
-        else for (let i = 0; i < mi; i++) m.read(pOut! + i * nj * size, result.data, ((i0 + i) * N + j0) * size, nj * size);
-      },
-    });
-  }
-  return result;
-}
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) [a, b] = [b, a % b];
-  return a;
-}
-
 /** bnb's gemv_4bit: A [..., K] times the 4-bit weight [N, K] transposed, for any M and K. */
 export function gemv4bit(A: Tensor, B: Tensor, state: QuantState): Tensor {
-  return dispatch('gemv4bit', { A, B, ...stateTensors(state) })(A, B, state, {});
+  return gemv4bitOp.call(A, B, state, {});
 }
 
 /** bnb's matmul_4bit (inference): A @ W^T + bias. */
 export function matmul4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
   const o = checkOptions('matmul4bit', opts, ['bias']);
   const bias = (o.bias ?? null) as Tensor | null;
-  return dispatch('gemv4bit', { A, B, ...stateTensors(state), bias })(A, B, state, { bias });
+  return gemv4bitOp.call(A, B, state, { bias });
 }
 
-registerKernel('gemv4bit', 'cpu', gemv4bitWasm);
+export const gemv4bitOp = defineOp({
+  name: 'gemv4bit',
+  inputs: ['A', 'B'],
+  state: true,
+  attrs: { bias: 'tensor' },
+  check: checkGemv4bit,
+  outputs: outputs<Tensor>('out'),
+  output: 'new',
+});
+

@@ -1,22 +1,14 @@
 import { BnbError, fail, show } from '../errors.js';
-import { guard, isPlainObject, readOptions } from '../args.js';
+import { guard } from '../args.js';
 import { DType, FLOAT_DTYPES, FloatDType, allocate, checkDType, itemsize } from '../dtypes.js';
-import { Tensor, checkShape, checkTensor, isTensor, numel, tensor } from '../tensor.js';
-import { memoryOf } from '../wasm/memory.js';
+import { Tensor, checkShape, checkTensor, isTensor, kernelMemoryOf, numel, tensor } from '../tensor.js';
 
-// Every backend's kernel starts with the same checks (the check* functions of each
-// op module), so that WebAssembly, CUDA and the rest reject the same input with the
-// same code and message. They see tensors on any device: a device tensor's data is
+// Every backend's kernel gets its arguments through the same checks (the check of each
+// op's declaration), so that WebAssembly, CUDA and the rest reject the same input with
+// the same code and message. They see tensors on any device: a device tensor's data is
 // not on the host, so only its dtype and shape are checked there.
 
-export const BLOCKSIZES_4BIT = [32, 64, 128, 256, 512, 1024, 2048, 4096] as const;
-/** CUDA's kQuantizeBlockwise / kDequantizeBlockwise set (docs/bit-exactness.md#8-bit-blocksizes-and-nesting). */
-export const BLOCKSIZES_8BIT = [64, 128, 256, 512, 1024, 2048, 4096] as const;
-
-export function checkBlocksize(argument: string, x: unknown, accepted: readonly number[]): number {
-  if (!accepted.includes(x as number)) fail('E_BLOCKSIZE', argument, x, `one of ${accepted.join(', ')}`);
-  return x as number;
-}
+export { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT, checkBlocksize, checkBoolean, checkOptions, checkOptionsObject } from '../checks.js';
 
 /** A host tensor (its data readable), not one in device memory. */
 export function onHost(t: Tensor): boolean {
@@ -70,25 +62,6 @@ export function checkFloatDType(argument: string, x: unknown, what: string): Flo
   return x as FloatDType;
 }
 
-export function checkBoolean(argument: string, x: unknown): boolean {
-  if (typeof x !== 'boolean') fail('E_ARGUMENT', argument, x, 'true or false');
-  return x;
-}
-
-/** Options are an object (checked before any backend destructures them). */
-export function checkOptionsObject(op: string, opts: unknown): void {
-  if (!isPlainObject(`${op} options`, opts)) fail('E_ARGUMENT', `${op} options`, opts, 'an options object');
-}
-
-/**
- * The options, copied (see readOptions): unknown names are rejected (catching typos
- * such as `quant_type`) and each known one is read once; the op uses the copy.
- */
-export function checkOptions(op: string, opts: unknown, known: readonly string[]): Record<string, unknown> {
-  checkOptionsObject(op, opts);
-  return readOptions(op, opts, known);
-}
-
 /** An f32 absmax tensor with exactly one entry per block. */
 export function checkAbsmax(argument: string, t: unknown, nblocks: number, dtype: 'float32' | 'uint8' = 'float32'): Tensor {
   const a = checkTensorArg(argument, t);
@@ -101,8 +74,8 @@ export function checkAbsmax(argument: string, t: unknown, nblocks: number, dtype
 
 /** True when two views share bytes of one buffer (or of one kernel memory, whose buffer object changes as it grows). */
 export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  const m = memoryOf(a);
-  const same = a.buffer === b.buffer || (m !== null && m === memoryOf(b));
+  const m = kernelMemoryOf(a.buffer);
+  const same = a.buffer === b.buffer || (m !== null && m === kernelMemoryOf(b.buffer));
   return same && a.byteLength > 0 && b.byteLength > 0 &&
     a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
@@ -143,4 +116,11 @@ export function checkCode4bit(argument: string, t: unknown): void {
   if (numel(c.shape) !== 16) {
     throw new BnbError('E_CODE', `${argument} has ${numel(c.shape)} entries: a 4-bit code (quant_map) has 16`);
   }
+}
+
+/** The error for the first NaN/Inf, `value`, at flat index `at` (every backend's message). */
+export function nonFiniteAt(argument: string, value: number, at: number): BnbError {
+  return new BnbError('E_NON_FINITE',
+    `${argument} has a non-finite value (${value}) at flat index ${at}: quantization needs finite input; ` +
+    'pass allowNonFinite: true to reproduce the bitsandbytes CUDA behaviour');
 }

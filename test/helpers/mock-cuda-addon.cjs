@@ -23,7 +23,7 @@ const k = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(join(__di
 }).exports;
 
 // The 8-bit code and its lookup table, which quantizeBlockwise needs, and the NF4
-// bucket table quantize4bit reads (laid out as src/wasm/memory.ts does: CODE_BYTES,
+// bucket table quantize4bit reads (laid out as src/backend/wasm/runtime/memory.ts does: CODE_BYTES,
 // LUT_BYTES, then NF4_TABLE_BYTES), below the heap; the 8-bit table is built again
 // only when the code changes, the NF4 table once.
 const CODE_BYTES = 1024, LUT_BYTES = 1024 + 65536 + 64, NF4_TABLE_BYTES = 64 + 65536;

@@ -11,7 +11,7 @@ import {
 import { DTYPES } from '../../src/dtypes.js';
 import { StoredTensor } from '../../src/io/safetensors/tensors.js';
 import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT } from '../../src/ops/validate.js';
-import { setChunkElements } from '../../src/wasm/runtime.js';
+import { setChunkElements } from '../../src/backend/wasm/chunk.js';
 import { Rng } from '../helpers/random.js';
 import { FLOAT_DTYPES, assertSame, check, floatTensor, values } from './gen.js';
 
@@ -312,12 +312,13 @@ const junk: fc.Arbitrary<unknown> = fc.oneof(
 /**
  * Left out here: functions that change global state even with valid junk (init,
  * setWasmBuild, setForcedBackend, registerKernel, setGaudiSoftwareVersion; the Gaudi probes
- * run programs), and the async file functions (which write where a junk string points):
- * test/hardening-validation.test.ts calls each of those with junk instead.
+ * run programs), the async file functions (which write where a junk string points) and the
+ * async readback (a rejection, not a throw): test/hardening-validation.test.ts calls each
+ * of those with junk instead.
  */
 export const LEFT_OUT = [
   'BnbError', 'QuantState', 'init', 'setWasmBuild', 'registerKernel', 'setForcedBackend', 'setGaudiSoftwareVersion', 'readSafetensors',
-  'writeSafetensors', 'probe', 'probeGaudi',
+  'writeSafetensors', 'probe', 'probeGaudi', 'readTensor', 'toDeviceAsync',
 ];
 /** Settings that a valid junk value would change for every later call: put back after each call. */
 const RESTORE: Record<string, () => () => void> = {

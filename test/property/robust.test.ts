@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, it } from 'vitest';
 import { setWasmBuild } from '../../src/index.js';
-import { setChunkElements } from '../../src/wasm/runtime.js';
+import { setChunkElements } from '../../src/backend/wasm/chunk.js';
 import { SEED, runs } from './gen.js';
 import {
   FUNCTION_NAMES, chunkProperty, junkArgumentsProperty, safetensorsFuzzProperty, safetensorsRoundTripProperty, stateDictFuzzProperty,

@@ -71,7 +71,7 @@ describe.skipIf(why)(`esbuild bundles of bnbjs${why ? ` (skipped: ${why})` : ''}
     const inputs = Object.keys(meta.inputs);
     expect(inputs).toContain('dist/index.js');
     expect(inputs.some((f) => f.startsWith('dist/backend/cuda/'))).toBe(true);
-    expect(inputs).toContain('dist/wasm/file-loader.js');
-    expect(inputs).toContain('dist/threads/node-host.js');
+    expect(inputs).toContain('dist/backend/wasm/runtime/file-loader.js');
+    expect(inputs).toContain('dist/backend/wasm/threads/node-host.js');
   });
 });

@@ -4,7 +4,7 @@
 import { BnbError } from '../../errors.js';
 import { nodeBuiltin } from '../../runtime/node-builtins.js';
 import { KernelsOf } from '../abi.js';
-import { forcedBackend } from '../registry.js';
+import { forcedBackend } from '../../devices.js';
 
 export interface CudaDeviceInfo {
   index: number;

@@ -2,7 +2,7 @@
 import { BnbError, show } from '../../errors.js';
 import { DType, TypedArray, allocate, itemsize } from '../../dtypes.js';
 import { Tensor, numel, registerDeviceMover, tensor } from '../../tensor.js';
-import { canonicalDevice } from '../registry.js';
+import { canonicalDevice } from '../../devices.js';
 import { cudaCall, requireCuda } from './addon.js';
 
 // Frees device memory of tensors that were never disposed.

@@ -2,7 +2,7 @@
 import { BnbError, fail } from '../../errors.js';
 import { FloatDType, itemsize } from '../../dtypes.js';
 import { isTensor, numel, tensor, toFloat32 } from '../../tensor.js';
-import { nonFiniteAt } from '../../ops/finite.js';
+import { nonFiniteAt } from '../../ops/validate.js';
 import { DTYPE_ID } from '../abi.js';
 import { CudaAddon, cudaCall, requireCuda } from './addon.js';
 import { DeviceTensor, deviceIndex, isDeviceTensor } from './tensor.js';

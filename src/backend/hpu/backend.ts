@@ -5,13 +5,14 @@
 import { BnbError, fail, show } from '../../errors.js';
 import { DType, FloatDType } from '../../dtypes.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../../float16.js';
-import { QuantState } from '../../quant-state.js';
-import { Tensor, bytesOf, checkNotDetached, checkShape, checkTensor, numel, registerDeviceMover, tensor } from '../../tensor.js';
+import { Tensor, bytesOf, checkNotDetached, checkTensor, numel, registerDeviceMover, tensor } from '../../tensor.js';
 import { freshView, viewOf } from '../../views.js';
-import { dequantize4bitWasm } from '../../ops/dequantize4bit.js';
-import { stateAbsmax } from '../../ops/blockwise.js';
-import { BLOCKSIZES_4BIT, checkBlocksize, checkFloatDType } from '../../ops/validate.js';
-import { canonicalDevice, forcedBackend, registerKernel } from '../registry.js';
+import { canonicalDevice, forcedBackend } from '../../devices.js';
+import { Checked, registerBackend } from '../../ops/registry.js';
+import { registerKernels } from '../../ops/index.js';
+import { checkDequantize4bit, dequantize4bitOp } from '../../ops/dequantize4bit.js';
+import { dequantize4bitWasm } from '../wasm/quant4bit.js';
+import { absmaxF32 } from '../wasm/blockwise.js';
 import { GaudiProbe, GaudiVersion, needsNibbleSwap, parseGaudiVersion, probeGaudi } from './probe.js';
 
 let probed: GaudiProbe | null = null;
@@ -73,43 +74,43 @@ export function habanaDequantizeNf4(
 ): Tensor {
   const codes = needsNibbleSwap(version) ? swapNibbles(bytes) : bytes;
   const n = numel(shape);
-  return dequantize4bitWasm(tensor(codes, [codes.length, 1], 'uint8'), {
+  return dequantize4bitWasm(checkDequantize4bit(tensor(codes, [codes.length, 1], 'uint8'), {
     absmax: tensor(absmax, [absmax.length], 'float32'), shape: [n === 1 ? 1 : n], blocksize, quantType: 'nf4', dtype,
-  });
+  }, {}));
 }
 
 const HPU_STORAGE: readonly DType[] = ['uint8', 'bfloat16'];
 
-/** bitsandbytes' HPU dequantize_4bit: nf4 only, uint8/bf16 storage, nibble swap for old software, absmax in the output dtype. */
-export function dequantize4bitHpu(A: Tensor, stateOrOptions: QuantState, { out }: { out?: Tensor } = {}): Tensor {
-  const state = stateOrOptions;
-  if (!(QuantState.isState(state))) throw new BnbError('E_STATE', 'dequantize4bit on hpu requires a QuantState');
-  if (state.quantType !== 'nf4') throw new BnbError('E_QUANT_TYPE', `HPU backend only supports quant_type 'nf4', got ${show(state.quantType)}`);
+/** Emulated device memory is host memory: the same tensors, read as host ones. */
+function onHostView(t: Tensor): Tensor {
+  return { ...t, device: 'cpu' };
+}
+
+/**
+ * bitsandbytes' HPU dequantize_4bit, on the shared check's arguments: nf4 only, a
+ * QuantState, uint8/bf16 storage, nibble swap for old software, absmax in the output dtype.
+ */
+export function dequantize4bitHpu(c: Checked<typeof dequantize4bitOp>): Tensor {
+  const { A, isState, quantType, blocksize, dtype, shape, absmax, out } = c;
+  if (!isState) throw new BnbError('E_STATE', 'dequantize4bit on hpu requires a QuantState');
+  if (quantType !== 'nf4') throw new BnbError('E_QUANT_TYPE', `HPU backend only supports quant_type 'nf4', got ${show(quantType)}`);
   if (!HPU_STORAGE.includes(A.dtype)) throw new BnbError('E_DTYPE', `HPU backend only supports uint8 or bfloat16 storage, got ${show(A.dtype)}`);
-  const blocksize = checkBlocksize('blocksize', state.blocksize, BLOCKSIZES_4BIT);
-  const dtype = checkFloatDType('dtype', state.dtype, 'Blockwise 4bit dequantization');
-  const shape = checkShape('state.shape', state.shape);
-  const host = (t: Tensor) => ({ ...t, device: 'cpu' });
-  const s = new QuantState({ ...state, absmax: host(state.absmax), state2: state.state2 ? new QuantState({ ...state.state2, absmax: host(state.state2.absmax) }) : null });
-  const absmax = stateAbsmax(s, Math.ceil(numel(shape) / blocksize));
+  const host = absmaxF32({
+    absmax: onHostView(absmax.absmax), nested: absmax.nested && { ...absmax.nested, absmax: onHostView(absmax.nested.absmax) },
+  });
   // absmax.to(dtype): rounded to the output dtype before scaling, unlike every other backend
   const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x)) : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
-  const rounded = Float32Array.from(absmax, round);
+  const rounded = Float32Array.from(host, round);
   const version = gaudiSoftwareVersion();
   let bytes: Uint8Array = bytesOf(A).slice();
   if (needsNibbleSwap(version)) bytes = swapNibbles(bytes); // what bnb does before calling the old kernel
   const flat = habanaDequantizeNf4(bytes, rounded, blocksize, shape, dtype, version);
-  const result = hpuTensor(tensor(flat.data, shape, dtype), A.device);
-  if (out) {
-    const o = checkTensor('out', { ...out, device: 'cpu' }); // read once: the snapshot is written
-    if (o.dtype !== dtype || o.shape.length !== shape.length || o.shape.some((d, i) => d !== shape[i])) {
-      throw new BnbError('E_SHAPE', `out = ${o.dtype} ${show(o.shape)} is not accepted: expected ${dtype} ${show(shape)}`);
-    }
-    bytesOf(o).set(bytesOf(result));
-    return out;
-  }
-  return result;
+  if (out === undefined) return hpuTensor(tensor(flat.data, shape, dtype), A.device);
+  // the shared check accepted out (dtype, shape, device); its emulated memory is written, read once
+  bytesOf(checkTensor('out', onHostView(out))).set(bytesOf(flat));
+  return out;
 }
 
 registerDeviceMover('hpu', moveHpu);
-registerKernel('dequantize4bit', 'hpu', dequantize4bitHpu);
+registerBackend('hpu', { device: 'hpu' });
+registerKernels('hpu', { dequantize4bit: dequantize4bitHpu });

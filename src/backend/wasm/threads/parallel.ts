@@ -4,9 +4,10 @@
 // with workers) and runs kernels when it has nothing to copy; workers run kernels.
 // Each chunk is the same kernel calls on the same bytes either way, so the result
 // never depends on the thread count.
-import { BnbError } from '../errors.js';
-import { WasmMemory, memoryOf } from '../wasm/memory.js';
-import { abandonSharedMemory, sharedWasm, wasm } from '../wasm/runtime.js';
+import { BnbError } from '../../../errors.js';
+import { WasmMemory, memoryOf } from '../runtime/memory.js';
+import { wasm } from '../runtime/instances.js';
+import { abandonSharedMemory, sharedWasm } from './shared.js';
 import { numThreads, parallelThreshold, stallTimeout } from './config.js';
 import { poolFor } from './pool.js';
 import { KernelCall, MAX_IN_FLIGHT } from './queue.js';

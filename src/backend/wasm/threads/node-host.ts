@@ -3,7 +3,7 @@
 // package, and are unref'd: an idle pool never keeps a process alive.
 import { ThreadedBuild, setThreadHost } from './config.js';
 import { executeJob, serveJobs } from './serve.js';
-import { nodeBuiltin } from '../runtime/node-builtins.js';
+import { nodeBuiltin } from '../../../runtime/node-builtins.js';
 
 interface WorkerLike { unref(): void; on(event: 'error', f: (e: unknown) => void): void; once(event: 'exit', f: () => void): void; terminate(): Promise<number> }
 interface WorkerThreads { Worker: new (source: string, options: { eval: true; workerData: unknown }) => WorkerLike }
@@ -13,8 +13,8 @@ const os = nodeBuiltin<{ availableParallelism?(): number; cpus(): unknown[] }>('
 const fs = nodeBuiltin<{ readFileSync(u: URL): Uint8Array<ArrayBuffer> }>('node:fs');
 
 const FILE = {
-  simd: new URL('../../build/bnb.simd-mt.wasm', import.meta.url),
-  relaxed: new URL('../../build/bnb.relaxed-mt.wasm', import.meta.url),
+  simd: new URL('../../../../build/bnb.simd-mt.wasm', import.meta.url),
+  relaxed: new URL('../../../../build/bnb.relaxed-mt.wasm', import.meta.url),
 };
 const SOURCE = `(${serveJobs})(require('node:worker_threads').workerData, ${executeJob});`;
 const modules = new Map<ThreadedBuild, WebAssembly.Module | null>();

@@ -1,10 +1,11 @@
-import { BnbError, fail } from '../errors.js';
-import { envVar } from '../runtime/env.js';
-import { numThreads, threadHost } from '../threads/config.js';
-import { closePool } from '../threads/pool.js';
+// Loading the kernel builds and instantiating them on the calling thread. The
+// threaded instance on a shared memory is ../threads/shared.ts's: nothing here
+// knows about threads.
+import { BnbError, fail } from '../../../errors.js';
+import { envVar } from '../../../runtime/env.js';
 import { KernelExports } from './exports.js';
 import { wasmFeatures } from './features.js';
-import { MAX_WASM_BYTES, WasmMemory } from './memory.js';
+import { WasmMemory } from './memory.js';
 
 /** The kernel builds, one source: identical bits; relaxed SIMD is the fastest where validated. */
 export type WasmBuild = 'simd' | 'relaxed' | 'scalar';
@@ -42,7 +43,8 @@ export function setWasmLoader(l: WasmLoader): void {
 
 const abort = () => { throw new Error('bnbjs kernel aborted'); };
 
-function instantiate(module: WebAssembly.Module, memory?: WebAssembly.Memory): KernelExports {
+/** An instance of a kernel module (on `memory`, for a threaded build that imports one). */
+export function instantiate(module: WebAssembly.Module, memory?: WebAssembly.Memory): KernelExports {
   let instance: WebAssembly.Instance;
   try {
     instance = new WebAssembly.Instance(module, { env: memory ? { abort, memory } : { abort } });
@@ -62,39 +64,16 @@ function register(module: WebAssembly.Module): WasmBuild {
   return build;
 }
 
-let sharedKernels: WasmMemory | null = null;
-
-/**
- * The kernels on a shared memory that worker threads instantiate too (the selected
- * build's threaded variant, which imports its memory; the same bits as every build),
- * for ops that run on threads; null where no thread host offers it, one thread is asked for,
- * or the selected build is the scalar oracle or a module given to init(). Ops on one
- * thread use the private memory of wasm(): V8 copies between a shared memory and
- * ordinary arrays at half the speed of memcpy.
- */
-export function sharedWasm(): WasmMemory | null {
-  return numThreads() < 2 ? null : sharedKernelMemory();
+/** True for a build that init(source) loaded: it runs as given, on the calling thread. */
+export function isGivenBuild(build: WasmBuild): boolean {
+  return given.has(build);
 }
 
-/** The shared kernel memory whatever the thread count (resident tensors live there); null where there is none. */
-export function sharedKernelMemory(): WasmMemory | null {
-  const build = wasmBuild();
-  if (build === 'scalar' || given.has(build)) return null;
-  if (sharedKernels === null) {
-    const module = threadHost()?.module(build === 'relaxed' ? 'relaxed' : 'simd');
-    if (!module) return null;
-    // the module's minimum (2 pages): more is grown as needed, within setWasmMemoryLimit
-    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_WASM_BYTES / 65536, shared: true });
-    sharedKernels = new WasmMemory(instantiate(module, memory), { module, memory });
-  }
-  return sharedKernels;
-}
+const resetListeners: (() => void)[] = [];
 
-/** Gives a shared memory up (a worker died mid-job): its pool stops and later threaded ops get a new one. */
-export function abandonSharedMemory(m: WasmMemory): void {
-  m.abandoned = true;
-  closePool(m);
-  if (sharedKernels === m) sharedKernels = null;
+/** Called by resetWasm (the shared instance forgets itself). */
+export function onWasmReset(f: () => void): void {
+  resetListeners.push(f);
 }
 
 function initError(message: string, cause: unknown): BnbError {
@@ -216,8 +195,7 @@ export function setWasmBuild(build: WasmBuild): void {
 
 /** Forgets loaded kernels (tests of init()). */
 export function resetWasm(): void {
-  if (sharedKernels) closePool(sharedKernels);
-  sharedKernels = null;
+  for (const f of resetListeners) f();
   instances.clear();
   given.clear();
   selected = null;
@@ -225,25 +203,4 @@ export function resetWasm(): void {
 
 export function wasmBuild(): WasmBuild {
   return (selected ??= defaultBuild());
-}
-
-let chunk = 1 << 18;
-
-/**
- * Elements per kernel call. Big inputs are streamed through wasm memory in
- * chunks of whole blocks, small enough to stay in cache between copy and kernel.
- */
-export function setChunkElements(n: number): void {
-  if (!Number.isSafeInteger(n) || n < 1) fail('E_ARGUMENT', 'chunkElements', n, 'a positive integer');
-  chunk = n;
-}
-
-/**
- * Elements per chunk, whole blocks. Threaded (`threads` > 1 for `n` elements),
- * chunks grow up to 4 times, keeping about 8 per thread: fewer hand-overs between
- * threads, each still a few MB at most.
- */
-export function chunkElements(blocksize: number, threads = 1, n = 0): number {
-  const c = threads > 1 ? Math.min(4 * chunk, Math.max(chunk, Math.ceil(n / (8 * threads)))) : chunk;
-  return Math.max(1, Math.floor(c / blocksize)) * blocksize;
 }

@@ -1,4 +1,4 @@
-import { KernelsOf } from '../backend/abi.js';
+import { KernelsOf } from '../../abi.js';
 
 /** The ABI of build/bnb.{simd,scalar}.wasm (assembly/index.ts): its functions are the table's wasm entries. Pointers are byte offsets. */
 export interface KernelExports extends KernelsOf<'wasm'> {

@@ -1,11 +1,12 @@
 // Streaming tensors through wasm memory. Views are taken per chunk, never over a
 // whole tensor: a Uint8Array over more than 2^32 bytes cannot be made (Node 20),
 // while a Uint16Array or Float32Array can hold a tensor of 4 to 16 GiB.
-import { FloatDType } from '../dtypes.js';
-import { DTYPE_ID } from '../backend/abi.js';
-import { WasmMemory } from '../wasm/memory.js';
+import { FloatDType } from '../../dtypes.js';
+import { fail } from '../../errors.js';
+import { DTYPE_ID } from '../abi.js';
+import { WasmMemory } from './runtime/memory.js';
 import { FiniteCheck, nonFiniteError } from './finite.js';
-import { KernelCall } from '../threads/queue.js';
+import { KernelCall } from './threads/queue.js';
 
 /** `length` bytes of any typed array starting `at` bytes into it. */
 export function byteView(v: ArrayBufferView, at: number, length: number): Uint8Array {
@@ -31,4 +32,25 @@ export function checkFinite(finite: FiniteCheck | null, results: number[], start
 /** The f32 absmax of the blocks of elements [start, start+len), as bytes of a Float32Array. */
 export function absmaxSpan(absmax: Float32Array, start: number, len: number, blocksize: number): Uint8Array {
   return byteView(absmax, (start / blocksize) * 4, Math.ceil(len / blocksize) * 4);
+}
+
+let chunk = 1 << 18;
+
+/**
+ * Elements per kernel call. Big inputs are streamed through wasm memory in
+ * chunks of whole blocks, small enough to stay in cache between copy and kernel.
+ */
+export function setChunkElements(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 1) fail('E_ARGUMENT', 'chunkElements', n, 'a positive integer');
+  chunk = n;
+}
+
+/**
+ * Elements per chunk, whole blocks. Threaded (`threads` > 1 for `n` elements),
+ * chunks grow up to 4 times, keeping about 8 per thread: fewer hand-overs between
+ * threads, each still a few MB at most.
+ */
+export function chunkElements(blocksize: number, threads = 1, n = 0): number {
+  const c = threads > 1 ? Math.min(4 * chunk, Math.max(chunk, Math.ceil(n / (8 * threads)))) : chunk;
+  return Math.max(1, Math.floor(c / blocksize)) * blocksize;
 }

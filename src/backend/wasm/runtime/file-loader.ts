@@ -1,15 +1,15 @@
 // Node and Bun (and Deno with --allow-read): the kernels are read from build/ beside
 // the package, synchronously, so that ops work without init(). Where there is no
 // file URL (a bundle served over http), init() fetches the same file.
-import { BnbError } from '../errors.js';
-import { nodeBuiltin } from '../runtime/node-builtins.js';
+import { BnbError } from '../../../errors.js';
+import { nodeBuiltin } from '../../../runtime/node-builtins.js';
 import { forgetWasmFeatures, wasmFeatures } from './features.js';
-import { WasmBuild, setWasmLoader } from './runtime.js';
+import { WasmBuild, setWasmLoader } from './instances.js';
 
 const url = (build: WasmBuild) =>
-  build === 'simd' ? new URL('../../build/bnb.simd.wasm', import.meta.url)
-    : build === 'relaxed' ? new URL('../../build/bnb.relaxed.wasm', import.meta.url)
-      : new URL('../../build/bnb.scalar.wasm', import.meta.url);
+  build === 'simd' ? new URL('../../../../build/bnb.simd.wasm', import.meta.url)
+    : build === 'relaxed' ? new URL('../../../../build/bnb.relaxed.wasm', import.meta.url)
+      : new URL('../../../../build/bnb.scalar.wasm', import.meta.url);
 
 function readFile(): ((u: URL) => Uint8Array) | null {
   if (url('simd').protocol !== 'file:') return null;

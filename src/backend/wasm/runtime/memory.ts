@@ -1,4 +1,5 @@
-import { BnbError, fail } from '../errors.js';
+import { BnbError, fail } from '../../../errors.js';
+import { registerKernelMemory } from '../../../tensor.js';
 import { KernelExports, NF4_TABLE_BYTES } from './exports.js';
 
 const PAGE = 65536;
@@ -264,3 +265,12 @@ export class WasmMemory {
     this.lutCode = code.slice();
   }
 }
+
+// Host tensors may view resident allocations: tensor.ts checks such views with this.
+registerKernelMemory({
+  ownerOf: memoryOfBuffer,
+  isLive: (data, bytes) => {
+    const m = memoryOfBuffer(bytes.buffer)!;
+    return !m.stale(data) && m.addressOf(bytes, 0, bytes.byteLength) !== null;
+  },
+});

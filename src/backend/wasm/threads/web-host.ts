@@ -4,7 +4,7 @@
 // get their WorkerData by postMessage (Deno and Chromium clone a WebAssembly.Module
 // and a shared Memory). A browser's main thread may not block, so it gets no
 // threads (config.ts probes Atomics.wait). Deno's Workers keep the process alive and
-// have no unref(): there an idle pool is closed after IDLE_MS (src/threads/pool.ts).
+// have no unref(): there an idle pool is closed after IDLE_MS (pool.ts).
 // A page's Content-Security-Policy must allow blob: workers (worker-src).
 import { ThreadedBuild, setThreadHost } from './config.js';
 import { executeJob, serveJobs } from './serve.js';

@@ -1,12 +1,13 @@
-import { FLOAT_DTYPES, FloatDType, itemsize } from '../dtypes.js';
-import { numberToBf16, numberToF16 } from '../float16.js';
-import { fail } from '../errors.js';
-import { Tensor, checkTensor, isTensor, numel, tensor, toFloat32 } from '../tensor.js';
-import { kernelsFor, runChunks } from '../threads/parallel.js';
-import { DTYPE_ID } from '../backend/abi.js';
-import { chunkElements } from '../wasm/runtime.js';
-import { loadFloatChunk } from './chunk.js';
-import { checkFloatDType, emptyTensor, onHost } from './validate.js';
+// Float casts for checkpoint conversion: the castFloat kernel, chunked and threaded,
+// with a per-element reference (the same bits) for other dtypes and device tensors.
+import { FLOAT_DTYPES, FloatDType, itemsize } from '../../dtypes.js';
+import { numberToBf16, numberToF16 } from '../../float16.js';
+import { fail } from '../../errors.js';
+import { Tensor, checkTensor, isTensor, numel, tensor, toFloat32 } from '../../tensor.js';
+import { DTYPE_ID } from '../abi.js';
+import { checkFloatDType, emptyTensor, onHost } from '../../ops/validate.js';
+import { chunkElements, loadFloatChunk } from './chunk.js';
+import { kernelsFor, runChunks } from './threads/parallel.js';
 
 /**
  * A tensor converted to a float dtype: 16-bit outputs round to nearest even with

@@ -3,15 +3,13 @@
 // On the WebAssembly kernels the cast runs in wasm memory, chunk by chunk, next to the
 // int8 kernel: no float16 or float32 copy of the whole tensor on the host. Other
 // backends (and a replaced cpu kernel) get the two ops one after the other.
-import { dispatch } from '../backend/registry.js';
-import { FLOAT_DTYPES, FloatDType } from '../dtypes.js';
-import { Tensor, checkTensor, isTensor, tensor } from '../tensor.js';
+import { kernelBackend } from '../../ops/index.js';
+import { FLOAT_DTYPES, FloatDType } from '../../dtypes.js';
+import { Tensor, checkTensor, isTensor, tensor } from '../../tensor.js';
+import { checkInt8VectorwiseDequant, int8VectorwiseDequant, int8VectorwiseQuant } from '../../ops/int8.js';
+import { checkFloatDType, onHost } from '../../ops/validate.js';
 import { castFloat } from './cast.js';
-import {
-  checkInt8VectorwiseDequant, int8DequantRows, int8QuantRows, int8VectorwiseDequant, int8VectorwiseDequantWasm, int8VectorwiseQuant,
-  int8VectorwiseQuantWasm,
-} from './int8.js';
-import { checkFloatDType, onHost } from './validate.js';
+import { int8DequantRows, int8QuantRows } from './int8.js';
 
 /**
  * int8VectorwiseQuant(castFloat(W, 'float16')) (threshold 0, finite input): the
@@ -21,7 +19,7 @@ export function int8VectorwiseQuantCast(W: Tensor): [Tensor, Tensor, Tensor | nu
   const host = isTensor(W) && onHost(W);
   const A = host ? checkTensor('t', W) : null; // castFloat's argument name, as in the two-op path
   const fused = A !== null && A.dtype !== 'float16' && (FLOAT_DTYPES as readonly string[]).includes(A.dtype) &&
-    dispatch('int8VectorwiseQuant', { A }) === int8VectorwiseQuantWasm;
+    kernelBackend('int8VectorwiseQuant', { A }) === 'wasm';
   if (!fused) return int8VectorwiseQuant(castFloat(A ?? W, 'float16'));
   const from = A.dtype as FloatDType;
   const { q, stats } = int8QuantRows(A, 0, { argument: 'A', tensor: A, as: 'float16' }, from);
@@ -30,9 +28,9 @@ export function int8VectorwiseQuantCast(W: Tensor): [Tensor, Tensor, Tensor | nu
 
 /** castFloat(int8VectorwiseDequant(CB, SCB), dtype): the same bytes and errors. */
 export function int8VectorwiseDequantCast(CB: Tensor, SCB: Tensor, dtype: FloatDType): Tensor {
-  if (dtype === 'float32' || dispatch('int8VectorwiseDequant', { A: CB, stats: SCB }) !== int8VectorwiseDequantWasm) {
+  if (dtype === 'float32' || kernelBackend('int8VectorwiseDequant', { A: CB, stats: SCB }) !== 'wasm') {
     return castFloat(int8VectorwiseDequant(CB, SCB), dtype);
   }
-  const { A, stats } = checkInt8VectorwiseDequant(CB, SCB);
+  const { A, stats } = checkInt8VectorwiseDequant(CB, SCB); // what the op would check, then the fused kernels
   return int8DequantRows(A, stats, checkFloatDType('dtype', dtype, 'castFloat'));
 }

@@ -2,9 +2,9 @@
 // threading API: an entry point that can start workers registers a ThreadHost (the
 // Node/Bun entry: worker_threads; the Deno, inline and browser entries: the web's
 // Worker); everywhere else the count is 1.
-import { fail } from '../errors.js';
-import { envVar } from '../runtime/env.js';
-import { wasmFeatures } from '../wasm/features.js';
+import { fail } from '../../../errors.js';
+import { envVar } from '../../../runtime/env.js';
+import { wasmFeatures } from '../runtime/features.js';
 
 /** What a worker is started with: the kernels' module and shared memory, and the job queue. */
 export interface WorkerData {
@@ -13,7 +13,7 @@ export interface WorkerData {
   control: SharedArrayBuffer;
   /** the kernel export of each function id in the job descriptors */
   names: string[];
-  /** the queue's layout (src/threads/queue.ts), passed so that the worker's code stays self-contained */
+  /** the queue's layout (queue.ts), passed so that the worker's code stays self-contained */
   layout: Record<string, number>;
   /** the worker's place in its pool: it takes jobs while the pool allows more workers than this */
   index: number;

@@ -3,13 +3,13 @@
 // never copied again (gemv4bit, int8LinearMatmul on the same weight per token) and
 // worker threads write results straight into the caller's tensor. Only a shared
 // memory holds them: its views never detach when it grows, so `data` stays valid.
-import { BnbError, fail, show } from '../errors.js';
-import { DType, TypedArray, arrayTypeOf, checkDType, itemsize } from '../dtypes.js';
-import { guard } from '../args.js';
-import { Tensor, checkShape, checkTensor, isTensor, numel, tensor } from '../tensor.js';
-import { viewOf } from '../views.js';
-import { WasmMemory, memoryOfBuffer } from './memory.js';
-import { sharedKernelMemory } from './runtime.js';
+import { BnbError, fail, show } from '../../errors.js';
+import { DType, TypedArray, arrayTypeOf, checkDType, itemsize } from '../../dtypes.js';
+import { guard } from '../../args.js';
+import { Tensor, checkShape, checkTensor, isTensor, numel, tensor } from '../../tensor.js';
+import { viewOf } from '../../views.js';
+import { WasmMemory, memoryOfBuffer } from './runtime/memory.js';
+import { sharedKernelMemory } from './threads/shared.js';
 
 class ResidentTensor implements Tensor {
   readonly device = 'cpu';

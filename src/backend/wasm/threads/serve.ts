@@ -3,7 +3,7 @@
 // hosts start workers from their source text, so they work from src/ and dist/
 // alike and no bundler has to find a worker file.
 
-/** Layout of the job queue (src/threads/queue.ts); passed in, not imported. */
+/** Layout of the job queue (queue.ts); passed in, not imported. */
 export interface QueueLayout {
   [key: string]: number;
   posted: number;

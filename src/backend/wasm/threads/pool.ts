@@ -5,7 +5,7 @@
 // past it: each returns between two jobs and its thread ends. They are not
 // terminated: termination is asynchronous, and a worker stopped in the middle of a
 // job would leave that job undone forever.
-import { WasmMemory } from '../wasm/memory.js';
+import { WasmMemory } from '../runtime/memory.js';
 import { WorkerHandle, numThreads, onThreadCountChange, threadHost } from './config.js';
 import { JobQueue, KERNEL_NAMES, LAYOUT } from './queue.js';
 

@@ -4,7 +4,8 @@
 // s % RING until it is done. Whoever raises `claimed` from s - 1 to s runs job s, so
 // each job runs exactly once, on whichever thread takes it: the kernels' inputs and
 // outputs are in wasm memory, so where a job runs never changes a bit.
-import { KernelExports, KernelName } from '../wasm/exports.js';
+import { kernelsOf } from '../../abi.js';
+import { KernelExports, KernelName } from '../runtime/exports.js';
 import { QueueLayout, executeJob } from './serve.js';
 import { MAX_THREADS } from './config.js';
 
@@ -47,12 +48,13 @@ export const LAYOUT: QueueLayout = {
 /** Most jobs in flight at once. */
 export const MAX_IN_FLIGHT = RING;
 
-/** The kernel exports a job can name; a call's function id is the index here. */
-export const KERNEL_NAMES: readonly KernelName[] = [
-  'quantize4bit', 'dequantize4bit', 'quantizeBlockwise', 'dequantizeBlockwise', 'firstNonFinite', 'int8VectorwiseQuant',
-  'int8VectorwiseDequant', 'int8LinearMatmul', 'int8MmDequant', 'gemv4bit', 'dequantizeFp8',
-  'castFloat',
-];
+/**
+ * The kernel exports a job can name: the ABI table's WebAssembly functions that work on
+ * memory (not heapBase or simd, which describe the build); a call's function id is the index here.
+ */
+export const KERNEL_NAMES: readonly KernelName[] = kernelsOf('wasm')
+  .filter((k) => k.returns === 'void' || k.returns === 'index')
+  .map((k) => k.name as KernelName);
 const ID = new Map(KERNEL_NAMES.map((n, i) => [n, i]));
 
 export class JobQueue {

@@ -1,4 +1,4 @@
-// Generated at build time by scripts/inline-wasm.mjs as dist/wasm/inline-bytes.js:
+// Generated at build time by scripts/inline-wasm.mjs as dist/backend/wasm/runtime/inline-bytes.js:
 // build/bnb.{simd,relaxed,scalar,simd-mt}.wasm in base64.
 export declare const simd: string;
 export declare const relaxed: string;
