@@ -59,9 +59,6 @@ const KNOWN: Record<string, string> = {
   'backend/hpu/backend -> backend/wasm/blockwise': 'the Gaudi backend reads (nested) absmax on the host with the WebAssembly kernel',
   'checkpoint/quantize -> backend/wasm/int8-cast': 'the fused float→int8 cast runs in wasm memory, chunk by chunk (no whole float16 copy)',
   'checkpoint/dequantize -> backend/wasm/int8-cast': 'the fused int8→float cast runs in wasm memory, chunk by chunk',
-  'cli/demo -> backend/wasm/runtime/instances': 'the demo prints which WebAssembly build ran',
-  'cli/demo -> backend/wasm/threads/config': 'the demo prints the thread count',
-  'cli/demo -> backend/wasm/threads/pool': 'the demo prints how many jobs the workers ran',
 };
 
 function tsFiles(dir: string): string[] {
