@@ -9,6 +9,9 @@ import './backend/wasm/index.js';
 import './backend/wasm/runtime/file-loader.js';
 import './backend/wasm/threads/node-host.js';
 import { probe } from './backend/probe.js';
+import { wasmBuild } from './backend/wasm/runtime/instances.js';
+import { numThreads } from './backend/wasm/threads/config.js';
+import { threadStats } from './backend/wasm/threads/pool.js';
 import './backend/cuda/index.js';
 import { removeTemporariesSync } from './io/temp.js';
 import { inspectCheckpoint } from './checkpoint/inspect.js';
@@ -147,7 +150,7 @@ async function run(command: string, rest: string[]): Promise<boolean> {
   if (command === 'inspect') await inspect(values, pos);
   else if (command === 'demo') {
     if (pos.length > 1) throw new UsageError(`expected at most one checkpoint, got ${pos.length}`, command);
-    const r = await runDemo(pos[0]);
+    const r = await runDemo({ wasmBuild, numThreads, threadStats }, pos[0]);
     if (json) output.json(r);
     else output.print(...demoText(r, await version()).split('\n'));
   } else if (command === 'dequantize') {

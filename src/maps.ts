@@ -5,7 +5,6 @@ import { normPpf } from './normal-ppf.js';
 import { checkOptions } from './checks.js';
 
 export type QuantType = 'nf4' | 'fp4';
-export const QUANT_TYPES: readonly QuantType[] = ['nf4', 'fp4'];
 
 export function checkQuantType(argument: string, x: unknown): QuantType {
   if (x !== 'nf4' && x !== 'fp4') fail('E_QUANT_TYPE', argument, x, "'nf4' or 'fp4'");

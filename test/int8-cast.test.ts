@@ -16,7 +16,8 @@ import { int8VectorwiseDequantCast, int8VectorwiseQuantCast } from '../src/backe
 import { int8VectorwiseQuantWasm } from '../src/backend/wasm/int8.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
-import { writeSafetensorsFile } from '../src/io/safetensors/file-sink.js';
+import { writeSafetensors } from '../src/io/safetensors/whole.js';
+import '../src/io/safetensors/file-support.js';
 import { setParallelThreshold } from '../src/backend/wasm/threads/config.js';
 import { setChunkElements } from '../src/backend/wasm/chunk.js';
 import { wasm } from '../src/backend/wasm/runtime/instances.js';
@@ -211,7 +212,7 @@ describe('int8 checkpoints', () => {
     add('model.layers.0.mlp.gate_proj.weight', [61, 24], 'float16');
     add('model.layers.0.input_layernorm.weight', [24], 'bfloat16');
     if (big) t['model.layers.0.mlp.up_proj.weight']!.data[100] = numberToBf16(1e5); // Inf in float16
-    await writeSafetensorsFile(join(dir, 'model.safetensors'), t, { metadata: { format: 'pt' } });
+    await writeSafetensors(join(dir, 'model.safetensors'), t, { metadata: { format: 'pt' } });
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', dtype: 'bfloat16' }));
     return t;
   }

@@ -8,9 +8,6 @@ import { Tensor, toFloat32 } from '../tensor.js';
 import { openSource } from '../io/open.js';
 import { quantizeCheckpoint } from '../checkpoint/quantize.js';
 import { dequantizeCheckpoint } from '../checkpoint/dequantize.js';
-import { wasmBuild } from '../backend/wasm/runtime/instances.js';
-import { numThreads } from '../backend/wasm/threads/config.js';
-import { threadStats } from '../backend/wasm/threads/pool.js';
 import { ConversionReport } from '../checkpoint/common.js';
 
 /** bitsandbytes' test_4bit_quant bar for nf4, blocksize 64: mean relative error on randn data (mean + 7 sigma). */
@@ -55,7 +52,15 @@ async function compare(original: string, roundTrip: string): Promise<DemoResult[
 
 export const BUNDLED_MODEL = fileURLToPath(new URL('../../models/tiny-llama-bf16/', import.meta.url));
 
-export async function runDemo(input = BUNDLED_MODEL): Promise<DemoResult> {
+/** What the demo reports of the WebAssembly backend: given by the entry (cli.ts), which may import backends. */
+export interface DemoRuntime {
+  wasmBuild(): string;
+  numThreads(): number;
+  threadStats(): { workerJobs: number };
+}
+
+export async function runDemo(runtime: DemoRuntime, input = BUNDLED_MODEL): Promise<DemoResult> {
+  const { wasmBuild, numThreads, threadStats } = runtime;
   const dir = await mkdtemp(join(tmpdir(), 'bnbjs-demo-'));
   try {
     const before = threadStats().workerJobs;

@@ -59,13 +59,10 @@ export interface Op<N extends string = string, A extends unknown[] = never[], C 
 }
 
 /** What an op's check returns: its kernels' argument. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Checked<O> = O extends Op<string, any, infer C, any> ? C : never;
 /** A backend's kernel: the checked arguments in, the op's result out. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type KernelOf<O> = O extends Op<string, any, infer C, infer R> ? (checked: C) => R : never;
 /** A kernel a user registers (registerKernel): the op's own arguments, after the check has accepted them. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type UserKernelOf<O> = [O] extends [Op<string, infer A, any, infer R>] ? (...args: A) => R : never;
 
 /** What a backend is: the device type of its tensors, and how it takes host tensors when BNBJS_BACKEND forces it. */
@@ -81,7 +78,6 @@ export interface BackendInfo {
   readonly hint?: string;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyOp = Op<string, any[], any, any>;
 type Entry = { backend: string; kernel: (checked: unknown) => unknown } | { backend: null; kernel: (...args: unknown[]) => unknown };
 

@@ -42,13 +42,6 @@ export function safetensorsItemsize(dtype: SafetensorsDType): number {
   return size;
 }
 
-/** The bnbjs dtype (or raw dtype) that a safetensors dtype is read as. */
-export function storedDTypeOf(dtype: SafetensorsDType): DType | RawDType {
-  const d = TO_BNB.get(dtype) ?? TO_RAW.get(dtype);
-  if (d === undefined) fail('E_ST_DTYPE', 'dtype', dtype, `one of ${ST_DTYPES.join(', ')}`);
-  return d;
-}
-
 /** Compares by Unicode code points, i.e. the UTF-8 byte order that Rust's String ordering uses. */
 export function compareNames(a: string, b: string): number {
   const n = Math.min(a.length, b.length);

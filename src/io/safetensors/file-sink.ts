@@ -8,7 +8,7 @@ import { BnbError, show } from '../../errors.js';
 import { dropTemporary, newTemporary } from '../temp.js';
 import { recoverOutput } from '../swap.js';
 import type { PlannedTensor, TensorSink } from '../sink.js';
-import { PreparedEntry, checkMetadata, checkWriteOptions, prepareSafetensors } from './encode.js';
+import { PreparedEntry, checkMetadata, checkWriteOptions } from './encode.js';
 import type { StoredTensor } from './tensors.js';
 import { Layout, checkComplete, checkPlan, checkWrite, finalHeader, layOut } from './plan.js';
 import { checkPath, errno, ioError, readFully, writeFully } from './file-io.js';
@@ -102,13 +102,6 @@ export async function writePreparedFile(path: string, prepared: { header: Uint8A
     throw ioError(e, `cannot write ${tmp}`);
   }
   await commit(tmp, path, force);
-}
-
-/** Writes tensors to a path (see writeSafetensors), in one call. */
-export async function writeSafetensorsFile(path: string, tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null; force?: boolean }): Promise<void> {
-  checkPath('path', path);
-  const o = checkWriteOptions(opts);
-  await writePreparedFile(path, prepareSafetensors(tensors, o.metadata), o.force);
 }
 
 /** The streaming writer createSafetensorsWriter returns (a TensorSink already planned). */
