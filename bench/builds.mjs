@@ -3,9 +3,13 @@
 // Usage: node [--experimental-wasm-relaxed-simd] bench/builds.mjs; bun bench/builds.mjs; deno run bench/builds.mjs
 import * as bnb from 'bnbjs';
 
-const runtime = typeof Deno !== 'undefined' ? `Deno ${Deno.version.deno}` : typeof Bun !== 'undefined' ? `Bun ${Bun.version}` : `Node ${process.version}`;
+const runtime =
+  typeof Deno !== 'undefined' ? `Deno ${Deno.version.deno}` : typeof Bun !== 'undefined' ? `Bun ${Bun.version}` : `Node ${process.version}`;
 const n = 4096 * 1024;
-const A = bnb.tensor(Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2), [4096, 1024]);
+const A = bnb.tensor(
+  Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2),
+  [4096, 1024],
+);
 
 function median(f) {
   f();
@@ -24,10 +28,12 @@ for (const build of [...(bnb.wasmFeatures().relaxedSimd ? ['relaxed'] : []), 'si
   const [p, s] = bnb.quantize4bit(A, { quantType: 'nf4', blocksize: 64 });
   const out = bnb.tensor(new Float32Array(n), [4096, 1024]);
   const [q, s8] = bnb.quantizeBlockwise(A, { blocksize: 256 });
-  rows.push([build,
+  rows.push([
+    build,
     median(() => bnb.quantize4bit(A, { quantType: 'nf4', blocksize: 64 })),
     median(() => bnb.dequantize4bit(p, s, { out })),
-    median(() => bnb.dequantizeBlockwise(q, s8, { out }))]);
+    median(() => bnb.dequantizeBlockwise(q, s8, { out })),
+  ]);
 }
 const rate = (ms) => (n / ms / 1e6).toFixed(2);
 for (const [build, q4, d4, d8] of rows) console.log(`| ${runtime} | ${build} | ${rate(q4)} | ${rate(d4)} | ${rate(d8)} |`);

@@ -19,7 +19,13 @@ const gz = (b) => gzipSync(b, { level: 9 }).length;
 console.log('| what | minified | gzip -9 |\n|---|---:|---:|');
 for (const [what, entry, platform] of ENTRIES) {
   const r = await esbuild.build({
-    entryPoints: [new URL(entry, root).pathname], bundle: true, minify: true, format: 'esm', platform, write: false, logLevel: 'silent',
+    entryPoints: [new URL(entry, root).pathname],
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform,
+    write: false,
+    logLevel: 'silent',
     plugins: [{ name: 'wasm', setup: (b) => b.onResolve({ filter: /\.wasm$/ }, (a) => ({ path: a.path, external: true })) }],
   });
   const js = r.outputFiles[0].contents;

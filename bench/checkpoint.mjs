@@ -34,7 +34,11 @@ function layerShapes(layers, hidden, inter) {
 
 /** Writes a bf16 safetensors file of these tensors, one at a time, |x| in about [0.004, 0.03]. */
 async function writeModel(file, shapes) {
-  const w = await createSafetensorsWriter(file, shapes.map(([name, shape]) => ({ name, dtype: 'BF16', shape })), { metadata: { format: 'pt' } });
+  const w = await createSafetensorsWriter(
+    file,
+    shapes.map(([name, shape]) => ({ name, dtype: 'BF16', shape })),
+    { metadata: { format: 'pt' } },
+  );
   let seed = 1;
   for (const [name, shape] of shapes) {
     const n = numel(shape);
@@ -62,7 +66,8 @@ const fmt = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function memoryRun() {
-  const HIDDEN = 2048, INTER = 5632; // a TinyLlama-sized layer: 7 projections, ~44 M parameters
+  const HIDDEN = 2048,
+    INTER = 5632; // a TinyLlama-sized layer: 7 projections, ~44 M parameters
   const rows = [];
   for (const mb of [Number(arg('--small', 200)), Number(arg('--large', 2048))]) {
     const src = join(dir, `bf16-${mb}`);
@@ -72,40 +77,80 @@ async function memoryRun() {
     await writeModel(join(src, 'model.safetensors'), shapes);
     const g = { bytes: shapes.reduce((s, [, sh]) => s + 2 * numel(sh), 0), largest: 2 * HIDDEN * INTER };
     // --shard SIZE: folders in and out, both outputs sharded at SIZE
-    const shard = arg('--shard', null), ext = shard ? '' : '.safetensors', opts = shard ? { maxShardSize: shard } : {};
-    const q = run('quantizeCheckpoint', shard ? src : join(src, 'model.safetensors'), join(dir, `nf4-${mb}${ext}`), { format: 'nf4', doubleQuant: true, ...opts });
+    const shard = arg('--shard', null),
+      ext = shard ? '' : '.safetensors',
+      opts = shard ? { maxShardSize: shard } : {};
+    const q = run('quantizeCheckpoint', shard ? src : join(src, 'model.safetensors'), join(dir, `nf4-${mb}${ext}`), {
+      format: 'nf4',
+      doubleQuant: true,
+      ...opts,
+    });
     const d = run('dequantizeCheckpoint', join(dir, `nf4-${mb}${ext}`), join(dir, `back-${mb}${ext}`), opts);
     rows.push({ g, q, d });
     rmSync(src, { recursive: true, force: true });
     rmSync(join(dir, `back-${mb}${ext}`), { recursive: true, force: true });
   }
-  console.log(`\n### ${new Date().toISOString().slice(0, 10)} — checkpoint conversion, Node ${process.version}, ${availableParallelism()} threads (the default)\n`);
-  console.log(`Command: \`npm run build && node bench/checkpoint.mjs${arg('--shard', null) ? ` --shard ${arg('--shard')}` : ''}\` (generated Llama-shaped bf16 checkpoints, nf4 + double quant)\n`);
+  console.log(
+    `\n### ${new Date().toISOString().slice(0, 10)} — checkpoint conversion, Node ${process.version}, ${availableParallelism()} threads (the default)\n`,
+  );
+  console.log(
+    `Command: \`npm run build && node bench/checkpoint.mjs${arg('--shard', null) ? ` --shard ${arg('--shard')}` : ''}\` (generated Llama-shaped bf16 checkpoints, nf4 + double quant)\n`,
+  );
   console.log('| checkpoint | step | input | output | files written | time | throughput (input MB/s) | peak RSS |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const { g, q, d } of rows) {
-    for (const [step, r] of [['quantize', q], ['dequantize', d]]) {
-      console.log(`| ${fmt(g.bytes)} | ${step} | ${fmt(r.bytesIn)} | ${fmt(r.bytesOut)} | ${r.files.length} | ${r.seconds.toFixed(1)} s | ${(r.bytesIn / 2 ** 20 / r.seconds).toFixed(0)} | ${fmt(r.peakRss)} |`);
+    for (const [step, r] of [
+      ['quantize', q],
+      ['dequantize', d],
+    ]) {
+      console.log(
+        `| ${fmt(g.bytes)} | ${step} | ${fmt(r.bytesIn)} | ${fmt(r.bytesOut)} | ${r.files.length} | ${r.seconds.toFixed(1)} s | ${(r.bytesIn / 2 ** 20 / r.seconds).toFixed(0)} | ${fmt(r.peakRss)} |`,
+      );
     }
   }
   const [s, l] = rows;
   for (const step of ['q', 'd']) {
     const bound = 1.5 * s[step].peakRss + l.g.largest;
-    console.log(`\n${step === 'q' ? 'quantize' : 'dequantize'}: peak RSS ${fmt(l[step].peakRss)} (large) vs ${fmt(s[step].peakRss)} (small); bound 1.5x small + largest tensor = ${fmt(bound)}: ${l[step].peakRss <= bound ? 'within' : 'EXCEEDED'}`);
+    console.log(
+      `\n${step === 'q' ? 'quantize' : 'dequantize'}: peak RSS ${fmt(l[step].peakRss)} (large) vs ${fmt(s[step].peakRss)} (small); bound 1.5x small + largest tensor = ${fmt(bound)}: ${l[step].peakRss <= bound ? 'within' : 'EXCEEDED'}`,
+    );
   }
 }
 
 async function int8Run() {
-  const HIDDEN = 1536, INTER = 4000, LAYERS = 3, VOCAB = 8000;
+  const HIDDEN = 1536,
+    INTER = 4000,
+    LAYERS = 3,
+    VOCAB = 8000;
   const reps = Number(arg('--reps', 3));
   const src = join(dir, 'bf16');
   mkdirSync(src);
-  const shapes = [['model.embed_tokens.weight', [VOCAB, HIDDEN]], ...layerShapes(LAYERS, HIDDEN, INTER), ['model.norm.weight', [HIDDEN]], ['lm_head.weight', [VOCAB, HIDDEN]]];
+  const shapes = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layerShapes(LAYERS, HIDDEN, INTER),
+    ['model.norm.weight', [HIDDEN]],
+    ['lm_head.weight', [VOCAB, HIDDEN]],
+  ];
   await writeModel(join(src, 'model.safetensors'), shapes);
-  writeFileSync(join(src, 'config.json'), JSON.stringify({
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', dtype: 'bfloat16', hidden_size: HIDDEN, intermediate_size: INTER,
-    num_hidden_layers: LAYERS, num_attention_heads: 12, num_key_value_heads: 12, vocab_size: VOCAB, tie_word_embeddings: false,
-  }, null, 2));
+  writeFileSync(
+    join(src, 'config.json'),
+    JSON.stringify(
+      {
+        architectures: ['LlamaForCausalLM'],
+        model_type: 'llama',
+        dtype: 'bfloat16',
+        hidden_size: HIDDEN,
+        intermediate_size: INTER,
+        num_hidden_layers: LAYERS,
+        num_attention_heads: 12,
+        num_key_value_heads: 12,
+        vocab_size: VOCAB,
+        tie_word_embeddings: false,
+      },
+      null,
+      2,
+    ),
+  );
   const params = shapes.reduce((s, [, sh]) => s + numel(sh), 0);
   const linear = shapes.filter(([n, sh]) => sh.length === 2 && n.startsWith('model.layers.')).reduce((s, [, sh]) => s + numel(sh), 0);
   const steps = ['quantize nf4', 'quantize int8', 'dequantize nf4', 'dequantize int8'];
@@ -123,12 +168,16 @@ async function int8Run() {
   }
   const med = Object.fromEntries(steps.map((s) => [s, median(times[s])]));
   console.log(`\n### ${new Date().toISOString().slice(0, 10)} — int8 against nf4, Node ${process.version}, default threads\n`);
-  console.log(`Command: \`npm run build && node bench/checkpoint.mjs --int8 --reps ${reps}\` (bf16 Llama, hidden ${HIDDEN}, intermediate ${INTER}, ` +
-    `${LAYERS} layers, vocab ${VOCAB}: ${(params / 1e6).toFixed(1)} M parameters, ${(linear / 1e6).toFixed(1)} M of them in the ${7 * LAYERS} Linear layers; each conversion in a fresh process)\n`);
+  console.log(
+    `Command: \`npm run build && node bench/checkpoint.mjs --int8 --reps ${reps}\` (bf16 Llama, hidden ${HIDDEN}, intermediate ${INTER}, ` +
+      `${LAYERS} layers, vocab ${VOCAB}: ${(params / 1e6).toFixed(1)} M parameters, ${(linear / 1e6).toFixed(1)} M of them in the ${7 * LAYERS} Linear layers; each conversion in a fresh process)\n`,
+  );
   console.log('| step | runs (s) | median (s) |');
   console.log('|---|---|---:|');
   for (const s of steps) console.log(`| ${s} | ${times[s].map((t) => t.toFixed(2)).join(', ')} | ${med[s].toFixed(2)} |`);
-  console.log(`\nint8/nf4: quantize ${(med['quantize int8'] / med['quantize nf4']).toFixed(2)}, dequantize ${(med['dequantize int8'] / med['dequantize nf4']).toFixed(2)}`);
+  console.log(
+    `\nint8/nf4: quantize ${(med['quantize int8'] / med['quantize nf4']).toFixed(2)}, dequantize ${(med['dequantize int8'] / med['dequantize nf4']).toFixed(2)}`,
+  );
 }
 
 try {

@@ -51,17 +51,28 @@ function random(ptr, bytes, kind) {
     let s = off + 12345;
     if (kind === 'u16') {
       const u = new Uint16Array(b.buffer);
-      for (let i = 0; i < u.length; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; u[i] = 0x3c00 + (s >>> 24) - 128 + ((s & 1) << 15); }
+      for (let i = 0; i < u.length; i++) {
+        s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+        u[i] = 0x3c00 + (s >>> 24) - 128 + ((s & 1) << 15);
+      }
     } else if (kind === 'bf16') {
       const u = new Uint16Array(b.buffer);
-      for (let i = 0; i < u.length; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; u[i] = 0x3f00 + (s >>> 25) - 64 + ((s & 1) << 15); }
-    } else for (let i = 0; i < n; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; b[i] = s >>> 24; }
+      for (let i = 0; i < u.length; i++) {
+        s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+        u[i] = 0x3f00 + (s >>> 25) - 64 + ((s & 1) << 15);
+      }
+    } else
+      for (let i = 0; i < n; i++) {
+        s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+        b[i] = s >>> 24;
+      }
     cuda.copyHtoD(ptr + off, b);
   }
 }
 
 const rows = [];
-const row = (op, ms, bytes, bnb, unit = 'GB/s', ops = 0) => { // ms: median() result
+const row = (op, ms, bytes, bnb, unit = 'GB/s', ops = 0) => {
+  // ms: median() result
   const cold = ms?.cold ?? null;
   ms = Number(ms);
   const v = unit === 'TOPS' ? ops / ms / 1e9 : bytes / ms / 1e6;
@@ -69,67 +80,154 @@ const row = (op, ms, bytes, bnb, unit = 'GB/s', ops = 0) => { // ms: median() re
 };
 
 const N = 8192 * 28672;
-const x = cuda.malloc(N * 2); random(x, N * 2, 'bf16');
-const packed = cuda.malloc(N / 2), absmax = cuda.malloc((N / 64) * 4), out = cuda.malloc(N * 2);
-{ // copies
+const x = cuda.malloc(N * 2);
+random(x, N * 2, 'bf16');
+const packed = cuda.malloc(N / 2),
+  absmax = cuda.malloc((N / 64) * 4),
+  out = cuda.malloc(N * 2);
+{
+  // copies
   const host = new Uint8Array(1 << 30).fill(1); // touched: no page faults in the timing
   const buf = cuda.malloc(1 << 30);
-  const best = (f) => { let ms = Infinity; for (let i = 0; i < 3; i++) { const t0 = performance.now(); f(); ms = Math.min(ms, performance.now() - t0); } return ms; };
+  const best = (f) => {
+    let ms = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      f();
+      ms = Math.min(ms, performance.now() - t0);
+    }
+    return ms;
+  };
   const h2d = (1 << 30) / best(() => cuda.copyHtoD(buf, host)) / 1e6;
   const d2h = (1 << 30) / best(() => cuda.copyDtoH(host, buf)) / 1e6;
-  row('host -> device copy (1 GiB, pageable)', 0, 0, null); rows.at(-1).v = h2d;
-  row('device -> host copy (1 GiB, pageable)', 0, 0, null); rows.at(-1).v = d2h;
+  row('host -> device copy (1 GiB, pageable)', 0, 0, null);
+  rows.at(-1).v = h2d;
+  row('device -> host copy (1 GiB, pageable)', 0, 0, null);
+  rows.at(-1).v = d2h;
   const ms = median(() => cuda.copyDtoD(out, x, N * 2));
   row('device -> device copy (470 MB)', ms, 2 * N * 2, 3038);
   cuda.free(buf);
 }
 cuda.quantize4bit(x, N, 2, 64, 1, packed, absmax);
-row('quantize4bit nf4 bs64 bf16 8192x28672', median(() => cuda.quantize4bit(x, N, 2, 64, 1, packed, absmax)), N * 2 + N / 2 + N / 16, 263);
-row('dequantize4bit nf4 bs64 -> bf16 8192x28672', median(() => cuda.dequantize4bit(packed, N, 64, 1, absmax, 2, out)), N / 2 + N / 16 + N * 2, 2222);
-{ // nested: de-nest absmax then dequantize (what dequantize4bit does for a nested state)
-  const nb = N / 64, q2 = cuda.malloc(nb), a2 = cuda.malloc(Math.ceil(nb / 256) * 4), tmp = cuda.malloc(nb * 4), code = cuda.malloc(1024);
-  const c = new Float32Array(256).map((_, i) => -1 + (2 * i) / 255); cuda.copyHtoD(code, c);
+row(
+  'quantize4bit nf4 bs64 bf16 8192x28672',
+  median(() => cuda.quantize4bit(x, N, 2, 64, 1, packed, absmax)),
+  N * 2 + N / 2 + N / 16,
+  263,
+);
+row(
+  'dequantize4bit nf4 bs64 -> bf16 8192x28672',
+  median(() => cuda.dequantize4bit(packed, N, 64, 1, absmax, 2, out)),
+  N / 2 + N / 16 + N * 2,
+  2222,
+);
+{
+  // nested: de-nest absmax then dequantize (what dequantize4bit does for a nested state)
+  const nb = N / 64,
+    q2 = cuda.malloc(nb),
+    a2 = cuda.malloc(Math.ceil(nb / 256) * 4),
+    tmp = cuda.malloc(nb * 4),
+    code = cuda.malloc(1024);
+  const c = new Float32Array(256).map((_, i) => -1 + (2 * i) / 255);
+  cuda.copyHtoD(code, c);
   cuda.quantizeBlockwise(absmax, nb, 0, 256, code, q2, a2);
-  const ms = median(() => { cuda.dequantizeBlockwise(q2, nb, 256, code, a2, 0, tmp); cuda.addScalarF32(tmp, nb, 0.01); cuda.dequantize4bit(packed, N, 64, 1, tmp, 2, out); });
+  const ms = median(() => {
+    cuda.dequantizeBlockwise(q2, nb, 256, code, a2, 0, tmp);
+    cuda.addScalarF32(tmp, nb, 0.01);
+    cuda.dequantize4bit(packed, N, 64, 1, tmp, 2, out);
+  });
   row('dequantize4bit nf4 bs64 nested -> bf16', ms, N / 2 + nb + N * 2, 2222);
   const msf = median(() => cuda.dequantize4bitNested(packed, N, 64, 1, q2, code, a2, 256, 0.01, 2, out));
   row('dequantize4bitNested nf4 bs64 -> bf16 (fused)', msf, N / 2 + nb + N * 2, 2222);
   [q2, a2, tmp, code].forEach((p) => cuda.free(p));
 }
 {
-  const code = cuda.malloc(1024), q = cuda.malloc(N), am = cuda.malloc((N / 256) * 4);
+  const code = cuda.malloc(1024),
+    q = cuda.malloc(N),
+    am = cuda.malloc((N / 256) * 4);
   cuda.copyHtoD(code, defaultDynamicMap()); // bnb's default code
-  row('quantizeBlockwise bs256 bf16 8192x28672', median(() => cuda.quantizeBlockwise(x, N, 2, 256, code, q, am)), N * 2 + N + N / 64, 515);
-  row('dequantizeBlockwise bs256 -> bf16', median(() => cuda.dequantizeBlockwise(q, N, 256, code, am, 2, out)), N + N / 64 + N * 2, 1971);
+  row(
+    'quantizeBlockwise bs256 bf16 8192x28672',
+    median(() => cuda.quantizeBlockwise(x, N, 2, 256, code, q, am)),
+    N * 2 + N + N / 64,
+    515,
+  );
+  row(
+    'dequantizeBlockwise bs256 -> bf16',
+    median(() => cuda.dequantizeBlockwise(q, N, 256, code, am, 2, out)),
+    N + N / 64 + N * 2,
+    1971,
+  );
   [code, q, am].forEach((p) => cuda.free(p));
 }
 {
-  const M = 8192, K = 8192, a = cuda.malloc(M * K * 2), cb = cuda.malloc(M * K), st = cuda.malloc(M * 4);
+  const M = 8192,
+    K = 8192,
+    a = cuda.malloc(M * K * 2),
+    cb = cuda.malloc(M * K),
+    st = cuda.malloc(M * 4);
   random(a, M * K * 2, 'u16');
-  row('int8VectorwiseQuant f16 8192x8192', median(() => cuda.int8VectorwiseQuant(a, M, K, 0, cb, st)), M * K * 2 + M * K + M * 4, 1191);
-  const C = cuda.malloc(M * K * 4), h = cuda.malloc(M * K * 2), cs = cuda.malloc(K * 4);
+  row(
+    'int8VectorwiseQuant f16 8192x8192',
+    median(() => cuda.int8VectorwiseQuant(a, M, K, 0, cb, st)),
+    M * K * 2 + M * K + M * 4,
+    1191,
+  );
+  const C = cuda.malloc(M * K * 4),
+    h = cuda.malloc(M * K * 2),
+    cs = cuda.malloc(K * 4);
   random(cs, K * 4, 'u16');
   const ms = median(() => cuda.int8LinearMatmul(cb, M, K, cb, M, C));
   row('int8LinearMatmul 8192^3 (cuBLASLt)', ms, 0, 896, 'TOPS', 2 * M * M * K);
-  row('int8MmDequant 8192x8192 -> f16', median(() => cuda.int8MmDequant(C, M, K, st, st, 0, 0, 1, h)), M * K * 4 + M * K * 2, 2664);
+  row(
+    'int8MmDequant 8192x8192 -> f16',
+    median(() => cuda.int8MmDequant(C, M, K, st, st, 0, 0, 1, h)),
+    M * K * 4 + M * K * 2,
+    2664,
+  );
   [a, cb, st, C, h, cs].forEach((p) => cuda.free(p));
 }
 {
-  const Nw = 28672, K = 8192, n = Nw * K, a = cuda.malloc(K * 2), o = cuda.malloc(Nw * 2);
+  const Nw = 28672,
+    K = 8192,
+    n = Nw * K,
+    a = cuda.malloc(K * 2),
+    o = cuda.malloc(Nw * 2);
   random(a, K * 2, 'u16');
-  row('gemv4bit nf4 1x8192 . 28672x8192 (f16)', median(() => cuda.gemv4bit(a, 1, K, 1, packed, Nw, absmax, 64, 1, 0, 1, o)), n / 2 + (n / 64) * 4, 1029);
+  row(
+    'gemv4bit nf4 1x8192 . 28672x8192 (f16)',
+    median(() => cuda.gemv4bit(a, 1, K, 1, packed, Nw, absmax, 64, 1, 0, 1, o)),
+    n / 2 + (n / 64) * 4,
+    1029,
+  );
   [a, o].forEach((p) => cuda.free(p));
 }
 {
-  const R = 7168, C = 7168, w = cuda.malloc(R * C), s = cuda.malloc(56 * 56 * 4), o = cuda.malloc(R * C * 2);
+  const R = 7168,
+    C = 7168,
+    w = cuda.malloc(R * C),
+    s = cuda.malloc(56 * 56 * 4),
+    o = cuda.malloc(R * C * 2);
   random(w, R * C, 'u8');
   cuda.memset(s, 0, 56 * 56 * 4);
-  row('dequantizeFp8 7168x7168 128x128 tiles -> bf16', median(() => cuda.dequantizeFp8(w, R, C, 0, s, 56, 128, 128, 2, o)), R * C * 3, null);
+  row(
+    'dequantizeFp8 7168x7168 128x128 tiles -> bf16',
+    median(() => cuda.dequantizeFp8(w, R, C, 0, s, 56, 128, 128, 2, o)),
+    R * C * 3,
+    null,
+  );
   [w, s, o].forEach((p) => cuda.free(p));
 }
 const d = probe.devices[0];
-console.log(`\n### ${new Date().toISOString().slice(0, 10)} — ${d.name} (sm_${d.major}${d.minor}), driver ${probe.driverVersion}, runtime ${probe.runtimeVersion}`);
-console.log(`\nCommand: \`node bench/cuda.mjs\` on the GPU machine (device-resident data, CUDA events, median of ${REPS} runs; ms: queued behind a 50 us GPU-side wait; cold-L2 ms: behind a 256 MB memset instead; throughput from ms)\n`);
+console.log(
+  `\n### ${new Date().toISOString().slice(0, 10)} — ${d.name} (sm_${d.major}${d.minor}), driver ${probe.driverVersion}, runtime ${probe.runtimeVersion}`,
+);
+console.log(
+  `\nCommand: \`node bench/cuda.mjs\` on the GPU machine (device-resident data, CUDA events, median of ${REPS} runs; ms: queued behind a 50 us GPU-side wait; cold-L2 ms: behind a 256 MB memset instead; throughput from ms)\n`,
+);
 console.log('| kernel | ms | cold-L2 ms | throughput | bitsandbytes (DEVICE.md) | ratio |');
 console.log('|---|---:|---:|---:|---:|---:|');
-for (const r of rows) console.log(`| ${r.op} | ${r.ms ? r.ms.toFixed(3) : ''} | ${r.cold ? r.cold.toFixed(3) : ''} | ${r.v.toFixed(0)} ${r.unit} | ${r.bnb ?? ''} | ${r.ratio ? r.ratio.toFixed(2) : ''} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.op} | ${r.ms ? r.ms.toFixed(3) : ''} | ${r.cold ? r.cold.toFixed(3) : ''} | ${r.v.toFixed(0)} ${r.unit} | ${r.bnb ?? ''} | ${r.ratio ? r.ratio.toFixed(2) : ''} |`,
+  );

@@ -50,6 +50,10 @@ console.log(JSON.stringify({ tensors: n, headerMB: +(bytes.length / 1e6).toFixed
 const only = process.argv.includes('--case') ? process.argv[process.argv.indexOf('--case') + 1] : null;
 for (const [name, c] of Object.entries(CASES)) {
   if (only && name !== only) continue;
-  const out = execFileSync(process.execPath, ['--expose-gc', '--max-old-space-size=8192', '--input-type=module', '-e', child, JSON.stringify([c.tensors, c.rank])], { encoding: 'utf8' });
+  const out = execFileSync(
+    process.execPath,
+    ['--expose-gc', '--max-old-space-size=8192', '--input-type=module', '-e', child, JSON.stringify([c.tensors, c.rank])],
+    { encoding: 'utf8' },
+  );
   console.log(`${name.padEnd(10)} ${out.trim()}`);
 }

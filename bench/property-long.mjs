@@ -19,9 +19,13 @@ if (!Number.isSafeInteger(seed) || !(scale > 0)) {
 const root = fileURLToPath(new URL('..', import.meta.url));
 console.log(`property tests: seed ${seed}, ${scale}x the CI runs, ${cpus().length} cores, Node ${process.version}`);
 const started = performance.now();
-const r = spawnSync(process.execPath, [
-  `${root}/node_modules/vitest/vitest.mjs`, 'run', 'test/property/', '--testTimeout=0', '--reporter=verbose',
-], { cwd: root, stdio: 'inherit', env: { ...process.env, BNBJS_PROP_SEED: String(seed), BNBJS_PROP_SCALE: String(scale) } });
+const r = spawnSync(
+  process.execPath,
+  [`${root}/node_modules/vitest/vitest.mjs`, 'run', 'test/property/', '--testTimeout=0', '--reporter=verbose'],
+  { cwd: root, stdio: 'inherit', env: { ...process.env, BNBJS_PROP_SEED: String(seed), BNBJS_PROP_SCALE: String(scale) } },
+);
 const minutes = (performance.now() - started) / 60000;
-console.log(`\nseed ${seed}, scale ${scale}: ${r.status === 0 ? 'all properties hold' : 'FAILED (rerun with this seed to reproduce)'} in ${minutes.toFixed(1)} min`);
+console.log(
+  `\nseed ${seed}, scale ${scale}: ${r.status === 0 ? 'all properties hold' : 'FAILED (rerun with this seed to reproduce)'} in ${minutes.toFixed(1)} min`,
+);
 process.exit(r.status ?? 1);

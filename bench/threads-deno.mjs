@@ -3,7 +3,9 @@
 // Usage: npm run build && deno run bench/threads-deno.mjs (no permission flag)
 import * as lib from '../dist/inline.js';
 
-const ROWS = 4096, COLS = 14336, n = ROWS * COLS;
+const ROWS = 4096,
+  COLS = 14336,
+  n = ROWS * COLS;
 const W = new Float32Array(n);
 for (let i = 0; i < n; i++) W[i] = Math.sin(i * 0.37) * (1 + (i % 97));
 const A = lib.tensor(W, [ROWS, COLS]);
@@ -12,7 +14,9 @@ const [p, s] = lib.quantize4bit(A, { quantType: 'nf4' });
 const out = lib.tensor(new Float32Array(n), [ROWS, COLS]);
 // the same tensors resident in the shared kernel memory (wasmTensor): nothing copied
 lib.setNumThreads(2);
-const rp = lib.wasmTensor(p), rs = new lib.QuantState({ ...s, absmax: lib.wasmTensor(s.absmax) }), rout = lib.wasmTensor(out);
+const rp = lib.wasmTensor(p),
+  rs = new lib.QuantState({ ...s, absmax: lib.wasmTensor(s.absmax) }),
+  rout = lib.wasmTensor(out);
 if (!lib.isResident(rp)) throw new Error('no shared kernel memory here');
 const OPS = {
   'quantize4bit nf4 bs64 from float32': () => lib.quantize4bit(A, { quantType: 'nf4' }),
@@ -20,7 +24,8 @@ const OPS = {
   'dequantize4bit nf4 bs64 to float32 (out=)': () => lib.dequantize4bit(p, s, { out }),
   'dequantize4bit nf4 bs64 to float32, resident (wasmTensor)': () => lib.dequantize4bit(rp, rs, { out: rout }),
 };
-const runtime = typeof Deno !== 'undefined' ? `Deno ${Deno.version.deno}` : typeof Bun !== 'undefined' ? `Bun ${Bun.version}` : `Node ${process.version}`;
+const runtime =
+  typeof Deno !== 'undefined' ? `Deno ${Deno.version.deno}` : typeof Bun !== 'undefined' ? `Bun ${Bun.version}` : `Node ${process.version}`;
 console.log(`${runtime}, ${ROWS}x${COLS}\n\n| op | 1 thread ms | 2 threads ms | speed-up |\n|---|---:|---:|---:|`);
 for (const [name, f] of Object.entries(OPS)) {
   const best = {};

@@ -14,7 +14,11 @@ const WASM = ['simd', 'relaxed', 'scalar', 'simd-mt', 'relaxed-mt'].map((b) => `
 // each step: its sources, its outputs, the npm script that makes them
 const STEPS = [
   { script: 'build:wasm', sources: ['assembly', 'asconfig.json', 'package.json'], outputs: WASM },
-  { script: 'build:ts', sources: ['src', 'tsconfig.json', 'package.json', 'scripts/inline-wasm.mjs', ...WASM], outputs: ['dist', 'dist/cli.js', 'dist/core.js', 'dist/backend/wasm/runtime/inline-bytes.js'] },
+  {
+    script: 'build:ts',
+    sources: ['src', 'tsconfig.json', 'package.json', 'scripts/inline-wasm.mjs', ...WASM],
+    outputs: ['dist', 'dist/cli.js', 'dist/core.js', 'dist/backend/wasm/runtime/inline-bytes.js'],
+  },
 ];
 
 function* files(path) {

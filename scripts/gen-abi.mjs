@@ -24,8 +24,15 @@ export async function loadAbi() {
 
 // Per kind: the launcher's C++ type and the unpacking kind of native/cuda/addon.cpp.
 const CPP = {
-  cptr: ['const void*', 'CPtr'], ptr: ['void*', 'Ptr'], count: ['long long', 'Count'], integer: ['long long', 'Integer'],
-  small: ['int', 'Small'], dtype: ['int', 'Dtype'], qtype: ['int', 'Qtype'], f32: ['float', 'F32'], f64: ['double', 'F64'],
+  cptr: ['const void*', 'CPtr'],
+  ptr: ['void*', 'Ptr'],
+  count: ['long long', 'Count'],
+  integer: ['long long', 'Integer'],
+  small: ['int', 'Small'],
+  dtype: ['int', 'Dtype'],
+  qtype: ['int', 'Qtype'],
+  f32: ['float', 'F32'],
+  f64: ['double', 'F64'],
 };
 const CPP_RETURN = { void: 'void', index: 'long long' };
 
@@ -52,17 +59,24 @@ function wrap(head, items, tail) {
 /** C++ enumerators of an id table: DT_F32 for float32, DT_BF16 for bfloat16, QT_NF4 for nf4. */
 function enumerators(prefix, ids) {
   const short = (name) => name.replace(/^(b?)float(\d+)$/, (_, b, bits) => `${b}f${bits}`).toUpperCase();
-  return `enum { ${Object.entries(ids).map(([name, id]) => `${prefix}_${short(name)} = ${id}`).join(', ')} };`;
+  return `enum { ${Object.entries(ids)
+    .map(([name, id]) => `${prefix}_${short(name)} = ${id}`)
+    .join(', ')} };`;
 }
 
 /** The generated files' contents by path relative to the repository root. */
 export function render({ KERNEL_ABI, DTYPE_ID, QTYPE_ID, kernelsOf }) {
   const cuda = kernelsOf('cuda');
   const decls = cuda.flatMap(({ name, params, returns }) =>
-    wrap(`${cpp(name, CPP_RETURN, name, returns)} ${name}(`, params.map(([p, kind]) => `${cpp(name, CPP, `${name}(${p})`, kind)[0]} ${p}`), ');'));
+    wrap(
+      `${cpp(name, CPP_RETURN, name, returns)} ${name}(`,
+      params.map(([p, kind]) => `${cpp(name, CPP, `${name}(${p})`, kind)[0]} ${p}`),
+      ');',
+    ),
+  );
   const kernels = [
     HEAD,
-    '// The launchers of the addon\'s kernels (plain C++ for the bindings and the .cu files,',
+    "// The launchers of the addon's kernels (plain C++ for the bindings and the .cu files,",
     '// included by kernels.h) and the ids they take (DTYPE_ID, QTYPE_ID).',
     '#pragma once',
     '',
@@ -80,11 +94,14 @@ export function render({ KERNEL_ABI, DTYPE_ID, QTYPE_ID, kernelsOf }) {
   const argNames = (name) => `k${name[0].toUpperCase()}${name.slice(1)}Args`;
   const bindings = [
     HEAD,
-    '// The addon\'s kernel functions, included by addon.cpp: each checks and unpacks its',
+    "// The addon's kernel functions, included by addon.cpp: each checks and unpacks its",
     '// arguments in order with the kinds of addon.cpp, then calls its launcher (kernels.gen.h).',
     '#pragma once',
     '',
-    ...cuda.map(({ name, params }) => `constexpr const char* ${argNames(name)}[] = {${params.length ? params.map(([p]) => `"${p}"`).join(', ') : 'nullptr'}};`),
+    ...cuda.map(
+      ({ name, params }) =>
+        `constexpr const char* ${argNames(name)}[] = {${params.length ? params.map(([p]) => `"${p}"`).join(', ') : 'nullptr'}};`,
+    ),
     '',
     'const Binding kKernels[] = {',
     ...cuda.map(({ name, params, returns }) => {
@@ -118,13 +135,15 @@ export function render({ KERNEL_ABI, DTYPE_ID, QTYPE_ID, kernelsOf }) {
 /** The files that differ from what render() gives (missing ones included). */
 export async function stale() {
   const files = render(await loadAbi());
-  return Object.entries(files).filter(([path, text]) => {
-    try {
-      return readFileSync(join(root, path), 'utf8') !== text;
-    } catch {
-      return true;
-    }
-  }).map(([path]) => path);
+  return Object.entries(files)
+    .filter(([path, text]) => {
+      try {
+        return readFileSync(join(root, path), 'utf8') !== text;
+      } catch {
+        return true;
+      }
+    })
+    .map(([path]) => path);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -18,7 +18,10 @@ export function guard<T>(argument: string, read: () => T, code: BnbErrorCode = '
     return read();
   } catch (e) {
     if (e instanceof BnbError) throw e;
-    const err = new BnbError(code, `${argument} could not be read (${messageOf(e)}): expected plain data, not a getter or Proxy that throws`);
+    const err = new BnbError(
+      code,
+      `${argument} could not be read (${messageOf(e)}): expected plain data, not a getter or Proxy that throws`,
+    );
     err.cause = e;
     throw err;
   }
@@ -52,19 +55,28 @@ export function readOptions(op: string, opts: unknown, known: readonly string[])
  * every() or a Proxy is never asked whether it is valid): each entry a safe
  * non-negative integer. Anything else fails with `code`.
  */
-export function readShape(argument: string, shape: unknown, code: BnbErrorCode = 'E_SHAPE', accepted = 'an array of non-negative integers'): number[] {
-  const copy = guard(argument, () => {
-    if (!Array.isArray(shape)) return null;
-    const n: unknown = shape.length;
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return null;
-    const out: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const d: unknown = shape[i];
-      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) return null;
-      out.push(d);
-    }
-    return out;
-  }, code);
+export function readShape(
+  argument: string,
+  shape: unknown,
+  code: BnbErrorCode = 'E_SHAPE',
+  accepted = 'an array of non-negative integers',
+): number[] {
+  const copy = guard(
+    argument,
+    () => {
+      if (!Array.isArray(shape)) return null;
+      const n: unknown = shape.length;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return null;
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const d: unknown = shape[i];
+        if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) return null;
+        out.push(d);
+      }
+      return out;
+    },
+    code,
+  );
   if (copy === null) fail(code, argument, shape, accepted);
   return copy;
 }
@@ -74,7 +86,6 @@ export function readString(argument: string, x: unknown, accepted: string, empty
   if (typeof x !== 'string' || (!empty && x.length === 0)) fail('E_ARGUMENT', argument, x, accepted);
   return x;
 }
-
 
 /** x instanceof C, false where asking throws (a Proxy whose getPrototypeOf trap throws). */
 export function isInstance(x: unknown, C: abstract new (...a: never[]) => unknown): boolean {

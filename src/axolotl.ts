@@ -122,7 +122,10 @@ const ACCEPTED_STATES =
 export function dequantize(W: Tensor, quantState?: AxolotlQuantState, opts: { out?: Tensor } = {}): Tensor {
   const o = checkOptions('dequantize', opts, ['out']);
   if (isTorchaoNF4(W)) {
-    throw new BnbError('E_ARGUMENT', 'W is a torchao NF4Tensor (its components): dequantize takes a Tensor; use dequantizeWeight(W) for an NF4Tensor');
+    throw new BnbError(
+      'E_ARGUMENT',
+      'W is a torchao NF4Tensor (its components): dequantize takes a Tensor; use dequantizeWeight(W) for an NF4Tensor',
+    );
   }
   const w = checkTensor('W', W);
   if (quantState === null || quantState === undefined) return W;
@@ -135,14 +138,20 @@ export function dequantize(W: Tensor, quantState?: AxolotlQuantState, opts: { ou
   }
   if (QuantState.isState(quantState)) {
     if (guard('quantState.quantType', () => quantState.quantType) === null) {
-      throw new BnbError('E_STATE', 'quantState is an 8-bit blockwise state (quantType null): dequantize takes 4-bit states; use dequantizeBlockwise for 8-bit ones');
+      throw new BnbError(
+        'E_STATE',
+        'quantState is an 8-bit blockwise state (quantType null): dequantize takes 4-bit states; use dequantizeBlockwise for 8-bit ones',
+      );
     }
     return dequantize4bit(w, quantState, { out });
   }
-  if (guard('quantState', () => Array.isArray(quantState))) return dequantize4bit(w, fromLegacyList(readList('quantState', quantState)), { out });
+  if (guard('quantState', () => Array.isArray(quantState)))
+    return dequantize4bit(w, fromLegacyList(readList('quantState', quantState)), { out });
   if (isTensor(quantState)) {
-    throw new BnbError('E_STATE',
-      `quantState is a Tensor, which is the scale_inv of a 'float8_e4m3fn' weight, but W.dtype = ${show(w.dtype)}: expected ${ACCEPTED_STATES}`);
+    throw new BnbError(
+      'E_STATE',
+      `quantState is a Tensor, which is the scale_inv of a 'float8_e4m3fn' weight, but W.dtype = ${show(w.dtype)}: expected ${ACCEPTED_STATES}`,
+    );
   }
   fail('E_STATE', 'quantState', quantState, ACCEPTED_STATES);
 }
@@ -167,9 +176,7 @@ export function dequantize(W: Tensor, quantState?: AxolotlQuantState, opts: { ou
  *   but copied);
  * - NF4Tensor: its original weight, transposed.
  */
-export function dequantizeWeight(
-  W: Tensor | TorchaoNF4Tensor, quantState?: AxolotlQuantState, opts: { transpose?: boolean } = {},
-): Tensor {
+export function dequantizeWeight(W: Tensor | TorchaoNF4Tensor, quantState?: AxolotlQuantState, opts: { transpose?: boolean } = {}): Tensor {
   const o = checkOptions('dequantizeWeight', opts, ['transpose']);
   const transpose = checkBoolean('transpose', o.transpose ?? false);
   if (isTorchaoNF4(W)) {
@@ -180,26 +187,33 @@ export function dequantizeWeight(
     return transpose ? transposed(weight) : weight;
   }
   const w = checkTensor('W', W);
-  if (!transpose) return quantState === null || quantState === undefined ? W as Tensor : dequantize(w, quantState);
+  if (!transpose) return quantState === null || quantState === undefined ? (W as Tensor) : dequantize(w, quantState);
   if (quantState === null || quantState === undefined) return transposed(w);
   if (w.dtype === 'float8_e4m3fn') return transposed(dequantize(w, quantState));
   if (w.shape.length !== 2 || (w.shape[0] !== 1 && w.shape[1] !== 1)) {
-    throw new BnbError('E_SHAPE',
-      `W.shape = ${show(w.shape)} is not accepted with transpose and a 4-bit state: expected bnb's packed [k, 1] layout (or its transpose [1, k])`);
+    throw new BnbError(
+      'E_SHAPE',
+      `W.shape = ${show(w.shape)} is not accepted with transpose and a 4-bit state: expected bnb's packed [k, 1] layout (or its transpose [1, k])`,
+    );
   }
   return dequantize({ ...w, shape: [w.shape[1]!, w.shape[0]!] }, quantState);
 }
 
 function fromLegacyList(list: unknown[]): QuantState {
   if (list.length !== 7) {
-    const hint = list.length === 6 ? " (bitsandbytes' current QuantState list view has 6 items and does not fit this form; pass the QuantState)" : '';
-    throw new BnbError('E_STATE',
-      `quantState is a list of ${list.length} items: expected the 7-item legacy list of bitsandbytes 0.40.1–0.41.x, ${LEGACY_ITEMS}${hint}`);
+    const hint =
+      list.length === 6 ? " (bitsandbytes' current QuantState list view has 6 items and does not fit this form; pass the QuantState)" : '';
+    throw new BnbError(
+      'E_STATE',
+      `quantState is a list of ${list.length} items: expected the 7-item legacy list of bitsandbytes 0.40.1–0.41.x, ${LEGACY_ITEMS}${hint}`,
+    );
   }
   const [absmax, shape, dtype, blocksize, compressed, quantType] = list;
   if (compressed === null || compressed === undefined) {
-    throw new BnbError('E_STATE',
-      `quantState[4] (compressed statistics [offset, state2]) = ${show(compressed)}: the legacy list form is read for double-quantized (nested) states only, as in axolotl; pass a QuantState for a non-nested one`);
+    throw new BnbError(
+      'E_STATE',
+      `quantState[4] (compressed statistics [offset, state2]) = ${show(compressed)}: the legacy list form is read for double-quantized (nested) states only, as in axolotl; pass a QuantState for a non-nested one`,
+    );
   }
   const pair = guard('quantState[4]', () => Array.isArray(compressed)) ? readList('quantState[4]', compressed) : null;
   if (pair === null || pair.length !== 2) {
@@ -250,17 +264,32 @@ function isTorchaoNF4(x: unknown): x is TorchaoNF4Tensor {
 
 /** A list's items, copied (the list read once; at most 64 items are read: the longest accepted list has 7). */
 function readList(argument: string, list: unknown): unknown[] {
-  return guard(argument, () => {
-    const a = list as unknown[];
-    const n = a.length;
-    const out: unknown[] = [];
-    for (let i = 0; i < Math.min(n, 64); i++) out.push(a[i]);
-    if (n > 64) out.length = n; // only its length is reported
-    return out;
-  }, 'E_STATE');
+  return guard(
+    argument,
+    () => {
+      const a = list as unknown[];
+      const n = a.length;
+      const out: unknown[] = [];
+      for (let i = 0; i < Math.min(n, 64); i++) out.push(a[i]);
+      if (n > 64) out.length = n; // only its length is reported
+      return out;
+    },
+    'E_STATE',
+  );
 }
 
-const NF4_KEYS = ['shape', 'dtype', 'block_size', 'scaler_block_size', 'n_blocks', 'quantized_data', 'quantized_scalers', 'quantization_factor', 'scaler_mean', 'nf4'] as const;
+const NF4_KEYS = [
+  'shape',
+  'dtype',
+  'block_size',
+  'scaler_block_size',
+  'n_blocks',
+  'quantized_data',
+  'quantized_scalers',
+  'quantization_factor',
+  'scaler_mean',
+  'nf4',
+] as const;
 
 /** The components of a torchao NF4Tensor, each read once (absent ones left out). */
 function readNF4(W: TorchaoNF4Tensor): TorchaoNF4Tensor {
@@ -278,7 +307,8 @@ function transposed(t: Tensor): Tensor {
   }
   if (t.shape.length < 2) return tensor(t.data.slice(), [...t.shape], t.dtype);
   const [rows, cols] = t.shape as [number, number];
-  const src = t.data, dst = allocate(t.dtype, src.length);
+  const src = t.data,
+    dst = allocate(t.dtype, src.length);
   const T = 32; // tiles keep both sides in cache
   for (let r0 = 0; r0 < rows; r0 += T) {
     const r1 = Math.min(rows, r0 + T);
@@ -302,7 +332,10 @@ function nf4Component(W: TorchaoNF4Tensor, key: keyof TorchaoNF4Tensor, dtype: s
   const t = checkTensor(`W.${key}`, W[key]);
   if (t.dtype !== dtype) fail('E_DTYPE', `W.${key}.dtype`, t.dtype, `${show(dtype)} (${what})`);
   if (t.data.length !== length) {
-    throw new BnbError('E_SHAPE', `W.${key} has ${t.data.length} elements but W.shape ${show(W.shape)} with block_size ${W.block_size} and scaler_block_size ${W.scaler_block_size} needs ${length} (${what})`);
+    throw new BnbError(
+      'E_SHAPE',
+      `W.${key} has ${t.data.length} elements but W.shape ${show(W.shape)} with block_size ${W.block_size} and scaler_block_size ${W.scaler_block_size} needs ${length} (${what})`,
+    );
   }
   return t;
 }
@@ -322,7 +355,8 @@ function torchaoOriginalWeight(W: TorchaoNF4Tensor): Tensor {
   if (shape.length > 2) fail('E_SHAPE', 'W.shape', shape, 'at most 2 dimensions (torchao NF4Tensor)');
   const dtype = W.dtype;
   if (!(FLOAT_DTYPES as readonly unknown[]).includes(dtype)) fail('E_DTYPE', 'W.dtype', dtype, `one of ${FLOAT_DTYPES.join(', ')}`);
-  const bs = W.block_size, sbs = W.scaler_block_size;
+  const bs = W.block_size,
+    sbs = W.scaler_block_size;
   if (!Number.isSafeInteger(bs) || bs < 2 || bs % 2 !== 0) fail('E_BLOCKSIZE', 'W.block_size', bs, 'an even positive integer');
   if (!Number.isSafeInteger(sbs) || sbs < 1) fail('E_BLOCKSIZE', 'W.scaler_block_size', sbs, 'a positive integer');
   const n = numel(shape);

@@ -16,15 +16,21 @@ setWebThreadHost(() => module);
 
 setWasmLoader({
   source: (build) =>
-    build === 'relaxed' ? new URL('../build/bnb.relaxed.wasm', import.meta.url)
-      : build === 'simd' ? new URL('../build/bnb.simd.wasm', import.meta.url)
+    build === 'relaxed'
+      ? new URL('../build/bnb.relaxed.wasm', import.meta.url)
+      : build === 'simd'
+        ? new URL('../build/bnb.simd.wasm', import.meta.url)
         : new URL('../build/bnb.scalar.wasm', import.meta.url),
   async prepare(build) {
     if (threadHost() === null || build === 'scalar') return;
-    const get = (url: URL) => fetch(url).then(async (r) => (r.ok ? WebAssembly.compile(await r.arrayBuffer()) : null)).catch(() => null);
+    const get = (url: URL) =>
+      fetch(url)
+        .then(async (r) => (r.ok ? WebAssembly.compile(await r.arrayBuffer()) : null))
+        .catch(() => null);
     // the relaxed build's threaded variant, else the SIMD one's (the same bits)
-    threaded ??= (build === 'relaxed' ? get(new URL('../build/bnb.relaxed-mt.wasm', import.meta.url)) : Promise.resolve(null))
-      .then((m) => m ?? get(new URL('../build/bnb.simd-mt.wasm', import.meta.url)));
+    threaded ??= (build === 'relaxed' ? get(new URL('../build/bnb.relaxed-mt.wasm', import.meta.url)) : Promise.resolve(null)).then(
+      (m) => m ?? get(new URL('../build/bnb.simd-mt.wasm', import.meta.url)),
+    );
     module = await threaded;
   },
   hint: 'call `await init()` first in browsers (it fetches bnb.relaxed.wasm, bnb.simd.wasm or bnb.scalar.wasm beside the package), or `await init(source)` with a module, bytes, a URL or a Response',

@@ -31,7 +31,11 @@ import { FailureContext, failure } from './cli/failure.js';
 // src/io/swap.ts): after them it removes the old output, before them the new one.
 // SIGKILL cannot be caught: its hidden temporary (or old output moved aside) stays, and
 // the next run for that output removes it (or puts the old output back).
-for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+for (const [signal, number] of [
+  ['SIGINT', 2],
+  ['SIGTERM', 15],
+  ['SIGHUP', 1],
+] as const) {
   process.on(signal, () => {
     removeTemporariesSync();
     process.exit(128 + number);
@@ -57,8 +61,14 @@ if (process.listenerCount('warning') > 0) {
 // A Map, not an object: an option value such as "constructor" or "toString" must not
 // find Object.prototype's members.
 const DTYPE_NAMES = new Map<string, FloatDType>([
-  ['bf16', 'bfloat16'], ['bfloat16', 'bfloat16'], ['fp16', 'float16'], ['f16', 'float16'], ['float16', 'float16'],
-  ['fp32', 'float32'], ['f32', 'float32'], ['float32', 'float32'],
+  ['bf16', 'bfloat16'],
+  ['bfloat16', 'bfloat16'],
+  ['fp16', 'float16'],
+  ['f16', 'float16'],
+  ['float16', 'float16'],
+  ['fp32', 'float32'],
+  ['f32', 'float32'],
+  ['float32', 'float32'],
 ]);
 
 type Values = Record<string, string | boolean | undefined>;
@@ -74,18 +84,26 @@ function parse(command: string, args: string[]): { values: Values; pos: string[]
 }
 
 function positionals(command: string, args: string[], count: number, names: string): string[] {
-  if (args.length !== count) throw new UsageError(`expected ${names}, got ${args.length ? args.map((a) => JSON.stringify(a)).join(' ') : 'nothing'}`, command);
+  if (args.length !== count)
+    throw new UsageError(`expected ${names}, got ${args.length ? args.map((a) => JSON.stringify(a)).join(' ') : 'nothing'}`, command);
   return args;
 }
 
 function floatDType(command: string, option: string, v: string | boolean | undefined): FloatDType | undefined {
   if (v === undefined) return undefined;
   const d = DTYPE_NAMES.get(String(v));
-  if (d === undefined) throw new UsageError(`${option} ${v}: expected bf16, fp16 or fp32 (or bfloat16, float16, float32, f16, f32)`, command);
+  if (d === undefined)
+    throw new UsageError(`${option} ${v}: expected bf16, fp16 or fp32 (or bfloat16, float16, float32, f16, f32)`, command);
   return d;
 }
 
-function oneOf<T extends string | number>(command: string, option: string, v: T | undefined, accepted: readonly T[], given: unknown = v): T | undefined {
+function oneOf<T extends string | number>(
+  command: string,
+  option: string,
+  v: T | undefined,
+  accepted: readonly T[],
+  given: unknown = v,
+): T | undefined {
   if (v !== undefined && !accepted.includes(v)) throw new UsageError(`${option} ${given}: expected one of ${accepted.join(', ')}`, command);
   return v;
 }
@@ -101,8 +119,10 @@ function shardSize(command: string, v: string | boolean | undefined): number | u
 
 function printReport(verb: string, r: ConversionReport): void {
   const files = r.files.length > 1 ? `${r.files.length} shards and ${r.file}` : r.file;
-  output.print(`${verb} ${r.layers} layers, ${r.tensors} tensors: ${bytesText(r.bytesIn)} -> ${bytesText(r.bytesOut)} in ${r.seconds.toFixed(2)} s ` +
-    `(${bytesText(r.bytesIn / r.seconds)}/s read) -> ${files}`);
+  output.print(
+    `${verb} ${r.layers} layers, ${r.tensors} tensors: ${bytesText(r.bytesIn)} -> ${bytesText(r.bytesOut)} in ${r.seconds.toFixed(2)} s ` +
+      `(${bytesText(r.bytesIn / r.seconds)}/s read) -> ${files}`,
+  );
 }
 
 async function inspect(values: Values, pos: string[]): Promise<void> {
@@ -110,14 +130,20 @@ async function inspect(values: Values, pos: string[]): Promise<void> {
     if (pos.length) throw new UsageError('inspect --backends takes no checkpoint', 'inspect');
     const p = probe();
     if (values.json) return output.json(p);
-    output.print(`WebAssembly: ${p.wasm.build} build (SIMD ${p.wasm.simd ? 'yes' : 'no'}, relaxed SIMD ${p.wasm.relaxedSimd ? 'yes' : 'no'}, threads ${p.wasm.threads ? 'yes' : 'no'})`);
-    output.print(p.cuda.available
-      ? `CUDA: driver ${p.cuda.driverVersion}, runtime ${p.cuda.runtimeVersion}; ${p.cuda.devices.map((d) => `cuda:${d.index} ${d.name} sm_${d.major}${d.minor} ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB`).join('; ')}`
-      : `CUDA: unavailable (${p.cuda.reason})`);
+    output.print(
+      `WebAssembly: ${p.wasm.build} build (SIMD ${p.wasm.simd ? 'yes' : 'no'}, relaxed SIMD ${p.wasm.relaxedSimd ? 'yes' : 'no'}, threads ${p.wasm.threads ? 'yes' : 'no'})`,
+    );
+    output.print(
+      p.cuda.available
+        ? `CUDA: driver ${p.cuda.driverVersion}, runtime ${p.cuda.runtimeVersion}; ${p.cuda.devices.map((d) => `cuda:${d.index} ${d.name} sm_${d.major}${d.minor} ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB`).join('; ')}`
+        : `CUDA: unavailable (${p.cuda.reason})`,
+    );
     const h = p.hpu;
-    output.print(`Gaudi (HPU): ${h.available ? `available (${h.devices.length ? h.devices.join(', ') : 'forced'})` : `unavailable (${h.reason})`}; ` +
-      `software ${h.version ? `${h.version.major}.${h.version.minor}.${h.version.patch}` : 'unknown'} (${h.versionSource})` +
-      `${h.swapNibbles ? ', nibble swap (< 1.22)' : ''}; kernels emulated on WebAssembly`);
+    output.print(
+      `Gaudi (HPU): ${h.available ? `available (${h.devices.length ? h.devices.join(', ') : 'forced'})` : `unavailable (${h.reason})`}; ` +
+        `software ${h.version ? `${h.version.major}.${h.version.minor}.${h.version.patch}` : 'unknown'} (${h.versionSource})` +
+        `${h.swapNibbles ? ', nibble swap (< 1.22)' : ''}; kernels emulated on WebAssembly`,
+    );
     if (p.forced) output.print(`forced by BNBJS_BACKEND=${p.forced}`);
     return;
   }
@@ -128,9 +154,12 @@ async function inspect(values: Values, pos: string[]): Promise<void> {
   if (s.quantizationConfig) output.print(`quantization_config: ${JSON.stringify(s.quantizationConfig)}`);
   output.print(`${s.layers.length} quantized layers (dequantize converts these):`);
   for (const l of s.layers) {
-    const detail = l.format === 'int8' ? 'LLM.int8 row-wise'
-      : l.format === 'fp8' ? `float8_e4m3fn, ${l.blocksize}x${l.blocksize} scale tiles (weight_scale_inv)`
-        : `blocksize ${l.blocksize}${l.nested ? ', nested' : ''}, storage ${l.storage}, -> ${l.dtype}`;
+    const detail =
+      l.format === 'int8'
+        ? 'LLM.int8 row-wise'
+        : l.format === 'fp8'
+          ? `float8_e4m3fn, ${l.blocksize}x${l.blocksize} scale tiles (weight_scale_inv)`
+          : `blocksize ${l.blocksize}${l.nested ? ', nested' : ''}, storage ${l.storage}, -> ${l.dtype}`;
     output.print(`  ${l.name}  ${l.format}  [${l.shape.join(', ')}]  ${detail}  ${bytesText(l.bytes)}`);
   }
   output.print(`${s.other.length} other tensors (passed through):`);
@@ -156,8 +185,12 @@ async function run(command: string, rest: string[]): Promise<boolean> {
   } else if (command === 'dequantize') {
     const [input, out] = positionals(command, pos, 2, '<in> <out>');
     const r = await dequantizeCheckpoint(input!, out!, {
-      dtype: floatDType(command, '--dtype', values.dtype), maxShardSize: shardSize(command, values['max-shard-size']),
-      allowEmpty: values['allow-empty'] === true, trustIndex: values['trust-index'] === true, force: values.force === true, onProgress: progress,
+      dtype: floatDType(command, '--dtype', values.dtype),
+      maxShardSize: shardSize(command, values['max-shard-size']),
+      allowEmpty: values['allow-empty'] === true,
+      trustIndex: values['trust-index'] === true,
+      force: values.force === true,
+      onProgress: progress,
     });
     if (json) output.json(r);
     else printReport('dequantized', r);
@@ -167,9 +200,19 @@ async function run(command: string, rest: string[]): Promise<boolean> {
     const format = oneOf(command, '--format', values.format as CheckpointFormat, ['nf4', 'fp4', 'int8'])!;
     if (format === 'int8') {
       const given = ['blocksize', 'double-quant', 'storage'].filter((o) => values[o] !== undefined && values[o] !== false);
-      if (given.length) throw new UsageError(`--format int8 takes no ${given.map((o) => `--${o}`).join(', ')}: LLM.int8 quantizes whole rows, unpacked (they apply to nf4 and fp4)`, command);
+      if (given.length)
+        throw new UsageError(
+          `--format int8 takes no ${given.map((o) => `--${o}`).join(', ')}: LLM.int8 quantizes whole rows, unpacked (they apply to nf4 and fp4)`,
+          command,
+        );
     }
-    const blocksize = oneOf(command, '--blocksize', values.blocksize === undefined ? undefined : Number(values.blocksize), BLOCKSIZES_4BIT, values.blocksize);
+    const blocksize = oneOf(
+      command,
+      '--blocksize',
+      values.blocksize === undefined ? undefined : Number(values.blocksize),
+      BLOCKSIZES_4BIT,
+      values.blocksize,
+    );
     const storage = oneOf(command, '--storage', values.storage as DType | undefined, QUANT_STORAGES);
     if (typeof values.skip === 'string') {
       try {
@@ -179,9 +222,16 @@ async function run(command: string, rest: string[]): Promise<boolean> {
       }
     }
     const r = await quantizeCheckpoint(input!, out!, {
-      format, doubleQuant: values['double-quant'] === true ? true : undefined, blocksize, storage, skip: values.skip as string | undefined,
-      computeDType: floatDType(command, '--compute-dtype', values['compute-dtype']), maxShardSize: shardSize(command, values['max-shard-size']),
-      trustIndex: values['trust-index'] === true, force: values.force === true, onProgress: progress,
+      format,
+      doubleQuant: values['double-quant'] === true ? true : undefined,
+      blocksize,
+      storage,
+      skip: values.skip as string | undefined,
+      computeDType: floatDType(command, '--compute-dtype', values['compute-dtype']),
+      maxShardSize: shardSize(command, values['max-shard-size']),
+      trustIndex: values['trust-index'] === true,
+      force: values.force === true,
+      onProgress: progress,
     });
     if (json) output.json(r);
     else printReport('quantized', r);

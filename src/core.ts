@@ -21,9 +21,7 @@ export { dequantize4bit, dequantizeNf4, dequantizeFp4 } from './ops/dequantize4b
 export type { Dequantize4bitOptions } from './ops/dequantize4bit.js';
 export { quantizeBlockwise, dequantizeBlockwise } from './ops/blockwise.js';
 export type { QuantizeBlockwiseOptions, DequantizeBlockwiseOptions } from './ops/blockwise.js';
-export {
-  int8VectorwiseQuant, int8DoubleQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant, int8ScaledMm,
-} from './ops/int8.js';
+export { int8VectorwiseQuant, int8DoubleQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant, int8ScaledMm } from './ops/int8.js';
 export type { Int8QuantOptions, Int8MmDequantOptions } from './ops/int8.js';
 export { gemv4bit, matmul4bit } from './ops/gemv4bit.js';
 export { dequantizeFp8 } from './ops/fp8.js';

@@ -63,6 +63,7 @@ export function forcedBackend(): ForcedBackend | null {
 
 /** Overrides BNBJS_BACKEND (null: no forcing); any other name is E_ARGUMENT. */
 export function setForcedBackend(backend: ForcedBackend | null): void {
-  if (backend !== null && backend !== 'wasm' && backend !== 'cuda' && backend !== 'hpu') fail('E_ARGUMENT', 'backend', backend, "'wasm', 'cuda', 'hpu' or null");
+  if (backend !== null && backend !== 'wasm' && backend !== 'cuda' && backend !== 'hpu')
+    fail('E_ARGUMENT', 'backend', backend, "'wasm', 'cuda', 'hpu' or null");
   forced = backend;
 }

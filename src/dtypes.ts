@@ -8,13 +8,24 @@ export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'uint
 export const FLOAT_DTYPES: readonly FloatDType[] = ['float32', 'float16', 'bfloat16'];
 
 const ITEMSIZE: Record<DType, number> = {
-  float32: 4, float16: 2, bfloat16: 2, uint8: 1, int8: 1, int32: 4, float8_e4m3fn: 1,
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  uint8: 1,
+  int8: 1,
+  int32: 4,
+  float8_e4m3fn: 1,
 };
 
 type ArrayCtor = { new (buffer: ArrayBufferLike, byteOffset?: number, length?: number): TypedArray; new (length: number): TypedArray };
 const ARRAY_TYPE: Record<DType, ArrayCtor> = {
-  float32: Float32Array, float16: Uint16Array, bfloat16: Uint16Array, uint8: Uint8Array,
-  int8: Int8Array, int32: Int32Array, float8_e4m3fn: Uint8Array,
+  float32: Float32Array,
+  float16: Uint16Array,
+  bfloat16: Uint16Array,
+  uint8: Uint8Array,
+  int8: Int8Array,
+  int32: Int32Array,
+  float8_e4m3fn: Uint8Array,
 };
 
 export function isDType(x: unknown): x is DType {

@@ -12,8 +12,8 @@ export function checkQuantType(argument: string, x: unknown): QuantType {
 }
 
 const NF4_BITS = [
-  0xbf800000, 0xbf3239b1, 0xbf066b30, 0xbeca32a0, 0xbe91a24d, 0xbe3d353f, 0xbdba7871, 0x00000000,
-  0x3da2faff, 0x3e24cae3, 0x3e7c04dd, 0x3ead033a, 0x3ee1a4b8, 0x3f1007ab, 0x3f3913b3, 0x3f800000,
+  0xbf800000, 0xbf3239b1, 0xbf066b30, 0xbeca32a0, 0xbe91a24d, 0xbe3d353f, 0xbdba7871, 0x00000000, 0x3da2faff, 0x3e24cae3, 0x3e7c04dd,
+  0x3ead033a, 0x3ee1a4b8, 0x3f1007ab, 0x3f3913b3, 0x3f800000,
 ];
 // Python's table: code 8 is `-0`, a Python int, so +0.0 (the CUDA decode table has -0.0).
 const FP4_RAW = [0, 0.0625, 8, 12, 4, 6, 2, 3, 0, -0.0625, -8, -12, -4, -6, -2, -3];
@@ -31,7 +31,8 @@ export function get4bitType(quantType: QuantType): Tensor {
 // its own end. f64 holds step*k + start exactly here, so fround is the one rounding.
 function linspaceF32(start: number, end: number, steps: number): Float32Array {
   const out = new Float32Array(steps);
-  const s = Math.fround(start), e = Math.fround(end);
+  const s = Math.fround(start),
+    e = Math.fround(end);
   if (steps === 1) {
     out[0] = s;
     return out;
@@ -113,8 +114,7 @@ export function dynamicMapRecipe(signed: boolean, maxExponentBits: number, total
   values.push(0, 1);
   if (values.length !== 2 ** totalBits) {
     // bitsandbytes asserts the same; only some unsigned layouts miss it.
-    fail('E_ARGUMENT', 'maxExponentBits', maxExponentBits,
-      `a value giving 2^${totalBits} entries (these options give ${values.length})`);
+    fail('E_ARGUMENT', 'maxExponentBits', maxExponentBits, `a value giving 2^${totalBits} entries (these options give ${values.length})`);
   }
   const out = new Float32Array(256);
   out.set(values.slice(0, 256));
@@ -186,11 +186,16 @@ export function createFp8Map(opts: Fp8MapOptions = {}): Tensor {
   if (typeof signed !== 'boolean') fail('E_ARGUMENT', 'signed', signed, 'true or false');
   if (!Number.isInteger(totalBits) || totalBits < 2 || totalBits > 8) fail('E_ARGUMENT', 'totalBits', totalBits, 'an integer in 2..8');
   // bitsandbytes accepts 0 exponent bits (a scaled fixed-point map) and 8 (overflows f32, NaN map); we do not.
-  if (!Number.isInteger(exponentBits) || exponentBits < 1 || exponentBits > 7) fail('E_ARGUMENT', 'exponentBits', exponentBits, 'an integer in 1..7');
+  if (!Number.isInteger(exponentBits) || exponentBits < 1 || exponentBits > 7)
+    fail('E_ARGUMENT', 'exponentBits', exponentBits, 'an integer in 1..7');
   const nonSign = totalBits - (signed ? 1 : 0);
   if (!Number.isInteger(precisionBits) || exponentBits + precisionBits !== nonSign) {
-    fail('E_ARGUMENT', 'precisionBits', precisionBits,
-      `exponentBits + precisionBits == totalBits - ${signed ? 1 : 0} = ${nonSign} (bitsandbytes asserts this)`);
+    fail(
+      'E_ARGUMENT',
+      'precisionBits',
+      precisionBits,
+      `exponentBits + precisionBits == totalBits - ${signed ? 1 : 0} = ${nonSign} (bitsandbytes asserts this)`,
+    );
   }
   const bias = 2 ** (exponentBits - 1);
   const values: number[] = [];

@@ -8,7 +8,8 @@ function pdf(z: number): number {
 
 /** Φ(z) - 1/2 = pdf(z) * Σ z^(2n+1) / (1·3·…·(2n+1)); the terms share z's sign, so the sum does not cancel. */
 function halfMass(z: number): number {
-  let term = z, sum = z;
+  let term = z,
+    sum = z;
   for (let n = 1; Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
     term *= (z * z) / (2 * n + 1);
     sum += term;

@@ -53,8 +53,18 @@ export type UnpackedQuantStateDict = {
 const QS_SUFFIXES = ['bitsandbytes__fp4', 'bitsandbytes__nf4'];
 const NESTED_KEYS = ['nested_absmax', 'nested_quant_map', 'nested_blocksize', 'nested_dtype', 'nested_offset'];
 const VALID_KEYS = [
-  'absmax', 'quant_map', 'nested_absmax', 'nested_quant_map', 'quant_state', 'quant_type',
-  'blocksize', 'dtype', 'shape', 'nested_blocksize', 'nested_dtype', 'nested_offset',
+  'absmax',
+  'quant_map',
+  'nested_absmax',
+  'nested_quant_map',
+  'quant_state',
+  'quant_type',
+  'blocksize',
+  'dtype',
+  'shape',
+  'nested_blocksize',
+  'nested_dtype',
+  'nested_offset',
 ];
 
 function copyTensor(argument: string, t: Tensor): Tensor {
@@ -78,11 +88,23 @@ export class QuantState {
   state2: QuantState | null;
 
   constructor(f: QuantStateFields) {
-    if (typeof f !== 'object' || f === null) fail('E_STATE', 'fields', f, 'an object of QuantState fields ({ absmax, code, blocksize, ... })');
+    if (typeof f !== 'object' || f === null)
+      fail('E_STATE', 'fields', f, 'an object of QuantState fields ({ absmax, code, blocksize, ... })');
     // each field read once (the ops check them where they use them)
-    const g = guard('fields', () => ({
-      absmax: f.absmax, shape: f.shape, code: f.code, blocksize: f.blocksize, quantType: f.quantType, dtype: f.dtype, offset: f.offset, state2: f.state2,
-    }), 'E_STATE');
+    const g = guard(
+      'fields',
+      () => ({
+        absmax: f.absmax,
+        shape: f.shape,
+        code: f.code,
+        blocksize: f.blocksize,
+        quantType: f.quantType,
+        dtype: f.dtype,
+        offset: f.offset,
+        state2: f.state2,
+      }),
+      'E_STATE',
+    );
     this.absmax = g.absmax;
     this.shape = g.shape ?? null;
     this.code = g.code;
@@ -137,7 +159,11 @@ export class QuantState {
       });
     }
     if (!packed) return d;
-    if (this.quantType === null) throw new BnbError('E_STATE', 'an 8-bit state has no packed form (bitsandbytes packs 4-bit states, naming the blob by their quant_type): use asDict()');
+    if (this.quantType === null)
+      throw new BnbError(
+        'E_STATE',
+        'an 8-bit state has no packed form (bitsandbytes packs 4-bit states, naming the blob by their quant_type): use asDict()',
+      );
     const json: Record<string, PyJson> = {
       quant_type: this.quantType,
       blocksize: this.blocksize,
@@ -175,7 +201,10 @@ export class QuantState {
         throw new BnbError('E_STATE', 'Expected packed or unpacked quant_state items, found neither');
       }
       if (qsKeys.length !== 1 || !QS_SUFFIXES.includes(qsKeys[0]!.split('.').pop()!)) {
-        throw new BnbError('E_STATE', `There should be exactly one \`quant_state\` item with ending from ${show(QS_SUFFIXES)}; found ${show(qsKeys)}`);
+        throw new BnbError(
+          'E_STATE',
+          `There should be exactly one \`quant_state\` item with ending from ${show(QS_SUFFIXES)}; found ${show(qsKeys)}`,
+        );
       }
     }
     if (qsKeys.length === 1) {
@@ -184,7 +213,10 @@ export class QuantState {
       entries.delete(key);
       const suffix = key.split('.').pop()!;
       if (QS_SUFFIXES.includes(suffix) && blob.quant_type !== suffix.slice('bitsandbytes__'.length)) {
-        throw new BnbError('E_STATE', `${key} holds quant_type = ${show(blob.quant_type)} but its name says ${show(suffix.slice('bitsandbytes__'.length))}`);
+        throw new BnbError(
+          'E_STATE',
+          `${key} holds quant_type = ${show(blob.quant_type)} but its name says ${show(suffix.slice('bitsandbytes__'.length))}`,
+        );
       }
       for (const [k, v] of Object.entries(blob)) entries.set(k, v);
     }
@@ -192,14 +224,20 @@ export class QuantState {
     for (const [k, v] of entries) {
       const name = k.split('.').pop()!;
       if (!VALID_KEYS.includes(name)) {
-        throw new BnbError('E_STATE_KEY', `QuantState dict key ${show(k)} is not a QuantState item: expected keys ending in one of ${VALID_KEYS.join(', ')}`);
+        throw new BnbError(
+          'E_STATE_KEY',
+          `QuantState dict key ${show(k)} is not a QuantState item: expected keys ending in one of ${VALID_KEYS.join(', ')}`,
+        );
       }
       d[name] = v;
     }
     const nestedHave = NESTED_KEYS.filter((k) => Object.hasOwn(d, k));
     if (nestedHave.length > 0 && nestedHave.length < NESTED_KEYS.length) {
-      throw new BnbError('E_STATE', `the nested statistics are partly present: found ${nestedHave.join(', ')} but not ` +
-        `${NESTED_KEYS.filter((k) => !Object.hasOwn(d, k)).join(', ')} (expected all of ${NESTED_KEYS.join(', ')} or none)`);
+      throw new BnbError(
+        'E_STATE',
+        `the nested statistics are partly present: found ${nestedHave.join(', ')} but not ` +
+          `${NESTED_KEYS.filter((k) => !Object.hasOwn(d, k)).join(', ')} (expected all of ${NESTED_KEYS.join(', ')} or none)`,
+      );
     }
     let offset: number | null = null;
     let state2: QuantState | null = null;
@@ -207,8 +245,11 @@ export class QuantState {
       const given = need(d, 'nested_offset', isNumber, 'a number');
       offset = Math.fround(given);
       if (!allowNonFinite && !Number.isFinite(offset)) {
-        throw new BnbError('E_STATE', `nested_offset = ${given} is not finite as a float32 (${offset}): every dequantized value would be NaN or Inf; ` +
-          'pass allowNonFinite: true to accept non-finite statistics');
+        throw new BnbError(
+          'E_STATE',
+          `nested_offset = ${given} is not finite as a float32 (${offset}): every dequantized value would be NaN or Inf; ` +
+            'pass allowNonFinite: true to accept non-finite statistics',
+        );
       }
       state2 = new QuantState({
         absmax: needTensor(d, 'nested_absmax'),
@@ -247,22 +288,48 @@ export class QuantState {
     if (!QuantState.isState(other)) return false; // as bnb's __eq__
     const close = (name: string, a: unknown, b: unknown) => {
       if (!isTensor(a) || !isTensor(b)) return a === b;
-      const x = checkTensor(`state.${name}`, a), y = checkTensor(`other.${name}`, b);
-      return x.dtype === y.dtype && x.data.length === y.data.length &&
-        x.data.every((v, i) => Math.abs(v - y.data[i]!) <= 1e-6 + 1e-5 * Math.abs(y.data[i]!));
+      const x = checkTensor(`state.${name}`, a),
+        y = checkTensor(`other.${name}`, b);
+      return (
+        x.dtype === y.dtype &&
+        x.data.length === y.data.length &&
+        x.data.every((v, i) => Math.abs(v - y.data[i]!) <= 1e-6 + 1e-5 * Math.abs(y.data[i]!))
+      );
     };
     // each field of both read once (a state's fields may be getters)
-    const fields = (argument: string, s: QuantState) => guard(argument, () => ({
-      absmax: s.absmax as unknown, code: s.code as unknown, shape: s.shape as unknown, dtype: s.dtype as unknown, blocksize: s.blocksize as unknown,
-      quantType: s.quantType as unknown, offset: s.offset as unknown, state2: s.state2 as unknown,
-    }), 'E_STATE');
-    const a = fields('state', this), b = fields('other', other);
-    const sameShape = a.shape === null || b.shape === null ? a.shape === b.shape
-      : JSON.stringify(readShape('state.shape', a.shape, 'E_STATE')) === JSON.stringify(readShape('other.shape', b.shape, 'E_STATE'));
-    return close('absmax', a.absmax, b.absmax) && close('code', a.code, b.code) && sameShape && a.dtype === b.dtype &&
-      a.blocksize === b.blocksize && a.quantType === b.quantType && Object.is(a.offset, b.offset) &&
-      (a.state2 === null || b.state2 === null ? a.state2 === b.state2
-        : QuantState.isState(a.state2) && QuantState.isState(b.state2) && a.state2.equals(b.state2));
+    const fields = (argument: string, s: QuantState) =>
+      guard(
+        argument,
+        () => ({
+          absmax: s.absmax as unknown,
+          code: s.code as unknown,
+          shape: s.shape as unknown,
+          dtype: s.dtype as unknown,
+          blocksize: s.blocksize as unknown,
+          quantType: s.quantType as unknown,
+          offset: s.offset as unknown,
+          state2: s.state2 as unknown,
+        }),
+        'E_STATE',
+      );
+    const a = fields('state', this),
+      b = fields('other', other);
+    const sameShape =
+      a.shape === null || b.shape === null
+        ? a.shape === b.shape
+        : JSON.stringify(readShape('state.shape', a.shape, 'E_STATE')) === JSON.stringify(readShape('other.shape', b.shape, 'E_STATE'));
+    return (
+      close('absmax', a.absmax, b.absmax) &&
+      close('code', a.code, b.code) &&
+      sameShape &&
+      a.dtype === b.dtype &&
+      a.blocksize === b.blocksize &&
+      a.quantType === b.quantType &&
+      Object.is(a.offset, b.offset) &&
+      (a.state2 === null || b.state2 === null
+        ? a.state2 === b.state2
+        : QuantState.isState(a.state2) && QuantState.isState(b.state2) && a.state2.equals(b.state2))
+    );
   }
 }
 
@@ -272,7 +339,10 @@ function checkConsistent(s: QuantState): void {
   checkBlocksize('blocksize', s.blocksize, fourBit ? BLOCKSIZES_4BIT : BLOCKSIZES_8BIT);
   const codeLength = fourBit ? 16 : 256;
   if (s.code.data.length !== codeLength) {
-    throw new BnbError('E_CODE', `quant_map has ${s.code.data.length} entries: a ${fourBit ? `4-bit (${s.quantType})` : '8-bit'} code has ${codeLength}`);
+    throw new BnbError(
+      'E_CODE',
+      `quant_map has ${s.code.data.length} entries: a ${fourBit ? `4-bit (${s.quantType})` : '8-bit'} code has ${codeLength}`,
+    );
   }
   const s2 = s.state2;
   const absmaxDType = s2 === null ? 'float32' : 'uint8';
@@ -282,7 +352,10 @@ function checkConsistent(s: QuantState): void {
   if (s.shape !== null) {
     const blocks = Math.ceil(numel(s.shape) / s.blocksize);
     if (s.absmax.data.length !== blocks) {
-      throw new BnbError('E_STATE', `absmax has ${s.absmax.data.length} entries but shape ${show(s.shape)} with blocksize ${s.blocksize} has ${blocks} blocks`);
+      throw new BnbError(
+        'E_STATE',
+        `absmax has ${s.absmax.data.length} entries but shape ${show(s.shape)} with blocksize ${s.blocksize} has ${blocks} blocks`,
+      );
     }
   }
   if (s2 !== null) {
@@ -291,7 +364,10 @@ function checkConsistent(s: QuantState): void {
     if (s2.absmax.dtype !== 'float32') fail('E_DTYPE', 'nested_absmax.dtype', s2.absmax.dtype, "'float32'");
     const blocks = Math.ceil(s.absmax.data.length / s2.blocksize);
     if (s2.absmax.data.length !== blocks) {
-      throw new BnbError('E_STATE', `nested_absmax has ${s2.absmax.data.length} entries but ${s.absmax.data.length} absmax codes with nested_blocksize ${s2.blocksize} make ${blocks} blocks`);
+      throw new BnbError(
+        'E_STATE',
+        `nested_absmax has ${s2.absmax.data.length} entries but ${s.absmax.data.length} absmax codes with nested_blocksize ${s2.blocksize} make ${blocks} blocks`,
+      );
     }
   }
 }
@@ -301,8 +377,11 @@ function checkFiniteStats(key: string, t: Tensor | null): void {
   if (t === null || t.dtype !== 'float32') return;
   const at = firstNonFinite(t.data as Float32Array);
   if (at >= 0) {
-    throw new BnbError('E_STATE', `${key} has a non-finite value (${t.data[at]}) at index ${at}: the values of its blocks would dequantize to NaN or Inf; ` +
-      'pass allowNonFinite: true to accept non-finite statistics');
+    throw new BnbError(
+      'E_STATE',
+      `${key} has a non-finite value (${t.data[at]}) at index ${at}: the values of its blocks would dequantize to NaN or Inf; ` +
+        'pass allowNonFinite: true to accept non-finite statistics',
+    );
   }
 }
 

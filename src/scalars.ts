@@ -9,7 +9,8 @@ import * as f16 from './float16.js';
 import { numel as count } from './tensor.js';
 
 function bits(argument: string, h: unknown): number {
-  if (typeof h !== 'number' || !Number.isInteger(h) || h < 0 || h > 0xffff) fail('E_ARGUMENT', argument, h, 'a 16-bit pattern, an integer from 0 to 65535');
+  if (typeof h !== 'number' || !Number.isInteger(h) || h < 0 || h > 0xffff)
+    fail('E_ARGUMENT', argument, h, 'a 16-bit pattern, an integer from 0 to 65535');
   return h;
 }
 

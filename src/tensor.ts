@@ -83,7 +83,11 @@ export async function readTensor(t: Tensor): Promise<Tensor> {
   const read = readers.get(type);
   if (read) return read(t);
   const m = movers.get(type);
-  if (!m) throw new BnbError('E_DEVICE', `t.device = ${show(from)} is not available in this runtime: expected 'cpu'${[...movers.keys()].map((k) => `, '${k}'`).join('')}`);
+  if (!m)
+    throw new BnbError(
+      'E_DEVICE',
+      `t.device = ${show(from)} is not available in this runtime: expected 'cpu'${[...movers.keys()].map((k) => `, '${k}'`).join('')}`,
+    );
   return m(t, 'cpu');
 }
 
@@ -112,7 +116,11 @@ export function toDevice(t: Tensor, device: string): Tensor {
   const src = from.split(':')[0]!;
   const mover = (type: string) => {
     const m = movers.get(type);
-    if (!m) throw new BnbError('E_DEVICE', `device = ${show(type === to ? device : from)} is not available in this runtime: expected 'cpu'${[...movers.keys()].map((k) => `, '${k}'`).join('')}`);
+    if (!m)
+      throw new BnbError(
+        'E_DEVICE',
+        `device = ${show(type === to ? device : from)} is not available in this runtime: expected 'cpu'${[...movers.keys()].map((k) => `, '${k}'`).join('')}`,
+      );
     return m;
   };
   // movers copy host data: they get a checked snapshot of it
@@ -122,14 +130,22 @@ export function toDevice(t: Tensor, device: string): Tensor {
 }
 
 const METHODS: PropertyDescriptorMap = {
-  to: { value(this: Tensor, device: string) { return toDevice(this, device); } },
+  to: {
+    value(this: Tensor, device: string) {
+      return toDevice(this, device);
+    },
+  },
   dispose: { value() {} },
 };
 
 /** checkTensor's snapshot: a host tensor whose methods live on its prototype (cheaper to make, once per tensor per op). */
 class Checked implements Tensor {
   readonly device = 'cpu';
-  constructor(readonly dtype: DType, readonly shape: number[], readonly data: TypedArray) {}
+  constructor(
+    readonly dtype: DType,
+    readonly shape: number[],
+    readonly data: TypedArray,
+  ) {}
   to(device: string): Tensor {
     return toDevice(this, device);
   }
@@ -156,7 +172,8 @@ export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DT
   if (dtype !== undefined) checkDType('dtype', dtype);
   if (guard('data', () => Array.isArray(data))) {
     const dt = dtype ?? 'float32';
-    if (dt === 'float8_e4m3fn') fail('E_DTYPE', 'dtype', dt, 'a dtype bnbjs can encode numbers in; for float8_e4m3fn pass a Uint8Array of its bytes');
+    if (dt === 'float8_e4m3fn')
+      fail('E_DTYPE', 'dtype', dt, 'a dtype bnbjs can encode numbers in; for float8_e4m3fn pass a Uint8Array of its bytes');
     const values = readNumbers('data', data);
     const out = allocate(dt, values.length);
     const conv = dt === 'float16' ? numberToF16 : dt === 'bfloat16' ? numberToBf16 : (x: number) => x;
@@ -190,7 +207,12 @@ export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DT
 }
 
 const DATA_KINDS = "a Float32Array, Uint8Array, Int8Array, Int32Array, or a Uint16Array with dtype 'float16' or 'bfloat16'";
-const INFERRED: Record<string, DType | undefined> = { Float32Array: 'float32', Uint8Array: 'uint8', Int8Array: 'int8', Int32Array: 'int32' };
+const INFERRED: Record<string, DType | undefined> = {
+  Float32Array: 'float32',
+  Uint8Array: 'uint8',
+  Int8Array: 'int8',
+  Int32Array: 'int32',
+};
 
 /** An array of numbers, copied element by element (each read once). */
 function readNumbers(argument: string, a: unknown): number[] {
@@ -223,14 +245,20 @@ export function isDetached(v: ArrayBufferView): boolean {
 /** Data that is still readable: not detached, and in bnbjs's kernel memory only inside a live wasmTensor (by its geometry `v`). */
 function checkLive(argument: string, data: unknown, v: View): void {
   if (detached(v)) {
-    throw new BnbError('E_DETACHED', `${argument} is a ${v.kind} over a detached ArrayBuffer (transferred to another thread or a WebAssembly ` +
-      'memory that grew): expected data that is still readable; copy it before transferring the buffer');
+    throw new BnbError(
+      'E_DETACHED',
+      `${argument} is a ${v.kind} over a detached ArrayBuffer (transferred to another thread or a WebAssembly ` +
+        'memory that grew): expected data that is still readable; copy it before transferring the buffer',
+    );
   }
   // a view of the kernels' memory is only data inside a live wasmTensor (else freed or scratch bytes, or another tensor's)
   const k = kernelMemories.find((k) => k.ownerOf(v.buffer) !== null);
   if (k !== undefined && !k.isLive(data, new Uint8Array(v.buffer, v.byteOffset, v.byteLength))) {
-    throw new BnbError('E_DETACHED', `${argument} is a ${v.kind} over bnbjs's kernel memory outside any live wasmTensor ` +
-      '(one that was disposed, or a view made beyond its data): expected the data of a tensor that is not disposed');
+    throw new BnbError(
+      'E_DETACHED',
+      `${argument} is a ${v.kind} over bnbjs's kernel memory outside any live wasmTensor ` +
+        '(one that was disposed, or a view made beyond its data): expected the data of a tensor that is not disposed',
+    );
   }
 }
 
@@ -261,10 +289,15 @@ export function isTensor(x: unknown): x is Tensor {
 export function checkTensor(argument: string, t: unknown): Tensor {
   if (typeof t !== 'object' || t === null) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
   const x = t as Record<string, unknown>;
-  const { dtype, rawShape, device } = guard(argument, () => ({ dtype: x.dtype as unknown, rawShape: x.shape as unknown, device: x.device as unknown }));
+  const { dtype, rawShape, device } = guard(argument, () => ({
+    dtype: x.dtype as unknown,
+    rawShape: x.shape as unknown,
+    device: x.device as unknown,
+  }));
   if (typeof device === 'string' && device !== 'cpu') {
     // a device tensor: its host data is not ours to read (a CUDA tensor's getter says where it is)
-    if (typeof dtype !== 'string' || !guard(`${argument}.shape`, () => Array.isArray(rawShape))) fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
+    if (typeof dtype !== 'string' || !guard(`${argument}.shape`, () => Array.isArray(rawShape)))
+      fail('E_ARGUMENT', argument, t, 'a Tensor (see tensor())');
     checkDType(`${argument}.dtype`, dtype);
     guard(`${argument}.data`, () => x.data);
     throw new BnbError('E_ARGUMENT', `${argument}.device = ${show(device)} is not accepted: expected 'cpu'`);
@@ -303,7 +336,9 @@ function e4m3fnToNumber(b: number): number {
 }
 
 const DECODE: Partial<Record<DType, (x: number) => number>> = {
-  float16: f16ToNumber, bfloat16: bf16ToNumber, float8_e4m3fn: e4m3fnToNumber,
+  float16: f16ToNumber,
+  bfloat16: bf16ToNumber,
+  float8_e4m3fn: e4m3fnToNumber,
 };
 
 /** Element values as a new Float32Array (16-bit and 8-bit floats decoded). */

@@ -14,7 +14,15 @@ const LENGTH = getter('length');
 const DETACHED = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'detached')?.get as ((this: unknown) => boolean) | undefined;
 
 const CTORS: Record<string, new (b: ArrayBufferLike, at: number, n: number) => ArrayBufferView> = {
-  Float32Array, Float64Array, Uint16Array, Uint8Array, Int8Array, Int32Array, Uint32Array, Int16Array, Uint8ClampedArray,
+  Float32Array,
+  Float64Array,
+  Uint16Array,
+  Uint8Array,
+  Int8Array,
+  Int32Array,
+  Uint32Array,
+  Int16Array,
+  Uint8ClampedArray,
 };
 
 export interface View {
@@ -32,8 +40,11 @@ export function viewOf(x: unknown): View | null {
   const kind = TAG.call(x);
   if (typeof kind !== 'string') return null;
   return {
-    kind, buffer: BUFFER.call(x) as ArrayBufferLike, byteOffset: BYTE_OFFSET.call(x) as number,
-    byteLength: BYTE_LENGTH.call(x) as number, length: LENGTH.call(x) as number,
+    kind,
+    buffer: BUFFER.call(x) as ArrayBufferLike,
+    byteOffset: BYTE_OFFSET.call(x) as number,
+    byteLength: BYTE_LENGTH.call(x) as number,
+    length: LENGTH.call(x) as number,
   };
 }
 

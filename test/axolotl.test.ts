@@ -2,8 +2,19 @@
 // transposed-input convention, fp8, unquantized weights, torchao NF4Tensor components, errors.
 import { describe, expect, it } from 'vitest';
 import {
-  QuantState, Tensor, TorchaoNF4Tensor, dequantize, dequantize4bit, dequantizeFp8, dequantizeWeight,
-  get4bitType, numberToBf16, numberToF16, quantize4bit, quantizeBlockwise, tensor,
+  QuantState,
+  Tensor,
+  TorchaoNF4Tensor,
+  dequantize,
+  dequantize4bit,
+  dequantizeFp8,
+  dequantizeWeight,
+  get4bitType,
+  numberToBf16,
+  numberToF16,
+  quantize4bit,
+  quantizeBlockwise,
+  tensor,
 } from '../src/index.js';
 import { FloatDType } from '../src/dtypes.js';
 import { diffElements, loadGolden } from './helpers/golden.js';
@@ -21,7 +32,9 @@ function decode(dtype: string, x: number): number {
     u32buf[0] = (x << 16) >>> 0;
     return f32buf[0]!;
   }
-  const s = x & 0x8000 ? -1 : 1, e = (x >> 10) & 31, m = x & 1023;
+  const s = x & 0x8000 ? -1 : 1,
+    e = (x >> 10) & 31,
+    m = x & 1023;
   if (e === 31) return m ? NaN : s * Infinity;
   return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
 }
@@ -53,9 +66,13 @@ function quantized(seed: number, shape: number[], dtype: FloatDType, quantType: 
 function legacyList(state: QuantState, offset: number | Tensor = state.offset!): unknown[] {
   const s2 = state.state2!;
   return [
-    state.absmax, state.shape, state.dtype, state.blocksize,
+    state.absmax,
+    state.shape,
+    state.dtype,
+    state.blocksize,
     [offset, [s2.absmax, s2.code, s2.blocksize, false, 'float32', null, null]],
-    state.quantType, get4bitType(state.quantType!),
+    state.quantType,
+    get4bitType(state.quantType!),
   ];
 }
 
@@ -64,7 +81,11 @@ describe('dequantize with a bnb QuantState', () => {
     for (const nested of [false, true]) {
       for (const dtype of DTYPES) {
         it(`${quantType} ${dtype} ${nested ? 'nested' : 'plain'}: bit for bit dequantize4bit`, () => {
-          for (const [shape, blocksize] of [[[48, 40], 64], [[7, 33], 32], [[300], 128]] as [number[], number][]) {
+          for (const [shape, blocksize] of [
+            [[48, 40], 64],
+            [[7, 33], 32],
+            [[300], 128],
+          ] as [number[], number][]) {
             const { A, packed, state } = quantized(17 + shape[0]!, shape, dtype, quantType, nested, blocksize);
             expect(state.nested).toBe(nested);
             const got = dequantize(packed, state);
@@ -73,7 +94,8 @@ describe('dequantize with a bnb QuantState', () => {
             expect(got.shape).toEqual(shape);
             expect(diffElements(got, want)).toEqual([]);
             // and it is the weight: 4-bit error stays well inside the block absmax (randn: < 5)
-            const a = values(A), g = values(got);
+            const a = values(A),
+              g = values(got);
             const maxErr = Math.max(...a.map((x, i) => Math.abs(x - g[i]!)));
             expect(maxErr).toBeLessThan(quantType === 'nf4' ? 0.8 : 1.4);
             // out: filled and returned
@@ -105,13 +127,18 @@ describe('dequantize with a bnb QuantState', () => {
 
   it('out with the wrong dtype or shape is a BnbError', () => {
     const { packed, state } = quantized(7, [8, 64], 'float16', 'nf4', true);
-    expect(error(() => dequantize(packed, state, { out: tensor(new Float32Array(512), [8, 64]) })))
-      .toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/out.dtype = "float32".*"float16"/) });
-    expect(error(() => dequantize(packed, state, { out: tensor(new Uint16Array(512), [64, 8], 'float16') })))
-      .toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/out.shape = \[64, 8\].*\[8, 64\]/) });
+    expect(error(() => dequantize(packed, state, { out: tensor(new Float32Array(512), [8, 64]) }))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/out.dtype = "float32".*"float16"/),
+    });
+    expect(error(() => dequantize(packed, state, { out: tensor(new Uint16Array(512), [64, 8], 'float16') }))).toMatchObject({
+      code: 'E_SHAPE',
+      message: expect.stringMatching(/out.shape = \[64, 8\].*\[8, 64\]/),
+    });
     const plain = quantized(7, [8, 64], 'float16', 'nf4', false);
-    expect(error(() => dequantize(plain.packed, plain.state, { out: tensor(new Uint16Array(512), [512], 'float16') })))
-      .toMatchObject({ code: 'E_SHAPE' });
+    expect(error(() => dequantize(plain.packed, plain.state, { out: tensor(new Uint16Array(512), [512], 'float16') }))).toMatchObject({
+      code: 'E_SHAPE',
+    });
   });
 });
 
@@ -145,30 +172,53 @@ describe('dequantize with the legacy list of bnb 0.40.1–0.41.x', () => {
     const { packed, state } = quantized(31, [8, 64], 'float16', 'nf4', true);
     const plain = quantized(31, [8, 64], 'float16', 'nf4', false);
     const nonNested = [plain.state.absmax, [8, 64], 'float16', 64, null, 'nf4', get4bitType('nf4')];
-    expect(error(() => dequantize(plain.packed, nonNested as never)))
-      .toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/quantState\[4\].*= null.*double-quantized.*pass a QuantState/) });
-    expect(error(() => dequantize(packed, legacyList(state).slice(0, 6) as never)))
-      .toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/list of 6 items.*7-item legacy list.*current QuantState list view/) });
-    expect(error(() => dequantize(packed, [] as never))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/list of 0 items/) });
+    expect(error(() => dequantize(plain.packed, nonNested as never))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/quantState\[4\].*= null.*double-quantized.*pass a QuantState/),
+    });
+    expect(error(() => dequantize(packed, legacyList(state).slice(0, 6) as never))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/list of 6 items.*7-item legacy list.*current QuantState list view/),
+    });
+    expect(error(() => dequantize(packed, [] as never))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/list of 0 items/),
+    });
     const badState2 = legacyList(state);
     (badState2[4] as unknown[])[1] = [state.state2!.absmax, state.state2!.code, 256];
-    expect(error(() => dequantize(packed, badState2 as never)))
-      .toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/quantState\[4\]\[1\] \(state2\).*7-item legacy nested list/) });
+    expect(error(() => dequantize(packed, badState2 as never))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/quantState\[4\]\[1\] \(state2\).*7-item legacy nested list/),
+    });
     const badStats = legacyList(state);
     badStats[4] = [state.offset];
-    expect(error(() => dequantize(packed, badStats as never))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/quantState\[4\] \(compressed statistics\)/) });
+    expect(error(() => dequantize(packed, badStats as never))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/quantState\[4\] \(compressed statistics\)/),
+    });
     const f32Absmax = legacyList(state);
     f32Absmax[0] = plain.state.absmax;
-    expect(error(() => dequantize(packed, f32Absmax as never)))
-      .toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/quantState\[0\] \(absmax\).dtype = "float32".*'uint8'/) });
+    expect(error(() => dequantize(packed, f32Absmax as never))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/quantState\[0\] \(absmax\).dtype = "float32".*'uint8'/),
+    });
     const badType = legacyList(state);
     badType[5] = 'int4';
-    expect(error(() => dequantize(packed, badType as never))).toMatchObject({ code: 'E_QUANT_TYPE', message: expect.stringMatching(/quant_type.*"int4"/) });
+    expect(error(() => dequantize(packed, badType as never))).toMatchObject({
+      code: 'E_QUANT_TYPE',
+      message: expect.stringMatching(/quant_type.*"int4"/),
+    });
     const badDtype = legacyList(state);
     badDtype[2] = 'float64';
-    expect(error(() => dequantize(packed, badDtype as never))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/quantState\[2\] \(dtype\) = "float64"/) });
+    expect(error(() => dequantize(packed, badDtype as never))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/quantState\[2\] \(dtype\) = "float64"/),
+    });
     const badOffset = legacyList(state, 'x' as never);
-    expect(error(() => dequantize(packed, badOffset as never))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/offset.*"x"/) });
+    expect(error(() => dequantize(packed, badOffset as never))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/offset.*"x"/),
+    });
   });
 });
 
@@ -198,8 +248,10 @@ describe('the transposed-input convention', () => {
 
   it('transpose with a 4-bit state needs the packed [k, 1] layout', () => {
     const { packed, state } = quantized(43, [8, 64], 'float32', 'nf4', false);
-    expect(error(() => dequantizeWeight({ ...packed, shape: [256] }, state, { transpose: true })))
-      .toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/W.shape = \[256\].*\[k, 1\]/) });
+    expect(error(() => dequantizeWeight({ ...packed, shape: [256] }, state, { transpose: true }))).toMatchObject({
+      code: 'E_SHAPE',
+      message: expect.stringMatching(/W.shape = \[256\].*\[k, 1\]/),
+    });
     expect(error(() => dequantizeWeight({ ...packed, shape: [128, 2] }, state, { transpose: true }))).toMatchObject({ code: 'E_SHAPE' });
   });
 });
@@ -227,10 +279,18 @@ describe('fp8 (float8_e4m3fn weight, quantState = scale_inv)', () => {
 
   it('errors: a QuantState or no tensor as the scale, a float32 out', () => {
     const { state } = quantized(3, [8, 64], 'float32', 'nf4', false);
-    expect(error(() => dequantize(W, state))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/quantState = QuantState.*scale_inv Tensor/) });
-    expect(error(() => dequantize(W, [1, 2] as never))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/quantState = \[1, 2\]/) });
-    expect(error(() => dequantize(W, scaleInv, { out: tensor(new Float32Array(60000), [300, 200]) })))
-      .toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/out.dtype = "float32".*"bfloat16"/) });
+    expect(error(() => dequantize(W, state))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/quantState = QuantState.*scale_inv Tensor/),
+    });
+    expect(error(() => dequantize(W, [1, 2] as never))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/quantState = \[1, 2\]/),
+    });
+    expect(error(() => dequantize(W, scaleInv, { out: tensor(new Float32Array(60000), [300, 200]) }))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/out.dtype = "float32".*"bfloat16"/),
+    });
   });
 });
 
@@ -253,8 +313,10 @@ describe('unquantized weights', () => {
     expect(tv.shape).toEqual([3]);
     const int8 = tensor(Int8Array.of(1, -2, 3, -4, 5, -6), [2, 3]);
     expectTransposeOf(dequantizeWeight(int8, null, { transpose: true }), int8);
-    expect(error(() => dequantizeWeight(tensor(new Float32Array(8), [2, 2, 2]), null, { transpose: true })))
-      .toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/\[2, 2, 2\].*at most 2 dimensions/) });
+    expect(error(() => dequantizeWeight(tensor(new Float32Array(8), [2, 2, 2]), null, { transpose: true }))).toMatchObject({
+      code: 'E_SHAPE',
+      message: expect.stringMatching(/\[2, 2, 2\].*at most 2 dimensions/),
+    });
   });
 });
 
@@ -324,14 +386,23 @@ function buildNf4(seed: number, shape: number[], dtype: FloatDType, bs: number, 
   const data = new Uint8Array(n / 2).map((_, k) => (codes[2 * k]! << 4) | codes[2 * k + 1]!);
   return {
     comps: {
-      shape, dtype, block_size: bs, scaler_block_size: sbs, n_blocks: nb,
+      shape,
+      dtype,
+      block_size: bs,
+      scaler_block_size: sbs,
+      n_blocks: nb,
       quantized_data: tensor(data, [n / 2], 'uint8'),
       quantized_scalers: tensor(q, [nb], 'int8'),
       quantization_factor: encode(qf, [nb / sbs], dtype),
       scaler_mean: encode([mean], [], dtype),
       nf4: encode(table, [16], dtype),
     },
-    weight, q, qf, mean, table, data,
+    weight,
+    q,
+    qf,
+    mean,
+    table,
+    data,
   };
 }
 
@@ -351,7 +422,8 @@ function torchRef(b: Built, dtype: FloatDType, bs: number, sbs: number): number[
 function f64Ref(b: Built, dtype: FloatDType, bs: number, sbs: number): { ref: number[]; bound: number[] } {
   const u = 2 ** -P[dtype][0];
   const tiny = dtype === 'float16' ? 2 ** -24 : 2 ** -149;
-  const ref: number[] = [], bound: number[] = [];
+  const ref: number[] = [],
+    bound: number[] = [];
   for (let i = 0; i < 2 * b.data.length; i++) {
     const code = i % 2 === 0 ? b.data[i >> 1]! >> 4 : b.data[i >> 1]! & 15;
     const blk = Math.floor(i / bs);
@@ -366,7 +438,11 @@ function f64Ref(b: Built, dtype: FloatDType, bs: number, sbs: number): { ref: nu
 
 describe('torchao NF4Tensor components', () => {
   for (const dtype of DTYPES) {
-    for (const [shape, bs, sbs] of [[[64, 96], 64, 16], [[32, 128], 32, 8], [[8192], 64, 128]] as [number[], number, number][]) {
+    for (const [shape, bs, sbs] of [
+      [[64, 96], 64, 16],
+      [[32, 128], 32, 8],
+      [[8192], 64, 128],
+    ] as [number[], number, number][]) {
       it(`${dtype} ${JSON.stringify(shape)} block ${bs}/${sbs}: torch's rounding bit for bit, float64 formula within bounds`, () => {
         const b = buildNf4(shape.length * 1000 + bs + sbs, shape, dtype, bs, sbs);
         const got = dequantizeWeight(b.comps);
@@ -388,7 +464,8 @@ describe('torchao NF4Tensor components', () => {
   }
 
   it('the checks above can fail: swapped nibbles, a single rounding of the scaler, a missing mean', () => {
-    const bs = 64, sbs = 16;
+    const bs = 64,
+      sbs = 16;
     const b = buildNf4(77, [64, 96], 'bfloat16', bs, sbs);
     const want = torchRef(b, 'bfloat16', bs, sbs);
     const swapped = b.data.map((x) => ((x & 15) << 4) | (x >> 4));
@@ -416,23 +493,55 @@ describe('torchao NF4Tensor components', () => {
   it('errors name the component and what is accepted', () => {
     const b = buildNf4(79, [16, 64], 'bfloat16', 64, 4);
     const c = b.comps;
-    expect(error(() => dequantizeWeight(c, new QuantState({ absmax: c.quantization_factor, code: c.nf4, blocksize: 64 }))))
-      .toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/quantState = QuantState.*NF4Tensor/) });
-    expect(error(() => dequantize(c as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/NF4Tensor.*dequantizeWeight/) });
+    expect(error(() => dequantizeWeight(c, new QuantState({ absmax: c.quantization_factor, code: c.nf4, blocksize: 64 })))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/quantState = QuantState.*NF4Tensor/),
+    });
+    expect(error(() => dequantize(c as never))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/NF4Tensor.*dequantizeWeight/),
+    });
     const { nf4: _nf4, ...noTable } = c;
-    expect(error(() => dequantizeWeight(noTable as never))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/missing "nf4"/) });
-    expect(error(() => dequantizeWeight({ ...c, quantization_factor: encode(b.qf, [4], 'float32') })))
-      .toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/W.quantization_factor.dtype = "float32".*"bfloat16"/) });
-    expect(error(() => dequantizeWeight({ ...c, quantized_scalers: tensor(new Uint8Array(16), [16]) })))
-      .toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/W.quantized_scalers.dtype = "uint8".*"int8"/) });
-    expect(error(() => dequantizeWeight({ ...c, quantized_data: tensor(new Uint8Array(100), [100]) })))
-      .toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/W.quantized_data has 100 elements.*needs 512/) });
-    expect(error(() => dequantizeWeight({ ...c, n_blocks: 3 }))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/W.n_blocks = 3.*16/) });
-    expect(error(() => dequantizeWeight({ ...c, block_size: 63 }))).toMatchObject({ code: 'E_BLOCKSIZE', message: expect.stringMatching(/W.block_size = 63.*even/) });
-    expect(error(() => dequantizeWeight({ ...c, scaler_block_size: 5 }))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/16 blocks.*scaler_block_size = 5/) });
-    expect(error(() => dequantizeWeight({ ...c, shape: [16, 50] }))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/800 elements.*block_size = 64/) });
-    expect(error(() => dequantizeWeight({ ...c, dtype: 'int8' as never }))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/W.dtype = "int8"/) });
-    expect(error(() => dequantizeWeight({ ...c, scaler_mean: 'm' as never }))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/W.scaler_mean = "m"/) });
+    expect(error(() => dequantizeWeight(noTable as never))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/missing "nf4"/),
+    });
+    expect(error(() => dequantizeWeight({ ...c, quantization_factor: encode(b.qf, [4], 'float32') }))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/W.quantization_factor.dtype = "float32".*"bfloat16"/),
+    });
+    expect(error(() => dequantizeWeight({ ...c, quantized_scalers: tensor(new Uint8Array(16), [16]) }))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/W.quantized_scalers.dtype = "uint8".*"int8"/),
+    });
+    expect(error(() => dequantizeWeight({ ...c, quantized_data: tensor(new Uint8Array(100), [100]) }))).toMatchObject({
+      code: 'E_SHAPE',
+      message: expect.stringMatching(/W.quantized_data has 100 elements.*needs 512/),
+    });
+    expect(error(() => dequantizeWeight({ ...c, n_blocks: 3 }))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/W.n_blocks = 3.*16/),
+    });
+    expect(error(() => dequantizeWeight({ ...c, block_size: 63 }))).toMatchObject({
+      code: 'E_BLOCKSIZE',
+      message: expect.stringMatching(/W.block_size = 63.*even/),
+    });
+    expect(error(() => dequantizeWeight({ ...c, scaler_block_size: 5 }))).toMatchObject({
+      code: 'E_SHAPE',
+      message: expect.stringMatching(/16 blocks.*scaler_block_size = 5/),
+    });
+    expect(error(() => dequantizeWeight({ ...c, shape: [16, 50] }))).toMatchObject({
+      code: 'E_SHAPE',
+      message: expect.stringMatching(/800 elements.*block_size = 64/),
+    });
+    expect(error(() => dequantizeWeight({ ...c, dtype: 'int8' as never }))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/W.dtype = "int8"/),
+    });
+    expect(error(() => dequantizeWeight({ ...c, scaler_mean: 'm' as never }))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/W.scaler_mean = "m"/),
+    });
   });
 });
 
@@ -441,16 +550,33 @@ describe('bad state forms and options', () => {
 
   it('unknown forms, a scale tensor for a non-fp8 W, an 8-bit state, option typos', () => {
     for (const bad of [{}, 'nf4', 42, true]) {
-      expect(error(() => dequantize(packed, bad as never)))
-        .toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/^quantState = .* is not accepted: expected null, a QuantState, the 7-item legacy list.*scale_inv Tensor/) });
+      expect(error(() => dequantize(packed, bad as never))).toMatchObject({
+        code: 'E_STATE',
+        message: expect.stringMatching(
+          /^quantState = .* is not accepted: expected null, a QuantState, the 7-item legacy list.*scale_inv Tensor/,
+        ),
+      });
     }
-    expect(error(() => dequantize(packed, tensor(Float32Array.of(1)))))
-      .toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/quantState is a Tensor.*W.dtype = "uint8"/) });
+    expect(error(() => dequantize(packed, tensor(Float32Array.of(1))))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/quantState is a Tensor.*W.dtype = "uint8"/),
+    });
     const [, s8] = quantizeBlockwise(tensor(new Float32Array(256).fill(1)), { blocksize: 64 });
-    expect(error(() => dequantize(packed, s8))).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/8-bit blockwise state.*dequantizeBlockwise/) });
-    expect(error(() => dequantize(packed, state, { output: null } as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/output/) });
-    expect(error(() => dequantizeWeight(packed, state, { transpose: 1 } as never)))
-      .toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/transpose = 1.*true or false/) });
-    expect(error(() => dequantize(null as never, state))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^W = null/) });
+    expect(error(() => dequantize(packed, s8))).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/8-bit blockwise state.*dequantizeBlockwise/),
+    });
+    expect(error(() => dequantize(packed, state, { output: null } as never))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/output/),
+    });
+    expect(error(() => dequantizeWeight(packed, state, { transpose: 1 } as never))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/transpose = 1.*true or false/),
+    });
+    expect(error(() => dequantize(null as never, state))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/^W = null/),
+    });
   });
 });

@@ -20,7 +20,10 @@ const tmp = mkdtempSync(join(tmpdir(), 'bnbjs-blob-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const KEY = 'quant_state.bitsandbytes__nf4';
-const W = tensor(Float32Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i)), [64, 64]);
+const W = tensor(
+  Float32Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i)),
+  [64, 64],
+);
 const [packed, plain] = quantize4bit(W, { quantType: 'nf4' });
 const [, nested] = quantize4bit(W, { quantType: 'nf4', compressStatistics: true });
 const blobText = (s: QuantState) => new TextDecoder().decode(s.asDict({ packed: true })[KEY]!.data as Uint8Array);
@@ -36,7 +39,7 @@ const MARK = '\\u0000pyfloat:';
 const MARKED = '\u0000pyfloat:';
 
 describe('QuantState.fromDict', () => {
-  it('bnb\'s own blobs, NaN offset included, still read as before', () => {
+  it("bnb's own blobs, NaN offset included, still read as before", () => {
     expect(blobText(plain)).toBe('{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [64, 64]}');
     expect(QuantState.fromDict(plain.asDict({ packed: true })).equals(plain)).toBe(true);
     expect(QuantState.fromDict(nested.asDict({ packed: true })).equals(nested)).toBe(true);
@@ -51,12 +54,27 @@ describe('QuantState.fromDict', () => {
 
   it('a string carrying the old float marker is a string: refused where a number belongs, with E_STATE', () => {
     const cases: [QuantState, string, RegExp, string][] = [
-      [plain, `"blocksize": "${MARK}0x40"`, /"blocksize": 64/, `blocksize = ${JSON.stringify(`${MARKED}0x40`)} is not accepted: expected a positive integer`],
+      [
+        plain,
+        `"blocksize": "${MARK}0x40"`,
+        /"blocksize": 64/,
+        `blocksize = ${JSON.stringify(`${MARKED}0x40`)} is not accepted: expected a positive integer`,
+      ],
       [plain, `"blocksize": "${MARK}64"`, /"blocksize": 64/, `blocksize = ${JSON.stringify(`${MARKED}64`)} is not accepted`],
       [plain, `"shape": ["${MARK}64", 64]`, /"shape": \[64, 64\]/, `shape = [${JSON.stringify(`${MARKED}64`)}, 64] is not accepted`],
       [plain, `"dtype": "${MARK}NaN"`, /"dtype": "float32"/, `dtype = ${JSON.stringify(`${MARKED}NaN`)} is not accepted`],
-      [nested, `"nested_offset": "${MARK}0x1"`, /"nested_offset": [^,}]+/, `nested_offset = ${JSON.stringify(`${MARKED}0x1`)} is not accepted: expected a number`],
-      [nested, `"nested_blocksize": "${MARK}256"`, /"nested_blocksize": 256/, `nested_blocksize = ${JSON.stringify(`${MARKED}256`)} is not accepted`],
+      [
+        nested,
+        `"nested_offset": "${MARK}0x1"`,
+        /"nested_offset": [^,}]+/,
+        `nested_offset = ${JSON.stringify(`${MARKED}0x1`)} is not accepted: expected a number`,
+      ],
+      [
+        nested,
+        `"nested_blocksize": "${MARK}256"`,
+        /"nested_blocksize": 256/,
+        `nested_blocksize = ${JSON.stringify(`${MARKED}256`)} is not accepted`,
+      ],
     ];
     for (const [state, field, at, message] of cases) {
       const e = error(() => QuantState.fromDict(withBlob(state, (t) => t.replace(at, field))));
@@ -67,14 +85,22 @@ describe('QuantState.fromDict', () => {
 
   it('NaN and Infinity inside strings stay in the strings (the old rewrite broke the JSON or the string)', () => {
     for (const dtype of ['a: NaN}', 'x, "y": Infinity}', 'NaN', '-Infinity']) {
-      const e = error(() => QuantState.fromDict(withBlob(plain, (t) => t.replace('"dtype": "float32"', `"dtype": ${JSON.stringify(dtype)}`))));
+      const e = error(() =>
+        QuantState.fromDict(withBlob(plain, (t) => t.replace('"dtype": "float32"', `"dtype": ${JSON.stringify(dtype)}`))),
+      );
       expect(e.code, dtype).toBe('E_STATE');
       expect(e.message).toBe(`dtype = ${JSON.stringify(dtype)} is not accepted: expected one of float32, float16, bfloat16`);
     }
   });
 
   it('malformed blobs: E_STATE from the strict parser (no JavaScript-only leniency such as lone surrogates)', () => {
-    for (const text of ['{"quant_type": "nf4", ', '{"quant_type": "nf4"} x', '{"dtype": "\\ud800"}', "{'quant_type': 'nf4'}", '{"blocksize": 0x40}']) {
+    for (const text of [
+      '{"quant_type": "nf4", ',
+      '{"quant_type": "nf4"} x',
+      '{"dtype": "\\ud800"}',
+      "{'quant_type': 'nf4'}",
+      '{"blocksize": 0x40}',
+    ]) {
       const e = error(() => QuantState.fromDict({ ...plain.asDict({ packed: true }), [KEY]: encode(text) }));
       expect(e.code, text).toBe('E_STATE');
       expect(e.message).toMatch(new RegExp(`^${KEY} is not valid JSON: `));
@@ -86,7 +112,10 @@ describe('pyLoads', () => {
   it('strings round-trip as strings, whatever they hold; bare NaN and Infinity are numbers', () => {
     const text = `{"a": "${MARK}0x40", "b": NaN, "c": [Infinity, -Infinity, "NaN", "${MARK}-Infinity"], "d": 1e-05}`;
     expect(toPlain(pyLoads(text, 'E_STATE', 'blob', 'a JSON object'))).toEqual({
-      a: `${MARKED}0x40`, b: NaN, c: [Infinity, -Infinity, 'NaN', `${MARKED}-Infinity`], d: 1e-5,
+      a: `${MARKED}0x40`,
+      b: NaN,
+      c: [Infinity, -Infinity, 'NaN', `${MARKED}-Infinity`],
+      d: 1e-5,
     });
   });
 });
@@ -102,8 +131,10 @@ describe('the checkpoint readers (inspect, dequantize)', () => {
     return dir;
   }
 
-  it('inspect reports the blob\'s strings as strings, not as numbers', async () => {
-    const dir = checkpoint('marked', (t) => t.replace('"blocksize": 64', `"blocksize": "${MARK}0x40"`).replace('"dtype": "float32"', '"dtype": "NaN"'));
+  it("inspect reports the blob's strings as strings, not as numbers", async () => {
+    const dir = checkpoint('marked', (t) =>
+      t.replace('"blocksize": 64', `"blocksize": "${MARK}0x40"`).replace('"dtype": "float32"', '"dtype": "NaN"'),
+    );
     const [l] = (await inspectCheckpoint(dir)).layers;
     expect(l!.blocksize).toBe(`${MARKED}0x40`);
     expect(l!.dtype).toBe('NaN');
@@ -114,7 +145,9 @@ describe('the checkpoint readers (inspect, dequantize)', () => {
       const dir = checkpoint(`bad-shape-${i}`, (t) => t.replace('"shape": [64, 64]', `"shape": ${shape}`));
       const e = await rejection(() => inspectCheckpoint(dir));
       expect(e.code, shape).toBe('E_CKPT_QUANT_STATE');
-      expect(e.message).toMatch(/^model\.layers\.0\.mlp\.up_proj\.weight\.quant_state\.bitsandbytes__nf4: "shape" = .* is not accepted: expected an array of non-negative integers$/);
+      expect(e.message).toMatch(
+        /^model\.layers\.0\.mlp\.up_proj\.weight\.quant_state\.bitsandbytes__nf4: "shape" = .* is not accepted: expected an array of non-negative integers$/,
+      );
       for (const json of [[], ['--json']]) {
         const r = spawnSync(process.execPath, [cli, 'inspect', dir, ...json], { encoding: 'utf8' });
         expect(r.status, r.stderr).toBe(1);

@@ -20,12 +20,43 @@ const ALL16 = Uint16Array.from({ length: 65536 }, (_, i) => i);
 /** f32 bit patterns at every decision the casts take, and random ones. */
 function f32Cases(): Float32Array {
   const b: number[] = [
-    0, 0x80000000, 0x7f800000, 0xff800000, // ±0, ±Inf
-    0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001, 0x7fbfffff, 0x7fffffff, 0xffffffff, 0x7fa5a5a5, // NaN: quiet, signalling, payloads
-    1, 0x80000001, 0x007fffff, 0x00800000, 0x7f7fffff, 0xff7fffff, // f32 subnormals, min normal, max
-    0x477fe000, 0x477fefff, 0x477ff000, 0x477ff001, 0x47800000, // f16: 65504, just below 65520, 65520 (-> Inf), above
-    0x38800000, 0x387fffff, 0x38000000, 0x33800000, 0x33000000, 0x33000001, 0x32ffffff, 0x33c00000, // f16 normal/subnormal edges, 2^-25 ties
-    0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0x7f7f8000, 0x7f7f7fff, // bf16 ties to even, rounding to Inf
+    0,
+    0x80000000,
+    0x7f800000,
+    0xff800000, // ±0, ±Inf
+    0x7fc00000,
+    0xffc00000,
+    0x7f800001,
+    0xff800001,
+    0x7fbfffff,
+    0x7fffffff,
+    0xffffffff,
+    0x7fa5a5a5, // NaN: quiet, signalling, payloads
+    1,
+    0x80000001,
+    0x007fffff,
+    0x00800000,
+    0x7f7fffff,
+    0xff7fffff, // f32 subnormals, min normal, max
+    0x477fe000,
+    0x477fefff,
+    0x477ff000,
+    0x477ff001,
+    0x47800000, // f16: 65504, just below 65520, 65520 (-> Inf), above
+    0x38800000,
+    0x387fffff,
+    0x38000000,
+    0x33800000,
+    0x33000000,
+    0x33000001,
+    0x32ffffff,
+    0x33c00000, // f16 normal/subnormal edges, 2^-25 ties
+    0x3f808000,
+    0x3f818000,
+    0x3f808001,
+    0x3f807fff,
+    0x7f7f8000,
+    0x7f7f7fff, // bf16 ties to even, rounding to Inf
   ];
   // every f16 rounding tie (the midpoint of two neighbours, exact in f32) and the f32 values beside it
   for (let h = 0; h < 0x7bff; h++) {
@@ -64,7 +95,8 @@ describe('castFloat', () => {
       setWasmBuild(build);
       for (const [from, to] of PAIRS) {
         const x = input(from);
-        const got = castFloat(x, to), want = castFloatReference(x, to);
+        const got = castFloat(x, to),
+          want = castFloatReference(x, to);
         expect([got.dtype, got.shape], `${from} -> ${to}`).toEqual([to, x.shape]);
         expect(bytes(got).equals(bytes(want)), `${from} -> ${to}`).toBe(true);
       }
@@ -107,14 +139,24 @@ describe('castFloat', () => {
   it('gives the same bytes on 1, 2 and 3 threads and any chunk size', () => {
     setWasmBuild('scalar');
     setNumThreads(1);
-    const x = PAIRS.map(([from]) => (from === 'float32' ? tensor(F32.subarray(0, 70_001), [70_001]) : tensor(ALL16.subarray(0, 65_533), [65_533], from)));
+    const x = PAIRS.map(([from]) =>
+      from === 'float32' ? tensor(F32.subarray(0, 70_001), [70_001]) : tensor(ALL16.subarray(0, 65_533), [65_533], from),
+    );
     const oracle = PAIRS.map(([, to], i) => bytes(castFloat(x[i]!, to)));
     setWasmBuild('simd');
     setParallelThreshold(0);
-    for (const [threads, chunk] of [[1, 1 << 18], [2, 1 << 18], [3, 4096], [2, 999], [2, 1]] as const) {
+    for (const [threads, chunk] of [
+      [1, 1 << 18],
+      [2, 1 << 18],
+      [3, 4096],
+      [2, 999],
+      [2, 1],
+    ] as const) {
       setNumThreads(threads);
       setChunkElements(chunk);
-      PAIRS.forEach(([from, to], i) => expect(bytes(castFloat(x[i]!, to)).equals(oracle[i]!), `${from} -> ${to}, ${threads} threads, chunk ${chunk}`).toBe(true));
+      PAIRS.forEach(([from, to], i) =>
+        expect(bytes(castFloat(x[i]!, to)).equals(oracle[i]!), `${from} -> ${to}, ${threads} threads, chunk ${chunk}`).toBe(true),
+      );
     }
   });
 
@@ -127,8 +169,14 @@ describe('castFloat', () => {
     const ints = tensor(new Int8Array([1, -2, 127, -128]), [2, 2]);
     expect(Array.from(castFloat(ints, 'bfloat16').data)).toEqual([0x3f80, 0xc000, 0x42fe, 0xc300]);
     expect(bytes(castFloat(ints, 'float16')).equals(bytes(castFloatReference(ints, 'float16')))).toBe(true);
-    expect(error(() => castFloat(x, 'int8' as FloatDType))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/^dtype = "int8" is not accepted/) });
-    expect(error(() => castFloat(null as unknown as Tensor, 'float16'))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^t = null/) });
+    expect(error(() => castFloat(x, 'int8' as FloatDType))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/^dtype = "int8" is not accepted/),
+    });
+    expect(error(() => castFloat(null as unknown as Tensor, 'float16'))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/^t = null/),
+    });
     expect(error(() => castFloat({ ...x, shape: [3] }, 'float16'))).toMatchObject({ code: 'E_SHAPE' });
     expect(error(() => castFloat({ ...x, data: new Uint16Array(2) } as unknown as Tensor, 'float16'))).toMatchObject({ code: 'E_DTYPE' });
   });

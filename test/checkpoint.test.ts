@@ -33,7 +33,8 @@ describe('dequantizing the tiny real checkpoints', () => {
       expect(diffElements(got[name]!, ref[key]!), name).toEqual([]);
     }
     // pass-through tensors unchanged, quantization items gone
-    for (const name of Object.keys(orig).filter((k) => !k.includes('.weight.') && !/_proj\.weight$/.test(k))) expect(eqBytes(got[name]!, orig[name]!), name).toBe(true);
+    for (const name of Object.keys(orig).filter((k) => !k.includes('.weight.') && !/_proj\.weight$/.test(k)))
+      expect(eqBytes(got[name]!, orig[name]!), name).toBe(true);
     expect(Object.keys(got).some((k) => k.includes('absmax') || k.includes('quant_state'))).toBe(false);
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
     expect(config.quantization_config).toBeUndefined();
@@ -49,7 +50,8 @@ describe('dequantizing the tiny real checkpoints', () => {
     const k = Math.fround(1 / 127);
     for (const name of Object.keys(src).filter((n) => n.endsWith('.SCB'))) {
       const w = name.replace(/\.SCB$/, '.weight');
-      const CB = src[w]!, SCB = src[name]!.data;
+      const CB = src[w]!,
+        SCB = src[name]!.data;
       const cols = CB.shape[1]!;
       const out16 = got[w]!;
       expect(out16.dtype).toBe('bfloat16'); // the model's dtype (config.json)
@@ -75,7 +77,8 @@ describe('quantizing tiny-llama-bf16 reproduces the transformers + bitsandbytes 
     expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
     let offsetLayers = 0;
     for (const name of Object.keys(want)) {
-      const a = got[name]!, b = want[name]!;
+      const a = got[name]!,
+        b = want[name]!;
       expect([a.dtype, a.shape], name).toEqual([b.dtype, b.shape]);
       if (eqBytes(a, b)) continue;
       // Only the nested statistics of a layer whose offset (torch's CUDA mean) differs from the exact mean.
@@ -89,7 +92,9 @@ describe('quantizing tiny-llama-bf16 reproduces the transformers + bitsandbytes 
       if (name.endsWith('bitsandbytes__nf4')) {
         offsetLayers++;
         const codes = diffElements(got[`${weight}.absmax`]!, want[`${weight}.absmax`]!).length;
-        console.log(`${weight}: nested_offset ${ours.nested_offset} vs bitsandbytes ${blob.nested_offset} (${ulps} ulp: torch's CUDA mean); ${codes} of ${want[`${weight}.absmax`]!.data.length} nested absmax codes move with it`);
+        console.log(
+          `${weight}: nested_offset ${ours.nested_offset} vs bitsandbytes ${blob.nested_offset} (${ulps} ulp: torch's CUDA mean); ${codes} of ${want[`${weight}.absmax`]!.data.length} nested absmax codes move with it`,
+        );
         // replaying bitsandbytes' offset gives its bytes exactly
         const plain = quantize4bit(original[weight]!, { quantType: 'nf4', blocksize: 64 })[1].absmax.data as Float32Array;
         const replay = compressAbsmax(plain, 256, Math.fround(blob.nested_offset));
@@ -99,7 +104,9 @@ describe('quantizing tiny-llama-bf16 reproduces the transformers + bitsandbytes 
     }
     expect(offsetLayers).toBeLessThanOrEqual(2);
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    expect(config.quantization_config).toEqual(JSON.parse(readFileSync(`${models}/tiny-llama-nf4-dq/config.json`, 'utf8')).quantization_config);
+    expect(config.quantization_config).toEqual(
+      JSON.parse(readFileSync(`${models}/tiny-llama-nf4-dq/config.json`, 'utf8')).quantization_config,
+    );
   });
 
   it('int8: CB, SCB and weight_format as bitsandbytes writes them', async () => {
@@ -112,7 +119,9 @@ describe('quantizing tiny-llama-bf16 reproduces the transformers + bitsandbytes 
     for (const n of diffs) console.log(`${n}: ${diffElements(got[n]!, want[n]!).length} elements differ`);
     expect(diffs).toEqual([]);
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    expect(config.quantization_config).toEqual(JSON.parse(readFileSync(`${models}/tiny-llama-int8/config.json`, 'utf8')).quantization_config);
+    expect(config.quantization_config).toEqual(
+      JSON.parse(readFileSync(`${models}/tiny-llama-int8/config.json`, 'utf8')).quantization_config,
+    );
   });
 
   it('bf16 -> nf4 -> bf16 round trip stays within bitsandbytes test_4bit_quant bars', async () => {
@@ -121,8 +130,11 @@ describe('quantizing tiny-llama-bf16 reproduces the transformers + bitsandbytes 
     const a = loadSafetensors(`${models}/tiny-llama-bf16/model.safetensors`);
     const b = loadSafetensors(join(back, 'model.safetensors'));
     for (const name of Object.keys(a).filter((n) => /_proj\.weight$/.test(n))) {
-      const x = toFloat32(a[name]!), y = toFloat32(b[name]!);
-      let err = 0, rel = 0, sq = 0;
+      const x = toFloat32(a[name]!),
+        y = toFloat32(b[name]!);
+      let err = 0,
+        rel = 0,
+        sq = 0;
       for (let i = 0; i < x.length; i++) {
         const d = Math.abs(x[i]! - y[i]!);
         err += d;
@@ -159,21 +171,25 @@ describe('malformed checkpoints are rejected with their code and nothing is writ
     await expect(dequantizeCheckpoint(dir, out)).rejects.toMatchObject({ code });
     expect(existsSync(out)).toBe(false);
   }
-  it('a 4-bit layer without its quant_state blob', () => without((t) => { delete t['model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__nf4']; }, 'E_CKPT_QUANT_STATE'));
-  it('a quant_state blob of an unknown quant type', () => without((t) => {
-    const k = 'model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__nf4';
-    t[k.replace('nf4', 'int4')] = t[k]!;
-    delete t[k];
-  }, 'E_CKPT_QUANT_TYPE'));
-  it('a blob that is not JSON', () => without((t) => {
-    const k = 'model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__nf4';
-    t[k] = { ...t[k]!, data: new TextEncoder().encode('{"quant_type": "nf4", "blocks') };
-    t[k].shape = [t[k].data.length];
-  }, 'E_CKPT_QUANT_STATE'));
+  it('a 4-bit layer without its quant_state blob', () =>
+    without((t) => {
+      delete t['model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__nf4'];
+    }, 'E_CKPT_QUANT_STATE'));
+  it('a quant_state blob of an unknown quant type', () =>
+    without((t) => {
+      const k = 'model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__nf4';
+      t[k.replace('nf4', 'int4')] = t[k]!;
+      delete t[k];
+    }, 'E_CKPT_QUANT_TYPE'));
+  it('a blob that is not JSON', () =>
+    without((t) => {
+      const k = 'model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__nf4';
+      t[k] = { ...t[k]!, data: new TextEncoder().encode('{"quant_type": "nf4", "blocks') };
+      t[k].shape = [t[k].data.length];
+    }, 'E_CKPT_QUANT_STATE'));
   it('refuses to overwrite an existing output without force', async () => {
     const out = join(tmp, 'exists');
     mkdirSync(out);
     await expect(dequantizeCheckpoint(`${models}/tiny-llama-nf4-dq`, out)).rejects.toMatchObject({ code: 'E_EXISTS' });
   });
 });
-

@@ -14,13 +14,16 @@ function run() {
     for (const dtype of ['float32', 'bfloat16'] as const) {
       const A = asDType(x, [x.length], dtype);
       const [p, s] = quantize4bit(A, { blocksize, quantType: 'nf4', compressStatistics: true });
-      keep(p); keep(s.absmax); keep(s.state2!.absmax);
+      keep(p);
+      keep(s.absmax);
+      keep(s.state2!.absmax);
       keep(dequantize4bit(p, s));
     }
   }
   for (const blocksize of [64, 4096]) {
     const [q, s] = quantizeBlockwise(tensor(x), { blocksize, nested: true });
-    keep(q); keep(s.absmax);
+    keep(q);
+    keep(s.absmax);
     keep(dequantizeBlockwise(q, s));
   }
   return out;

@@ -36,7 +36,8 @@ function writeInput(path: string, nanInLast = false): void {
 beforeAll(() => writeInput(input));
 
 /** Hidden temporaries of `name` in `where`. */
-const temporaries = (where: string, name: string) => readdirSync(where).filter((f) => f.startsWith(`.${name}.bnbjs-`) && f.endsWith('.tmp'));
+const temporaries = (where: string, name: string) =>
+  readdirSync(where).filter((f) => f.startsWith(`.${name}.bnbjs-`) && f.endsWith('.tmp'));
 
 function bnbjs(...args: string[]) {
   return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
@@ -47,12 +48,19 @@ function bnbjs(...args: string[]) {
  * checks that the final path does not exist, then sends `signal`. A run that finished
  * between the look and the stop (a race on a fast machine) is discarded and retried.
  */
-async function interrupt(args: string[], out: string, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  const where = join(out, '..'), name = out.slice(where.length + 1);
+async function interrupt(
+  args: string[],
+  out: string,
+  signal: NodeJS.Signals,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const where = join(out, '..'),
+    name = out.slice(where.length + 1);
   for (let attempt = 0; attempt < 5; attempt++) {
     rmSync(out, { recursive: true, force: true });
     const child = spawn(process.execPath, [cli, ...args], { stdio: 'ignore' });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, sig) => r({ code, signal: sig })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      child.on('exit', (code, sig) => r({ code, signal: sig })),
+    );
     let caught = false;
     for (let i = 0; i < 20_000 && child.exitCode === null && !caught; i++) {
       const [t] = temporaries(where, name);
@@ -116,7 +124,10 @@ describe('bnbjs CLI, interrupted or failing', () => {
   }, 120_000);
 
   it('SIGTERM and SIGINT mid-write: the temporary is removed too, exit 128 + signal', async () => {
-    for (const [signal, status] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    for (const [signal, status] of [
+      ['SIGTERM', 143],
+      ['SIGINT', 130],
+    ] as const) {
       const out = join(dir, `term-${signal}.safetensors`);
       const r = await interrupt(['dequantize', input, out, '--dtype', 'fp32', '--allow-empty'], out, signal);
       expect(r.code, signal).toBe(status);
@@ -131,7 +142,10 @@ describe('bnbjs CLI, interrupted or failing', () => {
     const out = join(dir, 'never.safetensors');
     const r = bnbjs('quantize', bad, out, '--format', 'nf4', '--json');
     expect(r.status).toBe(1);
-    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'E_NON_FINITE', message: expect.stringMatching(/model\.layers\.15\.mlp\.up_proj\.weight: A has a non-finite value \(NaN\) at flat index 8388601/) });
+    expect(JSON.parse(r.stdout).error).toMatchObject({
+      code: 'E_NON_FINITE',
+      message: expect.stringMatching(/model\.layers\.15\.mlp\.up_proj\.weight: A has a non-finite value \(NaN\) at flat index 8388601/),
+    });
     expect(existsSync(out)).toBe(false);
     expect(temporaries(dir, 'never.safetensors')).toEqual([]);
     rmSync(bad);
@@ -140,7 +154,10 @@ describe('bnbjs CLI, interrupted or failing', () => {
   it('never overwrites without --force: exit 3, the existing output byte for byte unchanged', () => {
     const out = join(dir, 'existing.safetensors');
     writeFileSync(out, 'precious');
-    for (const args of [['quantize', input, out, '--format', 'fp4'], ['dequantize', input, out, '--allow-empty']]) {
+    for (const args of [
+      ['quantize', input, out, '--format', 'fp4'],
+      ['dequantize', input, out, '--allow-empty'],
+    ]) {
       const r = bnbjs(...args);
       expect(r.status).toBe(3);
       expect(r.stderr).toMatch(/exists: pass force \(--force\) to replace it \[E_EXISTS\]/);
@@ -155,7 +172,10 @@ describe('bnbjs CLI, interrupted or failing', () => {
   it('--force on a folder swaps the old output aside and removes it: no leftovers', () => {
     const small = join(dir, 'small-in');
     mkdirSync(small, { recursive: true });
-    const W = tensor(Float32Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i)), [64, 64]);
+    const W = tensor(
+      Float32Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i)),
+      [64, 64],
+    );
     writeFileSync(join(small, 'model.safetensors'), serializeSafetensors({ 'model.layers.0.mlp.up_proj.weight': W }));
     writeFileSync(join(small, 'config.json'), '{"model_type": "llama"}');
     const out = join(dir, 'small-out');

@@ -27,7 +27,11 @@ const HN = H.replace('\u2028', '');
 /** Any character that must not reach the terminal raw (line breaks the CLI writes itself aside). */
 const RAW = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 
-interface Run { status: number | null; stdout: string; stderr: string }
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function bnbjs(args: string[], opts: { env?: Record<string, string>; node?: string[] } = {}): Run {
   const r = spawnSync(process.execPath, [...(opts.node ?? []), cli, ...args], { env: { ...process.env, BNBJS_DEBUG: '', ...opts.env } });
@@ -51,7 +55,10 @@ const shownHN = printable(HN);
 
 /** A 4-bit layer (nf4, plain statistics) with its blob's JSON edited by `blob`. */
 function layer4bit(module: string, blob: (json: Record<string, unknown>) => Record<string, unknown>): Record<string, Tensor> {
-  const W = tensor(Float32Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i)), [64, 64]);
+  const W = tensor(
+    Float32Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i)),
+    [64, 64],
+  );
   const [packed, state] = quantize4bit(W, { quantType: 'nf4' });
   const out: Record<string, Tensor> = { [`${module}.weight`]: packed };
   for (const [k, v] of Object.entries(state.asDict({ packed: true }))) {
@@ -78,14 +85,22 @@ const norm = { [`model.norm${H}.weight`]: tensor(new Float32Array(64).fill(1), [
 const quantConfig = { quantization_config: { quant_method: 'bitsandbytes', load_in_4bit: true, bnb_4bit_quant_type: 'nf4', [`x${H}`]: H } };
 // a 4-bit checkpoint with hostile names whose blobs are sound, and one whose blob's dtype is hostile
 const good4 = folder('good4', { ...layer4bit(`model.layers.0.${HN}.mlp.up_proj`, (j) => j), ...norm }, quantConfig);
-const bad4 = folder('bad4', { ...layer4bit(`model.layers.0.${HN}.mlp.up_proj`, (j) => ({ ...j, dtype: `float16${H}`, [`extra${H}`]: H })), ...norm }, quantConfig);
+const bad4 = folder(
+  'bad4',
+  { ...layer4bit(`model.layers.0.${HN}.mlp.up_proj`, (j) => ({ ...j, dtype: `float16${H}`, [`extra${H}`]: H })), ...norm },
+  quantConfig,
+);
 // float checkpoints with hostile names, the second with a NaN in its weight (an error naming the tensor)
-const floatWeight = (nan: boolean) => tensor(Float32Array.from({ length: 64 * 64 }, (_, i) => (nan && i === 7 ? NaN : Math.cos(i))), [64, 64]);
+const floatWeight = (nan: boolean) =>
+  tensor(
+    Float32Array.from({ length: 64 * 64 }, (_, i) => (nan && i === 7 ? NaN : Math.cos(i))),
+    [64, 64],
+  );
 const goodF = folder('goodF', { [`model.layers.0.${HN}.mlp.up_proj.weight`]: floatWeight(false), ...norm }, {});
 const nanF = folder('nanF', { [`model.layers.0.${HN}.mlp.up_proj.weight`]: floatWeight(true), ...norm }, {});
 
 describe('strings from a checkpoint are escaped in every output', () => {
-  it('inspect: tensor names, the blob\'s dtype, config.json and the path escaped, and shown (not dropped)', () => {
+  it("inspect: tensor names, the blob's dtype, config.json and the path escaped, and shown (not dropped)", () => {
     for (const dir of [good4, bad4]) {
       const r = bnbjs(['inspect', dir]);
       expect(r.status, r.stderr).toBe(0);
@@ -120,7 +135,9 @@ describe('strings from a checkpoint are escaped in every output', () => {
       const bad = bnbjs(['dequantize', bad4, join(tmp, `deq-bad-${H}`), ...json]);
       expect(bad.status).toBe(1);
       expectInert(bad);
-      expect(bad.stderr).toMatch(/^bnbjs: .*quant_state.*expected "shape" \(non-negative integers\) and a float "dtype".* \[E_CKPT_QUANT_STATE\]\n$/);
+      expect(bad.stderr).toMatch(
+        /^bnbjs: .*quant_state.*expected "shape" \(non-negative integers\) and a float "dtype".* \[E_CKPT_QUANT_STATE\]\n$/,
+      );
       if (json.length) expect(JSON.parse(bad.stdout).error.code).toBe('E_CKPT_QUANT_STATE');
     }
     expect(readdirSync(tmp).filter((f) => f.startsWith('deq-bad') || f.includes('.bnbjs-'))).toEqual([]);
@@ -147,7 +164,9 @@ describe('strings from a checkpoint are escaped in every output', () => {
     const r = bnbjs(['inspect', dir]);
     expect(r.status).toBe(1);
     expectInert(r);
-    expect(r.stderr).toBe(`bnbjs: a${shownHN}.weight.absmax: a 4-bit quantization item without its a${shownHN}.weight.quant_state.bitsandbytes__nf4|fp4 blob [E_CKPT_QUANT_STATE]\n`);
+    expect(r.stderr).toBe(
+      `bnbjs: a${shownHN}.weight.absmax: a 4-bit quantization item without its a${shownHN}.weight.quant_state.bitsandbytes__nf4|fp4 blob [E_CKPT_QUANT_STATE]\n`,
+    );
     // a damaged file whose name carries H: the error names the file
     const damaged = join(tmp, 'damaged');
     mkdirSync(damaged);
@@ -168,10 +187,12 @@ describe('the output layer', () => {
   it('printable escapes every control, format and separator character, one \\u escape each', () => {
     expect(printable(H)).toBe('\\u001b[2J\\u001b]0;title\\u0007\\u009b31m\\u007f\\u202e\\u2066\\u200f\\u200b\\u2028\\ufeff\\u{e0041}');
     expect(printable('a\nb\tc\r\u0085\u061c\u00ad\u2029\ud800x')).toBe('a\\u000ab\\u0009c\\u000d\\u0085\\u061c\\u00ad\\u2029\\ud800x');
-    expect(printable('plain ASCII, ünïcödé, 中文, emoji 😀, (\\u001b typed)')).toBe('plain ASCII, ünïcödé, 中文, emoji 😀, (\\u001b typed)');
+    expect(printable('plain ASCII, ünïcödé, 中文, emoji 😀, (\\u001b typed)')).toBe(
+      'plain ASCII, ünïcödé, 中文, emoji 😀, (\\u001b typed)',
+    );
   });
 
-  it('jsonText: JSON.stringify\'s output with DEL, C1, format characters and separators \\u-escaped too, parsing back to the same value', () => {
+  it("jsonText: JSON.stringify's output with DEL, C1, format characters and separators \\u-escaped too, parsing back to the same value", () => {
     const value = { [`k${H}`]: [H, 1.5, null, { n: `x\n${H}` }], lone: '\ud800' };
     const text = jsonText(value);
     expect([...text.replaceAll('\n', '')].filter((c) => RAW.test(c))).toEqual([]);
@@ -180,7 +201,7 @@ describe('the output layer', () => {
     expect(jsonText(undefined)).toBe('null');
   });
 
-  it('progress: only the CLI\'s own line control (\\r, erase line) is raw; the tensor name is escaped', () => {
+  it("progress: only the CLI's own line control (\\r, erase line) is raw; the tensor name is escaped", () => {
     const written: string[] = [];
     const tty = { isTTY: true, columns: 300, write: (s: string) => written.push(s) };
     const progress = new Output({ write: () => true }, tty).progress()!;
@@ -199,7 +220,10 @@ describe('the output layer', () => {
       new Output({ write: () => true }, { isTTY: true, columns: prefix + k + 1, write: (s: string) => narrow.push(s) }).progress()!(half);
       expect(narrow).toHaveLength(1);
       const shown = [...narrow[0]!.slice(4)];
-      expect(shown.filter((c) => RAW.test(c)), `cut at ${k}`).toEqual([]);
+      expect(
+        shown.filter((c) => RAW.test(c)),
+        `cut at ${k}`,
+      ).toEqual([]);
       expect(shown.join('')).toBe([...progressLine(half).replace(half.name, printable(half.name))].slice(0, prefix + k).join(''));
     }
   });
@@ -209,7 +233,9 @@ describe('internal errors', () => {
   // A preload (named with H, so that a stack would carry it) that breaks the CLI from
   // inside: the JSON.parse of package.json for --version fails in the way HOOK says.
   const hook = join(tmp, `hook-${H}.cjs`);
-  writeFileSync(hook, `
+  writeFileSync(
+    hook,
+    `
 const parse = JSON.parse;
 const H = ${JSON.stringify(H)};
 JSON.parse = function (text, reviver) {
@@ -226,19 +252,26 @@ JSON.parse = function (text, reviver) {
   }
   return parse.call(this, text, reviver);
 };
-`);
-  const broken = (mode: string, env: Record<string, string> = {}) => bnbjs(['--version'], { node: ['--require', hook], env: { HOOK: mode, ...env } });
+`,
+  );
+  const broken = (mode: string, env: Record<string, string> = {}) =>
+    bnbjs(['--version'], { node: ['--require', hook], env: { HOOK: mode, ...env } });
 
   it('an unexpected exception: E_INTERNAL, exit 1, one escaped line, no stack', () => {
     const r = broken('throw');
     expect(r.status).toBe(1);
     expectInert(r);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(`bnbjs: internal error: boom ${shownH} (please report it, with the stack BNBJS_DEBUG=1 prints: see SECURITY.md) [E_INTERNAL]\n`);
+    expect(r.stderr).toBe(
+      `bnbjs: internal error: boom ${shownH} (please report it, with the stack BNBJS_DEBUG=1 prints: see SECURITY.md) [E_INTERNAL]\n`,
+    );
     const json = bnbjs(['--version', '--json'], { node: ['--require', hook], env: { HOOK: 'throw' } });
     expect(json.status).toBe(1);
     expectInert(json);
-    expect(JSON.parse(json.stdout).error).toEqual({ code: 'E_INTERNAL', message: `internal error: boom ${H} (please report it, with the stack BNBJS_DEBUG=1 prints: see SECURITY.md)` });
+    expect(JSON.parse(json.stdout).error).toEqual({
+      code: 'E_INTERNAL',
+      message: `internal error: boom ${H} (please report it, with the stack BNBJS_DEBUG=1 prints: see SECURITY.md)`,
+    });
   });
 
   it('a rejection nobody awaited, a thrown string, a thrown proxy that throws on every access: the same one line', () => {
@@ -249,14 +282,16 @@ JSON.parse = function (text, reviver) {
     const thrown = broken('string');
     expect(thrown.status).toBe(1);
     expectInert(thrown);
-    expect(thrown.stderr).toBe(`bnbjs: internal error: a string ${shownH} (please report it, with the stack BNBJS_DEBUG=1 prints: see SECURITY.md) [E_INTERNAL]\n`);
+    expect(thrown.stderr).toBe(
+      `bnbjs: internal error: a string ${shownH} (please report it, with the stack BNBJS_DEBUG=1 prints: see SECURITY.md) [E_INTERNAL]\n`,
+    );
     const proxy = broken('proxy');
     expect(proxy.status).toBe(1);
     expectInert(proxy);
     expect(proxy.stderr).toBe('bnbjs: internal error: a value that cannot be shown (please report it: see SECURITY.md) [E_INTERNAL]\n');
   });
 
-  it('BNBJS_DEBUG=1 adds the stack, escaped like everything else (the hook\'s file name in it)', () => {
+  it("BNBJS_DEBUG=1 adds the stack, escaped like everything else (the hook's file name in it)", () => {
     const r = broken('throw', { BNBJS_DEBUG: '1' });
     expect(r.status).toBe(1);
     for (const text of [r.stdout, r.stderr]) expect([...text.replaceAll('\n', '')].filter((c) => RAW.test(c))).toEqual([]);
@@ -276,7 +311,7 @@ JSON.parse = function (text, reviver) {
     expect(r.stderr).toBe(`bnbjs: warning: Warning: careful ${shownH}\n`);
   });
 
-  it('a system error that reached the top unwrapped: E_IO with the system\'s reason, not the (temporary) path, exit 1', () => {
+  it("a system error that reached the top unwrapped: E_IO with the system's reason, not the (temporary) path, exit 1", () => {
     const r = broken('syscall');
     expect(r.status).toBe(1);
     expectInert(r);

@@ -40,19 +40,26 @@ describe('usage', () => {
     expect(r.stderr).toMatch(/^bnbjs: no command given \[E_USAGE\]\nUsage: bnbjs <command>/);
   });
 
-  it('an unknown option names the nearest one and prints only that command\'s usage line', () => {
+  it("an unknown option names the nearest one and prints only that command's usage line", () => {
     const r = bnbjs('quantize', 'a', 'b', '--format', 'nf4', '--dobule-quant');
     expect(r.status).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[0]).toBe('bnbjs: unknown option --dobule-quant (did you mean --double-quant?) [E_USAGE]');
     expect(lines[1]).toMatch(/^usage: bnbjs quantize <in> <out> --format nf4\|fp4\|int8 /);
-    expect(bnbjs('dequantize', 'a', 'b', '--max-shard').stderr).toMatch(/unknown option --max-shard \(did you mean --max-shard-size\?\)[^\n]*\nusage: bnbjs dequantize /);
+    expect(bnbjs('dequantize', 'a', 'b', '--max-shard').stderr).toMatch(
+      /unknown option --max-shard \(did you mean --max-shard-size\?\)[^\n]*\nusage: bnbjs dequantize /,
+    );
     expect(bnbjs('inspect', 'x', '--backend').stderr).toMatch(/did you mean --backends\?/);
     const cmd = bnbjs('quantise', 'a', 'b');
     expect(cmd.status).toBe(2);
     expect(cmd.stderr).toMatch(/unknown command "quantise" \(did you mean quantize\?\)/);
-    expect(nearest('forse', ['--force', '--format'].map((o) => o.slice(2)))).toBe('force');
+    expect(
+      nearest(
+        'forse',
+        ['--force', '--format'].map((o) => o.slice(2)),
+      ),
+    ).toBe('force');
   });
 
   it('int8 refuses --blocksize, --double-quant and --storage (CLI: exit 2; library: E_ARGUMENT)', async () => {
@@ -62,8 +69,9 @@ describe('usage', () => {
       expect(r.stderr).toMatch(new RegExp(`--format int8 takes no ${extra[0]}: LLM.int8 quantizes whole rows`));
     }
     for (const opt of [{ blocksize: 64 }, { doubleQuant: true }, { storage: 'uint8' as const }]) {
-      expect(await rejection(() => quantizeCheckpoint(`${models}/tiny-llama-bf16`, join(tmp, 'int8-y'), { format: 'int8', ...opt })))
-        .toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/is not accepted with format 'int8'/) });
+      expect(
+        await rejection(() => quantizeCheckpoint(`${models}/tiny-llama-bf16`, join(tmp, 'int8-y'), { format: 'int8', ...opt })),
+      ).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/is not accepted with format 'int8'/) });
     }
     expect(existsSync(join(tmp, 'int8-x')) || existsSync(join(tmp, 'int8-y'))).toBe(false);
   });
@@ -73,12 +81,16 @@ describe('inputs and outputs a user gets wrong', () => {
   it('dequantize of a model with no quantized layer is an error unless --allow-empty', async () => {
     const r = bnbjs('dequantize', `${models}/tiny-llama-bf16`, join(tmp, 'empty-out'));
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/has no quantized layers .*: nothing to dequantize \(pass allowEmpty, --allow-empty, to copy it anyway\) \[E_CKPT_FORMAT\]/);
+    expect(r.stderr).toMatch(
+      /has no quantized layers .*: nothing to dequantize \(pass allowEmpty, --allow-empty, to copy it anyway\) \[E_CKPT_FORMAT\]/,
+    );
     expect(existsSync(join(tmp, 'empty-out'))).toBe(false);
     const ok = bnbjs('dequantize', `${models}/tiny-llama-bf16`, join(tmp, 'empty-out'), '--allow-empty', '--json');
     expect(ok.status, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout).layers).toBe(0);
-    expect(readFileSync(join(tmp, 'empty-out', 'model.safetensors')).equals(readFileSync(`${models}/tiny-llama-bf16/model.safetensors`))).toBe(true);
+    expect(
+      readFileSync(join(tmp, 'empty-out', 'model.safetensors')).equals(readFileSync(`${models}/tiny-llama-bf16/model.safetensors`)),
+    ).toBe(true);
     expect((await rejection(() => dequantizeCheckpoint(`${models}/tiny-llama-bf16`, join(tmp, 'empty-2')))).code).toBe('E_CKPT_FORMAT');
   });
 
@@ -134,7 +146,9 @@ describe('inputs and outputs a user gets wrong', () => {
     for (const path of [readme, join(`${models}/tiny-llama-bf16`, 'config.json')]) {
       const r = bnbjs('inspect', path);
       expect(r.status).toBe(1);
-      expect(r.stderr).toMatch(/is not a checkpoint \(.*\): a checkpoint is a \.safetensors file, a \*\.safetensors\.index\.json naming its shards, or a model folder holding either \[E_CKPT_FORMAT\]/);
+      expect(r.stderr).toMatch(
+        /is not a checkpoint \(.*\): a checkpoint is a \.safetensors file, a \*\.safetensors\.index\.json naming its shards, or a model folder holding either \[E_CKPT_FORMAT\]/,
+      );
       expect(r.stderr).not.toMatch(/header length/);
     }
   });
@@ -148,14 +162,26 @@ describe('progress', () => {
     expect(durationText(7.4)).toBe('7s');
     expect(durationText(185)).toBe('3m05s');
     expect(durationText(3725)).toBe('1h02m');
-    const p: ProgressEvent = { bytesDone: 2 ** 30, bytesTotal: 4 * 2 ** 30, tensorsDone: 10, tensorsTotal: 40, name: 'model.layers.3.mlp.up_proj.weight', seconds: 4 };
+    const p: ProgressEvent = {
+      bytesDone: 2 ** 30,
+      bytesTotal: 4 * 2 ** 30,
+      tensorsDone: 10,
+      tensorsTotal: 40,
+      name: 'model.layers.3.mlp.up_proj.weight',
+      seconds: 4,
+    };
     expect(progressLine(p, 8)).toBe('[##......]  25% 1.0 GiB/4.0 GiB  256.0 MiB/s  ETA 12s  model.layers.3.mlp.up_proj.weight');
-    expect(progressLine({ ...p, bytesDone: p.bytesTotal, seconds: 16 }, 8)).toMatch(/^\[########\] 100% 4\.0 GiB\/4\.0 GiB {2}256\.0 MiB\/s {2}ETA 0s/);
+    expect(progressLine({ ...p, bytesDone: p.bytesTotal, seconds: 16 }, 8)).toMatch(
+      /^\[########\] 100% 4\.0 GiB\/4\.0 GiB {2}256\.0 MiB\/s {2}ETA 0s/,
+    );
   });
 
   it('onProgress is called after each input tensor with bytes that reach the total', async () => {
     const events: ProgressEvent[] = [];
-    const r = await quantizeCheckpoint(`${models}/tiny-llama-bf16`, join(tmp, 'progress'), { format: 'nf4', onProgress: (e) => events.push(e) });
+    const r = await quantizeCheckpoint(`${models}/tiny-llama-bf16`, join(tmp, 'progress'), {
+      format: 'nf4',
+      onProgress: (e) => events.push(e),
+    });
     expect(events).toHaveLength(21); // the input's tensors: 14 Linear weights, 5 norms, the embeddings and lm_head
     expect(events.at(-1)).toMatchObject({ bytesDone: r.bytesIn, bytesTotal: r.bytesIn, tensorsDone: r.tensors, tensorsTotal: r.tensors });
     for (let i = 1; i < events.length; i++) {
@@ -167,7 +193,11 @@ describe('progress', () => {
   const script = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
   it.skipIf(!script)('on a terminal the CLI draws the line (run under script(1) for a pseudo-terminal)', () => {
     const out = join(tmp, 'tty');
-    const r = spawnSync('script', ['-qfec', `${process.execPath} ${cli} quantize ${models}/tiny-llama-bf16 ${out} --format nf4`, '/dev/null'], { encoding: 'utf8' });
+    const r = spawnSync(
+      'script',
+      ['-qfec', `${process.execPath} ${cli} quantize ${models}/tiny-llama-bf16 ${out} --format nf4`, '/dev/null'],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stdout).toBe(0);
     expect(r.stdout).toMatch(/\[#{24}\] 100% 3\.3 MiB\/3\.3 MiB {2}[0-9.]+ (KiB|MiB|GiB)\/s {2}ETA 0s/);
     expect(r.stdout).toMatch(/quantized 14 layers, \d+ tensors/);

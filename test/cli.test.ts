@@ -16,10 +16,15 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 // first ops may finish on the calling thread while the workers are still starting
 const big = join(tmp, 'big');
 mkdirSync(big);
-const bigWeight = tensor(Uint16Array.from({ length: 1 << 20 }, (_, i) => numberToBf16(Math.sin(i) * 0.02)), [1024, 1024], 'bfloat16');
-writeFileSync(join(big, 'model.safetensors'), serializeSafetensors(Object.fromEntries(
-  Array.from({ length: 8 }, (_, l) => [`model.layers.${l}.mlp.up_proj.weight`, bigWeight]),
-)));
+const bigWeight = tensor(
+  Uint16Array.from({ length: 1 << 20 }, (_, i) => numberToBf16(Math.sin(i) * 0.02)),
+  [1024, 1024],
+  'bfloat16',
+);
+writeFileSync(
+  join(big, 'model.safetensors'),
+  serializeSafetensors(Object.fromEntries(Array.from({ length: 8 }, (_, l) => [`model.layers.${l}.mlp.up_proj.weight`, bigWeight]))),
+);
 
 function bnbjs(...args: string[]) {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
@@ -63,7 +68,9 @@ describe('bnbjs CLI', () => {
     expect(bnbjs('quantize', `${models}/tiny-llama-bf16`, out, '--format', 'int8', '--skip', 'mlp').status).toBe(0);
     const s = JSON.parse(bnbjs('inspect', out, '--json').stdout);
     expect(s.layers).toHaveLength(8);
-    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).quantization_config.llm_int8_skip_modules).toContain('model.layers.0.mlp.down_proj');
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).quantization_config.llm_int8_skip_modules).toContain(
+      'model.layers.0.mlp.down_proj',
+    );
   });
 
   it('usage errors exit 2, bad input exits 1 and leaves no output', () => {
@@ -94,14 +101,21 @@ describe('bnbjs CLI', () => {
     // the tiny model's ops are under 2^20 elements: they stay on the calling thread, and it says so
     expect(d.workerJobs).toBe(0);
     const text = bnbjs('demo');
-    expect(text.stdout).toMatch(/^WebAssembly (relaxed|simd|scalar) build, on the calling thread \(\d+ available; ops under 2\^20 elements do not use workers\)$/m);
+    expect(text.stdout).toMatch(
+      /^WebAssembly (relaxed|simd|scalar) build, on the calling thread \(\d+ available; ops under 2\^20 elements do not use workers\)$/m,
+    );
     expect(text.stdout).toMatch(/^quantize: {3}14 quantized layers \(91 tensors written\): 3\.3 MiB -> 1\.2 MiB in/m);
     expect(text.stdout).toMatch(/^dequantize: 14 quantized layers \(21 tensors written\)/m);
-    expect(text.stdout).toMatch(/mean relative error = 0\.\d{4}\n {2}within bitsandbytes' own bar for nf4 at blocksize 64 \(test_4bit_quant: mean relative error < 0\.205719 on normal data\)/);
+    expect(text.stdout).toMatch(
+      /mean relative error = 0\.\d{4}\n {2}within bitsandbytes' own bar for nf4 at blocksize 64 \(test_4bit_quant: mean relative error < 0\.205719 on normal data\)/,
+    );
   });
 
-  it('a larger model\'s demo reports the jobs its worker threads ran', () => {
-    const r = spawnSync(process.execPath, [cli, 'demo', big, '--json'], { encoding: 'utf8', env: { ...process.env, BNBJS_NUM_THREADS: '2' } });
+  it("a larger model's demo reports the jobs its worker threads ran", () => {
+    const r = spawnSync(process.execPath, [cli, 'demo', big, '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, BNBJS_NUM_THREADS: '2' },
+    });
     expect(r.status, r.stderr).toBe(0);
     const d = JSON.parse(r.stdout);
     expect(d.threads).toBe(2);
@@ -122,8 +136,10 @@ describe('npm run demo rebuilds only what changed (scripts/build-if-stale.mjs)',
   it('up to date when every output is newer than every source; stale when a source changes or an output is missing', () => {
     mkdirSync(join(tree, 'scripts'), { recursive: true });
     writeFileSync(join(tree, 'scripts/build-if-stale.mjs'), readFileSync(new URL('../scripts/build-if-stale.mjs', import.meta.url)));
-    const old = 1_700_000_000, later = old + 100;
-    for (const f of ['assembly/index.ts', 'src/cli.ts', 'asconfig.json', 'tsconfig.json', 'package.json', 'scripts/inline-wasm.mjs']) touch(f, old);
+    const old = 1_700_000_000,
+      later = old + 100;
+    for (const f of ['assembly/index.ts', 'src/cli.ts', 'asconfig.json', 'tsconfig.json', 'package.json', 'scripts/inline-wasm.mjs'])
+      touch(f, old);
     utimesSync(join(tree, 'scripts/build-if-stale.mjs'), old, old);
     for (const b of ['simd', 'relaxed', 'scalar', 'simd-mt', 'relaxed-mt']) touch(`build/bnb.${b}.wasm`, later);
     for (const f of ['dist/cli.js', 'dist/core.js', 'dist/backend/wasm/runtime/inline-bytes.js']) touch(f, later + 1);

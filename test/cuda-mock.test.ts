@@ -8,9 +8,26 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  BnbError, QuantState, Tensor, createLinearMap, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8DoubleQuant,
-  int8LinearMatmul, int8MmDequant, int8VectorwiseDequant, int8VectorwiseQuant, matmul4bit, probe, quantize4bit, quantizeBlockwise,
-  setForcedBackend, tensor, toDevice,
+  BnbError,
+  QuantState,
+  Tensor,
+  createLinearMap,
+  dequantize4bit,
+  dequantizeBlockwise,
+  dequantizeFp8,
+  gemv4bit,
+  int8DoubleQuant,
+  int8LinearMatmul,
+  int8MmDequant,
+  int8VectorwiseDequant,
+  int8VectorwiseQuant,
+  matmul4bit,
+  probe,
+  quantize4bit,
+  quantizeBlockwise,
+  setForcedBackend,
+  tensor,
+  toDevice,
 } from '../src/index.js';
 import { cudaAddon, resetCudaAddon } from '../src/backend/cuda/addon.js';
 import { Rng, asDType, randn } from './helpers/random.js';
@@ -58,7 +75,9 @@ function devices(x: unknown): string[] {
   if (x instanceof QuantState) return [...devices(x.absmax), ...devices(x.state2)];
   if (Array.isArray(x)) return x.flatMap(devices);
   const t = x as Tensor;
-  return t !== null && typeof t === 'object' && typeof t.dtype === 'string' && t.shape.length > 0 && t.shape.every((d) => d > 0) ? [t.device] : [];
+  return t !== null && typeof t === 'object' && typeof t.dtype === 'string' && t.shape.length > 0 && t.shape.every((d) => d > 0)
+    ? [t.device]
+    : [];
 }
 
 /** f in one mode: its normalised result, or the code and message of its BnbError. */
@@ -74,7 +93,11 @@ function run(mode: Mode, f: (dev: Dev) => unknown): unknown {
   try {
     const r = f(dev);
     // device tensors in, device tensors out (int8VectorwiseQuant's outlier columns are host data on every backend)
-    if (mode === 'cuda' && !Array.isArray(r)) expect(devices(r).every((d) => d === 'cuda:0'), 'a result left the device').toBe(true);
+    if (mode === 'cuda' && !Array.isArray(r))
+      expect(
+        devices(r).every((d) => d === 'cuda:0'),
+        'a result left the device',
+      ).toBe(true);
     return norm(r);
   } catch (e) {
     if (!(e instanceof BnbError)) throw e;
@@ -91,9 +114,13 @@ function same(what: string, f: (dev: Dev) => unknown, modes: Mode[] = ['cuda-hos
   for (const mode of modes) expect(run(mode, f), `${what} (${mode})`).toEqual(want);
 }
 
-const state = (s: QuantState, dev: Dev, change: Partial<QuantState> = {}) => new QuantState({
-  ...s, absmax: dev(s.absmax), state2: s.state2 ? new QuantState({ ...s.state2, absmax: dev(s.state2.absmax) }) : null, ...change,
-} as never);
+const state = (s: QuantState, dev: Dev, change: Partial<QuantState> = {}) =>
+  new QuantState({
+    ...s,
+    absmax: dev(s.absmax),
+    state2: s.state2 ? new QuantState({ ...s.state2, absmax: dev(s.state2.absmax) }) : null,
+    ...change,
+  } as never);
 
 describe('the CUDA backend on the mock addon', () => {
   const rng = new Rng(11);
@@ -120,10 +147,20 @@ describe('the CUDA backend on the mock addon', () => {
     same('a custom code', (dev) => quantizeBlockwise(dev(M), { code, blocksize: 64 }));
     const [p, s] = quantize4bit(M, { quantType: 'nf4', compressStatistics: true });
     same('dequantize4bit into out', (dev) => dequantize4bit(dev(p), state(s, dev), { out: dev(tensor(new Float32Array(960), [24, 40])) }));
-    same('the transposed result of a [1, n] packed tensor', (dev) => dequantize4bit(dev(tensor(p.data, [1, p.data.length], 'uint8')), state(s, dev)));
-    same('dequantize4bit from { absmax, shape }', (dev) => dequantize4bit(dev(p), { absmax: dev(tensor(Float32Array.from(s.absmax.data, (x) => x / 100 + 0.5))), shape: [24, 40], quantType: 'nf4' }));
+    same('the transposed result of a [1, n] packed tensor', (dev) =>
+      dequantize4bit(dev(tensor(p.data, [1, p.data.length], 'uint8')), state(s, dev)),
+    );
+    same('dequantize4bit from { absmax, shape }', (dev) =>
+      dequantize4bit(dev(p), {
+        absmax: dev(tensor(Float32Array.from(s.absmax.data, (x) => x / 100 + 0.5))),
+        shape: [24, 40],
+        quantType: 'nf4',
+      }),
+    );
     const [q, s8] = quantizeBlockwise(M, { blocksize: 64 });
-    same('dequantizeBlockwise from { absmax } into out', (dev) => dequantizeBlockwise(dev(q), { absmax: dev(s8.absmax), blocksize: 64 }, { out: dev(tensor(new Float32Array(960), [24, 40])) }));
+    same('dequantizeBlockwise from { absmax } into out', (dev) =>
+      dequantizeBlockwise(dev(q), { absmax: dev(s8.absmax), blocksize: 64 }, { out: dev(tensor(new Float32Array(960), [24, 40])) }),
+    );
   });
 
   it('LLM.int8: row and column quantization with and without outliers, matmul, dequantization with each bias dtype', () => {
@@ -134,7 +171,10 @@ describe('the CUDA backend on the mock addon', () => {
     }
     const [cb, rs] = int8VectorwiseQuant(A);
     same('int8VectorwiseDequant', (dev) => int8VectorwiseDequant(dev(cb), dev(rs)));
-    const B = tensor(Int8Array.from({ length: 20 * 64 }, () => rng.int(-128, 127)), [20, 64]);
+    const B = tensor(
+      Int8Array.from({ length: 20 * 64 }, () => rng.int(-128, 127)),
+      [20, 64],
+    );
     same('int8LinearMatmul', (dev) => int8LinearMatmul(dev(cb), dev(B)));
     const C = int8LinearMatmul(cb, B);
     const cs = tensor(Float32Array.from({ length: 20 }, () => rng.next() * 3));
@@ -154,13 +194,34 @@ describe('the CUDA backend on the mock addon', () => {
       const bias = asDType(randn(rng, 48), [48], dtype);
       same(`matmul4bit ${dtype} with bias`, (dev) => matmul4bit(dev(x), dev(qW), state(sW, dev), { bias: dev(bias) }));
     }
-    const empty = new QuantState({ absmax: tensor(new Float32Array(0), [0]), shape: [3, 0], code: tensor(new Float32Array(16)), blocksize: 64, quantType: 'nf4' });
-    same('matmul4bit with K = 0', (dev) => matmul4bit(dev(tensor(new Float32Array(0), [2, 0])), dev(tensor(new Uint8Array(0), [0, 1])), state(empty, dev), { bias: dev(tensor([1, 2, 3])) }));
-    const w8 = tensor(Uint8Array.from({ length: 300 * 200 }, () => rng.int(0, 0x7e)), [300, 200], 'float8_e4m3fn');
-    for (const S of [tensor([0.5]), tensor(randn(rng, 6).map(Math.abs), [3, 2]), tensor(randn(rng, 300 * 2).map(Math.abs), [300, 2]), tensor(randn(rng, 300).map(Math.abs), [300, 1])]) {
+    const empty = new QuantState({
+      absmax: tensor(new Float32Array(0), [0]),
+      shape: [3, 0],
+      code: tensor(new Float32Array(16)),
+      blocksize: 64,
+      quantType: 'nf4',
+    });
+    same('matmul4bit with K = 0', (dev) =>
+      matmul4bit(dev(tensor(new Float32Array(0), [2, 0])), dev(tensor(new Uint8Array(0), [0, 1])), state(empty, dev), {
+        bias: dev(tensor([1, 2, 3])),
+      }),
+    );
+    const w8 = tensor(
+      Uint8Array.from({ length: 300 * 200 }, () => rng.int(0, 0x7e)),
+      [300, 200],
+      'float8_e4m3fn',
+    );
+    for (const S of [
+      tensor([0.5]),
+      tensor(randn(rng, 6).map(Math.abs), [3, 2]),
+      tensor(randn(rng, 300 * 2).map(Math.abs), [300, 2]),
+      tensor(randn(rng, 300).map(Math.abs), [300, 1]),
+    ]) {
       for (const dtype of DTYPES) same(`dequantizeFp8 ${S.shape} -> ${dtype}`, (dev) => dequantizeFp8(dev(w8), dev(S), { dtype }));
     }
-    same('dequantizeFp8 into out', (dev) => dequantizeFp8(dev(w8), dev(tensor([2])), { dtype: 'float32', out: dev(tensor(new Float32Array(60000), [300, 200])) }));
+    same('dequantizeFp8 into out', (dev) =>
+      dequantizeFp8(dev(w8), dev(tensor([2])), { dtype: 'float32', out: dev(tensor(new Float32Array(60000), [300, 200])) }),
+    );
   });
 
   it('rejects what WebAssembly rejects, with the same code and message', () => {
@@ -169,7 +230,11 @@ describe('the CUDA backend on the mock addon', () => {
     // only host tensors can share a buffer
     const buf = new ArrayBuffer(4096);
     new Uint8Array(buf, 0, 128).set(p.data as Uint8Array);
-    same('out sharing memory with A', () => dequantize4bit(tensor(new Uint8Array(buf, 0, 128), [128, 1]), s, { out: tensor(new Float32Array(buf, 0, 256), [4, 64]) }), ['cuda-host']);
+    same(
+      'out sharing memory with A',
+      () => dequantize4bit(tensor(new Uint8Array(buf, 0, 128), [128, 1]), s, { out: tensor(new Float32Array(buf, 0, 256), [4, 64]) }),
+      ['cuda-host'],
+    );
     const cases: [string, (dev: Dev) => unknown][] = [
       ['NaN in int8 input', (dev) => int8VectorwiseQuant(dev(tensor(Uint16Array.from([0x3c00, 0x7e00]), [1, 2], 'float16')))],
       ['fp8 weights without scales', (dev) => dequantizeFp8(dev(tensor(new Uint8Array(6), [2, 3], 'float8_e4m3fn')), undefined as never)],
@@ -180,11 +245,23 @@ describe('the CUDA backend on the mock addon', () => {
       ['a 15-entry 4-bit code', (dev) => dequantize4bit(dev(p), state(s, dev, { code: tensor(new Float32Array(15)) }))],
       ['a state2 that is a string', (dev) => dequantize4bit(dev(p), state(s, dev, { state2: 'x' as never }))],
       ['nested codes without state2', (dev) => dequantize4bit(dev(p), state(s, dev, { state2: undefined }))],
-      ['a shape of non-integers', (dev) => gemv4bit(dev(tensor(new Float32Array(64), [1, 64])), dev(p), state(s, dev, { shape: [4, 64.5] }))],
-      ['too few absmax entries', (dev) => dequantizeBlockwise(dev(tensor(new Uint8Array(300))), { absmax: dev(tensor([1])), blocksize: 64 })],
+      [
+        'a shape of non-integers',
+        (dev) => gemv4bit(dev(tensor(new Float32Array(64), [1, 64])), dev(p), state(s, dev, { shape: [4, 64.5] })),
+      ],
+      [
+        'too few absmax entries',
+        (dev) => dequantizeBlockwise(dev(tensor(new Uint8Array(300))), { absmax: dev(tensor([1])), blocksize: 64 }),
+      ],
       ['an int8 A of the wrong dtype', (dev) => int8LinearMatmul(dev(A), dev(A))],
       ['fp8 input to int8VectorwiseQuant', (dev) => int8VectorwiseQuant(dev(tensor(new Uint8Array(6), [2, 3], 'float8_e4m3fn')))],
-      ['an out of the wrong shape', (dev) => dequantizeFp8(dev(tensor(new Uint8Array(6), [2, 3], 'float8_e4m3fn')), dev(tensor([1])), { out: dev(tensor(new Uint16Array(5), [5], 'bfloat16')) })],
+      [
+        'an out of the wrong shape',
+        (dev) =>
+          dequantizeFp8(dev(tensor(new Uint8Array(6), [2, 3], 'float8_e4m3fn')), dev(tensor([1])), {
+            out: dev(tensor(new Uint16Array(5), [5], 'bfloat16')),
+          }),
+      ],
     ];
     for (const [what, f] of cases) same(what, f);
   });

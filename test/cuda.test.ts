@@ -2,8 +2,21 @@
 // Runs on the GPU machine (npm run test:cuda); elsewhere skipped with the probe's reason.
 import { describe, expect, it } from 'vitest';
 import {
-  Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8LinearMatmul, int8MmDequant, int8VectorwiseQuant,
-  probe, quantize4bit, quantizeBlockwise, setForcedBackend, tensor, toDevice, toFloat32,
+  Tensor,
+  dequantize4bit,
+  dequantizeBlockwise,
+  dequantizeFp8,
+  gemv4bit,
+  int8LinearMatmul,
+  int8MmDequant,
+  int8VectorwiseQuant,
+  probe,
+  quantize4bit,
+  quantizeBlockwise,
+  setForcedBackend,
+  tensor,
+  toDevice,
+  toFloat32,
 } from '../src/index.js';
 import { bytes } from './helpers/golden.js';
 import { Rng, asDType, randn } from './helpers/random.js';
@@ -15,7 +28,8 @@ if (!available) console.log(`CUDA tests skipped: ${p.cuda.reason}`);
 else console.log(`CUDA tests on ${p.cuda.devices.map((d) => `${d.name} (sm_${d.major}${d.minor})`).join(', ')}`);
 
 const host = (t: Tensor) => toDevice(t, 'cpu');
-const same = (a: Tensor, b: Tensor, what: string) => expect(Buffer.from(bytes(host(a))).equals(Buffer.from(bytes(host(b)))), what).toBe(true);
+const same = (a: Tensor, b: Tensor, what: string) =>
+  expect(Buffer.from(bytes(host(a))).equals(Buffer.from(bytes(host(b)))), what).toBe(true);
 
 /** f on WebAssembly (host tensors) and on CUDA (device tensors). */
 function onBoth<T>(f: (dev: (t: Tensor) => Tensor) => T): [T, T] {
@@ -48,14 +62,26 @@ describe.skipIf(!available)('CUDA backend', () => {
           same(pw, pc, `${dtype} ${n} ${quantType} packed`);
           same(sw.absmax, sc.absmax, `${dtype} ${n} ${quantType} absmax`);
           expect(sc.offset).toBe(sw.offset);
-          const [dw, dc] = onBoth((dev) => dequantize4bit(dev(pw), n > 100 ? Object.assign(Object.create(Object.getPrototypeOf(sw)), sw, { absmax: dev(sw.absmax), state2: Object.assign(Object.create(Object.getPrototypeOf(sw.state2)), sw.state2, { absmax: dev(sw.state2!.absmax) }) }) : Object.assign(Object.create(Object.getPrototypeOf(sw)), sw, { absmax: dev(sw.absmax) })));
+          const [dw, dc] = onBoth((dev) =>
+            dequantize4bit(
+              dev(pw),
+              n > 100
+                ? Object.assign(Object.create(Object.getPrototypeOf(sw)), sw, {
+                    absmax: dev(sw.absmax),
+                    state2: Object.assign(Object.create(Object.getPrototypeOf(sw.state2)), sw.state2, { absmax: dev(sw.state2!.absmax) }),
+                  })
+                : Object.assign(Object.create(Object.getPrototypeOf(sw)), sw, { absmax: dev(sw.absmax) }),
+            ),
+          );
           expect(dc.device).toBe('cuda:0');
           same(dw, dc, `${dtype} ${n} ${quantType} dequant`);
         }
         const [[qw, tw], [qc, tc]] = onBoth((dev) => quantizeBlockwise(dev(A), { blocksize: 256 }));
         same(qw, qc, `${dtype} ${n} blockwise q`);
         same(tw.absmax, tc.absmax, `${dtype} ${n} blockwise absmax`);
-        const [bw, bc] = onBoth((dev) => dequantizeBlockwise(dev(qw), Object.assign(Object.create(Object.getPrototypeOf(tw)), tw, { absmax: dev(tw.absmax) })));
+        const [bw, bc] = onBoth((dev) =>
+          dequantizeBlockwise(dev(qw), Object.assign(Object.create(Object.getPrototypeOf(tw)), tw, { absmax: dev(tw.absmax) })),
+        );
         same(bw, bc, `${dtype} ${n} blockwise dequant`);
       }
     }
@@ -80,7 +106,10 @@ describe.skipIf(!available)('CUDA backend', () => {
     const [[cbw, sw], [cbc, scd]] = onBoth((dev) => int8VectorwiseQuant(dev(A16)));
     same(cbw, cbc, 'int8 CB');
     same(sw, scd, 'int8 stats');
-    const B = tensor(Int8Array.from({ length: 96 * 256 }, () => rng.int(-128, 127)), [96, 256]);
+    const B = tensor(
+      Int8Array.from({ length: 96 * 256 }, () => rng.int(-128, 127)),
+      [96, 256],
+    );
     const [Cw, Cc] = onBoth((dev) => int8LinearMatmul(dev(cbw), dev(B)));
     same(Cw, Cc, 'int8 matmul');
     const cs = tensor(Float32Array.from({ length: 96 }, () => rng.next() * 3));
@@ -89,13 +118,29 @@ describe.skipIf(!available)('CUDA backend', () => {
     const W = asDType(randn(rng, 384 * 512, 1 / Math.sqrt(512)), [384, 512], 'float16');
     const [qB, st] = quantize4bit(W, { quantType: 'nf4', compressStatistics: true });
     const x = asDType(randn(rng, 512), [1, 512], 'float16');
-    const [gw, gc] = onBoth((dev) => gemv4bit(dev(x), dev(qB), Object.assign(Object.create(Object.getPrototypeOf(st)), st, { absmax: dev(st.absmax), state2: Object.assign(Object.create(Object.getPrototypeOf(st.state2)), st.state2, { absmax: dev(st.state2!.absmax) }) })));
+    const [gw, gc] = onBoth((dev) =>
+      gemv4bit(
+        dev(x),
+        dev(qB),
+        Object.assign(Object.create(Object.getPrototypeOf(st)), st, {
+          absmax: dev(st.absmax),
+          state2: Object.assign(Object.create(Object.getPrototypeOf(st.state2)), st.state2, { absmax: dev(st.state2!.absmax) }),
+        }),
+      ),
+    );
     expect(gc.device).toBe('cuda:0');
     const m = gemvMetrics(toFloat32(gw), toFloat32(host(gc)), 512);
     const bars = gemvBars('float16', 512);
     expect(m.err1).toBeLessThan(bars.err1);
-    const w8 = tensor(Uint8Array.from({ length: 300 * 200 }, () => rng.int(0, 0x7e)), [300, 200], 'float8_e4m3fn');
-    const s8 = tensor(Float32Array.from({ length: 6 }, () => rng.next()), [3, 2]);
+    const w8 = tensor(
+      Uint8Array.from({ length: 300 * 200 }, () => rng.int(0, 0x7e)),
+      [300, 200],
+      'float8_e4m3fn',
+    );
+    const s8 = tensor(
+      Float32Array.from({ length: 6 }, () => rng.next()),
+      [3, 2],
+    );
     const [fw, fc] = onBoth((dev) => dequantizeFp8(dev(w8), dev(s8)));
     same(fw, fc, 'fp8');
   });

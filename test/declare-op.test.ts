@@ -13,7 +13,10 @@ import { error } from './helpers/util.js';
 /** What ran, in order: the check and the kernel log themselves here. */
 const ran: string[] = [];
 
-interface ScaleOptions { factor?: number; out?: Tensor }
+interface ScaleOptions {
+  factor?: number;
+  out?: Tensor;
+}
 
 /** scaleF32(A, { factor = 2, out }): f32(A * factor), into `out` where given. */
 const scaleOp = defineOp({
@@ -36,7 +39,8 @@ const scaleF32 = (A: Tensor, opts: ScaleOptions = {}): Tensor => scaleOp.call(A,
 registerOpKernel(scaleOp, 'wasm', ({ A, factor, out }) => {
   ran.push('kernel');
   const result = out ?? emptyTensor('float32', A.shape);
-  const src = A.data as Float32Array, dst = result.data as Float32Array;
+  const src = A.data as Float32Array,
+    dst = result.data as Float32Array;
   for (let i = 0; i < src.length; i++) dst[i] = Math.fround(src[i]! * factor);
   return result;
 });
@@ -45,7 +49,14 @@ const A = tensor(Float32Array.from([1, -2.5, 3, 0.1]), [2, 2]);
 const bytes = (t: Tensor) => Array.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
 const before = bytes(A);
 /** A tensor on a device, with no host data (reading it throws). */
-const fake = (device: string): Tensor => ({ dtype: 'float32', shape: [2, 2], device, get data(): never { throw new Error('no host data'); } });
+const fake = (device: string): Tensor => ({
+  dtype: 'float32',
+  shape: [2, 2],
+  device,
+  get data(): never {
+    throw new Error('no host data');
+  },
+});
 
 // host tensors on the WebAssembly backend, whatever BNBJS_BACKEND says (the CUDA backend has no kernel for this op)
 const forcedBefore = probe().forced;
@@ -71,29 +82,56 @@ describe('an op declared in a test', () => {
     const buf = new Float32Array(8);
     const shared = tensor(buf.subarray(0, 4), [2, 2]);
     const before2 = Array.from(buf);
-    expect(error(() => scaleF32(shared, { out: tensor(buf.subarray(2, 6), [2, 2]) }))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^out shares memory with A/) });
+    expect(error(() => scaleF32(shared, { out: tensor(buf.subarray(2, 6), [2, 2]) }))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/^out shares memory with A/),
+    });
     expect(Array.from(buf)).toEqual(before2);
     expect(ran).toEqual(['check', 'kernel', 'check']);
   });
 
   it('bad arguments stop at the check: the kernel never runs', () => {
-    expect(error(() => scaleF32(tensor(new Int32Array(4), [2, 2])))).toMatchObject({ code: 'E_DTYPE', message: "A.dtype = \"int32\" is not accepted: expected 'float32'" });
-    expect(error(() => scaleF32(A, { factor: NaN }))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^factor = NaN is not accepted/) });
-    expect(error(() => scaleF32(A, { out: tensor(new Float32Array(3), [3]) }))).toMatchObject({ code: 'E_SHAPE', message: 'out.shape = [3] is not accepted: expected [2, 2]' });
+    expect(error(() => scaleF32(tensor(new Int32Array(4), [2, 2])))).toMatchObject({
+      code: 'E_DTYPE',
+      message: 'A.dtype = "int32" is not accepted: expected \'float32\'',
+    });
+    expect(error(() => scaleF32(A, { factor: NaN }))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/^factor = NaN is not accepted/),
+    });
+    expect(error(() => scaleF32(A, { out: tensor(new Float32Array(3), [3]) }))).toMatchObject({
+      code: 'E_SHAPE',
+      message: 'out.shape = [3] is not accepted: expected [2, 2]',
+    });
     expect(ran).toEqual(['check', 'check', 'check']);
     // the options, by its attrs: an unknown name, or no object, before anything else
-    expect(error(() => scaleF32(A, { factr: 3 } as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^scaleF32 option factr = "factr" is not accepted: expected one of factor, out/) });
-    expect(error(() => scaleF32(A, 5 as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^scaleF32 options = 5 is not accepted/) });
+    expect(error(() => scaleF32(A, { factr: 3 } as never))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/^scaleF32 option factr = "factr" is not accepted: expected one of factor, out/),
+    });
+    expect(error(() => scaleF32(A, 5 as never))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/^scaleF32 options = 5 is not accepted/),
+    });
     expect(ran).toEqual(['check', 'check', 'check']);
   });
 
   it('a device without a kernel for it is E_DEVICE, before its check', () => {
     expect(error(() => scaleF32(fake('hpu:0')))).toMatchObject({ code: 'E_DEVICE', message: 'scaleF32 has no kernel for hpu:0' });
-    expect(error(() => scaleF32(fake('cuda:1')))).toMatchObject({ code: 'E_DEVICE', message: expect.stringMatching(/^scaleF32 has no kernel for cuda:1/) });
-    expect(error(() => scaleF32(A, { out: fake('cuda:0') }))).toMatchObject({ code: 'E_DEVICE', message: 'Input tensors need to be on the same device: A on cpu; out on cuda:0' });
+    expect(error(() => scaleF32(fake('cuda:1')))).toMatchObject({
+      code: 'E_DEVICE',
+      message: expect.stringMatching(/^scaleF32 has no kernel for cuda:1/),
+    });
+    expect(error(() => scaleF32(A, { out: fake('cuda:0') }))).toMatchObject({
+      code: 'E_DEVICE',
+      message: 'Input tensors need to be on the same device: A on cpu; out on cuda:0',
+    });
     // BNBJS_BACKEND=cuda gives host tensors to the CUDA backend, which has no kernel for it
     setForcedBackend('cuda');
-    expect(error(() => scaleF32(A))).toMatchObject({ code: 'E_DEVICE', message: expect.stringMatching(/^scaleF32 has no kernel for the forced cuda backend/) });
+    expect(error(() => scaleF32(A))).toMatchObject({
+      code: 'E_DEVICE',
+      message: expect.stringMatching(/^scaleF32 has no kernel for the forced cuda backend/),
+    });
     expect(ran).toEqual([]);
   });
 
@@ -119,9 +157,21 @@ describe('an op declared in a test', () => {
   it('is not one of the public OPS, and its name cannot be declared again', () => {
     expect(OPS).not.toContain('scaleF32');
     expect(OPS).toEqual([
-      'quantize4bit', 'dequantize4bit', 'quantizeBlockwise', 'dequantizeBlockwise', 'int8VectorwiseQuant', 'int8DoubleQuant',
-      'int8VectorwiseDequant', 'int8LinearMatmul', 'int8MmDequant', 'gemv4bit', 'dequantizeFp8',
+      'quantize4bit',
+      'dequantize4bit',
+      'quantizeBlockwise',
+      'dequantizeBlockwise',
+      'int8VectorwiseQuant',
+      'int8DoubleQuant',
+      'int8VectorwiseDequant',
+      'int8LinearMatmul',
+      'int8MmDequant',
+      'gemv4bit',
+      'dequantizeFp8',
     ]);
-    expect(error(() => defineOp({ ...scaleOp }))).toMatchObject({ code: 'E_ARGUMENT', message: 'op = "scaleF32" is declared twice: op names are unique' });
+    expect(error(() => defineOp({ ...scaleOp }))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: 'op = "scaleF32" is declared twice: op names are unique',
+    });
   });
 });

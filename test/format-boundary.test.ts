@@ -45,7 +45,11 @@ async function intoMemory(run: (sink: MemorySink) => Promise<unknown>): Promise<
 }
 
 describe('conversions through TensorSource and TensorSink', () => {
-  for (const [name, opts] of [['nf4-dq', { format: 'nf4', doubleQuant: true }], ['fp4', { format: 'fp4', blocksize: 128 }], ['int8', { format: 'int8' }]] as const) {
+  for (const [name, opts] of [
+    ['nf4-dq', { format: 'nf4', doubleQuant: true }],
+    ['fp4', { format: 'fp4', blocksize: 128 }],
+    ['int8', { format: 'int8' }],
+  ] as const) {
     it(`quantize (${name}): a file's bytes in memory into a MemorySink give the bytes quantizeCheckpoint writes`, async () => {
       const want = await quantizedFile(name, opts);
       const r = await intoMemory((sink) => quantizeSource(openSafetensorsBytes(new Uint8Array(modelBytes)), sink, opts));
@@ -118,11 +122,15 @@ describe('a new source is one module: a Map of tensors (test/helpers/map-source.
     expect((await rejection(() => dequantizeSource(new MapSource(floats), sink))).code).toBe('E_CKPT_FORMAT');
     // options about paths belong to the path functions
     for (const key of ['force', 'maxShardSize', 'trustIndex']) {
-      const bad = await rejection(() => quantizeSource(new MapSource(floats), sink, { format: 'nf4', [key]: key === 'maxShardSize' ? '5GB' : true } as never));
+      const bad = await rejection(() =>
+        quantizeSource(new MapSource(floats), sink, { format: 'nf4', [key]: key === 'maxShardSize' ? '5GB' : true } as never),
+      );
       expect(bad.code).toBe('E_ARGUMENT');
       expect(bad.message).toContain(`quantizeSource option ${key}`);
     }
-    expect((await rejection(() => quantizeSource(new MapSource(floats), sink, { format: 'nf4', computeDType: 'float16' } as never))).code).toBe('E_ARGUMENT');
+    expect(
+      (await rejection(() => quantizeSource(new MapSource(floats), sink, { format: 'nf4', computeDType: 'float16' } as never))).code,
+    ).toBe('E_ARGUMENT');
     // still unplanned: it takes a plan now
     await sink.plan([{ name: 'x', dtype: 'U8', shape: [1] }], null);
     await sink.abort();
@@ -154,31 +162,55 @@ describe('the in-memory module and the file module', () => {
       if (seen.has(file)) return;
       seen.add(file);
       const text = readFileSync(file, 'utf8');
-      for (const m of text.matchAll(/^(?:import|export)\s[^'"]*?from\s+'(\.[^']+)'|^import\s+'(\.[^']+)'/gm)) visit(resolve(dirname(file), m[1] ?? m[2]!));
+      for (const m of text.matchAll(/^(?:import|export)\s[^'"]*?from\s+'(\.[^']+)'|^import\s+'(\.[^']+)'/gm))
+        visit(resolve(dirname(file), m[1] ?? m[2]!));
     };
     visit(join(ROOT, 'dist', entry));
     return seen;
   }
 
-  it.skipIf(!existsSync(join(ROOT, 'dist/core.js')))('the shared API reaches no file module, and no module imports through a computed name', () => {
-    const core = [...reached('core.js')].map((f) => f.slice(join(ROOT, 'dist').length + 1));
-    expect(core).toContain('io/safetensors/whole.js');
-    expect(core.filter((f) => /^io\/(open|files|lock|swap|temp)\.js$|^io\/safetensors\/(file|sharded)-/.test(f))).toEqual([]);
-    for (const f of reached('node.js')) expect(readFileSync(f, 'utf8'), f).not.toMatch(/\bimport\(/);
-  });
+  it.skipIf(!existsSync(join(ROOT, 'dist/core.js')))(
+    'the shared API reaches no file module, and no module imports through a computed name',
+    () => {
+      const core = [...reached('core.js')].map((f) => f.slice(join(ROOT, 'dist').length + 1));
+      expect(core).toContain('io/safetensors/whole.js');
+      expect(core.filter((f) => /^io\/(open|files|lock|swap|temp)\.js$|^io\/safetensors\/(file|sharded)-/.test(f))).toEqual([]);
+      for (const f of reached('node.js')) expect(readFileSync(f, 'utf8'), f).not.toMatch(/\bimport\(/);
+    },
+  );
 
-  it.skipIf(!existsSync(join(ROOT, 'dist/index.js')))('paths: the Node entry reads them, the inline entry (no file support) says where to get it', () => {
-    const run = (entry: string) => spawnSync(process.execPath, ['--input-type=module', '-e', `
+  it.skipIf(!existsSync(join(ROOT, 'dist/index.js')))(
+    'paths: the Node entry reads them, the inline entry (no file support) says where to get it',
+    () => {
+      const run = (entry: string) =>
+        spawnSync(
+          process.execPath,
+          [
+            '--input-type=module',
+            '-e',
+            `
       const b = await import(${JSON.stringify(join(ROOT, 'dist', entry))});
       try { console.log(JSON.stringify(Object.keys((await b.readSafetensors(${JSON.stringify(MODEL)})).tensors).length)); }
       catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
       try { await b.writeSafetensors(${JSON.stringify(join(tmp, `w-${entry}`))}, { a: b.tensor([1]) }); console.log('"written"'); }
-      catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`], { encoding: 'utf8' });
-    const [read, write] = run('inline.js').stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(read.code).toBe('E_IO');
-    expect(read.message).toContain('bnbjs/node');
-    expect(write.code).toBe('E_IO');
-    expect(existsSync(join(tmp, 'w-inline.js'))).toBe(false);
-    expect(run('index.js').stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([Object.keys(parseSafetensors(modelBytes).tensors).length, 'written']);
-  });
+      catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`,
+          ],
+          { encoding: 'utf8' },
+        );
+      const [read, write] = run('inline.js')
+        .stdout.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(read.code).toBe('E_IO');
+      expect(read.message).toContain('bnbjs/node');
+      expect(write.code).toBe('E_IO');
+      expect(existsSync(join(tmp, 'w-inline.js'))).toBe(false);
+      expect(
+        run('index.js')
+          .stdout.trim()
+          .split('\n')
+          .map((l) => JSON.parse(l)),
+      ).toEqual([Object.keys(parseSafetensors(modelBytes).tensors).length, 'written']);
+    },
+  );
 });

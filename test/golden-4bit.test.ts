@@ -18,12 +18,16 @@ function goldenQs(g: Record<string, Tensor>): Record<string, Tensor> {
 /** Compares nibbles; every difference must be a reciprocal flip. Returns the count. */
 function codeFlips(file: string, input: Tensor, ours: Tensor, golden: Tensor, absmax: Float32Array, bs: number, qt: 'nf4' | 'fp4'): number {
   const x = toFloat32(input);
-  const a = bytes(ours), b = bytes(golden);
+  const a = bytes(ours),
+    b = bytes(golden);
   const codeOf = qt === 'nf4' ? nf4Code : fp4Code;
   let flips = 0;
   for (let k = 0; k < b.length; k++) {
     if (a[k] === b[k]) continue;
-    for (const [i, shift] of [[2 * k, 4], [2 * k + 1, 0]] as const) {
+    for (const [i, shift] of [
+      [2 * k, 4],
+      [2 * k + 1, 0],
+    ] as const) {
       const g = (b[k]! >> shift) & 15;
       if (((a[k]! >> shift) & 15) === g) continue;
       flips++;
@@ -41,7 +45,8 @@ describe.each(['simd', 'scalar'] as const)('quantize_4bit golden cases, %s build
     it(c.file, () => {
       setWasmBuild(build);
       const g = loadGolden(c.file);
-      const bs = c.blocksize as number, qt = c.quant_type as 'nf4' | 'fp4';
+      const bs = c.blocksize as number,
+        qt = c.quant_type as 'nf4' | 'fp4';
       const nested = c.compress_statistics as boolean;
       const storage = (c.quant_storage ?? 'uint8') as 'uint8';
       const opts = { blocksize: bs, quantType: qt, compressStatistics: nested, quantStorage: storage };
@@ -82,7 +87,13 @@ describe.each(['simd', 'scalar'] as const)('quantize_4bit golden cases, %s build
         expect(fromGolden.equals(replayed)).toBe(true);
         expect(diffElements(dequantize4bit(gp, fromGolden), g['cuda.dequant']!)).toEqual([]);
       } else {
-        const out = dequantize4bit(gp, { absmax: g['cuda.absmax']!, shape: c.shape as number[], blocksize: bs, quantType: qt, dtype: c.dtype as 'float16' });
+        const out = dequantize4bit(gp, {
+          absmax: g['cuda.absmax']!,
+          shape: c.shape as number[],
+          blocksize: bs,
+          quantType: qt,
+          dtype: c.dtype as 'float16',
+        });
         expect(diffElements(out, g['cuda.dequant']!)).toEqual([]);
       }
     });

@@ -14,14 +14,16 @@ describe.each(['simd', 'scalar'] as const)('quantize_blockwise golden cases, %s 
     it(c.file, () => {
       setWasmBuild(build);
       const g = loadGolden(c.file);
-      const bs = c.blocksize as number, nested = c.nested as boolean;
+      const bs = c.blocksize as number,
+        nested = c.nested as boolean;
       const code = g['cuda.code']!;
       expect(bytes(code)).toEqual(bytes(createDynamicMap()));
       const [q, state] = quantizeBlockwise(g.input!, { blocksize: bs, nested });
       expect(q.shape).toEqual(g['cuda.q']!.shape);
       const plain = quantizeBlockwise(g.input!, { blocksize: bs })[1].absmax.data as Float32Array;
       const x = toFloat32(g.input!);
-      const ours = q.data, golden = g['cuda.q']!.data;
+      const ours = q.data,
+        golden = g['cuda.q']!.data;
       tally.elements += x.length;
       for (let i = 0; i < x.length; i++) {
         if (ours[i] === golden[i]) continue;
@@ -48,7 +50,11 @@ describe.each(['simd', 'scalar'] as const)('quantize_blockwise golden cases, %s 
         expect(bytes(replay.absmax)).toEqual(bytes(g['cuda.absmax']!));
         expect(bytes(replay.state2.absmax)).toEqual(bytes(g['cuda.nested_absmax']!));
         goldenState = new QuantState({
-          absmax: g['cuda.absmax']!, code, blocksize: bs, dtype: c.dtype as 'float32', offset: goldenOffset,
+          absmax: g['cuda.absmax']!,
+          code,
+          blocksize: bs,
+          dtype: c.dtype as 'float32',
+          offset: goldenOffset,
           state2: new QuantState({ absmax: g['cuda.nested_absmax']!, code, blocksize: bs }),
         });
       }

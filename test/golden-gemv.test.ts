@@ -7,7 +7,8 @@ import { casesOf, loadGolden } from './helpers/golden.js';
 import { gemvBars, gemvMetrics } from './helpers/gemv-bars.js';
 
 function reference(A: Tensor, W: Float32Array, N: number, K: number): Float64Array {
-  const a = toFloat32(A), out = new Float64Array(N);
+  const a = toFloat32(A),
+    out = new Float64Array(N);
   for (let j = 0; j < N; j++) {
     let s = 0;
     for (let k = 0; k < K; k++) s += a[k]! * W[j * K + k]!;
@@ -30,14 +31,17 @@ describe.each(['simd', 'scalar'] as const)('gemv_4bit golden cases, %s build', (
       const out = gemv4bit(g.A!, qB, state);
       expect(out.dtype).toBe(dtype);
       expect(out.shape).toEqual([1, 1, N]);
-      const ours = toFloat32(out), cuda = toFloat32(g['cuda.out']!);
+      const ours = toFloat32(out),
+        cuda = toFloat32(g['cuda.out']!);
       const same = ours.filter((v, i) => v === cuda[i]).length;
       const vsCuda = gemvMetrics(cuda, ours, K);
       const W = toFloat32(dequantize4bit(qB, new QuantState({ ...state, dtype: 'float32' })));
       const vsRef = gemvMetrics(reference(g.A!, W, N, K), ours, K);
       const cudaVsRef = gemvMetrics(reference(g.A!, W, N, K), cuda, K);
-      console.log(`${c.file}: ${N - same} of ${N} outputs differ from CUDA (CUDA multiplies in ${dtype}, bnbjs in f32); ` +
-        `vs CUDA err1 ${vsCuda.err1.toExponential(2)}; vs f64 err1 ${vsRef.err1.toExponential(2)} (CUDA's own ${cudaVsRef.err1.toExponential(2)})`);
+      console.log(
+        `${c.file}: ${N - same} of ${N} outputs differ from CUDA (CUDA multiplies in ${dtype}, bnbjs in f32); ` +
+          `vs CUDA err1 ${vsCuda.err1.toExponential(2)}; vs f64 err1 ${vsRef.err1.toExponential(2)} (CUDA's own ${cudaVsRef.err1.toExponential(2)})`,
+      );
       const bars = gemvBars(dtype, K);
       for (const key of ['err1', 'relerr1', 'maxerr1'] as const) {
         expect(vsCuda[key], `vs CUDA ${key}`).toBeLessThan(bars[key]);

@@ -2,7 +2,13 @@
 // int8_linear_matmul and int8_mm_dequant against the bitsandbytes CUDA outputs.
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  int8DoubleQuant, int8LinearMatmul, int8MmDequant, int8ScaledMm, int8VectorwiseDequant, int8VectorwiseQuant, setWasmBuild,
+  int8DoubleQuant,
+  int8LinearMatmul,
+  int8MmDequant,
+  int8ScaledMm,
+  int8VectorwiseDequant,
+  int8VectorwiseQuant,
+  setWasmBuild,
 } from '../src/index.js';
 import { casesOf, diffElements, loadGolden } from './helpers/golden.js';
 
@@ -43,7 +49,10 @@ describe.each(['simd', 'scalar'] as const)('int8 golden cases, %s build', (build
       const C = int8LinearMatmul(g.A!, g.B!);
       expect(C.shape).toEqual(g['cuda.C']!.shape);
       expect(diffElements(C, g['cuda.C']!)).toEqual([]);
-      for (const [key, bias] of [['cuda.mm_dequant', null], ['cuda.mm_dequant_bias', g.bias!]] as const) {
+      for (const [key, bias] of [
+        ['cuda.mm_dequant', null],
+        ['cuda.mm_dequant_bias', g.bias!],
+      ] as const) {
         const out = int8MmDequant(g['cuda.C']!, g.row_stats!, g.col_stats!, { bias });
         const d = diffElements(out, g[key]!);
         report(`${c.file} ${key}`, d, out.data.length);

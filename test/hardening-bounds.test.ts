@@ -8,7 +8,15 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  Tensor, int8DoubleQuant, numThreads, parseHeader, quantize4bit, setNumThreads, tensor, threadStats, wasmTensor,
+  Tensor,
+  int8DoubleQuant,
+  numThreads,
+  parseHeader,
+  quantize4bit,
+  setNumThreads,
+  tensor,
+  threadStats,
+  wasmTensor,
 } from '../src/index.js';
 import { MAX_HEADER_VALUES, MAX_METADATA_ENTRIES, MAX_SHAPE_DIMS, MAX_SHAPE_ENTRIES, MAX_TENSORS } from '../src/io/safetensors/header.js';
 import { maxThreads, setParallelThreshold, threadHost } from '../src/backend/wasm/threads/config.js';
@@ -37,18 +45,28 @@ describe('safetensors header bounds', () => {
     // the issue's file: 1000-dimension shapes (45k of them made it 93 MB; a few show the same)
     const [bad, badSize] = header(500, ones(1000));
     const copy = Buffer.from(bad);
-    expect(error(() => parseHeader(bad, badSize))).toMatchObject({ code: 'E_ST_SHAPE', message: `tensor "t0": shape has more than ${MAX_SHAPE_DIMS} dimensions: expected at most ${MAX_SHAPE_DIMS}` });
+    expect(error(() => parseHeader(bad, badSize))).toMatchObject({
+      code: 'E_ST_SHAPE',
+      message: `tensor "t0": shape has more than ${MAX_SHAPE_DIMS} dimensions: expected at most ${MAX_SHAPE_DIMS}`,
+    });
     expect(Buffer.from(bad).equals(copy)).toBe(true);
     // a long array elsewhere in an entry, or in data_offsets: the entry's own code
     const [, size] = header(1, [1]);
     const offsets = enc(`{"t0":{"dtype":"U8","shape":[1],"data_offsets":[${ones(65).join(',')}]}}`);
-    expect(error(() => parseHeader(offsets, size + 200))).toMatchObject({ code: 'E_ST_HEADER_JSON', message: expect.stringMatching(/tensor "t0": data_offsets holds more than 64 items/) });
+    expect(error(() => parseHeader(offsets, size + 200))).toMatchObject({
+      code: 'E_ST_HEADER_JSON',
+      message: expect.stringMatching(/tensor "t0": data_offsets holds more than 64 items/),
+    });
   });
 
   it(`more than ${MAX_SHAPE_ENTRIES} dimensions in all is E_ST_SHAPE (${MAX_SHAPE_ENTRIES / MAX_TENSORS} per tensor at ${MAX_TENSORS} tensors)`, () => {
-    const per = MAX_SHAPE_DIMS, count = MAX_SHAPE_ENTRIES / per + 1;
+    const per = MAX_SHAPE_DIMS,
+      count = MAX_SHAPE_ENTRIES / per + 1;
     const [h, size] = header(count, Array<number>(per).fill(1));
-    expect(error(() => parseHeader(h, size))).toMatchObject({ code: 'E_ST_SHAPE', message: expect.stringMatching(new RegExp(`more than ${MAX_SHAPE_ENTRIES} dimensions in all \\(at tensor "t${count - 1}"\\)`)) });
+    expect(error(() => parseHeader(h, size))).toMatchObject({
+      code: 'E_ST_SHAPE',
+      message: expect.stringMatching(new RegExp(`more than ${MAX_SHAPE_ENTRIES} dimensions in all \\(at tensor "t${count - 1}"\\)`)),
+    });
     const [fits, fitsSize] = header(count - 1, Array<number>(per).fill(1));
     expect(parseHeader(fits, fitsSize).tensors.length).toBe(count - 1);
   });
@@ -56,7 +74,10 @@ describe('safetensors header bounds', () => {
   it(`__metadata__ of more than ${MAX_METADATA_ENTRIES} entries is E_ST_METADATA`, () => {
     const meta = (n: number) => `"__metadata__":{${Array.from({ length: n }, (_, i) => `"k${i}":""`).join(',')}},`;
     const [h, size] = header(1, [1], meta(MAX_METADATA_ENTRIES + 1));
-    expect(error(() => parseHeader(h, size))).toMatchObject({ code: 'E_ST_METADATA', message: `__metadata__ has more than ${MAX_METADATA_ENTRIES} entries: expected at most ${MAX_METADATA_ENTRIES}` });
+    expect(error(() => parseHeader(h, size))).toMatchObject({
+      code: 'E_ST_METADATA',
+      message: `__metadata__ has more than ${MAX_METADATA_ENTRIES} entries: expected at most ${MAX_METADATA_ENTRIES}`,
+    });
     const [ok, okSize] = header(1, [1], meta(MAX_METADATA_ENTRIES));
     expect(Object.keys(parseHeader(ok, okSize).metadata!).length).toBe(MAX_METADATA_ENTRIES);
   });
@@ -68,17 +89,29 @@ describe('safetensors header bounds', () => {
     const huge = `[${Array(64).fill(a262144).join(',')}]`; // 64^4 numbers, 64^3 + 64^2 + 64 + 1 arrays
     const text = `{"t0":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":${huge}}}`;
     const h = enc(text);
-    expect(error(() => parseHeader(h, 8 + h.length + 1))).toMatchObject({ code: 'E_ST_HEADER_JSON', message: `the header holds more than ${MAX_HEADER_VALUES} JSON values: expected at most ${MAX_HEADER_VALUES}` });
+    expect(error(() => parseHeader(h, 8 + h.length + 1))).toMatchObject({
+      code: 'E_ST_HEADER_JSON',
+      message: `the header holds more than ${MAX_HEADER_VALUES} JSON values: expected at most ${MAX_HEADER_VALUES}`,
+    });
   });
 
   it('entry errors keep their order and codes: a syntax error anywhere comes first, else the first bad entry', () => {
     const good = '"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}';
     const badDtype = '"b":{"dtype":"X","shape":[1],"data_offsets":[1,2]}';
     const badShape = '"c":{"dtype":"U8","shape":[-1],"data_offsets":[2,3]}';
-    expect(error(() => parseHeader(enc(`{${good},${badDtype},${badShape}}`), 200))).toMatchObject({ code: 'E_ST_DTYPE', message: expect.stringMatching(/^tensor "b"/) });
-    expect(error(() => parseHeader(enc(`{${good},${badShape},${badDtype}}`), 200))).toMatchObject({ code: 'E_ST_SHAPE', message: expect.stringMatching(/^tensor "c"/) });
+    expect(error(() => parseHeader(enc(`{${good},${badDtype},${badShape}}`), 200))).toMatchObject({
+      code: 'E_ST_DTYPE',
+      message: expect.stringMatching(/^tensor "b"/),
+    });
+    expect(error(() => parseHeader(enc(`{${good},${badShape},${badDtype}}`), 200))).toMatchObject({
+      code: 'E_ST_SHAPE',
+      message: expect.stringMatching(/^tensor "c"/),
+    });
     expect(error(() => parseHeader(enc(`{${good},${badDtype},${badShape},}`), 200))).toMatchObject({ code: 'E_ST_HEADER_JSON' });
-    expect(error(() => parseHeader(enc(`{${good},${good}}`), 200))).toMatchObject({ code: 'E_ST_HEADER_JSON', message: expect.stringMatching(/duplicate key "a"/) });
+    expect(error(() => parseHeader(enc(`{${good},${good}}`), 200))).toMatchObject({
+      code: 'E_ST_HEADER_JSON',
+      message: expect.stringMatching(/duplicate key "a"/),
+    });
   });
 });
 
@@ -95,51 +128,69 @@ describe('the thread count', () => {
     expect(maxThreads()).toBe(Math.min(256, Math.max(8, 2 * availableParallelism())));
     setNumThreads(2);
     for (const n of [maxThreads() + 1, 256, 257, 2 ** 31]) {
-      expect(error(() => setNumThreads(n))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(new RegExp(`^numThreads = ${n} is not accepted: expected an integer from 1 to ${maxThreads()}`)) });
+      expect(error(() => setNumThreads(n))).toMatchObject({
+        code: 'E_ARGUMENT',
+        message: expect.stringMatching(new RegExp(`^numThreads = ${n} is not accepted: expected an integer from 1 to ${maxThreads()}`)),
+      });
     }
     expect(numThreads()).toBe(host === null ? 1 : 2);
     setNumThreads(maxThreads());
     setNumThreads(2);
   });
 
-  it.skipIf(host === null)('a lower count ends the surplus workers (their threads exit), a higher one starts new ones; the bytes never change', async () => {
-    const m = sharedKernelMemory()!;
-    setParallelThreshold(0);
-    const A = tensor(randn(new Rng(1516), 1 << 16));
-    setNumThreads(1);
-    const [want] = quantize4bit(A, { quantType: 'nf4' });
-    const settle = async (workers: number) => {
-      for (const end = Date.now() + 30_000; threadStats().workers !== workers && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
-      return threadStats().workers;
-    };
-    setNumThreads(4);
-    const pool = poolFor(m, 4);
-    expect(pool.queue.awaitReady(3, 30_000)).toBe(true);
-    expect(bytes(quantize4bit(A, { quantType: 'nf4' })[0]).equals(bytes(want))).toBe(true);
-    const retiredBefore = pool.retired.length;
-    setNumThreads(2); // at once, not at the next op
-    expect(pool.workerCount()).toBe(1);
-    expect(await settle(1)).toBe(1);
-    const exits = pool.retired.slice(retiredBefore);
-    expect(exits.length).toBe(2); // Node's worker_threads report their exit
-    await Promise.all(exits); // the threads have ended
-    expect(bytes(quantize4bit(A, { quantType: 'nf4' })[0]).equals(bytes(want))).toBe(true);
-    setNumThreads(4);
-    poolFor(m, 4);
-    expect(pool.queue.awaitReady(3, 30_000)).toBe(true); // new workers in the retired slots
-    expect(bytes(quantize4bit(A, { quantType: 'nf4' })[0]).equals(bytes(want))).toBe(true);
-    setNumThreads(1);
-    expect(await settle(0)).toBe(0);
-    await Promise.all(pool.retired);
-    expect(bytes(quantize4bit(A, { quantType: 'nf4' })[0]).equals(bytes(want))).toBe(true);
-  });
+  it.skipIf(host === null)(
+    'a lower count ends the surplus workers (their threads exit), a higher one starts new ones; the bytes never change',
+    async () => {
+      const m = sharedKernelMemory()!;
+      setParallelThreshold(0);
+      const A = tensor(randn(new Rng(1516), 1 << 16));
+      setNumThreads(1);
+      const [want] = quantize4bit(A, { quantType: 'nf4' });
+      const settle = async (workers: number) => {
+        for (const end = Date.now() + 30_000; threadStats().workers !== workers && Date.now() < end;)
+          await new Promise((r) => setTimeout(r, 10));
+        return threadStats().workers;
+      };
+      setNumThreads(4);
+      const pool = poolFor(m, 4);
+      expect(pool.queue.awaitReady(3, 30_000)).toBe(true);
+      expect(bytes(quantize4bit(A, { quantType: 'nf4' })[0]).equals(bytes(want))).toBe(true);
+      const retiredBefore = pool.retired.length;
+      setNumThreads(2); // at once, not at the next op
+      expect(pool.workerCount()).toBe(1);
+      expect(await settle(1)).toBe(1);
+      const exits = pool.retired.slice(retiredBefore);
+      expect(exits.length).toBe(2); // Node's worker_threads report their exit
+      await Promise.all(exits); // the threads have ended
+      expect(bytes(quantize4bit(A, { quantType: 'nf4' })[0]).equals(bytes(want))).toBe(true);
+      setNumThreads(4);
+      poolFor(m, 4);
+      expect(pool.queue.awaitReady(3, 30_000)).toBe(true); // new workers in the retired slots
+      expect(bytes(quantize4bit(A, { quantType: 'nf4' })[0]).equals(bytes(want))).toBe(true);
+      setNumThreads(1);
+      expect(await settle(0)).toBe(0);
+      await Promise.all(pool.retired);
+      expect(bytes(quantize4bit(A, { quantType: 'nf4' })[0]).equals(bytes(want))).toBe(true);
+    },
+  );
 
   it('BNBJS_NUM_THREADS past maxThreads() is E_ARGUMENT', () => {
     const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import * as b from ${JSON.stringify(dist)};\ntry { b.numThreads(); console.log('accepted'); } catch (e) { console.log(e.code, e.message); }`],
-      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, BNBJS_NUM_THREADS: '256' } });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import * as b from ${JSON.stringify(dist)};\ntry { b.numThreads(); console.log('accepted'); } catch (e) { console.log(e.code, e.message); }`,
+      ],
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, BNBJS_NUM_THREADS: '256' } },
+    );
     const max = Math.min(256, Math.max(8, 2 * availableParallelism()));
-    expect(r.stdout.trim()).toBe(max < 256 ? `E_ARGUMENT BNBJS_NUM_THREADS = 256 is not accepted: expected an integer from 1 to ${max} (maxThreads(): twice this machine's logical processors, at least 8)` : 'accepted');
+    expect(r.stdout.trim()).toBe(
+      max < 256
+        ? `E_ARGUMENT BNBJS_NUM_THREADS = 256 is not accepted: expected an integer from 1 to ${max} (maxThreads(): twice this machine's logical processors, at least 8)`
+        : 'accepted',
+    );
   });
 });
 
@@ -151,16 +202,27 @@ describe('setWasmMemoryLimit', () => {
     setNumThreads(1);
     const m = wasm();
     // grow the private memory: int8DoubleQuant's column pass of a 4096 x 4096 float16 matrix
-    const H = tensor(Uint16Array.from({ length: 4096 * 4096 }, (_, i) => 0x3c00 + (i % 1000)), [4096, 4096], 'float16');
+    const H = tensor(
+      Uint16Array.from({ length: 4096 * 4096 }, (_, i) => 0x3c00 + (i % 1000)),
+      [4096, 4096],
+      'float16',
+    );
     const wantH = int8DoubleQuant(H);
     const grown = m.stats().bytes;
     setWasmMemoryLimit(grown - (4 << 20));
     const before = Buffer.from(bytes(H));
     // more than there is: refused, nothing grew
-    expect(error(() => m.scratch(grown))).toMatchObject({ code: 'E_OUT_OF_MEMORY', message: expect.stringMatching(new RegExp(`could not grow to \\d+ bytes: the limit is ${grown - (4 << 20)} bytes \\(setWasmMemoryLimit\\)`)) });
+    expect(error(() => m.scratch(grown))).toMatchObject({
+      code: 'E_OUT_OF_MEMORY',
+      message: expect.stringMatching(
+        new RegExp(`could not grow to \\d+ bytes: the limit is ${grown - (4 << 20)} bytes \\(setWasmMemoryLimit\\)`),
+      ),
+    });
     expect(m.stats().bytes).toBe(grown);
     // the memory already there cannot shrink, and stays usable: the same op, the same bits
-    int8DoubleQuant(H).forEach((t, i) => expect(t === null ? wantH[i] === null : bytes(t).equals(bytes(wantH[i]!)), `output ${i}`).toBe(true));
+    int8DoubleQuant(H).forEach((t, i) =>
+      expect(t === null ? wantH[i] === null : bytes(t).equals(bytes(wantH[i]!)), `output ${i}`).toBe(true),
+    );
     expect(bytes(H).equals(before)).toBe(true);
     expect(m.stats().bytes).toBe(grown);
     setWasmMemoryLimit(MAX_WASM_BYTES);
@@ -172,7 +234,10 @@ describe('setWasmMemoryLimit', () => {
     const keep = wasmTensor(tensor(Uint8Array.from({ length: 4096 }, (_, i) => i & 255)));
     const have = shared.stats().bytes;
     setWasmMemoryLimit(have + (1 << 20));
-    expect(error(() => wasmTensor([4 << 20], 'uint8'))).toMatchObject({ code: 'E_OUT_OF_MEMORY', message: expect.stringMatching(/resident tensors would hold/) });
+    expect(error(() => wasmTensor([4 << 20], 'uint8'))).toMatchObject({
+      code: 'E_OUT_OF_MEMORY',
+      message: expect.stringMatching(/resident tensors would hold/),
+    });
     expect(shared.stats().bytes).toBe(have);
     expect([...keep.data].every((v, i) => v === (i & 255))).toBe(true);
     const small = wasmTensor([1024], 'uint8');
@@ -184,12 +249,16 @@ describe('setWasmMemoryLimit', () => {
   it('a limit that is not a whole number of pages never lets a grow pass it', () => {
     setNumThreads(1);
     const m = wasm();
-    const have = m.stats().bytes, page = 65536;
+    const have = m.stats().bytes,
+      page = 65536;
     const [base] = m.scratch(0); // where scratch starts
     const limit = have + page + 100; // one page and 100 bytes more than there is
     setWasmMemoryLimit(limit);
     // ends within the limit but in its last, partial page: a grow would take the whole page, past the limit
-    expect(error(() => m.scratch(have + page + 64 - base!))).toMatchObject({ code: 'E_OUT_OF_MEMORY', message: expect.stringMatching(new RegExp(`the limit is ${have + page} bytes`)) });
+    expect(error(() => m.scratch(have + page + 64 - base!))).toMatchObject({
+      code: 'E_OUT_OF_MEMORY',
+      message: expect.stringMatching(new RegExp(`the limit is ${have + page} bytes`)),
+    });
     expect(m.stats().bytes).toBe(have);
     m.scratch(have + page - 64 - base!); // a whole page more: fits
     expect(m.stats().bytes).toBe(have + page);
@@ -203,7 +272,10 @@ describe('setWasmMemoryLimit', () => {
     const [want] = quantize4bit(A, { quantType: 'nf4' });
     resetWasm(); // the next op instantiates the kernels afresh
     setWasmMemoryLimit(65536); // the modules start with 2 pages
-    expect(error(() => quantize4bit(A, { quantType: 'nf4' }))).toMatchObject({ code: 'E_OUT_OF_MEMORY', message: expect.stringMatching(/a new WebAssembly kernel instance starts with 131072 bytes of memory: the limit is 65536 bytes/) });
+    expect(error(() => quantize4bit(A, { quantType: 'nf4' }))).toMatchObject({
+      code: 'E_OUT_OF_MEMORY',
+      message: expect.stringMatching(/a new WebAssembly kernel instance starts with 131072 bytes of memory: the limit is 65536 bytes/),
+    });
     expect(error(() => wasmTensor([16], 'uint8'))).toMatchObject({ code: 'E_OUT_OF_MEMORY' });
     setWasmMemoryLimit(MAX_WASM_BYTES);
     expect(bytes(quantize4bit(A, { quantType: 'nf4' })[0]).equals(bytes(want))).toBe(true);

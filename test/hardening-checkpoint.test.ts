@@ -8,7 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  BnbError, QuantState, Tensor, dequantize4bit, parseSafetensors, quantize4bit, serializeSafetensors, tensor, toFloat32,
+  BnbError,
+  QuantState,
+  Tensor,
+  dequantize4bit,
+  parseSafetensors,
+  quantize4bit,
+  serializeSafetensors,
+  tensor,
+  toFloat32,
 } from '../src/index.js';
 import { dequantizeCheckpoint, inspectCheckpoint, quantizeCheckpoint } from '../src/node.js';
 import { Rng, randn } from './helpers/random.js';
@@ -32,10 +40,11 @@ function writeModel(tensors: Record<string, Tensor>, config?: string): string {
 const read = (path: string) => parseSafetensors(readFileSync(path)).tensors as Record<string, Tensor>;
 
 describe('skip with a global or sticky RegExp (case 13)', () => {
-  it('leaves every matching layer unquantized, however many, and does not touch the caller\'s RegExp', async () => {
+  it("leaves every matching layer unquantized, however many, and does not touch the caller's RegExp", async () => {
     const tensors: Record<string, Tensor> = {};
     for (let l = 0; l < 12; l++) {
-      for (const p of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) tensors[`model.layers.${l}.self_attn.${p}.weight`] = tensor(randn(rng, 64 * 64), [64, 64]);
+      for (const p of ['q_proj', 'k_proj', 'v_proj', 'o_proj'])
+        tensors[`model.layers.${l}.self_attn.${p}.weight`] = tensor(randn(rng, 64 * 64), [64, 64]);
       tensors[`model.layers.${l}.mlp.fc.weight`] = tensor(randn(rng, 64 * 64), [64, 64]);
     }
     const dir = writeModel(tensors, '{"model_type": "llama", "torch_dtype": "float32"}');
@@ -55,7 +64,9 @@ describe('skip with a global or sticky RegExp (case 13)', () => {
       if (skip instanceof RegExp) expect(skip.lastIndex).toBe(lastIndex);
       // config.json lists exactly the skipped Linear modules
       const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-      expect([...config.quantization_config.llm_int8_skip_modules].sort()).toEqual(matching.map((n) => n.slice(0, -'.weight'.length)).sort());
+      expect([...config.quantization_config.llm_int8_skip_modules].sort()).toEqual(
+        matching.map((n) => n.slice(0, -'.weight'.length)).sort(),
+      );
     }
   });
 
@@ -64,24 +75,47 @@ describe('skip with a global or sticky RegExp (case 13)', () => {
     const before = readFileSync(join(dir, 'model.safetensors'));
     for (const skip of [5, {}, ['proj'], { source: 'x', flags: 'g', test: () => true }]) {
       const out = fresh('bad-skip');
-      expect(await rejection(() => quantizeCheckpoint(dir, out, { format: 'nf4', skip: skip as never }))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^skip = /) });
+      expect(await rejection(() => quantizeCheckpoint(dir, out, { format: 'nf4', skip: skip as never }))).toMatchObject({
+        code: 'E_ARGUMENT',
+        message: expect.stringMatching(/^skip = /),
+      });
       expect(existsSync(out)).toBe(false);
     }
     expect(readFileSync(join(dir, 'model.safetensors')).equals(before)).toBe(true);
   });
 });
 
-describe('tiny layers: the quant_state\'s shape is authoritative, not the packed tensor\'s leading 1 (case 14)', () => {
+describe("tiny layers: the quant_state's shape is authoritative, not the packed tensor's leading 1 (case 14)", () => {
   // every storage that holds the packed bytes of the shape (E_STORAGE otherwise, as bnb)
-  const SHAPES: [number, number][] = [[2, 2], [1, 8], [8, 1], [2, 4], [4, 2], [1, 2], [2, 1], [1, 16], [16, 1], [1, 64], [3, 2], [2, 3]];
+  const SHAPES: [number, number][] = [
+    [2, 2],
+    [1, 8],
+    [8, 1],
+    [2, 4],
+    [4, 2],
+    [1, 2],
+    [2, 1],
+    [1, 16],
+    [16, 1],
+    [1, 64],
+    [3, 2],
+    [2, 3],
+  ];
   for (const storage of ['uint8', 'float16', 'bfloat16', 'float32'] as const) {
     it(`round trips [2, 2], [1, 8], [8, 1], ... with ${storage} storage`, async () => {
       const size = { uint8: 1, float16: 2, bfloat16: 2, float32: 4 }[storage];
       const shapes = SHAPES.filter(([r, c]) => Math.ceil((r * c) / 2) % size === 0);
       const tensors: Record<string, Tensor> = {};
-      shapes.forEach(([r, c], i) => (tensors[`model.layers.${i}.mlp.up_proj.weight`] = tensor(randn(rng, r * c).map((v, j) => v + j), [r, c])));
+      shapes.forEach(
+        ([r, c], i) =>
+          (tensors[`model.layers.${i}.mlp.up_proj.weight`] = tensor(
+            randn(rng, r * c).map((v, j) => v + j),
+            [r, c],
+          )),
+      );
       const dir = writeModel(tensors);
-      const q = fresh(`tiny-${storage}`), d = fresh(`tiny-${storage}-back`);
+      const q = fresh(`tiny-${storage}`),
+        d = fresh(`tiny-${storage}-back`);
       await quantizeCheckpoint(dir, q, { format: 'nf4', storage, doubleQuant: true });
       const packed = read(join(q, 'model.safetensors'));
       await dequantizeCheckpoint(q, d);
@@ -95,7 +129,8 @@ describe('tiny layers: the quant_state\'s shape is authoritative, not the packed
         expect(back[name]!.shape, `${name} [${r}, ${c}]`).toEqual([r, c]);
         expect(bytes(back[name]!).equals(bytes(want)), `${name} [${r}, ${c}] with ${storage}`).toBe(true);
         // and close to the input (NF4 error at most half the largest code gap of its block's absmax)
-        const x = toFloat32(tensors[name]!), y = toFloat32(back[name]!);
+        const x = toFloat32(tensors[name]!),
+          y = toFloat32(back[name]!);
         const absmax = Math.max(...x.map(Math.abs));
         x.forEach((v, j) => expect(Math.abs(v - y[j]!)).toBeLessThanOrEqual(0.16 * absmax + 1e-3 * absmax));
       });
@@ -113,7 +148,9 @@ describe('non-finite quant_state statistics (case 15)', () => {
     const d = s.asDict({ packed: true });
     if (edit.offset !== undefined) {
       const key = 'quant_state.bitsandbytes__nf4';
-      const text = Buffer.from(bytes(d[key]!)).toString('utf8').replace(/"nested_offset": [^,}]*/, `"nested_offset": ${edit.offset}`);
+      const text = Buffer.from(bytes(d[key]!))
+        .toString('utf8')
+        .replace(/"nested_offset": [^,}]*/, `"nested_offset": ${edit.offset}`);
       const b = new TextEncoder().encode(text);
       d[key] = tensor(b, [b.length]);
     } else {
@@ -153,7 +190,9 @@ describe('non-finite quant_state statistics (case 15)', () => {
     expect(QuantState.fromDict(nested.asDict({ packed: true })).equals(nested)).toBe(true);
     const big = damaged(plain, { key: 'absmax', at: 1, value: 3.4028234663852886e38 });
     expect(() => QuantState.fromDict(big)).not.toThrow();
-    expect(error(() => QuantState.fromDict(nested.asDict({ packed: true }), { allowNonFinite: 1 } as never))).toMatchObject({ code: 'E_ARGUMENT' });
+    expect(error(() => QuantState.fromDict(nested.asDict({ packed: true }), { allowNonFinite: 1 } as never))).toMatchObject({
+      code: 'E_ARGUMENT',
+    });
   });
 
   it('dequantizeCheckpoint: E_STATE naming the layer, input intact, no output; allowNonFinite converts it', async () => {
@@ -170,7 +209,10 @@ describe('non-finite quant_state statistics (case 15)', () => {
       expect(readFileSync(join(dir, 'model.safetensors')).equals(before)).toBe(true);
       await dequantizeCheckpoint(dir, out, { allowNonFinite: true });
       const got = read(join(out, 'model.safetensors'))['model.layers.0.mlp.up_proj.weight']!;
-      expect(toFloat32(got).some((v) => !Number.isFinite(v)), name).toBe(true);
+      expect(
+        toFloat32(got).some((v) => !Number.isFinite(v)),
+        name,
+      ).toBe(true);
     }
   });
 });
@@ -183,16 +225,23 @@ describe('JSON nested far too deep (case 12)', () => {
     for (const [k, t] of Object.entries(s.asDict({ packed: true }))) quantized[`l.weight.${k}`] = t;
     const float = writeModel({ 'l.weight': tensor(randn(rng, 64 * 64), [64, 64]) }, deep);
     const quant = writeModel(quantized, deep);
-    for (const [dir, f] of [[float, (o: string) => quantizeCheckpoint(float, o, { format: 'nf4' })], [quant, (o: string) => dequantizeCheckpoint(quant, o)], [quant, () => inspectCheckpoint(quant)]] as const) {
+    for (const [dir, f] of [
+      [float, (o: string) => quantizeCheckpoint(float, o, { format: 'nf4' })],
+      [quant, (o: string) => dequantizeCheckpoint(quant, o)],
+      [quant, () => inspectCheckpoint(quant)],
+    ] as const) {
       const before = readFileSync(join(dir, 'config.json'));
       const out = fresh('deep');
-      expect(await rejection(() => f(out))).toMatchObject({ code: 'E_CKPT_FORMAT', message: expect.stringMatching(/config\.json is not valid JSON: nesting too deep/) });
+      expect(await rejection(() => f(out))).toMatchObject({
+        code: 'E_CKPT_FORMAT',
+        message: expect.stringMatching(/config\.json is not valid JSON: nesting too deep/),
+      });
       expect(existsSync(out)).toBe(false);
       expect(readFileSync(join(dir, 'config.json')).equals(before)).toBe(true);
     }
   });
 
-  it('a quant_state blob of 32,000 nested brackets is E_STATE (it overflowed JSON.parse\'s reviver)', () => {
+  it("a quant_state blob of 32,000 nested brackets is E_STATE (it overflowed JSON.parse's reviver)", () => {
     const [, s] = quantize4bit(tensor(randn(rng, 64)), { quantType: 'nf4' });
     const d = s.asDict({ packed: true });
     const text = `{"quant_type": "nf4", "x": ${'['.repeat(32_000)}${']'.repeat(32_000)}}`;

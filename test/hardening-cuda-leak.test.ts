@@ -4,8 +4,22 @@
 // GPU are available (the GPU machine); elsewhere skipped with the probe's reason.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8DoubleQuant, int8LinearMatmul, int8MmDequant,
-  int8VectorwiseDequant, int8VectorwiseQuant, probe, quantize4bit, quantizeBlockwise, setForcedBackend, tensor, toDevice,
+  Tensor,
+  dequantize4bit,
+  dequantizeBlockwise,
+  dequantizeFp8,
+  gemv4bit,
+  int8DoubleQuant,
+  int8LinearMatmul,
+  int8MmDequant,
+  int8VectorwiseDequant,
+  int8VectorwiseQuant,
+  probe,
+  quantize4bit,
+  quantizeBlockwise,
+  setForcedBackend,
+  tensor,
+  toDevice,
 } from '../src/index.js';
 import { cudaAddon } from '../src/backend/cuda/addon.js';
 import { Rng, asDType, randn } from './helpers/random.js';
@@ -24,15 +38,25 @@ function dispose(x: unknown, seen = new Set<unknown>()): void {
 }
 
 const NAMES = [
-  'quantize4bit', 'dequantize4bit', 'quantizeBlockwise', 'dequantizeBlockwise', 'int8VectorwiseQuant', 'int8DoubleQuant',
-  'int8VectorwiseDequant', 'int8LinearMatmul', 'int8MmDequant', 'gemv4bit', 'dequantizeFp8',
+  'quantize4bit',
+  'dequantize4bit',
+  'quantizeBlockwise',
+  'dequantizeBlockwise',
+  'int8VectorwiseQuant',
+  'int8DoubleQuant',
+  'int8VectorwiseDequant',
+  'int8LinearMatmul',
+  'int8MmDequant',
+  'gemv4bit',
+  'dequantizeFp8',
 ] as const;
 
 /** Counts the addon's allocations (wraps malloc and free) and builds the ops on device tensors. */
 function setup() {
   const addon = cudaAddon().addon!;
   const live = new Map<number, number>();
-  const malloc = addon.malloc.bind(addon), free = addon.free.bind(addon);
+  const malloc = addon.malloc.bind(addon),
+    free = addon.free.bind(addon);
   let mallocs = 0;
   addon.malloc = (n: number) => {
     const ptr = malloc(n);
@@ -56,7 +80,13 @@ function setup() {
   const cs = dev(tensor(randn(rng, 16).map(Math.abs)));
   const [pw, sw] = quantize4bit(dev(tensor(randn(rng, 64 * 256), [64, 256])), { quantType: 'fp4', compressStatistics: true });
   const x = dev(tensor(randn(rng, 2 * 256), [2, 256]));
-  const e4m3 = dev(tensor(Uint8Array.from({ length: 4096 }, (_, i) => i % 255), [16, 256], 'float8_e4m3fn'));
+  const e4m3 = dev(
+    tensor(
+      Uint8Array.from({ length: 4096 }, (_, i) => i % 255),
+      [16, 256],
+      'float8_e4m3fn',
+    ),
+  );
   const scale = dev(tensor(new Float32Array(2).fill(0.5), [1, 2]));
   const ops: Record<(typeof NAMES)[number], () => unknown> = {
     quantize4bit: () => quantize4bit(f32, { quantType: 'nf4', compressStatistics: true }),
@@ -80,13 +110,17 @@ describe.skipIf(!available)('CUDA: no op leaks device memory across 10,000 calls
   beforeAll(() => {
     env = setup();
   });
-  afterAll(() => console.log(`CUDA leak check on ${p.cuda.devices[0]?.name}, 10,000 calls per op (outputs disposed):\n${report.join('\n')}`));
+  afterAll(() =>
+    console.log(`CUDA leak check on ${p.cuda.devices[0]?.name}, 10,000 calls per op (outputs disposed):\n${report.join('\n')}`),
+  );
 
   for (const name of NAMES) {
     it(name, () => {
       const op = env.ops[name];
       for (let i = 0; i < 100; i++) dispose(op());
-      const n0 = env.live.size, b0 = env.bytes(), m0 = env.mallocs();
+      const n0 = env.live.size,
+        b0 = env.bytes(),
+        m0 = env.mallocs();
       for (let i = 0; i < 10_000; i++) dispose(op());
       report.push(`  ${name}: ${env.mallocs() - m0} cudaMalloc, live allocations ${n0} -> ${env.live.size}, ${b0} -> ${env.bytes()} bytes`);
       expect(env.live.size).toBe(n0);

@@ -7,8 +7,21 @@
 // and the buffers of the later answers are never touched.
 import { describe, expect, it } from 'vitest';
 import {
-  QuantState, Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8DoubleQuant, int8LinearMatmul, int8MmDequant,
-  int8VectorwiseDequant, int8VectorwiseQuant, matmul4bit, quantize4bit, quantizeBlockwise, tensor,
+  QuantState,
+  Tensor,
+  dequantize4bit,
+  dequantizeBlockwise,
+  dequantizeFp8,
+  gemv4bit,
+  int8DoubleQuant,
+  int8LinearMatmul,
+  int8MmDequant,
+  int8VectorwiseDequant,
+  int8VectorwiseQuant,
+  matmul4bit,
+  quantize4bit,
+  quantizeBlockwise,
+  tensor,
 } from '../src/index.js';
 import { Rng, asDType, randn } from './helpers/random.js';
 import { error } from './helpers/util.js';
@@ -46,10 +59,17 @@ const h16 = asDType(randn(rng, 256), [4, 64], 'float16');
 const [p4, s4] = quantize4bit(f32, { quantType: 'nf4', compressStatistics: true });
 const [q8, s8] = quantizeBlockwise(f32, { blocksize: 64 });
 const [cb, rowStats] = int8VectorwiseQuant(h16);
-const i8b = tensor(Int8Array.from({ length: 8 * 64 }, () => rng.int(-127, 127)), [8, 64]);
+const i8b = tensor(
+  Int8Array.from({ length: 8 * 64 }, () => rng.int(-127, 127)),
+  [8, 64],
+);
 const acc = int8LinearMatmul(cb, i8b);
 const colStats = tensor(randn(rng, 8).map(Math.abs), [8]);
-const fp8 = tensor(Uint8Array.from({ length: 256 }, (_, i) => (i * 7) & 0x77), [4, 64], 'float8_e4m3fn');
+const fp8 = tensor(
+  Uint8Array.from({ length: 256 }, (_, i) => (i * 7) & 0x77),
+  [4, 64],
+  'float8_e4m3fn',
+);
 const [pw, sw] = quantize4bit(tensor(randn(rng, 8 * 64), [8, 64]), { quantType: 'fp4' });
 const x1 = tensor(randn(rng, 2 * 64), [2, 64]);
 const bias = tensor(randn(rng, 8), [8]);
@@ -60,7 +80,11 @@ const CASES: [string, Tensor, (t: Tensor) => unknown][] = [
   ['quantizeBlockwise A', f32, (t) => quantizeBlockwise(t, { blocksize: 64 })],
   ['dequantize4bit A', p4, (t) => dequantize4bit(t, s4)],
   ['dequantize4bit state.absmax', s4.absmax, (t) => dequantize4bit(p4, new QuantState({ ...s4, absmax: t }))],
-  ['dequantize4bit state.state2.absmax', s4.state2!.absmax, (t) => dequantize4bit(p4, new QuantState({ ...s4, state2: new QuantState({ ...s4.state2!, absmax: t }) }))],
+  [
+    'dequantize4bit state.state2.absmax',
+    s4.state2!.absmax,
+    (t) => dequantize4bit(p4, new QuantState({ ...s4, state2: new QuantState({ ...s4.state2!, absmax: t }) })),
+  ],
   ['dequantizeBlockwise A', q8, (t) => dequantizeBlockwise(t, s8)],
   ['dequantizeBlockwise state.absmax', s8.absmax, (t) => dequantizeBlockwise(q8, new QuantState({ ...s8, absmax: t }))],
   ['gemv4bit A', x1, (t) => gemv4bit(t, pw, sw)],
@@ -104,7 +128,11 @@ describe('a tensor whose getters change after the first read', () => {
     for (const [name, make, run] of [
       ['dequantize4bit', () => tensor(new Float32Array(256), [4, 64]), (out: Tensor) => dequantize4bit(p4, s4, { out })],
       ['dequantizeBlockwise', () => tensor(new Float32Array(256), [4, 64]), (out: Tensor) => dequantizeBlockwise(q8, s8, { out })],
-      ['dequantizeFp8', () => tensor(new Uint16Array(256), [4, 64], 'bfloat16'), (out: Tensor) => dequantizeFp8(fp8, tensor([0.5]), { out })],
+      [
+        'dequantizeFp8',
+        () => tensor(new Uint16Array(256), [4, 64], 'bfloat16'),
+        (out: Tensor) => dequantizeFp8(fp8, tensor([0.5]), { out }),
+      ],
     ] as const) {
       const plainOut = make();
       run(plainOut);
@@ -121,7 +149,11 @@ describe('a tensor whose getters change after the first read', () => {
 /** An Array subclass that says every element is valid and iterates as [1]. */
 class LyingShape extends Array<number> {}
 Object.defineProperty(LyingShape.prototype, 'every', { value: () => true });
-Object.defineProperty(LyingShape.prototype, Symbol.iterator, { value: function* () { yield 1; } });
+Object.defineProperty(LyingShape.prototype, Symbol.iterator, {
+  value: function* () {
+    yield 1;
+  },
+});
 const lying = (...dims: number[]) => {
   const s = new LyingShape();
   dims.forEach((d, i) => (s[i] = d));
@@ -136,14 +168,26 @@ describe('a shape that is an Array subclass whose every() and iterator lie', () 
     const packedOne = new Uint8Array(spill.buffer, 64, 1);
     for (const shape of [lying(128), lying(-1), lying(1.5), lying(2, 64)]) {
       const A = { dtype: 'float32', shape, data: one, device: 'cpu' } as Tensor;
-      for (const f of [() => quantize4bit(A), () => quantizeBlockwise(A, { blocksize: 64 }), () => int8VectorwiseQuant({ ...A, dtype: 'float16', data: one16 } as Tensor),
-        () => gemv4bit(A, pw, sw)]) {
+      for (const f of [
+        () => quantize4bit(A),
+        () => quantizeBlockwise(A, { blocksize: 64 }),
+        () => int8VectorwiseQuant({ ...A, dtype: 'float16', data: one16 } as Tensor),
+        () => gemv4bit(A, pw, sw),
+      ]) {
         expect(error(f)).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/^A\.shape/) });
       }
       const out = { dtype: 'float32', shape, data: one, device: 'cpu' } as Tensor;
-      expect(error(() => dequantize4bit(p4, s4, { out }))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/^out\.shape/) });
-      expect(error(() => dequantizeBlockwise(q8, s8, { out }))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/^out\.shape/) });
-      expect(error(() => dequantize4bit({ dtype: 'uint8', shape, data: packedOne, device: 'cpu' } as Tensor, s4))).toMatchObject({ code: 'E_SHAPE' });
+      expect(error(() => dequantize4bit(p4, s4, { out }))).toMatchObject({
+        code: 'E_SHAPE',
+        message: expect.stringMatching(/^out\.shape/),
+      });
+      expect(error(() => dequantizeBlockwise(q8, s8, { out }))).toMatchObject({
+        code: 'E_SHAPE',
+        message: expect.stringMatching(/^out\.shape/),
+      });
+      expect(error(() => dequantize4bit({ dtype: 'uint8', shape, data: packedOne, device: 'cpu' } as Tensor, s4))).toMatchObject({
+        code: 'E_SHAPE',
+      });
     }
     expect(untouched(spill)).toBe(true);
   });
@@ -155,7 +199,7 @@ describe('a shape that is an Array subclass whose every() and iterator lie', () 
 });
 
 describe('data that is not what it claims', () => {
-  it('a typed-array subclass with a lying length or buffer is read by the engine\'s own geometry', () => {
+  it("a typed-array subclass with a lying length or buffer is read by the engine's own geometry", () => {
     class Long extends Float32Array {
       override get length(): number {
         return 256;
@@ -163,13 +207,20 @@ describe('data that is not what it claims', () => {
     }
     const spill = new Uint8Array(2048).fill(0x5a);
     const d = new Long(spill.buffer, 0, 1);
-    expect(error(() => quantize4bit({ dtype: 'float32', shape: [256], data: d, device: 'cpu' } as Tensor))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/holds 256 elements but A\.data has 1/) });
+    expect(error(() => quantize4bit({ dtype: 'float32', shape: [256], data: d, device: 'cpu' } as Tensor))).toMatchObject({
+      code: 'E_SHAPE',
+      message: expect.stringMatching(/holds 256 elements but A\.data has 1/),
+    });
     const own = new Float32Array(spill.buffer, 0, 1);
     Object.defineProperty(own, 'length', { value: 256 });
     Object.defineProperty(own, 'byteLength', { value: 1024 });
-    expect(error(() => dequantize4bit(p4, s4, { out: { dtype: 'float32', shape: [4, 64], data: own, device: 'cpu' } as Tensor }))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/^out\.shape \[4, 64\] holds 256 elements but out\.data has 1/) });
+    expect(
+      error(() => dequantize4bit(p4, s4, { out: { dtype: 'float32', shape: [4, 64], data: own, device: 'cpu' } as Tensor })),
+    ).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/^out\.shape \[4, 64\] holds 256 elements but out\.data has 1/) });
     expect(untouched(spill)).toBe(true);
     const fake = Object.create(Float32Array.prototype) as Float32Array; // instanceof passes, it is no typed array
-    expect(error(() => quantize4bit({ dtype: 'float32', shape: [1], data: fake, device: 'cpu' } as Tensor))).toMatchObject({ code: 'E_ARGUMENT' });
+    expect(error(() => quantize4bit({ dtype: 'float32', shape: [1], data: fake, device: 'cpu' } as Tensor))).toMatchObject({
+      code: 'E_ARGUMENT',
+    });
   });
 });

@@ -18,14 +18,15 @@ import { rejection } from './helpers/util.js';
 const dir = mkdtempSync(join(tmpdir(), 'bnbjs-io-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-
 /** The pid of a process that has exited. */
 function deadPid(): number {
   return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
 }
 
 describe('temporaries', () => {
-  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32);
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, 32);
   const id = () => randomBytes(8).toString('hex');
 
   it('are named .NAME.bnbjs-HOST-PID-ID.tmp beside the output; ID names the owner lock .bnbjs-HOST-ID.lock, a socket held until dropped', async () => {
@@ -39,7 +40,7 @@ describe('temporaries', () => {
     expect(existsSync(lock)).toBe(false);
   });
 
-  it('whose owner lock is gone are removed (whatever PID the name says); live, lock-less, legacy, other hosts\' and other outputs\' are kept', async () => {
+  it("whose owner lock is gone are removed (whatever PID the name says); live, lock-less, legacy, other hosts' and other outputs' are kept", async () => {
     const out = join(dir, 'model.safetensors');
     const dead = join(dir, `.model.safetensors.bnbjs-${host}-${process.pid}-${id()}.tmp`); // our own PID: the lock decides
     const deadFolder = join(dir, `.model.safetensors.bnbjs-${host}-${deadPid()}-${id()}.tmp`);
@@ -65,7 +66,10 @@ describe('no overwrite without force', () => {
     const w = await createSafetensorsWriter(out, [{ name: 'x', dtype: 'F32', shape: [2] }]);
     await w.write('x', tensor(new Float32Array([1, 2])));
     writeFileSync(out, 'someone else');
-    expect(await rejection(() => w.finish())).toMatchObject({ code: 'E_EXISTS', message: expect.stringMatching(/race\.safetensors.*exists: pass force: true/) });
+    expect(await rejection(() => w.finish())).toMatchObject({
+      code: 'E_EXISTS',
+      message: expect.stringMatching(/race\.safetensors.*exists: pass force: true/),
+    });
     expect(readFileSync(out, 'utf8')).toBe('someone else');
     expect(readdirSync(dir).filter((f) => f.startsWith('.race.safetensors.'))).toEqual([]);
   });
@@ -74,13 +78,22 @@ describe('no overwrite without force', () => {
 describe('config.json', () => {
   const model = join(dir, 'model');
   mkdirSync(model, { recursive: true });
-  writeFileSync(join(model, 'model.safetensors'), serializeSafetensors({ 'model.layers.0.mlp.up_proj.weight': tensor(new Float32Array(64 * 64).fill(0.5), [64, 64]) }));
+  writeFileSync(
+    join(model, 'model.safetensors'),
+    serializeSafetensors({ 'model.layers.0.mlp.up_proj.weight': tensor(new Float32Array(64 * 64).fill(0.5), [64, 64]) }),
+  );
 
   it('larger than 16 MiB, or not an object: E_CKPT_FORMAT, and nothing is written', async () => {
     writeFileSync(join(model, 'config.json'), `{"a": "${'x'.repeat(MAX_CONFIG_BYTES)}"}`);
-    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q1'), { format: 'nf4' }))).toMatchObject({ code: 'E_CKPT_FORMAT', message: expect.stringMatching(/config\.json has more than 16777216 bytes: expected a config\.json of at most 16777216/) });
+    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q1'), { format: 'nf4' }))).toMatchObject({
+      code: 'E_CKPT_FORMAT',
+      message: expect.stringMatching(/config\.json has more than 16777216 bytes: expected a config\.json of at most 16777216/),
+    });
     writeFileSync(join(model, 'config.json'), '[1, 2]');
-    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q2'), { format: 'nf4' }))).toMatchObject({ code: 'E_CKPT_FORMAT', message: expect.stringMatching(/holds \[1,2\]: expected a JSON object/) });
+    expect(await rejection(() => quantizeCheckpoint(model, join(dir, 'q2'), { format: 'nf4' }))).toMatchObject({
+      code: 'E_CKPT_FORMAT',
+      message: expect.stringMatching(/holds \[1,2\]: expected a JSON object/),
+    });
     expect(existsSync(join(dir, 'q1')) || existsSync(join(dir, 'q2'))).toBe(false);
   });
 });

@@ -4,8 +4,19 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8DoubleQuant, int8LinearMatmul, int8MmDequant,
-  int8VectorwiseDequant, int8VectorwiseQuant, quantize4bit, quantizeBlockwise, tensor,
+  Tensor,
+  dequantize4bit,
+  dequantizeBlockwise,
+  dequantizeFp8,
+  gemv4bit,
+  int8DoubleQuant,
+  int8LinearMatmul,
+  int8MmDequant,
+  int8VectorwiseDequant,
+  int8VectorwiseQuant,
+  quantize4bit,
+  quantizeBlockwise,
+  tensor,
 } from '../src/index.js';
 import { KernelExports } from '../src/backend/wasm/runtime/exports.js';
 import { MAX_WASM_BYTES, WasmMemory, setWasmMemoryLimit, wasmMemoryLimit } from '../src/backend/wasm/runtime/memory.js';
@@ -23,7 +34,8 @@ async function gc(): Promise<void> {
   }
 }
 
-const same = (a: Tensor, b: Tensor) => Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
+const same = (a: Tensor, b: Tensor) =>
+  Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
 
 describe('a failed WebAssembly memory grow', () => {
   onWasmBackend(); // with BNBJS_BACKEND=cuda too: these ops must run in WebAssembly memory
@@ -33,11 +45,18 @@ describe('a failed WebAssembly memory grow', () => {
     const A = tensor(randn(new Rng(1), 3_000_000));
     const [p0, s0] = quantize4bit(A, { quantType: 'nf4' }); // chunked: a few MiB of scratch
     const have = wasm().stats().bytes;
-    const H = tensor(Uint16Array.from({ length: 4096 * 4096 }, (_, i) => 0x3c00 + (i % 1000)), [4096, 4096], 'float16');
+    const H = tensor(
+      Uint16Array.from({ length: 4096 * 4096 }, (_, i) => 0x3c00 + (i % 1000)),
+      [4096, 4096],
+      'float16',
+    );
     setWasmMemoryLimit(have);
     // int8DoubleQuant's column pass needs 16 * 2^18 elements of 3 bytes at once: more than `have`
     const e = error(() => int8DoubleQuant(H));
-    expect(e).toMatchObject({ code: 'E_OUT_OF_MEMORY', message: expect.stringMatching(/could not grow to \d+ bytes: the limit is \d+ bytes \(setWasmMemoryLimit\).*stays usable/) });
+    expect(e).toMatchObject({
+      code: 'E_OUT_OF_MEMORY',
+      message: expect.stringMatching(/could not grow to \d+ bytes: the limit is \d+ bytes \(setWasmMemoryLimit\).*stays usable/),
+    });
     expect(wasm().stats().bytes).toBe(have);
     const [p1, s1] = quantize4bit(A, { quantType: 'nf4' });
     expect(same(p0, p1) && same(s0.absmax, s1.absmax)).toBe(true);
@@ -50,7 +69,10 @@ describe('a failed WebAssembly memory grow', () => {
     const memory = new WebAssembly.Memory({ initial: 2, maximum: 4 });
     const m = new WasmMemory({ memory, heapBase: () => 1024 } as unknown as KernelExports);
     expect(m.stats()).toMatchObject({ bytes: 3 * 65536, grows: 1 }); // the persistent tables need a third page
-    expect(error(() => m.scratch(5 * 65536))).toMatchObject({ code: 'E_OUT_OF_MEMORY', message: expect.stringMatching(/could not grow from 196608 to \d+ bytes: .*stays usable/) });
+    expect(error(() => m.scratch(5 * 65536))).toMatchObject({
+      code: 'E_OUT_OF_MEMORY',
+      message: expect.stringMatching(/could not grow from 196608 to \d+ bytes: .*stays usable/),
+    });
     const [p] = m.scratch(65536);
     m.write(p!, new Uint8Array([1, 2, 3]));
     expect([...m.bytes(p!, 3)]).toEqual([1, 2, 3]);
@@ -58,8 +80,14 @@ describe('a failed WebAssembly memory grow', () => {
   });
 
   it('past 4 GiB: E_OUT_OF_MEMORY, not a RangeError or a wrapped pointer', () => {
-    expect(error(() => wasm().scratch(2 ** 32))).toMatchObject({ code: 'E_OUT_OF_MEMORY', message: expect.stringMatching(/4 GiB, the most a wasm32 memory holds/) });
-    expect(error(() => setWasmMemoryLimit(2 ** 33))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/wasmMemoryLimit = 8589934592.*65536 to 4294967296/) });
+    expect(error(() => wasm().scratch(2 ** 32))).toMatchObject({
+      code: 'E_OUT_OF_MEMORY',
+      message: expect.stringMatching(/4 GiB, the most a wasm32 memory holds/),
+    });
+    expect(error(() => setWasmMemoryLimit(2 ** 33))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/wasmMemoryLimit = 8589934592.*65536 to 4294967296/),
+    });
     expect(error(() => setWasmMemoryLimit(NaN))).toMatchObject({ code: 'E_ARGUMENT' });
     expect(wasmMemoryLimit()).toBe(MAX_WASM_BYTES);
   });
@@ -69,7 +97,10 @@ describe('a failed WebAssembly memory grow', () => {
     const good = quantizeBlockwise(tensor(x), { blocksize: 256 });
     const bad = x.slice();
     bad[900_000] = NaN;
-    expect(error(() => quantizeBlockwise(tensor(bad), { blocksize: 256 }))).toMatchObject({ code: 'E_NON_FINITE', message: expect.stringMatching(/flat index 900000/) });
+    expect(error(() => quantizeBlockwise(tensor(bad), { blocksize: 256 }))).toMatchObject({
+      code: 'E_NON_FINITE',
+      message: expect.stringMatching(/flat index 900000/),
+    });
     const again = quantizeBlockwise(tensor(x), { blocksize: 256 });
     expect(same(again[0], good[0]) && same(again[1].absmax, good[1].absmax)).toBe(true);
   });
@@ -86,7 +117,11 @@ describe('no op leaks memory across 10,000 calls', () => {
   const cs = tensor(randn(rng, 16).map(Math.abs));
   const [pw, sw] = quantize4bit(tensor(randn(rng, 64 * 256), [64, 256]), { quantType: 'fp4' });
   const x = tensor(randn(rng, 2 * 256), [2, 256]);
-  const e4m3 = tensor(Uint8Array.from({ length: 4096 }, (_, i) => i % 255), [16, 256], 'float8_e4m3fn');
+  const e4m3 = tensor(
+    Uint8Array.from({ length: 4096 }, (_, i) => i % 255),
+    [16, 256],
+    'float8_e4m3fn',
+  );
   const scale = tensor(new Float32Array(2).fill(0.5), [1, 2]);
   const OPS: [string, () => unknown][] = [
     ['quantize4bit', () => quantize4bit(f32, { quantType: 'nf4', compressStatistics: true })],
@@ -108,12 +143,17 @@ describe('no op leaks memory across 10,000 calls', () => {
     it(name, async () => {
       for (let i = 0; i < 200; i++) op();
       await gc();
-      const w0 = wasm().stats(), m0 = process.memoryUsage();
+      const w0 = wasm().stats(),
+        m0 = process.memoryUsage();
       for (let i = 0; i < 10_000; i++) op();
       await gc();
-      const w1 = wasm().stats(), m1 = process.memoryUsage();
-      const heap = (m1.heapUsed - m0.heapUsed) / 2 ** 20, buffers = (m1.arrayBuffers - m0.arrayBuffers) / 2 ** 20;
-      report.push(`  ${name}: wasm ${w0.bytes} -> ${w1.bytes} bytes (${w1.grows - w0.grows} grows), JS heap ${heap >= 0 ? '+' : ''}${heap.toFixed(2)} MiB, array buffers ${buffers >= 0 ? '+' : ''}${buffers.toFixed(2)} MiB`);
+      const w1 = wasm().stats(),
+        m1 = process.memoryUsage();
+      const heap = (m1.heapUsed - m0.heapUsed) / 2 ** 20,
+        buffers = (m1.arrayBuffers - m0.arrayBuffers) / 2 ** 20;
+      report.push(
+        `  ${name}: wasm ${w0.bytes} -> ${w1.bytes} bytes (${w1.grows - w0.grows} grows), JS heap ${heap >= 0 ? '+' : ''}${heap.toFixed(2)} MiB, array buffers ${buffers >= 0 ? '+' : ''}${buffers.toFixed(2)} MiB`,
+      );
       expect(w1.bytes).toBe(w0.bytes);
       expect(w1.grows).toBe(w0.grows);
       expect(w1.lastTop).toBe(w0.lastTop);

@@ -47,15 +47,19 @@ function addSnapshot(commit: string, files: Map<string, Buffer>): string {
 
 const companions = () => new Map(Object.entries(COMPANIONS).map(([n, t]) => [n, Buffer.from(t)] as [string, Buffer]));
 
-const single = addSnapshot('1f0c2ab5d6e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0', new Map([
-  ['config.json', readFileSync(`${MODELS}/tiny-llama-bf16/config.json`)],
-  ['model.safetensors', readFileSync(`${MODELS}/tiny-llama-bf16/model.safetensors`)],
-  ...companions(),
-]));
+const single = addSnapshot(
+  '1f0c2ab5d6e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0',
+  new Map([
+    ['config.json', readFileSync(`${MODELS}/tiny-llama-bf16/config.json`)],
+    ['model.safetensors', readFileSync(`${MODELS}/tiny-llama-bf16/model.safetensors`)],
+    ...companions(),
+  ]),
+);
 const { files: shardFiles, index } = shardedFiles('tiny-llama-bf16', 3);
-const sharded = addSnapshot('9e8d7c6b5a49382716051f2e3d4c5b6a79881726', new Map([
-  ...shardFiles, ['model.safetensors.index.json', Buffer.from(JSON.stringify(index, null, 2))], ...companions(),
-]));
+const sharded = addSnapshot(
+  '9e8d7c6b5a49382716051f2e3d4c5b6a79881726',
+  new Map([...shardFiles, ['model.safetensors.index.json', Buffer.from(JSON.stringify(index, null, 2))], ...companions()]),
+);
 
 /** The output folder holds each companion as a regular file (not a link) with the blob's bytes. */
 function expectCompanions(out: string, snap: string): void {
@@ -69,7 +73,10 @@ function expectCompanions(out: string, snap: string): void {
   }
   const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
   const original = JSON.parse(readFileSync(`${MODELS}/tiny-llama-bf16/config.json`, 'utf8'));
-  expect(config).toEqual({ ...original, quantization_config: expect.objectContaining({ quant_method: 'bitsandbytes', bnb_4bit_quant_type: 'nf4' }) });
+  expect(config).toEqual({
+    ...original,
+    quantization_config: expect.objectContaining({ quant_method: 'bitsandbytes', bnb_4bit_quant_type: 'nf4' }),
+  });
 }
 
 describe('a Hugging Face cache snapshot (relative links into ../../blobs)', () => {
@@ -80,15 +87,24 @@ describe('a Hugging Face cache snapshot (relative links into ../../blobs)', () =
         expect(readlinkSync(join(snap, name))).toMatch(/^\.\.\/\.\.\/blobs\/[0-9a-f]{64}$/);
       }
     }
-    expect(readdirSync(sharded).sort()).toEqual([
-      ...Object.keys(COMPANIONS), 'config.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors',
-      'model-00003-of-00003.safetensors', 'model.safetensors.index.json',
-    ].sort());
+    expect(readdirSync(sharded).sort()).toEqual(
+      [
+        ...Object.keys(COMPANIONS),
+        'config.json',
+        'model-00001-of-00003.safetensors',
+        'model-00002-of-00003.safetensors',
+        'model-00003-of-00003.safetensors',
+        'model.safetensors.index.json',
+      ].sort(),
+    );
   });
 
-  it('quantizeCheckpoint: single file and shards + index; every companion a regular file with the blob\'s bytes; the cache unchanged', async () => {
+  it("quantizeCheckpoint: single file and shards + index; every companion a regular file with the blob's bytes; the cache unchanged", async () => {
     const before = snapshot(hub);
-    for (const [snap, out] of [[single, join(tmp, 'nf4-single')], [sharded, join(tmp, 'nf4-sharded')]] as const) {
+    for (const [snap, out] of [
+      [single, join(tmp, 'nf4-single')],
+      [sharded, join(tmp, 'nf4-sharded')],
+    ] as const) {
       const r = await quantizeCheckpoint(snap, out, { format: 'nf4' });
       expect(r.layers).toBe(14);
       expect(readdirSync(out).sort()).toEqual([...Object.keys(COMPANIONS), 'config.json', 'model.safetensors'].sort());
@@ -99,12 +115,17 @@ describe('a Hugging Face cache snapshot (relative links into ../../blobs)', () =
       expect(snapshot(hub)).toEqual(before);
     }
     // both snapshots hold the same tensors: the outputs' weights are the same bytes
-    expect(readFileSync(join(tmp, 'nf4-sharded', 'model.safetensors')).equals(readFileSync(join(tmp, 'nf4-single', 'model.safetensors')))).toBe(true);
+    expect(
+      readFileSync(join(tmp, 'nf4-sharded', 'model.safetensors')).equals(readFileSync(join(tmp, 'nf4-single', 'model.safetensors'))),
+    ).toBe(true);
   });
 
   it('the CLI, sharded output too: the same, and the cache unchanged', () => {
     const before = snapshot(hub);
-    for (const [snap, out, extra] of [[single, join(tmp, 'cli-single'), []], [sharded, join(tmp, 'cli-sharded'), ['--max-shard-size', '1MB']]] as const) {
+    for (const [snap, out, extra] of [
+      [single, join(tmp, 'cli-single'), []],
+      [sharded, join(tmp, 'cli-sharded'), ['--max-shard-size', '1MB']],
+    ] as const) {
       const r = spawnSync(process.execPath, [cli, 'quantize', snap, out, '--format', 'nf4', ...extra, '--json'], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).layers).toBe(14);

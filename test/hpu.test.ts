@@ -5,8 +5,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
-  QuantState, Tensor, dequantize4bit, get4bitType, needsNibbleSwap, parseGaudiVersion, probeGaudi, quantize4bit,
-  setForcedBackend, setGaudiSoftwareVersion, swapNibbles, tensor, toDevice,
+  QuantState,
+  Tensor,
+  dequantize4bit,
+  get4bitType,
+  needsNibbleSwap,
+  parseGaudiVersion,
+  probeGaudi,
+  quantize4bit,
+  setForcedBackend,
+  setGaudiSoftwareVersion,
+  swapNibbles,
+  tensor,
+  toDevice,
 } from '../src/index.js';
 import { habanaDequantizeNf4 } from '../src/backend/hpu/backend.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../src/float16.js';
@@ -24,14 +35,20 @@ afterEach(() => {
 
 const hpu = (t: Tensor) => toDevice(t, 'hpu');
 function onHpu(state: QuantState): QuantState {
-  return new QuantState({ ...state, absmax: hpu(state.absmax), state2: state.state2 ? new QuantState({ ...state.state2, absmax: hpu(state.state2.absmax) }) : null });
+  return new QuantState({
+    ...state,
+    absmax: hpu(state.absmax),
+    state2: state.state2 ? new QuantState({ ...state.state2, absmax: hpu(state.state2.absmax) }) : null,
+  });
 }
 
 /** bitsandbytes' HPU result computed independently: dtype(nf4[q] * f32(dtype(absmax))). */
 function expected(packed: Uint8Array, absmax: Float32Array, blocksize: number, n: number, dtype: FloatDType): number[] {
   const nf4 = get4bitType('nf4').data as Float32Array;
-  const round = (x: number) => (dtype === 'float16' ? f16ToNumber(numberToF16(x)) : dtype === 'bfloat16' ? bf16ToNumber(numberToBf16(x)) : Math.fround(x));
-  const bits = (x: number) => (dtype === 'float16' ? numberToF16(x) : dtype === 'bfloat16' ? numberToBf16(x) : new Uint32Array(new Float32Array([x]).buffer)[0]!);
+  const round = (x: number) =>
+    dtype === 'float16' ? f16ToNumber(numberToF16(x)) : dtype === 'bfloat16' ? bf16ToNumber(numberToBf16(x)) : Math.fround(x);
+  const bits = (x: number) =>
+    dtype === 'float16' ? numberToF16(x) : dtype === 'bfloat16' ? numberToBf16(x) : new Uint32Array(new Float32Array([x]).buffer)[0]!;
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const q = i % 2 === 0 ? packed[i >> 1]! >> 4 : packed[i >> 1]! & 15;
@@ -44,7 +61,9 @@ describe('HPU dequantize_4bit against every nf4 golden case', () => {
   it('equals the CUDA dequant with absmax rounded to the output dtype first', () => {
     setForcedBackend('hpu');
     setGaudiSoftwareVersion('1.22.0');
-    let cases = 0, differFromCuda = 0, total = 0;
+    let cases = 0,
+      differFromCuda = 0,
+      total = 0;
     for (const c of casesOf('quantize_4bit').filter((c) => c.quant_type === 'nf4' && !c.quant_storage)) {
       const g = loadGolden(c.file);
       const qs: Record<string, Tensor> = {};
@@ -55,11 +74,17 @@ describe('HPU dequantize_4bit against every nf4 golden case', () => {
       const host = toDevice(out, 'cpu');
       // the de-nested absmax as bitsandbytes computes it (f32, two roundings)
       const s2 = state.state2;
-      const absmax = !s2 ? (state.absmax.data as Float32Array) : Float32Array.from(state.absmax.data, (q, i) =>
-        Math.fround(Math.fround((s2.code.data as Float32Array)[q]! * s2.absmax.data[Math.floor(i / s2.blocksize)]!) + state.offset!));
+      const absmax = !s2
+        ? (state.absmax.data as Float32Array)
+        : Float32Array.from(state.absmax.data, (q, i) =>
+            Math.fround(Math.fround((s2.code.data as Float32Array)[q]! * s2.absmax.data[Math.floor(i / s2.blocksize)]!) + state.offset!),
+          );
       const n = host.data.length;
       const want = expected(bytes(g['cuda.packed']!), absmax, c.blocksize as number, n, c.dtype as FloatDType);
-      expect(Array.from(host.data as ArrayLike<number>, (v) => (c.dtype === 'float32' ? new Uint32Array(new Float32Array([v]).buffer)[0]! : v)), c.file).toEqual(want);
+      expect(
+        Array.from(host.data as ArrayLike<number>, (v) => (c.dtype === 'float32' ? new Uint32Array(new Float32Array([v]).buffer)[0]! : v)),
+        c.file,
+      ).toEqual(want);
       const cuda = g['cuda.dequant']!;
       const d = Array.from(bytes(cuda)).filter((b, i) => b !== bytes(host)[i]).length;
       if (c.dtype === 'float32') expect(d, `${c.file}: float32 output is bit-exact with CUDA`).toBe(0);
@@ -67,7 +92,9 @@ describe('HPU dequantize_4bit against every nf4 golden case', () => {
       total += n;
       cases++;
     }
-    console.log(`HPU: ${cases} nf4 golden cases; ${differFromCuda} of them (bf16/f16 outputs) differ from cuda.dequant by the absmax rounding, as bitsandbytes' HPU path does`);
+    console.log(
+      `HPU: ${cases} nf4 golden cases; ${differFromCuda} of them (bf16/f16 outputs) differ from cuda.dequant by the absmax rounding, as bitsandbytes' HPU path does`,
+    );
     expect(cases).toBeGreaterThan(40);
   });
 });
@@ -79,7 +106,8 @@ describe('nibble order and the software version', () => {
   it('the old kernel on nibble-swapped bytes (1.21) equals the new kernel on plain bytes (1.22)', () => {
     const absmax = Float32Array.from({ length: 96 }, (_, i) => 0.5 + i / 100);
     const b = bytes(packed).slice();
-    const v121 = parseGaudiVersion('1.21.0'), v122 = parseGaudiVersion('1.22.0');
+    const v121 = parseGaudiVersion('1.21.0'),
+      v122 = parseGaudiVersion('1.22.0');
     const old = habanaDequantizeNf4(swapNibbles(b), absmax, 64, [64, 96], 'bfloat16', v121);
     const cur = habanaDequantizeNf4(b, absmax, 64, [64, 96], 'bfloat16', v122);
     expect(old.data).toEqual(cur.data);
@@ -101,13 +129,21 @@ describe('nibble order and the software version', () => {
   it('rejects fp4 and float16/float32 storage; accepts bfloat16 storage', () => {
     setForcedBackend('hpu');
     const [p4, s4] = quantize4bit(W, { quantType: 'fp4' });
-    expect(error(() => dequantize4bit(hpu(p4), onHpu(s4)))).toMatchObject({ code: 'E_QUANT_TYPE', message: "HPU backend only supports quant_type 'nf4', got \"fp4\"" });
+    expect(error(() => dequantize4bit(hpu(p4), onHpu(s4)))).toMatchObject({
+      code: 'E_QUANT_TYPE',
+      message: 'HPU backend only supports quant_type \'nf4\', got "fp4"',
+    });
     for (const quantStorage of ['float16', 'float32'] as const) {
       const [p, s] = quantize4bit(W, { quantType: 'nf4', quantStorage });
-      expect(error(() => dequantize4bit(hpu(p), onHpu(s)))).toMatchObject({ code: 'E_DTYPE', message: `HPU backend only supports uint8 or bfloat16 storage, got "${quantStorage}"` });
+      expect(error(() => dequantize4bit(hpu(p), onHpu(s)))).toMatchObject({
+        code: 'E_DTYPE',
+        message: `HPU backend only supports uint8 or bfloat16 storage, got "${quantStorage}"`,
+      });
     }
     const [pb, sb] = quantize4bit(W, { quantType: 'nf4', quantStorage: 'bfloat16' });
-    expect(toDevice(dequantize4bit(hpu(pb), onHpu(sb)), 'cpu').data).toEqual(toDevice(dequantize4bit(hpu(packed), onHpu(quantize4bit(W, { quantType: 'nf4' })[1])), 'cpu').data);
+    expect(toDevice(dequantize4bit(hpu(pb), onHpu(sb)), 'cpu').data).toEqual(
+      toDevice(dequantize4bit(hpu(packed), onHpu(quantize4bit(W, { quantType: 'nf4' })[1])), 'cpu').data,
+    );
   });
 
   it("out: the shared check (the WebAssembly kernel's codes and messages), then written in place", () => {
@@ -120,13 +156,19 @@ describe('nibble order and the software version', () => {
       const onWasm = error(() => dequantize4bit(packed, state, { out: bad }));
       expect(onWasm.code).toMatch(/^E_(DTYPE|SHAPE)$/);
       const o = hpu(bad);
-      expect(error(() => dequantize4bit(hpu(packed), onHpu(state), { out: o }))).toMatchObject({ code: onWasm.code, message: onWasm.message });
+      expect(error(() => dequantize4bit(hpu(packed), onHpu(state), { out: o }))).toMatchObject({
+        code: onWasm.code,
+        message: onWasm.message,
+      });
       expect(Array.from(toDevice(o, 'cpu').data).every((v) => v === 0)).toBe(true); // nothing written
     }
   });
 
   it('is selected only when forced or detected', () => {
-    expect(error(() => toDevice(tensor([1, 2]), 'hpu'))).toMatchObject({ code: 'E_DEVICE', message: expect.stringMatching(/no Gaudi device.*BNBJS_BACKEND=hpu/) });
+    expect(error(() => toDevice(tensor([1, 2]), 'hpu'))).toMatchObject({
+      code: 'E_DEVICE',
+      message: expect.stringMatching(/no Gaudi device.*BNBJS_BACKEND=hpu/),
+    });
   });
 });
 
@@ -160,7 +202,10 @@ describe('Gaudi probe', () => {
   it('reads habana-torch-plugin metadata first, and reports a missing or malformed version', () => {
     const site = join(tmp, 'site');
     mkdirSync(join(site, 'habana_torch_plugin-1.21.0.dist-info'), { recursive: true });
-    writeFileSync(join(site, 'habana_torch_plugin-1.21.0.dist-info', 'METADATA'), 'Metadata-Version: 2.1\nName: habana-torch-plugin\nVersion: 1.21.0.555\n');
+    writeFileSync(
+      join(site, 'habana_torch_plugin-1.21.0.dist-info', 'METADATA'),
+      'Metadata-Version: 2.1\nName: habana-torch-plugin\nVersion: 1.21.0.555\n',
+    );
     const p = probeGaudi({ env: { PATH: fakeHlSmi('v122b', 'hl-1.22.0') }, sitePackages: [site], devRoot: none });
     expect(p.version?.minor).toBe(21);
     expect(p.versionSource).toMatch(/habana-torch-plugin metadata/);
@@ -171,7 +216,12 @@ describe('Gaudi probe', () => {
     expect(q.version).toBeNull();
     expect(q.versionSource).toMatch(/no usable Version/);
     const missing = probeGaudi({ env: { PATH: none }, sitePackages: [none], devRoot: none });
-    expect(missing).toMatchObject({ version: null, available: false, swapNibbles: false, versionSource: expect.stringMatching(/^not found/) });
+    expect(missing).toMatchObject({
+      version: null,
+      available: false,
+      swapNibbles: false,
+      versionSource: expect.stringMatching(/^not found/),
+    });
   });
 
   it('finds accel device nodes and HABANA_VISIBLE_DEVICES', () => {

@@ -31,16 +31,34 @@ type Layer = keyof typeof LAYERS;
 
 /** Path (relative to src/, without .ts/.d.ts) → layer; a folder entry ends with '/'. First match wins. */
 const LAYER_OF: [string, Layer][] = [
-  ['errors', 'base'], ['float16', 'base'], ['stats', 'base'], ['normal-ppf', 'base'], ['runtime/', 'base'],
-  ['json/', 'base'], ['dtypes', 'base'], ['args', 'base'], ['views', 'base'], ['checks', 'base'], ['devices', 'base'],
-  ['tensor', 'model'], ['scalars', 'model'], ['maps', 'model'], ['quant-state', 'model'],
-  ['ops/', 'ops'], ['axolotl', 'ops'],
+  ['errors', 'base'],
+  ['float16', 'base'],
+  ['stats', 'base'],
+  ['normal-ppf', 'base'],
+  ['runtime/', 'base'],
+  ['json/', 'base'],
+  ['dtypes', 'base'],
+  ['args', 'base'],
+  ['views', 'base'],
+  ['checks', 'base'],
+  ['devices', 'base'],
+  ['tensor', 'model'],
+  ['scalars', 'model'],
+  ['maps', 'model'],
+  ['quant-state', 'model'],
+  ['ops/', 'ops'],
+  ['axolotl', 'ops'],
   ['backend/', 'backend'],
   ['io/', 'io'],
   ['checkpoint/', 'checkpoint'],
   ['cli/', 'cli'],
-  ['core', 'entry'], ['index', 'entry'], ['node', 'entry'], ['browser', 'entry'], ['worker', 'entry'],
-  ['inline', 'entry'], ['cli', 'entry'],
+  ['core', 'entry'],
+  ['index', 'entry'],
+  ['node', 'entry'],
+  ['browser', 'entry'],
+  ['worker', 'entry'],
+  ['inline', 'entry'],
+  ['cli', 'entry'],
 ];
 
 /** Files outside src/backend/ that may reach into a backend besides the entries. */
@@ -69,14 +87,26 @@ function tsFiles(dir: string): string[] {
 }
 
 /** a module's name: its path under src/ without .ts / .d.ts */
-const nameOf = (file: string) => relative(SRC, file).replace(/\\/g, '/').replace(/(\.d)?\.ts$/, '');
+const nameOf = (file: string) =>
+  relative(SRC, file)
+    .replace(/\\/g, '/')
+    .replace(/(\.d)?\.ts$/, '');
 
 function layerOf(name: string): Layer | undefined {
   return LAYER_OF.find(([p]) => (p.endsWith('/') ? name.startsWith(p) : name === p))?.[1];
 }
 
-interface Edge { from: string; to: string; spec: string; line: number; typeOnly: boolean }
-interface Graph { edges: Edge[]; problems: string[] }
+interface Edge {
+  from: string;
+  to: string;
+  spec: string;
+  line: number;
+  typeOnly: boolean;
+}
+interface Graph {
+  edges: Edge[];
+  problems: string[];
+}
 
 /** The edges of one source text; `file` is its path, for resolving and for messages. */
 function edgesOf(file: string, text: string): Graph {
@@ -92,7 +122,10 @@ function edgesOf(file: string, text: string): Graph {
       return;
     }
     const target = resolveSpec(file, spec);
-    if (target === null) { problems.push(`${where(n)}: imports '${spec}', which resolves to no file`); return; }
+    if (target === null) {
+      problems.push(`${where(n)}: imports '${spec}', which resolves to no file`);
+      return;
+    }
     if (target === 'asset') return; // the .wasm builds, outside src/
     edges.push({ from, to: target, spec, line, typeOnly });
   };
@@ -111,11 +144,18 @@ function edgesOf(file: string, text: string): Graph {
       else problems.push(`${where(n)}: import type of a computed name`);
     } else if (ts.isCallExpression(n)) {
       const callee = n.expression;
-      const name = callee.kind === ts.SyntaxKind.ImportKeyword ? 'import'
-        : ts.isIdentifier(callee) && ['require', 'nodeBuiltin'].includes(callee.text) ? callee.text : null;
+      const name =
+        callee.kind === ts.SyntaxKind.ImportKeyword
+          ? 'import'
+          : ts.isIdentifier(callee) && ['require', 'nodeBuiltin'].includes(callee.text)
+            ? callee.text
+            : null;
       if (name !== null) {
         const s = literal(n.arguments[0]);
-        if (s === null) problems.push(`${where(n)}: ${name}(${n.arguments[0]?.getText(sf) ?? ''}) loads a module by a computed name: use a string literal`);
+        if (s === null)
+          problems.push(
+            `${where(n)}: ${name}(${n.arguments[0]?.getText(sf) ?? ''}) loads a module by a computed name: use a string literal`,
+          );
         else add(n, s, false);
       }
     }
@@ -142,8 +182,14 @@ function violations(edges: Edge[], known: Record<string, string>): string[] {
     const at = `${e.from}.ts:${e.line} imports '${e.spec}' (${e.to})`;
     const lf = layerOf(e.from);
     const lt = layerOf(e.to);
-    if (lf === undefined) { out.push(`${e.from}.ts: in no layer: add it to LAYER_OF in test/imports.test.ts`); continue; }
-    if (lt === undefined) { out.push(`${at}: the target is in no layer`); continue; }
+    if (lf === undefined) {
+      out.push(`${e.from}.ts: in no layer: add it to LAYER_OF in test/imports.test.ts`);
+      continue;
+    }
+    if (lt === undefined) {
+      out.push(`${at}: the target is in no layer`);
+      continue;
+    }
     if (key in known) continue;
     if (lf !== lt && !(LAYERS[lf] as readonly string[]).includes(lt)) {
       out.push(`${at}: upward or sideways, layer ${lf} may import only ${[lf, ...LAYERS[lf]].join(', ')}, not ${lt}`);
@@ -191,7 +237,9 @@ function findCycle(edges: Edge[]): string | null {
 }
 
 function graphOfSrc(): Graph {
-  const all = tsFiles(SRC).sort().map((f) => edgesOf(f, readFileSync(f, 'utf8')));
+  const all = tsFiles(SRC)
+    .sort()
+    .map((f) => edgesOf(f, readFileSync(f, 'utf8')));
   return { edges: all.flatMap((g) => g.edges), problems: all.flatMap((g) => g.problems) };
 }
 
@@ -217,7 +265,11 @@ describe('the module graph of src/', () => {
   });
 
   it('every src file is in a layer', () => {
-    expect(tsFiles(SRC).map(nameOf).filter((n) => layerOf(n) === undefined)).toEqual([]);
+    expect(
+      tsFiles(SRC)
+        .map(nameOf)
+        .filter((n) => layerOf(n) === undefined),
+    ).toEqual([]);
   });
 });
 
@@ -245,25 +297,35 @@ describe('the checks catch what they are for', () => {
     expect(violations(b.edges, {})).toEqual([
       "backend/cuda/fp8.ts:1 imports '../probe.js' (backend/probe): a backend imports from src/backend/ only backend/abi",
     ]);
-    const c = edgesOf(at('checkpoint/layers'), "export { registerBackend } from '../ops/registry.js';\nimport '../backend/wasm/index.js';\n");
+    const c = edgesOf(
+      at('checkpoint/layers'),
+      "export { registerBackend } from '../ops/registry.js';\nimport '../backend/wasm/index.js';\n",
+    );
     expect(violations(c.edges, {})).toEqual([
       "checkpoint/layers.ts:2 imports '../backend/wasm/index.js' (backend/wasm/index): upward or sideways, layer checkpoint may import only checkpoint, base, model, ops, io, not backend",
     ]);
   });
 
   it('a cycle, with its path', () => {
-    const g = [edgesOf(at('errors'), "import './dtypes.js';\n"), edgesOf(at('dtypes'), "import './args.js';\n"), edgesOf(at('args'), "import type { X } from './errors.js';\n")];
+    const g = [
+      edgesOf(at('errors'), "import './dtypes.js';\n"),
+      edgesOf(at('dtypes'), "import './args.js';\n"),
+      edgesOf(at('args'), "import type { X } from './errors.js';\n"),
+    ];
     expect(findCycle(g.flatMap((x) => x.edges))).toBe('args -> errors -> dtypes -> args');
   });
 
   it('a module loaded by a computed name, a package, a missing file', () => {
-    const { problems } = edgesOf(at('io/files'), [
-      'const m = await import(name);',
-      "const n = nodeBuiltin<T>('node:' + x);",
-      "import x from 'lodash';",
-      "import y from './nowhere.js';",
-      "const ok = await import('node:fs');",
-    ].join('\n'));
+    const { problems } = edgesOf(
+      at('io/files'),
+      [
+        'const m = await import(name);',
+        "const n = nodeBuiltin<T>('node:' + x);",
+        "import x from 'lodash';",
+        "import y from './nowhere.js';",
+        "const ok = await import('node:fs');",
+      ].join('\n'),
+    );
     expect(problems).toEqual([
       'io/files.ts:1: import(name) loads a module by a computed name: use a string literal',
       "io/files.ts:2: nodeBuiltin('node:' + x) loads a module by a computed name: use a string literal",

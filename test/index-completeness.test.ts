@@ -39,13 +39,21 @@ const DUPLICATE = Object.keys(twiceMap).find((n) => twiceMap[n] !== SHARD2 && n.
 {
   const s1 = parseSafetensors(readFileSync(join(twice, twiceMap[DUPLICATE]!)));
   const s2 = parseSafetensors(readFileSync(join(twice, SHARD2)));
-  writeFileSync(join(twice, SHARD2), serializeSafetensors({ ...s2.tensors, [DUPLICATE]: s1.tensors[DUPLICATE]! }, { metadata: s2.metadata }));
+  writeFileSync(
+    join(twice, SHARD2),
+    serializeSafetensors({ ...s2.tensors, [DUPLICATE]: s1.tensors[DUPLICATE]! }, { metadata: s2.metadata }),
+  );
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-const OMITS = new RegExp(`^${escape(join(omits, 'model.safetensors.index.json'))}: weight_map omits "${escape(OMITTED)}", which ${escape(omittedShard)} holds: .*trustIndex, --trust-index`);
-const EMPTY = /model\.safetensors\.index\.json: weight_map is empty: it names no tensor and no shard \(pass trustIndex, --trust-index, to open it as an empty checkpoint\)$/;
-const TWICE = new RegExp(`: ${escape(SHARD2)} also holds "${escape(DUPLICATE)}", which weight_map maps to model-00001-of-00002\\.safetensors: a tensor must be in one shard`);
+const OMITS = new RegExp(
+  `^${escape(join(omits, 'model.safetensors.index.json'))}: weight_map omits "${escape(OMITTED)}", which ${escape(omittedShard)} holds: .*trustIndex, --trust-index`,
+);
+const EMPTY =
+  /model\.safetensors\.index\.json: weight_map is empty: it names no tensor and no shard \(pass trustIndex, --trust-index, to open it as an empty checkpoint\)$/;
+const TWICE = new RegExp(
+  `: ${escape(SHARD2)} also holds "${escape(DUPLICATE)}", which weight_map maps to model-00001-of-00002\\.safetensors: a tensor must be in one shard`,
+);
 
 describe('an index that leaves out a tensor of its shards', () => {
   it('the test model: the shard the index left out a weight of holds it', () => {
@@ -60,8 +68,14 @@ describe('an index that leaves out a tensor of its shards', () => {
       expect(await rejection(() => openCheckpoint(path, { trustIndex: false }))).toMatchObject({ code: 'E_ST_INDEX' });
     }
     expect(await rejection(() => inspectCheckpoint(omits))).toMatchObject({ code: 'E_ST_INDEX', message: expect.stringMatching(OMITS) });
-    expect(await rejection(() => quantizeCheckpoint(omits, join(tmp, 'q'), { format: 'nf4' }))).toMatchObject({ code: 'E_ST_INDEX', message: expect.stringMatching(OMITS) });
-    expect(await rejection(() => dequantizeCheckpoint(omits, join(tmp, 'd'), { allowEmpty: true }))).toMatchObject({ code: 'E_ST_INDEX', message: expect.stringMatching(OMITS) });
+    expect(await rejection(() => quantizeCheckpoint(omits, join(tmp, 'q'), { format: 'nf4' }))).toMatchObject({
+      code: 'E_ST_INDEX',
+      message: expect.stringMatching(OMITS),
+    });
+    expect(await rejection(() => dequantizeCheckpoint(omits, join(tmp, 'd'), { allowEmpty: true }))).toMatchObject({
+      code: 'E_ST_INDEX',
+      message: expect.stringMatching(OMITS),
+    });
     expect(existsSync(join(tmp, 'q')) || existsSync(join(tmp, 'd'))).toBe(false);
     expect(snapshot(tmp)).toEqual(before);
   });
@@ -98,9 +112,14 @@ describe('an index that leaves out a tensor of its shards', () => {
 
   it('trustIndex must be a boolean', async () => {
     for (const bad of ['yes', 1, null]) {
-      expect(await rejection(() => openCheckpoint(omits, { trustIndex: bad as unknown as boolean }))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^trustIndex = .* is not accepted: expected true, false or undefined$/) });
+      expect(await rejection(() => openCheckpoint(omits, { trustIndex: bad as unknown as boolean }))).toMatchObject({
+        code: 'E_ARGUMENT',
+        message: expect.stringMatching(/^trustIndex = .* is not accepted: expected true, false or undefined$/),
+      });
     }
-    expect((await rejection(() => quantizeCheckpoint(omits, join(tmp, 'q2'), { format: 'nf4', trustIndex: 'yes' as unknown as boolean }))).code).toBe('E_ARGUMENT');
+    expect(
+      (await rejection(() => quantizeCheckpoint(omits, join(tmp, 'q2'), { format: 'nf4', trustIndex: 'yes' as unknown as boolean }))).code,
+    ).toBe('E_ARGUMENT');
     expect(existsSync(join(tmp, 'q2'))).toBe(false);
   });
 });
@@ -109,7 +128,10 @@ describe('an empty weight_map', () => {
   it('is E_ST_INDEX saying so; with trustIndex an empty checkpoint', async () => {
     const before = snapshot(empty);
     expect(await rejection(() => openCheckpoint(empty))).toMatchObject({ code: 'E_ST_INDEX', message: expect.stringMatching(EMPTY) });
-    expect(await rejection(() => dequantizeCheckpoint(empty, join(tmp, 'e'), { allowEmpty: true }))).toMatchObject({ code: 'E_ST_INDEX', message: expect.stringMatching(EMPTY) });
+    expect(await rejection(() => dequantizeCheckpoint(empty, join(tmp, 'e'), { allowEmpty: true }))).toMatchObject({
+      code: 'E_ST_INDEX',
+      message: expect.stringMatching(EMPTY),
+    });
     expect(existsSync(join(tmp, 'e'))).toBe(false);
     const c = await openCheckpoint(empty, { trustIndex: true });
     try {

@@ -6,7 +6,10 @@ import { resetWasm } from '../src/backend/wasm/runtime/instances.js';
 import { error } from './helpers/util.js';
 
 const file = (b: string) => readFileSync(new URL(`../build/bnb.${b}.wasm`, import.meta.url));
-const A = tensor(Float32Array.from({ length: 999 }, (_, i) => Math.sin(i) * 3), [999]);
+const A = tensor(
+  Float32Array.from({ length: 999 }, (_, i) => Math.sin(i) * 3),
+  [999],
+);
 const reference = () => Buffer.from(quantize4bit(A, { quantType: 'nf4' })[0].data);
 
 afterAll(() => {
@@ -32,8 +35,14 @@ describe('init()', () => {
   });
 
   it('says clearly what it cannot load', async () => {
-    await expect(init(42 as never)).rejects.toMatchObject({ code: 'E_INIT', message: expect.stringMatching(/source = 42 is not accepted/) });
-    await expect(init(new Response('nope', { status: 404 }))).rejects.toMatchObject({ code: 'E_INIT', message: expect.stringMatching(/HTTP 404/) });
+    await expect(init(42 as never)).rejects.toMatchObject({
+      code: 'E_INIT',
+      message: expect.stringMatching(/source = 42 is not accepted/),
+    });
+    await expect(init(new Response('nope', { status: 404 }))).rejects.toMatchObject({
+      code: 'E_INIT',
+      message: expect.stringMatching(/HTTP 404/),
+    });
     await expect(init('http://127.0.0.1:9/bnb.wasm')).rejects.toMatchObject({ code: 'E_INIT' });
     expect(error(() => setWasmBuild('avx' as never)).code).toBe('E_ARGUMENT');
   });

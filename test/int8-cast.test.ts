@@ -41,13 +41,19 @@ function oracle<T>(f: () => T): T {
   }
 }
 const quantBefore = (W: Tensor) => oracle(() => int8VectorwiseQuant(castFloatReference(W, 'float16')));
-const dequantBefore = (CB: Tensor, SCB: Tensor, dtype: FloatDType) => oracle(() => castFloatReference(int8VectorwiseDequant(CB, SCB), dtype));
+const dequantBefore = (CB: Tensor, SCB: Tensor, dtype: FloatDType) =>
+  oracle(() => castFloatReference(int8VectorwiseDequant(CB, SCB), dtype));
 
 /** Runs f on the SIMD and scalar builds, 1 thread and threaded with small chunks; each result. */
 function everywhere<T>(f: () => T): [string, T][] {
   const out: [string, T][] = [];
   for (const build of ['simd', 'scalar'] as const) {
-    for (const [threads, chunk] of [[1, 1 << 18], [2, 1 << 18], [2, 999], [3, 1]] as const) {
+    for (const [threads, chunk] of [
+      [1, 1 << 18],
+      [2, 1 << 18],
+      [2, 999],
+      [3, 1],
+    ] as const) {
       setWasmBuild(build);
       setNumThreads(threads);
       setParallelThreshold(threads > 1 ? 0 : 1 << 20);
@@ -65,7 +71,14 @@ function everywhere<T>(f: () => T): [string, T][] {
 /** Weights of every float dtype: odd widths (SIMD steps and tails), and values that land on float16 subnormals or near its maximum. */
 function weights(): Tensor[] {
   const out: Tensor[] = [];
-  for (const [rows, cols] of [[37, 301], [3, 17], [1, 1], [130, 64], [5, 8], [9, 15]] as const) {
+  for (const [rows, cols] of [
+    [37, 301],
+    [3, 17],
+    [1, 1],
+    [130, 64],
+    [5, 8],
+    [9, 15],
+  ] as const) {
     const x = randn(rng, rows * cols, 0.02);
     for (let i = 0; i < x.length; i += 7) x[i] = x[i]! * 1e-4; // float16 subnormals
     if (x.length > 20) x[13] = 60000;
@@ -77,9 +90,13 @@ function weights(): Tensor[] {
 describe('the SIMD int8 row kernels', () => {
   onWasmBackend();
 
-  it('int8VectorwiseQuant: every float16 value, every threshold, gives the scalar oracle\'s CB, SCB and outlier columns', () => {
+  it("int8VectorwiseQuant: every float16 value, every threshold, gives the scalar oracle's CB, SCB and outlier columns", () => {
     const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
-    const inputs = [tensor(all, [256, 256], 'float16'), tensor(all.subarray(0, 65535), [4369, 15], 'float16'), tensor(all.subarray(30000, 30000 + 41 * 33), [41, 33], 'float16')];
+    const inputs = [
+      tensor(all, [256, 256], 'float16'),
+      tensor(all.subarray(0, 65535), [4369, 15], 'float16'),
+      tensor(all.subarray(30000, 30000 + 41 * 33), [41, 33], 'float16'),
+    ];
     const rows = new Uint16Array(4 * 24);
     rows.fill(0x7e00, 0, 24); // a row of NaN
     rows.fill(0x0000, 24, 48); // of zeros
@@ -103,15 +120,22 @@ describe('the SIMD int8 row kernels', () => {
       m.k.int8VectorwiseQuant(pA!, 64, 40, threshold, pQ!, pS!);
       return Buffer.concat([Buffer.from(m.bytes(pQ!, A.length)), Buffer.from(m.bytes(pS!, 64 * 4))]);
     };
-    for (const threshold of [3.3, 1e-30, 65510, 65530, 1e30]) expect(run('simd', threshold).equals(run('scalar', threshold)), `threshold ${threshold}`).toBe(true);
+    for (const threshold of [3.3, 1e-30, 65510, 65530, 1e30])
+      expect(run('simd', threshold).equals(run('scalar', threshold)), `threshold ${threshold}`).toBe(true);
   });
 
-  it('int8VectorwiseDequant: every int8 value against special stats gives the scalar oracle\'s bytes', () => {
+  it("int8VectorwiseDequant: every int8 value against special stats gives the scalar oracle's bytes", () => {
     const stats = [0, -0, 1, NaN, Infinity, -Infinity, 1e-40, 3e38, 127, -5.5, 0.0123, 2 ** -126];
     for (const cols of [256, 37, 16, 1]) {
       const rows = stats.length * Math.ceil(256 / cols);
-      const CB = tensor(Int8Array.from({ length: rows * cols }, (_, i) => (i % 256) - 128), [rows, cols]);
-      const SCB = tensor(Float32Array.from({ length: rows }, (_, r) => stats[r % stats.length]!), [rows]);
+      const CB = tensor(
+        Int8Array.from({ length: rows * cols }, (_, i) => (i % 256) - 128),
+        [rows, cols],
+      );
+      const SCB = tensor(
+        Float32Array.from({ length: rows }, (_, r) => stats[r % stats.length]!),
+        [rows],
+      );
       const [simd, scalar] = both(() => int8VectorwiseDequant(CB, SCB));
       expect(same(simd, scalar), `${cols} columns`).toBe(true);
     }
@@ -135,7 +159,12 @@ describe('int8VectorwiseQuantCast and int8VectorwiseDequantCast', () => {
   it('quantize: the errors of the two ops, the value reported as float16 and the index right in any chunk', () => {
     const x = randn(rng, 40 * 50, 0.02);
     const bad: [string, Tensor][] = [];
-    for (const [at, v] of [[1777, 70144], [3, NaN], [1999, -Infinity], [40, 65520]] as const) {
+    for (const [at, v] of [
+      [1777, 70144],
+      [3, NaN],
+      [1999, -Infinity],
+      [40, 65520],
+    ] as const) {
       const y = x.slice();
       y[at] = v;
       bad.push([`${v} at ${at} (bfloat16)`, asDType(y, [40, 50], 'bfloat16')], [`${v} at ${at} (float32)`, tensor(y, [40, 50])]);
@@ -153,8 +182,16 @@ describe('int8VectorwiseQuantCast and int8VectorwiseDequantCast', () => {
   });
 
   it('dequantize: the bytes of castFloat(int8VectorwiseDequant(CB, SCB), dtype) for every dtype, build, thread count and chunk size', () => {
-    for (const [rows, cols] of [[37, 301], [3, 17], [1, 1], [130, 64]] as const) {
-      const CB = tensor(Int8Array.from({ length: rows * cols }, () => rng.int(-128, 127)), [rows, cols]);
+    for (const [rows, cols] of [
+      [37, 301],
+      [3, 17],
+      [1, 1],
+      [130, 64],
+    ] as const) {
+      const CB = tensor(
+        Int8Array.from({ length: rows * cols }, () => rng.int(-128, 127)),
+        [rows, cols],
+      );
       const s = randn(rng, rows, 0.05).map(Math.abs);
       if (rows > 30) [s[1], s[2], s[3], s[4]] = [NaN, Infinity, 0, 1e-40];
       const SCB = tensor(s, [rows]);
@@ -166,11 +203,24 @@ describe('int8VectorwiseQuantCast and int8VectorwiseDequantCast', () => {
         }
       }
     }
-    const CB = tensor(new Int8Array(6), [2, 3]), SCB = tensor(new Float32Array(2), [2]);
+    const CB = tensor(new Int8Array(6), [2, 3]),
+      SCB = tensor(new Float32Array(2), [2]);
     for (const [what, f, g] of [
-      ['float32 CB', () => int8VectorwiseDequantCast(tensor(new Float32Array(6), [2, 3]), SCB, 'bfloat16'), () => castFloat(int8VectorwiseDequant(tensor(new Float32Array(6), [2, 3]), SCB), 'bfloat16')],
-      ['short SCB', () => int8VectorwiseDequantCast(CB, tensor(new Float32Array(1), [1]), 'float16'), () => castFloat(int8VectorwiseDequant(CB, tensor(new Float32Array(1), [1])), 'float16')],
-      ['int8 dtype', () => int8VectorwiseDequantCast(CB, SCB, 'int8' as FloatDType), () => castFloat(int8VectorwiseDequant(CB, SCB), 'int8' as FloatDType)],
+      [
+        'float32 CB',
+        () => int8VectorwiseDequantCast(tensor(new Float32Array(6), [2, 3]), SCB, 'bfloat16'),
+        () => castFloat(int8VectorwiseDequant(tensor(new Float32Array(6), [2, 3]), SCB), 'bfloat16'),
+      ],
+      [
+        'short SCB',
+        () => int8VectorwiseDequantCast(CB, tensor(new Float32Array(1), [1]), 'float16'),
+        () => castFloat(int8VectorwiseDequant(CB, tensor(new Float32Array(1), [1])), 'float16'),
+      ],
+      [
+        'int8 dtype',
+        () => int8VectorwiseDequantCast(CB, SCB, 'int8' as FloatDType),
+        () => castFloat(int8VectorwiseDequant(CB, SCB), 'int8' as FloatDType),
+      ],
     ] as const) {
       const [got, want] = [error(f), error(g)];
       expect([got.code, got.message], what).toEqual([want.code, want.message]);
@@ -204,7 +254,8 @@ describe('int8 checkpoints', () => {
   async function model(dir: string, big = false): Promise<Record<string, Tensor>> {
     mkdirSync(dir, { recursive: true });
     const t: Record<string, Tensor> = {};
-    const add = (name: string, shape: number[], dtype: FloatDType) => (t[name] = asDType(randn(rng, shape[0]! * (shape[1] ?? 1), 0.02), shape, dtype));
+    const add = (name: string, shape: number[], dtype: FloatDType) =>
+      (t[name] = asDType(randn(rng, shape[0]! * (shape[1] ?? 1), 0.02), shape, dtype));
     add('model.embed_tokens.weight', [50, 24], 'bfloat16');
     add('model.layers.0.self_attn.q_proj.weight', [24, 24], 'bfloat16');
     add('model.layers.0.mlp.up_proj.weight', [61, 24], 'bfloat16');
@@ -227,7 +278,8 @@ describe('int8 checkpoints', () => {
       const module = name.slice(0, -'.weight'.length);
       expect(same(q[name]!, CB) && same(q[`${module}.SCB`]!, SCB), name).toBe(true);
     }
-    for (const name of ['model.embed_tokens.weight', 'model.layers.0.input_layernorm.weight']) expect(same(q[name]!, src[name]!), name).toBe(true);
+    for (const name of ['model.embed_tokens.weight', 'model.layers.0.input_layernorm.weight'])
+      expect(same(q[name]!, src[name]!), name).toBe(true);
     for (const dtype of [undefined, 'float16', 'float32'] as const) {
       const out = join(tmp, `back-${dtype}`);
       await dequantizeCheckpoint(join(tmp, 'int8'), out, { dtype });
@@ -241,7 +293,13 @@ describe('int8 checkpoints', () => {
 
   it('a weight past the float16 range is E_NON_FINITE naming the tensor, as before', async () => {
     await model(join(tmp, 'big'), true);
-    const e = await quantizeCheckpoint(join(tmp, 'big'), join(tmp, 'big-int8'), { format: 'int8' }).then(() => null, (x) => x);
-    expect(e).toMatchObject({ code: 'E_NON_FINITE', message: expect.stringMatching(/^model\.layers\.0\.mlp\.up_proj\.weight: A has a non-finite value \(Infinity\) at flat index 100:/) });
+    const e = await quantizeCheckpoint(join(tmp, 'big'), join(tmp, 'big-int8'), { format: 'int8' }).then(
+      () => null,
+      (x) => x,
+    );
+    expect(e).toMatchObject({
+      code: 'E_NON_FINITE',
+      message: expect.stringMatching(/^model\.layers\.0\.mlp\.up_proj\.weight: A has a non-finite value \(Infinity\) at flat index 100:/),
+    });
   });
 });

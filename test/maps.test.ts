@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  createDynamicMap, createFp8Map, createLinearMap, createNormalMap, get4bitType, BnbError, tensor,
-} from '../src/index.js';
+import { createDynamicMap, createFp8Map, createLinearMap, createNormalMap, get4bitType, BnbError, tensor } from '../src/index.js';
 import { dynamicMapRecipe } from '../src/maps.js';
 import { normPpf } from '../src/normal-ppf.js';
 import { bytes, loadGolden } from './helpers/golden.js';
@@ -73,8 +71,12 @@ describe('normal, linear and fp8 maps (golden maps case)', () => {
   it('normPpf agrees with reference quantiles to f64 precision', () => {
     // (p, quantile) pairs computed with 200-bit arithmetic
     const ref: [number, number][] = [
-      [0.975, 1.9599639845400538], [0.8413447460685429, 0.9999999999999999], [0.5000221267318777, 5.546349177834898e-5],
-      [0.9677082896232605, 1.848130816262525], [1e-10, -6.361340902404057], [1e-300, -37.0470962993612],
+      [0.975, 1.9599639845400538],
+      [0.8413447460685429, 0.9999999999999999],
+      [0.5000221267318777, 5.546349177834898e-5],
+      [0.9677082896232605, 1.848130816262525],
+      [1e-10, -6.361340902404057],
+      [1e-300, -37.0470962993612],
     ];
     for (const [p, x] of ref) expect(Math.abs(normPpf(p) - x)).toBeLessThanOrEqual(4 * Number.EPSILON * Math.abs(x));
     expect(normPpf(0.5)).toBe(0);

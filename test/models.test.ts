@@ -8,7 +8,9 @@ const dir = `${SHARED}/models`;
 const nf4 = loadSafetensors(`${dir}/tiny-llama-nf4-dq/model.safetensors`);
 const reference = loadSafetensors(`${dir}/tiny-llama-nf4-dq/reference.safetensors`);
 const original = loadSafetensors(`${dir}/tiny-llama-bf16/model.safetensors`);
-const modules = Object.keys(reference).filter((k) => k.endsWith('.dequantized')).map((k) => k.slice(0, -'.dequantized'.length));
+const modules = Object.keys(reference)
+  .filter((k) => k.endsWith('.dequantized'))
+  .map((k) => k.slice(0, -'.dequantized'.length));
 
 function layerState(module: string): QuantState {
   const prefix = `${module}.weight.`;

@@ -24,10 +24,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // No BNBJS_* settings from the caller (npm run test:cuda-mock sets some): both Nodes see the same.
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BNBJS_')));
 const run = (node: string, args: string[]) => execFileSync(node, args, { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
-const NODES = [['old', OLD_NODE], ['current', process.execPath]] as const;
+const NODES = [
+  ['old', OLD_NODE],
+  ['current', process.execPath],
+] as const;
 
 /** The SHA-256 of every file of a folder (flat, as the CLI writes them), by name (deep equality of MB buffers is slow). */
-const files = (d: string) => Object.fromEntries(readdirSync(d).sort().map((f) => [f, createHash('sha256').update(readFileSync(join(d, f))).digest('hex')]));
+const files = (d: string) =>
+  Object.fromEntries(
+    readdirSync(d)
+      .sort()
+      .map((f) => [
+        f,
+        createHash('sha256')
+          .update(readFileSync(join(d, f)))
+          .digest('hex'),
+      ]),
+  );
 
 // A 2^20+ element op on 2 threads against 1 (until a job ran on a worker, as the smoke suite
 // does), then the relaxed build asked for by name (Node 20 turns the V8 flag on).
@@ -64,7 +77,11 @@ describe.skipIf(why)(`Node 20.0.0${why ? ` (skipped: ${why})` : ''}`, () => {
   });
 
   it('the CLI: --version and inspect print what they print on this Node', () => {
-    for (const args of [['--version'], ['inspect', join(MODELS, 'tiny-llama-nf4-dq')], ['inspect', join(MODELS, 'tiny-llama-int8'), '--json']]) {
+    for (const args of [
+      ['--version'],
+      ['inspect', join(MODELS, 'tiny-llama-nf4-dq')],
+      ['inspect', join(MODELS, 'tiny-llama-int8'), '--json'],
+    ]) {
       const old = run(OLD_NODE, [CLI, ...args]);
       expect(old, `bnbjs ${args.join(' ')}`).toBe(run(process.execPath, [CLI, ...args]));
       if (args[0] === 'inspect') expect(old).toContain('bitsandbytes');
@@ -80,7 +97,8 @@ describe.skipIf(why)(`Node 20.0.0${why ? ` (skipped: ${why})` : ''}`, () => {
     for (const format of [['nf4', '--double-quant'], ['int8']]) {
       const out: Record<string, ReturnType<typeof files>[]> = { q: [], d: [] };
       for (const [name, node] of NODES) {
-        const q = join(dir, `${format[0]}-${name}`), d = `${q}-bf16`;
+        const q = join(dir, `${format[0]}-${name}`),
+          d = `${q}-bf16`;
         run(node, [CLI, 'quantize', join(MODELS, 'tiny-llama-bf16'), q, '--format', ...format]);
         run(node, [CLI, 'dequantize', q, d, '--dtype', 'bf16']);
         out.q!.push(files(q));
@@ -101,7 +119,12 @@ describe.skipIf(why)(`Node 20.0.0${why ? ` (skipped: ${why})` : ''}`, () => {
     expect([old.build, old.features]).toEqual(['simd', { simd: true, relaxedSimd: false, threads: true }]);
     expect(old.workerJobs, 'no job ran on a worker').toBeGreaterThan(0);
     expect(new Set(old.two)).toEqual(new Set([old.one]));
-    expect(old.relaxed).toEqual({ build: 'relaxed', features: { simd: true, relaxedSimd: true, threads: true }, two: old.one, one: old.one });
+    expect(old.relaxed).toEqual({
+      build: 'relaxed',
+      features: { simd: true, relaxedSimd: true, threads: true },
+      two: old.one,
+      one: old.one,
+    });
     expect(old.one, 'the bytes of this Node').toBe(current.one);
     // the addon loader works there too (no addon in a checkout unless built)
     expect(old.cuda).toBe(current.cuda);
@@ -115,7 +138,9 @@ const [q, s] = lib.quantize4bit(lib.toDevice(t, 'cuda'), { quantType: 'nf4' });
 const [w] = lib.quantize4bit(t, { quantType: 'nf4' });
 console.log(JSON.stringify({ available: lib.probe().cuda.available, device: q.device, same: q.to('cpu').data.join() === w.data.join() && s.absmax.device === 'cuda:0' }));`;
     const out = execFileSync(OLD_NODE, ['--input-type=module', '-e', script], {
-      cwd: ROOT, encoding: 'utf8', env: { ...env, BNBJS_CUDA_ADDON: join(ROOT, 'test/helpers/mock-cuda-addon.cjs') },
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...env, BNBJS_CUDA_ADDON: join(ROOT, 'test/helpers/mock-cuda-addon.cjs') },
     });
     expect(JSON.parse(out)).toEqual({ available: true, device: 'cuda:0', same: true });
   });

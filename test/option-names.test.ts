@@ -9,7 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  QuantState, dequantize4bit, dequantizeFp8, get4bitType, int8MmDequant, itemsize, quantize4bit, setForcedBackend, setWasmBuild, tensor, toDevice,
+  QuantState,
+  dequantize4bit,
+  dequantizeFp8,
+  get4bitType,
+  int8MmDequant,
+  itemsize,
+  quantize4bit,
+  setForcedBackend,
+  setWasmBuild,
+  tensor,
+  toDevice,
 } from '../src/index.js';
 import { quantizeCheckpoint } from '../src/checkpoint/quantize.js';
 import { dequantizeCheckpoint } from '../src/checkpoint/dequantize.js';
@@ -38,7 +48,10 @@ function snapshot(): Record<string, string> {
   const walk = (dir: string, rel: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (e.isDirectory()) walk(join(dir, e.name), `${rel}${e.name}/`);
-      else out[`${rel}${e.name}`] = createHash('sha256').update(readFileSync(join(dir, e.name))).digest('hex');
+      else
+        out[`${rel}${e.name}`] = createHash('sha256')
+          .update(readFileSync(join(dir, e.name)))
+          .digest('hex');
     }
   };
   walk(tmp, '');
@@ -62,28 +75,33 @@ describe('the CLI: every option that takes a name', () => {
     ['dequantize', '--max-shard-size', /expected bytes or a size such as 5GB, 500MB or 2GiB/, []],
   ];
 
-  it.each(options)('%s %s <name>: E_USAGE naming the option, the value and the accepted list; exit 2, nothing written', (command, option, accepted, valid) => {
-    const input = command === 'quantize' ? float : nf4;
-    const before = snapshot();
-    for (const name of NAMES.filter((n) => !valid.includes(n))) {
-      const extra = command === 'quantize' && option !== '--format' ? ['--format', 'nf4'] : [];
-      const r = bnbjs(command, input, join(tmp, 'out'), ...extra, option, name);
-      expect(r.status, `${option} ${name}: ${r.stderr}`).toBe(2);
-      expect(r.stdout).toBe('');
-      const [line, usage, ...rest] = r.stderr.split('\n');
-      expect(line).toMatch(new RegExp(`^bnbjs: ${option} ${name}: ${accepted.source} \\[E_USAGE\\]$`));
-      expect(usage).toMatch(new RegExp(`^usage: bnbjs ${command} `));
-      expect(rest).toEqual(['']);
-    }
-    expect(snapshot()).toEqual(before);
-    expect(existsSync(join(tmp, 'out'))).toBe(false);
-  });
+  it.each(options)(
+    '%s %s <name>: E_USAGE naming the option, the value and the accepted list; exit 2, nothing written',
+    (command, option, accepted, valid) => {
+      const input = command === 'quantize' ? float : nf4;
+      const before = snapshot();
+      for (const name of NAMES.filter((n) => !valid.includes(n))) {
+        const extra = command === 'quantize' && option !== '--format' ? ['--format', 'nf4'] : [];
+        const r = bnbjs(command, input, join(tmp, 'out'), ...extra, option, name);
+        expect(r.status, `${option} ${name}: ${r.stderr}`).toBe(2);
+        expect(r.stdout).toBe('');
+        const [line, usage, ...rest] = r.stderr.split('\n');
+        expect(line).toMatch(new RegExp(`^bnbjs: ${option} ${name}: ${accepted.source} \\[E_USAGE\\]$`));
+        expect(usage).toMatch(new RegExp(`^usage: bnbjs ${command} `));
+        expect(rest).toEqual(['']);
+      }
+      expect(snapshot()).toEqual(before);
+      expect(existsSync(join(tmp, 'out'))).toBe(false);
+    },
+  );
 
   it('a command named like an Object.prototype member is an unknown command (exit 2)', () => {
     for (const name of NAMES) {
       const r = bnbjs(name, float, join(tmp, 'out'));
       expect(r.status, name).toBe(2);
-      expect(r.stderr).toMatch(new RegExp(`^bnbjs: unknown command "${name}" \\(did you mean [a-z]+\\?\\) \\[E_USAGE\\]\\nUsage: bnbjs <command>`));
+      expect(r.stderr).toMatch(
+        new RegExp(`^bnbjs: unknown command "${name}" \\(did you mean [a-z]+\\?\\) \\[E_USAGE\\]\\nUsage: bnbjs <command>`),
+      );
     }
     expect(existsSync(join(tmp, 'out'))).toBe(false);
   });
@@ -111,7 +129,9 @@ describe('the library: every option that takes a name', () => {
       }
     }
     const e = await rejection(() => quantizeCheckpoint(float, out, { format: 'nf4', computeDType: 'int8' as 'float16' }));
-    expect(e.message).toBe(`computeDType = "int8" is not accepted: expected one of float32, float16, bfloat16 (bnb_4bit_compute_dtype, the dtype bitsandbytes' 4-bit layers compute in)`);
+    expect(e.message).toBe(
+      `computeDType = "int8" is not accepted: expected one of float32, float16, bfloat16 (bnb_4bit_compute_dtype, the dtype bitsandbytes' 4-bit layers compute in)`,
+    );
     expect(snapshot()).toEqual(before);
   });
 
@@ -121,8 +141,10 @@ describe('the library: every option that takes a name', () => {
     writeFileSync(join(out, 'keep.txt'), 'mine');
     const before = snapshot();
     for (const [opts, argument] of [
-      [{ format: 'nf4', force: 'yes' }, 'force'], [{ format: 'nf4', doubleQuant: 'constructor' }, 'doubleQuant'],
-      [{ format: 'nf4', onProgress: 'toString' }, 'onProgress'], [{ format: 'nf4', skip: 42 }, 'skip'],
+      [{ format: 'nf4', force: 'yes' }, 'force'],
+      [{ format: 'nf4', doubleQuant: 'constructor' }, 'doubleQuant'],
+      [{ format: 'nf4', onProgress: 'toString' }, 'onProgress'],
+      [{ format: 'nf4', skip: 42 }, 'skip'],
     ] as const) {
       const e = await rejection(() => quantizeCheckpoint(float, out, opts as never));
       expect(e.code).toBe('E_ARGUMENT');
@@ -134,15 +156,30 @@ describe('the library: every option that takes a name', () => {
   });
 
   it('ops, states and settings: exact codes for every name', () => {
-    const A = tensor(Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)), [64]);
+    const A = tensor(
+      Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)),
+      [64],
+    );
     const [q, s] = quantize4bit(A, { quantType: 'nf4' });
-    const W8 = tensor(new Uint8Array(256), [16, 16], 'float8_e4m3fn'), S8 = tensor(new Float32Array([1]), [1, 1]);
-    const I32 = tensor(new Int32Array(4), [2, 2], 'int32'), stats = tensor(new Float32Array(2), [2]);
+    const W8 = tensor(new Uint8Array(256), [16, 16], 'float8_e4m3fn'),
+      S8 = tensor(new Float32Array([1]), [1, 1]);
+    const I32 = tensor(new Int32Array(4), [2, 2], 'int32'),
+      stats = tensor(new Float32Array(2), [2]);
     const cases: [string, (n: string) => unknown, string, readonly string[]][] = [
       ['quantize4bit quantType', (n) => quantize4bit(A, { quantType: n as 'nf4' }), 'E_QUANT_TYPE', []],
       ['quantize4bit quantStorage', (n) => quantize4bit(A, { quantStorage: n as 'uint8' }), 'E_DTYPE', ['uint8']],
-      ['dequantize4bit quantType', (n) => dequantize4bit(q, { absmax: s.absmax, shape: [64], blocksize: 64, quantType: n as 'nf4' }), 'E_QUANT_TYPE', []],
-      ['dequantize4bit dtype', (n) => dequantize4bit(q, { absmax: s.absmax, shape: [64], blocksize: 64, quantType: 'nf4', dtype: n as 'float32' }), 'E_DTYPE', []],
+      [
+        'dequantize4bit quantType',
+        (n) => dequantize4bit(q, { absmax: s.absmax, shape: [64], blocksize: 64, quantType: n as 'nf4' }),
+        'E_QUANT_TYPE',
+        [],
+      ],
+      [
+        'dequantize4bit dtype',
+        (n) => dequantize4bit(q, { absmax: s.absmax, shape: [64], blocksize: 64, quantType: 'nf4', dtype: n as 'float32' }),
+        'E_DTYPE',
+        [],
+      ],
       ['get4bitType', (n) => get4bitType(n as 'nf4'), 'E_QUANT_TYPE', []],
       ['itemsize', (n) => itemsize(n as 'uint8'), 'E_DTYPE', ['int8', 'uint8']],
       ['tensor dtype', (n) => tensor(new Uint8Array(4), [4], n as 'uint8'), 'E_DTYPE', ['uint8']],

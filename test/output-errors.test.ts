@@ -24,7 +24,11 @@ const root = process.getuid?.() === 0;
 
 function bnbjs(args: string[], uid?: number) {
   const started = performance.now();
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 30_000, ...(uid === undefined ? {} : { uid, gid: uid }) });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    ...(uid === undefined ? {} : { uid, gid: uid }),
+  });
   return { status: r.status, stderr: r.stderr, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -34,7 +38,11 @@ function expectIoError(r: ReturnType<typeof bnbjs>, output: string, reason: RegE
   expect(r.seconds).toBeLessThan(15);
   expect(r.stderr.trim().split('\n')).toHaveLength(1);
   expect(r.stderr).not.toMatch(/\n\s+at |E_INTERNAL|please report/);
-  expect(r.stderr).toMatch(new RegExp(`^bnbjs: cannot write output = ${JSON.stringify(output).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ${reason.source} \\[E_IO\\]`));
+  expect(r.stderr).toMatch(
+    new RegExp(
+      `^bnbjs: cannot write output = ${JSON.stringify(output).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ${reason.source} \\[E_IO\\]`,
+    ),
+  );
   expect(r.stderr).not.toMatch(/\.bnbjs-.*\.tmp/);
   if (where !== null) expect(readdirSync(where).sort()).toEqual(before.sort());
 }
@@ -54,10 +62,15 @@ describe('output errors', () => {
     writeFileSync(join(tmp, 'a-file'), 'x');
     const out = join(tmp, 'a-file', 'nf4');
     expectIoError(bnbjs(['quantize', input, out, '--format', 'nf4']), out, /(a-file is )?not a directory \(ENOTDIR\)/, null);
-    expectIoError(bnbjs(['quantize', `${input}/model.safetensors`, join(out, 'x.safetensors'), '--format', 'nf4']), join(out, 'x.safetensors'), /not a directory \(ENOTDIR\)/, null);
+    expectIoError(
+      bnbjs(['quantize', `${input}/model.safetensors`, join(out, 'x.safetensors'), '--format', 'nf4']),
+      join(out, 'x.safetensors'),
+      /not a directory \(ENOTDIR\)/,
+      null,
+    );
   });
 
-  it('a dangling symbolic link as the output\'s folder', () => {
+  it("a dangling symbolic link as the output's folder", () => {
     symlinkSync(join(tmp, 'gone'), join(tmp, 'dangling'));
     const out = join(tmp, 'dangling', 'nf4');
     expectIoError(bnbjs(['quantize', input, out, '--format', 'nf4']), out, /dangling is a symbolic link to nothing \(ENOENT\)/, null);
@@ -67,7 +80,12 @@ describe('output errors', () => {
     for (const out of ['/proc/bnbjs-out', '/proc/bnbjs-a/b']) {
       expectIoError(bnbjs(['quantize', input, out, '--format', 'nf4']), out, /[a-z ]+ \((ENOENT|EACCES|EPERM)\)/, null);
     }
-    expectIoError(bnbjs(['quantize', `${input}/model.safetensors`, '/proc/x.safetensors', '--format', 'nf4']), '/proc/x.safetensors', /[a-z ]+ \((ENOENT|EACCES|EPERM)\)/, null);
+    expectIoError(
+      bnbjs(['quantize', `${input}/model.safetensors`, '/proc/x.safetensors', '--format', 'nf4']),
+      '/proc/x.safetensors',
+      /[a-z ]+ \((ENOENT|EACCES|EPERM)\)/,
+      null,
+    );
   });
 
   it('EACCES: a folder the user may not write', () => {
@@ -90,10 +108,16 @@ describe('output errors', () => {
 
   const full = join(tmp, 'full');
   const fullReason = tmpfs(full, 'size=256k');
-  it.skipIf(fullReason !== null)(`ENOSPC: the disk fills up mid-write, and what was written is removed${fullReason ? ` (skipped: ${fullReason})` : ''}`, () => {
-    writeFileSync(join(full, 'kept.txt'), 'already here');
-    for (const [src, out] of [[input, join(full, 'nf4')], [`${input}/model.safetensors`, join(full, 'nf4.safetensors')]] as const) {
-      expectIoError(bnbjs(['quantize', src, out, '--format', 'nf4']), out, /no space left on device \(ENOSPC\)/, full, ['kept.txt']);
-    }
-  });
+  it.skipIf(fullReason !== null)(
+    `ENOSPC: the disk fills up mid-write, and what was written is removed${fullReason ? ` (skipped: ${fullReason})` : ''}`,
+    () => {
+      writeFileSync(join(full, 'kept.txt'), 'already here');
+      for (const [src, out] of [
+        [input, join(full, 'nf4')],
+        [`${input}/model.safetensors`, join(full, 'nf4.safetensors')],
+      ] as const) {
+        expectIoError(bnbjs(['quantize', src, out, '--format', 'nf4']), out, /no space left on device \(ENOSPC\)/, full, ['kept.txt']);
+      }
+    },
+  );
 });

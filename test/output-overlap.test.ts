@@ -82,14 +82,21 @@ const convert = {
 };
 
 describe('an output that overlaps its input is refused and nothing below the root changes', () => {
-  for (const [command, M, LM, LW, into] of [['quantize', P, join(root, 'LP'), join(root, 'LF'), join(root, 'into-P')], ['dequantize', Q, join(root, 'LQ'), join(root, 'LG'), join(root, 'into-Q')]] as const) {
+  for (const [command, M, LM, LW, into] of [
+    ['quantize', P, join(root, 'LP'), join(root, 'LF'), join(root, 'into-P')],
+    ['dequantize', Q, join(root, 'LQ'), join(root, 'LG'), join(root, 'into-Q')],
+  ] as const) {
     it(`${command}: every case, with force and without (library)`, async () => {
       const before = snapshot(root);
       for (const [input, output, how] of cases(M, LM, LW, into)) {
         for (const force of [false, true]) {
           const e = await rejection(() => convert[command](input, output, force));
           expect(e.code, `${input} -> ${output} force ${force}: ${e.message}`).toBe('E_ARGUMENT');
-          expect(e.message).toMatch(new RegExp(`^output = ${JSON.stringify(output).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} ${how} the input .*: choose an output outside it$`));
+          expect(e.message).toMatch(
+            new RegExp(
+              `^output = ${JSON.stringify(output).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} ${how} the input .*: choose an output outside it$`,
+            ),
+          );
           expect(snapshot(root), `${input} -> ${output} force ${force}`).toEqual(before);
         }
       }
@@ -105,13 +112,23 @@ describe('an output that overlaps its input is refused and nothing below the roo
 
   it('the CLI: exit 1, E_ARGUMENT, the input intact (the cases of issue #15 and link/..)', () => {
     const before = snapshot(root);
-    for (const [command, M, extra] of [['quantize', P, ['--format', 'nf4']], ['dequantize', Q, []]] as const) {
+    for (const [command, M, extra] of [
+      ['quantize', P, ['--format', 'nf4']],
+      ['dequantize', Q, []],
+    ] as const) {
       const W = join(M, 'model.safetensors');
-      for (const [input, output] of [[W, M], [M, W], [M, `${root}/L/../${basename(M)}`], [M, join(root, 'LT')]]) {
+      for (const [input, output] of [
+        [W, M],
+        [M, W],
+        [M, `${root}/L/../${basename(M)}`],
+        [M, join(root, 'LT')],
+      ]) {
         for (const force of [[], ['--force']]) {
           const r = spawnSync(process.execPath, [cli, command, input!, output!, ...extra, ...force], { encoding: 'utf8' });
           expect(r.status, `${command} ${input} ${output} ${force}: ${r.stderr}`).toBe(1);
-          expect(r.stderr).toMatch(/^bnbjs: output = .* (is|is inside|contains) the input .*: choose an output outside it \[E_ARGUMENT\]\n$/);
+          expect(r.stderr).toMatch(
+            /^bnbjs: output = .* (is|is inside|contains) the input .*: choose an output outside it \[E_ARGUMENT\]\n$/,
+          );
           expect(snapshot(root)).toEqual(before);
         }
       }

@@ -6,7 +6,18 @@
 // the output, never E_INTERNAL. The input stays byte for byte what it was throughout.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,7 +32,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const input = join(dir, 'in');
 mkdirSync(input);
-for (const f of ['config.json', 'generation_config.json', 'model.safetensors']) copyFileSync(join(SHARED, 'models/tiny-llama-bf16', f), join(input, f));
+for (const f of ['config.json', 'generation_config.json', 'model.safetensors'])
+  copyFileSync(join(SHARED, 'models/tiny-llama-bf16', f), join(input, f));
 
 /** Every file under `path` (or the file itself) with the SHA-256 of its bytes. */
 function tree(path: string): Record<string, string> {
@@ -63,14 +75,24 @@ function oldOutput(name: string): { out: string; before: Record<string, string> 
  * between the two renames of its swap (its marker file exists); removing the marker
  * lets it go on.
  */
-async function pausedSwap(out: string): Promise<{ child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; marker: string; stderr: () => string }> {
+async function pausedSwap(
+  out: string,
+): Promise<{
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  marker: string;
+  stderr: () => string;
+}> {
   const marker = join(dir, `pause-${Math.random().toString(36).slice(2)}`);
   const child = spawn(process.execPath, [cli, 'quantize', input, out, '--format', 'int8', '--force'], {
-    env: { ...process.env, BNBJS_TEST_SWAP_PAUSE: marker }, stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, BNBJS_TEST_SWAP_PAUSE: marker },
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on('exit', (code, signal) => r({ code, signal })),
+  );
   while (!existsSync(marker) && child.exitCode === null && child.signalCode === null) await new Promise((r) => setTimeout(r, 10));
   expect(existsSync(marker), `the conversion reached the swap: ${err}`).toBe(true);
   return { child, exited, marker, stderr: () => err };
@@ -87,7 +109,11 @@ function expectMidSwap(out: string, name: string, before: Record<string, string>
 }
 
 describe('--force over an output folder, interrupted between the two renames of the swap', () => {
-  for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+  for (const [signal, number] of [
+    ['SIGINT', 2],
+    ['SIGTERM', 15],
+    ['SIGHUP', 1],
+  ] as const) {
     it(`${signal}: the swap completes before the exit (status ${128 + number}), the new output complete, nothing left`, async () => {
       const name = `caught-${signal}`;
       const { out, before } = oldOutput(name);
@@ -105,7 +131,7 @@ describe('--force over an output folder, interrupted between the two renames of 
     });
   }
 
-  it('a live swap is left alone by another run\'s recovery (its owner lock answers)', async () => {
+  it("a live swap is left alone by another run's recovery (its owner lock answers)", async () => {
     const name = 'live';
     const { out, before } = oldOutput(name);
     const run = await pausedSwap(out);
@@ -130,7 +156,10 @@ describe('--force over an output folder, interrupted between the two renames of 
     expectMidSwap(out, name, before); // a dead process decides nothing: the old output is still there
     const again = bnbjs(['quantize', input, out, '--format', 'fp4', '--json']);
     expect(again.status, again.stderr).toBe(3);
-    expect(JSON.parse(again.stdout).error).toMatchObject({ code: 'E_EXISTS', message: expect.stringContaining(`output = ${JSON.stringify(out)} exists`) });
+    expect(JSON.parse(again.stdout).error).toMatchObject({
+      code: 'E_EXISTS',
+      message: expect.stringContaining(`output = ${JSON.stringify(out)} exists`),
+    });
     expect(tree(out)).toEqual(before);
     expect(hidden()).toEqual([]); // the dead run's new folder and lock are gone too
     const forced = bnbjs(['quantize', input, out, '--format', 'fp4', '--force']);
@@ -176,17 +205,23 @@ describe('--force over an output folder, interrupted between the two renames of 
 describe('outputs that cannot be replaced, and conversions racing to one output', () => {
   it('two conversions in one process to a new output: one writes it, the other is E_EXISTS naming it', async () => {
     const out = join(dir, 'race');
-    const r = await Promise.allSettled([quantizeCheckpoint(input, out, { format: 'nf4' }), quantizeCheckpoint(input, out, { format: 'fp4' })]);
+    const r = await Promise.allSettled([
+      quantizeCheckpoint(input, out, { format: 'nf4' }),
+      quantizeCheckpoint(input, out, { format: 'fp4' }),
+    ]);
     const failed = r.filter((x) => x.status === 'rejected') as PromiseRejectedResult[];
     expect(failed).toHaveLength(1);
-    expect(failed[0]!.reason).toMatchObject({ code: 'E_EXISTS', message: `output = ${JSON.stringify(out)} appeared while converting: pass force (--force) to replace it` });
+    expect(failed[0]!.reason).toMatchObject({
+      code: 'E_EXISTS',
+      message: `output = ${JSON.stringify(out)} appeared while converting: pass force (--force) to replace it`,
+    });
     const f = formats(out); // the winner's, complete
     expect(f.length).toBeGreaterThan(0);
     expect(f.every((x) => x === (r[0]!.status === 'fulfilled' ? 'nf4' : 'fp4'))).toBe(true);
     expect(hidden()).toEqual([]);
   });
 
-  it('another process writes the output while a swap is paused between its renames: the paused one ends E_EXISTS, the other\'s output stays, nothing left', async () => {
+  it("another process writes the output while a swap is paused between its renames: the paused one ends E_EXISTS, the other's output stays, nothing left", async () => {
     const name = 'race-processes';
     const { out, before } = oldOutput(name);
     const run = await pausedSwap(out);
@@ -196,7 +231,9 @@ describe('outputs that cannot be replaced, and conversions racing to one output'
     const placed = tree(out);
     rmSync(run.marker);
     expect((await run.exited).code).toBe(3);
-    expect(run.stderr()).toBe(`bnbjs: output = ${JSON.stringify(out)} appeared while converting (another conversion wrote it at the same time) [E_EXISTS]\n`);
+    expect(run.stderr()).toBe(
+      `bnbjs: output = ${JSON.stringify(out)} appeared while converting (another conversion wrote it at the same time) [E_EXISTS]\n`,
+    );
     expect(tree(out)).toEqual(placed);
     expect(formats(out).every((f) => f === 'fp4')).toBe(true);
     expect(hidden()).toEqual([]);
@@ -205,7 +242,9 @@ describe('outputs that cannot be replaced, and conversions racing to one output'
 
   it('three conversions in one process with force over one output: each replaces it in turn, nothing left', async () => {
     const { out } = oldOutput('race-force');
-    const r = await Promise.allSettled(['nf4', 'fp4', 'int8'].map((format) => quantizeCheckpoint(input, out, { format: format as 'nf4', force: true })));
+    const r = await Promise.allSettled(
+      ['nf4', 'fp4', 'int8'].map((format) => quantizeCheckpoint(input, out, { format: format as 'nf4', force: true })),
+    );
     expect(r.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
     expect(new Set(formats(out)).size).toBe(1);
     expect(hidden()).toEqual([]);
@@ -218,11 +257,16 @@ describe('outputs that cannot be replaced, and conversions racing to one output'
     writeFileSync(join(work, 'keep.txt'), 'mine');
     const forced = bnbjs(['quantize', input, '.', '--format', 'nf4', '--force'], work);
     expect(forced.status).toBe(1);
-    expect(forced.stderr).toBe(`bnbjs: cannot write output = ".": a path ending in "." cannot be renamed or replaced (the system answers EBUSY): name the folder itself, as ${JSON.stringify(work)} [E_IO]\n`);
+    expect(forced.stderr).toBe(
+      `bnbjs: cannot write output = ".": a path ending in "." cannot be renamed or replaced (the system answers EBUSY): name the folder itself, as ${JSON.stringify(work)} [E_IO]\n`,
+    );
     const plain = bnbjs(['quantize', input, '.', '--format', 'nf4'], work);
     expect(plain.status).toBe(3);
     expect(plain.stderr).toMatch(/^bnbjs: output = "\." exists: pass force \(--force\) to replace it \[E_EXISTS\]/);
-    expect(await rejection(() => quantizeCheckpoint(input, `${work}/.`, { format: 'nf4', force: true }))).toMatchObject({ code: 'E_IO', message: expect.stringContaining(`output = ${JSON.stringify(`${work}/.`)}: a path ending in "."`) });
+    expect(await rejection(() => quantizeCheckpoint(input, `${work}/.`, { format: 'nf4', force: true }))).toMatchObject({
+      code: 'E_IO',
+      message: expect.stringContaining(`output = ${JSON.stringify(`${work}/.`)}: a path ending in "."`),
+    });
     expect(readdirSync(work)).toEqual(['keep.txt']);
     expect(readFileSync(join(work, 'keep.txt'), 'utf8')).toBe('mine');
     expect(hidden(work)).toEqual([]);
@@ -243,7 +287,10 @@ describe('outputs that cannot be replaced, and conversions racing to one output'
       writeFileSync(join(mnt, 'keep.txt'), 'mine');
       const r = bnbjs(['quantize', input, mnt, '--format', 'nf4', '--force', '--json']);
       expect(r.status).toBe(1);
-      expect(JSON.parse(r.stdout).error).toEqual({ code: 'E_IO', message: `cannot write output = ${JSON.stringify(mnt)}: resource busy or locked (EBUSY)` });
+      expect(JSON.parse(r.stdout).error).toEqual({
+        code: 'E_IO',
+        message: `cannot write output = ${JSON.stringify(mnt)}: resource busy or locked (EBUSY)`,
+      });
       expect(readdirSync(mnt)).toEqual(['keep.txt']);
       expect(hidden()).toEqual([]);
     } finally {

@@ -2,7 +2,13 @@
 // randomized shapes, dtypes, blocksizes, quant types, storages and codes.
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  Tensor, createDynamicMap, dequantize4bit, dequantizeBlockwise, quantize4bit, quantizeBlockwise, setWasmBuild,
+  Tensor,
+  createDynamicMap,
+  dequantize4bit,
+  dequantizeBlockwise,
+  quantize4bit,
+  quantizeBlockwise,
+  setWasmBuild,
 } from '../src/index.js';
 import { FloatDType } from '../src/dtypes.js';
 import { BLOCKSIZES_4BIT, BLOCKSIZES_8BIT } from '../src/ops/validate.js';
@@ -23,7 +29,8 @@ function awkwardData(rng: Rng, n: number): Float32Array {
   const x = randn(rng, n, 10 ** rng.int(-3, 3));
   const kinds = ['zero', 'const', 'tiny', 'huge', 'subnormal', 'grid'];
   for (let k = 0; k < 4 && n > 0; k++) {
-    const start = rng.int(0, n - 1), len = rng.int(1, 300);
+    const start = rng.int(0, n - 1),
+      len = rng.int(1, 300);
     const kind = rng.pick(kinds);
     for (let i = start; i < Math.min(n, start + len); i++) {
       if (kind === 'zero') x[i] = 0;
@@ -48,7 +55,11 @@ describe('SIMD build == scalar build', () => {
   it('on every golden 4-bit and blockwise input', () => {
     for (const c of casesOf('quantize_4bit')) {
       const g = loadGolden(c.file);
-      const opts = { blocksize: c.blocksize as number, quantType: c.quant_type as 'nf4', compressStatistics: c.compress_statistics as boolean };
+      const opts = {
+        blocksize: c.blocksize as number,
+        quantType: c.quant_type as 'nf4',
+        compressStatistics: c.compress_statistics as boolean,
+      };
       const [[p1, s1], [p2, s2]] = both(() => quantize4bit(g.input!, opts));
       sameTensor(p1, p2, c.file);
       sameTensor(s1.absmax, s2.absmax, c.file);
@@ -60,7 +71,9 @@ describe('SIMD build == scalar build', () => {
     }
     for (const c of casesOf('quantize_blockwise')) {
       const g = loadGolden(c.file);
-      const [[q1, s1], [q2, s2]] = both(() => quantizeBlockwise(g.input!, { blocksize: c.blocksize as number, nested: c.nested as boolean }));
+      const [[q1, s1], [q2, s2]] = both(() =>
+        quantizeBlockwise(g.input!, { blocksize: c.blocksize as number, nested: c.nested as boolean }),
+      );
       sameTensor(q1, q2, c.file);
       sameTensor(s1.absmax, s2.absmax, c.file);
       const [d1, d2] = both(() => dequantizeBlockwise(q1, s1));
@@ -76,7 +89,9 @@ describe('SIMD build == scalar build', () => {
           const A = asDType(awkwardData(rng, n), [n], dtype);
           for (const quantType of ['nf4', 'fp4'] as const) {
             const what = `${dtype} bs${blocksize} n=${n} ${quantType}`;
-            const [[p1, s1], [p2, s2]] = both(() => quantize4bit(A, { blocksize, quantType, compressStatistics: n > 100, allowNonFinite: true }));
+            const [[p1, s1], [p2, s2]] = both(() =>
+              quantize4bit(A, { blocksize, quantType, compressStatistics: n > 100, allowNonFinite: true }),
+            );
             sameTensor(p1, p2, what);
             sameTensor(s1.absmax, s2.absmax, what);
             for (const out of DTYPES) {
@@ -132,7 +147,9 @@ describe('SIMD build == scalar build', () => {
   it(`on random blockwise cases with several codes (seed ${SEED + 1})`, () => {
     const rng = new Rng(SEED + 1);
     const codes = [
-      createDynamicMap(), createDynamicMap({ signed: false }), createDynamicMap({ maxExponentBits: 4 }),
+      createDynamicMap(),
+      createDynamicMap({ signed: false }),
+      createDynamicMap({ maxExponentBits: 4 }),
       createDynamicMap({ totalBits: 4, maxExponentBits: 3 }), // 241 duplicate zeros
     ];
     for (let trial = 0; trial < 600; trial++) {

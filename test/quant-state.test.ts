@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BnbError, QuantState, Tensor, dequantize4bit, dequantizeBlockwise, quantize4bit, quantizeBlockwise, tensor, toFloat32,
+  BnbError,
+  QuantState,
+  Tensor,
+  dequantize4bit,
+  dequantizeBlockwise,
+  quantize4bit,
+  quantizeBlockwise,
+  tensor,
+  toFloat32,
 } from '../src/index.js';
 import { PyFloat, pyFloatRepr, pyJsonDumps } from '../src/json/dumps.js';
 import { Rng, randn } from './helpers/random.js';
@@ -12,16 +20,32 @@ const text = (t: Tensor) => new TextDecoder().decode(t.data as Uint8Array);
 describe('Python json.dumps emulation', () => {
   it('formats floats like repr()', () => {
     const cases: [number, string][] = [
-      [0, '0.0'], [-0, '-0.0'], [1, '1.0'], [123, '123.0'], [0.1, '0.1'], [1e-5, '1e-05'], [0.0001, '0.0001'],
-      [1.5e-7, '1.5e-07'], [1e16, '1e+16'], [1234567890123456, '1234567890123456.0'], [1e22, '1e+22'],
-      [2.4638543128967285, '2.4638543128967285'], [Math.fround(0.032167), '0.03216699883341789'], [1 / 3, '0.3333333333333333'],
-      [-2.5e-300, '-2.5e-300'], [NaN, 'NaN'], [Infinity, 'Infinity'], [-Infinity, '-Infinity'],
+      [0, '0.0'],
+      [-0, '-0.0'],
+      [1, '1.0'],
+      [123, '123.0'],
+      [0.1, '0.1'],
+      [1e-5, '1e-05'],
+      [0.0001, '0.0001'],
+      [1.5e-7, '1.5e-07'],
+      [1e16, '1e+16'],
+      [1234567890123456, '1234567890123456.0'],
+      [1e22, '1e+22'],
+      [2.4638543128967285, '2.4638543128967285'],
+      [Math.fround(0.032167), '0.03216699883341789'],
+      [1 / 3, '0.3333333333333333'],
+      [-2.5e-300, '-2.5e-300'],
+      [NaN, 'NaN'],
+      [Infinity, 'Infinity'],
+      [-Infinity, '-Infinity'],
     ];
     for (const [x, want] of cases) expect(pyFloatRepr(x), String(x)).toBe(want);
   });
 
   it('uses Python separators, ints and ASCII escapes', () => {
-    expect(pyJsonDumps({ a: 1, b: [2, 3], c: new PyFloat(64), d: null, e: 'é"\n' })).toBe('{"a": 1, "b": [2, 3], "c": 64.0, "d": null, "e": "\\u00e9\\"\\n"}');
+    expect(pyJsonDumps({ a: 1, b: [2, 3], c: new PyFloat(64), d: null, e: 'é"\n' })).toBe(
+      '{"a": 1, "b": [2, 3], "c": 64.0, "d": null, "e": "\\u00e9\\"\\n"}',
+    );
   });
 });
 
@@ -31,8 +55,17 @@ describe('QuantState.asDict / fromDict', () => {
   it('unpacked form has bnb keys in bnb order', () => {
     const d = nested.asDict();
     expect(Object.keys(d)).toEqual([
-      'quant_type', 'absmax', 'blocksize', 'quant_map', 'dtype', 'shape',
-      'nested_absmax', 'nested_blocksize', 'nested_quant_map', 'nested_dtype', 'nested_offset',
+      'quant_type',
+      'absmax',
+      'blocksize',
+      'quant_map',
+      'dtype',
+      'shape',
+      'nested_absmax',
+      'nested_blocksize',
+      'nested_quant_map',
+      'nested_dtype',
+      'nested_offset',
     ]);
     expect(d.nested_offset).toBe(nested.offset);
     expect(d.shape).toEqual([300, 40]);
@@ -42,7 +75,9 @@ describe('QuantState.asDict / fromDict', () => {
     const d = nested.asDict({ packed: true });
     expect(Object.keys(d)).toEqual(['absmax', 'quant_map', 'nested_absmax', 'nested_quant_map', 'quant_state.bitsandbytes__nf4']);
     const blob = text(d['quant_state.bitsandbytes__nf4'] as Tensor);
-    expect(blob).toBe(`{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [300, 40], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": ${pyFloatRepr(nested.offset!)}}`);
+    expect(blob).toBe(
+      `{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [300, 40], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": ${pyFloatRepr(nested.offset!)}}`,
+    );
   });
 
   it('round-trips packed and unpacked, with module prefixes, to identical dequantized bits', () => {
@@ -59,7 +94,9 @@ describe('QuantState.asDict / fromDict', () => {
 
   it('8-bit states have no packed form (bnb names the blob by the quant type, and fails on None): E_STATE; asDict() gives their fields', () => {
     const [, s] = quantizeBlockwise(A, { blocksize: 256 });
-    expect(() => s.asDict({ packed: true })).toThrow(expect.objectContaining({ code: 'E_STATE', message: expect.stringMatching(/8-bit state has no packed form/) }));
+    expect(() => s.asDict({ packed: true })).toThrow(
+      expect.objectContaining({ code: 'E_STATE', message: expect.stringMatching(/8-bit state has no packed form/) }),
+    );
     const d = s.asDict();
     expect(d.quant_type).toBeNull();
     expect(QuantState.fromDict(d).equals(s)).toBe(true);
@@ -77,15 +114,27 @@ describe('QuantState.asDict / fromDict', () => {
 
   it("rejects dicts bnb's from_dict rejects, with codes", () => {
     const d = nested.asDict({ packed: true });
-    const err = (x: Record<string, unknown>) => { try { QuantState.fromDict(x); } catch (e) { return e as BnbError; } throw new Error('no error'); };
+    const err = (x: Record<string, unknown>) => {
+      try {
+        QuantState.fromDict(x);
+      } catch (e) {
+        return e as BnbError;
+      }
+      throw new Error('no error');
+    };
     expect(err({ absmax: d.absmax }).message).toMatch(/found neither/);
-    expect(err({ ...d, 'x.quant_state.bitsandbytes__fp4': d['quant_state.bitsandbytes__nf4'] }).message).toMatch(/exactly one `quant_state`/);
+    expect(err({ ...d, 'x.quant_state.bitsandbytes__fp4': d['quant_state.bitsandbytes__nf4'] }).message).toMatch(
+      /exactly one `quant_state`/,
+    );
     expect(err({ ...d, 'weight.bias': d.absmax })).toMatchObject({ code: 'E_STATE_KEY', message: expect.stringMatching(/"weight.bias"/) });
     const { absmax: _a, ...noAbsmax } = d;
     expect(err(noAbsmax)).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/missing "absmax"/) });
     const bad = new TextEncoder().encode('{"quant_type": "nf4",');
     expect(err({ ...d, 'quant_state.bitsandbytes__nf4': tensor(bad, [bad.length]) }).message).toMatch(/valid JSON/);
-    expect(err({ ...nested.asDict(), dtype: 'float64' })).toMatchObject({ code: 'E_STATE', message: expect.stringMatching(/dtype = "float64"/) });
+    expect(err({ ...nested.asDict(), dtype: 'float64' })).toMatchObject({
+      code: 'E_STATE',
+      message: expect.stringMatching(/dtype = "float64"/),
+    });
   });
 });
 
@@ -113,7 +162,9 @@ describe('dequantize4bit layouts', () => {
       expect(new Uint8Array(p.data.buffer)).toEqual(p8.data);
       expect(dequantize4bit(p, s2).data).toEqual(dequantize4bit(p8, s).data);
     }
-    expect(() => quantize4bit(tensor(new Float32Array(6)), { quantStorage: 'float32' })).toThrow(expect.objectContaining({ code: 'E_STORAGE' }));
+    expect(() => quantize4bit(tensor(new Float32Array(6)), { quantStorage: 'float32' })).toThrow(
+      expect.objectContaining({ code: 'E_STORAGE' }),
+    );
   });
 
   it('writes into a given out tensor, checking its dtype and shape', () => {
@@ -121,8 +172,12 @@ describe('dequantize4bit layouts', () => {
     const out = tensor(new Float32Array(12000), [300, 40]);
     expect(dequantize4bit(p, s, { out })).toBe(out);
     expect(out.data).toEqual(dequantize4bit(p, s).data);
-    expect(() => dequantize4bit(p, s, { out: tensor(new Float32Array(12000), [40, 300]) })).toThrow(expect.objectContaining({ code: 'E_SHAPE', message: expect.stringMatching(/out.shape = \[40, 300\].*expected \[300, 40\]/) }));
-    expect(() => dequantize4bit(p, s, { out: tensor(new Uint16Array(12000), [300, 40], 'float16') })).toThrow(expect.objectContaining({ code: 'E_DTYPE' }));
+    expect(() => dequantize4bit(p, s, { out: tensor(new Float32Array(12000), [40, 300]) })).toThrow(
+      expect.objectContaining({ code: 'E_SHAPE', message: expect.stringMatching(/out.shape = \[40, 300\].*expected \[300, 40\]/) }),
+    );
+    expect(() => dequantize4bit(p, s, { out: tensor(new Uint16Array(12000), [300, 40], 'float16') })).toThrow(
+      expect.objectContaining({ code: 'E_DTYPE' }),
+    );
     const [q, s8] = quantizeBlockwise(A, { blocksize: 64 });
     const out8 = tensor(new Float32Array(12000), [300, 40]);
     expect(dequantizeBlockwise(q, s8, { out: out8 }).data).toEqual(dequantizeBlockwise(q, s8).data);

@@ -6,7 +6,18 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  QuantState, Tensor, dequantize4bit, isResident, probe, quantize4bit, readTensor, setForcedBackend, tensor, toDevice, toDeviceAsync, wasmTensor,
+  QuantState,
+  Tensor,
+  dequantize4bit,
+  isResident,
+  probe,
+  quantize4bit,
+  readTensor,
+  setForcedBackend,
+  tensor,
+  toDevice,
+  toDeviceAsync,
+  wasmTensor,
 } from '../src/index.js';
 import { registerDeviceMover } from '../src/tensor.js';
 import { cudaAddon, resetCudaAddon } from '../src/backend/cuda/addon.js';
@@ -47,43 +58,65 @@ describe('readTensor and toDeviceAsync on WebAssembly', () => {
     expect(bytes(h)).toEqual(bytes(view));
   });
 
-  it.skipIf(!isResident(wasmTensor([1], 'float32')))('resident wasmTensors: a copy out of the kernel memory; disposed, E_DETACHED', async () => {
-    const w = wasmTensor(A);
-    expect(isResident(w)).toBe(true);
-    const out = wasmTensor([4, 64], 'float32');
-    dequantize4bit(packed, state, { out });
-    await expectFreshCopy(readTensor(out), out, want);
-    await expectFreshCopy(toDeviceAsync(w, 'cpu'), w, A);
-    expect(toDevice(w, 'cpu')).toBe(w); // the synchronous form returns the resident tensor itself
-    w.dispose();
-    expect(await rejection(() => readTensor(w))).toMatchObject({ code: 'E_DETACHED' });
-    expect(await rejection(() => toDeviceAsync(w, 'cpu'))).toMatchObject({ code: 'E_DETACHED' });
-    out.dispose();
-  });
-  if (!isResident(wasmTensor([1], 'float32'))) console.log('readback: no shared kernel memory here (no threads): the resident case is skipped');
+  it.skipIf(!isResident(wasmTensor([1], 'float32')))(
+    'resident wasmTensors: a copy out of the kernel memory; disposed, E_DETACHED',
+    async () => {
+      const w = wasmTensor(A);
+      expect(isResident(w)).toBe(true);
+      const out = wasmTensor([4, 64], 'float32');
+      dequantize4bit(packed, state, { out });
+      await expectFreshCopy(readTensor(out), out, want);
+      await expectFreshCopy(toDeviceAsync(w, 'cpu'), w, A);
+      expect(toDevice(w, 'cpu')).toBe(w); // the synchronous form returns the resident tensor itself
+      w.dispose();
+      expect(await rejection(() => readTensor(w))).toMatchObject({ code: 'E_DETACHED' });
+      expect(await rejection(() => toDeviceAsync(w, 'cpu'))).toMatchObject({ code: 'E_DETACHED' });
+      out.dispose();
+    },
+  );
+  if (!isResident(wasmTensor([1], 'float32')))
+    console.log('readback: no shared kernel memory here (no threads): the resident case is skipped');
 
   it('junk is a rejection with a BnbError', async () => {
     for (const junk of [null, undefined, 5, 'cpu', {}, { dtype: 'float32', shape: [2] }]) {
       expect(await rejection(() => readTensor(junk as never))).toMatchObject({ code: 'E_ARGUMENT' });
       expect(await rejection(() => toDeviceAsync(junk as never, 'cpu'))).toMatchObject({ code: 'E_ARGUMENT' });
     }
-    expect(await rejection(() => readTensor({ dtype: 'float32', shape: [3], data: new Float32Array(2), device: 'cpu' }))).toMatchObject({ code: 'E_SHAPE' });
-    expect(await rejection(() => readTensor({ dtype: 'float32', shape: [2], data: new Float32Array(2), device: 'tpu:0' }))).toMatchObject({ code: 'E_DEVICE' });
+    expect(await rejection(() => readTensor({ dtype: 'float32', shape: [3], data: new Float32Array(2), device: 'cpu' }))).toMatchObject({
+      code: 'E_SHAPE',
+    });
+    expect(await rejection(() => readTensor({ dtype: 'float32', shape: [2], data: new Float32Array(2), device: 'tpu:0' }))).toMatchObject({
+      code: 'E_DEVICE',
+    });
     expect(await rejection(() => toDeviceAsync(A, 5 as never))).toMatchObject({ code: 'E_DEVICE' });
     const moved = new Float32Array(2);
     structuredClone(moved.buffer, { transfer: [moved.buffer] });
-    expect(await rejection(() => readTensor({ dtype: 'float32', shape: [2], data: moved, device: 'cpu' }))).toMatchObject({ code: 'E_DETACHED' });
+    expect(await rejection(() => readTensor({ dtype: 'float32', shape: [2], data: moved, device: 'cpu' }))).toMatchObject({
+      code: 'E_DETACHED',
+    });
   });
 
   it("a backend's own asynchronous reader is what readTensor awaits", async () => {
     const log: string[] = [];
     const host = (t: Tensor) => tensor(new Float32Array((t as Tensor & { values: Float32Array }).values), [...t.shape], 'float32');
-    registerDeviceMover('xpu', (t) => (log.push('sync'), host(t)), async (t) => {
-      await new Promise((r) => setTimeout(r, 1));
-      log.push('async');
-      return host(t);
-    });
-    const t = { dtype: 'float32', shape: [2], device: 'xpu:0', values: Float32Array.from([1, 2]), get data(): never { throw new Error('no host data'); } } as Tensor;
+    registerDeviceMover(
+      'xpu',
+      (t) => (log.push('sync'), host(t)),
+      async (t) => {
+        await new Promise((r) => setTimeout(r, 1));
+        log.push('async');
+        return host(t);
+      },
+    );
+    const t = {
+      dtype: 'float32',
+      shape: [2],
+      device: 'xpu:0',
+      values: Float32Array.from([1, 2]),
+      get data(): never {
+        throw new Error('no host data');
+      },
+    } as Tensor;
     expect(Array.from((await readTensor(t)).data)).toEqual([1, 2]);
     expect(Array.from((await toDeviceAsync(t, 'cpu')).data)).toEqual([1, 2]);
     expect(log).toEqual(['async', 'async']);
@@ -121,7 +154,8 @@ describe('readTensor and toDeviceAsync on the CUDA backend (mock addon)', () => 
     await expectFreshCopy(readTensor(dA), dA, A);
     await expectFreshCopy(toDeviceAsync(dA, 'cpu'), dA, A);
     expect(await toDeviceAsync(dA, 'cuda:0')).toBe(dA); // already there
-    const dp = toDevice(packed, 'cuda'), da = toDevice(state.absmax, 'cuda');
+    const dp = toDevice(packed, 'cuda'),
+      da = toDevice(state.absmax, 'cuda');
     const r = dequantize4bit(dp, { absmax: da, shape: [4, 64], quantType: 'nf4' });
     expect(r.device).toBe('cuda:0');
     await expectFreshCopy(readTensor(r), r, want);

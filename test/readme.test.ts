@@ -13,10 +13,17 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 // Each block named by its file and line: readme-<line>.ts, docs-<page>-<line>.ts.
 const codeBlocks = (file: string, prefix: string) => {
   const text = readFileSync(join(ROOT, file), 'utf8');
-  return [...text.matchAll(/```(js|ts)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!, code: m[2]!, name: `${prefix}-${text.slice(0, m.index).split('\n').length + 1}` }));
+  return [...text.matchAll(/```(js|ts)\n([\s\S]*?)```/g)].map((m) => ({
+    lang: m[1]!,
+    code: m[2]!,
+    name: `${prefix}-${text.slice(0, m.index).split('\n').length + 1}`,
+  }));
 };
 const readmeBlocks = codeBlocks('README.md', 'readme');
-const docBlocks = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().flatMap((f) => codeBlocks(`docs/${f}`, `docs-${f.slice(0, -3)}`));
+const docBlocks = readdirSync(join(ROOT, 'docs'))
+  .filter((f) => f.endsWith('.md'))
+  .sort()
+  .flatMap((f) => codeBlocks(`docs/${f}`, `docs-${f.slice(0, -3)}`));
 const blocks = [...readmeBlocks, ...docBlocks];
 
 // The runtime each block is written for (its first comment line says so), and the export
@@ -30,9 +37,12 @@ const RUNTIMES = [
 
 // Fragments name what the prose around them defines: declared here with the types they have.
 const PRELUDES: [RegExp, string][] = [
-  [/wasmTensor\(packedWeight\)/, `import { dequantize4bit, gemv4bit, wasmTensor } from 'bnbjs';
+  [
+    /wasmTensor\(packedWeight\)/,
+    `import { dequantize4bit, gemv4bit, wasmTensor } from 'bnbjs';
 import type { QuantState, Tensor } from 'bnbjs';
-declare const packedWeight: Tensor, state: QuantState, tokens: Tensor[];`],
+declare const packedWeight: Tensor, state: QuantState, tokens: Tensor[];`,
+  ],
 ];
 
 // A wrong call, checked with the blocks: the check must reject it (it sees the package's types).
@@ -49,11 +59,13 @@ describe('README', () => {
     const out = execFileSync(process.execPath, [file], { encoding: 'utf8' });
     expect(out).toContain('uint8 [ 64, 1 ]');
     expect(out).toContain('absmax, quant_map, nested_absmax, nested_quant_map, quant_state.bitsandbytes__nf4');
-    expect(out).toMatch(/\{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": \[2, 64\], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": [0-9.e-]+\}/);
+    expect(out).toMatch(
+      /\{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": \[2, 64\], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": [0-9.e-]+\}/,
+    );
     expect(out).toContain('float32 [ 2, 64 ] true');
   });
 
-  it('every js/ts code block type-checks against the package types, with its runtime\'s export conditions', async () => {
+  it("every js/ts code block type-checks against the package types, with its runtime's export conditions", async () => {
     expect(readmeBlocks.length).toBeGreaterThanOrEqual(1);
     expect(docBlocks.length).toBeGreaterThanOrEqual(6);
     // under the repository, so that 'bnbjs' resolves to this package by its name (self-reference through "exports")
@@ -69,34 +81,57 @@ describe('README', () => {
     };
     for (const b of blocks) {
       const runtime = RUNTIMES.find((r) => r.test.test(b.code))!;
-      const prelude = PRELUDES.filter(([re]) => re.test(b.code)).map(([, p]) => `${p}\n`).join('');
+      const prelude = PRELUDES.filter(([re]) => re.test(b.code))
+        .map(([, p]) => `${p}\n`)
+        .join('');
       // Deno's npm: specifier names the npm package, resolved with the deno condition
       const code = runtime.name === 'deno' ? b.code.replaceAll("from 'npm:bnbjs'", "from 'bnbjs'") : b.code;
       // each file a module of its own (a block without imports would be a script sharing globals)
       add(runtime, b.lang, `${b.name}.ts`, `${prelude}${code}\nexport {};\n`);
     }
-    add(RUNTIMES.find((r) => r.name === 'node')!, 'js', 'control.ts', CONTROL);
-    const results = await Promise.all([...groups].map(async ([key, g]) => {
-      const config = join(dir, `tsconfig.${key}.json`);
-      writeFileSync(config, JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          // a JavaScript block cannot annotate its parameters (the Worker's fetch(request))
-          noImplicitAny: g.lang === 'ts',
-          noEmit: true, skipLibCheck: true,
-          target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'],
-          types: g.runtime.types, customConditions: g.runtime.conditions,
-        },
-        files: g.files,
-      }));
-      const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
-      const out = await promisify(execFile)(process.execPath, [tsc, '-p', config], { cwd: ROOT }).then((r) => r.stdout, (e) => String(e.stdout));
-      return out.split('\n').filter(Boolean);
-    }));
+    add(
+      RUNTIMES.find((r) => r.name === 'node')!,
+      'js',
+      'control.ts',
+      CONTROL,
+    );
+    const results = await Promise.all(
+      [...groups].map(async ([key, g]) => {
+        const config = join(dir, `tsconfig.${key}.json`);
+        writeFileSync(
+          config,
+          JSON.stringify({
+            compilerOptions: {
+              strict: true,
+              // a JavaScript block cannot annotate its parameters (the Worker's fetch(request))
+              noImplicitAny: g.lang === 'ts',
+              noEmit: true,
+              skipLibCheck: true,
+              target: 'ES2022',
+              module: 'NodeNext',
+              moduleResolution: 'NodeNext',
+              lib: ['ES2022', 'DOM'],
+              types: g.runtime.types,
+              customConditions: g.runtime.conditions,
+            },
+            files: g.files,
+          }),
+        );
+        const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+        const out = await promisify(execFile)(process.execPath, [tsc, '-p', config], { cwd: ROOT }).then(
+          (r) => r.stdout,
+          (e) => String(e.stdout),
+        );
+        return out.split('\n').filter(Boolean);
+      }),
+    );
     const errors = results.flat();
     const control = errors.filter((e) => e.includes('control.ts'));
     expect(control.join('\n'), 'the check did not reject a wrong call').toMatch(/control\.ts\(2,\d+\): error TS2322: Type '"nf5"'/);
-    expect(errors.filter((e) => !control.includes(e)), 'README and docs code blocks (build/readme/readme-<line>.ts, docs-<page>-<line>.ts) do not type-check').toEqual([]);
+    expect(
+      errors.filter((e) => !control.includes(e)),
+      'README and docs code blocks (build/readme/readme-<line>.ts, docs-<page>-<line>.ts) do not type-check',
+    ).toEqual([]);
   }, 120_000);
 
   it('the quick start names the scripts that exist', () => {

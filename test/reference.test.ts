@@ -9,7 +9,8 @@ function findFlip(): { x: number; amax: number; ieee: number; flipped: number } 
     const r = Math.fround(1 / amax);
     let x = Math.fround(NF4_T[12]! / r);
     for (let j = 0; j < 8; j++, x = nextDown(x)) {
-      const ieee = nf4Code(Math.fround(x * r)), flipped = nf4Code(Math.fround(x * nextUp(r)));
+      const ieee = nf4Code(Math.fround(x * r)),
+        flipped = nf4Code(Math.fround(x * nextUp(r)));
       if (ieee !== flipped) return { x, amax, ieee, flipped };
     }
   }

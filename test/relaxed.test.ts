@@ -60,7 +60,10 @@ console.log(JSON.stringify({ build: lib.wasmBuild(), same: out.relaxed.every((b,
 
 describe('the relaxed-SIMD build', () => {
   it('quantize4bit and dequantize4bit (the i8x16.relaxed_swizzle lookups) give the bytes of the SIMD and scalar builds', () => {
-    const r = spawnSync(process.execPath, [FLAG, '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, BNBJS_WASM: '', BNBJS_BACKEND: 'wasm' } });
+    const r = spawnSync(process.execPath, [FLAG, '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, BNBJS_WASM: '', BNBJS_BACKEND: 'wasm' },
+    });
     if (r.status !== 0 && /bad option|not allowed/i.test(r.stderr)) {
       console.warn(`relaxed-SIMD comparison skipped: this Node does not take ${FLAG}`);
       return;
@@ -88,7 +91,10 @@ lib.setWasmBuild('relaxed');
 const relaxed = run();
 console.log(JSON.stringify({ before, defaultBuild, after: lib.wasmFeatures().relaxedSimd, build: lib.wasmBuild(), same: simd.join() === relaxed.join() }));
 `;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { ...process.env, BNBJS_WASM: '', BNBJS_NUM_THREADS: '1', BNBJS_BACKEND: 'wasm' } });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], {
+      encoding: 'utf8',
+      env: { ...process.env, BNBJS_WASM: '', BNBJS_NUM_THREADS: '1', BNBJS_BACKEND: 'wasm' },
+    });
     expect(r.status, r.stderr).toBe(0);
     const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
     expect(res.defaultBuild).toBe(res.before ? 'relaxed' : 'simd');

@@ -3,8 +3,24 @@
 // neighbouring tensors are untouched; dispose frees and a disposed tensor is an error.
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
-  QuantState, Tensor, dequantize4bit, dequantizeBlockwise, dequantizeFp8, gemv4bit, int8LinearMatmul, int8MmDequant, int8VectorwiseDequant,
-  int8VectorwiseQuant, isResident, quantize4bit, quantizeBlockwise, setNumThreads, setWasmBuild, tensor, wasmBuild, wasmTensor,
+  QuantState,
+  Tensor,
+  dequantize4bit,
+  dequantizeBlockwise,
+  dequantizeFp8,
+  gemv4bit,
+  int8LinearMatmul,
+  int8MmDequant,
+  int8VectorwiseDequant,
+  int8VectorwiseQuant,
+  isResident,
+  quantize4bit,
+  quantizeBlockwise,
+  setNumThreads,
+  setWasmBuild,
+  tensor,
+  wasmBuild,
+  wasmTensor,
 } from '../src/index.js';
 import { setParallelThreshold } from '../src/backend/wasm/threads/config.js';
 import { poolFor } from '../src/backend/wasm/threads/pool.js';
@@ -21,14 +37,17 @@ const x = randn(rng, N);
 
 /** A resident copy of t between two resident guards of 0xA5 bytes (nothing may write past it). */
 function guarded(t: Tensor): { t: Tensor; all: Tensor[]; intact(): boolean } {
-  const before = wasmTensor([97], 'int8'), r = wasmTensor(t), after = wasmTensor([97], 'int8');
+  const before = wasmTensor([97], 'int8'),
+    r = wasmTensor(t),
+    after = wasmTensor([97], 'int8');
   (before.data as Int8Array).fill(-91);
   (after.data as Int8Array).fill(-91);
   return { t: r, all: [before, r, after], intact: () => [before, after].every((g) => (g.data as Int8Array).every((v) => v === -91)) };
 }
 
 /** A zero tensor like t (made resident by R). */
-const zerosLike = (t: Tensor) => tensor(new (t.data.constructor as new (n: number) => Tensor['data'])(t.data.length), [...t.shape], t.dtype);
+const zerosLike = (t: Tensor) =>
+  tensor(new (t.data.constructor as new (n: number) => Tensor['data'])(t.data.length), [...t.shape], t.dtype);
 
 describe('resident tensors', () => {
   onWasmBackend();
@@ -109,14 +128,27 @@ describe('resident tensors', () => {
       const [cbr, rsr, colsr] = int8VectorwiseQuant(R(f16), { threshold: 6 });
       expect([bytes(cbr), bytes(rsr), [...colsr!.data]]).toEqual([bytes(cb), bytes(rs), [...cols!.data]]);
       expect(bytes(int8VectorwiseDequant(R(cb), rs))).toEqual(bytes(int8VectorwiseDequant(cb, rs)));
-      const B = tensor(Int8Array.from({ length: 301 * 130 }, () => rng.int(-128, 127)), [301, 130]);
-      const a8 = tensor(Int8Array.from({ length: 3 * 130 }, () => rng.int(-128, 127)), [3, 130]);
+      const B = tensor(
+        Int8Array.from({ length: 301 * 130 }, () => rng.int(-128, 127)),
+        [301, 130],
+      );
+      const a8 = tensor(
+        Int8Array.from({ length: 3 * 130 }, () => rng.int(-128, 127)),
+        [3, 130],
+      );
       const acc = int8LinearMatmul(a8, B);
       expect(bytes(int8LinearMatmul(a8, R(B)))).toEqual(bytes(acc));
       const [r1, c1] = [tensor(randn(rng, 3).map(Math.abs)), tensor(randn(rng, 301).map(Math.abs))];
       expect(bytes(int8MmDequant(R(acc), r1, c1))).toEqual(bytes(int8MmDequant(acc, r1, c1)));
-      const fp8 = tensor(Uint8Array.from({ length: 300 * 260 }, () => rng.int(0, 255) & 0xf7), [300, 260], 'float8_e4m3fn');
-      const tiles = tensor(randn(rng, 9).map((v) => Math.abs(v) + 0.1), [3, 3]);
+      const fp8 = tensor(
+        Uint8Array.from({ length: 300 * 260 }, () => rng.int(0, 255) & 0xf7),
+        [300, 260],
+        'float8_e4m3fn',
+      );
+      const tiles = tensor(
+        randn(rng, 9).map((v) => Math.abs(v) + 0.1),
+        [3, 3],
+      );
       const want8 = dequantizeFp8(fp8, tiles, { blockSize: 128 });
       const out8 = R(zerosLike(want8));
       dequantizeFp8(R(fp8), tiles, { blockSize: 128, out: out8 });
@@ -141,7 +173,10 @@ describe('resident tensors', () => {
     const c = wasmTensor([900], 'float32');
     expect(c.data.byteOffset).toBe(at); // the gap is reused
     const q = error(() => quantize4bit(a));
-    expect(q).toMatchObject({ code: 'E_DETACHED', message: expect.stringMatching(/A\.data is a Float32Array over bnbjs's kernel memory outside any live wasmTensor/) });
+    expect(q).toMatchObject({
+      code: 'E_DETACHED',
+      message: expect.stringMatching(/A\.data is a Float32Array over bnbjs's kernel memory outside any live wasmTensor/),
+    });
     const view = new Float32Array(c.data.buffer, 0, 64); // the kernels' own bytes
     expect(error(() => quantize4bit(tensor(view)))).toMatchObject({ code: 'E_DETACHED' });
     b.dispose!();
@@ -161,7 +196,10 @@ describe('resident tensors', () => {
     expect(after.buffer).not.toBe(before);
     const e = error(() => dequantize4bit(tensor(packedView, [n / 2, 1]), st, { out: tensor(after, [n]) }));
     expect(e).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/out shares memory with A/) });
-    expect(error(() => wasmTensor([2 ** 31], 'float32'))).toMatchObject({ code: 'E_OUT_OF_MEMORY', message: expect.stringMatching(/resident tensors would hold \d+ bytes \(dispose\(\) frees one\)/) });
+    expect(error(() => wasmTensor([2 ** 31], 'float32'))).toMatchObject({
+      code: 'E_OUT_OF_MEMORY',
+      message: expect.stringMatching(/resident tensors would hold \d+ bytes \(dispose\(\) frees one\)/),
+    });
     big.dispose!();
     o.dispose!();
     expect(m!.residentBytes()).toBe(0);
@@ -170,11 +208,24 @@ describe('resident tensors', () => {
   it('bad arguments are clear errors', () => {
     expect(error(() => wasmTensor([2, -1], 'float32'))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/shape/) });
     expect(error(() => wasmTensor([2], 'float64' as never))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/float64/) });
-    expect(error(() => (wasmTensor as (a: unknown) => Tensor)([2]))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/dtype/) });
+    expect(error(() => (wasmTensor as (a: unknown) => Tensor)([2]))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/dtype/),
+    });
     expect(error(() => wasmTensor({ data: 1 } as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/^t /) });
-    const onGpu = { dtype: 'float32', shape: [1], device: 'cuda:0', get data(): never { throw new Error('no host data'); } };
+    const onGpu = {
+      dtype: 'float32',
+      shape: [1],
+      device: 'cuda:0',
+      get data(): never {
+        throw new Error('no host data');
+      },
+    };
     expect(isResident(onGpu as never)).toBe(false);
-    expect(error(() => wasmTensor(onGpu as never))).toMatchObject({ code: 'E_DEVICE', message: expect.stringMatching(/t is on "cuda:0": wasmTensor takes a host tensor/) });
+    expect(error(() => wasmTensor(onGpu as never))).toMatchObject({
+      code: 'E_DEVICE',
+      message: expect.stringMatching(/t is on "cuda:0": wasmTensor takes a host tensor/),
+    });
   });
 
   it('are ordinary copies where there is no shared kernel memory (the scalar build)', () => {

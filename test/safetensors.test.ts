@@ -6,8 +6,17 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  MAX_HEADER_BYTES, StoredTensor, headerLength, parseHeader, parseSafetensors, readSafetensors,
-  safetensorsDTypeOf, serializeSafetensors, tensor, toStoredTensor, writeSafetensors,
+  MAX_HEADER_BYTES,
+  StoredTensor,
+  headerLength,
+  parseHeader,
+  parseSafetensors,
+  readSafetensors,
+  safetensorsDTypeOf,
+  serializeSafetensors,
+  tensor,
+  toStoredTensor,
+  writeSafetensors,
 } from '../src/index.js';
 import type { SafetensorsDType, TensorInfo } from '../src/index.js';
 import { createSafetensorsWriter } from '../src/io/safetensors/file-sink.js';
@@ -60,7 +69,10 @@ function allDTypes(): Record<string, StoredTensor> {
     return { dtype, shape, data: Uint8Array.from({ length: n }, (_, i) => (i * 37 + size) & 255), device: 'cpu' } as StoredTensor;
   };
   return {
-    f32: tensor(Float32Array.from({ length: 6 }, (_, i) => i - 2.5), [2, 3]),
+    f32: tensor(
+      Float32Array.from({ length: 6 }, (_, i) => i - 2.5),
+      [2, 3],
+    ),
     f16: tensor(Uint16Array.from([0x3c00, 0xc000, 0x7c00]), [3], 'float16'),
     bf16: tensor(Uint16Array.from([0x3f80, 0x4000, 0xff80, 0x7fc0]), [2, 2], 'bfloat16'),
     u8: tensor(Uint8Array.from([0, 1, 255]), [3]),
@@ -113,8 +125,21 @@ describe('round trips', () => {
     const st: Record<string, SafetensorsDType> = {};
     for (const [k, t] of Object.entries(back.tensors)) st[k] = safetensorsDTypeOf(t);
     expect(st).toMatchObject({
-      f32: 'F32', f16: 'F16', bf16: 'BF16', u8: 'U8', i8: 'I8', i32: 'I32', f8e4m3: 'F8_E4M3', f64: 'F64', i64: 'I64',
-      i16: 'I16', u64: 'U64', u32: 'U32', u16: 'U16', bool: 'BOOL', f8e5m2: 'F8_E5M2',
+      f32: 'F32',
+      f16: 'F16',
+      bf16: 'BF16',
+      u8: 'U8',
+      i8: 'I8',
+      i32: 'I32',
+      f8e4m3: 'F8_E4M3',
+      f64: 'F64',
+      i64: 'I64',
+      i16: 'I16',
+      u64: 'U64',
+      u32: 'U32',
+      u16: 'U16',
+      bool: 'BOOL',
+      f8e5m2: 'F8_E5M2',
     });
   });
 
@@ -147,12 +172,24 @@ describe('round trips', () => {
 
   test('bad tensors are refused with the tensor named', () => {
     const bad = (t: unknown) => error(() => serializeSafetensors({ w: t as StoredTensor }));
-    expect(bad({ dtype: 'float32', shape: [3], data: new Float32Array(2), device: 'cpu' })).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/tensors\["w"\]/) });
-    expect(bad({ dtype: 'complex64', shape: [1], data: new Uint8Array(8), device: 'cpu' })).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/"complex64".*float32.*float8_e5m2/) });
-    expect(bad({ dtype: 'int64', shape: [2], data: new Uint8Array(15), device: 'cpu' })).toMatchObject({ code: 'E_ST_SIZE', message: expect.stringMatching(/15 bytes.*needs 16/) });
+    expect(bad({ dtype: 'float32', shape: [3], data: new Float32Array(2), device: 'cpu' })).toMatchObject({
+      code: 'E_SHAPE',
+      message: expect.stringMatching(/tensors\["w"\]/),
+    });
+    expect(bad({ dtype: 'complex64', shape: [1], data: new Uint8Array(8), device: 'cpu' })).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/"complex64".*float32.*float8_e5m2/),
+    });
+    expect(bad({ dtype: 'int64', shape: [2], data: new Uint8Array(15), device: 'cpu' })).toMatchObject({
+      code: 'E_ST_SIZE',
+      message: expect.stringMatching(/15 bytes.*needs 16/),
+    });
     expect(bad({ dtype: 'int64', shape: [2], data: new BigInt64Array(2), device: 'cpu' })).toMatchObject({ code: 'E_DTYPE' });
     expect(bad(null)).toMatchObject({ code: 'E_ARGUMENT' });
-    expect(error(() => serializeSafetensors({}, { force: true } as never))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/opts.force/) });
+    expect(error(() => serializeSafetensors({}, { force: true } as never))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/opts.force/),
+    });
   });
 });
 
@@ -163,10 +200,13 @@ describe('the reference writer layout', () => {
     const a = serializeSafetensors({ 'attn.0': six });
     const json = '{"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}}';
     expect(json.length).toBe(64);
-    expect(Buffer.from(a).equals(Buffer.concat([Buffer.from([64, 0, 0, 0, 0, 0, 0, 0]), Buffer.from(json), Buffer.from(six.data.buffer)]))).toBe(true);
+    expect(
+      Buffer.from(a).equals(Buffer.concat([Buffer.from([64, 0, 0, 0, 0, 0, 0, 0]), Buffer.from(json), Buffer.from(six.data.buffer)])),
+    ).toBe(true);
     expect([...serializeSafetensors({})]).toEqual([8, 0, 0, 0, 0, 0, 0, 0, ...Buffer.from('{}      ')]);
-    expect(Buffer.from(serializeSafetensors({}, { metadata: { framework: 'pt' } })).toString('latin1'))
-      .toBe('\x28\0\0\0\0\0\0\0{"__metadata__":{"framework":"pt"}}     ');
+    expect(Buffer.from(serializeSafetensors({}, { metadata: { framework: 'pt' } })).toString('latin1')).toBe(
+      '\x28\0\0\0\0\0\0\0{"__metadata__":{"framework":"pt"}}     ',
+    );
     const b = serializeSafetensors({ attn0: { ...six, shape: [1, 1, 2, 3] } });
     expect(b[0]).toBe(72);
     expect(Buffer.from(b.subarray(8, 80)).toString()).toBe('{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}       ');
@@ -175,31 +215,54 @@ describe('the reference writer layout', () => {
   test('data sorted by descending dtype (the reference enum order), then by name', () => {
     const names = Object.keys(parseSafetensors(serializeSafetensors(allDTypes())).tensors);
     expect(names).toEqual([
-      'empty_u64', 'u64', 'i64', 'scalar_i64', 'f64', 'f32', 'scalar_f32', 'u32', 'i32', 'bf16', 'empty_f16', 'f16',
-      'u16', 'i16', 'f8e4m3', 'f8e5m2', 'i8', 'empty_u8', 'u8', 'bool',
+      'empty_u64',
+      'u64',
+      'i64',
+      'scalar_i64',
+      'f64',
+      'f32',
+      'scalar_f32',
+      'u32',
+      'i32',
+      'bf16',
+      'empty_f16',
+      'f16',
+      'u16',
+      'i16',
+      'f8e4m3',
+      'f8e5m2',
+      'i8',
+      'empty_u8',
+      'u8',
+      'bool',
     ]);
   });
 
   const SHARED_FILES = [
-    ...readdirSync(`${SHARED}/golden`).filter((f) => f.endsWith('.safetensors')).map((f) => `${SHARED}/golden/${f}`),
+    ...readdirSync(`${SHARED}/golden`)
+      .filter((f) => f.endsWith('.safetensors'))
+      .map((f) => `${SHARED}/golden/${f}`),
     ...['tiny-llama-bf16', 'tiny-llama-int8', 'tiny-llama-nf4-dq'].flatMap((d) =>
-      readdirSync(`${SHARED}/models/${d}`).filter((f) => f.endsWith('.safetensors')).map((f) => `${SHARED}/models/${d}/${f}`)),
+      readdirSync(`${SHARED}/models/${d}`)
+        .filter((f) => f.endsWith('.safetensors'))
+        .map((f) => `${SHARED}/models/${d}/${f}`),
+    ),
   ];
   // Written by another writer than the reference one: data in name order (U8 W_bits
   // first, not in descending dtype order) and __metadata__ last in the header.
   const OTHER_WRITER = ['fp8_256x384_b128.safetensors', 'fp8_300x200_b128.safetensors', 'fp8_64x64_b0.safetensors'];
 
-  test.each([
-    join(SHARED, 'models/tiny-llama-bf16/model.safetensors'),
-    join(SHARED, 'golden/maps.safetensors'),
-  ])('%s re-serializes byte for byte', async (path) => {
-    const file = readFileSync(path);
-    const { tensors, metadata } = await readSafetensors(path);
-    expect(Buffer.from(serializeSafetensors(tensors, { metadata })).equals(file)).toBe(true);
-    const out = join(dir, 'copy.safetensors');
-    await writeSafetensors(out, tensors, { metadata, force: true });
-    expect(readFileSync(out).equals(file)).toBe(true);
-  });
+  test.each([join(SHARED, 'models/tiny-llama-bf16/model.safetensors'), join(SHARED, 'golden/maps.safetensors')])(
+    '%s re-serializes byte for byte',
+    async (path) => {
+      const file = readFileSync(path);
+      const { tensors, metadata } = await readSafetensors(path);
+      expect(Buffer.from(serializeSafetensors(tensors, { metadata })).equals(file)).toBe(true);
+      const out = join(dir, 'copy.safetensors');
+      await writeSafetensors(out, tensors, { metadata, force: true });
+      expect(readFileSync(out).equals(file)).toBe(true);
+    },
+  );
 
   test(`all ${SHARED_FILES.length} shared files: identical bytes, except the ${OTHER_WRITER.length} written by another writer`, async () => {
     const differ: string[] = [];
@@ -225,7 +288,10 @@ describe('the reference writer layout', () => {
 
 describe('header functions', () => {
   test('headerLength, parseHeader, toStoredTensor', () => {
-    const file = serializeSafetensors({ b: tensor(Int32Array.from([1, 2]), [2]), a: tensor(Float32Array.from([1]), []) }, { metadata: { k: 'v' } });
+    const file = serializeSafetensors(
+      { b: tensor(Int32Array.from([1, 2]), [2]), a: tensor(Float32Array.from([1]), []) },
+      { metadata: { k: 'v' } },
+    );
     const n = headerLength(file.subarray(0, 8), file.length);
     expect(n % 8).toBe(0);
     const h = parseHeader(file.subarray(8, 8 + n), file.length);
@@ -245,14 +311,20 @@ describe('header functions', () => {
   });
 
   test('header order does not matter: tensors come back in data order; empty tensors may share offsets', () => {
-    const f = rawFile('{"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]},"e2":{"dtype":"F32","shape":[0],"data_offsets":[2,2]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"e1":{"dtype":"I8","shape":[3,0],"data_offsets":[2,2]}}', 4);
+    const f = rawFile(
+      '{"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]},"e2":{"dtype":"F32","shape":[0],"data_offsets":[2,2]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"e1":{"dtype":"I8","shape":[3,0],"data_offsets":[2,2]}}',
+      4,
+    );
     const h = parseHeader(f.subarray(8, f.length - 4), f.length);
     expect(h.tensors.map((t: TensorInfo) => t.name)).toEqual(['a', 'e2', 'e1', 'b']);
     expect(Object.keys(parseSafetensors(f).tensors)).toEqual(['a', 'e2', 'e1', 'b']);
   });
 
   test('JSON details: whitespace, escapes, unknown tensor fields, null metadata', () => {
-    const f = rawFile(' \n{ "a\\u00e9\\ud83d\\ude00" : { "dtype" : "U8" , "shape" : [ 1 ] , "data_offsets" : [ 0 , 1 ] , "extra": {"x": [true, false, null, -1.5e3]} }, "__metadata__": null }\t\r\n ', 1);
+    const f = rawFile(
+      ' \n{ "a\\u00e9\\ud83d\\ude00" : { "dtype" : "U8" , "shape" : [ 1 ] , "data_offsets" : [ 0 , 1 ] , "extra": {"x": [true, false, null, -1.5e3]} }, "__metadata__": null }\t\r\n ',
+      1,
+    );
     const r = parseSafetensors(f);
     expect(Object.keys(r.tensors)).toEqual(['aé😀']);
     expect(r.metadata).toBeNull();
@@ -275,8 +347,18 @@ describe('malformed files', () => {
     ['empty header', rawFile('', 0), 'E_ST_HEADER_JSON', /unexpected end/],
     ['header an array', rawFile('[1, 2]', 0), 'E_ST_HEADER_JSON', /expected a JSON object/],
     ['header a string', rawFile('"x"', 0), 'E_ST_HEADER_JSON', /expected a JSON object/],
-    ['duplicate tensor name', rawFile('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', 1), 'E_ST_HEADER_JSON', /duplicate key "a"/],
-    ['lone surrogate escape', rawFile('{"\\ud800":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', 1), 'E_ST_HEADER_JSON', /lone surrogate/],
+    [
+      'duplicate tensor name',
+      rawFile('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', 1),
+      'E_ST_HEADER_JSON',
+      /duplicate key "a"/,
+    ],
+    [
+      'lone surrogate escape',
+      rawFile('{"\\ud800":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', 1),
+      'E_ST_HEADER_JSON',
+      /lone surrogate/,
+    ],
     ['tensor entry not an object', rawFile('{"a":[1]}', 0), 'E_ST_HEADER_JSON', /tensor "a"/],
     ['metadata value not a string', rawFile('{"__metadata__":{"format":1}}', 0), 'E_ST_METADATA', /"format".*expected a string/],
     ['metadata an array', rawFile('{"__metadata__":["pt"]}', 0), 'E_ST_METADATA', /__metadata__/],
@@ -284,29 +366,87 @@ describe('malformed files', () => {
     ['dtype missing', rawFile('{"a":{"shape":[1],"data_offsets":[0,1]}}', 1), 'E_ST_DTYPE', /tensor "a".*missing/],
     ['negative dimension', rawFile('{"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,0]}}', 0), 'E_ST_SHAPE', /tensor "a".*\[-1\]/],
     ['fractional dimension', rawFile('{"a":{"dtype":"U8","shape":[1.0],"data_offsets":[0,1]}}', 1), 'E_ST_SHAPE', /tensor "a".*\[1\.0\]/],
-    ['dimension above 2^53', rawFile('{"a":{"dtype":"U8","shape":[9007199254740993,0],"data_offsets":[0,0]}}', 0), 'E_ST_SHAPE', /9007199254740993/],
+    [
+      'dimension above 2^53',
+      rawFile('{"a":{"dtype":"U8","shape":[9007199254740993,0],"data_offsets":[0,0]}}', 0),
+      'E_ST_SHAPE',
+      /9007199254740993/,
+    ],
     ['shape not an array', rawFile('{"a":{"dtype":"U8","shape":"2","data_offsets":[0,2]}}', 2), 'E_ST_SHAPE', /tensor "a"/],
     ['offsets not a pair', rawFile('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0]}}', 1), 'E_ST_OFFSETS', /tensor "a".*\[0\]/],
     ['offsets negative', rawFile('{"a":{"dtype":"U8","shape":[1],"data_offsets":[-1,0]}}', 1), 'E_ST_OFFSETS', /tensor "a"/],
     ['offsets missing', rawFile('{"a":{"dtype":"U8","shape":[1]}}', 1), 'E_ST_OFFSETS', /tensor "a".*missing/],
-    ['start after end', rawFile('{"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,1]}}', 2), 'E_ST_OFFSETS', /tensor "b".*start is after end/],
-    ['overlapping offsets', rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}}', 6), 'E_ST_OFFSETS', /tensor "b".*overlaps tensor "a"/],
-    ['same offsets twice', rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}}', 4), 'E_ST_OFFSETS', /overlaps/],
-    ['gap between tensors', rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[6,10]}}', 10), 'E_ST_OFFSETS', /tensor "b".*expected start 4/],
-    ['first tensor not at 0', rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}', 8), 'E_ST_OFFSETS', /first tensor must start at 0/],
-    ['offsets out of bounds', rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[4],"data_offsets":[4,4000]}}', 20), 'E_ST_OFFSETS', /tensor "b".*past the end of the data section \(20 bytes\)/],
-    ['offsets starting past the end', rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[1000,1004]}}', 8), 'E_ST_OFFSETS', /past the end/],
-    ['offsets beyond 2^53', rawFile('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,18446744073709551615]}}', 1), 'E_ST_OFFSETS', /18446744073709551615/],
-    ['shape x dtype != bytes', rawFile('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,6]}}', 6), 'E_ST_SIZE', /tensor "a".*6 bytes.*needs 8/],
-    ['shape product overflows u64', rawFile('{"a":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}}', 0), 'E_ST_SIZE', /overflows/],
+    [
+      'start after end',
+      rawFile('{"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,1]}}', 2),
+      'E_ST_OFFSETS',
+      /tensor "b".*start is after end/,
+    ],
+    [
+      'overlapping offsets',
+      rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}}', 6),
+      'E_ST_OFFSETS',
+      /tensor "b".*overlaps tensor "a"/,
+    ],
+    [
+      'same offsets twice',
+      rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}}', 4),
+      'E_ST_OFFSETS',
+      /overlaps/,
+    ],
+    [
+      'gap between tensors',
+      rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[6,10]}}', 10),
+      'E_ST_OFFSETS',
+      /tensor "b".*expected start 4/,
+    ],
+    [
+      'first tensor not at 0',
+      rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}', 8),
+      'E_ST_OFFSETS',
+      /first tensor must start at 0/,
+    ],
+    [
+      'offsets out of bounds',
+      rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[4],"data_offsets":[4,4000]}}', 20),
+      'E_ST_OFFSETS',
+      /tensor "b".*past the end of the data section \(20 bytes\)/,
+    ],
+    [
+      'offsets starting past the end',
+      rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[1000,1004]}}', 8),
+      'E_ST_OFFSETS',
+      /past the end/,
+    ],
+    [
+      'offsets beyond 2^53',
+      rawFile('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,18446744073709551615]}}', 1),
+      'E_ST_OFFSETS',
+      /18446744073709551615/,
+    ],
+    [
+      'shape x dtype != bytes',
+      rawFile('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,6]}}', 6),
+      'E_ST_SIZE',
+      /tensor "a".*6 bytes.*needs 8/,
+    ],
+    [
+      'shape product overflows u64',
+      rawFile('{"a":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}}', 0),
+      'E_ST_SIZE',
+      /overflows/,
+    ],
     ['trailing bytes', rawFile(ok, 13), 'E_ST_INCOMPLETE', /1 trailing bytes/],
     ['truncated data', valid.subarray(0, valid.length - 3), 'E_ST_INCOMPLETE', /truncated.*need 12 bytes.*has 9/],
     ['all data cut off', valid.subarray(0, valid.length - 12), 'E_ST_INCOMPLETE', /truncated/],
   ];
 
-  test.each(corpus.map(([label, bytes, code, message]) => ({ label, bytes, code, message })))('$label -> $code', ({ bytes, code, message }) => {
-    expect(error(() => parseSafetensors(bytes))).toMatchObject({ code, message: expect.stringMatching(message) });
-  });
+  test.each(corpus.map(([label, bytes, code, message]) => ({ label, bytes, code, message })))(
+    '$label -> $code',
+    ({ bytes, code, message }) => {
+      expect(error(() => parseSafetensors(bytes))).toMatchObject({ code, message: expect.stringMatching(message) });
+    },
+  );
 
   test('the same corpus as files: same codes, the file named in the message', async () => {
     mkdirSync(join(dir, 'corpus'), { recursive: true });
@@ -324,10 +464,19 @@ describe('malformed files', () => {
   });
 
   test('file-system errors are E_IO with the OS message', async () => {
-    expect(await rejection(() => openSafetensors(join(dir, 'nope.safetensors')))).toMatchObject({ code: 'E_IO', message: expect.stringMatching(/nope.safetensors.*ENOENT/) });
-    expect(await rejection(() => openSafetensors(dir))).toMatchObject({ code: 'E_IO', message: expect.stringMatching(/not a regular file/) });
+    expect(await rejection(() => openSafetensors(join(dir, 'nope.safetensors')))).toMatchObject({
+      code: 'E_IO',
+      message: expect.stringMatching(/nope.safetensors.*ENOENT/),
+    });
+    expect(await rejection(() => openSafetensors(dir))).toMatchObject({
+      code: 'E_IO',
+      message: expect.stringMatching(/not a regular file/),
+    });
     expect(await rejection(() => readSafetensors(join(dir, 'nope.safetensors')))).toMatchObject({ code: 'E_IO' });
-    expect(await rejection(() => writeSafetensors(join(dir, 'no-such-folder', 'x.safetensors'), {}))).toMatchObject({ code: 'E_IO', message: expect.stringMatching(/ENOENT/) });
+    expect(await rejection(() => writeSafetensors(join(dir, 'no-such-folder', 'x.safetensors'), {}))).toMatchObject({
+      code: 'E_IO',
+      message: expect.stringMatching(/ENOENT/),
+    });
   });
 });
 
@@ -346,13 +495,22 @@ describe('lazy reads', () => {
       expect(info).toMatchObject({ name: 'bf16', dtype: 'BF16', shape: [2, 2] });
       info.shape.push(99); // a copy
       expect(r.info('bf16').shape).toEqual([2, 2]);
-      expectSameTensors({ bf16: ts.bf16!, u64: ts.u64!, scalar_i64: ts.scalar_i64!, empty_f16: ts.empty_f16! }, {
-        bf16: await r.read('bf16'), u64: await r.read('u64'), scalar_i64: await r.read('scalar_i64'), empty_f16: await r.read('empty_f16'),
-      });
+      expectSameTensors(
+        { bf16: ts.bf16!, u64: ts.u64!, scalar_i64: ts.scalar_i64!, empty_f16: ts.empty_f16! },
+        {
+          bf16: await r.read('bf16'),
+          u64: await r.read('u64'),
+          scalar_i64: await r.read('scalar_i64'),
+          empty_f16: await r.read('empty_f16'),
+        },
+      );
       const [a, b] = await Promise.all([r.read('f32'), r.readBytes('f32')]);
       expect(b).toEqual(bytesOf(ts.f32!));
       expect(a.data).toEqual(ts.f32!.data);
-      expect(error(() => r.info('nope'))).toMatchObject({ code: 'E_ST_MISSING', message: expect.stringMatching(/"nope".*lazy.safetensors/) });
+      expect(error(() => r.info('nope'))).toMatchObject({
+        code: 'E_ST_MISSING',
+        message: expect.stringMatching(/"nope".*lazy.safetensors/),
+      });
       expect((await rejection(() => r.read('nope'))).code).toBe('E_ST_MISSING');
     } finally {
       await r.close();
@@ -375,7 +533,10 @@ describe('lazy reads', () => {
     const path = join(dir, 'big.safetensors');
     const count = 25;
     const chunk = new Float32Array(2 << 20); // 8 MiB, reused for every tensor
-    const w = await createSafetensorsWriter(path, Array.from({ length: count }, (_, i) => ({ name: `t${String(i).padStart(2, '0')}`, dtype: 'F32' as const, shape: [chunk.length] })));
+    const w = await createSafetensorsWriter(
+      path,
+      Array.from({ length: count }, (_, i) => ({ name: `t${String(i).padStart(2, '0')}`, dtype: 'F32' as const, shape: [chunk.length] })),
+    );
     for (let i = 0; i < count; i++) {
       chunk.fill(i);
       await w.write(`t${String(i).padStart(2, '0')}`, tensor(chunk, [chunk.length]));
@@ -407,13 +568,20 @@ describe('sharded checkpoints', () => {
     await writeSafetensors(join(ck, 'model-00002-of-00002.safetensors'), s2, { metadata: { format: 'pt' } });
     const index = {
       metadata: { total_size: 17 },
-      weight_map: { 'lm_head.weight': 'model-00002-of-00002.safetensors', 'model.a': 'model-00001-of-00002.safetensors', 'model.b': 'model-00001-of-00002.safetensors' },
+      weight_map: {
+        'lm_head.weight': 'model-00002-of-00002.safetensors',
+        'model.a': 'model-00001-of-00002.safetensors',
+        'model.b': 'model-00001-of-00002.safetensors',
+      },
     };
     writeFileSync(join(ck, 'model.safetensors.index.json'), JSON.stringify(index));
     writeFileSync(join(ck, 'config.json'), '{}');
     for (const p of [ck, join(ck, 'model.safetensors.index.json')]) {
       // model.extra is not in the index: an error, unless the index is to be trusted (test/index-completeness.test.ts)
-      expect(await rejection(() => openCheckpoint(p))).toMatchObject({ code: 'E_ST_INDEX', message: expect.stringMatching(/weight_map omits "model\.extra", which model-00002-of-00002\.safetensors holds/) });
+      expect(await rejection(() => openCheckpoint(p))).toMatchObject({
+        code: 'E_ST_INDEX',
+        message: expect.stringMatching(/weight_map omits "model\.extra", which model-00002-of-00002\.safetensors holds/),
+      });
       const c = await openCheckpoint(p, { trustIndex: true });
       try {
         expect(c.files).toEqual([join(ck, 'model-00001-of-00002.safetensors'), join(ck, 'model-00002-of-00002.safetensors')]);
@@ -421,7 +589,10 @@ describe('sharded checkpoints', () => {
         expect(c.metadata).toEqual({ format: 'pt' });
         expect(c.indexMetadata).toEqual({ total_size: 17 });
         expect(c.info('lm_head.weight')).toMatchObject({ dtype: 'I8', shape: [2, 2], start: 0, end: 4 });
-        expectSameTensors({ ...s1, 'lm_head.weight': s2['lm_head.weight'] }, Object.fromEntries(await Promise.all(c.names().map(async (n) => [n, await c.read(n)]))));
+        expectSameTensors(
+          { ...s1, 'lm_head.weight': s2['lm_head.weight'] },
+          Object.fromEntries(await Promise.all(c.names().map(async (n) => [n, await c.read(n)]))),
+        );
         expect(await c.readBytes('model.a')).toEqual(Uint8Array.from([7, 0]));
         expect(error(() => c.info('model.extra')).code).toBe('E_ST_MISSING');
       } finally {
@@ -462,7 +633,10 @@ describe('sharded checkpoints', () => {
       ['g.json', { weight_map: {}, metadata: 3 }, /metadata/],
     ];
     for (const [name, content, message] of bad) {
-      expect(await rejection(() => openCheckpoint(idx(name, content)))).toMatchObject({ code: 'E_ST_INDEX', message: expect.stringMatching(message) });
+      expect(await rejection(() => openCheckpoint(idx(name, content)))).toMatchObject({
+        code: 'E_ST_INDEX',
+        message: expect.stringMatching(message),
+      });
     }
     expect((await rejection(() => openCheckpoint(idx('h.json', { weight_map: { x: 'missing.safetensors' } })))).code).toBe('E_IO');
   });
@@ -470,7 +644,11 @@ describe('sharded checkpoints', () => {
 
 describe('streaming writer', () => {
   const fixed = {
-    w: tensor(Uint16Array.from({ length: 12 }, (_, i) => i), [3, 4], 'bfloat16'),
+    w: tensor(
+      Uint16Array.from({ length: 12 }, (_, i) => i),
+      [3, 4],
+      'bfloat16',
+    ),
     q: tensor(Uint8Array.from([1, 2, 3]), [3]),
     s: tensor(Float32Array.from([0.5]), []),
     r: { dtype: 'int64', shape: [2], data: Uint8Array.from({ length: 16 }, (_, i) => i), device: 'cpu' } as StoredTensor,
@@ -489,7 +667,12 @@ describe('streaming writer', () => {
 
   test('maxElements: lengths known late, concurrent writes, deterministic layout; content equals serializeSafetensors', async () => {
     const blob = (s: string) => tensor(enc.encode(s), [enc.encode(s).length]);
-    const late = { 'a.quant_state': blob('{"quant_type": "nf4"}'), 'b.quant_state': blob('{}'), cols: tensor(Int32Array.from([3, 1, 4]), [3]), none: tensor(new Uint8Array(0), [0]) };
+    const late = {
+      'a.quant_state': blob('{"quant_type": "nf4"}'),
+      'b.quant_state': blob('{}'),
+      cols: tensor(Int32Array.from([3, 1, 4]), [3]),
+      none: tensor(new Uint8Array(0), [0]),
+    };
     const full = { ...fixed, ...late };
     const vplan = [
       ...plan,
@@ -499,7 +682,10 @@ describe('streaming writer', () => {
       { name: 'none', dtype: 'U8' as const, maxElements: 10 },
     ];
     const outputs: Buffer[] = [];
-    for (const [i, order] of [['w', 'a.quant_state', 'q', 'cols', 'none', 'b.quant_state', 's', 'r'], ['cols', 'b.quant_state', 'none', 'a.quant_state', 's', 'r', 'q', 'w']].entries()) {
+    for (const [i, order] of [
+      ['w', 'a.quant_state', 'q', 'cols', 'none', 'b.quant_state', 's', 'r'],
+      ['cols', 'b.quant_state', 'none', 'a.quant_state', 's', 'r', 'q', 'w'],
+    ].entries()) {
       const path = join(dir, `stream-var-${i}.safetensors`);
       const w = await createSafetensorsWriter(path, vplan, { metadata: { format: 'pt' } });
       await Promise.all(order.map((n) => w.write(n, full[n as keyof typeof full])));
@@ -518,7 +704,12 @@ describe('streaming writer', () => {
     await r.close();
     // the header was reserved at its widest and padded with spaces
     const n = Number(outputs[0]!.readBigUInt64LE(0));
-    expect(outputs[0]!.subarray(8, 8 + n).toString().endsWith('}   ')).toBe(false);
+    expect(
+      outputs[0]!
+        .subarray(8, 8 + n)
+        .toString()
+        .endsWith('}   '),
+    ).toBe(false);
     expect(/\} +$/.test(outputs[0]!.subarray(8, 8 + n).toString())).toBe(true);
   });
 
@@ -526,15 +717,27 @@ describe('streaming writer', () => {
     const path = join(dir, 'stream-bad.safetensors');
     const w = await createSafetensorsWriter(path, [...plan, { name: 'v', dtype: 'I32', maxElements: 3 }]);
     expect((await rejection(() => w.write('nope', fixed.q))).code).toBe('E_ST_MISSING');
-    expect(await rejection(() => w.write('q', tensor(Int8Array.from([1, 2, 3]), [3])))).toMatchObject({ code: 'E_DTYPE', message: expect.stringMatching(/"q".*I8.*U8/) });
-    expect(await rejection(() => w.write('q', tensor(Uint8Array.from([1, 2, 3]), [1, 3])))).toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/\[1, 3\].*\[3\]/) });
+    expect(await rejection(() => w.write('q', tensor(Int8Array.from([1, 2, 3]), [3])))).toMatchObject({
+      code: 'E_DTYPE',
+      message: expect.stringMatching(/"q".*I8.*U8/),
+    });
+    expect(await rejection(() => w.write('q', tensor(Uint8Array.from([1, 2, 3]), [1, 3])))).toMatchObject({
+      code: 'E_SHAPE',
+      message: expect.stringMatching(/\[1, 3\].*\[3\]/),
+    });
     expect((await rejection(() => w.write('r', { ...fixed.r, data: new Uint8Array(8) } as StoredTensor))).code).toBe('E_ST_SIZE');
     expect((await rejection(() => w.write('v', tensor(new Int32Array(4), [4])))).code).toBe('E_SHAPE');
     expect((await rejection(() => w.write('v', tensor(new Int32Array(2), [1, 2])))).code).toBe('E_SHAPE');
     await w.write('q', fixed.q);
-    expect(await rejection(() => w.write('q', fixed.q))).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/already been written/) });
+    expect(await rejection(() => w.write('q', fixed.q))).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/already been written/),
+    });
     // finishing with tensors missing fails and removes the temporary file
-    expect(await rejection(() => w.finish())).toMatchObject({ code: 'E_ST_INCOMPLETE', message: expect.stringMatching(/4 planned tensor\(s\).*"r"/) });
+    expect(await rejection(() => w.finish())).toMatchObject({
+      code: 'E_ST_INCOMPLETE',
+      message: expect.stringMatching(/4 planned tensor\(s\).*"r"/),
+    });
     expect(existsSync(path)).toBe(false);
     expect(readdirSync(dir).filter((f) => f.includes('stream-bad'))).toEqual([]);
     expect((await rejection(() => w.write('s', fixed.s))).code).toBe('E_ARGUMENT');
@@ -549,7 +752,12 @@ describe('streaming writer', () => {
     expect(await bad([{ name: 'a', dtype: 'F32' }])).toBe('E_ARGUMENT');
     expect(await bad([{ name: 'a', dtype: 'F32', shape: [1], maxElements: 1 }])).toBe('E_ARGUMENT');
     expect(await bad([{ name: 'a', dtype: 'F32', maxElements: -1 }])).toBe('E_ARGUMENT');
-    expect(await bad([{ name: 'a', dtype: 'F32', shape: [1] }, { name: 'a', dtype: 'F32', shape: [1] }])).toBe('E_ARGUMENT');
+    expect(
+      await bad([
+        { name: 'a', dtype: 'F32', shape: [1] },
+        { name: 'a', dtype: 'F32', shape: [1] },
+      ]),
+    ).toBe('E_ARGUMENT');
     expect(await bad([{ name: '__metadata__', dtype: 'F32', shape: [1] }])).toBe('E_ARGUMENT');
     expect((await rejection(() => createSafetensorsWriter(path, [], { metadata: { a: 1 } as never }))).code).toBe('E_ST_METADATA');
     expect(readdirSync(dir).filter((f) => f.includes('stream-plan'))).toEqual([]);
@@ -568,7 +776,10 @@ describe('streaming writer', () => {
     expect((await rejection(() => w.finish())).code).toBe('E_ARGUMENT');
 
     writeFileSync(path, 'precious');
-    expect(await rejection(() => createSafetensorsWriter(path, plan))).toMatchObject({ code: 'E_EXISTS', message: expect.stringMatching(/force/) });
+    expect(await rejection(() => createSafetensorsWriter(path, plan))).toMatchObject({
+      code: 'E_EXISTS',
+      message: expect.stringMatching(/force/),
+    });
     // the output appears while a writer is open: finish refuses and cleans up
     rmSync(path);
     const w2 = await createSafetensorsWriter(path, [{ name: 'q', dtype: 'U8', shape: [3] }]);
@@ -590,10 +801,15 @@ describe('writeSafetensors never leaves a partial output', () => {
     const path = join(dir, 'w.safetensors');
     writeFileSync(path, 'precious');
     const before = readdirSync(dir).sort();
-    expect(await rejection(() => writeSafetensors(path, { a: tensor(Uint8Array.from([1]), [1]) }))).toMatchObject({ code: 'E_EXISTS', message: expect.stringMatching(/w\.safetensors.*force/) });
+    expect(await rejection(() => writeSafetensors(path, { a: tensor(Uint8Array.from([1]), [1]) }))).toMatchObject({
+      code: 'E_EXISTS',
+      message: expect.stringMatching(/w\.safetensors.*force/),
+    });
     expect(readFileSync(path, 'utf8')).toBe('precious');
     const fresh = join(dir, 'w2.safetensors');
-    expect((await rejection(() => writeSafetensors(fresh, { a: { dtype: 'float32', shape: [2], data: new Float32Array(1), device: 'cpu' } })))).toMatchObject({ code: 'E_SHAPE' });
+    expect(
+      await rejection(() => writeSafetensors(fresh, { a: { dtype: 'float32', shape: [2], data: new Float32Array(1), device: 'cpu' } })),
+    ).toMatchObject({ code: 'E_SHAPE' });
     expect((await rejection(() => writeSafetensors(fresh, {}, { metadata: { a: null } as never }))).code).toBe('E_ST_METADATA');
     expect(readdirSync(dir).sort()).toEqual(before);
     await writeSafetensors(path, { a: tensor(Uint8Array.from([1]), [1]) }, { force: true });

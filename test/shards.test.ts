@@ -41,10 +41,14 @@ function expectSame(a: Map<string, Buffer>, b: Map<string, Buffer>): void {
 
 /** Checks a sharded folder against transformers' layout and returns its shards' tensor names and sizes. */
 async function checkIndex(dir: string, limit: number): Promise<{ files: string[]; sizes: number[] }> {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort();
   const n = files.length;
   expect(n).toBeGreaterThan(1);
-  expect(files).toEqual(Array.from({ length: n }, (_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`));
+  expect(files).toEqual(
+    Array.from({ length: n }, (_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`),
+  );
   expect(existsSync(join(dir, 'model.safetensors'))).toBe(false);
   const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8'));
   expect(Object.keys(index)).toEqual(['metadata', 'weight_map']);
@@ -53,7 +57,8 @@ async function checkIndex(dir: string, limit: number): Promise<{ files: string[]
   const sizes: number[] = [];
   for (const f of files) {
     const r = await openSafetensors(join(dir, f));
-    let size = 0, count = 0;
+    let size = 0,
+      count = 0;
     for (const name of r.names()) {
       const info = r.info(name);
       expect(seen.has(name), `${name} in two shards`).toBe(false);
@@ -84,7 +89,13 @@ describe('shard sizes and the plan', () => {
     expect(parseShardSize(4096)).toBe(4096);
     expect(DEFAULT_MAX_SHARD_SIZE).toBe(50e9);
     for (const bad of ['', '0', '-5GB', '5XB', 'GB', '1e3', 0, 1.5, NaN]) {
-      expect(error(() => parseShardSize(bad as string)), String(bad)).toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/maxShardSize = .* is not accepted: expected a positive number of bytes, or a size such as "5GB"/) });
+      expect(
+        error(() => parseShardSize(bad as string)),
+        String(bad),
+      ).toMatchObject({
+        code: 'E_ARGUMENT',
+        message: expect.stringMatching(/maxShardSize = .* is not accepted: expected a positive number of bytes, or a size such as "5GB"/),
+      });
     }
   });
 
@@ -102,9 +113,10 @@ describe('shard sizes and the plan', () => {
 });
 
 describe('sharded checkpoints written and read back', () => {
-  it('quantize with a 400 KB limit: transformers\' names and index, the same tensors as one file, and back', async () => {
+  it("quantize with a 400 KB limit: transformers' names and index, the same tensors as one file, and back", async () => {
     const limit = 400_000;
-    const one = join(tmp, 'one'), sharded = join(tmp, 'sharded');
+    const one = join(tmp, 'one'),
+      sharded = join(tmp, 'sharded');
     await quantizeCheckpoint(`${models}/tiny-llama-bf16`, one, { format: 'nf4', doubleQuant: true });
     const r = await quantizeCheckpoint(`${models}/tiny-llama-bf16`, sharded, { format: 'nf4', doubleQuant: true, maxShardSize: limit });
     const { files } = await checkIndex(sharded, limit);
@@ -128,8 +140,14 @@ describe('sharded checkpoints written and read back', () => {
     expect(r.files).toEqual([join(out, 'model.safetensors')]);
     expect(existsSync(join(out, 'model.safetensors.index.json'))).toBe(false);
     const file = join(tmp, 'file.safetensors');
-    expect(await rejection(() => quantizeCheckpoint(`${models}/tiny-llama-bf16/model.safetensors`, file, { format: 'nf4', maxShardSize: 100_000 })))
-      .toMatchObject({ code: 'E_ARGUMENT', message: expect.stringMatching(/would split the output into \d+ shards: a sharded output needs a model folder/) });
+    expect(
+      await rejection(() =>
+        quantizeCheckpoint(`${models}/tiny-llama-bf16/model.safetensors`, file, { format: 'nf4', maxShardSize: 100_000 }),
+      ),
+    ).toMatchObject({
+      code: 'E_ARGUMENT',
+      message: expect.stringMatching(/would split the output into \d+ shards: a sharded output needs a model folder/),
+    });
     expect(existsSync(file)).toBe(false);
     expect(readdirSync(tmp).filter((f) => f.startsWith('.file.safetensors'))).toEqual([]);
   });
@@ -147,7 +165,9 @@ describe('sharded checkpoints written and read back', () => {
     writeFileSync(join(input, 'model.safetensors'), serializeSafetensors(tensors));
     writeFileSync(join(input, 'config.json'), '{"model_type": "llama"}');
     const out = join(tmp, 'nan-out');
-    expect(await rejection(() => quantizeCheckpoint(input, out, { format: 'nf4', maxShardSize: 50_000 }))).toMatchObject({ code: 'E_NON_FINITE' });
+    expect(await rejection(() => quantizeCheckpoint(input, out, { format: 'nf4', maxShardSize: 50_000 }))).toMatchObject({
+      code: 'E_NON_FINITE',
+    });
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(tmp).filter((f) => f.startsWith('.nan-out.'))).toEqual([]);
     // and the same input without the NaN gives one shard per layer

@@ -7,7 +7,18 @@
 // blocks fails here as a child killed by the guard, rather than hanging the test run.
 // Also: E_IO messages of reads name the path and the system's reason.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -39,7 +50,10 @@ try {
   console.log(JSON.stringify({ code: e?.name === 'BnbError' ? e.code : 'not a BnbError: ' + e?.name, message: String(e?.message) }));
 }`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    encoding: 'utf8', timeout: GUARD_MS, killSignal: 'SIGKILL', ...(uid === undefined ? {} : { uid, gid: uid }),
+    encoding: 'utf8',
+    timeout: GUARD_MS,
+    killSignal: 'SIGKILL',
+    ...(uid === undefined ? {} : { uid, gid: uid }),
   });
   expect(r.signal, `${call} was still running after ${GUARD_MS / 1000} s: it blocked`).toBeNull();
   expect(r.status, r.stderr).toBe(0);
@@ -49,7 +63,12 @@ try {
 const q = (s: string) => JSON.stringify(s);
 
 function bnbjs(args: string[], uid?: number) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: GUARD_MS, killSignal: 'SIGKILL', ...(uid === undefined ? {} : { uid, gid: uid }) });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    timeout: GUARD_MS,
+    killSignal: 'SIGKILL',
+    ...(uid === undefined ? {} : { uid, gid: uid }),
+  });
   expect(r.signal, `bnbjs ${args.join(' ')} was still running after ${GUARD_MS / 1000} s: it blocked`).toBeNull();
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -77,9 +96,15 @@ describe.skipIf(noFifo !== null)('a FIFO where a file is expected', () => {
     expect(mkfifo(join(m, 'model.safetensors'))).toBeNull();
     const before = snapshot(m);
     const file = join(m, 'model.safetensors');
-    for (const call of [`b.openCheckpoint(${q(m)})`, `b.openSafetensors(${q(file)})`, `b.openCheckpoint(${q(file)})`, `b.readSafetensors(${q(file)})`,
-      `b.inspectCheckpoint(${q(m)})`, `b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out1'))}, { format: 'nf4' })`,
-      `b.dequantizeCheckpoint(${q(m)}, ${q(join(base, 'out2'))}, { allowEmpty: true })`]) {
+    for (const call of [
+      `b.openCheckpoint(${q(m)})`,
+      `b.openSafetensors(${q(file)})`,
+      `b.openCheckpoint(${q(file)})`,
+      `b.readSafetensors(${q(file)})`,
+      `b.inspectCheckpoint(${q(m)})`,
+      `b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out1'))}, { format: 'nf4' })`,
+      `b.dequantizeCheckpoint(${q(m)}, ${q(join(base, 'out2'))}, { allowEmpty: true })`,
+    ]) {
       expectRefused(inChild(call), file, 'a FIFO');
     }
     expect(existsSync(join(base, 'out1')) || existsSync(join(base, 'out2'))).toBe(false);
@@ -92,8 +117,11 @@ describe.skipIf(noFifo !== null)('a FIFO where a file is expected', () => {
     rmSync(join(m, 'config.json'));
     expect(mkfifo(join(m, 'config.json'))).toBeNull();
     const before = snapshot(m);
-    for (const call of [`b.inspectCheckpoint(${q(m)})`, `b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out3'))}, { format: 'nf4' })`,
-      `b.dequantizeCheckpoint(${q(m)}, ${q(join(base, 'out4'))}, { allowEmpty: true })`]) {
+    for (const call of [
+      `b.inspectCheckpoint(${q(m)})`,
+      `b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out3'))}, { format: 'nf4' })`,
+      `b.dequantizeCheckpoint(${q(m)}, ${q(join(base, 'out4'))}, { allowEmpty: true })`,
+    ]) {
       expectRefused(inChild(call), join(m, 'config.json'), 'a FIFO');
     }
     expect(inChild(`b.openCheckpoint(${q(m)})`).code).toBeNull(); // the weights alone do not need config.json
@@ -107,8 +135,12 @@ describe.skipIf(noFifo !== null)('a FIFO where a file is expected', () => {
     rmSync(shard);
     expect(mkfifo(shard)).toBeNull();
     const before = snapshot(m);
-    for (const call of [`b.openCheckpoint(${q(m)})`, `b.openCheckpoint(${q(join(m, 'model.safetensors.index.json'))})`, `b.inspectCheckpoint(${q(m)})`,
-      `b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out5'))}, { format: 'nf4' })`]) {
+    for (const call of [
+      `b.openCheckpoint(${q(m)})`,
+      `b.openCheckpoint(${q(join(m, 'model.safetensors.index.json'))})`,
+      `b.inspectCheckpoint(${q(m)})`,
+      `b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out5'))}, { format: 'nf4' })`,
+    ]) {
       expectRefused(inChild(call), shard, 'a FIFO');
     }
     expect(snapshot(m)).toEqual(before);
@@ -117,7 +149,11 @@ describe.skipIf(noFifo !== null)('a FIFO where a file is expected', () => {
     const index = join(n, 'model.safetensors.index.json');
     rmSync(index);
     expect(mkfifo(index)).toBeNull();
-    for (const call of [`b.openCheckpoint(${q(n)})`, `b.openCheckpoint(${q(index)})`, `b.quantizeCheckpoint(${q(n)}, ${q(join(base, 'out6'))}, { format: 'nf4' })`]) {
+    for (const call of [
+      `b.openCheckpoint(${q(n)})`,
+      `b.openCheckpoint(${q(index)})`,
+      `b.quantizeCheckpoint(${q(n)}, ${q(join(base, 'out6'))}, { format: 'nf4' })`,
+    ]) {
       expectRefused(inChild(call), index, 'a FIFO');
     }
     expect(existsSync(join(base, 'out5')) || existsSync(join(base, 'out6'))).toBe(false);
@@ -129,7 +165,11 @@ describe.skipIf(noFifo !== null)('a FIFO where a file is expected', () => {
     rmSync(join(m, 'model.safetensors'));
     symlinkSync(join('..', 'elsewhere.fifo'), join(m, 'model.safetensors'));
     const before = snapshot(m);
-    for (const call of [`b.openCheckpoint(${q(m)})`, `b.openSafetensors(${q(join(m, 'model.safetensors'))})`, `b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out7'))}, { format: 'nf4' })`]) {
+    for (const call of [
+      `b.openCheckpoint(${q(m)})`,
+      `b.openSafetensors(${q(join(m, 'model.safetensors'))})`,
+      `b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out7'))}, { format: 'nf4' })`,
+    ]) {
       expectRefused(inChild(call), join(m, 'model.safetensors'), 'a FIFO');
     }
     expect(existsSync(join(base, 'out7'))).toBe(false);
@@ -140,7 +180,11 @@ describe.skipIf(noFifo !== null)('a FIFO where a file is expected', () => {
     const m = copyModel('tiny-llama-bf16', join(base, 'companion'));
     expect(mkfifo(join(m, 'tokenizer.json'))).toBeNull();
     const before = snapshot(m);
-    expectRefused(inChild(`b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out8'))}, { format: 'nf4' })`), join(m, 'tokenizer.json'), 'a FIFO');
+    expectRefused(
+      inChild(`b.quantizeCheckpoint(${q(m)}, ${q(join(base, 'out8'))}, { format: 'nf4' })`),
+      join(m, 'tokenizer.json'),
+      'a FIFO',
+    );
     expect(existsSync(join(base, 'out8'))).toBe(false);
     expect(temporaries(base)).toEqual([]);
     expect(snapshot(m)).toEqual(before);
@@ -158,7 +202,9 @@ describe.skipIf(noFifo !== null)('a FIFO where a file is expected', () => {
     expect(existsSync(join(base, 'cli-out'))).toBe(false);
     const c = bnbjs(['inspect', join(base, 'config')]);
     expect(c.status).toBe(1);
-    expect(c.stderr).toMatch(new RegExp(`cannot read ${escape(join(base, 'config', 'config.json'))}: not a regular file \\(a FIFO\\) \\[E_IO\\]`));
+    expect(c.stderr).toMatch(
+      new RegExp(`cannot read ${escape(join(base, 'config', 'config.json'))}: not a regular file \\(a FIFO\\) \\[E_IO\\]`),
+    );
   });
 
   it('a FIFO as the output is never opened: exists without --force (exit 3), replaced with it', () => {
@@ -202,7 +248,11 @@ describe.skipIf(noZero !== null)('/dev/zero (a character device whose stat says 
     const w = copyModel('tiny-llama-bf16', join(base, 'weights'));
     rmSync(join(w, 'model.safetensors'));
     symlinkSync('/dev/zero', join(w, 'model.safetensors'));
-    for (const call of [`b.openCheckpoint(${q(w)})`, `b.openSafetensors(${q(join(w, 'model.safetensors'))})`, `b.quantizeCheckpoint(${q(w)}, ${q(join(base, 'out2'))}, { format: 'nf4' })`]) {
+    for (const call of [
+      `b.openCheckpoint(${q(w)})`,
+      `b.openSafetensors(${q(join(w, 'model.safetensors'))})`,
+      `b.quantizeCheckpoint(${q(w)}, ${q(join(base, 'out2'))}, { format: 'nf4' })`,
+    ]) {
       expectRefused(inChild(call), join(w, 'model.safetensors'), 'a character device');
     }
 
@@ -216,16 +266,24 @@ describe.skipIf(noZero !== null)('/dev/zero (a character device whose stat says 
   });
 });
 
-describe('read errors are E_IO naming the path and the system\'s reason', () => {
+describe("read errors are E_IO naming the path and the system's reason", () => {
   const base = join(tmp, 'reasons');
   mkdirSync(base, { recursive: true });
 
   it('a missing file, a folder where a file is expected, a link to nothing', () => {
     const missing = join(base, 'nope.safetensors');
-    expect(inChild(`b.openSafetensors(${q(missing)})`)).toEqual({ code: 'E_IO', message: `cannot read ${missing}: no such file or directory (ENOENT)` });
-    expect(inChild(`b.openCheckpoint(${q(missing)})`)).toEqual({ code: 'E_IO', message: `cannot open ${missing}: no such file or directory (ENOENT)` });
-    expect(inChild(`b.quantizeCheckpoint(${q(missing)}, ${q(join(base, 'o'))}, { format: 'nf4' })`))
-      .toEqual({ code: 'E_IO', message: `input = ${q(missing)} does not exist: expected a .safetensors file or a model folder` });
+    expect(inChild(`b.openSafetensors(${q(missing)})`)).toEqual({
+      code: 'E_IO',
+      message: `cannot read ${missing}: no such file or directory (ENOENT)`,
+    });
+    expect(inChild(`b.openCheckpoint(${q(missing)})`)).toEqual({
+      code: 'E_IO',
+      message: `cannot open ${missing}: no such file or directory (ENOENT)`,
+    });
+    expect(inChild(`b.quantizeCheckpoint(${q(missing)}, ${q(join(base, 'o'))}, { format: 'nf4' })`)).toEqual({
+      code: 'E_IO',
+      message: `input = ${q(missing)} does not exist: expected a .safetensors file or a model folder`,
+    });
     expectRefused(inChild(`b.openSafetensors(${q(base)})`), base, 'a folder');
 
     // a config.json or a companion linked to nothing (an incomplete download) is an error, not "no config"
@@ -238,8 +296,10 @@ describe('read errors are E_IO naming the path and the system\'s reason', () => 
     }
     const n = copyModel('tiny-llama-bf16', join(base, 'dangling-companion'));
     symlinkSync(join('..', 'gone.json'), join(n, 'tokenizer.json'));
-    expect(inChild(`b.quantizeCheckpoint(${q(n)}, ${q(join(base, 'o2'))}, { format: 'nf4' })`))
-      .toEqual({ code: 'E_IO', message: `cannot read ${join(n, 'tokenizer.json')}: no such file or directory (ENOENT)` });
+    expect(inChild(`b.quantizeCheckpoint(${q(n)}, ${q(join(base, 'o2'))}, { format: 'nf4' })`)).toEqual({
+      code: 'E_IO',
+      message: `cannot read ${join(n, 'tokenizer.json')}: no such file or directory (ENOENT)`,
+    });
     expect(existsSync(join(base, 'o1')) || existsSync(join(base, 'o2'))).toBe(false);
     expect(snapshot(m)).toEqual(before);
   });
@@ -247,26 +307,33 @@ describe('read errors are E_IO naming the path and the system\'s reason', () => 
   const root = process.getuid?.() === 0;
   const nobody = root ? 65534 : undefined; // root ignores file modes: run as nobody
   const noEacces = process.platform === 'win32' ? 'no POSIX file modes on Windows' : null;
-  it.skipIf(noEacces !== null)(`EACCES: weights, config.json or a companion the user may not read${noEacces ? ` (skipped: ${noEacces})` : ''}`, () => {
-    const outs = join(base, 'outs');
-    mkdirSync(outs);
-    chmodSync(outs, 0o777);
-    for (const [name, command] of [['model.safetensors', 'inspect'], ['config.json', 'inspect'], ['tokenizer.json', 'quantize']] as const) {
-      const m = copyModel('tiny-llama-bf16', join(base, `locked-${name}`));
-      chmodSync(m, 0o755);
-      writeFileSync(join(m, 'tokenizer.json'), '{}');
-      for (const f of readdirSync(m)) chmodSync(join(m, f), 0o644);
-      chmodSync(join(m, name), 0o000);
-      const out = join(outs, name);
-      const args = command === 'inspect' ? ['inspect', m] : ['quantize', m, out, '--format', 'nf4'];
-      const r = bnbjs(args, nobody);
-      expect(r.status, r.stderr).toBe(1);
-      // the input's file and the reason: never "cannot write output" for a file that could not be read
-      expect(r.stderr).toBe(`bnbjs: cannot read ${join(m, name)}: permission denied (EACCES) [E_IO]\n`);
-      expect(existsSync(out)).toBe(false);
-      expect(temporaries(outs)).toEqual([]);
-      chmodSync(join(m, name), 0o644);
-      expect(readFileSync(join(m, name)).length).toBeGreaterThan(0);
-    }
-  });
+  it.skipIf(noEacces !== null)(
+    `EACCES: weights, config.json or a companion the user may not read${noEacces ? ` (skipped: ${noEacces})` : ''}`,
+    () => {
+      const outs = join(base, 'outs');
+      mkdirSync(outs);
+      chmodSync(outs, 0o777);
+      for (const [name, command] of [
+        ['model.safetensors', 'inspect'],
+        ['config.json', 'inspect'],
+        ['tokenizer.json', 'quantize'],
+      ] as const) {
+        const m = copyModel('tiny-llama-bf16', join(base, `locked-${name}`));
+        chmodSync(m, 0o755);
+        writeFileSync(join(m, 'tokenizer.json'), '{}');
+        for (const f of readdirSync(m)) chmodSync(join(m, f), 0o644);
+        chmodSync(join(m, name), 0o000);
+        const out = join(outs, name);
+        const args = command === 'inspect' ? ['inspect', m] : ['quantize', m, out, '--format', 'nf4'];
+        const r = bnbjs(args, nobody);
+        expect(r.status, r.stderr).toBe(1);
+        // the input's file and the reason: never "cannot write output" for a file that could not be read
+        expect(r.stderr).toBe(`bnbjs: cannot read ${join(m, name)}: permission denied (EACCES) [E_IO]\n`);
+        expect(existsSync(out)).toBe(false);
+        expect(temporaries(outs)).toEqual([]);
+        chmodSync(join(m, name), 0o644);
+        expect(readFileSync(join(m, name)).length).toBeGreaterThan(0);
+      }
+    },
+  );
 });

@@ -14,13 +14,17 @@ import { recoverOutput } from '../src/io/swap.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bnbjs-lock-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32);
+const host = hostname()
+  .replace(/[^A-Za-z0-9_-]/g, '_')
+  .slice(0, 32);
 
 // A writer in its own process (the built package, as the CLI runs it): takes a temporary
 // of argv[2] with its lock, renames it to carry the PID argv[3] if given, writes it,
 // prints its path and lives until its stdin closes.
 const writer = join(dir, 'writer.mjs');
-writeFileSync(writer, `
+writeFileSync(
+  writer,
+  `
 import { renameSync, writeFileSync } from 'node:fs';
 import { newTemporary } from ${JSON.stringify(new URL('../dist/io/temp.js', import.meta.url).href)};
 const [out, pid] = process.argv.slice(2);
@@ -30,7 +34,8 @@ writeFileSync(named, 'being written by ' + process.pid);
 process.stdout.write(named + '\\n');
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));
-`);
+`,
+);
 
 /** The pid of a process that has exited. */
 function deadPid(): number {
@@ -55,7 +60,11 @@ async function start(command: string[]): Promise<{ child: ChildProcess; tmp: str
 const lockOf = (tmp: string) => join(dir, `.bnbjs-${host}-${/-([0-9a-f]{16})\.tmp$/.exec(tmp)![1]}.lock`);
 
 /** Kept while its owner lives (whatever its name says), removed with its lock once the owner is SIGKILLed at `kill`. */
-async function expectLockDecides(out: string, w: { child: ChildProcess; tmp: string; exited: Promise<unknown> }, kill: () => void): Promise<void> {
+async function expectLockDecides(
+  out: string,
+  w: { child: ChildProcess; tmp: string; exited: Promise<unknown> },
+  kill: () => void,
+): Promise<void> {
   expect(readFileSync(w.tmp, 'utf8')).toMatch(/^being written by \d+$/);
   expect(lstatSync(lockOf(w.tmp)).isSocket()).toBe(true);
   expect(await removeStaleTemporaries(out)).toEqual([]);
@@ -69,7 +78,7 @@ async function expectLockDecides(out: string, w: { child: ChildProcess; tmp: str
 }
 
 describe('stale temporaries are told by their owner lock, not their PID', () => {
-  it('a live writer\'s temporary named with the PID of no running process is kept; SIGKILLed, it is removed', async () => {
+  it("a live writer's temporary named with the PID of no running process is kept; SIGKILLed, it is removed", async () => {
     const out = join(dir, 'faked.safetensors');
     const pid = deadPid();
     const w = await start([process.execPath, writer, out, String(pid)]);
@@ -89,23 +98,27 @@ describe('stale temporaries are told by their owner lock, not their PID', () => 
 
   const linux = process.platform === 'linux';
   if (!linux) console.log('skipped: locks in folders too long for a socket address use /proc/self/fd (Linux)');
-  it.skipIf(!linux)('in a folder whose path is too long for a socket address (108 bytes) the lock is reached through /proc/self/fd, and decides the same', async () => {
-    const deep = join(dir, 'd'.repeat(60), 'e'.repeat(60));
-    mkdirSync(deep, { recursive: true });
-    const out = join(deep, 'deep.safetensors');
-    const w = await start([process.execPath, writer, out, String(deadPid())]);
-    const lock = join(deep, `.bnbjs-${host}-${/-([0-9a-f]{16})\.tmp$/.exec(w.tmp)![1]}.lock`);
-    expect(Buffer.byteLength(lock)).toBeGreaterThan(108);
-    expect(lstatSync(lock).isSocket()).toBe(true);
-    expect(await removeStaleTemporaries(out)).toEqual([]);
-    w.child.kill('SIGKILL');
-    await w.exited;
-    expect(await removeStaleTemporaries(out)).toEqual([w.tmp]);
-    expect(readdirSync(deep)).toEqual([]);
-  });
+  it.skipIf(!linux)(
+    'in a folder whose path is too long for a socket address (108 bytes) the lock is reached through /proc/self/fd, and decides the same',
+    async () => {
+      const deep = join(dir, 'd'.repeat(60), 'e'.repeat(60));
+      mkdirSync(deep, { recursive: true });
+      const out = join(deep, 'deep.safetensors');
+      const w = await start([process.execPath, writer, out, String(deadPid())]);
+      const lock = join(deep, `.bnbjs-${host}-${/-([0-9a-f]{16})\.tmp$/.exec(w.tmp)![1]}.lock`);
+      expect(Buffer.byteLength(lock)).toBeGreaterThan(108);
+      expect(lstatSync(lock).isSocket()).toBe(true);
+      expect(await removeStaleTemporaries(out)).toEqual([]);
+      w.child.kill('SIGKILL');
+      await w.exited;
+      expect(await removeStaleTemporaries(out)).toEqual([w.tmp]);
+      expect(readdirSync(deep)).toEqual([]);
+    },
+  );
 
   const ns = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { encoding: 'utf8' });
-  const noNamespace = ns.status !== 0 ? `unshare --pid --fork --mount-proc is not allowed here (${ns.error?.message ?? ns.stderr.trim()})` : null;
+  const noNamespace =
+    ns.status !== 0 ? `unshare --pid --fork --mount-proc is not allowed here (${ns.error?.message ?? ns.stderr.trim()})` : null;
   if (noNamespace) console.log(`skipped: the writer in another PID namespace: ${noNamespace}`);
   it.skipIf(noNamespace !== null)('a writer in another PID namespace (same host name) keeps its temporary while it lives', async () => {
     const out = join(dir, 'namespace.safetensors');

@@ -3,7 +3,14 @@
 // 1024x1024 draw already pins the mean far inside the bar).
 import { describe, expect, it } from 'vitest';
 import {
-  QuantState, createDynamicMap, dequantize4bit, dequantizeBlockwise, quantize4bit, quantizeBlockwise, toFloat32, Tensor,
+  QuantState,
+  createDynamicMap,
+  dequantize4bit,
+  dequantizeBlockwise,
+  quantize4bit,
+  quantizeBlockwise,
+  toFloat32,
+  Tensor,
 } from '../src/index.js';
 import { FloatDType } from '../src/dtypes.js';
 import { Rng, asDType, rand, randn } from './helpers/random.js';
@@ -12,8 +19,10 @@ const N = 1024 * 1024;
 const rng = new Rng(1234567);
 
 function errors(A: Tensor, B: Tensor, eps: number): { err: number; relerr: number } {
-  const a = toFloat32(A), b = toFloat32(B);
-  let err = 0, rel = 0;
+  const a = toFloat32(A),
+    b = toFloat32(B);
+  let err = 0,
+    rel = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i]! - b[i]!);
     err += d;
@@ -25,16 +34,24 @@ function errors(A: Tensor, B: Tensor, eps: number): { err: number; relerr: numbe
 // (mean, sigma) of err and relerr per blocksize, from bnb's test_4bit_quant
 const BARS_4BIT: Record<'fp4' | 'nf4', Record<number, [number, number, number, number]>> = {
   fp4: {
-    32: [0.088925, 0.000091, 0.242443, 0.00033], 64: [0.096543, 0.000111, 0.260125, 0.000379],
-    128: [0.102969, 0.000134, 0.275817, 0.000433], 256: [0.108684, 0.000182, 0.289831, 0.000497],
-    512: [0.114115, 0.000234, 0.302881, 0.000583], 1024: [0.119333, 0.00032, 0.315, 0.000757],
-    2048: [0.124556, 0.000455, 0.326607, 0.000955], 4096: [0.129536, 0.000612, 0.337169, 0.001239],
+    32: [0.088925, 0.000091, 0.242443, 0.00033],
+    64: [0.096543, 0.000111, 0.260125, 0.000379],
+    128: [0.102969, 0.000134, 0.275817, 0.000433],
+    256: [0.108684, 0.000182, 0.289831, 0.000497],
+    512: [0.114115, 0.000234, 0.302881, 0.000583],
+    1024: [0.119333, 0.00032, 0.315, 0.000757],
+    2048: [0.124556, 0.000455, 0.326607, 0.000955],
+    4096: [0.129536, 0.000612, 0.337169, 0.001239],
   },
   nf4: {
-    32: [0.067746, 0.000069, 0.189726, 0.000304], 64: [0.072798, 0.000074, 0.203339, 0.00034],
-    128: [0.076831, 0.000091, 0.215237, 0.000391], 256: [0.080337, 0.000102, 0.226105, 0.000398],
-    512: [0.083547, 0.000143, 0.236079, 0.000544], 1024: [0.08661, 0.000187, 0.24537, 0.0006],
-    2048: [0.089592, 0.000251, 0.254163, 0.000747], 4096: [0.092547, 0.00036, 0.262473, 0.000999],
+    32: [0.067746, 0.000069, 0.189726, 0.000304],
+    64: [0.072798, 0.000074, 0.203339, 0.00034],
+    128: [0.076831, 0.000091, 0.215237, 0.000391],
+    256: [0.080337, 0.000102, 0.226105, 0.000398],
+    512: [0.083547, 0.000143, 0.236079, 0.000544],
+    1024: [0.08661, 0.000187, 0.24537, 0.0006],
+    2048: [0.089592, 0.000251, 0.254163, 0.000747],
+    4096: [0.092547, 0.00036, 0.262473, 0.000999],
   },
 };
 const DTYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];

@@ -64,11 +64,17 @@ describe('a worker dying mid-job', () => {
       while (Date.now() - t0 < 10_000) dequantize4bit(p, s);
     });
     expect(Date.now() - t0).toBeLessThan(10_000);
-    expect(e).toMatchObject({ code: 'E_KERNEL', message: expect.stringMatching(/a worker thread stopped responding: a job it took was not done after 300 ms/) });
+    expect(e).toMatchObject({
+      code: 'E_KERNEL',
+      message: expect.stringMatching(/a worker thread stopped responding: a job it took was not done after 300 ms/),
+    });
     expect(first.abandoned).toBe(true);
     expect(sharedWasm()).not.toBe(first);
     expect(poolSize(first)).toBe(0);
-    expect(error(() => dequantize4bit(stuck, s))).toMatchObject({ code: 'E_KERNEL', message: expect.stringMatching(/given up after a worker thread died/) });
+    expect(error(() => dequantize4bit(stuck, s))).toMatchObject({
+      code: 'E_KERNEL',
+      message: expect.stringMatching(/given up after a worker thread died/),
+    });
     setThreadHost(host);
     expect(Buffer.from(dequantize4bit(p, s).data.buffer)).toEqual(want);
   });

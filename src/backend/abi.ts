@@ -50,83 +50,235 @@ export const KERNEL_ABI = {
   simd: { targets: WASM, params: [], returns: 'small' },
   /** The WebAssembly kernel reads an NF4 bucket table (prepareNf4Table, NF4_TABLE_BYTES). */
   quantize4bit: {
-    targets: BOTH, returns: 'void',
-    params: [['src', 'cptr'], ['n', 'count'], ['dtype', 'dtype'], ['blocksize', 'integer'], ['qtype', 'qtype'], ['packed', 'ptr'],
-      ['absmax', 'ptr'], ['nf4', 'cptr', 'wasm']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['src', 'cptr'],
+      ['n', 'count'],
+      ['dtype', 'dtype'],
+      ['blocksize', 'integer'],
+      ['qtype', 'qtype'],
+      ['packed', 'ptr'],
+      ['absmax', 'ptr'],
+      ['nf4', 'cptr', 'wasm'],
+    ],
   },
   prepareNf4Table: { targets: WASM, returns: 'void', params: [['table', 'ptr']] },
   dequantize4bit: {
-    targets: BOTH, returns: 'void',
-    params: [['packed', 'cptr'], ['n', 'count'], ['blocksize', 'integer'], ['qtype', 'qtype'], ['absmax', 'cptr'], ['dtype', 'dtype'],
-      ['out', 'ptr']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['packed', 'cptr'],
+      ['n', 'count'],
+      ['blocksize', 'integer'],
+      ['qtype', 'qtype'],
+      ['absmax', 'cptr'],
+      ['dtype', 'dtype'],
+      ['out', 'ptr'],
+    ],
   },
   /**
    * dequantize4bit with a nested absmax (qabsmax uint8 per block, code2 f32[256], absmax2 f32 per blocksize2 blocks, offset):
    * one kernel, the bytes of dequantizeBlockwise(f32) + addScalarF32(offset) + dequantize4bit.
    */
   dequantize4bitNested: {
-    targets: CUDA, returns: 'void',
-    params: [['packed', 'cptr'], ['n', 'count'], ['blocksize', 'integer'], ['qtype', 'qtype'], ['qabsmax', 'cptr'], ['code2', 'cptr'],
-      ['absmax2', 'cptr'], ['blocksize2', 'integer'], ['offset', 'f64'], ['dtype', 'dtype'], ['out', 'ptr']],
+    targets: CUDA,
+    returns: 'void',
+    params: [
+      ['packed', 'cptr'],
+      ['n', 'count'],
+      ['blocksize', 'integer'],
+      ['qtype', 'qtype'],
+      ['qabsmax', 'cptr'],
+      ['code2', 'cptr'],
+      ['absmax2', 'cptr'],
+      ['blocksize2', 'integer'],
+      ['offset', 'f64'],
+      ['dtype', 'dtype'],
+      ['out', 'ptr'],
+    ],
   },
   /** The WebAssembly kernel reads the code's lookup table too (prepareCodeLut). */
   quantizeBlockwise: {
-    targets: BOTH, returns: 'void',
-    params: [['src', 'cptr'], ['n', 'count'], ['dtype', 'dtype'], ['blocksize', 'integer'], ['code', 'cptr'], ['lut', 'cptr', 'wasm'],
-      ['q', 'ptr'], ['absmax', 'ptr']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['src', 'cptr'],
+      ['n', 'count'],
+      ['dtype', 'dtype'],
+      ['blocksize', 'integer'],
+      ['code', 'cptr'],
+      ['lut', 'cptr', 'wasm'],
+      ['q', 'ptr'],
+      ['absmax', 'ptr'],
+    ],
   },
   dequantizeBlockwise: {
-    targets: BOTH, returns: 'void',
-    params: [['q', 'cptr'], ['n', 'count'], ['blocksize', 'integer'], ['code', 'cptr'], ['absmax', 'cptr'], ['dtype', 'dtype'],
-      ['out', 'ptr']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['q', 'cptr'],
+      ['n', 'count'],
+      ['blocksize', 'integer'],
+      ['code', 'cptr'],
+      ['absmax', 'cptr'],
+      ['dtype', 'dtype'],
+      ['out', 'ptr'],
+    ],
   },
-  prepareCodeLut: { targets: WASM, returns: 'void', params: [['code', 'cptr'], ['lut', 'ptr']] },
+  prepareCodeLut: {
+    targets: WASM,
+    returns: 'void',
+    params: [
+      ['code', 'cptr'],
+      ['lut', 'ptr'],
+    ],
+  },
   /** f32(f64(x) + value) in place. */
-  addScalarF32: { targets: CUDA, returns: 'void', params: [['ptr', 'ptr'], ['n', 'count'], ['value', 'f64']] },
+  addScalarF32: {
+    targets: CUDA,
+    returns: 'void',
+    params: [
+      ['ptr', 'ptr'],
+      ['n', 'count'],
+      ['value', 'f64'],
+    ],
+  },
   /** dst = f32(f64(src) - value). */
-  subtractScalarF32: { targets: CUDA, returns: 'void', params: [['src', 'cptr'], ['n', 'count'], ['value', 'f64'], ['dst', 'ptr']] },
+  subtractScalarF32: {
+    targets: CUDA,
+    returns: 'void',
+    params: [
+      ['src', 'cptr'],
+      ['n', 'count'],
+      ['value', 'f64'],
+      ['dst', 'ptr'],
+    ],
+  },
   /** The index of the first NaN or ±Inf, -1 if none. */
-  firstNonFinite: { targets: BOTH, returns: 'index', params: [['src', 'cptr'], ['n', 'count'], ['dtype', 'dtype']] },
+  firstNonFinite: {
+    targets: BOTH,
+    returns: 'index',
+    params: [
+      ['src', 'cptr'],
+      ['n', 'count'],
+      ['dtype', 'dtype'],
+    ],
+  },
   int8VectorwiseQuant: {
-    targets: BOTH, returns: 'void',
-    params: [['a', 'cptr'], ['rows', 'count'], ['cols', 'count'], ['threshold', 'f32'], ['cb', 'ptr'], ['stats', 'ptr']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['a', 'cptr'],
+      ['rows', 'count'],
+      ['cols', 'count'],
+      ['threshold', 'f32'],
+      ['cb', 'ptr'],
+      ['stats', 'ptr'],
+    ],
   },
   int8ColumnQuant: {
-    targets: BOTH, returns: 'void',
-    params: [['a', 'cptr'], ['rows', 'count'], ['cols', 'count'], ['threshold', 'f32'], ['cat', 'ptr'], ['stats', 'ptr']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['a', 'cptr'],
+      ['rows', 'count'],
+      ['cols', 'count'],
+      ['threshold', 'f32'],
+      ['cat', 'ptr'],
+      ['stats', 'ptr'],
+    ],
   },
   int8VectorwiseDequant: {
-    targets: BOTH, returns: 'void',
-    params: [['a', 'cptr'], ['rows', 'count'], ['cols', 'count'], ['stats', 'cptr'], ['out', 'ptr']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['a', 'cptr'],
+      ['rows', 'count'],
+      ['cols', 'count'],
+      ['stats', 'cptr'],
+      ['out', 'ptr'],
+    ],
   },
   int8LinearMatmul: {
-    targets: BOTH, returns: 'void',
-    params: [['a', 'cptr'], ['m', 'count'], ['k', 'count'], ['b', 'cptr'], ['n', 'count'], ['out', 'ptr']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['a', 'cptr'],
+      ['m', 'count'],
+      ['k', 'count'],
+      ['b', 'cptr'],
+      ['n', 'count'],
+      ['out', 'ptr'],
+    ],
   },
   /** biasKind: 0 none, 1 f16, 2 f32, 3 bf16. */
   int8MmDequant: {
-    targets: BOTH, returns: 'void',
-    params: [['a', 'cptr'], ['rows', 'count'], ['cols', 'count'], ['rowStats', 'cptr'], ['colStats', 'cptr'], ['bias', 'cptr'],
-      ['biasKind', 'small'], ['dtype', 'dtype'], ['out', 'ptr']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['a', 'cptr'],
+      ['rows', 'count'],
+      ['cols', 'count'],
+      ['rowStats', 'cptr'],
+      ['colStats', 'cptr'],
+      ['bias', 'cptr'],
+      ['biasKind', 'small'],
+      ['dtype', 'dtype'],
+      ['out', 'ptr'],
+    ],
   },
   /**
    * The WebAssembly kernel takes a nibble base and a first row of the weight (a slice of rows for a thread) and
    * GEMV_SCRATCH_HEAD + (m + 1) * k * 4 bytes of scratch.
    */
   gemv4bit: {
-    targets: BOTH, returns: 'void',
-    params: [['a', 'cptr'], ['m', 'count'], ['k', 'count'], ['adtype', 'dtype'], ['packed', 'cptr'], ['base', 'u32', 'wasm'],
-      ['j0', 'small', 'wasm'], ['n', 'count'], ['absmax', 'cptr'], ['blocksize', 'integer'], ['qtype', 'qtype'], ['bias', 'cptr'],
-      ['dtype', 'dtype'], ['out', 'ptr'], ['scratch', 'ptr', 'wasm']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['a', 'cptr'],
+      ['m', 'count'],
+      ['k', 'count'],
+      ['adtype', 'dtype'],
+      ['packed', 'cptr'],
+      ['base', 'u32', 'wasm'],
+      ['j0', 'small', 'wasm'],
+      ['n', 'count'],
+      ['absmax', 'cptr'],
+      ['blocksize', 'integer'],
+      ['qtype', 'qtype'],
+      ['bias', 'cptr'],
+      ['dtype', 'dtype'],
+      ['out', 'ptr'],
+      ['scratch', 'ptr', 'wasm'],
+    ],
   },
   castFloat: {
-    targets: WASM, returns: 'void',
-    params: [['src', 'cptr'], ['n', 'count'], ['from', 'dtype'], ['dst', 'ptr'], ['to', 'dtype']],
+    targets: WASM,
+    returns: 'void',
+    params: [
+      ['src', 'cptr'],
+      ['n', 'count'],
+      ['from', 'dtype'],
+      ['dst', 'ptr'],
+      ['to', 'dtype'],
+    ],
   },
   dequantizeFp8: {
-    targets: BOTH, returns: 'void',
-    params: [['w', 'cptr'], ['rows', 'count'], ['cols', 'count'], ['row0', 'count'], ['scale', 'cptr'], ['scaleCols', 'count'],
-      ['blockRows', 'integer'], ['blockCols', 'integer'], ['dtype', 'dtype'], ['out', 'ptr']],
+    targets: BOTH,
+    returns: 'void',
+    params: [
+      ['w', 'cptr'],
+      ['rows', 'count'],
+      ['cols', 'count'],
+      ['row0', 'count'],
+      ['scale', 'cptr'],
+      ['scaleCols', 'count'],
+      ['blockRows', 'integer'],
+      ['blockCols', 'integer'],
+      ['dtype', 'dtype'],
+      ['out', 'ptr'],
+    ],
   },
   /** Queues a kernel that waits this long on the GPU (benchmarks: hides the launch gap). */
   spin: { targets: CUDA, returns: 'void', params: [['microseconds', 'f64']] },
@@ -136,7 +288,11 @@ type Abi = typeof KERNEL_ABI;
 
 /** The parameters one target takes, as numbers (the kinds are all JS numbers). */
 type ArgsOf<P extends readonly Param[], T extends Target> = P extends readonly [infer H, ...infer R extends readonly Param[]]
-  ? H extends readonly [string, ParamKind, infer Only] ? (T extends Only ? [number, ...ArgsOf<R, T>] : ArgsOf<R, T>) : [number, ...ArgsOf<R, T>]
+  ? H extends readonly [string, ParamKind, infer Only]
+    ? T extends Only
+      ? [number, ...ArgsOf<R, T>]
+      : ArgsOf<R, T>
+    : [number, ...ArgsOf<R, T>]
   : [];
 
 /** The kernel functions of one target: a mapped type over the table, so that no interface can drift from it. */

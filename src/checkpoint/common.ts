@@ -56,7 +56,13 @@ export interface ConversionReport {
 export type SourceConversionReport = Pick<ConversionReport, 'tensors' | 'layers' | 'bytesIn' | 'bytesOut' | 'seconds'>;
 
 export const ST_DTYPE: Record<DType, SafetensorsDType> = {
-  float32: 'F32', float16: 'F16', bfloat16: 'BF16', uint8: 'U8', int8: 'I8', int32: 'I32', float8_e4m3fn: 'F8_E4M3',
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  uint8: 'U8',
+  int8: 'I8',
+  int32: 'I32',
+  float8_e4m3fn: 'F8_E4M3',
 };
 
 /** A conversion's input and output paths (the file functions' own checks then say what is wrong with them). */
@@ -95,7 +101,11 @@ export class Tally {
   bytesDone = 0;
   bytesOut = 0;
 
-  constructor(readonly tensorsTotal: number, readonly bytesTotal: number, readonly onProgress?: Progress) {}
+  constructor(
+    readonly tensorsTotal: number,
+    readonly bytesTotal: number,
+    readonly onProgress?: Progress,
+  ) {}
 
   get seconds(): number {
     return (performance.now() - this.started) / 1000;
@@ -110,7 +120,14 @@ export class Tally {
   /** One input tensor converted. */
   read(name: string, bytes: number): void {
     this.bytesDone += bytes;
-    this.onProgress?.({ bytesDone: this.bytesDone, bytesTotal: this.bytesTotal, tensorsDone: this.tensorsDone, tensorsTotal: this.tensorsTotal, name, seconds: this.seconds });
+    this.onProgress?.({
+      bytesDone: this.bytesDone,
+      bytesTotal: this.bytesTotal,
+      tensorsDone: this.tensorsDone,
+      tensorsTotal: this.tensorsTotal,
+      name,
+      seconds: this.seconds,
+    });
   }
 }
 
@@ -134,8 +151,14 @@ export function sourceReport(tally: Tally, layers: number): SourceConversionRepo
 export function report(output: string, folder: boolean, written: readonly string[], tally: Tally, layers: number): ConversionReport {
   const files = written.map((f) => (folder ? join(output, basename(f)) : output));
   return {
-    output, file: folder && files.length > 1 ? join(output, INDEX_NAME) : files[0]!, files,
-    tensors: tally.tensorsTotal, layers, bytesIn: tally.bytesTotal, bytesOut: tally.bytesOut, seconds: tally.seconds,
+    output,
+    file: folder && files.length > 1 ? join(output, INDEX_NAME) : files[0]!,
+    files,
+    tensors: tally.tensorsTotal,
+    layers,
+    bytesIn: tally.bytesTotal,
+    bytesOut: tally.bytesOut,
+    seconds: tally.seconds,
   };
 }
 
@@ -147,7 +170,10 @@ export function report(output: string, folder: boolean, written: readonly string
 export async function readBlobJson(reader: TensorSource, key: string): Promise<Record<string, unknown>> {
   const info = reader.info(key);
   if (info.end - info.start > MAX_BLOB_BYTES) {
-    throw new BnbError('E_CKPT_QUANT_STATE', `${key} has ${info.end - info.start} bytes: a quant_state JSON blob has at most ${MAX_BLOB_BYTES}`);
+    throw new BnbError(
+      'E_CKPT_QUANT_STATE',
+      `${key} has ${info.end - info.start} bytes: a quant_state JSON blob has at most ${MAX_BLOB_BYTES}`,
+    );
   }
   const bytes = await sourceBytes(reader, key);
   let text: string;

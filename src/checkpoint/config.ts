@@ -65,7 +65,8 @@ function readPyJson(argument: string, x: unknown, depth: number): PyJson {
   }
   if (isInstance(x, JsonNumber)) {
     const t = guard(argument, () => (x as JsonNumber).text as unknown);
-    if (typeof t !== 'string' || !/^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$|^(?:NaN|-?Infinity)$/.test(t)) fail('E_ARGUMENT', `${argument}.text`, t, 'a JSON number lexeme');
+    if (typeof t !== 'string' || !/^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$|^(?:NaN|-?Infinity)$/.test(t))
+      fail('E_ARGUMENT', `${argument}.text`, t, 'a JSON number lexeme');
     return new JsonNumber(t);
   }
   if (typeof x !== 'object') fail('E_ARGUMENT', argument, x, PY_JSON);
@@ -108,12 +109,23 @@ export interface BitsAndBytesConfigOptions {
  */
 export function bitsAndBytesConfig(given: BitsAndBytesConfigOptions): Map<string, PyJson> {
   if (!isPlainObject('options', given)) fail('E_ARGUMENT', 'options', given, '{ format, doubleQuant, storage, computeDType, skip }');
-  const o = readOptions('bitsAndBytesConfig', given, ['format', 'doubleQuant', 'storage', 'computeDType', 'skip']) as unknown as BitsAndBytesConfigOptions;
+  const o = readOptions('bitsAndBytesConfig', given, [
+    'format',
+    'doubleQuant',
+    'storage',
+    'computeDType',
+    'skip',
+  ]) as unknown as BitsAndBytesConfigOptions;
   if (o.format !== 'nf4' && o.format !== 'fp4' && o.format !== 'int8') fail('E_ARGUMENT', 'format', o.format, "'nf4', 'fp4' or 'int8'");
   if (typeof o.doubleQuant !== 'boolean') fail('E_ARGUMENT', 'doubleQuant', o.doubleQuant, 'true or false');
-  if (!(['uint8', 'float16', 'bfloat16', 'float32'] as unknown[]).includes(o.storage)) fail('E_DTYPE', 'storage', o.storage, 'uint8, float16, bfloat16 or float32');
-  if (!(['float32', 'float16', 'bfloat16'] as unknown[]).includes(o.computeDType)) fail('E_DTYPE', 'computeDType', o.computeDType, 'float32, float16 or bfloat16');
-  const skip = o.skip === null ? null : guard('skip', () => (Array.isArray(o.skip) && o.skip.every((m) => typeof m === 'string') ? [...o.skip] : undefined));
+  if (!(['uint8', 'float16', 'bfloat16', 'float32'] as unknown[]).includes(o.storage))
+    fail('E_DTYPE', 'storage', o.storage, 'uint8, float16, bfloat16 or float32');
+  if (!(['float32', 'float16', 'bfloat16'] as unknown[]).includes(o.computeDType))
+    fail('E_DTYPE', 'computeDType', o.computeDType, 'float32, float16 or bfloat16');
+  const skip =
+    o.skip === null
+      ? null
+      : guard('skip', () => (Array.isArray(o.skip) && o.skip.every((m) => typeof m === 'string') ? [...o.skip] : undefined));
   if (skip === undefined) fail('E_ARGUMENT', 'skip', o.skip, 'null or an array of module names');
   const four = o.format !== 'int8';
   return new Map<string, PyJson>([

@@ -18,8 +18,19 @@ import { Target, isDirectory } from './files.js';
 import { kernelPath } from '../io/files.js';
 import { ModelConfig, modelDType, readConfig } from './config.js';
 import {
-  ConversionOptions, ConversionReport, SourceConversionReport, ST_DTYPE, Tally, checkFlag, checkPaths, maxShardSizeOf, readBlobJson, readConversionOptions,
-  report, sourceReport, writeAll,
+  ConversionOptions,
+  ConversionReport,
+  SourceConversionReport,
+  ST_DTYPE,
+  Tally,
+  checkFlag,
+  checkPaths,
+  maxShardSizeOf,
+  readBlobJson,
+  readConversionOptions,
+  report,
+  sourceReport,
+  writeAll,
 } from './common.js';
 
 export interface DequantizeCheckpointOptions extends ConversionOptions {
@@ -45,19 +56,36 @@ function fp8BlockSize(config: ModelConfig | null): number {
   const b = q?.weight_block_size;
   if (b === undefined || b === null) return 128;
   if (!Array.isArray(b) || b.length !== 2 || b[0] !== b[1] || !Number.isSafeInteger(b[0]) || b[0] < 1) {
-    throw new BnbError('E_CKPT_FORMAT', `quantization_config.weight_block_size = ${show(b)} is not accepted: expected square tiles [n, n] (DeepSeek-V3 and Qwen use [128, 128])`);
+    throw new BnbError(
+      'E_CKPT_FORMAT',
+      `quantization_config.weight_block_size = ${show(b)} is not accepted: expected square tiles [n, n] (DeepSeek-V3 and Qwen use [128, 128])`,
+    );
   }
   return b[0] as number;
 }
 
 /** The options, checked. `files`: dequantizeCheckpoint's (paths), else dequantizeSource's. */
 function checkOptions(opts: DequantizeCheckpointOptions, files: boolean) {
-  const o = readConversionOptions(files ? 'dequantizeCheckpoint' : 'dequantizeSource', opts, ['dtype', 'allowEmpty', 'allowNonFinite'], files) as DequantizeCheckpointOptions;
+  const o = readConversionOptions(
+    files ? 'dequantizeCheckpoint' : 'dequantizeSource',
+    opts,
+    ['dtype', 'allowEmpty', 'allowNonFinite'],
+    files,
+  ) as DequantizeCheckpointOptions;
   if (o.dtype !== undefined && !(FLOAT_DTYPES as readonly string[]).includes(o.dtype)) {
     throw new BnbError('E_DTYPE', `dtype = ${show(o.dtype)} is not accepted: expected one of ${FLOAT_DTYPES.join(', ')}`);
   }
-  const allowEmpty = checkFlag('allowEmpty', o.allowEmpty), allowNonFinite = checkFlag('allowNonFinite', o.allowNonFinite);
-  return { dtype: o.dtype, allowEmpty, allowNonFinite, onProgress: o.onProgress, force: o.force ?? false, trustIndex: o.trustIndex, maxShardSize: maxShardSizeOf(o) };
+  const allowEmpty = checkFlag('allowEmpty', o.allowEmpty),
+    allowNonFinite = checkFlag('allowNonFinite', o.allowNonFinite);
+  return {
+    dtype: o.dtype,
+    allowEmpty,
+    allowNonFinite,
+    onProgress: o.onProgress,
+    force: o.force ?? false,
+    trustIndex: o.trustIndex,
+    maxShardSize: maxShardSizeOf(o),
+  };
 }
 
 type Checked = ReturnType<typeof checkOptions>;
@@ -78,7 +106,10 @@ async function planDequantize(source: TensorSource, o: Checked, config: ModelCon
   const names = source.names();
   const { layers, passthrough } = findLayers(names);
   if (layers.length === 0 && !o.allowEmpty) {
-    throw new BnbError('E_CKPT_FORMAT', `${what} has no quantized layers (bitsandbytes 4-bit or LLM.int8, or FP8 with weight_scale_inv): nothing to dequantize (pass allowEmpty, --allow-empty, to copy it anyway)`);
+    throw new BnbError(
+      'E_CKPT_FORMAT',
+      `${what} has no quantized layers (bitsandbytes 4-bit or LLM.int8, or FP8 with weight_scale_inv): nothing to dequantize (pass allowEmpty, --allow-empty, to copy it anyway)`,
+    );
   }
   const state4 = new Map<string, { shape: number[]; dtype: FloatDType }>();
   for (const l of layers) {
@@ -87,7 +118,10 @@ async function planDequantize(source: TensorSource, o: Checked, config: ModelCon
     const json = (await readBlobJson(source, blob)) as { shape?: number[]; dtype?: FloatDType };
     const shapeOk = Array.isArray(json.shape) && json.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
     if (!shapeOk || !(FLOAT_DTYPES as readonly unknown[]).includes(json.dtype)) {
-      throw new BnbError('E_CKPT_QUANT_STATE', `${blob}: expected "shape" (non-negative integers) and a float "dtype", got ${show(JSON.stringify(json))}`);
+      throw new BnbError(
+        'E_CKPT_QUANT_STATE',
+        `${blob}: expected "shape" (non-negative integers) and a float "dtype", got ${show(JSON.stringify(json))}`,
+      );
     }
     state4.set(l.module, { shape: json.shape!, dtype: json.dtype! });
   }
@@ -117,7 +151,11 @@ async function planDequantize(source: TensorSource, o: Checked, config: ModelCon
 async function writeDequantized(source: TensorSource, sink: TensorSink, p: DequantizePlan, o: Checked): Promise<Tally> {
   const { names, byWeight, plan, int8DType, fp8DType, fp8Block } = p;
   await sink.plan(plan, source.metadata ?? { format: 'pt' });
-  const tally = new Tally(plan.length, names.reduce((t, n) => t + source.info(n).end - source.info(n).start, 0), o.onProgress);
+  const tally = new Tally(
+    plan.length,
+    names.reduce((t, n) => t + source.info(n).end - source.info(n).start, 0),
+    o.onProgress,
+  );
   await writeAll(sink, async () => {
     for (const q of plan) {
       const layer = byWeight.get(q.name);
@@ -141,7 +179,11 @@ async function writeDequantized(source: TensorSource, sink: TensorSink, p: Dequa
  * tensors pass through unchanged; a folder output gets config.json without its
  * quantization_config and the folder's other files.
  */
-export async function dequantizeCheckpoint(input: string, output: string, opts: DequantizeCheckpointOptions = {}): Promise<ConversionReport> {
+export async function dequantizeCheckpoint(
+  input: string,
+  output: string,
+  opts: DequantizeCheckpointOptions = {},
+): Promise<ConversionReport> {
   checkPaths(input, output);
   const o = checkOptions(opts, true);
   input = await kernelPath(input); // link/.. as open() resolves it, for every file read below
@@ -176,7 +218,11 @@ export async function dequantizeCheckpoint(input: string, output: string, opts: 
  * TensorSink (planned here, finished or aborted here; the source stays open). Without
  * a config.json, LLM.int8 layers come out as float32 unless `dtype`, FP8 tiles are 128.
  */
-export async function dequantizeSource(source: TensorSource, sink: TensorSink, opts: DequantizeSourceOptions = {}): Promise<SourceConversionReport> {
+export async function dequantizeSource(
+  source: TensorSource,
+  sink: TensorSink,
+  opts: DequantizeSourceOptions = {},
+): Promise<SourceConversionReport> {
   const o = checkOptions(opts, false);
   const p = await planDequantize(source, o, null, 'the source');
   return sourceReport(await writeDequantized(source, sink, p, o), p.layers.length);
@@ -184,9 +230,12 @@ export async function dequantizeSource(source: TensorSource, sink: TensorSink, o
 
 /** The stored bytes of a layer's tensors (its weight and its quantization items). */
 function layerBytes(reader: TensorSource, l: QuantizedLayer): number {
-  const keys = l.kind === '4bit' ? [l.weight, ...l.stateKeys]
-    : l.kind === 'int8' ? [l.weight, l.scb, ...(l.format ? [l.format] : [])]
-      : [l.weight, l.scale, ...(l.inputScale ? [l.inputScale] : [])];
+  const keys =
+    l.kind === '4bit'
+      ? [l.weight, ...l.stateKeys]
+      : l.kind === 'int8'
+        ? [l.weight, l.scb, ...(l.format ? [l.format] : [])]
+        : [l.weight, l.scale, ...(l.inputScale ? [l.inputScale] : [])];
   return keys.reduce((s, k) => s + reader.info(k).end - reader.info(k).start, 0);
 }
 
@@ -200,7 +249,12 @@ async function inLayer<T>(module: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-async function dequantizeLayer4bit(reader: TensorSource, l: Layer4bit, dtype: FloatDType | undefined, allowNonFinite: boolean): Promise<Tensor> {
+async function dequantizeLayer4bit(
+  reader: TensorSource,
+  l: Layer4bit,
+  dtype: FloatDType | undefined,
+  allowNonFinite: boolean,
+): Promise<Tensor> {
   const items: Record<string, unknown> = {};
   for (const k of l.stateKeys) items[k] = await reader.read(k);
   let state = await inLayer(l.module, async () => QuantState.fromDict(items, { allowNonFinite }));
@@ -220,12 +274,16 @@ async function dequantizeLayerInt8(reader: TensorSource, l: LayerInt8, dtype: Fl
     const f = await reader.read(l.format);
     const v = f.data.length === 1 ? Number(f.data[0]) : NaN;
     if (v !== 0) {
-      throw new BnbError('E_CKPT_FORMAT', `${l.format} = ${show(Array.from(f.data as Uint8Array))}: only the 'row' weight format (0) is supported`);
+      throw new BnbError(
+        'E_CKPT_FORMAT',
+        `${l.format} = ${show(Array.from(f.data as Uint8Array))}: only the 'row' weight format (0) is supported`,
+      );
     }
   }
   const CB = tensorOf(await reader.read(l.weight), l.weight);
   const SCB = tensorOf(await reader.read(l.scb), l.scb);
-  if (CB.dtype !== 'int8' || CB.shape.length !== 2) throw new BnbError('E_CKPT_FORMAT', `${l.weight} must be a 2-D int8 tensor (LLM.int8 CB), got ${CB.dtype} ${show(CB.shape)}`);
+  if (CB.dtype !== 'int8' || CB.shape.length !== 2)
+    throw new BnbError('E_CKPT_FORMAT', `${l.weight} must be a 2-D int8 tensor (LLM.int8 CB), got ${CB.dtype} ${show(CB.shape)}`);
   // W = CB * SCB / 127, as bitsandbytes' int8_vectorwise_dequant
   return int8VectorwiseDequantCast(CB, SCB, dtype);
 }

@@ -25,10 +25,11 @@ async function exists(path: string): Promise<boolean> {
 export async function isDirectory(path: string): Promise<boolean> {
   readString('input', path, 'a path to a .safetensors file or a model folder');
   const missing = (e: unknown) => (e as { code?: string }).code === 'ENOENT';
-  const look = () => stat(path).catch((e) => {
-    if (missing(e)) return null;
-    throw readError(e, `input = ${show(path)}`);
-  });
+  const look = () =>
+    stat(path).catch((e) => {
+      if (missing(e)) return null;
+      throw readError(e, `input = ${show(path)}`);
+    });
   let st = await look();
   if (st === null) {
     await recoverOutput(path).catch(() => {});
@@ -49,7 +50,8 @@ async function resolvedPath(path: string): Promise<string> {
   } catch {
     const parent = dirname(path);
     if (parent === path) return resolve(path);
-    const base = basename(path), above = await resolvedPath(parent);
+    const base = basename(path),
+      above = await resolvedPath(parent);
     return base === '..' ? dirname(above) : base === '.' ? above : join(above, base);
   }
 }
@@ -74,7 +76,10 @@ async function checkApart(input: string, output: string): Promise<void> {
     for (const o of outputs) {
       if (!within(o, i) && !within(i, o)) continue;
       const how = o === i ? 'is' : within(o, i) ? 'is inside' : 'contains';
-      throw new BnbError('E_ARGUMENT', `output = ${show(output)} ${how} the input ${show(input)}${o === resolve(output) ? '' : ` (${show(o)} after following symbolic links)`}: choose an output outside it`);
+      throw new BnbError(
+        'E_ARGUMENT',
+        `output = ${show(output)} ${how} the input ${show(input)}${o === resolve(output) ? '' : ` (${show(o)} after following symbolic links)`}: choose an output outside it`,
+      );
     }
   }
 }
@@ -89,7 +94,8 @@ async function makeParents(path: string): Promise<void> {
     if ((await stat(parent)).isDirectory()) return;
   } catch (e) {
     if ((e as { code?: string }).code !== 'ENOENT') throw e;
-    if (await exists(parent)) throw Object.assign(new Error(`ENOENT: ${basename(parent)} is a symbolic link to nothing, mkdir`), { code: 'ENOENT' });
+    if (await exists(parent))
+      throw Object.assign(new Error(`ENOENT: ${basename(parent)} is a symbolic link to nothing, mkdir`), { code: 'ENOENT' });
     if (dirname(parent) !== parent) await makeParents(parent);
     await mkdir(parent);
     return;
@@ -103,11 +109,16 @@ async function makeParents(path: string): Promise<void> {
  * temporary name). Every OS error while writing is E_IO naming `output` as given.
  */
 export class Target {
-  private constructor(readonly output: string, readonly dir: string | null, readonly force: boolean) {}
+  private constructor(
+    readonly output: string,
+    readonly dir: string | null,
+    readonly force: boolean,
+  ) {}
 
   /** Refuses an existing output unless `force`, and an output that overlaps the input. */
   static async prepare(input: string, output: string, folder: boolean, force: boolean): Promise<Target> {
-    if (typeof output !== 'string' || output.length === 0) throw new BnbError('E_ARGUMENT', `output = ${show(output)} is not accepted: expected a path`);
+    if (typeof output !== 'string' || output.length === 0)
+      throw new BnbError('E_ARGUMENT', `output = ${show(output)} is not accepted: expected a path`);
     await checkApart(input, output);
     try {
       await recoverOutput(output); // a run killed while replacing it: its old output comes back first
@@ -119,7 +130,10 @@ export class Target {
     }
     const last = basename(output);
     if (last === '.' || last === '..') {
-      throw new BnbError('E_IO', `cannot write output = ${show(output)}: a path ending in ${show(last)} cannot be renamed or replaced (the system answers EBUSY): name the folder itself, as ${show(resolve(output))}`);
+      throw new BnbError(
+        'E_IO',
+        `cannot write output = ${show(output)}: a path ending in ${show(last)} cannot be renamed or replaced (the system answers EBUSY): name the folder itself, as ${show(resolve(output))}`,
+      );
     }
     try {
       await makeParents(output);
@@ -139,7 +153,11 @@ export class Target {
 
   /** The sink of the output's tensors (shards in the folder, or the single file), to be planned. */
   sink(maxShardSize: number): ShardedSink {
-    return createSink(this.dir === null ? { file: this.output } : { dir: this.dir }, { output: this.output, maxShardSize, force: this.force });
+    return createSink(this.dir === null ? { file: this.output } : { dir: this.dir }, {
+      output: this.output,
+      maxShardSize,
+      force: this.force,
+    });
   }
 
   /** The folder's own files: config.json (if any) and the input folder's companions. */

@@ -66,31 +66,50 @@ export async function summarize(source: TensorSource, config: ModelConfig | null
       // the shape is what the table shows as the layer's; dtype and blocksize are shown as the blob says
       const shape = json.shape;
       if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        throw new BnbError('E_CKPT_QUANT_STATE', `${blob}: "shape" = ${show(shape)} is not accepted: expected an array of non-negative integers`);
+        throw new BnbError(
+          'E_CKPT_QUANT_STATE',
+          `${blob}: "shape" = ${show(shape)} is not accepted: expected an array of non-negative integers`,
+        );
       }
       out.push({
-        name: l.weight, format: l.quantType, shape: shape as number[], dtype: json.dtype as string,
-        blocksize: json.blocksize as number, nested: Object.hasOwn(json, 'nested_blocksize'), storage: source.info(l.weight).dtype,
+        name: l.weight,
+        format: l.quantType,
+        shape: shape as number[],
+        dtype: json.dtype as string,
+        blocksize: json.blocksize as number,
+        nested: Object.hasOwn(json, 'nested_blocksize'),
+        storage: source.info(l.weight).dtype,
         bytes: [l.weight, ...l.stateKeys].reduce((s, k) => s + size(k), 0),
       });
     } else if (l.kind === 'int8') {
       out.push({
-        name: l.weight, format: 'int8', shape: source.info(l.weight).shape,
+        name: l.weight,
+        format: 'int8',
+        shape: source.info(l.weight).shape,
         bytes: [l.weight, l.scb, ...(l.format ? [l.format] : [])].reduce((s, k) => s + size(k), 0),
       });
     } else {
       const q = (config?.plain.quantization_config ?? null) as { weight_block_size?: unknown } | null;
       const b = Array.isArray(q?.weight_block_size) ? (q!.weight_block_size as number[])[0] : 128;
       out.push({
-        name: l.weight, format: 'fp8', shape: source.info(l.weight).shape, storage: source.info(l.weight).dtype, blocksize: b,
+        name: l.weight,
+        format: 'fp8',
+        shape: source.info(l.weight).shape,
+        storage: source.info(l.weight).dtype,
+        blocksize: b,
         bytes: [l.weight, l.scale, ...(l.inputScale ? [l.inputScale] : [])].reduce((s, k) => s + size(k), 0),
       });
     }
   }
   const kinds = [...new Set(out.map((l) => (l.format === 'fp8' ? 'fp8' : `bitsandbytes ${l.format === 'int8' ? 'LLM.int8' : l.format}`)))];
   return {
-    path, files: [...(source.files ?? [])], tensors: names.length, bytes: names.reduce((s, n) => s + size(n), 0),
-    format: kinds.length ? kinds.join(' + ') : 'float', quantizationConfig: config?.plain.quantization_config ?? null, layers: out,
+    path,
+    files: [...(source.files ?? [])],
+    tensors: names.length,
+    bytes: names.reduce((s, n) => s + size(n), 0),
+    format: kinds.length ? kinds.join(' + ') : 'float',
+    quantizationConfig: config?.plain.quantization_config ?? null,
+    layers: out,
     other: passthrough.map((n) => ({ name: n, format: source.info(n).dtype, shape: source.info(n).shape, bytes: size(n) })),
   };
 }

@@ -54,13 +54,19 @@ export function findLayers(names: readonly string[]): CheckpointLayout {
     if (!m) continue;
     const [, module, suffix] = m as unknown as [string, string, string];
     if (suffix !== 'nf4' && suffix !== 'fp4') {
-      throw new BnbError('E_CKPT_QUANT_TYPE', `${name}: quant_state blob for an unknown quant type ${show(suffix)}: expected bitsandbytes__nf4 or bitsandbytes__fp4`);
+      throw new BnbError(
+        'E_CKPT_QUANT_TYPE',
+        `${name}: quant_state blob for an unknown quant type ${show(suffix)}: expected bitsandbytes__nf4 or bitsandbytes__fp4`,
+      );
     }
     const weight = `${module}.weight`;
     if (!all.has(weight)) throw new BnbError('E_CKPT_MISSING', `${module}: has a quant_state blob but no ${show(weight)} tensor`);
     const stateKeys = names.filter((k) => k.startsWith(`${weight}.`));
     if (stateKeys.filter((k) => BLOB.test(k)).length !== 1) {
-      throw new BnbError('E_CKPT_QUANT_STATE', `${module}: expected exactly one quant_state blob, found ${show(stateKeys.filter((k) => BLOB.test(k)))}`);
+      throw new BnbError(
+        'E_CKPT_QUANT_STATE',
+        `${module}: expected exactly one quant_state blob, found ${show(stateKeys.filter((k) => BLOB.test(k)))}`,
+      );
     }
     layers.push({ kind: '4bit', module, weight, quantType: suffix, stateKeys });
     used.add(weight);
@@ -69,7 +75,10 @@ export function findLayers(names: readonly string[]): CheckpointLayout {
   for (const name of names) {
     const m = STATE_ITEM.exec(name);
     if (m && !used.has(name)) {
-      throw new BnbError('E_CKPT_QUANT_STATE', `${name}: a 4-bit quantization item without its ${m[1]}.weight.quant_state.bitsandbytes__nf4|fp4 blob`);
+      throw new BnbError(
+        'E_CKPT_QUANT_STATE',
+        `${name}: a 4-bit quantization item without its ${m[1]}.weight.quant_state.bitsandbytes__nf4|fp4 blob`,
+      );
     }
     if (!name.endsWith('.SCB')) continue;
     const module = name.slice(0, -'.SCB'.length);

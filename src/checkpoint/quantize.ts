@@ -18,8 +18,18 @@ import { Target, isDirectory } from './files.js';
 import { kernelPath } from '../io/files.js';
 import { bitsAndBytesConfig, modelDType, readConfig } from './config.js';
 import {
-  ConversionOptions, ConversionReport, SourceConversionReport, ST_DTYPE, Tally, checkFlag, checkPaths, maxShardSizeOf, readConversionOptions, report,
-  sourceReport, writeAll,
+  ConversionOptions,
+  ConversionReport,
+  SourceConversionReport,
+  ST_DTYPE,
+  Tally,
+  checkFlag,
+  checkPaths,
+  maxShardSizeOf,
+  readConversionOptions,
+  report,
+  sourceReport,
+  writeAll,
 } from './common.js';
 
 export type CheckpointFormat = 'nf4' | 'fp4' | 'int8';
@@ -60,12 +70,25 @@ function named<T>(name: string, f: () => T): T {
 function checkOptions(given: QuantizeCheckpointOptions, files: boolean) {
   if (!isPlainObject('opts', given)) fail('E_ARGUMENT', 'opts', given, '{ format, ... }');
   const known = ['format', 'doubleQuant', 'blocksize', 'storage', 'skip', ...(files ? ['computeDType'] : [])];
-  const opts = readConversionOptions(files ? 'quantizeCheckpoint' : 'quantizeSource', given, known, files) as unknown as QuantizeCheckpointOptions;
+  const opts = readConversionOptions(
+    files ? 'quantizeCheckpoint' : 'quantizeSource',
+    given,
+    known,
+    files,
+  ) as unknown as QuantizeCheckpointOptions;
   const format = opts.format;
   if (format !== 'nf4' && format !== 'fp4' && format !== 'int8') fail('E_ARGUMENT', 'format', format, "'nf4', 'fp4' or 'int8'");
   if (format === 'int8') {
-    for (const [key, given] of [['blocksize', opts.blocksize !== undefined], ['doubleQuant', opts.doubleQuant === true], ['storage', opts.storage !== undefined]] as const) {
-      if (given) throw new BnbError('E_ARGUMENT', `${key} = ${show(opts[key])} is not accepted with format 'int8': LLM.int8 quantizes whole rows, unpacked (${key} applies to nf4 and fp4)`);
+    for (const [key, given] of [
+      ['blocksize', opts.blocksize !== undefined],
+      ['doubleQuant', opts.doubleQuant === true],
+      ['storage', opts.storage !== undefined],
+    ] as const) {
+      if (given)
+        throw new BnbError(
+          'E_ARGUMENT',
+          `${key} = ${show(opts[key])} is not accepted with format 'int8': LLM.int8 quantizes whole rows, unpacked (${key} applies to nf4 and fp4)`,
+        );
     }
   }
   const blocksize = checkBlocksize('blocksize', opts.blocksize ?? 64, BLOCKSIZES_4BIT);
@@ -73,20 +96,37 @@ function checkOptions(given: QuantizeCheckpointOptions, files: boolean) {
   if (!QUANT_STORAGES.includes(storage)) fail('E_DTYPE', 'storage', storage, QUANT_STORAGES.join(', '));
   const doubleQuant = checkFlag('doubleQuant', opts.doubleQuant);
   if (opts.computeDType !== undefined && !(FLOAT_DTYPES as readonly unknown[]).includes(opts.computeDType)) {
-    fail('E_DTYPE', 'computeDType', opts.computeDType, `one of ${FLOAT_DTYPES.join(', ')} (bnb_4bit_compute_dtype, the dtype bitsandbytes' 4-bit layers compute in)`);
+    fail(
+      'E_DTYPE',
+      'computeDType',
+      opts.computeDType,
+      `one of ${FLOAT_DTYPES.join(', ')} (bnb_4bit_compute_dtype, the dtype bitsandbytes' 4-bit layers compute in)`,
+    );
   }
   let skip: RegExp | null = null;
   if (opts.skip !== undefined && opts.skip !== null && opts.skip !== '') {
-    if (typeof opts.skip !== 'string' && !isInstance(opts.skip, RegExp)) fail('E_ARGUMENT', 'skip', opts.skip, 'a regular expression or its source text');
+    if (typeof opts.skip !== 'string' && !isInstance(opts.skip, RegExp))
+      fail('E_ARGUMENT', 'skip', opts.skip, 'a regular expression or its source text');
     try {
       // a copy without g and y: their test() starts at lastIndex, so one RegExp would skip only every other match
-      skip = typeof opts.skip === 'string' ? new RegExp(opts.skip) : new RegExp((opts.skip as RegExp).source, (opts.skip as RegExp).flags.replace(/[gy]/g, ''));
+      skip =
+        typeof opts.skip === 'string'
+          ? new RegExp(opts.skip)
+          : new RegExp((opts.skip as RegExp).source, (opts.skip as RegExp).flags.replace(/[gy]/g, ''));
     } catch (e) {
       fail('E_ARGUMENT', 'skip', opts.skip, `a regular expression (${(e as Error).message})`);
     }
   }
   return {
-    format, doubleQuant, blocksize, storage, skip, maxShardSize: maxShardSizeOf(opts), force: opts.force ?? false, onProgress: opts.onProgress, trustIndex: opts.trustIndex,
+    format,
+    doubleQuant,
+    blocksize,
+    storage,
+    skip,
+    maxShardSize: maxShardSizeOf(opts),
+    force: opts.force ?? false,
+    onProgress: opts.onProgress,
+    trustIndex: opts.trustIndex,
     computeDType: opts.computeDType,
   };
 }
@@ -105,8 +145,11 @@ interface QuantizePlan {
 function planQuantize(source: TensorSource, o: Checked, what: string): QuantizePlan {
   const { format, doubleQuant, blocksize, storage, skip } = o;
   const names = source.names();
-  if (findLayers(names).layers.length) throw new BnbError('E_CKPT_FORMAT', `${what} already holds bitsandbytes layers: dequantize it first`);
-  const selected = new Set(names.filter((n) => FLOAT_ST.includes(source.info(n).dtype) && isQuantizableWeight(n, source.info(n).shape, skip)));
+  if (findLayers(names).layers.length)
+    throw new BnbError('E_CKPT_FORMAT', `${what} already holds bitsandbytes layers: dequantize it first`);
+  const selected = new Set(
+    names.filter((n) => FLOAT_ST.includes(source.info(n).dtype) && isQuantizableWeight(n, source.info(n).shape, skip)),
+  );
   if (selected.size === 0) throw new BnbError('E_CKPT_FORMAT', `${what} has no float Linear weights to quantize`);
   const plan: PlannedTensor[] = [];
   for (const name of names) {
@@ -123,7 +166,8 @@ function planQuantize(source: TensorSource, o: Checked, what: string): QuantizeP
       plan.push({ name: `${module}.weight_format`, dtype: 'U8', shape: [] });
       continue;
     }
-    const k = itemsize(storage), nb = Math.ceil(n / blocksize);
+    const k = itemsize(storage),
+      nb = Math.ceil(n / blocksize);
     plan.push({ name, dtype: ST_DTYPE[storage] as SafetensorsDType, shape: [Math.floor((n + 1) / (2 * k)), 1] });
     plan.push({ name: `${name}.absmax`, dtype: doubleQuant ? 'U8' : 'F32', shape: [nb] });
     plan.push({ name: `${name}.quant_map`, dtype: 'F32', shape: [16] });
@@ -141,7 +185,11 @@ async function writeQuantized(source: TensorSource, sink: TensorSink, p: Quantiz
   const { format, doubleQuant, blocksize, storage, onProgress } = o;
   const { names, selected, plan } = p;
   await sink.plan(plan, source.metadata ?? { format: 'pt' });
-  const tally = new Tally(plan.length, names.reduce((s, n) => s + source.info(n).end - source.info(n).start, 0), onProgress);
+  const tally = new Tally(
+    plan.length,
+    names.reduce((s, n) => s + source.info(n).end - source.info(n).start, 0),
+    onProgress,
+  );
   const put = async (name: string, t: StoredTensor) => {
     await sink.write(name, t);
     tally.wrote(t.data.byteLength);
@@ -158,7 +206,9 @@ async function writeQuantized(source: TensorSource, sink: TensorSink, p: Quantiz
         await put(`${module}.SCB`, SCB);
         await put(`${module}.weight_format`, tensor(new Uint8Array([0]), [], 'uint8'));
       } else {
-        const [packed, state] = named(name, () => quantize4bit(t as Tensor, { quantType: format, blocksize, compressStatistics: doubleQuant, quantStorage: storage }));
+        const [packed, state] = named(name, () =>
+          quantize4bit(t as Tensor, { quantType: format, blocksize, compressStatistics: doubleQuant, quantStorage: storage }),
+        );
         await put(name, packed);
         for (const [key, v] of Object.entries(state.asDict({ packed: true }))) if (isTensor(v)) await put(`${name}.${key}`, v);
       }
@@ -196,10 +246,22 @@ export async function quantizeCheckpoint(input: string, output: string, opts: Qu
         const dtype = modelDType(config);
         const compute = o.computeDType ?? (o.format !== 'int8' && dtype ? dtype : 'float32');
         // the Linear modules left in float, so that transformers does not convert them on load
-        const skipped = p.names.filter((n) => FLOAT_ST.includes(source.info(n).dtype) && !p.selected.has(n) && isQuantizableWeight(n, source.info(n).shape, null))
+        const skipped = p.names
+          .filter(
+            (n) => FLOAT_ST.includes(source.info(n).dtype) && !p.selected.has(n) && isQuantizableWeight(n, source.info(n).shape, null),
+          )
           .map((n) => n.slice(0, -'.weight'.length));
         written = new Map<string, PyJson>(config.tree);
-        written.set('quantization_config', bitsAndBytesConfig({ format: o.format, doubleQuant: o.doubleQuant, storage: o.storage, computeDType: compute, skip: skipped.length ? skipped : null }));
+        written.set(
+          'quantization_config',
+          bitsAndBytesConfig({
+            format: o.format,
+            doubleQuant: o.doubleQuant,
+            storage: o.storage,
+            computeDType: compute,
+            skip: skipped.length ? skipped : null,
+          }),
+        );
       }
       await target.complete(input, written);
       await target.commit();

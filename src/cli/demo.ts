@@ -27,14 +27,25 @@ export interface DemoResult {
 
 /** Mean |a - b| and mean |a - b| / (|a| + 1e-8) over the 2-D weights that the round trip changed. */
 async function compare(original: string, roundTrip: string): Promise<DemoResult['error']> {
-  const a = await openSource(original), b = await openSource(roundTrip);
+  const a = await openSource(original),
+    b = await openSource(roundTrip);
   try {
-    let err = 0, rel = 0, elements = 0, layers = 0;
+    let err = 0,
+      rel = 0,
+      elements = 0,
+      layers = 0;
     for (const name of b.names()) {
-      const x = await a.read(name), y = await b.read(name);
+      const x = await a.read(name),
+        y = await b.read(name);
       if (!name.endsWith('.weight') || x.shape.length !== 2 || x.data.byteLength !== y.data.byteLength) continue;
-      if (Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength).equals(Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength))) continue;
-      const p = toFloat32(x as Tensor), q = toFloat32(y as Tensor);
+      if (
+        Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength).equals(
+          Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength),
+        )
+      )
+        continue;
+      const p = toFloat32(x as Tensor),
+        q = toFloat32(y as Tensor);
       for (let i = 0; i < p.length; i++) {
         const d = Math.abs(p[i]! - q[i]!);
         err += d;
@@ -68,8 +79,14 @@ export async function runDemo(runtime: DemoRuntime, input = BUNDLED_MODEL): Prom
     const d = await dequantizeCheckpoint(join(dir, 'nf4'), join(dir, 'bf16'));
     const error = await compare(input, join(dir, 'bf16'));
     return {
-      input, wasm: wasmBuild(), threads: numThreads(), workerJobs: threadStats().workerJobs - before,
-      quantize: q, dequantize: d, quantizedLayers: q.layers, error,
+      input,
+      wasm: wasmBuild(),
+      threads: numThreads(),
+      workerJobs: threadStats().workerJobs - before,
+      quantize: q,
+      dequantize: d,
+      quantizedLayers: q.layers,
+      error,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -81,8 +98,10 @@ export function demoText(r: DemoResult, version: string): string {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const step = (verb: string, c: ConversionReport) =>
     `${verb} ${c.layers} quantized layers (${c.tensors} tensors written): ${mib(c.bytesIn)} -> ${mib(c.bytesOut)} in ${c.seconds.toFixed(2)} s (${(c.bytesIn / 2 ** 20 / c.seconds).toFixed(1)} MiB/s read)`;
-  const where = r.workerJobs > 0 ? `${r.threads} threads, ${r.workerJobs} jobs on worker threads`
-    : `on the calling thread (${r.threads} available; ops under 2^20 elements do not use workers)`;
+  const where =
+    r.workerJobs > 0
+      ? `${r.threads} threads, ${r.workerJobs} jobs on worker threads`
+      : `on the calling thread (${r.threads} available; ops under 2^20 elements do not use workers)`;
   const verdict = r.error.relerr < NF4_BS64_RELERR_BAR ? 'within' : 'above';
   return [
     `bnbjs ${version} demo: ${r.input} -> NF4 with double quant -> bf16`,

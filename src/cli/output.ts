@@ -41,7 +41,10 @@ export interface Stream {
 }
 
 export class Output {
-  constructor(private readonly stdout: Stream, private readonly stderr: Stream) {}
+  constructor(
+    private readonly stdout: Stream,
+    private readonly stderr: Stream,
+  ) {}
 
   /** Lines on stdout, each escaped (the line breaks between them are the only ones written). */
   print(...lines: string[]): void {

@@ -27,12 +27,17 @@ export function progressLine(p: ProgressEvent, width = 24): string {
   const filled = Math.round(frac * width);
   const rate = p.seconds > 0 ? p.bytesDone / p.seconds : 0;
   const eta = p.bytesDone >= p.bytesTotal ? 0 : rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.floor(frac * 100)).padStart(3)}% ` +
-    `${bytesText(p.bytesDone)}/${bytesText(p.bytesTotal)}  ${bytesText(rate)}/s  ETA ${durationText(eta)}  ${p.name}`;
+  return (
+    `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.floor(frac * 100)).padStart(3)}% ` +
+    `${bytesText(p.bytesDone)}/${bytesText(p.bytesTotal)}  ${bytesText(rate)}/s  ETA ${durationText(eta)}  ${p.name}`
+  );
 }
 
 /** A progress callback redrawing one line of `stream`, or undefined when it is not a terminal. */
-export function progressBar(stream: { isTTY?: boolean; columns?: number; write(s: string): unknown }, escape: (s: string) => string): Progress | undefined {
+export function progressBar(
+  stream: { isTTY?: boolean; columns?: number; write(s: string): unknown },
+  escape: (s: string) => string,
+): Progress | undefined {
   if (stream.isTTY !== true) return undefined;
   return (p) => {
     // escaped first (an escape is wider than its character), then cut by code points (never half a surrogate pair)

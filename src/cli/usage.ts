@@ -3,7 +3,10 @@
 
 export class UsageError extends Error {
   /** the command whose usage line follows the message (null: the whole help) */
-  constructor(message: string, readonly command: string | null) {
+  constructor(
+    message: string,
+    readonly command: string | null,
+  ) {
     super(message);
   }
 }
@@ -17,33 +20,44 @@ type Command = { usage: string; summary: string; options: Record<string, Option>
 
 // A Map: the command name is what the user typed, and "constructor" or "__proto__" must
 // not find Object.prototype's members.
-export const COMMANDS = new Map<string, Command>(Object.entries({
-  inspect: {
-    usage: 'bnbjs inspect <checkpoint> [--trust-index] [--json]   |   bnbjs inspect --backends [--json]',
-    summary: 'layers, formats, sizes and quant types; --backends: WebAssembly features, the CUDA addon and its GPUs',
-    options: { ...FLAGS, ...READ, backends: { type: 'boolean', default: false } },
-  },
-  dequantize: {
-    usage: 'bnbjs dequantize <in> <out> [--dtype bf16|fp16|fp32] [--max-shard-size SIZE] [--allow-empty] [--trust-index] [--force] [--json]',
-    summary: 'bitsandbytes (4-bit, LLM.int8) and FP8 layers -> 16/32-bit weights',
-    options: { ...FLAGS, ...READ, ...WRITE, dtype: { type: 'string' }, 'allow-empty': { type: 'boolean', default: false } },
-  },
-  quantize: {
-    usage: 'bnbjs quantize <in> <out> --format nf4|fp4|int8 [--double-quant] [--blocksize N] [--storage uint8|float16|bfloat16|float32] ' +
-      '[--skip REGEX] [--compute-dtype bf16|fp16|fp32] [--max-shard-size SIZE] [--trust-index] [--force] [--json]',
-    summary: 'what transformers + bitsandbytes save_pretrained writes (load_in_4bit, load_in_8bit)',
-    options: {
-      ...FLAGS, ...READ, ...WRITE, format: { type: 'string' }, 'double-quant': { type: 'boolean', default: false }, blocksize: { type: 'string' },
-      storage: { type: 'string' }, skip: { type: 'string' }, 'compute-dtype': { type: 'string' },
+export const COMMANDS = new Map<string, Command>(
+  Object.entries({
+    inspect: {
+      usage: 'bnbjs inspect <checkpoint> [--trust-index] [--json]   |   bnbjs inspect --backends [--json]',
+      summary: 'layers, formats, sizes and quant types; --backends: WebAssembly features, the CUDA addon and its GPUs',
+      options: { ...FLAGS, ...READ, backends: { type: 'boolean', default: false } },
     },
-  },
-  demo: {
-    usage: 'bnbjs demo [<checkpoint>] [--json]',
-    summary: 'quantize a model (default: the bundled tiny Llama) to NF4 with double quant and back; the error and the speed',
-    options: { ...FLAGS },
-  },
-  help: { usage: 'bnbjs help', summary: 'this text', options: {} },
-} satisfies Record<string, Command>));
+    dequantize: {
+      usage:
+        'bnbjs dequantize <in> <out> [--dtype bf16|fp16|fp32] [--max-shard-size SIZE] [--allow-empty] [--trust-index] [--force] [--json]',
+      summary: 'bitsandbytes (4-bit, LLM.int8) and FP8 layers -> 16/32-bit weights',
+      options: { ...FLAGS, ...READ, ...WRITE, dtype: { type: 'string' }, 'allow-empty': { type: 'boolean', default: false } },
+    },
+    quantize: {
+      usage:
+        'bnbjs quantize <in> <out> --format nf4|fp4|int8 [--double-quant] [--blocksize N] [--storage uint8|float16|bfloat16|float32] ' +
+        '[--skip REGEX] [--compute-dtype bf16|fp16|fp32] [--max-shard-size SIZE] [--trust-index] [--force] [--json]',
+      summary: 'what transformers + bitsandbytes save_pretrained writes (load_in_4bit, load_in_8bit)',
+      options: {
+        ...FLAGS,
+        ...READ,
+        ...WRITE,
+        format: { type: 'string' },
+        'double-quant': { type: 'boolean', default: false },
+        blocksize: { type: 'string' },
+        storage: { type: 'string' },
+        skip: { type: 'string' },
+        'compute-dtype': { type: 'string' },
+      },
+    },
+    demo: {
+      usage: 'bnbjs demo [<checkpoint>] [--json]',
+      summary: 'quantize a model (default: the bundled tiny Llama) to NF4 with double quant and back; the error and the speed',
+      options: { ...FLAGS },
+    },
+    help: { usage: 'bnbjs help', summary: 'this text', options: {} },
+  } satisfies Record<string, Command>),
+);
 
 export const HELP = `Usage: bnbjs <command> [options]
 
@@ -69,7 +83,8 @@ function distance(a: string, b: string): number {
 
 /** The candidate closest to `word` (ties: the first). */
 export function nearest(word: string, candidates: readonly string[]): string | null {
-  let best: string | null = null, d = Infinity;
+  let best: string | null = null,
+    d = Infinity;
   for (const c of candidates) {
     const e = distance(word, c);
     if (e < d) [best, d] = [c, e];

@@ -48,8 +48,17 @@ export async function kernelPath(path: string): Promise<string> {
 
 /** What a file that is not a regular one is, for messages. */
 function kind(st: Stats): string {
-  return st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device'
-    : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a folder' : 'an unknown kind';
+  return st.isFIFO()
+    ? 'a FIFO'
+    : st.isCharacterDevice()
+      ? 'a character device'
+      : st.isBlockDevice()
+        ? 'a block device'
+        : st.isSocket()
+          ? 'a socket'
+          : st.isDirectory()
+            ? 'a folder'
+            : 'an unknown kind';
 }
 
 function notRegular(path: string, st: Stats): BnbError {
@@ -93,7 +102,14 @@ export async function readSmallFile(path: string, max: number, code: BnbErrorCod
   try {
     ({ fh, size } = await openRegularFile(path));
   } catch (e) {
-    if ((e as { cause?: { code?: string } }).cause?.code === 'ENOENT' && !(await lstat(path).then(() => true, () => false))) return null;
+    if (
+      (e as { cause?: { code?: string } }).cause?.code === 'ENOENT' &&
+      !(await lstat(path).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return null;
     throw e;
   }
   try {

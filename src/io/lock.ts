@@ -14,7 +14,11 @@ import { join, resolve } from 'node:path';
 
 /** The host name as it appears in temporary names: [A-Za-z0-9_-], at most 32 characters. */
 export function host(): string {
-  return hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32) || 'host';
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9_-]/g, '_')
+      .slice(0, 32) || 'host'
+  );
 }
 
 /** Lock ids: 16 hexadecimal digits. An id of a temporary without a lock starts with 'x'. */
@@ -120,7 +124,8 @@ function listen(server: Server, path: string): Promise<void> {
  */
 export async function acquireLock(dir: string): Promise<OwnerLock | null> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    const id = randomId(), name = lockName(id);
+    const id = randomId(),
+      name = lockName(id);
     const at = socketPath(dir, name);
     if (at === null) return null;
     const server = createServer((c) => c.destroy());

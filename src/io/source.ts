@@ -46,6 +46,12 @@ export async function sourceBytes(source: TensorSource, name: string): Promise<U
 
 /** E_ST_MISSING for a name `where` does not hold, naming a few it does. */
 export function missing(name: unknown, where: string, names: readonly string[]): never {
-  const some = names.slice(0, 5).map((n) => JSON.stringify(n)).join(', ');
-  throw new BnbError('E_ST_MISSING', `tensor ${show(name)} is not in ${where}: expected one of its ${names.length} tensors (${some}${names.length > 5 ? ', ...' : ''})`);
+  const some = names
+    .slice(0, 5)
+    .map((n) => JSON.stringify(n))
+    .join(', ');
+  throw new BnbError(
+    'E_ST_MISSING',
+    `tensor ${show(name)} is not in ${where}: expected one of its ${names.length} tensors (${some}${names.length > 5 ? ', ...' : ''})`,
+  );
 }

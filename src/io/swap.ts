@@ -47,7 +47,11 @@ function testPause(): void {
  * output took the path meanwhile; other errors are the system's, `output` unchanged.
  */
 export function swapIntoPlace(tmp: string, output: string, force: boolean): string | null {
-  const taken = () => new BnbError('E_EXISTS', `output = ${show(output)} appeared while converting${force ? ' (another conversion wrote it at the same time)' : ': pass force (--force) to replace it'}`);
+  const taken = () =>
+    new BnbError(
+      'E_EXISTS',
+      `output = ${show(output)} appeared while converting${force ? ' (another conversion wrote it at the same time)' : ': pass force (--force) to replace it'}`,
+    );
   const place = () => {
     try {
       renameSync(tmp, output);
@@ -95,7 +99,8 @@ export async function recoverOutput(path: string): Promise<void> {
   } catch {
     return;
   }
-  const me = host(), dead = new Set<string>();
+  const me = host(),
+    dead = new Set<string>();
   for (const n of names) {
     const t = parseTemporary(path, n);
     if (t === null || t.kind !== 'old') continue;

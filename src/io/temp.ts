@@ -78,7 +78,9 @@ export async function removeStaleTemporaries(path: string): Promise<string[]> {
   } catch {
     return [];
   }
-  const me = host(), removed: string[] = [], dead = new Set<string>();
+  const me = host(),
+    removed: string[] = [],
+    dead = new Set<string>();
   for (const n of names) {
     const t = parseTemporary(path, n);
     if (t === null || t.kind !== 'tmp' || t.host !== me || t.id.startsWith('x')) continue;

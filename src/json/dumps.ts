@@ -43,7 +43,8 @@ export function pyFloatRepr(x: number): string {
 
 /** Python's ordering of str keys: by code point (not UTF-16 unit, which differs above U+FFFF). */
 function byCodePoint(a: string, b: string): number {
-  const x = [...a], y = [...b];
+  const x = [...a],
+    y = [...b];
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
     const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
     if (d !== 0) return d;
@@ -83,8 +84,7 @@ export function pyJsonDumps(v: PyJson, opts: DumpsOptions = {}): string {
       return String(x);
     }
     if (typeof x === 'string') return pyString(x);
-    const items: [string | null, PyJson][] = Array.isArray(x) ? x.map((e) => [null, e])
-      : [...(x instanceof Map ? x : Object.entries(x))];
+    const items: [string | null, PyJson][] = Array.isArray(x) ? x.map((e) => [null, e]) : [...(x instanceof Map ? x : Object.entries(x))];
     if (sortKeys && !Array.isArray(x)) items.sort((a, b) => byCodePoint(a[0]!, b[0]!));
     const [open, close] = Array.isArray(x) ? ['[', ']'] : ['{', '}'];
     if (items.length === 0) return open + close;

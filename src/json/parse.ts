@@ -52,10 +52,14 @@ export function parseJson(text: string, opts: ParseJsonOptions): JsonValue {
   let i = 0;
   const n = text.length;
   const maxRootKeys = opts.maxRootKeys ?? Infinity;
-  const maxArray = opts.limits?.arrayLength ?? Infinity, maxKeys = opts.limits?.objectKeys ?? Infinity, maxValues = opts.limits?.values ?? Infinity;
+  const maxArray = opts.limits?.arrayLength ?? Infinity,
+    maxKeys = opts.limits?.objectKeys ?? Infinity,
+    maxValues = opts.limits?.values ?? Infinity;
   const limit = (what: 'arrayLength' | 'objectKeys' | 'values'): never => {
     if (opts.onLimit) opts.onLimit(what, path);
-    return bad(`more than ${what === 'arrayLength' ? maxArray : what === 'objectKeys' ? maxKeys : maxValues} ${what === 'values' ? 'values' : what === 'objectKeys' ? 'keys in an object' : 'items in an array'}`);
+    return bad(
+      `more than ${what === 'arrayLength' ? maxArray : what === 'objectKeys' ? maxKeys : maxValues} ${what === 'values' ? 'values' : what === 'objectKeys' ? 'keys in an object' : 'items in an array'}`,
+    );
   };
   /** object keys from the root down to the value being read */
   const path: string[] = [];
@@ -99,14 +103,30 @@ export function parseJson(text: string, opts: ParseJsonOptions): JsonValue {
       i++;
       const e = text[i++];
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           const u = hex4();
           if (u >= 0xd800 && u <= 0xdbff) {

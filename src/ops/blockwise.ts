@@ -53,7 +53,9 @@ export interface DequantizeBlockwiseOptions {
  * blocksize }` (then the output is float32, as in bnb).
  */
 export function dequantizeBlockwise(
-  q: Tensor, stateOrOptions: QuantState | DequantizeBlockwiseOptions, opts: { out?: Tensor } = {},
+  q: Tensor,
+  stateOrOptions: QuantState | DequantizeBlockwiseOptions,
+  opts: { out?: Tensor } = {},
 ): Tensor {
   return dequantizeBlockwiseOp.call(q, stateOrOptions, opts);
 }
@@ -64,12 +66,23 @@ export function checkDequantizeBlockwise(q: Tensor, stateOrOptions: QuantState |
   let state: StateFields;
   if (QuantState.isState(stateOrOptions)) state = readState('state', stateOrOptions);
   else {
-    const f = isPlainObject('state', stateOrOptions) ? readOptions('dequantizeBlockwise', stateOrOptions, ['absmax', 'code', 'blocksize']) : null;
+    const f = isPlainObject('state', stateOrOptions)
+      ? readOptions('dequantizeBlockwise', stateOrOptions, ['absmax', 'code', 'blocksize'])
+      : null;
     if (f === null || f.absmax === undefined) {
       throw new BnbError('E_STATE', 'dequantizeBlockwise requires either a QuantState or { absmax }');
     }
     const code = f.code ?? tensor(defaultDynamicMap().slice(), [256], 'float32');
-    state = { absmax: f.absmax, code, blocksize: f.blocksize ?? 4096, dtype: 'float32', shape: null, quantType: null, offset: null, state2: null };
+    state = {
+      absmax: f.absmax,
+      code,
+      blocksize: f.blocksize ?? 4096,
+      dtype: 'float32',
+      shape: null,
+      quantType: null,
+      offset: null,
+      state2: null,
+    };
   }
   const blocksize = checkBlocksize('blocksize', state.blocksize, BLOCKSIZES_8BIT);
   const dtype = state.dtype;
@@ -93,4 +106,3 @@ export const dequantizeBlockwiseOp = defineOp({
   outputs: outputs<Tensor>('out'),
   output: 'out',
 });
-

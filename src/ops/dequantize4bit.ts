@@ -23,9 +23,7 @@ export interface Dequantize4bitOptions {
  * packed tensor with shape[0] == 1 (a caller passing `qB.t()`) gets the
  * transposed result. `out` (optional) receives the result, like bnb's out=.
  */
-export function dequantize4bit(
-  A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {},
-): Tensor {
+export function dequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequantize4bitOptions, opts: { out?: Tensor } = {}): Tensor {
   return dequantize4bitOp.call(A, stateOrOptions, opts);
 }
 
@@ -40,14 +38,21 @@ export function checkDequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequ
   const isState = QuantState.isState(stateOrOptions);
   if (isState) state = readState('state', stateOrOptions);
   else {
-    const f = isPlainObject('state', stateOrOptions) ? readOptions('dequantize4bit', stateOrOptions, ['absmax', 'shape', 'blocksize', 'quantType', 'dtype']) : null;
+    const f = isPlainObject('state', stateOrOptions)
+      ? readOptions('dequantize4bit', stateOrOptions, ['absmax', 'shape', 'blocksize', 'quantType', 'dtype'])
+      : null;
     if (f === null || f.absmax === undefined || f.shape === undefined) {
       throw new BnbError('E_STATE', 'dequantize4bit requires a QuantState or both absmax and shape');
     }
     state = {
-      absmax: f.absmax, shape: f.shape, blocksize: f.blocksize ?? 64, quantType: f.quantType ?? 'fp4', dtype: f.dtype ?? 'float32',
+      absmax: f.absmax,
+      shape: f.shape,
+      blocksize: f.blocksize ?? 64,
+      quantType: f.quantType ?? 'fp4',
+      dtype: f.dtype ?? 'float32',
       code: tensor(new Float32Array(16), [16], 'float32'), // not read: the kernels know the tables
-      offset: null, state2: null,
+      offset: null,
+      state2: null,
     };
   }
   const quantType = checkQuantType('quantType', state.quantType);
@@ -64,7 +69,10 @@ export function checkDequantize4bit(A: Tensor, stateOrOptions: QuantState | Dequ
   const absmax = checkStateAbsmax(state, Math.ceil(n / blocksize));
   const transposed = packed.shape[0] === 1 && shape.length >= 2;
   if (transposed && shape.length > 2) {
-    throw new BnbError('E_SHAPE', `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`);
+    throw new BnbError(
+      'E_SHAPE',
+      `A.shape = ${show(packed.shape)} asks for the transposed result, which needs a 2-D shape, got ${show(shape)}`,
+    );
   }
   const outShape = transposed ? [shape[1]!, shape[0]!] : shape;
   const out = checkOutput(opts.out, dtype, outShape, { A: packed, ...checkedInputs(absmax) });
@@ -96,4 +104,3 @@ function typed(op: string, s: QuantState | Dequantize4bitTypedOptions, quantType
   if (QuantState.isState(s) || !isPlainObject('state', s)) return s as QuantState;
   return { ...readOptions(op, s, ['absmax', 'shape', 'blocksize', 'dtype']), quantType } as Dequantize4bitOptions;
 }
-

@@ -34,16 +34,21 @@ export function layoutOf(W: { shape: number[] }, S: { shape: number[] }, b: numb
     throw new BnbError('E_SHAPE', `W.shape = ${show(W.shape)} is not accepted with a non-scalar scaleInv: expected a 2-D weight`);
   }
   const [rows, cols] = W.shape as [number, number];
-  const sr = S.shape[0]!, sc = S.shape.length === 2 ? S.shape[1]! : 1;
-  const tr = Math.ceil(rows / b), tc = Math.ceil(cols / b);
+  const sr = S.shape[0]!,
+    sc = S.shape.length === 2 ? S.shape[1]! : 1;
+  const tr = Math.ceil(rows / b),
+    tc = Math.ceil(cols / b);
   // a block longer than the matrix is the whole extent (the kernels take 32-bit sizes)
-  const br = Math.min(b, Math.max(rows, 1)), bc = Math.min(b, Math.max(cols, 1));
+  const br = Math.min(b, Math.max(rows, 1)),
+    bc = Math.min(b, Math.max(cols, 1));
   if (S.shape.length === 2 && sr === tr && sc === tc) return { rows, cols, scaleCols: sc, blockRows: br, blockCols: bc };
   if (S.shape.length === 2 && sr === rows && sc === tc) return { rows, cols, scaleCols: sc, blockRows: 1, blockCols: bc };
   if (sr === rows && sc === 1 && S.shape.length <= 2) return { rows, cols, scaleCols: 1, blockRows: 1, blockCols: Math.max(cols, 1) };
-  throw new BnbError('E_SHAPE',
+  throw new BnbError(
+    'E_SHAPE',
     `scaleInv.shape = ${show(S.shape)} does not fit W.shape = ${show(W.shape)} with blockSize ${b}: expected [1] (per tensor), ` +
-    `[${tr}, ${tc}] (${b}x${b} tiles), [${rows}, ${tc}] (1-D blocks of ${b} along each row) or [${rows}, 1] (per row)`);
+      `[${tr}, ${tc}] (${b}x${b} tiles), [${rows}, ${tc}] (1-D blocks of ${b} along each row) or [${rows}, 1] (per row)`,
+  );
 }
 
 /**
@@ -74,8 +79,12 @@ export function checkDequantizeFp8(W: Tensor, scaleInv: Tensor, o: DequantizeFp8
   }
   const layout = layoutOf(w, s, b);
   const out = checkOutput(o.out, dtype, w.shape, { W: w, scaleInv: s });
-  const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x))
-    : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
+  const round =
+    dtype === 'float16'
+      ? (x: number) => f16ToNumber(numberToF16(x))
+      : dtype === 'bfloat16'
+        ? (x: number) => bf16ToNumber(numberToBf16(x))
+        : (x: number) => x;
   const scales = toFloat32(onHost(s) ? s : toDevice(s, 'cpu')).map(round); // scale tables are small: read on the host
   return { W: w, dtype, layout, scales, out };
 }
@@ -88,4 +97,3 @@ export const dequantizeFp8Op = defineOp({
   outputs: outputs<Tensor>('out'),
   output: 'out',
 });
-

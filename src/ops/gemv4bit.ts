@@ -9,7 +9,6 @@ import { checkQuantType } from '../maps.js';
 import { checkStateAbsmax, readState } from './state.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, checkTensorArg, itemBytes } from './validate.js';
 
-
 /**
  * gemv4bit's (and matmul4bit's) arguments (the options copied), checked: what every
  * backend's kernel gets. A [..., K] of a float dtype, the packed weight B of
@@ -21,7 +20,7 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
     throw new BnbError('E_DTYPE', `A.dtype = ${show(a.dtype)} is not accepted: gemv4bit needs ${FLOAT_DTYPES.join(', ')}`);
   }
   const b = checkTensorArg('B', B);
-  if (!(QuantState.isState(state))) {
+  if (!QuantState.isState(state)) {
     throw new BnbError('E_STATE', `state = ${show(state)} is not accepted: gemv4bit() requires the QuantState from quantize4bit()`);
   }
   const st = readState('state', state);
@@ -34,7 +33,10 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
   const [N, K] = wshape as [number, number];
   checkCode4bit('state.code', st.code);
   if (a.shape.length < 1 || a.shape[a.shape.length - 1] !== K) {
-    throw new BnbError('E_SHAPE', `A.shape = ${show(a.shape)} does not match the weight: gemv4bit computes A @ W^T with W of shape ${show(wshape)}, so A's last dimension must be ${K}`);
+    throw new BnbError(
+      'E_SHAPE',
+      `A.shape = ${show(a.shape)} does not match the weight: gemv4bit computes A @ W^T with W of shape ${show(wshape)}, so A's last dimension must be ${K}`,
+    );
   }
   const nbytes = itemBytes(b);
   if (!(nbytes >= Math.ceil((N * K) / 2))) {
@@ -45,11 +47,25 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
   if (rawBias !== null) {
     bias = checkTensorArg('bias', rawBias);
     if (!(FLOAT_DTYPES as readonly string[]).includes(bias.dtype)) fail('E_DTYPE', 'bias.dtype', bias.dtype, FLOAT_DTYPES.join(', '));
-    if (numel(bias.shape) !== N) throw new BnbError('E_SHAPE', `bias has ${numel(bias.shape)} entries but the weight has ${N} output features`);
+    if (numel(bias.shape) !== N)
+      throw new BnbError('E_SHAPE', `bias has ${numel(bias.shape)} entries but the weight has ${N} output features`);
   }
   const absmax = checkStateAbsmax(st, Math.ceil((N * K) / blocksize));
   const M = numel(a.shape.slice(0, -1)); // not numel / K: K may be 0 (the result is then the bias)
-  return { A: a, B: b, M, N, K, quantType, blocksize, dtype: a.dtype as FloatDType, bias, absmax, outShape: [...a.shape.slice(0, -1), N], shape: wshape };
+  return {
+    A: a,
+    B: b,
+    M,
+    N,
+    K,
+    quantType,
+    blocksize,
+    dtype: a.dtype as FloatDType,
+    bias,
+    absmax,
+    outShape: [...a.shape.slice(0, -1), N],
+    shape: wshape,
+  };
 }
 
 /** bnb's gemv_4bit: A [..., K] times the 4-bit weight [N, K] transposed, for any M and K. */
@@ -73,4 +89,3 @@ export const gemv4bitOp = defineOp({
   outputs: outputs<Tensor>('out'),
   output: 'new',
 });
-

@@ -3,17 +3,23 @@
 import { quantize4bitOp } from './quantize4bit.js';
 import { dequantize4bitOp } from './dequantize4bit.js';
 import { dequantizeBlockwiseOp, quantizeBlockwiseOp } from './blockwise.js';
-import {
-  int8DoubleQuantOp, int8LinearMatmulOp, int8MmDequantOp, int8VectorwiseDequantOp, int8VectorwiseQuantOp,
-} from './int8.js';
+import { int8DoubleQuantOp, int8LinearMatmulOp, int8MmDequantOp, int8VectorwiseDequantOp, int8VectorwiseQuantOp } from './int8.js';
 import { gemv4bitOp } from './gemv4bit.js';
 import { dequantizeFp8Op } from './fp8.js';
 import { KernelOf, UserKernelOf, backendFor, registerOpKernel, registerUserKernel } from './registry.js';
 
 const DECLARATIONS = [
-  quantize4bitOp, dequantize4bitOp, quantizeBlockwiseOp, dequantizeBlockwiseOp,
-  int8VectorwiseQuantOp, int8DoubleQuantOp, int8VectorwiseDequantOp, int8LinearMatmulOp, int8MmDequantOp,
-  gemv4bitOp, dequantizeFp8Op,
+  quantize4bitOp,
+  dequantize4bitOp,
+  quantizeBlockwiseOp,
+  dequantizeBlockwiseOp,
+  int8VectorwiseQuantOp,
+  int8DoubleQuantOp,
+  int8VectorwiseDequantOp,
+  int8LinearMatmulOp,
+  int8MmDequantOp,
+  gemv4bitOp,
+  dequantizeFp8Op,
 ] as const;
 
 type Declared = (typeof DECLARATIONS)[number];

@@ -112,14 +112,18 @@ export function int8LinearMatmul(A: Tensor, B: Tensor): Tensor {
 
 /** int8LinearMatmul's arguments, checked: what every backend's kernel gets. Int8 A [..., K] and B [N, K]. */
 export function checkInt8LinearMatmul(A: Tensor, B: Tensor) {
-  const a = checkTensorArg('A', A), b = checkTensorArg('B', B);
+  const a = checkTensorArg('A', A),
+    b = checkTensorArg('B', B);
   checkDTypeIs('A', a, 'int8');
   checkDTypeIs('B', b, 'int8');
   if (b.shape.length !== 2) throw new BnbError('E_SHAPE', `B.shape = ${show(b.shape)} is not accepted: expected a 2-D [N, K] matrix`);
   const [M, K] = matrix('A', a);
   const [N, KB] = b.shape as [number, number];
   if (K !== KB) {
-    throw new BnbError('E_SHAPE', `int8LinearMatmul computes A @ B^T: A.shape = ${show(a.shape)} and B.shape = ${show(b.shape)} have inner dimensions ${K} and ${KB}`);
+    throw new BnbError(
+      'E_SHAPE',
+      `int8LinearMatmul computes A @ B^T: A.shape = ${show(a.shape)} and B.shape = ${show(b.shape)} have inner dimensions ${K} and ${KB}`,
+    );
   }
   return { A: a, B: b, M, K, N };
 }
@@ -179,4 +183,3 @@ export function int8ScaledMm(A: Tensor, B: Tensor, rowStats: Tensor, colStats: T
   checkOptionsObject('int8ScaledMm', opts);
   return int8MmDequant(int8LinearMatmul(A, B), rowStats, colStats, opts);
 }
-

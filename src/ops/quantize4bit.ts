@@ -42,7 +42,10 @@ export function checkQuantize4bit(A: Tensor, opts: Quantize4bitOptions) {
   const k = itemsize(quantStorage);
   const nbytes = Math.ceil(n / 2);
   if (nbytes % k !== 0) {
-    throw new BnbError('E_STORAGE', `quantStorage = '${quantStorage}' needs the ${nbytes} packed bytes of ${n} elements to be a multiple of its itemsize ${k}`);
+    throw new BnbError(
+      'E_STORAGE',
+      `quantStorage = '${quantStorage}' needs the ${nbytes} packed bytes of ${n} elements to be a multiple of its itemsize ${k}`,
+    );
   }
   return { A: a, n, blocksize, compressStatistics, quantType, quantStorage, allowNonFinite };
 }
@@ -72,4 +75,3 @@ export function quantizeFp4(A: Tensor, opts: Quantize4bitTypedOptions = {}): [Te
 }
 
 const TYPED_OPTIONS = ['blocksize', 'compressStatistics', 'quantStorage', 'allowNonFinite'];
-

@@ -127,7 +127,8 @@ export function registerOpKernel<O extends AnyOp>(op: O, backend: string, kernel
 export function registerUserKernel(op: unknown, deviceType: unknown, kernel: unknown): () => void {
   const table = typeof op === 'string' ? byDevice.get(op) : undefined;
   if (!table) throw new BnbError('E_ARGUMENT', `op = ${show(op)} is not accepted: expected one of ${opNames().join(', ')}`);
-  if (typeof deviceType !== 'string' || !/^[a-z][a-z0-9-]*$/.test(deviceType)) fail('E_ARGUMENT', 'deviceType', deviceType, "a device type such as 'cpu', 'cuda' or 'hpu'");
+  if (typeof deviceType !== 'string' || !/^[a-z][a-z0-9-]*$/.test(deviceType))
+    fail('E_ARGUMENT', 'deviceType', deviceType, "a device type such as 'cpu', 'cuda' or 'hpu'");
   if (typeof kernel !== 'function') fail('E_ARGUMENT', 'kernel', kernel, 'a function');
   const previous = table.get(deviceType);
   table.set(deviceType, { backend: null, kernel: kernel as (...args: unknown[]) => unknown });
@@ -155,7 +156,8 @@ function hostBackend(op: AnyOp): string | null {
   const f = forcedBackend();
   if (f === null) return null;
   const b = backends.get(f);
-  if (!b) throw new BnbError('E_DEVICE', `${op.name} cannot run: BNBJS_BACKEND forces the ${f} backend, which this entry point does not load`);
+  if (!b)
+    throw new BnbError('E_DEVICE', `${op.name} cannot run: BNBJS_BACKEND forces the ${f} backend, which this entry point does not load`);
   return b.hostAdapter ? f : null;
 }
 

@@ -15,7 +15,10 @@ export function checkCode(argument: string, t: unknown): Float32Array {
   for (let i = 0; i < 256; i++) {
     if (!Number.isFinite(d[i]!)) throw new BnbError('E_CODE', `${argument}[${i}] = ${d[i]} is not finite`);
     if (i > 0 && d[i]! < d[i - 1]!) {
-      throw new BnbError('E_CODE', `${argument} must be sorted ascending, but ${argument}[${i - 1}] = ${d[i - 1]} > ${argument}[${i}] = ${d[i]}`);
+      throw new BnbError(
+        'E_CODE',
+        `${argument} must be sorted ascending, but ${argument}[${i - 1}] = ${d[i - 1]} > ${argument}[${i}] = ${d[i]}`,
+      );
     }
   }
   return d;
@@ -44,7 +47,13 @@ export function readState(argument: string, s: unknown): StateFields {
     const x = s as Record<string, unknown>;
     const s2 = x.state2;
     return {
-      absmax: x.absmax, shape: x.shape, code: x.code, blocksize: x.blocksize, quantType: x.quantType, dtype: x.dtype, offset: x.offset,
+      absmax: x.absmax,
+      shape: x.shape,
+      code: x.code,
+      blocksize: x.blocksize,
+      quantType: x.quantType,
+      dtype: x.dtype,
+      offset: x.offset,
       state2: typeof s2 === 'object' && s2 !== null ? readState(`${argument}.state2`, s2) : s2,
     };
   });
@@ -78,4 +87,3 @@ export function checkStateAbsmax(state: StateFields, nblocks: number): CheckedAb
   const absmax = checkAbsmax('state.state2.absmax', n2.absmax, Math.ceil(nblocks / blocksize));
   return { absmax: q, nested: { offset, blocksize, code, absmax } };
 }
-

@@ -49,7 +49,10 @@ export function checkTensorOf(argument: string, t: unknown, dtype: DType): Tenso
 export function checkFloatInput(argument: string, t: unknown, what: string): Tensor & { dtype: FloatDType } {
   const x = checkTensorArg(argument, t);
   if (!(FLOAT_DTYPES as readonly string[]).includes(x.dtype)) {
-    throw new BnbError('E_DTYPE', `${argument}.dtype = ${show(x.dtype)} is not accepted: ${what} only supports 16/32-bit floats (${FLOAT_DTYPES.join(', ')})`);
+    throw new BnbError(
+      'E_DTYPE',
+      `${argument}.dtype = ${show(x.dtype)} is not accepted: ${what} only supports 16/32-bit floats (${FLOAT_DTYPES.join(', ')})`,
+    );
   }
   if (numel(x.shape) === 0) throw new BnbError('E_SHAPE', `${argument}.shape = ${show(x.shape)} has no elements: nothing to quantize`);
   return x as Tensor & { dtype: FloatDType };
@@ -76,8 +79,9 @@ export function checkAbsmax(argument: string, t: unknown, nblocks: number, dtype
 export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
   const m = kernelMemoryOf(a.buffer);
   const same = a.buffer === b.buffer || (m !== null && m === kernelMemoryOf(b.buffer));
-  return same && a.byteLength > 0 && b.byteLength > 0 &&
-    a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+  return (
+    same && a.byteLength > 0 && b.byteLength > 0 && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength
+  );
 }
 
 /**
@@ -86,7 +90,12 @@ export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
  * undefined when none is given. `inputs` are the ops' checked snapshots; the result
  * is out's snapshot, which the op writes (and returns the caller's object).
  */
-export function checkOutput(out: unknown, dtype: FloatDType, shape: number[], inputs: Record<string, Tensor | null | undefined> = {}): Tensor | undefined {
+export function checkOutput(
+  out: unknown,
+  dtype: FloatDType,
+  shape: number[],
+  inputs: Record<string, Tensor | null | undefined> = {},
+): Tensor | undefined {
   if (out === undefined) return undefined;
   const o = checkTensorArg('out', out);
   if (o.dtype !== dtype) throw new BnbError('E_DTYPE', `out.dtype = ${show(o.dtype)} is not accepted: expected ${show(dtype)}`);
@@ -98,8 +107,11 @@ export function checkOutput(out: unknown, dtype: FloatDType, shape: number[], in
     if (x === null || x === undefined || !onHost(x)) continue; // a device tensor has no host data
     const data = x.data;
     if (overlaps(o.data, data)) {
-      throw new BnbError('E_ARGUMENT', `out shares memory with ${name} (bytes ${o.data.byteOffset}..${o.data.byteOffset + o.data.byteLength} and ` +
-        `${data.byteOffset}..${data.byteOffset + data.byteLength} of one buffer): expected an output that does not overlap the inputs`);
+      throw new BnbError(
+        'E_ARGUMENT',
+        `out shares memory with ${name} (bytes ${o.data.byteOffset}..${o.data.byteOffset + o.data.byteLength} and ` +
+          `${data.byteOffset}..${data.byteOffset + data.byteLength} of one buffer): expected an output that does not overlap the inputs`,
+      );
     }
   }
   return o;
@@ -120,7 +132,9 @@ export function checkCode4bit(argument: string, t: unknown): void {
 
 /** The error for the first NaN/Inf, `value`, at flat index `at` (every backend's message). */
 export function nonFiniteAt(argument: string, value: number, at: number): BnbError {
-  return new BnbError('E_NON_FINITE',
+  return new BnbError(
+    'E_NON_FINITE',
     `${argument} has a non-finite value (${value}) at flat index ${at}: quantization needs finite input; ` +
-    'pass allowNonFinite: true to reproduce the bitsandbytes CUDA behaviour');
+      'pass allowNonFinite: true to reproduce the bitsandbytes CUDA behaviour',
+  );
 }

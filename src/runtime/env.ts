@@ -2,8 +2,13 @@
 // (or, on a terminal, prompts) when process.env is read without --allow-env, so
 // the permission is queried first; browsers and Workers have no process at all.
 
-interface DenoPermissions { querySync?(d: { name: 'env'; variable: string }): { state: string } }
-interface Host { Deno?: { permissions?: DenoPermissions }; process?: { env?: Record<string, string | undefined> } }
+interface DenoPermissions {
+  querySync?(d: { name: 'env'; variable: string }): { state: string };
+}
+interface Host {
+  Deno?: { permissions?: DenoPermissions };
+  process?: { env?: Record<string, string | undefined> };
+}
 
 /** The variable's value, or undefined where it is unset or cannot be read without asking. */
 export function envVar(name: string): string | undefined {

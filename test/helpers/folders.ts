@@ -22,7 +22,10 @@ export function copyModel(name: string, dir: string): string {
  * `model-0000i-of-0000N.safetensors` holding its tensors in turn, and the index's
  * content (`weight_map` every tensor to its shard), which the caller may edit.
  */
-export function shardedFiles(name: string, shards: number): { files: Map<string, Buffer>; index: { metadata: { total_size: number }; weight_map: Record<string, string> } } {
+export function shardedFiles(
+  name: string,
+  shards: number,
+): { files: Map<string, Buffer>; index: { metadata: { total_size: number }; weight_map: Record<string, string> } } {
   const files = new Map<string, Buffer>();
   for (const f of readdirSync(`${MODELS}/${name}`)) if (!f.endsWith('.safetensors')) files.set(f, readFileSync(`${MODELS}/${name}/${f}`));
   const { tensors, metadata } = parseSafetensors(readFileSync(`${MODELS}/${name}/model.safetensors`));
@@ -51,7 +54,8 @@ export function shardedModel(name: string, dir: string, shards: number, edit?: (
   return dir;
 }
 
-export type Entry = { kind: 'file'; size: number; sha256: string } | { kind: 'link'; target: string } | { kind: 'folder' } | { kind: string };
+export type Entry =
+  { kind: 'file'; size: number; sha256: string } | { kind: 'link'; target: string } | { kind: 'folder' } | { kind: string };
 
 export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -64,7 +68,9 @@ export function snapshot(dir: string): Record<string, Entry> {
   const out: Record<string, Entry> = {};
   const walk = (rel: string) => {
     for (const name of readdirSync(join(dir, rel)).sort()) {
-      const r = rel ? join(rel, name) : name, p = join(dir, r), st = lstatSync(p);
+      const r = rel ? join(rel, name) : name,
+        p = join(dir, r),
+        st = lstatSync(p);
       if (st.isSymbolicLink()) out[r] = { kind: 'link', target: readlinkSync(p) };
       else if (st.isDirectory()) {
         out[r] = { kind: 'folder' };

@@ -12,7 +12,13 @@ if (!existsSync(`${GOLDEN}/manifest.json`)) {
 }
 
 const ST_DTYPES: Record<string, DType> = {
-  F32: 'float32', F16: 'float16', BF16: 'bfloat16', U8: 'uint8', I8: 'int8', I32: 'int32', F8_E4M3: 'float8_e4m3fn',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  U8: 'uint8',
+  I8: 'int8',
+  I32: 'int32',
+  F8_E4M3: 'float8_e4m3fn',
 };
 
 export interface GoldenCase {
@@ -66,13 +72,17 @@ export function bytes(t: Tensor): Uint8Array {
 
 /** Indices where two byte-identical-length tensors differ (compared as raw bytes per element). */
 export function diffElements(a: Tensor, b: Tensor): number[] {
-  const ab = bytes(a), bb = bytes(b);
+  const ab = bytes(a),
+    bb = bytes(b);
   if (ab.length !== bb.length) throw new Error(`length ${ab.length} vs ${bb.length}`);
   const size = a.data.BYTES_PER_ELEMENT;
   const out: number[] = [];
   for (let i = 0; i < a.data.length; i++) {
     for (let k = 0; k < size; k++) {
-      if (ab[i * size + k] !== bb[i * size + k]) { out.push(i); break; }
+      if (ab[i * size + k] !== bb[i * size + k]) {
+        out.push(i);
+        break;
+      }
     }
   }
   return out;

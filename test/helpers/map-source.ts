@@ -8,7 +8,10 @@ export class MapSource implements TensorSource {
   readonly #infos = new Map<string, TensorInfo>();
   closed = false;
 
-  constructor(readonly tensors: Map<string, StoredTensor>, readonly metadata: Record<string, string> | null = null) {
+  constructor(
+    readonly tensors: Map<string, StoredTensor>,
+    readonly metadata: Record<string, string> | null = null,
+  ) {
     let offset = 0; // the tensors end to end, so that end - start is each one's size
     for (const [name, t] of tensors) {
       this.#infos.set(name, { name, dtype: safetensorsDTypeOf(t), shape: [...t.shape], start: offset, end: (offset += t.data.byteLength) });

@@ -19,15 +19,23 @@ const { DeviceHeap, cudaError } = require('./mock-cuda-heap.cjs');
 const { DTYPE_ID, KERNEL_ABI } = require('./abi.gen.json');
 
 const k = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(join(__dirname, '..', '..', 'build', 'bnb.simd.wasm'))), {
-  env: { abort: () => { throw new Error('bnbjs kernel aborted'); } },
+  env: {
+    abort: () => {
+      throw new Error('bnbjs kernel aborted');
+    },
+  },
 }).exports;
 
 // The 8-bit code and its lookup table, which quantizeBlockwise needs, and the NF4
 // bucket table quantize4bit reads (laid out as src/backend/wasm/runtime/memory.ts does: CODE_BYTES,
 // LUT_BYTES, then NF4_TABLE_BYTES), below the heap; the 8-bit table is built again
 // only when the code changes, the NF4 table once.
-const CODE_BYTES = 1024, LUT_BYTES = 1024 + 65536 + 64, NF4_TABLE_BYTES = 64 + 65536;
-const codePtr = Math.ceil(k.heapBase() / 64) * 64, lutPtr = codePtr + CODE_BYTES, nf4Ptr = lutPtr + LUT_BYTES;
+const CODE_BYTES = 1024,
+  LUT_BYTES = 1024 + 65536 + 64,
+  NF4_TABLE_BYTES = 64 + 65536;
+const codePtr = Math.ceil(k.heapBase() / 64) * 64,
+  lutPtr = codePtr + CODE_BYTES,
+  nf4Ptr = lutPtr + LUT_BYTES;
 let lutCode = null;
 const heap = new DeviceHeap(k.memory, nf4Ptr + NF4_TABLE_BYTES);
 k.memory.grow(Math.max(0, Math.ceil((nf4Ptr + NF4_TABLE_BYTES - k.memory.buffer.byteLength) / 65536)));
@@ -42,8 +50,11 @@ function bad(message) {
 }
 
 /** The addon's kernel functions and their parameters, [name, kind] each: the table's cuda entries. */
-const KERNEL_PARAMS = new Map(Object.entries(KERNEL_ABI).filter(([, spec]) => spec.targets.includes('cuda'))
-  .map(([fn, spec]) => [fn, spec.params.filter((p) => p.length < 3 || p[2] === 'cuda')]));
+const KERNEL_PARAMS = new Map(
+  Object.entries(KERNEL_ABI)
+    .filter(([, spec]) => spec.targets.includes('cuda'))
+    .map(([fn, spec]) => [fn, spec.params.filter((p) => p.length < 3 || p[2] === 'cuda')]),
+);
 
 // The bindings' unpacking by kind (native/cuda/addon.cpp): f32/f64 any number, the others integers,
 // count and pointers non-negative; 'bytes' (the runtime calls' byte counts) is a count that is not
@@ -95,8 +106,11 @@ let nextEvent = 1;
 
 module.exports = {
   probe: () => ({
-    driverVersion: 0, runtimeVersion: 0,
-    devices: [{ index: 0, name: 'mock CUDA device (WebAssembly SIMD kernels)', major: 0, minor: 0, totalMemory: 2 ** 32, multiProcessorCount: 1 }],
+    driverVersion: 0,
+    runtimeVersion: 0,
+    devices: [
+      { index: 0, name: 'mock CUDA device (WebAssembly SIMD kernels)', major: 0, minor: 0, totalMemory: 2 ** 32, multiProcessorCount: 1 },
+    ],
   }),
   setDevice(index) {
     args('setDevice', arguments, [['index', 'small']]);
@@ -111,7 +125,11 @@ module.exports = {
     heap.free(ptr);
   },
   memset(ptr, byte, bytes) {
-    args('memset', arguments, [['ptr', 'ptr'], ['byte', 'small'], ['bytes', 'bytes']]);
+    args('memset', arguments, [
+      ['ptr', 'ptr'],
+      ['byte', 'small'],
+      ['bytes', 'bytes'],
+    ]);
     heap.check(ptr, bytes, 'cudaMemset(p, byte, (size_t)bytes)');
     heap.u8().fill(byte & 0xff, ptr, ptr + bytes);
   },
@@ -128,7 +146,11 @@ module.exports = {
     new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(heap.u8().subarray(src, src + dst.byteLength));
   },
   copyDtoD(dst, src, bytes) {
-    args('copyDtoD', arguments, [['dst', 'ptr'], ['src', 'ptr'], ['bytes', 'bytes']]);
+    args('copyDtoD', arguments, [
+      ['dst', 'ptr'],
+      ['src', 'ptr'],
+      ['bytes', 'bytes'],
+    ]);
     heap.check(src, bytes, 'cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice)');
     heap.check(dst, bytes, 'cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice)');
     heap.u8().copyWithin(dst, src, src + bytes);
@@ -143,13 +165,18 @@ module.exports = {
     return nextEvent++;
   },
   eventElapsed(start, end) {
-    args('eventElapsed', arguments, [['start', 'ptr'], ['end', 'ptr']]);
-    if (!events.has(start) || !events.has(end)) throw cudaError('cudaErrorInvalidResourceHandle', 'invalid resource handle', 'cudaEventElapsedTime(&ms, s, e)');
+    args('eventElapsed', arguments, [
+      ['start', 'ptr'],
+      ['end', 'ptr'],
+    ]);
+    if (!events.has(start) || !events.has(end))
+      throw cudaError('cudaErrorInvalidResourceHandle', 'invalid resource handle', 'cudaEventElapsedTime(&ms, s, e)');
     return events.get(end) - events.get(start);
   },
   eventDestroy(e) {
     args('eventDestroy', arguments, [['event', 'ptr']]);
-    if (!events.delete(e)) throw cudaError('cudaErrorInvalidResourceHandle', 'invalid resource handle', 'cudaEventDestroy((cudaEvent_t)ptr(info, 0, "event"))');
+    if (!events.delete(e))
+      throw cudaError('cudaErrorInvalidResourceHandle', 'invalid resource handle', 'cudaEventDestroy((cudaEvent_t)ptr(info, 0, "event"))');
   },
 
   quantize4bit(src, n, dtype, bs, qtype, packed, absmax) {
@@ -165,14 +192,25 @@ module.exports = {
     if (bs <= 0) bad(`dequantize4bit: blocksize must be positive, got ${bs}`);
     qtypeOk('dequantize4bit', qtype);
     const size = dtypeOk(dtype);
-    touches('dequantize4bit', [packed, ceilDiv(n, 2), 1, 'packed'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax'], [out, n * size, size, 'out']);
+    touches(
+      'dequantize4bit',
+      [packed, ceilDiv(n, 2), 1, 'packed'],
+      [absmax, ceilDiv(n, bs) * 4, 4, 'absmax'],
+      [out, n * size, size, 'out'],
+    );
     if (n > 0) k.dequantize4bit(packed, n, bs, qtype, absmax, dtype, out);
   },
   quantizeBlockwise(src, n, dtype, bs, code, q, absmax) {
     args('quantizeBlockwise', arguments);
     if (bs <= 0) bad(`quantizeBlockwise: blocksize must be positive, got ${bs}`);
     const size = dtypeOk(dtype);
-    touches('quantizeBlockwise', [src, n * size, size, 'src'], [code, CODE_BYTES, 4, 'code'], [q, n, 1, 'q'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax']);
+    touches(
+      'quantizeBlockwise',
+      [src, n * size, size, 'src'],
+      [code, CODE_BYTES, 4, 'code'],
+      [q, n, 1, 'q'],
+      [absmax, ceilDiv(n, bs) * 4, 4, 'absmax'],
+    );
     if (n === 0) return;
     const codeBytes = heap.u8().slice(code, code + CODE_BYTES);
     if (!lutCode || !lutCode.every((b, i) => b === codeBytes[i])) {
@@ -187,7 +225,13 @@ module.exports = {
     args('dequantizeBlockwise', arguments);
     if (bs <= 0) bad(`dequantizeBlockwise: blocksize must be positive, got ${bs}`);
     const size = dtypeOk(dtype);
-    touches('dequantizeBlockwise', [q, n, 1, 'q'], [code, CODE_BYTES, 4, 'code'], [absmax, ceilDiv(n, bs) * 4, 4, 'absmax'], [out, n * size, size, 'out']);
+    touches(
+      'dequantizeBlockwise',
+      [q, n, 1, 'q'],
+      [code, CODE_BYTES, 4, 'code'],
+      [absmax, ceilDiv(n, bs) * 4, 4, 'absmax'],
+      [out, n * size, size, 'out'],
+    );
     if (n > 0) k.dequantizeBlockwise(q, n, bs, code, absmax, dtype, out);
   },
   // f32(f64(x) + value), as the addon's kernels (__double2float_rn(__dadd_rn(x, v)))
@@ -241,8 +285,14 @@ module.exports = {
     if (biasKind !== 0 && bias === 0) bad(`int8MmDequant: bias is 0 but biasKind is ${biasKind}`);
     if (dtype < 0 || dtype > 2) bad('int8MmDequant: dtype must be 0, 1 or 2');
     const biasSize = biasKind === 2 ? 4 : 2;
-    touches('int8MmDequant', [a, rows * cols * 4, 4, 'a'], [rowStats, rows * 4, 4, 'rowStats'], [colStats, cols * 4, 4, 'colStats'],
-      [bias, biasKind ? cols * biasSize : 0, biasKind ? biasSize : 1, 'bias'], [out, rows * cols * SIZE[dtype], SIZE[dtype], 'out']);
+    touches(
+      'int8MmDequant',
+      [a, rows * cols * 4, 4, 'a'],
+      [rowStats, rows * 4, 4, 'rowStats'],
+      [colStats, cols * 4, 4, 'colStats'],
+      [bias, biasKind ? cols * biasSize : 0, biasKind ? biasSize : 1, 'bias'],
+      [out, rows * cols * SIZE[dtype], SIZE[dtype], 'out'],
+    );
     if (rows > 0 && cols > 0) k.int8MmDequant(a, rows, cols, rowStats, colStats, bias, biasKind, dtype, out);
   },
   gemv4bit(a, m, kk, adtype, packed, n, absmax, bs, qtype, bias, dtype, out) {
@@ -250,12 +300,20 @@ module.exports = {
     if (bs <= 0) bad(`gemv4bit: blocksize must be positive, got ${bs}`);
     if (qtype !== 0 && qtype !== 1) bad('gemv4bit: qtype must be 0 (fp4) or 1 (nf4)');
     if (adtype < 0 || adtype > 2 || dtype < 0 || dtype > 2) bad('gemv4bit: dtype ids must be 0, 1 or 2');
-    touches('gemv4bit', [a, m * kk * SIZE[adtype], SIZE[adtype], 'a'], [packed, ceilDiv(n * kk, 2), 1, 'packed'],
-      [absmax, ceilDiv(n * kk, bs) * 4, 4, 'absmax'], [bias, bias ? n * 4 : 0, 4, 'bias'], [out, m * n * SIZE[dtype], SIZE[dtype], 'out']);
+    touches(
+      'gemv4bit',
+      [a, m * kk * SIZE[adtype], SIZE[adtype], 'a'],
+      [packed, ceilDiv(n * kk, 2), 1, 'packed'],
+      [absmax, ceilDiv(n * kk, bs) * 4, 4, 'absmax'],
+      [bias, bias ? n * 4 : 0, 4, 'bias'],
+      [out, m * n * SIZE[dtype], SIZE[dtype], 'out'],
+    );
     if (m === 0 || n === 0) return;
     if (m > 65535) bad('gemv4bit: m must be at most 65535');
     // the WebAssembly kernel takes a nibble base and a first row (0 for a whole weight) and 128 bytes + (m + 1) * k f32 of scratch
-    withScratch([128 + (m * kk + kk) * 4], (scratch) => k.gemv4bit(a, m, kk, adtype, packed, 0, 0, n, absmax, bs, qtype, bias, dtype, out, scratch));
+    withScratch([128 + (m * kk + kk) * 4], (scratch) =>
+      k.gemv4bit(a, m, kk, adtype, packed, 0, 0, n, absmax, bs, qtype, bias, dtype, out, scratch),
+    );
   },
   dequantizeFp8(w, rows, cols, row0, scale, scaleCols, blockRows, blockCols, dtype, out) {
     args('dequantizeFp8', arguments);
@@ -263,7 +321,12 @@ module.exports = {
     if (dtype < 0 || dtype > 2) bad('dequantizeFp8: dtype must be 0, 1 or 2');
     // scale[((row0 + i) / blockRows) * scaleCols + j / blockCols] for the last row and column
     const scales = rows && cols ? Math.floor((row0 + rows - 1) / blockRows) * scaleCols + Math.floor((cols - 1) / blockCols) + 1 : 0;
-    touches('dequantizeFp8', [w, rows * cols, 1, 'w'], [scale, scales * 4, 4, 'scale'], [out, rows * cols * SIZE[dtype], SIZE[dtype], 'out']);
+    touches(
+      'dequantizeFp8',
+      [w, rows * cols, 1, 'w'],
+      [scale, scales * 4, 4, 'scale'],
+      [out, rows * cols * SIZE[dtype], SIZE[dtype], 'out'],
+    );
     if (rows > 0 && cols > 0) k.dequantizeFp8(w, rows, cols, row0, scale, scaleCols, blockRows, blockCols, dtype, out);
   },
   // one launch in the addon; here the same three steps (dequantizeBlockwise f32, + offset, dequantize4bit)
@@ -274,8 +337,14 @@ module.exports = {
     qtypeOk('dequantize4bitNested', qtype);
     const size = dtypeOk(dtype);
     const nb = ceilDiv(n, bs);
-    touches('dequantize4bitNested', [packed, ceilDiv(n, 2), 1, 'packed'], [qabsmax, nb, 1, 'qabsmax'], [code2, CODE_BYTES, 4, 'code2'],
-      [absmax2, ceilDiv(nb, bs2) * 4, 4, 'absmax2'], [out, n * size, size, 'out']);
+    touches(
+      'dequantize4bitNested',
+      [packed, ceilDiv(n, 2), 1, 'packed'],
+      [qabsmax, nb, 1, 'qabsmax'],
+      [code2, CODE_BYTES, 4, 'code2'],
+      [absmax2, ceilDiv(nb, bs2) * 4, 4, 'absmax2'],
+      [out, n * size, size, 'out'],
+    );
     if (n === 0) return;
     withScratch([nb * 4], (absmax) => {
       k.dequantizeBlockwise(qabsmax, nb, bs2, code2, absmax2, 0, absmax);

@@ -77,11 +77,21 @@ class DeviceHeap {
   release(ptr, size) {
     const i = this.holes.findIndex(([s]) => s > ptr);
     const at = i < 0 ? this.holes.length : i;
-    let start = ptr, end = ptr + size;
-    const prev = this.holes[at - 1], next = this.holes[at];
-    let from = at, count = 0;
-    if (prev && prev[0] + prev[1] === start) { start = prev[0]; from = at - 1; count++; }
-    if (next && next[0] === end) { end = next[0] + next[1]; count++; }
+    let start = ptr,
+      end = ptr + size;
+    const prev = this.holes[at - 1],
+      next = this.holes[at];
+    let from = at,
+      count = 0;
+    if (prev && prev[0] + prev[1] === start) {
+      start = prev[0];
+      from = at - 1;
+      count++;
+    }
+    if (next && next[0] === end) {
+      end = next[0] + next[1];
+      count++;
+    }
     if (end === this.top) {
       this.holes.splice(from, count);
       this.top = start;
@@ -92,7 +102,8 @@ class DeviceHeap {
 
   /** Index of the first live pointer >= ptr. */
   insertAt(ptr) {
-    let lo = 0, hi = this.starts.length;
+    let lo = 0,
+      hi = this.starts.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (this.starts[mid] < ptr) lo = mid + 1;
@@ -107,8 +118,12 @@ class DeviceHeap {
     const i = this.insertAt(ptr + 1) - 1;
     const start = this.starts[i];
     if (start === undefined || ptr + bytes > start + this.live.get(start)) {
-      throw cudaError('cudaErrorIllegalAddress', `an illegal memory access was encountered (${bytes} bytes at ${ptr}, ` +
-        `${start === undefined ? 'below every allocation' : `allocation ${start} holds ${this.live.get(start)}`})`, call);
+      throw cudaError(
+        'cudaErrorIllegalAddress',
+        `an illegal memory access was encountered (${bytes} bytes at ${ptr}, ` +
+          `${start === undefined ? 'below every allocation' : `allocation ${start} holds ${this.live.get(start)}`})`,
+        call,
+      );
     }
   }
 

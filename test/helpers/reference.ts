@@ -5,8 +5,8 @@ import { bitsToF32, f32Bits } from '../../src/float16.js';
 const hex = (xs: number[]) => xs.map(bitsToF32);
 // dQuantizeNF4 / dQuantizeFP4 literals as f32 (docs/bit-exactness.md#4-bit-thresholds)
 export const NF4_T = hex([
-  0xbf591cd9, 0xbf1c5270, 0xbeeb8480, 0xbeadea76, 0xbe703cec, 0xbe0d38bc, 0xbd3a7871, 0x3d22faff,
-  0x3df64863, 0x3e5067e0, 0x3e9582d4, 0x3ec753f9, 0x3f006d03, 0x3f248daf, 0x3f5c89d9,
+  0xbf591cd9, 0xbf1c5270, 0xbeeb8480, 0xbeadea76, 0xbe703cec, 0xbe0d38bc, 0xbd3a7871, 0x3d22faff, 0x3df64863, 0x3e5067e0, 0x3e9582d4,
+  0x3ec753f9, 0x3f006d03, 0x3f248daf, 0x3f5c89d9,
 ]);
 export const FP4_T = hex([0x3b2aaab9, 0x3db00000, 0x3e555555, 0x3e955555, 0x3ed55556, 0x3f155550, 0x3f555555]);
 const FP4_MAG = [0b000, 0b001, 0b110, 0b111, 0b100, 0b101, 0b010, 0b011];

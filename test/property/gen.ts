@@ -24,14 +24,16 @@ export const FLOAT_DTYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];
 const PRIMES = [2, 3, 5, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381];
 
 /** Element counts: 1, primes, around block multiples, and a few large ones. */
-export const count = (max = 70_000): fc.Arbitrary<number> => fc.oneof(
-  fc.constant(1),
-  fc.integer({ min: 1, max: 70 }),
-  fc.constantFrom(...PRIMES.filter((p) => p <= max)),
-  fc.tuple(fc.constantFrom(32, 64, 128, 256, 512, 1024, 2048, 4096), fc.integer({ min: 1, max: 5 }), fc.integer({ min: -3, max: 3 }))
-    .map(([b, k, d]) => Math.max(1, Math.min(max, b * k + d))),
-  fc.integer({ min: 1, max }),
-);
+export const count = (max = 70_000): fc.Arbitrary<number> =>
+  fc.oneof(
+    fc.constant(1),
+    fc.integer({ min: 1, max: 70 }),
+    fc.constantFrom(...PRIMES.filter((p) => p <= max)),
+    fc
+      .tuple(fc.constantFrom(32, 64, 128, 256, 512, 1024, 2048, 4096), fc.integer({ min: 1, max: 5 }), fc.integer({ min: -3, max: 3 }))
+      .map(([b, k, d]) => Math.max(1, Math.min(max, b * k + d))),
+    fc.integer({ min: 1, max }),
+  );
 
 /** A shape holding n elements: [n], [a, n/a], [a, b, n/(ab)] or with a leading 1. */
 export function shapeOf(n: number, pick: number): number[] {
@@ -55,7 +57,8 @@ export function values(seed: number, n: number, planted: readonly Planted[], non
   for (let i = 0; i < n; i++) x[i] = rng.normal() * scale;
   for (const kind of planted) {
     if (kind === 'none') continue;
-    const start = rng.int(0, n - 1), len = rng.int(1, 600);
+    const start = rng.int(0, n - 1),
+      len = rng.int(1, 600);
     for (let i = start; i < Math.min(n, start + len); i++) {
       if (kind === 'zero') x[i] = 0;
       else if (kind === 'const') x[i] = -0.75;
@@ -79,7 +82,11 @@ export function values(seed: number, n: number, planted: readonly Planted[], non
 export function floatTensor(x: Float32Array, shape: number[], dtype: FloatDType): Tensor {
   if (dtype === 'float32') return tensor(x, shape);
   if (dtype === 'bfloat16') return tensor(Uint16Array.from(x, numberToBf16), shape, dtype);
-  return tensor(Uint16Array.from(x, (v) => numberToF16(Number.isFinite(v) ? Math.max(-65504, Math.min(65504, v)) : v)), shape, dtype);
+  return tensor(
+    Uint16Array.from(x, (v) => numberToF16(Number.isFinite(v) ? Math.max(-65504, Math.min(65504, v)) : v)),
+    shape,
+    dtype,
+  );
 }
 
 /**

@@ -6,7 +6,12 @@ import { setWasmBuild } from '../../src/index.js';
 import { setChunkElements } from '../../src/backend/wasm/chunk.js';
 import { SEED, runs } from './gen.js';
 import {
-  FUNCTION_NAMES, chunkProperty, junkArgumentsProperty, safetensorsFuzzProperty, safetensorsRoundTripProperty, stateDictFuzzProperty,
+  FUNCTION_NAMES,
+  chunkProperty,
+  junkArgumentsProperty,
+  safetensorsFuzzProperty,
+  safetensorsRoundTripProperty,
+  stateDictFuzzProperty,
   stateRoundTripProperty,
 } from './props-robust.js';
 
@@ -16,7 +21,8 @@ describe(`robustness properties (seed ${SEED})`, () => {
   it('safetensors serialize / parse round trips, every dtype, 0-size tensors', () => fc.assert(safetensorsRoundTripProperty(), runs(800)));
   it('damaged safetensors files give a BnbError, never another exception', () => fc.assert(safetensorsFuzzProperty(), runs(4000)));
   it('damaged QuantState dicts give a BnbError, never another exception', () => fc.assert(stateDictFuzzProperty(), runs(2000)));
-  it(`junk arguments to the ${FUNCTION_NAMES.length} public functions give a result or a BnbError`, () => fc.assert(junkArgumentsProperty(), runs(20000)));
+  it(`junk arguments to the ${FUNCTION_NAMES.length} public functions give a result or a BnbError`, () =>
+    fc.assert(junkArgumentsProperty(), runs(20000)));
 });
 
 afterAll(() => {

@@ -34,7 +34,10 @@ export function makeApp(files: Record<string, string> = {}): { dir: string; remo
   const dir = mkdtempSync(join(tmpdir(), 'bnbjs-runtime-'));
   mkdirSync(join(dir, 'node_modules'));
   symlinkSync(ROOT, join(dir, 'node_modules/bnbjs'), 'dir');
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'bnbjs-smoke-app', private: true, type: 'module', dependencies: { bnbjs: '*' } }));
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: 'bnbjs-smoke-app', private: true, type: 'module', dependencies: { bnbjs: '*' } }),
+  );
   copyFileSync(join(ROOT, 'test/runtimes/smoke.js'), join(dir, 'smoke.js'));
   writeFileSync(join(dir, 'fixtures.js'), fixturesModule());
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
@@ -53,7 +56,10 @@ export function expectSmokePassed(where: string, report: SmokeReport | undefined
   expect(report, `${where}: no smoke report`).toBeDefined();
   const failed = report!.results.filter((r) => !r.ok).map((r) => `  ${r.name}: ${r.detail}`);
   expect(failed, `${where}: smoke checks failed:\n${failed.join('\n')}`).toEqual([]);
-  expect(report!.results.map((r) => r.name), `${where}: not every check ran`).toEqual(CHECK_NAMES);
+  expect(
+    report!.results.map((r) => r.name),
+    `${where}: not every check ran`,
+  ).toEqual(CHECK_NAMES);
 }
 
 /** Why a binary cannot be used (the test is then skipped, with this reason in its name), or null. */
@@ -62,12 +68,21 @@ export function missing(path: string): string | null {
 }
 
 /** Runs a command; resolves with its output whatever the exit status (rejected only on timeout). */
-export function run(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; timeout?: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd: string; env?: NodeJS.ProcessEnv; timeout?: number },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeout ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err && (err as { killed?: boolean }).killed) reject(new Error(`${cmd} ${args.join(' ')} timed out\n${stderr}`));
-      else resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
-    });
+    execFile(
+      cmd,
+      args,
+      { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeout ?? 60_000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        if (err && (err as { killed?: boolean }).killed) reject(new Error(`${cmd} ${args.join(' ')} timed out\n${stderr}`));
+        else resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
+      },
+    );
   });
 }
 

@@ -14,9 +14,28 @@ import { ROOT, SmokeReport, expectSmokePassed, fixturesModule, missing } from '.
 
 const CHROMIUM = process.env.BNBJS_CHROMIUM ?? '/usr/bin/chromium';
 // Without these Chromium waits on the network this machine does not have.
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const TYPES: Record<string, string> = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json', '.map': 'application/json' };
-const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cross-Origin-Resource-Policy': 'same-origin' };
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.html': 'text/html',
+  '.json': 'application/json',
+  '.map': 'application/json',
+};
+const ISOLATION = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+};
 
 /** The package's export for `conditions`, as an import-map generator (JSPM) resolves it. */
 function resolveExport(target: unknown, conditions: string[]): string | null {
@@ -51,7 +70,11 @@ function serve(): Server {
     const path = normalize(m[2]!);
     if (path === 'index.html') return send(200, TYPES['.html']!, page(m[1]!));
     if (path === 'fixtures.js') return send(200, TYPES['.js']!, fixtures);
-    const files: Record<string, string> = { 'smoke.js': 'test/runtimes/smoke.js', 'page.js': 'test/runtimes/browser/page.js', 'worker.js': 'test/runtimes/browser/worker.js' };
+    const files: Record<string, string> = {
+      'smoke.js': 'test/runtimes/smoke.js',
+      'page.js': 'test/runtimes/browser/page.js',
+      'worker.js': 'test/runtimes/browser/worker.js',
+    };
     let file = files[path];
     const inPackage = /^node_modules\/bnbjs\/((dist\/[\w/.-]+\.js)|(build\/bnb\.[\w-]+\.wasm)|package\.json)$/.exec(path);
     if (!file && inPackage && !path.includes('..')) file = inPackage[1]!;
@@ -94,7 +117,8 @@ describe.skipIf(why)(`headless Chromium${why ? ` (skipped: ${why}; .ci/run insta
     try {
       await tab.goto(`${base}/${kind}/index.html`, { timeout: 30_000 });
       await tab.waitForFunction(() => 'smokeReport' in window, null, { timeout: 30_000 });
-      const report = await tab.evaluate(() => (window as unknown as { smokeReport: Promise<unknown> }).smokeReport) as SmokeReport & Record<string, any>;
+      const report = (await tab.evaluate(() => (window as unknown as { smokeReport: Promise<unknown> }).smokeReport)) as SmokeReport &
+        Record<string, any>;
       expect(report.error, `${kind} page failed: ${report.error}\n${log.join('\n')}`).toBeUndefined();
       return report;
     } catch (e) {
@@ -111,9 +135,16 @@ describe.skipIf(why)(`headless Chromium${why ? ` (skipped: ${why}; .ci/run insta
     expect(r.initBuild).toBe('relaxed');
     expectSmokePassed('Chromium (plain page)', r);
     expect(r.crossOriginIsolated).toBe(false);
-    expect([r.threads, r.threadedSame, r.threadError, r.workerJobs], 'no threads without cross-origin isolation').toEqual([1, true, undefined, 0]);
+    expect([r.threads, r.threadedSame, r.threadError, r.workerJobs], 'no threads without cross-origin isolation').toEqual([
+      1,
+      true,
+      undefined,
+      0,
+    ]);
     expect([r.resident, r.residentSame], 'wasmTensor is an ordinary copy without a shared memory').toEqual([false, true]);
-    console.log(`Chromium ${browser!.version()}, plain page: ${r.results.length} smoke checks passed on the ${r.build} build; features ${JSON.stringify(r.features)}`);
+    console.log(
+      `Chromium ${browser!.version()}, plain page: ${r.results.length} smoke checks passed on the ${r.build} build; features ${JSON.stringify(r.features)}`,
+    );
   });
 
   it('bnbjs/inline: the smoke suite without init(), the kernels compiled from the inlined bytes', async () => {
@@ -134,11 +165,25 @@ describe.skipIf(why)(`headless Chromium${why ? ` (skipped: ${why}; .ci/run insta
     expectSmokePassed('Chromium (Worker on the cross-origin isolated page)', r.worker);
     expect(r.worker.crossOriginIsolated).toBe(true);
     expect(r.worker.sharedMemory).toBe(true);
-    expect(r.worker.sharedCell, 'the Worker\'s write to the shared memory is not visible to the page').toBe(42);
-    expect([r.threads, r.threadedSame, r.threadError, r.workerJobs], 'the page\'s main thread cannot block: one thread, no error').toEqual([1, true, undefined, 0]);
-    expect([r.worker.threads, r.worker.threadedSame, r.worker.threadError], 'the Worker: 2 threads, the same bytes as on 1').toEqual([2, true, undefined]);
+    expect(r.worker.sharedCell, "the Worker's write to the shared memory is not visible to the page").toBe(42);
+    expect([r.threads, r.threadedSame, r.threadError, r.workerJobs], "the page's main thread cannot block: one thread, no error").toEqual([
+      1,
+      true,
+      undefined,
+      0,
+    ]);
+    expect([r.worker.threads, r.worker.threadedSame, r.worker.threadError], 'the Worker: 2 threads, the same bytes as on 1').toEqual([
+      2,
+      true,
+      undefined,
+    ]);
     expect(r.worker.workerJobs, 'no job ran on a Worker started by the Worker').toBeGreaterThan(0);
-    expect([r.resident, r.residentSame, r.worker.resident, r.worker.residentSame], 'wasmTensor: an ordinary copy on the main thread, resident in the Worker, the same bytes').toEqual([false, true, true, true]);
-    console.log(`Chromium ${browser!.version()}, cross-origin isolated page and its Worker: ${r.results.length} + ${r.worker.results.length} smoke checks passed; shared memory written by the Worker; 2 threads in the Worker (${r.worker.workerJobs} jobs on its Workers)`);
+    expect(
+      [r.resident, r.residentSame, r.worker.resident, r.worker.residentSame],
+      'wasmTensor: an ordinary copy on the main thread, resident in the Worker, the same bytes',
+    ).toEqual([false, true, true, true]);
+    console.log(
+      `Chromium ${browser!.version()}, cross-origin isolated page and its Worker: ${r.results.length} + ${r.worker.results.length} smoke checks passed; shared memory written by the Worker; 2 threads in the Worker (${r.worker.workerJobs} jobs on its Workers)`,
+    );
   });
 });

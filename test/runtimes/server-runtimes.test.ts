@@ -19,21 +19,55 @@ console.log('SMOKE ' + JSON.stringify({ ...smoke(lib, decodeFixtures(fixtures)),
 const app = makeApp({ 'run.js': RUNNER });
 afterAll(() => app.remove());
 
-const RUNTIMES: { name: string; cmd: string; args: string[]; entry: string; env: Record<string, string>; build?: string; threads: number }[] = [
+const RUNTIMES: {
+  name: string;
+  cmd: string;
+  args: string[];
+  entry: string;
+  env: Record<string, string>;
+  build?: string;
+  threads: number;
+}[] = [
   { name: 'Node', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: {}, threads: 2 },
-  { name: 'Node, BNBJS_WASM=scalar (the override)', cmd: process.execPath, args: ['run.js'], entry: 'dist/index.js', env: { BNBJS_WASM: 'scalar' }, build: 'scalar', threads: 2 },
+  {
+    name: 'Node, BNBJS_WASM=scalar (the override)',
+    cmd: process.execPath,
+    args: ['run.js'],
+    entry: 'dist/index.js',
+    env: { BNBJS_WASM: 'scalar' },
+    build: 'scalar',
+    threads: 2,
+  },
   // before process.getBuiltinModule (20.16) and without relaxed SIMD unflagged: the SIMD build
   // (the flag: the runner's import.meta.resolve, unflagged in 20.6)
-  { name: 'Node 20.0.0', cmd: OLD_NODE, args: ['--experimental-import-meta-resolve', 'run.js'], entry: 'dist/index.js', env: {}, build: 'simd', threads: 2 },
+  {
+    name: 'Node 20.0.0',
+    cmd: OLD_NODE,
+    args: ['--experimental-import-meta-resolve', 'run.js'],
+    entry: 'dist/index.js',
+    env: {},
+    build: 'simd',
+    threads: 2,
+  },
   // No --allow-* flag: the bytes path must not need one. DENO_DIR keeps its cache in the app folder.
-  { name: 'Deno', cmd: BIN('deno'), args: ['run', 'run.js'], entry: 'dist/inline.js', env: { DENO_DIR: `${app.dir}/.deno`, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' }, threads: 2 },
+  {
+    name: 'Deno',
+    cmd: BIN('deno'),
+    args: ['run', 'run.js'],
+    entry: 'dist/inline.js',
+    env: { DENO_DIR: `${app.dir}/.deno`, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
+    threads: 2,
+  },
   { name: 'Bun', cmd: BIN('bun'), args: ['run.js'], entry: 'dist/index.js', env: { NO_COLOR: '1' }, threads: 2 },
 ];
 
 describe('runtime smoke suite', () => {
   for (const r of RUNTIMES) {
     const why = r.cmd === process.execPath ? null : missing(r.cmd);
-    if (why) console.warn(`${r.name} smoke test skipped: ${why} (npm install${r.cmd === OLD_NODE ? ' --prefix test/node-versions' : ''} installs it)`);
+    if (why)
+      console.warn(
+        `${r.name} smoke test skipped: ${why} (npm install${r.cmd === OLD_NODE ? ' --prefix test/node-versions' : ''} installs it)`,
+      );
     (why ? it.skip : it)(`${r.name}${why ? ` (skipped: ${why})` : ''}`, async () => {
       const out = await run(r.cmd, r.args, { cwd: app.dir, env: { ...process.env, BNBJS_WASM: '', ...r.env } });
       const report = reportFrom(out.stdout);
@@ -41,16 +75,33 @@ describe('runtime smoke suite', () => {
       expect(report, `${r.name} exited ${out.code} without a report:\n${out.stdout}\n${out.stderr}`).toBeDefined();
       expectSmokePassed(r.name, report);
       expect(out.code, out.stderr).toBe(0);
-      expect(String(report!.resolved), `${r.name} resolved bnbjs to the wrong entry`).toMatch(new RegExp(`/${r.entry.replace('.', '\\.')}$`));
+      expect(String(report!.resolved), `${r.name} resolved bnbjs to the wrong entry`).toMatch(
+        new RegExp(`/${r.entry.replace('.', '\\.')}$`),
+      );
       expect(report!.build).toBe(r.build ?? (report!.features.relaxedSimd ? 'relaxed' : 'simd'));
-      expect([report!.threads, report!.threadedSame, report!.threadError], `${r.name}: threads, and the same bytes on 2 threads as on 1`).toEqual([r.threads, true, undefined]);
-      expect([report!.resident, report!.residentSame], `${r.name}: wasmTensor resident where threads run, the same bytes`).toEqual([r.threads > 1 && report!.build !== 'scalar', true]);
+      expect(
+        [report!.threads, report!.threadedSame, report!.threadError],
+        `${r.name}: threads, and the same bytes on 2 threads as on 1`,
+      ).toEqual([r.threads, true, undefined]);
+      expect([report!.resident, report!.residentSame], `${r.name}: wasmTensor resident where threads run, the same bytes`).toEqual([
+        r.threads > 1 && report!.build !== 'scalar',
+        true,
+      ]);
       if (report!.build === 'scalar') expect(report!.workerJobs, 'the scalar build runs on the calling thread').toBe(0);
       else expect(report!.workerJobs, `${r.name}: no job ran on a worker`).toBeGreaterThan(0);
       // an idle pool lets the process end (Deno: closed after IDLE_MS, its Workers having no unref)
       expect(lag, `${r.name} kept running after its last op`).toBeLessThan(10_000);
-      if (r.name === 'Deno') expect(report!.permissions, 'Deno ran with a permission granted').toEqual({ read: 'prompt', env: 'prompt', net: 'prompt', ffi: 'prompt', run: 'prompt' });
-      console.log(`${report!.runtime}: ${report!.results.length} smoke checks passed on the ${report!.build} build (${report!.resolved}), ${report!.threads} threads (${report!.workerJobs} jobs on a worker), exited ${lag} ms after its report`);
+      if (r.name === 'Deno')
+        expect(report!.permissions, 'Deno ran with a permission granted').toEqual({
+          read: 'prompt',
+          env: 'prompt',
+          net: 'prompt',
+          ffi: 'prompt',
+          run: 'prompt',
+        });
+      console.log(
+        `${report!.runtime}: ${report!.results.length} smoke checks passed on the ${report!.build} build (${report!.resolved}), ${report!.threads} threads (${report!.workerJobs} jobs on a worker), exited ${lag} ms after its report`,
+      );
     });
   }
 });

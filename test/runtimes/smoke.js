@@ -5,14 +5,19 @@
 
 /** The golden files the checks read (file names in ../shared/golden, without .safetensors). */
 export const GOLDEN_FILES = [
-  'q4_nf4_bs64_float16_plain_0', 'q4_fp4_bs128_bfloat16_plain_0', 'q4_nf4_bs64_float16_nested_0',
-  'q8_bs256_float16_plain', 'int8_quant_t0_3x17', 'int8_matmul_5x7x33',
+  'q4_nf4_bs64_float16_plain_0',
+  'q4_fp4_bs128_bfloat16_plain_0',
+  'q4_nf4_bs64_float16_nested_0',
+  'q8_bs256_float16_plain',
+  'int8_quant_t0_3x17',
+  'int8_matmul_5x7x33',
 ];
 
 const bytesOf = (t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 
 function sameBytes(what, a, b) {
-  const x = a instanceof Uint8Array ? a : bytesOf(a), y = b instanceof Uint8Array ? b : bytesOf(b);
+  const x = a instanceof Uint8Array ? a : bytesOf(a),
+    y = b instanceof Uint8Array ? b : bytesOf(b);
   if (x.length !== y.length) throw new Error(`${what}: ${x.length} bytes, expected ${y.length}`);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) throw new Error(`${what}: byte ${i} is ${x[i]}, expected ${y[i]}`);
 }
@@ -31,7 +36,12 @@ function golden(lib, files, name) {
 }
 
 /** The qs.* entries of a golden file: the state dict bitsandbytes wrote. */
-const goldenDict = (t) => Object.fromEntries(Object.entries(t).filter(([k]) => k.startsWith('cuda.qs.')).map(([k, v]) => [k.slice(8), v]));
+const goldenDict = (t) =>
+  Object.fromEntries(
+    Object.entries(t)
+      .filter(([k]) => k.startsWith('cuda.qs.'))
+      .map(([k, v]) => [k.slice(8), v]),
+  );
 
 function quant4(lib, files, name) {
   const { t, params } = golden(lib, files, name);
@@ -115,12 +125,14 @@ export function smoke(lib, files) {
 
 /** Fixture module text → bytes (base64 decoded without Buffer, which browsers lack). */
 export function decodeFixtures(b64) {
-  return Object.fromEntries(Object.entries(b64).map(([k, v]) => {
-    const s = atob(v);
-    const b = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
-    return [k, b];
-  }));
+  return Object.fromEntries(
+    Object.entries(b64).map(([k, v]) => {
+      const s = atob(v);
+      const b = new Uint8Array(s.length);
+      for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
+      return [k, b];
+    }),
+  );
 }
 
 /**
@@ -139,15 +151,20 @@ export async function threadRun(lib) {
     };
     const same = (a, b) => a.every((x, i) => x.length === b[i].length && x.every((v, j) => v === b[i][j]));
     lib.setNumThreads(2);
-    const threads = lib.numThreads(), many = run();
+    const threads = lib.numThreads(),
+      many = run();
     let threadedSame = true;
-    for (const end = Date.now() + 20_000; threads > 1 && lib.wasmBuild() !== 'scalar' && lib.threadStats().workerJobs === 0 && Date.now() < end;) {
+    for (
+      const end = Date.now() + 20_000;
+      threads > 1 && lib.wasmBuild() !== 'scalar' && lib.threadStats().workerJobs === 0 && Date.now() < end;
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 10));
       threadedSame &&= same(run(), many);
     }
     const { workerJobs } = lib.threadStats();
     // the same ops on resident tensors (in the shared kernel memory where there is one)
-    const rA = lib.wasmTensor(big), rOut = lib.wasmTensor([big.data.length], 'float32');
+    const rA = lib.wasmTensor(big),
+      rOut = lib.wasmTensor([big.data.length], 'float32');
     const resident = lib.isResident(rA) && lib.isResident(rOut);
     const [rp, rs] = lib.quantize4bit(rA, { quantType: 'nf4' });
     lib.dequantize4bit(rp, rs, { out: rOut });

@@ -31,7 +31,9 @@ describe('smoke suite', () => {
   it('bnbjs/inline carries the current build/*.wasm', async () => {
     const inline = await import(join(ROOT, 'dist/backend/wasm/runtime/inline-bytes.js'));
     for (const build of ['simd', 'scalar'] as const) {
-      expect(inline[build], `dist/backend/wasm/runtime/inline-bytes.js is stale (${build}): run npm run build`).toBe(readFileSync(join(ROOT, `build/bnb.${build}.wasm`)).toString('base64'));
+      expect(inline[build], `dist/backend/wasm/runtime/inline-bytes.js is stale (${build}): run npm run build`).toBe(
+        readFileSync(join(ROOT, `build/bnb.${build}.wasm`)).toString('base64'),
+      );
     }
   });
 });

@@ -42,17 +42,19 @@ async function bundle(): Promise<string[]> {
     platform: 'neutral',
     conditions: ['workerd', 'worker', 'browser'],
     logLevel: 'silent',
-    plugins: [{
-      name: 'wasm-modules',
-      setup(b) {
-        b.onResolve({ filter: /\.wasm$/ }, (args) => {
-          const name = basename(args.path);
-          copyFileSync(join(args.resolveDir, args.path), join(app.dir, name));
-          if (!wasm.includes(name)) wasm.push(name);
-          return { path: `./${name}`, external: true };
-        });
+    plugins: [
+      {
+        name: 'wasm-modules',
+        setup(b) {
+          b.onResolve({ filter: /\.wasm$/ }, (args) => {
+            const name = basename(args.path);
+            copyFileSync(join(args.resolveDir, args.path), join(app.dir, name));
+            if (!wasm.includes(name)) wasm.push(name);
+            return { path: `./${name}`, external: true };
+          });
+        },
       },
-    }],
+    ],
   });
   return wasm;
 }
@@ -63,7 +65,8 @@ async function fetchWhenUp(url: string, ms: number): Promise<Response> {
     try {
       return await fetch(url);
     } catch (e) {
-      if (Date.now() > end || workerd?.exitCode !== null) throw new Error(`workerd did not answer at ${url}: ${(e as Error).message}\n${log}`);
+      if (Date.now() > end || workerd?.exitCode !== null)
+        throw new Error(`workerd did not answer at ${url}: ${(e as Error).message}\n${log}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -88,7 +91,11 @@ describe.skipIf(why)(`workerd${why ? ` (skipped: ${why})` : ''}`, () => {
   });
 
   it('a Worker importing bnbjs with the .wasm as modules passes the smoke suite', async () => {
-    expect(wasm.sort(), 'the Worker bundle must import the three builds as Wasm modules').toEqual(['bnb.relaxed.wasm', 'bnb.scalar.wasm', 'bnb.simd.wasm']);
+    expect(wasm.sort(), 'the Worker bundle must import the three builds as Wasm modules').toEqual([
+      'bnb.relaxed.wasm',
+      'bnb.scalar.wasm',
+      'bnb.simd.wasm',
+    ]);
     expect(readFileSync(join(app.dir, 'worker.js'), 'utf8')).not.toMatch(/getBuiltinModule|from\s*["']node:/);
     const res = await fetchWhenUp(`http://127.0.0.1:${port}/`, 30_000);
     const text = await res.text();
@@ -98,9 +105,11 @@ describe.skipIf(why)(`workerd${why ? ` (skipped: ${why})` : ''}`, () => {
     expect(report.build).toBe(report.features.relaxedSimd ? 'relaxed' : 'simd');
     // The constraint the Worker entry exists for: this runtime does refuse bytes.
     expect(report.compileFromBytes).toMatch(/^refused/);
-    const scalar = await (await fetch(`http://127.0.0.1:${port}/?build=scalar`)).json() as SmokeReport;
-    expectSmokePassed('workerd, setWasmBuild(\'scalar\')', scalar);
+    const scalar = (await (await fetch(`http://127.0.0.1:${port}/?build=scalar`)).json()) as SmokeReport;
+    expectSmokePassed("workerd, setWasmBuild('scalar')", scalar);
     expect(scalar.build).toBe('scalar');
-    console.log(`workerd: ${report.results.length} smoke checks passed on the simd build and on the scalar one; WebAssembly.compile(bytes) ${report.compileFromBytes}; import.meta.url = ${report.importMetaUrl}`);
+    console.log(
+      `workerd: ${report.results.length} smoke checks passed on the simd build and on the scalar one; WebAssembly.compile(bytes) ${report.compileFromBytes}; import.meta.url = ${report.importMetaUrl}`,
+    );
   });
 });

@@ -44,7 +44,9 @@ export interface CudaAddon extends KernelsOf<'cuda'> {
 
 let loaded: { addon: CudaAddon | null; probe: CudaProbe | null; reason: string | null } | null = null;
 
-interface NodeProcess { env?: Record<string, string | undefined> }
+interface NodeProcess {
+  env?: Record<string, string | undefined>;
+}
 
 /** Forgets the loaded state (tests that change BNBJS_BACKEND). */
 export function resetCudaAddon(): void {
@@ -80,10 +82,13 @@ export function cudaAddon(): { addon: CudaAddon | null; probe: CudaProbe | null;
  * installed package does not (package.json `files` ships no scripts/ or native/).
  */
 function notBuiltReason(path: string, checkout: boolean): string {
-  return `the CUDA addon is not built (${path}): ` + (checkout
-    ? 'npm run build:cuda (needs nvcc and cmake)'
-    : 'the installed package has no CUDA sources; build it in a clone of the bnbjs repository (npm run build:cuda, needs nvcc and cmake) ' +
-      `and copy its build/bnbjs_cuda.node to ${path}, or point BNBJS_CUDA_ADDON at it`);
+  return (
+    `the CUDA addon is not built (${path}): ` +
+    (checkout
+      ? 'npm run build:cuda (needs nvcc and cmake)'
+      : 'the installed package has no CUDA sources; build it in a clone of the bnbjs repository (npm run build:cuda, needs nvcc and cmake) ' +
+        `and copy its build/bnbjs_cuda.node to ${path}, or point BNBJS_CUDA_ADDON at it`)
+  );
 }
 
 /** The addon, or a BnbError saying why CUDA is unavailable. */

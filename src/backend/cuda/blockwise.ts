@@ -36,7 +36,12 @@ export function compress(cuda: CudaAddon, absmax: DeviceTensor, blocksize: numbe
 }
 
 /** f32 absmax of checked statistics on the device, de-nested if needed (then a temporary). */
-export function deviceAbsmax(cuda: CudaAddon, { absmax, nested }: CheckedAbsmax, device: string, temp: (t: DeviceTensor) => DeviceTensor): DeviceTensor {
+export function deviceAbsmax(
+  cuda: CudaAddon,
+  { absmax, nested }: CheckedAbsmax,
+  device: string,
+  temp: (t: DeviceTensor) => DeviceTensor,
+): DeviceTensor {
   const a = dev('state.absmax', absmax);
   if (nested === null) return a;
   const nb = numel(a.shape);

@@ -13,7 +13,8 @@ const DT = DTYPE_ID;
 
 export function gemv4bit(c: Checked<typeof gemv4bitOp>): Tensor {
   const { M, N, K, quantType, blocksize, dtype, bias, absmax, outShape } = c;
-  const a = dev('A', c.A), b = dev('B', c.B);
+  const a = dev('A', c.A),
+    b = dev('B', c.B);
   if (M === 0 || N === 0) return deviceEmpty(dtype, outShape, a.device);
   const cuda = cudaFor(a.device);
   return withTemps((temp) => {
@@ -21,7 +22,9 @@ export function gemv4bit(c: Checked<typeof gemv4bitOp>): Tensor {
     // the kernels add an f32 bias (the WebAssembly kernel's toFloat32 of it)
     const f32 = bias && temp(toDevice(tensor(toFloat32(onHost(bias) ? bias : toDevice(bias, 'cpu')), [N]), a.device) as DeviceTensor);
     const out = deviceEmpty(dtype, outShape, a.device);
-    cudaCall(() => cuda.gemv4bit(a.ptr, M, K, DT[dtype], b.ptr, N, am.ptr, blocksize, QTYPE_ID[quantType], f32 ? f32.ptr : 0, DT[dtype], out.ptr));
+    cudaCall(() =>
+      cuda.gemv4bit(a.ptr, M, K, DT[dtype], b.ptr, N, am.ptr, blocksize, QTYPE_ID[quantType], f32 ? f32.ptr : 0, DT[dtype], out.ptr),
+    );
     return out;
   });
 }

@@ -13,7 +13,14 @@ import { DeviceTensor, isDeviceTensor, toDevice } from './tensor.js';
 /** The state with f applied to its absmax (and its state2's), each field read once. */
 function mapState(s: QuantState, f: (t: Tensor) => Tensor): QuantState {
   const g = guard('state', () => ({
-    absmax: s.absmax, shape: s.shape, code: s.code, blocksize: s.blocksize, quantType: s.quantType, dtype: s.dtype, offset: s.offset, state2: s.state2,
+    absmax: s.absmax,
+    shape: s.shape,
+    code: s.code,
+    blocksize: s.blocksize,
+    quantType: s.quantType,
+    dtype: s.dtype,
+    offset: s.offset,
+    state2: s.state2,
   }));
   return new QuantState({ ...g, absmax: f(g.absmax), state2: QuantState.isState(g.state2) ? mapState(g.state2, f) : g.state2 });
 }

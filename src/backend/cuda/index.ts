@@ -15,7 +15,15 @@ registerBackend('cuda', {
   hint: ' (is the CUDA addon loaded? probe().cuda.reason says why not)',
 });
 registerKernels('cuda', {
-  quantize4bit, dequantize4bit, quantizeBlockwise, dequantizeBlockwise,
-  int8VectorwiseQuant, int8DoubleQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant,
-  gemv4bit, dequantizeFp8,
+  quantize4bit,
+  dequantize4bit,
+  quantizeBlockwise,
+  dequantizeBlockwise,
+  int8VectorwiseQuant,
+  int8DoubleQuant,
+  int8VectorwiseDequant,
+  int8LinearMatmul,
+  int8MmDequant,
+  gemv4bit,
+  dequantizeFp8,
 });

@@ -41,10 +41,26 @@ export function dequantize4bit(c: Checked<typeof dequantize4bitOp>): Tensor {
     const nested = absmax.nested;
     if (!transposed && nested !== null && typeof fused === 'function') {
       // one kernel de-nests the absmax and dequantizes (the same bits as the two-step path)
-      const q = dev('state.absmax', absmax.absmax), a2 = dev('state.state2.absmax', nested.absmax);
+      const q = dev('state.absmax', absmax.absmax),
+        a2 = dev('state.state2.absmax', nested.absmax);
       const code2 = codeOn(nested.code, packed.device, temp);
       const result = output(out, dtype, shape, packed.device);
-      cudaCall(() => fused.call(cuda, packed.ptr, n, blocksize, QT[quantType], q.ptr, code2.ptr, a2.ptr, nested.blocksize, nested.offset, DT[dtype], result.ptr));
+      cudaCall(() =>
+        fused.call(
+          cuda,
+          packed.ptr,
+          n,
+          blocksize,
+          QT[quantType],
+          q.ptr,
+          code2.ptr,
+          a2.ptr,
+          nested.blocksize,
+          nested.offset,
+          DT[dtype],
+          result.ptr,
+        ),
+      );
       return result;
     }
     const a = deviceAbsmax(cuda, absmax, packed.device, temp);
@@ -56,9 +72,13 @@ export function dequantize4bit(c: Checked<typeof dequantize4bitOp>): Tensor {
     // bnb's compatibility shim for a packed [1, n] argument: the transposed result (through the host)
     const rows = temp(deviceEmpty(dtype, shape, packed.device));
     cudaCall(() => cuda.dequantize4bit(packed.ptr, n, blocksize, QT[quantType], a.ptr, DT[dtype], rows.ptr));
-    const h = rows.to('cpu'), [r, c] = shape as [number, number], size = itemsize(dtype);
-    const src = new Uint8Array(h.data.buffer), dst = new Uint8Array(src.length);
-    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) dst.set(src.subarray((i * c + j) * size, (i * c + j + 1) * size), (j * r + i) * size);
+    const h = rows.to('cpu'),
+      [r, c] = shape as [number, number],
+      size = itemsize(dtype);
+    const src = new Uint8Array(h.data.buffer),
+      dst = new Uint8Array(src.length);
+    for (let i = 0; i < r; i++)
+      for (let j = 0; j < c; j++) dst.set(src.subarray((i * c + j) * size, (i * c + j + 1) * size), (j * r + i) * size);
     const result = output(out, dtype, outShape, packed.device);
     cudaCall(() => cuda.copyHtoD(result.ptr, dst));
     return result;

@@ -34,7 +34,10 @@ export class DeviceTensor implements Tensor {
 
   /** Device tensors hold no host data: copy them with `to('cpu')`. */
   get data(): TypedArray {
-    throw new BnbError('E_DEVICE', `this ${this.dtype} tensor ${show(this.shape)} is on ${this.device}: copy it to the host with toDevice(t, 'cpu') or t.to('cpu')`);
+    throw new BnbError(
+      'E_DEVICE',
+      `this ${this.dtype} tensor ${show(this.shape)} is on ${this.device}: copy it to the host with toDevice(t, 'cpu') or t.to('cpu')`,
+    );
   }
 
   to(device: string): Tensor {

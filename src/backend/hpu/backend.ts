@@ -28,7 +28,8 @@ export function gaudi(): GaudiProbe {
 export function setGaudiSoftwareVersion(version: string | null | undefined): void {
   if (version === undefined || version === null) versionOverride = version;
   else {
-    if (typeof version !== 'string') fail('E_ARGUMENT', 'version', version, 'a version such as "1.22.0", null (unknown) or undefined (probe)');
+    if (typeof version !== 'string')
+      fail('E_ARGUMENT', 'version', version, 'a version such as "1.22.0", null (unknown) or undefined (probe)');
     const v = parseGaudiVersion(version);
     if (!v) fail('E_ARGUMENT', 'version', version, 'a version such as "1.22.0"');
     versionOverride = v;
@@ -46,14 +47,27 @@ function available(): boolean {
 /** Tensors on 'hpu:N' (emulated: their data stays in host memory). */
 function moveHpu(t: Tensor, device: string): Tensor {
   const to = canonicalDevice(device);
-  if (to !== 'cpu' && !available()) throw new BnbError('E_DEVICE', `device = ${show(device)} is not available: ${gaudi().reason ?? 'no Gaudi device'} (BNBJS_BACKEND=hpu forces the emulated backend)`);
+  if (to !== 'cpu' && !available())
+    throw new BnbError(
+      'E_DEVICE',
+      `device = ${show(device)} is not available: ${gaudi().reason ?? 'no Gaudi device'} (BNBJS_BACKEND=hpu forces the emulated backend)`,
+    );
   const data = t.data.slice();
   if (to === 'cpu') return tensor(data, [...t.shape], t.dtype);
   return hpuTensor(tensor(data, [...t.shape], t.dtype), to);
 }
 
 function hpuTensor(t: Tensor, device: string): Tensor {
-  return { dtype: t.dtype, shape: t.shape, data: t.data, device, to(d: string) { return moveHpu(this, d); }, dispose() {} };
+  return {
+    dtype: t.dtype,
+    shape: t.shape,
+    data: t.data,
+    device,
+    to(d: string) {
+      return moveHpu(this, d);
+    },
+    dispose() {},
+  };
 }
 
 /** x with each byte's two nibbles exchanged: (b >> 4) | ((b & 0xf) << 4). */
@@ -70,13 +84,28 @@ export function swapNibbles(bytes: Uint8Array): Uint8Array {
  * the first element of each byte from the low nibble.
  */
 export function habanaDequantizeNf4(
-  bytes: Uint8Array, absmax: Float32Array, blocksize: number, shape: number[], dtype: FloatDType, version: GaudiVersion | null,
+  bytes: Uint8Array,
+  absmax: Float32Array,
+  blocksize: number,
+  shape: number[],
+  dtype: FloatDType,
+  version: GaudiVersion | null,
 ): Tensor {
   const codes = needsNibbleSwap(version) ? swapNibbles(bytes) : bytes;
   const n = numel(shape);
-  return dequantize4bitWasm(checkDequantize4bit(tensor(codes, [codes.length, 1], 'uint8'), {
-    absmax: tensor(absmax, [absmax.length], 'float32'), shape: [n === 1 ? 1 : n], blocksize, quantType: 'nf4', dtype,
-  }, {}));
+  return dequantize4bitWasm(
+    checkDequantize4bit(
+      tensor(codes, [codes.length, 1], 'uint8'),
+      {
+        absmax: tensor(absmax, [absmax.length], 'float32'),
+        shape: [n === 1 ? 1 : n],
+        blocksize,
+        quantType: 'nf4',
+        dtype,
+      },
+      {},
+    ),
+  );
 }
 
 const HPU_STORAGE: readonly DType[] = ['uint8', 'bfloat16'];
@@ -94,12 +123,19 @@ export function dequantize4bitHpu(c: Checked<typeof dequantize4bitOp>): Tensor {
   const { A, isState, quantType, blocksize, dtype, shape, absmax, out } = c;
   if (!isState) throw new BnbError('E_STATE', 'dequantize4bit on hpu requires a QuantState');
   if (quantType !== 'nf4') throw new BnbError('E_QUANT_TYPE', `HPU backend only supports quant_type 'nf4', got ${show(quantType)}`);
-  if (!HPU_STORAGE.includes(A.dtype)) throw new BnbError('E_DTYPE', `HPU backend only supports uint8 or bfloat16 storage, got ${show(A.dtype)}`);
+  if (!HPU_STORAGE.includes(A.dtype))
+    throw new BnbError('E_DTYPE', `HPU backend only supports uint8 or bfloat16 storage, got ${show(A.dtype)}`);
   const host = absmaxF32({
-    absmax: onHostView(absmax.absmax), nested: absmax.nested && { ...absmax.nested, absmax: onHostView(absmax.nested.absmax) },
+    absmax: onHostView(absmax.absmax),
+    nested: absmax.nested && { ...absmax.nested, absmax: onHostView(absmax.nested.absmax) },
   });
   // absmax.to(dtype): rounded to the output dtype before scaling, unlike every other backend
-  const round = dtype === 'float16' ? (x: number) => f16ToNumber(numberToF16(x)) : dtype === 'bfloat16' ? (x: number) => bf16ToNumber(numberToBf16(x)) : (x: number) => x;
+  const round =
+    dtype === 'float16'
+      ? (x: number) => f16ToNumber(numberToF16(x))
+      : dtype === 'bfloat16'
+        ? (x: number) => bf16ToNumber(numberToBf16(x))
+        : (x: number) => x;
   const rounded = Float32Array.from(host, round);
   const version = gaudiSoftwareVersion();
   let bytes: Uint8Array = bytesOf(A).slice();

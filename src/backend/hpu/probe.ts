@@ -6,7 +6,7 @@ import { nodeBuiltin } from '../../runtime/node-builtins.js';
 
 /** An array of strings, copied. */
 function readStrings(argument: string, x: unknown): string[] {
-  const out = guard(argument, () => (Array.isArray(x) && x.every((s) => typeof s === 'string') ? [...x] as string[] : null));
+  const out = guard(argument, () => (Array.isArray(x) && x.every((s) => typeof s === 'string') ? ([...x] as string[]) : null));
   if (out === null) fail('E_ARGUMENT', argument, x, 'an array of directory paths');
   return out;
 }
@@ -34,11 +34,11 @@ export interface GaudiProbe {
   emulated: true;
 }
 
-
 /** Parses Habana version strings: "hl-1.21.0-fw-...", "1.22.0", "Version: 2.0.0". */
 export function parseGaudiVersion(text: string): GaudiVersion | null {
   if (typeof text !== 'string') fail('E_ARGUMENT', 'text', text, 'a version string such as "1.22.0" or hl-smi\'s output');
-  const m = /hl-(\d+)\.(\d+)\.(\d+)/.exec(text) ?? /(?:^|[^\d.])(\d+)\.(\d+)\.(\d+)/.exec(text) ?? /(?:^|[^\d.])(\d+)\.(\d+)(?![\d.])/.exec(text);
+  const m =
+    /hl-(\d+)\.(\d+)\.(\d+)/.exec(text) ?? /(?:^|[^\d.])(\d+)\.(\d+)\.(\d+)/.exec(text) ?? /(?:^|[^\d.])(\d+)\.(\d+)(?![\d.])/.exec(text);
   if (!m) return null;
   return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3] ?? 0), text: text.trim().split('\n')[0]!.slice(0, 200) };
 }
@@ -49,8 +49,11 @@ export function parseGaudiVersion(text: string): GaudiVersion | null {
  */
 export function needsNibbleSwap(v: GaudiVersion | null): boolean {
   if (v === null) return false;
-  const { major, minor } = isPlainObject('v', v) ? guard('v', () => ({ major: v.major as unknown, minor: v.minor as unknown })) : { major: undefined, minor: undefined };
-  if (!Number.isSafeInteger(major) || !Number.isSafeInteger(minor)) fail('E_ARGUMENT', 'v', v, 'null or a GaudiVersion { major, minor, patch } (see parseGaudiVersion)');
+  const { major, minor } = isPlainObject('v', v)
+    ? guard('v', () => ({ major: v.major as unknown, minor: v.minor as unknown }))
+    : { major: undefined, minor: undefined };
+  if (!Number.isSafeInteger(major) || !Number.isSafeInteger(minor))
+    fail('E_ARGUMENT', 'v', v, 'null or a GaudiVersion { major, minor, patch } (see parseGaudiVersion)');
   return (major as number) < 1 || (major === 1 && (minor as number) < 22);
 }
 
@@ -74,7 +77,13 @@ export function probeGaudi(given: GaudiProbeOptions = {}): GaudiProbe {
     if (v !== undefined && typeof v !== 'string') fail('E_ARGUMENT', `env.${k}`, v, 'a string or undefined');
     env[k] = v;
   }
-  const base = { devices: [] as string[], visibleDevices: env.HABANA_VISIBLE_DEVICES ?? null, version: null, swapNibbles: false, emulated: true as const };
+  const base = {
+    devices: [] as string[],
+    visibleDevices: env.HABANA_VISIBLE_DEVICES ?? null,
+    version: null,
+    swapNibbles: false,
+    emulated: true as const,
+  };
   const fs = nodeBuiltin<typeof import('node:fs')>('node:fs');
   const path = nodeBuiltin<typeof import('node:path')>('node:path');
   const cp = nodeBuiltin<typeof import('node:child_process')>('node:child_process');
@@ -93,16 +102,24 @@ export function probeGaudi(given: GaudiProbeOptions = {}): GaudiProbe {
   let version: GaudiVersion | null = null;
   let versionSource = 'not found: no hl-smi on PATH and no habana-torch-plugin metadata';
   {
-    const dirs = opts.sitePackages ?? (env.BNBJS_HPU_SITE_PACKAGES ?? '').split(path.delimiter).filter(Boolean).concat(
-      ['/usr/lib/python3/dist-packages', '/usr/local/lib/python3/dist-packages'],
-      ...['/usr/lib', '/usr/local/lib'].map((root) => {
-        try {
-          return fs.readdirSync(root).filter((d) => /^python3\.\d+$/.test(d)).flatMap((d) => [path.join(root, d, 'site-packages'), path.join(root, d, 'dist-packages')]);
-        } catch {
-          return [];
-        }
-      }),
-    );
+    const dirs =
+      opts.sitePackages ??
+      (env.BNBJS_HPU_SITE_PACKAGES ?? '')
+        .split(path.delimiter)
+        .filter(Boolean)
+        .concat(
+          ['/usr/lib/python3/dist-packages', '/usr/local/lib/python3/dist-packages'],
+          ...['/usr/lib', '/usr/local/lib'].map((root) => {
+            try {
+              return fs
+                .readdirSync(root)
+                .filter((d) => /^python3\.\d+$/.test(d))
+                .flatMap((d) => [path.join(root, d, 'site-packages'), path.join(root, d, 'dist-packages')]);
+            } catch {
+              return [];
+            }
+          }),
+        );
     for (const dir of dirs) {
       let entries: string[] = [];
       try {
@@ -120,7 +137,9 @@ export function probeGaudi(given: GaudiProbeOptions = {}): GaudiProbe {
         }
         const line = /^Version:\s*(.*)$/m.exec(text)?.[1]?.trim() ?? '';
         version = line ? parseGaudiVersion(line) : null;
-        versionSource = version ? `habana-torch-plugin metadata (${meta})` : `habana-torch-plugin metadata has no usable Version (${JSON.stringify(line)}) in ${meta}`;
+        versionSource = version
+          ? `habana-torch-plugin metadata (${meta})`
+          : `habana-torch-plugin metadata has no usable Version (${JSON.stringify(line)}) in ${meta}`;
         break;
       }
       if (version || versionSource.includes('metadata')) break;
@@ -128,10 +147,18 @@ export function probeGaudi(given: GaudiProbeOptions = {}): GaudiProbe {
   }
   // bitsandbytes reads the habana-torch-plugin metadata; hl-smi is the fallback
   if (!version) {
-    const hlSmi = (env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'hl-smi')).find((p) => fs.existsSync(p));
+    const hlSmi = (env.PATH ?? '')
+      .split(path.delimiter)
+      .map((d) => path.join(d, 'hl-smi'))
+      .find((p) => fs.existsSync(p));
     if (hlSmi) {
       try {
-        const out = cp.execFileSync(hlSmi, ['-v'], { encoding: 'utf8', timeout: 5000, env: rawEnv as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+        const out = cp.execFileSync(hlSmi, ['-v'], {
+          encoding: 'utf8',
+          timeout: 5000,
+          env: rawEnv as NodeJS.ProcessEnv,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         version = parseGaudiVersion(out);
         versionSource = version ? `hl-smi -v (${hlSmi})` : `hl-smi -v printed no version: ${JSON.stringify(out.trim().slice(0, 80))}`;
       } catch (e) {
@@ -142,7 +169,12 @@ export function probeGaudi(given: GaudiProbeOptions = {}): GaudiProbe {
   const forced = env.BNBJS_BACKEND === 'hpu';
   const available = devices.length > 0 || forced;
   return {
-    ...base, devices, version, versionSource, swapNibbles: needsNibbleSwap(version), available,
+    ...base,
+    devices,
+    version,
+    versionSource,
+    swapNibbles: needsNibbleSwap(version),
+    available,
     reason: available ? null : 'no Gaudi device (/dev/accel/accel*, /dev/hl*) found',
   };
 }

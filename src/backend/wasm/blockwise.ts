@@ -16,7 +16,11 @@ import { kernelsFor, runChunks } from './threads/parallel.js';
 
 /** The kernel: (q, absmax) of n elements of `dtype` (src: any view of them). */
 export function quantizeBlockwiseRaw(
-  src: ArrayBufferView, n: number, dtype: FloatDType, code: Float32Array, blocksize: number,
+  src: ArrayBufferView,
+  n: number,
+  dtype: FloatDType,
+  code: Float32Array,
+  blocksize: number,
   finite: FiniteCheck | null = null,
 ): { q: Uint8Array; absmax: Float32Array } {
   const size = dtype === 'float32' ? 4 : 2;
@@ -36,7 +40,10 @@ export function quantizeBlockwiseRaw(
     },
     calls(j, [pIn, pQ, pAbs]) {
       const len = span(j)[1];
-      return [...finiteCall(pIn!, len, dtype, finite), ['quantizeBlockwise', pIn!, len, DTYPE_ID[dtype], blocksize, m.codePtr, m.lutPtr, pQ!, pAbs!]];
+      return [
+        ...finiteCall(pIn!, len, dtype, finite),
+        ['quantizeBlockwise', pIn!, len, DTYPE_ID[dtype], blocksize, m.codePtr, m.lutPtr, pQ!, pAbs!],
+      ];
     },
     store(j, [, pQ, pAbs], results) {
       const [start, len] = span(j);
@@ -50,7 +57,12 @@ export function quantizeBlockwiseRaw(
 
 /** out = f32(code[q] * absmax[block]) for n elements, to `dtype`, as raw bytes. */
 export function dequantizeBlockwiseRaw(
-  q: Uint8Array, n: number, absmax: Float32Array, code: Float32Array, blocksize: number, dtype: FloatDType,
+  q: Uint8Array,
+  n: number,
+  absmax: Float32Array,
+  code: Float32Array,
+  blocksize: number,
+  dtype: FloatDType,
   out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
 ): ArrayBufferView {
   const size = dtype === 'float32' ? 4 : 2;
@@ -83,7 +95,11 @@ export function dequantizeBlockwiseRaw(
  * 256, 8-bit its own blocksize. `offset` replaces the computed mean (to replay
  * a stored state).
  */
-export function compressAbsmax(absmax: Float32Array, blocksize: number, offset = meanF32(absmax)): { absmax: Tensor; offset: number; state2: QuantState } {
+export function compressAbsmax(
+  absmax: Float32Array,
+  blocksize: number,
+  offset = meanF32(absmax),
+): { absmax: Tensor; offset: number; state2: QuantState } {
   const centered = absmax.map((a) => Math.fround(a - offset));
   const code = defaultDynamicMap();
   const r = quantizeBlockwiseRaw(centered, centered.length, 'float32', code, blocksize);
@@ -100,7 +116,14 @@ export function compressAbsmax(absmax: Float32Array, blocksize: number, offset =
 export function absmaxF32({ absmax, nested }: CheckedAbsmax): Float32Array {
   if (nested === null) return absmax.data as Float32Array;
   const nblocks = absmax.data.length;
-  const bytes = dequantizeBlockwiseRaw(absmax.data as Uint8Array, nblocks, nested.absmax.data as Float32Array, nested.code, nested.blocksize, 'float32');
+  const bytes = dequantizeBlockwiseRaw(
+    absmax.data as Uint8Array,
+    nblocks,
+    nested.absmax.data as Float32Array,
+    nested.code,
+    nested.blocksize,
+    'float32',
+  );
   const out = new Float32Array(bytes.buffer, bytes.byteOffset, nblocks);
   for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i]! + nested.offset);
   return out;

@@ -37,7 +37,8 @@ function castFloatWasm(t: Tensor, from: FloatDType, to: FloatDType): Tensor {
   const n = numel(t.shape);
   const out = emptyTensor(to, t.shape);
   if (n === 0) return out;
-  const inSize = itemsize(from), outSize = itemsize(to);
+  const inSize = itemsize(from),
+    outSize = itemsize(to);
   const { m, threads } = kernelsFor(n, t.data);
   const chunk = chunkElements(8, threads, n); // whole SIMD steps in every chunk but the last
   const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;

@@ -15,7 +15,9 @@ export interface FiniteCheck {
 }
 
 const ROUND: Record<FloatDType, (x: number) => number> = {
-  float32: Math.fround, float16: (x) => f16ToNumber(numberToF16(x)), bfloat16: (x) => bf16ToNumber(numberToBf16(x)),
+  float32: Math.fround,
+  float16: (x) => f16ToNumber(numberToF16(x)),
+  bfloat16: (x) => bf16ToNumber(numberToBf16(x)),
 };
 
 export function nonFiniteError(check: FiniteCheck, at: number): BnbError {

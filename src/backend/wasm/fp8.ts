@@ -53,8 +53,21 @@ export function dequantizeFp8Wasm(c: Checked<typeof dequantizeFp8Op>): Tensor {
       // row indices relative to the chunk's block of rows (32-bit in the kernel)
       const [r0, rows] = span(j);
       const rowBlock = Math.floor(r0 / L.blockRows);
-      return [['dequantizeFp8', pW!, rows, L.cols, r0 - rowBlock * L.blockRows, pS! + rowBlock * L.scaleCols * 4, L.scaleCols, L.blockRows, L.blockCols,
-        DTYPE_ID[dtype], pO!]];
+      return [
+        [
+          'dequantizeFp8',
+          pW!,
+          rows,
+          L.cols,
+          r0 - rowBlock * L.blockRows,
+          pS! + rowBlock * L.scaleCols * 4,
+          L.scaleCols,
+          L.blockRows,
+          L.blockCols,
+          DTYPE_ID[dtype],
+          pO!,
+        ],
+      ];
     },
     store(j, [, pO]) {
       const [r0, rows] = span(j);

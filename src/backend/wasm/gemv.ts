@@ -36,13 +36,26 @@ export function gemv4bitWasm(c: Checked<typeof gemv4bitOp>): Tensor {
   const g = blocksize / gcd(K, blocksize);
   const W = b.data;
   const rowsOf = (j: number) => {
-    const j0 = j * nc, nj = Math.min(nc, N - j0), J = Math.floor(j0 / g) * g;
-    return { j0, nj, J, first: Math.floor((j0 * K) / 2), last: Math.ceil(((j0 + nj) * K) / 2), b0: (J * K) / blocksize, b1: Math.ceil(((j0 + nj) * K) / blocksize) };
+    const j0 = j * nc,
+      nj = Math.min(nc, N - j0),
+      J = Math.floor(j0 / g) * g;
+    return {
+      j0,
+      nj,
+      J,
+      first: Math.floor((j0 * K) / 2),
+      last: Math.ceil(((j0 + nj) * K) / 2),
+      b0: (J * K) / blocksize,
+      b1: Math.ceil(((j0 + nj) * K) / blocksize),
+    };
   };
   for (let j = 0; j * nc < N; j++) {
     const { j0, nj, J } = rowsOf(j);
     if ((j0 + nj - J) * K >= 2 ** 32) {
-      throw new BnbError('E_SHAPE', `state.shape = ${show(shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for gemv4bit to process in chunks`);
+      throw new BnbError(
+        'E_SHAPE',
+        `state.shape = ${show(shape)} with blocksize ${blocksize}: rows of ${K} weights align with the blocks only every ${g} rows, too far apart for gemv4bit to process in chunks`,
+      );
     }
   }
   for (let i0 = 0; i0 < M; i0 += mc) {
@@ -51,7 +64,13 @@ export function gemv4bitWasm(c: Checked<typeof gemv4bitOp>): Tensor {
       count: Math.ceil(N / nc),
       shared: [mc * K * size],
       prepare: ([pA]) => m.write(pA!, byteView(a.data, i0 * K * size, mi * K * size)),
-      slot: [(Math.ceil(((g + nc) * K) / blocksize) + 1) * 4, (g + nc) * 4, Math.ceil((nc * K) / 2) + 1, mc * nc * size, GEMV_SCRATCH_HEAD + (mc * K + K) * 4],
+      slot: [
+        (Math.ceil(((g + nc) * K) / blocksize) + 1) * 4,
+        (g + nc) * 4,
+        Math.ceil((nc * K) / 2) + 1,
+        mc * nc * size,
+        GEMV_SCRATCH_HEAD + (mc * K + K) * 4,
+      ],
       load(j, p) {
         const [pAbs, pBias] = p;
         const { j0, nj, J, first, last, b0, b1 } = rowsOf(j);
@@ -61,8 +80,26 @@ export function gemv4bitWasm(c: Checked<typeof gemv4bitOp>): Tensor {
       },
       calls(j, [pAbs, pBias, pW, pOut, pScratch], [pA]) {
         const { j0, nj, J, first } = rowsOf(j);
-        return [['gemv4bit', pA!, mi, K, DTYPE_ID[dtype], pW!, first * 2 - J * K, j0 - J, nj, pAbs!, blocksize, QTYPE_ID[quantType],
-          biasF32 ? pBias! : 0, DTYPE_ID[dtype], pOut!, pScratch!]];
+        return [
+          [
+            'gemv4bit',
+            pA!,
+            mi,
+            K,
+            DTYPE_ID[dtype],
+            pW!,
+            first * 2 - J * K,
+            j0 - J,
+            nj,
+            pAbs!,
+            blocksize,
+            QTYPE_ID[quantType],
+            biasF32 ? pBias! : 0,
+            DTYPE_ID[dtype],
+            pOut!,
+            pScratch!,
+          ],
+        ];
       },
       store(j, [, , , pOut]) {
         const { j0, nj } = rowsOf(j);

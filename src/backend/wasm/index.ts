@@ -5,7 +5,11 @@ import { registerKernels } from '../../ops/index.js';
 import { dequantize4bitWasm, quantize4bitWasm } from './quant4bit.js';
 import { dequantizeBlockwiseWasm, quantizeBlockwiseWasm } from './blockwise.js';
 import {
-  int8DoubleQuantWasm, int8LinearMatmulWasm, int8MmDequantWasm, int8VectorwiseDequantWasm, int8VectorwiseQuantWasm,
+  int8DoubleQuantWasm,
+  int8LinearMatmulWasm,
+  int8MmDequantWasm,
+  int8VectorwiseDequantWasm,
+  int8VectorwiseQuantWasm,
 } from './int8.js';
 import { gemv4bitWasm } from './gemv.js';
 import { dequantizeFp8Wasm } from './fp8.js';

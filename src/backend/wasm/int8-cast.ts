@@ -18,7 +18,10 @@ import { int8DequantRows, int8QuantRows } from './int8.js';
 export function int8VectorwiseQuantCast(W: Tensor): [Tensor, Tensor, Tensor | null] {
   const host = isTensor(W) && onHost(W);
   const A = host ? checkTensor('t', W) : null; // castFloat's argument name, as in the two-op path
-  const fused = A !== null && A.dtype !== 'float16' && (FLOAT_DTYPES as readonly string[]).includes(A.dtype) &&
+  const fused =
+    A !== null &&
+    A.dtype !== 'float16' &&
+    (FLOAT_DTYPES as readonly string[]).includes(A.dtype) &&
     kernelBackend('int8VectorwiseQuant', { A }) === 'wasm';
   if (!fused) return int8VectorwiseQuant(castFloat(A ?? W, 'float16'));
   const from = A.dtype as FloatDType;

@@ -6,7 +6,12 @@ import { Tensor, tensor } from '../../tensor.js';
 import { DTYPE_ID } from '../abi.js';
 import { Checked } from '../../ops/registry.js';
 import {
-  int8DoubleQuantOp, int8LinearMatmulOp, int8MmDequantOp, int8VectorwiseDequantOp, int8VectorwiseQuantOp, matrix,
+  int8DoubleQuantOp,
+  int8LinearMatmulOp,
+  int8MmDequantOp,
+  int8VectorwiseDequantOp,
+  int8VectorwiseQuantOp,
+  matrix,
 } from '../../ops/int8.js';
 import { emptyTensor } from '../../ops/validate.js';
 import { wasm } from './runtime/instances.js';
@@ -24,12 +29,19 @@ function rowChunk(rows: number, cols: number, threads: number): number {
  * A is float16, or (`from`) float32/bfloat16 cast to float16 by the castFloat
  * kernel in wasm memory first: the bytes of int8VectorwiseQuant(castFloat(A, 'float16')).
  */
-export function int8QuantRows(A: Tensor, threshold: number, finite: FiniteCheck | null, from: FloatDType = 'float16'): { q: Int8Array; stats: Float32Array } {
+export function int8QuantRows(
+  A: Tensor,
+  threshold: number,
+  finite: FiniteCheck | null,
+  from: FloatDType = 'float16',
+): { q: Int8Array; stats: Float32Array } {
   const [rows, cols] = matrix('A', A);
-  const q = new Int8Array(rows * cols), stats = new Float32Array(rows);
+  const q = new Int8Array(rows * cols),
+    stats = new Float32Array(rows);
   const { m, threads } = kernelsFor(rows * cols, A.data);
   const chunk = rowChunk(rows, cols, threads);
-  const size = itemsize(from), cast = from !== 'float16';
+  const size = itemsize(from),
+    cast = from !== 'float16';
   const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
   runChunks(m, threads, {
     count: Math.ceil(rows / chunk),
@@ -39,7 +51,8 @@ export function int8QuantRows(A: Tensor, threshold: number, finite: FiniteCheck 
       p[0] = m.place(p[0]!, byteView(A.data, r0 * cols * size, n * cols * size));
     },
     calls(j, [pIn, pHalf, pQ, pS]) {
-      const n = span(j)[1], pA = cast ? pHalf! : pIn!;
+      const n = span(j)[1],
+        pA = cast ? pHalf! : pIn!;
       const first: KernelCall[] = cast ? [['castFloat', pIn!, n * cols, DTYPE_ID[from], pA, DTYPE_ID.float16]] : [];
       return [...first, ...finiteCall(pA, n * cols, 'float16', finite), ['int8VectorwiseQuant', pA, n, cols, threshold, pQ!, pS!]];
     },
@@ -60,7 +73,8 @@ export function int8QuantRows(A: Tensor, threshold: number, finite: FiniteCheck 
 function int8QuantColumns(A: Tensor, threshold: number): { q: Int8Array; stats: Float32Array } {
   const [rows, cols] = matrix('A', A);
   const m = wasm();
-  const q = new Int8Array(rows * cols), stats = new Float32Array(cols);
+  const q = new Int8Array(rows * cols),
+    stats = new Float32Array(cols);
   const budget = chunkElements(1) * 16;
   const cc = rows * cols <= budget ? cols : Math.max(1, Math.min(cols, Math.floor(budget / rows)));
   const [pA, pQ, pS] = m.scratch(rows * cc * 2, rows * cc, cc * 4);
@@ -82,7 +96,8 @@ function outlierColumns(A: Tensor, threshold: number): Int32Array {
   const hit = new Uint8Array(cols);
   const d = A.data;
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) if ((d[r * cols + c]! & 0x7fff) >= numberToF16(threshold) && (d[r * cols + c]! & 0x7fff) <= 0x7c00) hit[c] = 1;
+    for (let c = 0; c < cols; c++)
+      if ((d[r * cols + c]! & 0x7fff) >= numberToF16(threshold) && (d[r * cols + c]! & 0x7fff) <= 0x7c00) hit[c] = 1;
   }
   const out: number[] = [];
   hit.forEach((h, c) => h && out.push(c));
@@ -90,7 +105,13 @@ function outlierColumns(A: Tensor, threshold: number): Int32Array {
 }
 
 /** The WebAssembly kernel of int8VectorwiseQuant. */
-export function int8VectorwiseQuantWasm({ A, threshold, allowNonFinite, rows, cols }: Checked<typeof int8VectorwiseQuantOp>): [Tensor, Tensor, Tensor | null] {
+export function int8VectorwiseQuantWasm({
+  A,
+  threshold,
+  allowNonFinite,
+  rows,
+  cols,
+}: Checked<typeof int8VectorwiseQuantOp>): [Tensor, Tensor, Tensor | null] {
   const { q, stats } = int8QuantRows(A, threshold, allowNonFinite ? null : { argument: 'A', tensor: A });
   let outliers: Tensor | null = null;
   if (threshold > 0) {
@@ -125,7 +146,8 @@ export function int8DequantRows(a: Tensor, stats: Tensor, dtype: FloatDType): Te
   const [rows, cols] = matrix('A', a);
   const s = stats.data as Float32Array;
   const out = emptyTensor(dtype, a.shape);
-  const size = itemsize(dtype), cast = dtype !== 'float32';
+  const size = itemsize(dtype),
+    cast = dtype !== 'float32';
   const { m, threads } = kernelsFor(rows * cols, a.data);
   const chunk = rowChunk(rows, cols, threads);
   const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;
@@ -187,7 +209,8 @@ export function int8LinearMatmulWasm(c: Checked<typeof int8LinearMatmulOp>): Ten
 /** The WebAssembly kernel of int8MmDequant. */
 export function int8MmDequantWasm(c: Checked<typeof int8MmDequantOp>): Tensor {
   const { A: a, rowStats: rsT, colStats: csT, rows, cols, dtype, bias, biasKind } = c;
-  const rs = rsT.data as Float32Array, cs = csT.data as Float32Array;
+  const rs = rsT.data as Float32Array,
+    cs = csT.data as Float32Array;
   const size = dtype === 'float32' ? 4 : 2;
   const result = emptyTensor(dtype, a.shape);
   const { m, threads } = kernelsFor(rows * cols, a.data);

@@ -16,7 +16,11 @@ import { kernelsFor, runChunks } from './threads/parallel.js';
 
 /** The kernel: packed nibbles (ceil(n/2) bytes) and f32 absmax of n elements (src: elements of dtype). */
 export function quantize4bitRaw(
-  src: ArrayBufferView, n: number, dtype: FloatDType, blocksize: number, quantType: QuantType,
+  src: ArrayBufferView,
+  n: number,
+  dtype: FloatDType,
+  blocksize: number,
+  quantType: QuantType,
   finite: FiniteCheck | null = null,
 ): { packed: Uint8Array; absmax: Float32Array } {
   const size = dtype === 'float32' ? 4 : 2;
@@ -66,7 +70,12 @@ export function quantize4bitWasm(c: Checked<typeof quantize4bitOp>): [Tensor, Qu
  * view, read as bytes) into `out` (any view, written as bytes).
  */
 export function dequantize4bitRaw(
-  packed: ArrayBufferView, n: number, absmax: Float32Array, blocksize: number, quantType: QuantType, dtype: FloatDType,
+  packed: ArrayBufferView,
+  n: number,
+  absmax: Float32Array,
+  blocksize: number,
+  quantType: QuantType,
+  dtype: FloatDType,
   out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
 ): ArrayBufferView {
   const size = dtype === 'float32' ? 4 : 2;

@@ -14,7 +14,13 @@ import { sharedKernelMemory } from './threads/shared.js';
 class ResidentTensor implements Tensor {
   readonly device = 'cpu';
   private freed = false;
-  constructor(readonly dtype: DType, readonly shape: number[], readonly data: TypedArray, private readonly m: WasmMemory, private readonly ptr: number) {}
+  constructor(
+    readonly dtype: DType,
+    readonly shape: number[],
+    readonly data: TypedArray,
+    private readonly m: WasmMemory,
+    private readonly ptr: number,
+  ) {}
 
   to(device: string): Tensor {
     if (this.freed) throw new BnbError('E_DETACHED', 'this wasmTensor was disposed: its memory may now hold another tensor');
@@ -45,7 +51,8 @@ class ResidentTensor implements Tensor {
 export function wasmTensor(t: Tensor): Tensor & { dispose(): void };
 export function wasmTensor(shape: number[], dtype: DType): Tensor & { dispose(): void };
 export function wasmTensor(a: Tensor | number[], dtype?: DType): Tensor & { dispose(): void } {
-  let src: Tensor | null = null, shape: number[];
+  let src: Tensor | null = null,
+    shape: number[];
   if (guard('t', () => Array.isArray(a))) {
     shape = checkShape('shape', a);
     if (dtype === undefined) fail('E_DTYPE', 'dtype', dtype, 'a dtype for a tensor made from a shape');

@@ -4,25 +4,65 @@ import { fail } from '../../errors.js';
 import { DType } from '../../dtypes.js';
 
 export type SafetensorsDType =
-  | 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
+  'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
 export type RawDType = 'float64' | 'int64' | 'int16' | 'uint64' | 'uint32' | 'uint16' | 'bool' | 'float8_e5m2';
 
 /** The reference implementation's Dtype enum, in its order (the writer sorts by it, descending). */
 export const ST_DTYPES: readonly SafetensorsDType[] = [
-  'BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64',
+  'BOOL',
+  'U8',
+  'I8',
+  'F8_E5M2',
+  'F8_E4M3',
+  'I16',
+  'U16',
+  'F16',
+  'BF16',
+  'I32',
+  'U32',
+  'F32',
+  'F64',
+  'I64',
+  'U64',
 ];
 export const RANK: ReadonlyMap<string, number> = new Map<string, number>(ST_DTYPES.map((d, i) => [d, i]));
 export const ITEMSIZE: ReadonlyMap<SafetensorsDType, number> = new Map<SafetensorsDType, number>([
-  ['BOOL', 1], ['U8', 1], ['I8', 1], ['F8_E5M2', 1], ['F8_E4M3', 1], ['I16', 2], ['U16', 2], ['F16', 2], ['BF16', 2],
-  ['I32', 4], ['U32', 4], ['F32', 4], ['F64', 8], ['I64', 8], ['U64', 8],
+  ['BOOL', 1],
+  ['U8', 1],
+  ['I8', 1],
+  ['F8_E5M2', 1],
+  ['F8_E4M3', 1],
+  ['I16', 2],
+  ['U16', 2],
+  ['F16', 2],
+  ['BF16', 2],
+  ['I32', 4],
+  ['U32', 4],
+  ['F32', 4],
+  ['F64', 8],
+  ['I64', 8],
+  ['U64', 8],
 ]);
 /** read as a bnbjs Tensor */
 export const TO_BNB: ReadonlyMap<SafetensorsDType, DType> = new Map<SafetensorsDType, DType>([
-  ['F32', 'float32'], ['F16', 'float16'], ['BF16', 'bfloat16'], ['U8', 'uint8'], ['I8', 'int8'], ['I32', 'int32'], ['F8_E4M3', 'float8_e4m3fn'],
+  ['F32', 'float32'],
+  ['F16', 'float16'],
+  ['BF16', 'bfloat16'],
+  ['U8', 'uint8'],
+  ['I8', 'int8'],
+  ['I32', 'int32'],
+  ['F8_E4M3', 'float8_e4m3fn'],
 ]);
 /** read as a RawTensor (bytes) */
 export const TO_RAW: ReadonlyMap<SafetensorsDType, RawDType> = new Map<SafetensorsDType, RawDType>([
-  ['F64', 'float64'], ['I64', 'int64'], ['I16', 'int16'], ['U64', 'uint64'], ['U32', 'uint32'], ['U16', 'uint16'], ['BOOL', 'bool'], ['F8_E5M2', 'float8_e5m2'],
+  ['F64', 'float64'],
+  ['I64', 'int64'],
+  ['I16', 'int16'],
+  ['U64', 'uint64'],
+  ['U32', 'uint32'],
+  ['U16', 'uint16'],
+  ['BOOL', 'bool'],
+  ['F8_E5M2', 'float8_e5m2'],
 ]);
 /** a stored tensor's dtype (bnbjs or raw) -> its safetensors dtype */
 export const FROM_STORED: ReadonlyMap<string, SafetensorsDType> = new Map<string, SafetensorsDType>([

@@ -14,7 +14,10 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 /** What a reader accepts: at most MAX_TENSORS tensors per file. */
 export function checkTensorCount(count: number): void {
   if (count > MAX_TENSORS) {
-    throw new BnbError('E_ST_TENSOR_COUNT', `tensors: ${count} is not accepted: expected at most ${MAX_TENSORS} tensors in one file (readers refuse more; shard the checkpoint)`);
+    throw new BnbError(
+      'E_ST_TENSOR_COUNT',
+      `tensors: ${count} is not accepted: expected at most ${MAX_TENSORS} tensors in one file (readers refuse more; shard the checkpoint)`,
+    );
   }
 }
 
@@ -34,13 +37,17 @@ export function checkMetadata(metadata: unknown): [string, string][] | null {
   const entries = guard('metadata', () => Object.entries(metadata), 'E_ST_METADATA');
   for (const [k, v] of entries) {
     if (LONE_SURROGATE.test(k)) fail('E_ST_METADATA', 'metadata key', k, 'well-formed Unicode');
-    if (typeof v !== 'string' || LONE_SURROGATE.test(v)) fail('E_ST_METADATA', `metadata[${JSON.stringify(k)}]`, v, 'a string (well-formed Unicode)');
+    if (typeof v !== 'string' || LONE_SURROGATE.test(v))
+      fail('E_ST_METADATA', `metadata[${JSON.stringify(k)}]`, v, 'a string (well-formed Unicode)');
   }
   return entries as [string, string][];
 }
 
 /** The header JSON as the reference writer prints it (serde_json, compact), tensors in the order given. */
-export function headerJson(metadata: [string, string][] | null, tensors: readonly { name: string; dtype: string; shape: readonly number[]; start: number; end: number }[]): string {
+export function headerJson(
+  metadata: [string, string][] | null,
+  tensors: readonly { name: string; dtype: string; shape: readonly number[]; start: number; end: number }[],
+): string {
   const parts: string[] = [];
   if (metadata !== null) {
     parts.push(`"__metadata__":{${metadata.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
@@ -60,7 +67,10 @@ export function encodeHeader(json: string, size?: number): Uint8Array {
   const n = size ?? Math.ceil(text.length / 8) * 8;
   if (text.length > n) throw new BnbError('E_ARGUMENT', `the header needs ${text.length} bytes but ${n} were reserved`);
   if (n > MAX_HEADER_BYTES) {
-    throw new BnbError('E_ST_HEADER_TOO_LARGE', `header length = ${n} is not accepted: expected at most ${MAX_HEADER_BYTES} bytes (too many tensors or too much metadata)`);
+    throw new BnbError(
+      'E_ST_HEADER_TOO_LARGE',
+      `header length = ${n} is not accepted: expected at most ${MAX_HEADER_BYTES} bytes (too many tensors or too much metadata)`,
+    );
   }
   const out = new Uint8Array(8 + n).fill(0x20, 8 + text.length);
   new DataView(out.buffer).setUint32(0, n, true);
@@ -74,7 +84,10 @@ export interface PreparedEntry extends TensorInfo {
 }
 
 /** Validates tensors and metadata and lays them out as the reference writer does. */
-export function prepareSafetensors(tensors: Record<string, StoredTensor>, metadata: unknown): { header: Uint8Array; entries: PreparedEntry[]; dataLength: number } {
+export function prepareSafetensors(
+  tensors: Record<string, StoredTensor>,
+  metadata: unknown,
+): { header: Uint8Array; entries: PreparedEntry[]; dataLength: number } {
   if (!isPlainObject('tensors', tensors) || ArrayBuffer.isView(tensors)) {
     fail('E_ARGUMENT', 'tensors', tensors, 'an object of tensors by name');
   }
@@ -101,7 +114,13 @@ function checkOptions(opts: unknown, keys: readonly string[]): Record<string, un
   if (opts === undefined) return {};
   if (typeof opts !== 'object' || opts === null) fail('E_ARGUMENT', 'opts', opts, `an object with ${keys.join(', ')}`);
   for (const k of guard('opts', () => Object.keys(opts))) {
-    if (!keys.includes(k)) fail('E_ARGUMENT', `opts.${k}`, guard(`opts.${k}`, () => (opts as Record<string, unknown>)[k]), `only the options ${keys.join(', ')}`);
+    if (!keys.includes(k))
+      fail(
+        'E_ARGUMENT',
+        `opts.${k}`,
+        guard(`opts.${k}`, () => (opts as Record<string, unknown>)[k]),
+        `only the options ${keys.join(', ')}`,
+      );
   }
   const out: Record<string, unknown> = {};
   for (const k of keys) out[k] = guard(`opts.${k}`, () => (opts as Record<string, unknown>)[k]);
@@ -121,14 +140,20 @@ export function checkWriteOptions(opts: unknown): { metadata: Record<string, str
  * descending dtype then name, header padded with spaces to a multiple of 8.
  * Metadata keys keep the object's order (the reference writer's is its hash map's).
  */
-export function serializeSafetensors(tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null }): Uint8Array {
+export function serializeSafetensors(
+  tensors: Record<string, StoredTensor>,
+  opts?: { metadata?: Record<string, string> | null },
+): Uint8Array {
   const o = checkOptions(opts, ['metadata']);
   const { header, entries, dataLength } = prepareSafetensors(tensors, o.metadata);
   let out: Uint8Array;
   try {
     out = new Uint8Array(header.length + dataLength);
   } catch (e) {
-    throw new BnbError('E_ST_SIZE', `the file would have ${header.length + dataLength} bytes: more than one Uint8Array holds in this runtime (${(e as Error).message}); write it to a path instead`);
+    throw new BnbError(
+      'E_ST_SIZE',
+      `the file would have ${header.length + dataLength} bytes: more than one Uint8Array holds in this runtime (${(e as Error).message}); write it to a path instead`,
+    );
   }
   out.set(header);
   let p = header.length;

@@ -45,7 +45,10 @@ export async function readFully(fh: FileHandle, target: ArrayBufferView, positio
       throw ioError(e, `cannot read ${path}`);
     }
     if (got === 0) {
-      throw new BnbError('E_ST_INCOMPLETE', `the file ended at byte ${position + done} while ${position + target.byteLength} were expected (did it shrink while open?)`);
+      throw new BnbError(
+        'E_ST_INCOMPLETE',
+        `the file ended at byte ${position + done} while ${position + target.byteLength} were expected (did it shrink while open?)`,
+      );
     }
     done += got;
   }

@@ -83,7 +83,11 @@ async function commit(tmp: string, path: string, force: boolean): Promise<void> 
 }
 
 /** Writes what prepareSafetensors laid out: byte for byte serializeSafetensors' output. */
-export async function writePreparedFile(path: string, prepared: { header: Uint8Array; entries: PreparedEntry[]; dataLength: number }, force: boolean): Promise<void> {
+export async function writePreparedFile(
+  path: string,
+  prepared: { header: Uint8Array; entries: PreparedEntry[]; dataLength: number },
+  force: boolean,
+): Promise<void> {
   const { tmp, fh } = await createTemp(path, force);
   try {
     try {
@@ -130,7 +134,10 @@ export class SafetensorsFileSink implements TensorSink, SafetensorsFileWriter {
   readonly #pending = new Set<Promise<void>>();
 
   /** `force`: replace a file at `path` (else E_EXISTS, checked at plan() and again at the final link) */
-  constructor(readonly path: string, readonly force: boolean) {}
+  constructor(
+    readonly path: string,
+    readonly force: boolean,
+  ) {}
 
   get #dataStart(): number {
     return 8 + this.#layout.headerSize;
@@ -152,7 +159,10 @@ export class SafetensorsFileSink implements TensorSink, SafetensorsFileWriter {
   #checkOpen(what: string): void {
     if (this.#state === 'new') throw new BnbError('E_ARGUMENT', `${what}: the writer for ${this.path} has no plan yet: call plan() first`);
     if (this.#state !== 'open') {
-      throw new BnbError('E_ARGUMENT', `${what}: the writer for ${this.path} is ${this.#state === 'finishing' ? 'finishing' : this.#state === 'done' ? 'finished' : 'aborted'}`);
+      throw new BnbError(
+        'E_ARGUMENT',
+        `${what}: the writer for ${this.path} is ${this.#state === 'finishing' ? 'finishing' : this.#state === 'done' ? 'finished' : 'aborted'}`,
+      );
     }
   }
 
@@ -160,7 +170,10 @@ export class SafetensorsFileSink implements TensorSink, SafetensorsFileWriter {
     this.#checkOpen(`write(${show(name)})`);
     const slot = typeof name === 'string' ? this.#layout.slots.get(name) : undefined;
     if (slot === undefined) {
-      throw new BnbError('E_ST_MISSING', `write(${show(name)}): the tensor is not in the writer's plan for ${this.path} (declare every tensor in createSafetensorsWriter's plan)`);
+      throw new BnbError(
+        'E_ST_MISSING',
+        `write(${show(name)}): the tensor is not in the writer's plan for ${this.path} (declare every tensor in createSafetensorsWriter's plan)`,
+      );
     }
     if (slot.written) throw new BnbError('E_ARGUMENT', `write(${show(name)}): the tensor has already been written`);
     const { bytes, shape } = checkWrite(slot, name, given);
@@ -276,7 +289,11 @@ export class SafetensorsFileSink implements TensorSink, SafetensorsFileWriter {
  * then name), then the maxElements tensors in that order. With no maxElements tensor
  * the file is byte for byte serializeSafetensors' output.
  */
-export async function createSafetensorsWriter(path: string, plan: PlannedTensor[], opts?: { metadata?: Record<string, string> | null; force?: boolean }): Promise<SafetensorsFileWriter> {
+export async function createSafetensorsWriter(
+  path: string,
+  plan: PlannedTensor[],
+  opts?: { metadata?: Record<string, string> | null; force?: boolean },
+): Promise<SafetensorsFileWriter> {
   checkPath('path', path);
   const o = checkWriteOptions(opts);
   const sink = new SafetensorsFileSink(path, o.force);

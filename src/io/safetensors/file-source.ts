@@ -27,7 +27,11 @@ class FileReader implements SafetensorsReader {
   #fh: FileHandle | null;
   readonly #byName = new Map<string, TensorInfo>();
 
-  constructor(readonly path: string, fh: FileHandle, readonly header: SafetensorsHeader) {
+  constructor(
+    readonly path: string,
+    fh: FileHandle,
+    readonly header: SafetensorsHeader,
+  ) {
     this.#fh = fh;
     this.metadata = header.metadata;
     for (const t of header.tensors) this.#byName.set(t.name, t);
@@ -99,7 +103,9 @@ export async function openSafetensors(path: string): Promise<SafetensorsReader> 
 }
 
 /** Reads every tensor of a file, one at a time. */
-export async function readSafetensorsFile(path: string): Promise<{ tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null }> {
+export async function readSafetensorsFile(
+  path: string,
+): Promise<{ tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null }> {
   const reader = await openSafetensors(path);
   try {
     const tensors: [string, StoredTensor][] = [];

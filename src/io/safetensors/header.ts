@@ -80,7 +80,10 @@ export function headerLength(first8: Uint8Array, fileSize: number): number {
     throw new BnbError('E_ST_HEADER_TOO_LARGE', `header length = ${n} is not accepted: expected at most ${MAX_HEADER_BYTES} bytes`);
   }
   if (8 + lo > fileSize) {
-    throw new BnbError('E_ST_HEADER_LENGTH', `header length = ${lo} is not accepted: 8 + ${lo} bytes run past the end of the file (${fileSize} bytes)`);
+    throw new BnbError(
+      'E_ST_HEADER_LENGTH',
+      `header length = ${lo} is not accepted: 8 + ${lo} bytes run past the end of the file (${fileSize} bytes)`,
+    );
   }
   return lo;
 }
@@ -122,7 +125,10 @@ function readMetadata(entry: JsonValue): Record<string, string> | null {
 function readEntry(name: string, entry: JsonValue): TensorInfo {
   const what = `tensor ${JSON.stringify(name)}`;
   if (!(entry instanceof Map)) {
-    throw new BnbError('E_ST_HEADER_JSON', `${what} = ${showJson(entry)} is not accepted: expected an object with dtype, shape and data_offsets`);
+    throw new BnbError(
+      'E_ST_HEADER_JSON',
+      `${what} = ${showJson(entry)} is not accepted: expected an object with dtype, shape and data_offsets`,
+    );
   }
   const dtype = entry.get('dtype');
   if (!isSafetensorsDType(dtype)) {
@@ -131,12 +137,18 @@ function readEntry(name: string, entry: JsonValue): TensorInfo {
   const shapeJ = entry.get('shape');
   const shape = Array.isArray(shapeJ) ? shapeJ.map(safeUint) : null;
   if (shape === null || shape.some((d) => d === null)) {
-    throw new BnbError('E_ST_SHAPE', `${what}: shape = ${showJson(shapeJ)} is not accepted: expected an array of non-negative integers (at most 2^53 - 1)`);
+    throw new BnbError(
+      'E_ST_SHAPE',
+      `${what}: shape = ${showJson(shapeJ)} is not accepted: expected an array of non-negative integers (at most 2^53 - 1)`,
+    );
   }
   const offJ = entry.get('data_offsets');
   const off = Array.isArray(offJ) && offJ.length === 2 ? offJ.map(safeUint) : null;
   if (off === null || off[0] === null || off[1] === null) {
-    throw new BnbError('E_ST_OFFSETS', `${what}: data_offsets = ${showJson(offJ)} is not accepted: expected [start, end], two non-negative integers within the file`);
+    throw new BnbError(
+      'E_ST_OFFSETS',
+      `${what}: data_offsets = ${showJson(offJ)} is not accepted: expected [start, end], two non-negative integers within the file`,
+    );
   }
   return { name, dtype, shape: shape as number[], start: off[0]!, end: off[1]! };
 }
@@ -174,7 +186,10 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number): Safetens
     throw new BnbError('E_ST_HEADER_TOO_LARGE', `header length = ${n} is not accepted: expected at most ${MAX_HEADER_BYTES} bytes`);
   }
   if (8 + n > fileSize) {
-    throw new BnbError('E_ST_HEADER_LENGTH', `header length = ${n} is not accepted: 8 + ${n} bytes run past the end of the file (${fileSize} bytes)`);
+    throw new BnbError(
+      'E_ST_HEADER_LENGTH',
+      `header length = ${n} is not accepted: 8 + ${n} bytes run past the end of the file (${fileSize} bytes)`,
+    );
   }
   let text: string;
   try {
@@ -203,19 +218,29 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number): Safetens
     }
     if (t !== null) {
       dims += t.shape.length;
-      if (dims > MAX_SHAPE_ENTRIES) { // a limit: refused now
-        throw new BnbError('E_ST_SHAPE', `the header's shapes hold more than ${MAX_SHAPE_ENTRIES} dimensions in all (at tensor ${JSON.stringify(name)}): ` +
-          `expected at most ${MAX_SHAPE_ENTRIES} (${MAX_SHAPE_ENTRIES / MAX_TENSORS} per tensor at the tensor limit)`);
+      if (dims > MAX_SHAPE_ENTRIES) {
+        // a limit: refused now
+        throw new BnbError(
+          'E_ST_SHAPE',
+          `the header's shapes hold more than ${MAX_SHAPE_ENTRIES} dimensions in all (at tensor ${JSON.stringify(name)}): ` +
+            `expected at most ${MAX_SHAPE_ENTRIES} (${MAX_SHAPE_ENTRIES / MAX_TENSORS} per tensor at the tensor limit)`,
+        );
       }
       tensors.push(t);
     }
     return true;
   };
   const root = parseJson(text, {
-    code: 'E_ST_HEADER_JSON', what: 'the header', expected: 'one JSON object', integers: true,
+    code: 'E_ST_HEADER_JSON',
+    what: 'the header',
+    expected: 'one JSON object',
+    integers: true,
     maxRootKeys: MAX_TENSORS + 1, // + __metadata__
     onTooManyKeys: () => {
-      throw new BnbError('E_ST_TENSOR_COUNT', `the header lists more than ${MAX_TENSORS} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
+      throw new BnbError(
+        'E_ST_TENSOR_COUNT',
+        `the header lists more than ${MAX_TENSORS} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`,
+      );
     },
     limits: { arrayLength: MAX_SHAPE_DIMS, objectKeys: MAX_METADATA_ENTRIES, values: MAX_HEADER_VALUES },
     onLimit: (what, path) => {
@@ -224,13 +249,22 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number): Safetens
         throw new BnbError('E_ST_SHAPE', `${where}: shape has more than ${MAX_SHAPE_DIMS} dimensions: expected at most ${MAX_SHAPE_DIMS}`);
       }
       if (what === 'objectKeys' && path.length === 1 && path[0] === '__metadata__') {
-        throw new BnbError('E_ST_METADATA', `__metadata__ has more than ${MAX_METADATA_ENTRIES} entries: expected at most ${MAX_METADATA_ENTRIES}`);
+        throw new BnbError(
+          'E_ST_METADATA',
+          `__metadata__ has more than ${MAX_METADATA_ENTRIES} entries: expected at most ${MAX_METADATA_ENTRIES}`,
+        );
       }
       if (what === 'values') {
-        throw new BnbError('E_ST_HEADER_JSON', `the header holds more than ${MAX_HEADER_VALUES} JSON values: expected at most ${MAX_HEADER_VALUES}`);
+        throw new BnbError(
+          'E_ST_HEADER_JSON',
+          `the header holds more than ${MAX_HEADER_VALUES} JSON values: expected at most ${MAX_HEADER_VALUES}`,
+        );
       }
-      throw new BnbError('E_ST_HEADER_JSON', `${where}: ${path.slice(1).join('.') || 'the entry'} holds more than ` +
-        `${what === 'arrayLength' ? `${MAX_SHAPE_DIMS} items` : `${MAX_METADATA_ENTRIES} keys`}: expected { dtype, shape, data_offsets }`);
+      throw new BnbError(
+        'E_ST_HEADER_JSON',
+        `${where}: ${path.slice(1).join('.') || 'the entry'} holds more than ` +
+          `${what === 'arrayLength' ? `${MAX_SHAPE_DIMS} items` : `${MAX_METADATA_ENTRIES} keys`}: expected { dtype, shape, data_offsets }`,
+      );
     },
     rootMember: (k, v) => member(k, v),
   });
@@ -239,7 +273,10 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number): Safetens
   }
   if (invalid !== null) throw invalid;
   if (tensors.length > MAX_TENSORS) {
-    throw new BnbError('E_ST_TENSOR_COUNT', `the header lists ${tensors.length} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`);
+    throw new BnbError(
+      'E_ST_TENSOR_COUNT',
+      `the header lists ${tensors.length} tensors: expected at most ${MAX_TENSORS} in one file (shard larger checkpoints)`,
+    );
   }
   const dataStart = 8 + n;
   validateLayout(tensors, fileSize - dataStart);
@@ -252,7 +289,8 @@ function validateLayout(tensors: TensorInfo[], dataLength: number): void {
   let pos = 0;
   let prev: TensorInfo | null = null;
   for (const t of tensors) {
-    if (t.start === pos && t.end >= t.start && exactBytes(t)) { // the common case, without building messages
+    if (t.start === pos && t.end >= t.start && exactBytes(t)) {
+      // the common case, without building messages
       pos = t.end;
       prev = t;
       continue;
@@ -263,21 +301,33 @@ function validateLayout(tensors: TensorInfo[], dataLength: number): void {
       throw new BnbError('E_ST_OFFSETS', `${what}: ${offsets} is not accepted: start is after end`);
     }
     if (t.start < pos) {
-      throw new BnbError('E_ST_OFFSETS', `${what}: ${offsets} is not accepted: it overlaps tensor ${JSON.stringify(prev!.name)} (bytes ${prev!.start} to ${prev!.end})`);
+      throw new BnbError(
+        'E_ST_OFFSETS',
+        `${what}: ${offsets} is not accepted: it overlaps tensor ${JSON.stringify(prev!.name)} (bytes ${prev!.start} to ${prev!.end})`,
+      );
     }
     if (t.start > pos) {
       const where = t.start > dataLength ? `, past the end of the data section (${dataLength} bytes)` : '';
-      throw new BnbError('E_ST_OFFSETS', prev === null
-        ? `${what}: ${offsets} is not accepted: the first tensor must start at 0${where}`
-        : `${what}: ${offsets} is not accepted: expected start ${pos}, where tensor ${JSON.stringify(prev.name)} ends (bytes ${pos} to ${t.start} belong to no tensor${where})`);
+      throw new BnbError(
+        'E_ST_OFFSETS',
+        prev === null
+          ? `${what}: ${offsets} is not accepted: the first tensor must start at 0${where}`
+          : `${what}: ${offsets} is not accepted: expected start ${pos}, where tensor ${JSON.stringify(prev.name)} ends (bytes ${pos} to ${t.start} belong to no tensor${where})`,
+      );
     }
     const want = expectedBytes(t.dtype, t.shape);
     const got = t.end - t.start;
     if (want === null) {
-      throw new BnbError('E_ST_SIZE', `${what}: shape ${show(t.shape)} x ${t.dtype} overflows 64 bits: expected dtype size x product(shape) = end - start`);
+      throw new BnbError(
+        'E_ST_SIZE',
+        `${what}: shape ${show(t.shape)} x ${t.dtype} overflows 64 bits: expected dtype size x product(shape) = end - start`,
+      );
     }
     if (BigInt(got) !== want && t.end > dataLength) {
-      throw new BnbError('E_ST_OFFSETS', `${what}: ${offsets} is not accepted: end is past the end of the data section (${dataLength} bytes) and ${t.dtype} ${show(t.shape)} needs ${want} bytes`);
+      throw new BnbError(
+        'E_ST_OFFSETS',
+        `${what}: ${offsets} is not accepted: end is past the end of the data section (${dataLength} bytes) and ${t.dtype} ${show(t.shape)} needs ${want} bytes`,
+      );
     }
     if (BigInt(got) !== want) {
       throw new BnbError('E_ST_SIZE', `${what}: ${offsets} holds ${got} bytes but ${t.dtype} ${show(t.shape)} needs ${want}`);
@@ -286,9 +336,15 @@ function validateLayout(tensors: TensorInfo[], dataLength: number): void {
     prev = t;
   }
   if (pos > dataLength) {
-    throw new BnbError('E_ST_INCOMPLETE', `the file is truncated: its tensors need ${pos} bytes of data but the data section has ${dataLength}`);
+    throw new BnbError(
+      'E_ST_INCOMPLETE',
+      `the file is truncated: its tensors need ${pos} bytes of data but the data section has ${dataLength}`,
+    );
   }
   if (pos < dataLength) {
-    throw new BnbError('E_ST_INCOMPLETE', `the data section has ${dataLength} bytes but the tensors cover ${pos}: ${dataLength - pos} trailing bytes`);
+    throw new BnbError(
+      'E_ST_INCOMPLETE',
+      `the data section has ${dataLength} bytes but the tensors cover ${pos}: ${dataLength - pos} trailing bytes`,
+    );
   }
 }

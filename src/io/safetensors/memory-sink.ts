@@ -13,7 +13,10 @@ function allocate(size: number, what: string): Uint8Array {
   try {
     return new Uint8Array(size);
   } catch (e) {
-    throw new BnbError('E_ST_SIZE', `${what}: ${size} bytes are more than one Uint8Array holds in this runtime (${(e as Error).message}): write to a file instead`);
+    throw new BnbError(
+      'E_ST_SIZE',
+      `${what}: ${size} bytes are more than one Uint8Array holds in this runtime (${(e as Error).message}): write to a file instead`,
+    );
   }
 }
 
@@ -35,7 +38,10 @@ export class MemorySink implements TensorSink {
 
   #checkOpen(what: string): void {
     if (this.#state !== 'open') {
-      throw new BnbError('E_ARGUMENT', `${what}: ${WHERE} ${this.#state === 'new' ? 'has no plan yet: call plan() first' : this.#state === 'done' ? 'is finished' : 'is aborted'}`);
+      throw new BnbError(
+        'E_ARGUMENT',
+        `${what}: ${WHERE} ${this.#state === 'new' ? 'has no plan yet: call plan() first' : this.#state === 'done' ? 'is finished' : 'is aborted'}`,
+      );
     }
   }
 

@@ -33,9 +33,17 @@ export function checkPlan(plan: unknown): Slot[] {
     const out: unknown[] = [];
     for (let i = 0; i < n; i++) {
       const p: unknown = plan[i];
-      out.push(typeof p === 'object' && p !== null
-        ? { name: (p as PlannedTensor).name, dtype: (p as PlannedTensor).dtype, shape: (p as PlannedTensor).shape, maxElements: (p as PlannedTensor).maxElements, given: p }
-        : p);
+      out.push(
+        typeof p === 'object' && p !== null
+          ? {
+              name: (p as PlannedTensor).name,
+              dtype: (p as PlannedTensor).dtype,
+              shape: (p as PlannedTensor).shape,
+              maxElements: (p as PlannedTensor).maxElements,
+              given: p,
+            }
+          : p,
+      );
     }
     return out;
   });
@@ -47,7 +55,13 @@ export function checkPlan(plan: unknown): Slot[] {
     const name = checkTensorName(q.name);
     if (seen.has(name)) fail('E_ARGUMENT', `plan[${i}].name`, name, 'a name not declared before');
     seen.add(name);
-    if (!isSafetensorsDType(q.dtype)) fail('E_ST_DTYPE', `plan[${i}].dtype (${JSON.stringify(name)})`, q.dtype, 'one of F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2');
+    if (!isSafetensorsDType(q.dtype))
+      fail(
+        'E_ST_DTYPE',
+        `plan[${i}].dtype (${JSON.stringify(name)})`,
+        q.dtype,
+        'one of F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2',
+      );
     const dtype = q.dtype;
     const hasShape = q.shape !== undefined;
     const hasMax = q.maxElements !== undefined;
@@ -57,7 +71,8 @@ export function checkPlan(plan: unknown): Slot[] {
     if (hasShape) {
       const shape = readShape(`plan[${i}].shape (${JSON.stringify(name)})`, q.shape, 'E_ST_SHAPE');
       const bytes = shape.reduce((a, d) => a * d, safetensorsItemsize(dtype));
-      if (!Number.isSafeInteger(bytes)) fail('E_ST_SIZE', `plan[${i}].shape (${JSON.stringify(name)})`, shape, `a tensor of at most 2^53 - 1 bytes`);
+      if (!Number.isSafeInteger(bytes))
+        fail('E_ST_SIZE', `plan[${i}].shape (${JSON.stringify(name)})`, shape, `a tensor of at most 2^53 - 1 bytes`);
       return { name, dtype, shape, maxElements: null, start: 0, end: 0, written: false };
     }
     const m = q.maxElements;
@@ -88,7 +103,8 @@ export interface Layout {
 export function layOut(slots: Slot[], metadata: [string, string][] | null): Layout {
   let maxEnd = 0;
   for (const s of slots) {
-    maxEnd += s.maxElements === null ? s.shape.reduce((a, d) => a * d, safetensorsItemsize(s.dtype)) : s.maxElements * safetensorsItemsize(s.dtype);
+    maxEnd +=
+      s.maxElements === null ? s.shape.reduce((a, d) => a * d, safetensorsItemsize(s.dtype)) : s.maxElements * safetensorsItemsize(s.dtype);
   }
   if (!Number.isSafeInteger(maxEnd)) fail('E_ST_SIZE', 'plan', `${slots.length} tensors`, 'at most 2^53 - 1 bytes in all');
   const fixed = slots.filter((s) => s.maxElements === null).sort(referenceOrder);
@@ -104,7 +120,8 @@ export function layOut(slots: Slot[], metadata: [string, string][] | null): Layo
     if (s.maxElements !== null) widest.push({ name: s.name, dtype: s.dtype, shape: [s.maxElements], start: maxEnd, end: maxEnd });
   }
   const headerSize = encodeHeader(headerJson(metadata, widest)).byteLength - 8; // validates the size too
-  if (headerSize > MAX_HEADER_BYTES) fail('E_ST_HEADER_TOO_LARGE', 'plan', `${slots.length} tensors`, 'a header of at most 100000000 bytes');
+  if (headerSize > MAX_HEADER_BYTES)
+    fail('E_ST_HEADER_TOO_LARGE', 'plan', `${slots.length} tensors`, 'a header of at most 100000000 bytes');
   return { slots: new Map(slots.map((s) => [s.name, s])), fixed, variable, fixedEnd: offset, headerSize };
 }
 
@@ -124,10 +141,16 @@ export function checkWrite(slot: Slot, name: string, given: StoredTensor): { byt
       throw new BnbError('E_SHAPE', `${what}: t.shape = ${show(t.shape)} is not accepted: the plan declares ${show(slot.shape)}`);
     }
     if (bytes.byteLength !== slot.end - slot.start) {
-      throw new BnbError('E_ST_SIZE', `${what}: ${bytes.byteLength} bytes given but the plan's ${slot.dtype} ${show(slot.shape)} needs ${slot.end - slot.start}`);
+      throw new BnbError(
+        'E_ST_SIZE',
+        `${what}: ${bytes.byteLength} bytes given but the plan's ${slot.dtype} ${show(slot.shape)} needs ${slot.end - slot.start}`,
+      );
     }
   } else if (t.shape.length !== 1 || t.shape[0]! > slot.maxElements) {
-    throw new BnbError('E_SHAPE', `${what}: t.shape = ${show(t.shape)} is not accepted: the plan declares a 1-D tensor of at most ${slot.maxElements} elements`);
+    throw new BnbError(
+      'E_SHAPE',
+      `${what}: t.shape = ${show(t.shape)} is not accepted: the plan declares a 1-D tensor of at most ${slot.maxElements} elements`,
+    );
   }
   return { bytes, shape: [...t.shape] };
 }
@@ -136,7 +159,10 @@ export function checkWrite(slot: Slot, name: string, given: StoredTensor): { byt
 export function checkComplete(layout: Layout, where: string): void {
   const missingNames = [...layout.slots.values()].filter((s) => !s.written).map((s) => JSON.stringify(s.name));
   if (missingNames.length > 0) {
-    throw new BnbError('E_ST_INCOMPLETE', `finish(): ${missingNames.length} planned tensor(s) of ${where} were not written: ${missingNames.slice(0, 5).join(', ')}${missingNames.length > 5 ? ', ...' : ''}`);
+    throw new BnbError(
+      'E_ST_INCOMPLETE',
+      `finish(): ${missingNames.length} planned tensor(s) of ${where} were not written: ${missingNames.slice(0, 5).join(', ')}${missingNames.length > 5 ? ', ...' : ''}`,
+    );
   }
 }
 

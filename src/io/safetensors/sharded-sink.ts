@@ -17,7 +17,16 @@ import { SafetensorsFileSink } from './file-sink.js';
 export const DEFAULT_MAX_SHARD_SIZE = 50_000_000_000;
 
 const UNITS: Record<string, number> = {
-  '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
+  '': 1,
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  KIB: 2 ** 10,
+  MIB: 2 ** 20,
+  GIB: 2 ** 30,
+  TIB: 2 ** 40,
 };
 
 /** A shard size as transformers takes it: bytes, or "5GB", "500MB", "1.5GB" (powers of 10), "2GiB" (powers of 2). */
@@ -26,7 +35,10 @@ export function parseShardSize(value: string | number): number {
   const unit = m ? m[2]!.toUpperCase() : '';
   const bytes = typeof value === 'number' ? value : m && Object.hasOwn(UNITS, unit) ? Math.floor(Number(m[1]) * UNITS[unit]!) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes < 1) {
-    throw new BnbError('E_ARGUMENT', `maxShardSize = ${show(value)} is not accepted: expected a positive number of bytes, or a size such as "5GB", "500MB" or "2GiB"`);
+    throw new BnbError(
+      'E_ARGUMENT',
+      `maxShardSize = ${show(value)} is not accepted: expected a positive number of bytes, or a size such as "5GB", "500MB" or "2GiB"`,
+    );
   }
   return bytes;
 }
@@ -40,7 +52,8 @@ export function plannedBytes(p: PlannedTensor): number {
 /** The tensors of each shard, in plan order (split_torch_state_dict_into_shards' rule). */
 export function planShards(plan: readonly PlannedTensor[], maxShardSize: number): PlannedTensor[][] {
   const shards: PlannedTensor[][] = [];
-  let current: PlannedTensor[] = [], size = 0;
+  let current: PlannedTensor[] = [],
+    size = 0;
   for (const p of plan) {
     const bytes = plannedBytes(p);
     if (bytes > maxShardSize) {
@@ -92,7 +105,10 @@ export class ShardedSink implements TensorSink {
   #bytes = 0;
 
   /** `target`: a folder to write shards into, or { file } for a single .safetensors output. */
-  constructor(target: { dir: string } | { file: string }, readonly opts: ShardedSinkOptions) {
+  constructor(
+    target: { dir: string } | { file: string },
+    readonly opts: ShardedSinkOptions,
+  ) {
     this.dir = 'file' in target ? null : target.dir;
     this.#file = 'file' in target ? target.file : null;
   }
@@ -107,7 +123,10 @@ export class ShardedSink implements TensorSink {
     const shards = planShards(plan, this.opts.maxShardSize);
     if (this.dir === null) {
       if (shards.length > 1) {
-        throw new BnbError('E_ARGUMENT', `maxShardSize = ${this.opts.maxShardSize} would split the output into ${shards.length} shards: a sharded output needs a model folder as input and output (a .safetensors file input gives a file output)`);
+        throw new BnbError(
+          'E_ARGUMENT',
+          `maxShardSize = ${this.opts.maxShardSize} would split the output into ${shards.length} shards: a sharded output needs a model folder as input and output (a .safetensors file input gives a file output)`,
+        );
       }
       this.#files = [this.#file!];
     } else {
@@ -167,8 +186,13 @@ export class ShardedSink implements TensorSink {
     for (let i = 0; i < this.#shards.length; i++) if (!this.#finished.has(i)) await this.#finishShard(i);
     if (this.dir !== null && this.#shards.length > 1) {
       const n = this.#shards.length;
-      const weightMap = new Map<string, PyJson>(this.#shards.flatMap((s, i) => s.map((p) => [p.name, shardName(i, n)] as [string, string])));
-      const index = new Map<string, PyJson>([['metadata', new Map([['total_size', this.#bytes]])], ['weight_map', weightMap]]);
+      const weightMap = new Map<string, PyJson>(
+        this.#shards.flatMap((s, i) => s.map((p) => [p.name, shardName(i, n)] as [string, string])),
+      );
+      const index = new Map<string, PyJson>([
+        ['metadata', new Map([['total_size', this.#bytes]])],
+        ['weight_map', weightMap],
+      ]);
       await writeTextFile(join(this.dir, INDEX_NAME), `${pyJsonDumps(index, { indent: 2, sortKeys: true })}\n`);
     }
   }

@@ -32,11 +32,18 @@ export async function resolveFolder(dir: string): Promise<string> {
   if (entries.includes('model' + INDEX_SUFFIX)) return join(dir, 'model' + INDEX_SUFFIX);
   const indexes = entries.filter((n) => n.endsWith(INDEX_SUFFIX));
   if (indexes.length === 1) return join(dir, indexes[0]!);
-  if (indexes.length > 1) fail('E_ARGUMENT', 'path', dir, `a folder with one *${INDEX_SUFFIX} (it holds ${indexes.join(', ')}): pass the index to open`);
+  if (indexes.length > 1)
+    fail('E_ARGUMENT', 'path', dir, `a folder with one *${INDEX_SUFFIX} (it holds ${indexes.join(', ')}): pass the index to open`);
   if (entries.includes('model.safetensors')) return join(dir, 'model.safetensors');
   const files = entries.filter((n) => n.endsWith('.safetensors'));
   if (files.length === 1) return join(dir, files[0]!);
-  if (files.length > 1) fail('E_ARGUMENT', 'path', dir, `a folder with an index or one .safetensors file (it holds ${files.length} and no index: ${files.slice(0, 4).join(', ')}${files.length > 4 ? ', ...' : ''})`);
+  if (files.length > 1)
+    fail(
+      'E_ARGUMENT',
+      'path',
+      dir,
+      `a folder with an index or one .safetensors file (it holds ${files.length} and no index: ${files.slice(0, 4).join(', ')}${files.length > 4 ? ', ...' : ''})`,
+    );
   throw new BnbError('E_IO', `cannot open ${dir}: the folder holds no .safetensors file and no *${INDEX_SUFFIX}`);
 }
 
@@ -51,7 +58,11 @@ export class ShardedReader implements CheckpointReader {
   readonly #where = new Map<string, SafetensorsReader>();
   readonly #names: string[] = [];
 
-  constructor(readers: SafetensorsReader[], readonly indexMetadata: Record<string, unknown> | null, wanted: Map<string, string> | null) {
+  constructor(
+    readers: SafetensorsReader[],
+    readonly indexMetadata: Record<string, unknown> | null,
+    wanted: Map<string, string> | null,
+  ) {
     this.#readers = readers;
     this.files = readers.map((r) => r.path);
     this.metadata = readers[0]?.metadata ?? null;
@@ -70,7 +81,8 @@ export class ShardedReader implements CheckpointReader {
 
   #reader(name: string): SafetensorsReader {
     const r = this.#where.get(name);
-    if (r === undefined) missing(name, this.files.length === 1 ? this.files[0]! : `the checkpoint (${this.files.length} files)`, this.#names);
+    if (r === undefined)
+      missing(name, this.files.length === 1 ? this.files[0]! : `the checkpoint (${this.files.length} files)`, this.#names);
     return r;
   }
 
@@ -96,9 +108,12 @@ function checkListed(indexPath: string, r: SafetensorsReader, wanted: Map<string
   for (const name of r.names()) {
     const listed = wanted.get(name);
     if (listed === r.path) continue;
-    badIndex(indexPath, listed === undefined
-      ? `weight_map omits ${JSON.stringify(name)}, which ${basename(r.path)} holds: list every tensor of every shard (or pass trustIndex, --trust-index, to read only what the index lists)`
-      : `${basename(r.path)} also holds ${JSON.stringify(name)}, which weight_map maps to ${basename(listed)}: a tensor must be in one shard (or pass trustIndex, --trust-index, to read the copy the index names)`);
+    badIndex(
+      indexPath,
+      listed === undefined
+        ? `weight_map omits ${JSON.stringify(name)}, which ${basename(r.path)} holds: list every tensor of every shard (or pass trustIndex, --trust-index, to read only what the index lists)`
+        : `${basename(r.path)} also holds ${JSON.stringify(name)}, which weight_map maps to ${basename(listed)}: a tensor must be in one shard (or pass trustIndex, --trust-index, to read the copy the index names)`,
+    );
   }
 }
 
@@ -143,7 +158,10 @@ export async function openIndex(indexPath: string, trustIndex: boolean): Promise
     wanted.set(name, full);
   }
   if (wanted.size === 0 && !trustIndex) {
-    badIndex(indexPath, `weight_map is empty: it names no tensor and no shard (pass trustIndex, --trust-index, to open it as an empty checkpoint)`);
+    badIndex(
+      indexPath,
+      `weight_map is empty: it names no tensor and no shard (pass trustIndex, --trust-index, to open it as an empty checkpoint)`,
+    );
   }
   const shards = [...shardPaths].sort(compareNames);
   const readers: SafetensorsReader[] = [];

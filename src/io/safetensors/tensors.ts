@@ -46,7 +46,10 @@ export function wholeBytes(bytes: ArrayBuffer, what: string): Uint8Array {
   try {
     return new Uint8Array(bytes);
   } catch (e) {
-    throw new BnbError('E_ST_SIZE', `${what} has ${bytes.byteLength} bytes: more than one Uint8Array holds in this runtime (${(e as Error).message})`);
+    throw new BnbError(
+      'E_ST_SIZE',
+      `${what} has ${bytes.byteLength} bytes: more than one Uint8Array holds in this runtime (${(e as Error).message})`,
+    );
   }
 }
 
@@ -71,7 +74,10 @@ export function storedTensorOwning(info: TensorInfo, bytes: Uint8Array | ArrayBu
   try {
     data = new Data(buffer as ArrayBuffer, byteOffset, bytes.byteLength / size);
   } catch (e) {
-    throw new BnbError('E_ST_SIZE', `${what} has ${bytes.byteLength / size} elements: more than one ${Data.name} holds in this runtime (${(e as Error).message})`);
+    throw new BnbError(
+      'E_ST_SIZE',
+      `${what} has ${bytes.byteLength / size} elements: more than one ${Data.name} holds in this runtime (${(e as Error).message})`,
+    );
   }
   if (!LITTLE_ENDIAN) byteSwap(new Uint8Array(buffer as ArrayBuffer, byteOffset, bytes.byteLength), size);
   return tensor(data, [...info.shape], bnb);
@@ -84,7 +90,12 @@ function checkInfo(info: unknown): TensorInfo {
   if (typeof t.name !== 'string') fail('E_ARGUMENT', 'info', info, 'a TensorInfo { name, dtype, shape, start, end }');
   if (!isSafetensorsDType(t.dtype)) fail('E_ST_DTYPE', `tensor ${JSON.stringify(t.name)} dtype`, t.dtype, `one of ${ST_DTYPES.join(', ')}`);
   const shape = readShape(`tensor ${JSON.stringify(t.name)} shape`, t.shape, 'E_ST_SHAPE');
-  if (!Number.isSafeInteger(t.start) || !Number.isSafeInteger(t.end) || (t.start as number) < 0 || (t.end as number) < (t.start as number)) {
+  if (
+    !Number.isSafeInteger(t.start) ||
+    !Number.isSafeInteger(t.end) ||
+    (t.start as number) < 0 ||
+    (t.end as number) < (t.start as number)
+  ) {
     fail('E_ST_OFFSETS', `tensor ${JSON.stringify(t.name)} offsets`, [t.start, t.end], '0 <= start <= end');
   }
   return { name: t.name, dtype: t.dtype, shape, start: t.start as number, end: t.end as number };
@@ -96,7 +107,10 @@ export function toStoredTensor(info: TensorInfo, bytes: Uint8Array): StoredTenso
   bytes = checkBytes('bytes', bytes);
   const want = expectedBytes(info.dtype, info.shape);
   if (want === null || BigInt(bytes.byteLength) !== want || bytes.byteLength !== info.end - info.start) {
-    throw new BnbError('E_ST_SIZE', `tensor ${JSON.stringify(info.name)}: ${bytes.byteLength} bytes given but ${info.dtype} ${show(info.shape)} with offsets [${info.start}, ${info.end}] needs ${want ?? 'more than 2^64'}`);
+    throw new BnbError(
+      'E_ST_SIZE',
+      `tensor ${JSON.stringify(info.name)}: ${bytes.byteLength} bytes given but ${info.dtype} ${show(info.shape)} with offsets [${info.start}, ${info.end}] needs ${want ?? 'more than 2^64'}`,
+    );
   }
   const copy = new Uint8Array(bytes.byteLength); // not bytes.slice(): a Node Buffer's slice is a view
   copy.set(bytes);
@@ -126,7 +140,11 @@ export function checkStoredTensor(argument: string, t: unknown): { dtype: Safete
   if (!(RAW_DTYPES as readonly unknown[]).includes(dtype)) {
     fail('E_DTYPE', `${argument}.dtype`, dtype, `one of ${[...FROM_STORED.keys()].join(', ')}`);
   }
-  const r = guard(argument, () => ({ shape: (t as RawTensor).shape as unknown, data: (t as RawTensor).data as unknown, device: (t as RawTensor).device as unknown }));
+  const r = guard(argument, () => ({
+    shape: (t as RawTensor).shape as unknown,
+    data: (t as RawTensor).data as unknown,
+    device: (t as RawTensor).device as unknown,
+  }));
   const v = viewOf(r.data);
   if (v === null || v.kind !== 'Uint8Array') {
     throw new BnbError('E_DTYPE', `${argument}.data is a ${show(r.data)} but a raw ${show(dtype)} tensor holds its bytes in a Uint8Array`);

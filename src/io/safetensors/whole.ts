@@ -6,10 +6,16 @@ import { PreparedEntry, checkWriteOptions, prepareSafetensors, serializeSafetens
 import { fileInBytes } from './memory-source.js';
 
 /** Whole file in memory -> tensors (for browsers and Workers); validates everything. */
-export function parseSafetensors(bytes: Uint8Array | ArrayBuffer): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null } {
+export function parseSafetensors(bytes: Uint8Array | ArrayBuffer): {
+  tensors: Record<string, StoredTensor>;
+  metadata: Record<string, string> | null;
+} {
   const { b, header } = fileInBytes(bytes);
   const base = header.dataStart;
-  const tensors: [string, StoredTensor][] = header.tensors.map((t) => [t.name, toStoredTensor(t, b.subarray(base + t.start, base + t.end))]);
+  const tensors: [string, StoredTensor][] = header.tensors.map((t) => [
+    t.name,
+    toStoredTensor(t, b.subarray(base + t.start, base + t.end)),
+  ]);
   return { tensors: Object.fromEntries(tensors), metadata: header.metadata };
 }
 
@@ -29,8 +35,11 @@ export function setPathSupport(support: PathSupport): void {
 
 function withPaths(path: string): PathSupport {
   if (pathSupport === null) {
-    throw new BnbError('E_IO', `path = ${show(path)} is not accepted by this entry: paths need the file support of bnbjs/node (Node, Deno, Bun; ` +
-      "bnbjs's own entry in Node and Bun has it too): import from there, or here pass the file's bytes");
+    throw new BnbError(
+      'E_IO',
+      `path = ${show(path)} is not accepted by this entry: paths need the file support of bnbjs/node (Node, Deno, Bun; ` +
+        "bnbjs's own entry in Node and Bun has it too): import from there, or here pass the file's bytes",
+    );
   }
   return pathSupport;
 }
@@ -44,7 +53,9 @@ function checkPath(path: unknown): string {
  * A path (Node/Deno/Bun: read tensor by tensor through a file handle, never the
  * whole file at once) or the file's bytes.
  */
-export async function readSafetensors(source: string | Uint8Array | ArrayBuffer): Promise<{ tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null }> {
+export async function readSafetensors(
+  source: string | Uint8Array | ArrayBuffer,
+): Promise<{ tensors: Record<string, StoredTensor>; metadata: Record<string, string> | null }> {
   if (typeof source === 'string') {
     checkPath(source);
     return withPaths(source).read(source);
@@ -58,7 +69,11 @@ export async function readSafetensors(source: string | Uint8Array | ArrayBuffer)
  * renames it, refusing to overwrite unless `force`.
  */
 export function writeSafetensors(tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null }): Uint8Array;
-export function writeSafetensors(path: string, tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null; force?: boolean }): Promise<void>;
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, StoredTensor>,
+  opts?: { metadata?: Record<string, string> | null; force?: boolean },
+): Promise<void>;
 export function writeSafetensors(
   pathOrTensors: string | Record<string, StoredTensor>,
   tensorsOrOpts?: Record<string, StoredTensor> | { metadata?: Record<string, string> | null },
@@ -70,7 +85,11 @@ export function writeSafetensors(
   return writeFile(pathOrTensors, tensorsOrOpts as Record<string, StoredTensor>, opts);
 }
 
-async function writeFile(path: string, tensors: Record<string, StoredTensor>, opts?: { metadata?: Record<string, string> | null; force?: boolean }): Promise<void> {
+async function writeFile(
+  path: string,
+  tensors: Record<string, StoredTensor>,
+  opts?: { metadata?: Record<string, string> | null; force?: boolean },
+): Promise<void> {
   checkPath(path);
   const o = checkWriteOptions(opts);
   const prepared = prepareSafetensors(tensors, o.metadata); // validate before touching the file system

@@ -7,8 +7,10 @@ import { forgetWasmFeatures, wasmFeatures } from './features.js';
 import { WasmBuild, setWasmLoader } from './instances.js';
 
 const url = (build: WasmBuild) =>
-  build === 'simd' ? new URL('../../../../build/bnb.simd.wasm', import.meta.url)
-    : build === 'relaxed' ? new URL('../../../../build/bnb.relaxed.wasm', import.meta.url)
+  build === 'simd'
+    ? new URL('../../../../build/bnb.simd.wasm', import.meta.url)
+    : build === 'relaxed'
+      ? new URL('../../../../build/bnb.relaxed.wasm', import.meta.url)
       : new URL('../../../../build/bnb.scalar.wasm', import.meta.url);
 
 function readFile(): ((u: URL) => Uint8Array) | null {
@@ -33,8 +35,11 @@ function read(build: WasmBuild): Uint8Array {
   try {
     return readFileSync(url(build));
   } catch (e) {
-    const err = new BnbError('E_INIT', `cannot read the ${build} WebAssembly build at ${url(build).href} (${(e as Error).message}): ` +
-      'build it (npm run build), or pass the module or its bytes to `await init(source)` (Deno without --allow-read: import bnbjs/inline)');
+    const err = new BnbError(
+      'E_INIT',
+      `cannot read the ${build} WebAssembly build at ${url(build).href} (${(e as Error).message}): ` +
+        'build it (npm run build), or pass the module or its bytes to `await init(source)` (Deno without --allow-read: import bnbjs/inline)',
+    );
     err.cause = e;
     throw err;
   }

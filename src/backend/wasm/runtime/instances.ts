@@ -41,7 +41,9 @@ export function setWasmLoader(l: WasmLoader): void {
   loader = l;
 }
 
-const abort = () => { throw new Error('bnbjs kernel aborted'); };
+const abort = () => {
+  throw new Error('bnbjs kernel aborted');
+};
 
 /** An instance of a kernel module (on `memory`, for a threaded build that imports one). */
 export function instantiate(module: WebAssembly.Module, memory?: WebAssembly.Memory): KernelExports {
@@ -52,7 +54,8 @@ export function instantiate(module: WebAssembly.Module, memory?: WebAssembly.Mem
     throw initError(`instantiating the WebAssembly module failed: ${(e as Error).message}`, e);
   }
   const k = instance.exports as unknown as KernelExports;
-  if (typeof k.simd !== 'function' || typeof k.heapBase !== 'function') throw new BnbError('E_INIT', 'the WebAssembly module is not a bnbjs kernel build (no simd/heapBase exports)');
+  if (typeof k.simd !== 'function' || typeof k.heapBase !== 'function')
+    throw new BnbError('E_INIT', 'the WebAssembly module is not a bnbjs kernel build (no simd/heapBase exports)');
   return k;
 }
 
@@ -86,14 +89,20 @@ function load(build: WasmBuild): WasmMemory {
   const m = instances.get(build);
   if (m) return m;
   if (!loader?.sync) {
-    throw new BnbError('E_INIT', `the ${build} WebAssembly build is not loaded: ${loader?.hint ?? 'call `await init(source)` first (a WebAssembly.Module, bytes, a URL or a Response)'}`);
+    throw new BnbError(
+      'E_INIT',
+      `the ${build} WebAssembly build is not loaded: ${loader?.hint ?? 'call `await init(source)` first (a WebAssembly.Module, bytes, a URL or a Response)'}`,
+    );
   }
   const src = loader.sync(build);
   let module: WebAssembly.Module;
   try {
     module = src instanceof WebAssembly.Module ? src : new WebAssembly.Module(src);
   } catch (e) {
-    throw initError(`compiling the ${build} WebAssembly build failed: ${(e as Error).message}; \`await init()\` compiles asynchronously`, e);
+    throw initError(
+      `compiling the ${build} WebAssembly build failed: ${(e as Error).message}; \`await init()\` compiles asynchronously`,
+      e,
+    );
   }
   register(module);
   const loaded = instances.get(build);

@@ -93,10 +93,17 @@ export class WasmMemory {
   private lastTop = 0;
   private grows = 0;
 
-  constructor(readonly k: KernelExports, readonly shared: SharedKernels | null = null) {
-    const start = k.memory.buffer.byteLength, cap = Math.floor(Math.min(limit, MAX_WASM_BYTES) / PAGE) * PAGE;
+  constructor(
+    readonly k: KernelExports,
+    readonly shared: SharedKernels | null = null,
+  ) {
+    const start = k.memory.buffer.byteLength,
+      cap = Math.floor(Math.min(limit, MAX_WASM_BYTES) / PAGE) * PAGE;
     if (start > cap) {
-      throw new BnbError('E_OUT_OF_MEMORY', `a new WebAssembly kernel instance starts with ${start} bytes of memory: the limit is ${cap} bytes (setWasmMemoryLimit); the runtime stays usable`);
+      throw new BnbError(
+        'E_OUT_OF_MEMORY',
+        `a new WebAssembly kernel instance starts with ${start} bytes of memory: the limit is ${cap} bytes (setWasmMemoryLimit); the runtime stays usable`,
+      );
     }
     const base = Math.ceil(k.heapBase() / ALIGN) * ALIGN;
     this.codePtr = base;
@@ -113,16 +120,20 @@ export class WasmMemory {
     // whole pages: a grow never passes the limit
     const cap = Math.floor(Math.min(limit, MAX_WASM_BYTES) / PAGE) * PAGE;
     if (!(end <= cap)) {
-      throw new BnbError('E_OUT_OF_MEMORY',
+      throw new BnbError(
+        'E_OUT_OF_MEMORY',
         `WebAssembly memory could not grow to ${end} bytes: the limit is ${cap} bytes` +
-        `${cap < MAX_WASM_BYTES ? ' (setWasmMemoryLimit)' : ' (4 GiB, the most a wasm32 memory holds)'}; ` +
-        `${why}; the runtime stays usable`);
+          `${cap < MAX_WASM_BYTES ? ' (setWasmMemoryLimit)' : ' (4 GiB, the most a wasm32 memory holds)'}; ` +
+          `${why}; the runtime stays usable`,
+      );
     }
     try {
       this.k.memory.grow(Math.ceil((end - have) / PAGE));
     } catch (e) {
-      throw new BnbError('E_OUT_OF_MEMORY',
-        `WebAssembly memory could not grow from ${have} to ${end} bytes: ${(e as Error).message}; the runtime stays usable`);
+      throw new BnbError(
+        'E_OUT_OF_MEMORY',
+        `WebAssembly memory could not grow from ${have} to ${end} bytes: ${(e as Error).message}; the runtime stays usable`,
+      );
     }
     this.grows++;
   }
@@ -147,7 +158,8 @@ export class WasmMemory {
    */
   alloc(size: number): number {
     const bytes = Math.max(ALIGN, Math.ceil(size / ALIGN) * ALIGN);
-    let at = this.residentBase, i = 0;
+    let at = this.residentBase,
+      i = 0;
     for (; i < this.live.length; i++) {
       const p = this.live[i]!;
       if (p - at >= bytes) break;
@@ -214,7 +226,8 @@ export class WasmMemory {
   addressOf(v: ArrayBufferView, at: number, length: number): number | null {
     if (owners.get(v.buffer) !== this || this.live.length === 0 || this.stale(v)) return null;
     const a = v.byteOffset + at;
-    let lo = 0, hi = this.live.length - 1;
+    let lo = 0,
+      hi = this.live.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if (this.live[mid]! <= a) lo = mid;

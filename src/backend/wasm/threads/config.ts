@@ -92,7 +92,12 @@ export function threadHost(): ThreadHost | null {
 function checkCount(argument: string, n: unknown): number {
   const max = maxThreads();
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > max) {
-    fail('E_ARGUMENT', argument, n, `an integer from 1 to ${max} (maxThreads(): twice this machine's logical processors, at least ${DEFAULT_MAX_THREADS})`);
+    fail(
+      'E_ARGUMENT',
+      argument,
+      n,
+      `an integer from 1 to ${max} (maxThreads(): twice this machine's logical processors, at least ${DEFAULT_MAX_THREADS})`,
+    );
   }
   return n;
 }

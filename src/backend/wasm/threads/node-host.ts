@@ -5,8 +5,15 @@ import { ThreadedBuild, setThreadHost } from './config.js';
 import { executeJob, serveJobs } from './serve.js';
 import { nodeBuiltin } from '../../../runtime/node-builtins.js';
 
-interface WorkerLike { unref(): void; on(event: 'error', f: (e: unknown) => void): void; once(event: 'exit', f: () => void): void; terminate(): Promise<number> }
-interface WorkerThreads { Worker: new (source: string, options: { eval: true; workerData: unknown }) => WorkerLike }
+interface WorkerLike {
+  unref(): void;
+  on(event: 'error', f: (e: unknown) => void): void;
+  once(event: 'exit', f: () => void): void;
+  terminate(): Promise<number>;
+}
+interface WorkerThreads {
+  Worker: new (source: string, options: { eval: true; workerData: unknown }) => WorkerLike;
+}
 
 const threads = nodeBuiltin<WorkerThreads>('node:worker_threads');
 const os = nodeBuiltin<{ availableParallelism?(): number; cpus(): unknown[] }>('node:os');

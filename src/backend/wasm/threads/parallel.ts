@@ -47,7 +47,10 @@ export function kernelsFor(work: number, ...views: (ArrayBufferView | null | und
     const own = v ? memoryOf(v) : null;
     if (own && own.addressOf(v!, 0, v!.byteLength) !== null) {
       if (own.abandoned) {
-        throw new BnbError('E_KERNEL', 'this wasmTensor lives in a shared memory given up after a worker thread died: copy its data (it is readable) into a new wasmTensor');
+        throw new BnbError(
+          'E_KERNEL',
+          'this wasmTensor lives in a shared memory given up after a worker thread died: copy its data (it is readable) into a new wasmTensor',
+        );
       }
       return { m: own, threads: own.shared && work >= parallelThreshold() ? numThreads() : 1 };
     }
@@ -70,9 +73,12 @@ function kernelError(cause: unknown, where: string): BnbError {
  */
 function stalled(m: WasmMemory): BnbError {
   abandonSharedMemory(m);
-  return new BnbError('E_KERNEL', `a worker thread stopped responding: a job it took was not done after ${stallTimeout()} ms (the worker died or ` +
-    'was terminated mid-job); the thread pool and its shared memory were given up and later ops start a new one' +
-    `${m.residentBytes() > 0 ? ' (wasmTensors in the old memory can no longer be used)' : ''}`);
+  return new BnbError(
+    'E_KERNEL',
+    `a worker thread stopped responding: a job it took was not done after ${stallTimeout()} ms (the worker died or ` +
+      'was terminated mid-job); the thread pool and its shared memory were given up and later ops start a new one' +
+      `${m.residentBytes() > 0 ? ' (wasmTensors in the old memory can no longer be used)' : ''}`,
+  );
 }
 
 function runHere(m: WasmMemory, calls: readonly KernelCall[]): number[] {
@@ -88,7 +94,8 @@ export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void
   const inFlight = threads > 1 ? Math.max(1, Math.min(MAX_IN_FLIGHT, 3 * threads, plan.count)) : 1;
   const ptrs = m.scratch(...shared, ...Array.from({ length: inFlight }, () => plan.slot).flat());
   const s = ptrs.slice(0, shared.length);
-  const slot = (j: number) => ptrs.slice(shared.length + (j % inFlight) * plan.slot.length, shared.length + ((j % inFlight) + 1) * plan.slot.length);
+  const slot = (j: number) =>
+    ptrs.slice(shared.length + (j % inFlight) * plan.slot.length, shared.length + ((j % inFlight) + 1) * plan.slot.length);
   plan.prepare?.(s);
   if (threads <= 1 || plan.count <= 1) {
     for (let j = 0; j < plan.count; j++) {
@@ -101,8 +108,11 @@ export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void
   const pool = poolFor(m, threads);
   const q = pool.queue;
   q.renumber();
-  const seqs: number[] = [], ncalls: number[] = [], ps: number[][] = [];
-  let loaded = 0, stored = 0;
+  const seqs: number[] = [],
+    ncalls: number[] = [],
+    ps: number[][] = [];
+  let loaded = 0,
+    stored = 0;
   try {
     while (stored < plan.count) {
       if (loaded < plan.count && loaded - stored < inFlight) {

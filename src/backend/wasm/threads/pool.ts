@@ -43,8 +43,13 @@ export class Pool {
       const shared = this.m.shared!;
       const index = this.workers.length;
       const data = {
-        module: shared.module, memory: shared.memory, control: this.queue.control, names: [...KERNEL_NAMES], layout: LAYOUT,
-        index, epoch: this.queue.epoch(index),
+        module: shared.module,
+        memory: shared.memory,
+        control: this.queue.control,
+        names: [...KERNEL_NAMES],
+        layout: LAYOUT,
+        index,
+        epoch: this.queue.epoch(index),
       };
       let w: WorkerHandle | null = null;
       const onError = (e: unknown) => {
@@ -141,7 +146,8 @@ export function poolSize(m: WasmMemory): number {
  * start only once the creating thread yields to its event loop).
  */
 export function threadStats(): { workers: number; workerJobs: number } {
-  let workers = 0, workerJobs = 0;
+  let workers = 0,
+    workerJobs = 0;
   for (const p of pools.values()) {
     const c = p.queue.counts();
     workers += c.ready;

@@ -77,7 +77,9 @@ export class JobQueue {
   /** Posts a job; returns its number. The caller keeps fewer than RING jobs in flight. */
   post(calls: readonly KernelCall[]): number {
     if (calls.length > MAX_CALLS || calls.some((c) => c.length - 1 > MAX_ARGS || !ID.has(c[0]))) {
-      throw new Error(`bnbjs internal error: a job holds at most ${MAX_CALLS} calls of ${MAX_ARGS} arguments to ${KERNEL_NAMES.join(', ')}`);
+      throw new Error(
+        `bnbjs internal error: a job holds at most ${MAX_CALLS} calls of ${MAX_ARGS} arguments to ${KERNEL_NAMES.join(', ')}`,
+      );
     }
     const seq = this.last + 1;
     const b = (seq % RING) * DESC_F64;
@@ -151,7 +153,8 @@ export class JobQueue {
 
   /** Sleeps until job `seq` is done (another thread runs it) or `ms` have passed; true if it is done. */
   wait(seq: number, ms: number): boolean {
-    const at = DONE + (seq % RING), end = Date.now() + ms;
+    const at = DONE + (seq % RING),
+      end = Date.now() + ms;
     for (let v = Atomics.load(this.i32, at); v !== seq; v = Atomics.load(this.i32, at)) {
       const left = end - Date.now();
       if (left <= 0) return false;
@@ -183,7 +186,8 @@ export class JobQueue {
 
   /** The error text of a done job, or null. */
   error(seq: number): string | null {
-    const d = seq % RING, len = this.f64[d * DESC_F64 + LAYOUT.errorAt]!;
+    const d = seq % RING,
+      len = this.f64[d * DESC_F64 + LAYOUT.errorAt]!;
     return len > 0 ? String.fromCharCode(...this.err.subarray(d * ERR_CHARS, d * ERR_CHARS + len)) : null;
   }
 }

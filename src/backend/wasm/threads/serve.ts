@@ -33,7 +33,8 @@ type Kernel = (...args: number[]) => unknown;
  * error's length.
  */
 export function executeJob(fns: Kernel[], seq: number, i32: Int32Array, f64: Float64Array, err: Uint16Array, L: QueueLayout): void {
-  const d = seq % L.ring, b = d * L.descF64;
+  const d = seq % L.ring,
+    b = d * L.descF64;
   let message = '';
   try {
     const calls = f64[b]!;
@@ -46,7 +47,8 @@ export function executeJob(fns: Kernel[], seq: number, i32: Int32Array, f64: Flo
   } catch (e) {
     message = String((e as Error)?.message ?? e) || 'failed';
   }
-  const at = d * L.errChars, len = Math.min(message.length, L.errChars);
+  const at = d * L.errChars,
+    len = Math.min(message.length, L.errChars);
   for (let i = 0; i < len; i++) err[at + i] = message.charCodeAt(i);
   f64[b + L.errorAt] = len;
   Atomics.store(i32, L.done + d, seq);
@@ -59,11 +61,26 @@ export function executeJob(fns: Kernel[], seq: number, i32: Int32Array, f64: Flo
  * is not below the allowed count.
  */
 export function serveJobs(
-  data: { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; names: string[]; layout: QueueLayout; index: number; epoch: number },
+  data: {
+    module: WebAssembly.Module;
+    memory: WebAssembly.Memory;
+    control: SharedArrayBuffer;
+    names: string[];
+    layout: QueueLayout;
+    index: number;
+    epoch: number;
+  },
   execute: typeof executeJob,
 ): void {
   const L = data.layout;
-  const instance = new WebAssembly.Instance(data.module, { env: { memory: data.memory, abort: () => { throw new Error('bnbjs kernel aborted'); } } });
+  const instance = new WebAssembly.Instance(data.module, {
+    env: {
+      memory: data.memory,
+      abort: () => {
+        throw new Error('bnbjs kernel aborted');
+      },
+    },
+  });
   const exports = instance.exports as Record<string, Kernel>;
   const fns = data.names.map((n) => exports[n]!);
   const i32 = new Int32Array(data.control);
@@ -85,7 +102,8 @@ export function serveJobs(
       Atomics.wait(i32, L.allowed, allowed);
       continue;
     }
-    const c = Atomics.load(i32, L.claimed), p = Atomics.load(i32, L.posted);
+    const c = Atomics.load(i32, L.claimed),
+      p = Atomics.load(i32, L.posted);
     if (c < p) {
       if (Atomics.compareExchange(i32, L.claimed, c, c + 1) === c) {
         execute(fns, c + 1, i32, f64, err, L);

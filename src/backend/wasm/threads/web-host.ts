@@ -16,7 +16,10 @@ export const IDLE_MS = 500;
 const SOURCE = `self.onmessage = (e) => { self.onmessage = null; (${serveJobs})(e.data, ${executeJob}); self.close(); };
 self.onmessageerror = () => { throw new Error('bnbjs worker could not receive its data'); };`;
 
-interface Host { Deno?: unknown; navigator?: { hardwareConcurrency?: number } }
+interface Host {
+  Deno?: unknown;
+  navigator?: { hardwareConcurrency?: number };
+}
 
 /** Registers the host; `module` gives the threaded build where the entry has it (null: one thread). */
 export function setWebThreadHost(module: (build: ThreadedBuild) => WebAssembly.Module | null): void {
