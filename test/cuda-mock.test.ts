@@ -5,8 +5,7 @@
 // its errors. The mock checks every pointer against live allocations, and every
 // device allocation must be freed again. (npm run test:cuda-mock runs the whole
 // suite this way.)
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   BnbError,
   QuantState,
@@ -22,39 +21,19 @@ import {
   int8VectorwiseDequant,
   int8VectorwiseQuant,
   matmul4bit,
-  probe,
   quantize4bit,
   quantizeBlockwise,
   setForcedBackend,
   tensor,
   toDevice,
 } from '../src/index.js';
-import { cudaAddon, resetCudaAddon } from '../src/backend/cuda/addon.js';
 import { Rng, asDType, randn } from './helpers/random.js';
+import { useMockCudaAddon } from './helpers/mock-cuda.js';
 
-const MOCK = fileURLToPath(new URL('./helpers/mock-cuda-addon.cjs', import.meta.url));
 type Mode = 'wasm' | 'cuda-host' | 'cuda';
 type Dev = (t: Tensor) => Tensor;
 
-let envBefore: string | undefined;
-let forcedBefore: ReturnType<typeof probe>['forced'] = null;
-const mock = () => cudaAddon().addon as unknown as { mockStats(): { allocations: number } };
-
-beforeAll(() => {
-  envBefore = process.env.BNBJS_CUDA_ADDON;
-  forcedBefore = probe().forced;
-  process.env.BNBJS_CUDA_ADDON = MOCK;
-  setForcedBackend(null);
-  resetCudaAddon();
-  expect(cudaAddon().reason).toBeNull();
-});
-
-afterAll(() => {
-  if (envBefore === undefined) delete process.env.BNBJS_CUDA_ADDON;
-  else process.env.BNBJS_CUDA_ADDON = envBefore;
-  setForcedBackend(forcedBefore);
-  resetCudaAddon();
-});
+const allocations = useMockCudaAddon();
 
 /** A result with its tensors on the host (device ones copied back and freed), as comparable bytes. */
 function norm(x: unknown): unknown {
@@ -267,6 +246,6 @@ describe('the CUDA backend on the mock addon', () => {
   });
 
   it('frees every device allocation it makes', () => {
-    expect(mock().mockStats().allocations).toBe(0);
+    expect(allocations()).toBe(0);
   });
 });

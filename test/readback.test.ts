@@ -3,14 +3,13 @@
 // test/helpers/mock-cuda-addon.cjs) and the emulated Gaudi. Each gives a new host
 // tensor with a fresh copy of the bytes (never a view of the memory the tensor lives
 // in), leaves the tensor as it was, and rejects junk with a BnbError.
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useMockCudaAddon } from './helpers/mock-cuda.js';
 import {
   QuantState,
   Tensor,
   dequantize4bit,
   isResident,
-  probe,
   quantize4bit,
   readTensor,
   setForcedBackend,
@@ -20,7 +19,6 @@ import {
   wasmTensor,
 } from '../src/index.js';
 import { registerDeviceMover } from '../src/tensor.js';
-import { cudaAddon, resetCudaAddon } from '../src/backend/cuda/addon.js';
 import { Rng, randn } from './helpers/random.js';
 import { rejection } from './helpers/util.js';
 
@@ -126,26 +124,7 @@ describe('readTensor and toDeviceAsync on WebAssembly', () => {
 });
 
 describe('readTensor and toDeviceAsync on the CUDA backend (mock addon)', () => {
-  const MOCK = fileURLToPath(new URL('./helpers/mock-cuda-addon.cjs', import.meta.url));
-  let envBefore: string | undefined;
-  let forcedBefore: ReturnType<typeof probe>['forced'] = null;
-  const allocations = () => (cudaAddon().addon as unknown as { mockStats(): { allocations: number } }).mockStats().allocations;
-
-  beforeAll(() => {
-    envBefore = process.env.BNBJS_CUDA_ADDON;
-    forcedBefore = probe().forced;
-    process.env.BNBJS_CUDA_ADDON = MOCK;
-    setForcedBackend(null);
-    resetCudaAddon();
-    expect(cudaAddon().reason).toBeNull();
-  });
-
-  afterAll(() => {
-    if (envBefore === undefined) delete process.env.BNBJS_CUDA_ADDON;
-    else process.env.BNBJS_CUDA_ADDON = envBefore;
-    setForcedBackend(forcedBefore);
-    resetCudaAddon();
-  });
+  const allocations = useMockCudaAddon();
 
   it('device tensors and op results read back; the device tensor stays usable; nothing leaks', async () => {
     const base = allocations();
