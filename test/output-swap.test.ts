@@ -75,9 +75,7 @@ function oldOutput(name: string): { out: string; before: Record<string, string> 
  * between the two renames of its swap (its marker file exists); removing the marker
  * lets it go on.
  */
-async function pausedSwap(
-  out: string,
-): Promise<{
+async function pausedSwap(out: string): Promise<{
   child: ChildProcess;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   marker: string;

@@ -10,9 +10,7 @@ export declare function smoke(
   results: { name: string; ok: boolean; detail: string }[];
 };
 export declare function decodeFixtures(b64: Record<string, string>): Record<string, Uint8Array>;
-export declare function threadRun(
-  lib: unknown,
-): Promise<{
+export declare function threadRun(lib: unknown): Promise<{
   threads?: number;
   threadedSame?: boolean;
   workerJobs?: number;
