@@ -1,6 +1,7 @@
 import { basename, join } from 'node:path';
 import { BnbError, fail } from '../errors.js';
 import { readOptions, readString } from '../args.js';
+import { checkBoolean } from '../checks.js';
 import { DType } from '../dtypes.js';
 import type { SafetensorsDType } from '../io/safetensors/dtypes.js';
 import { TensorSource, sourceBytes } from '../io/source.js';
@@ -86,8 +87,7 @@ export function readConversionOptions(op: string, opts: unknown, known: readonly
 
 /** An optional boolean option (false when absent). */
 export function checkFlag(name: string, x: unknown): boolean {
-  if (x !== undefined && typeof x !== 'boolean') fail('E_ARGUMENT', name, x, 'true or false');
-  return x === true;
+  return x === undefined ? false : checkBoolean(name, x);
 }
 
 export function maxShardSizeOf(opts: ConversionOptions): number {
