@@ -1,19 +1,47 @@
 #!/usr/bin/env bash
 # On the GPU machine (no Node.js, no registry): unpack the carried node, node_modules and
-# ../shared, build the addon, run the whole test suite through CUDA and the CUDA bench.
+# ../shared, build the addon, run the whole test suite through CUDA, the byte comparison
+# against the mock (check.mjs) and the CUDA bench.
+#
+# Prepare here, once: bash scripts/device-cuda.sh --prepare
+#   (.device/node.xz, .device/nm.tar.xz = node_modules without the runtimes and compilers
+#    the CUDA run does not use, .device/shared.tar.xz = ../shared golden files and models)
 # Carry: .device dist build node_modules/node-addon-api node_modules/node-api-headers
+# NO_BENCH=1 leaves out bench/cuda.mjs; NCU=1 adds a profile.
 set -uo pipefail
-xz -dc .device/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = --prepare ]; then
+  mkdir -p .device
+  [ -f .device/node.xz ] || xz -T2 -c "$(command -v node)" > .device/node.xz
+  tar cf - -C "${BNBJS_SHARED:-../shared}" golden models SPEC.md | xz -T2 -6 > .device/shared.tar.xz
+  # ~8 MB: vitest and its bundler, fast-check; not the other runtimes, compilers or formatters
+  skip=(@deno deno bun @cloudflare workerd binaryen typescript assemblyscript prettier playwright-core
+    @types @esbuild esbuild lightningcss-linux-x64-gnu)
+  tar cf - -C node_modules "${skip[@]/#/--exclude=./}" . | xz -T2 -9 > .device/nm.tar.xz
+  npm run build --silent
+  exit 0
+fi
+if ! command -v node > /dev/null; then
+  xz -dc .device/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
+fi
 mkdir -p node_modules && tar xJf .device/nm.tar.xz -C node_modules
 mkdir -p /tmp/shared && tar xJf .device/shared.tar.xz -C /tmp/shared && export BNBJS_SHARED=/tmp/shared
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-node scripts/build-cuda.mjs > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+if [ ! -f build/bnbjs_cuda.node ]; then
+  node scripts/build-cuda.mjs > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+fi
 node dist/cli.js inspect --backends
-BNBJS_BACKEND=cuda node node_modules/vitest/vitest.mjs run > "$OUT/test-cuda.log" 2>&1; echo "test:cuda exit $?"
+# typescript, npm, the other runtimes and the bundlers are not there: their tests are CPU-only
+# (abi.test.ts regenerates with typescript; the nvcc build above compiles what it generates)
+BNBJS_BACKEND=cuda node node_modules/vitest/vitest.mjs run --exclude 'test/runtimes/**' \
+  --exclude test/imports.test.ts --exclude test/readme.test.ts --exclude test/abi.test.ts --exclude test/package.test.ts > "$OUT/test-cuda.log" 2>&1
+echo "test:cuda exit $?"
 grep -E "Test Files|Tests |FAIL|×" "$OUT/test-cuda.log" | head -30
 node native/cuda/check.mjs > "$OUT/check.log" 2>&1; echo "check exit $?"; tail -3 "$OUT/check.log"
-node bench/cuda.mjs > "$OUT/bench-cuda.md" 2>&1; echo "bench exit $?"
-tail -22 "$OUT/bench-cuda.md"
+if [ -z "${NO_BENCH:-}" ]; then
+  node bench/cuda.mjs > "$OUT/bench-cuda.md" 2>&1; echo "bench exit $?"
+  tail -22 "$OUT/bench-cuda.md"
+fi
 # NCU=1: a profile of the kernels still short of their targets (if Nsight Compute is there)
 if [ "${NCU:-0}" = 1 ] && command -v ncu > /dev/null; then
   timeout 240 ncu --clock-control none -k 'regex:k_gemv4|k_quantize8' --section SpeedOfLight --section WarpStateStats \

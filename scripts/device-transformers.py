@@ -201,6 +201,10 @@ FORMATS = {
 SHARD_SIZES = {'nf4+dq': '40MB', 'int8': '100MB'}
 
 
+
+def logits_text(c):
+    return 'identical' if c['identical'] else f"max |diff| {c['max_abs_diff']:.4g}"
+
 def write_table(results):
     """transformers.json and transformers.md so far (a run cut short keeps what it did)."""
     with open(os.path.join(args.out, 'transformers.json'), 'w') as f:
@@ -221,7 +225,7 @@ def write_table(results):
         if 'sharded' in r:
             s = r['sharded']
             extra.append(f"{SHARD_SIZES[r['format']]} shards: {len(s['files'])} files, {s['vs_single']['identical']}/{s['vs_single']['tensors']} = single, "
-                         f"logits identical {s['logits_vs_inflight']['identical']}; dequantize {len(s['dequantize_files'])} shards, "
+                         f"logits vs in-flight {logits_text(s['logits_vs_inflight'])}; dequantize {len(s['dequantize_files'])} shards, "
                          f"{s['dequantized']['identical']}/{s['dequantized']['layers']} identical, loads")
         if 'offset_check' in r:
             o = r['offset_check']

@@ -114,7 +114,8 @@ describe('bnbjs CLI', () => {
   it("a larger model's demo reports the jobs its worker threads ran", () => {
     const r = spawnSync(process.execPath, [cli, 'demo', big, '--json'], {
       encoding: 'utf8',
-      env: { ...process.env, BNBJS_NUM_THREADS: '2' },
+      // worker jobs are the WebAssembly backend's: a suite run with BNBJS_BACKEND=cuda would put the ops on the GPU
+      env: { ...process.env, BNBJS_NUM_THREADS: '2', BNBJS_BACKEND: '' },
     });
     expect(r.status, r.stderr).toBe(0);
     const d = JSON.parse(r.stdout);
