@@ -41,6 +41,11 @@ for (const build of ['relaxed', 'simd', 'scalar']) {
   const W = lib.tensor(Uint16Array.from({ length: 301 * 77 }, () => 0x3c00 + Math.floor(rnd() * 1024) - 512), [301, 77], 'bfloat16');
   const [cb, scb] = int8VectorwiseQuantCast(W);
   r.push(bytes(cb), bytes(scb), bytes(int8VectorwiseDequantCast(cb, scb, 'bfloat16')));
+  // gemv4bit: one A row (the direct path), tiles of A rows, rows that are not whole chunks
+  for (const [M, N, K] of [[1, 37, 2048], [6, 9, 512], [3, 5, 100]]) {
+    const [qW, sW] = lib.quantize4bit(lib.tensor(Float32Array.from({ length: N * K }, () => rnd() - 0.5), [N, K]), { blocksize: 64 });
+    r.push(bytes(lib.gemv4bit(lib.tensor(Float32Array.from({ length: M * K }, () => rnd() - 0.5), [M, K]), qW, sW)));
+  }
   out[build] = r;
 }
 // threaded: the relaxed build's threaded variant (simd() 2) on 2 threads, against the scalar oracle
@@ -59,7 +64,7 @@ console.log(JSON.stringify({ build: lib.wasmBuild(), same: out.relaxed.every((b,
 `;
 
 describe('the relaxed-SIMD build', () => {
-  it('quantize4bit and dequantize4bit (the i8x16.relaxed_swizzle lookups) give the bytes of the SIMD and scalar builds', () => {
+  it('quantize4bit, dequantize4bit and gemv4bit (the i8x16.relaxed_swizzle lookups) give the bytes of the SIMD and scalar builds', () => {
     const r = spawnSync(process.execPath, [FLAG, '--input-type=module', '-e', script], {
       encoding: 'utf8',
       env: { ...process.env, BNBJS_WASM: '', BNBJS_BACKEND: 'wasm' },
@@ -74,7 +79,7 @@ describe('the relaxed-SIMD build', () => {
       console.warn(`relaxed-SIMD comparison skipped: ${res.skip}`);
       return;
     }
-    expect(res.count).toBe(40 + 6 + 9);
+    expect(res.count).toBe(40 + 6 + 9 + 3);
     expect(res.same, 'relaxed, simd and scalar builds differ').toBe(true);
     expect([res.threadedLevel, res.threadedSame], 'the threaded relaxed variant on 2 threads, and its bytes').toEqual([2, true]);
   });

@@ -230,7 +230,7 @@ export const KERNEL_ABI = {
   },
   /**
    * The WebAssembly kernel takes a nibble base and a first row of the weight (a slice of rows for a thread) and
-   * GEMV_SCRATCH_HEAD + (m + 1) * k * 4 bytes of scratch.
+   * gemvScratchBytes(m, k) bytes of scratch (runtime/exports.ts).
    */
   gemv4bit: {
     targets: BOTH,

@@ -6,7 +6,7 @@ import { DTYPE_ID, QTYPE_ID } from '../abi.js';
 import { Checked } from '../../ops/registry.js';
 import { gemv4bitOp } from '../../ops/gemv4bit.js';
 import { emptyTensor } from '../../ops/validate.js';
-import { GEMV_SCRATCH_HEAD } from './runtime/exports.js';
+import { gemvScratchBytes } from './runtime/exports.js';
 import { absmaxF32 } from './blockwise.js';
 import { byteView, chunkElements } from './chunk.js';
 import { kernelsFor, runChunks } from './threads/parallel.js';
@@ -15,8 +15,9 @@ import { kernelsFor, runChunks } from './threads/parallel.js';
  * The WebAssembly kernel of gemv4bit / matmul4bit.
  * out = A @ W^T (+ bias), W = dequantize4bit(B, state) of shape state.shape = [N, K]:
  * the weights are decoded exactly as dequantize4bit's f32 values and the dot
- * products accumulate in f32 (a fixed 16-lane order, identical in both builds);
- * the result is rounded once to A's dtype. B is read as bytes, so `qB` and its
+ * products accumulate in f32 in the order of docs/bit-exactness.md (chunks of 32,
+ * 32 lanes, a fixed tree; identical in every build and on CUDA); the result is
+ * rounded once to A's dtype. B is read as bytes, so `qB` and its
  * transposed [1, n] form are the same.
  */
 export function gemv4bitWasm(c: Checked<typeof gemv4bitOp>): Tensor {
@@ -69,7 +70,7 @@ export function gemv4bitWasm(c: Checked<typeof gemv4bitOp>): Tensor {
         (g + nc) * 4,
         Math.ceil((nc * K) / 2) + 1,
         mc * nc * size,
-        GEMV_SCRATCH_HEAD + (mc * K + K) * 4,
+        gemvScratchBytes(mc, K),
       ],
       load(j, p) {
         const [pAbs, pBias] = p;

@@ -10,5 +10,11 @@ export type KernelName = Exclude<keyof KernelExports, 'memory'>;
 
 /** Bytes of the NF4 bucket table that quantize4bit reads (assembly/quantize4bit.ts). */
 export const NF4_TABLE_BYTES = 64 + 65536;
-/** Bytes gemv4bit's scratch holds before A and the decoded row (assembly/gemv.ts). */
-export const GEMV_SCRATCH_HEAD = 128;
+/** Bytes gemv4bit's scratch holds before A and the decoded rows (assembly/gemv.ts GEMV_HEAD). */
+export const GEMV_SCRATCH_HEAD = 8192;
+
+/** gemv4bit's scratch for m rows of A of k elements: A and two decoded W rows, k rounded up to 32. */
+export function gemvScratchBytes(m: number, k: number): number {
+  const kp = Math.ceil(k / 32) * 32;
+  return GEMV_SCRATCH_HEAD + (m + 2) * kp * 4;
+}
