@@ -296,7 +296,9 @@ export function gemv4bit(
   blocksize: i32, qtype: i32, bias: usize, dtype: i32, out: usize, scratch: usize,
 ): void {
   const lut = qtype == QT_NF4 ? NF4_LUT : FP4_LUT;
-  if (ASC_FEATURE_SIMD && (k & 31) == 0 && k > 0 && ((<usize>j0 * k - base) & 31) == 0) {
+  // whole chunks that never straddle a block (the op's blocksizes are powers of two >= 32;
+  // the raw kernel takes any)
+  if (ASC_FEATURE_SIMD && (k & 31) == 0 && k > 0 && (blocksize & 31) == 0 && ((<usize>j0 * k - base) & 31) == 0) {
     gemvChunks(a, m, k, adtype, packed, base, j0, n, absmax, blocksize, lut, bias, dtype, out, scratch);
   } else {
     gemvLiteral(a, m, k, adtype, packed, base, j0, n, absmax, blocksize, lut, bias, dtype, out, scratch);
