@@ -427,7 +427,8 @@ let bnbVsPeer = { abs: 0, rel: 0 };
 
 const rounds = [];
 for (let round = 1; round <= ROUNDS; round++) {
-  const bw = memcpyGBs();
+  const bw = memcpyGBs(),
+    load0 = os.loadavg()[0];
   const rows = [];
   for (const M of Ms) {
     const A32 = Aall.subarray(0, M * K);
@@ -463,39 +464,47 @@ for (let round = 1; round <= ROUNDS; round++) {
         }
       }
       const med = Object.fromEntries(names.map((n) => [n, median(times[n])]));
-      rows.push({ M, t, med });
+      // Ratios paired rep by rep (the two calls ran next to each other), then their median: steadier than a ratio of medians under load.
+      const ratio = (a, b) => median(times[a].map((x, i) => x / times[b][i]));
+      const ratios = {
+        Bnb4: ratio('bnbjs', 'MatMulBnb4'),
+        acc0: ratio('bnbjs', 'NBits acc0'),
+        acc4: ratio('bnbjs', 'NBits acc4'),
+        int8: int8 ? ratio('bnbjs int8', 'NBits acc4') : null,
+      };
+      rows.push({ M, t, med, ratios });
       log(`round ${round}, M = ${M}, ${t} thread(s): ${names.map((n) => `${n} ${med[n].toFixed(2)}`).join(', ')} ms`);
     }
     rA.dispose();
   }
-  rounds.push({ round, bw, rows });
+  rounds.push({ round, bw, rows, load: [load0, os.loadavg()[0]] });
 }
 
 // ---------------------------------------------------------------------------------------
 // Report
 const f = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
-const r = (a, b) => (a / b).toFixed(2);
+const r = (x) => x.toFixed(2);
 const cpu = os.cpus()[0]?.model ?? '?';
 console.log(
   `\n${new Date().toISOString().slice(0, 10)} — ${cpu}, ${os.cpus().length} cores, Node ${process.version}, onnxruntime-node ${ortVersion}`,
 );
 console.log(
-  `N = ${N}, K = ${K}, nf4 blocksize ${BS} (bnbjs, MatMulBnb4); int4 ${ASYM ? 'asymmetric (zero points)' : 'symmetric (no zero points)'} block_size ${BS} (MatMulNBits); A float32; median of ${REPS} interleaved calls, cache flushed before each; times in ms`,
+  `N = ${N}, K = ${K}, nf4 blocksize ${BS} (bnbjs, MatMulBnb4); int4 ${ASYM ? 'asymmetric (zero points)' : 'symmetric (no zero points)'} block_size ${BS} (MatMulNBits); A float32; median of ${REPS} interleaved calls, cache flushed before each; times in ms; ratios: bnbjs time / peer time, paired call by call, median`,
 );
-for (const { round, bw, rows } of rounds) {
+for (const { round, bw, rows, load } of rounds) {
   const floor = weightBytes / bw / 1e6;
   console.log(
-    `\nRound ${round} of ${ROUNDS} — memcpy ${bw.toFixed(1)} GB/s (read + write, 1 thread); DRAM floor = ${(weightBytes / 1e6).toFixed(1)} MB of weights / memcpy = ${f(floor)} ms\n`,
+    `\nRound ${round} of ${ROUNDS} — memcpy ${bw.toFixed(1)} GB/s (read + write, 1 thread); DRAM floor = ${(weightBytes / 1e6).toFixed(1)} MB of weights / memcpy = ${f(floor)} ms; 1-minute load average ${load[0].toFixed(1)} at its start, ${load[1].toFixed(1)} at its end\n`,
   );
   const int8Head = int8 ? 'bnbjs int8 (resident)' : 'bnbjs int8';
   console.log(
     `| M | threads | bnbjs resident | bnbjs default | ${int8Head} | MatMulBnb4 | NBits acc0 | NBits acc4 | bnbjs/Bnb4 | bnbjs/acc0 | bnbjs/acc4 | ${int8 ? 'int8/acc4 | ' : ''}DRAM floor |`,
   );
   console.log(`|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|${int8 ? '---:|' : ''}---:|`);
-  for (const { M, t, med } of rows) {
+  for (const { M, t, med, ratios } of rows) {
     const b = med.bnbjs;
     console.log(
-      `| ${M} | ${t} | ${f(b)} | ${f(med['bnbjs default'])} | ${int8 ? f(med['bnbjs int8']) : 'n/a (not in this build)'} | ${f(med.MatMulBnb4)} | ${f(med['NBits acc0'])} | ${f(med['NBits acc4'])} | ${r(b, med.MatMulBnb4)} | ${r(b, med['NBits acc0'])} | ${r(b, med['NBits acc4'])} | ${int8 ? `${r(med['bnbjs int8'], med['NBits acc4'])} | ` : ''}${f(floor)} |`,
+      `| ${M} | ${t} | ${f(b)} | ${f(med['bnbjs default'])} | ${int8 ? f(med['bnbjs int8']) : 'n/a (not in this build)'} | ${f(med.MatMulBnb4)} | ${f(med['NBits acc0'])} | ${f(med['NBits acc4'])} | ${r(ratios.Bnb4)} | ${r(ratios.acc0)} | ${r(ratios.acc4)} | ${int8 ? `${r(ratios.int8)} | ` : ''}${f(floor)} |`,
     );
   }
 }
