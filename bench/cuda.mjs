@@ -187,20 +187,61 @@ row(
   );
   [a, cb, st, C, h, cs].forEach((p) => cuda.free(p));
 }
+// gemv4bit / matmul4bit, nf4 bs64, A bf16 [M, 8192] . W [28672, 8192] (issue 17): the exact order for
+// M < 64 (one weight pass for M <= 16), dequantize + cuBLASLt for M >= 64; the int8-activation mode.
+// Beside each: a device-to-device copy of the weight bytes (packed + absmax) in the same run, and for
+// M >= 64 the dequantize alone and the cuBLASLt GEMM alone.
+const gemvRows = [];
 {
   const Nw = 28672,
     K = 8192,
     n = Nw * K,
-    a = cuda.malloc(K * 2),
-    o = cuda.malloc(Nw * 2);
-  random(a, K * 2, 'u16');
-  row(
-    'gemv4bit nf4 1x8192 . 28672x8192 (f16)',
-    median(() => cuda.gemv4bit(a, 1, K, 1, packed, Nw, absmax, 64, 1, 0, 1, o)),
-    n / 2 + (n / 64) * 4,
-    1029,
-  );
-  [a, o].forEach((p) => cuda.free(p));
+    wbytes = n / 2 + (n / 64) * 4,
+    Mmax = 512,
+    a = cuda.malloc(Mmax * K * 2),
+    o = cuda.malloc(Mmax * Nw * 4),
+    copyDst = cuda.malloc(wbytes);
+  random(a, Mmax * K * 2, 'bf16');
+  // the weight bytes copied device to device (read + write: the ceiling of a kernel that reads them once)
+  const copyMs = Number(median(() => cuda.copyDtoD(copyDst, packed, wbytes)));
+  const copyBw = (2 * wbytes) / copyMs / 1e6;
+  row(`device -> device copy of the weight bytes (${(wbytes / 1e6).toFixed(0)} MB)`, copyMs, 2 * wbytes, null);
+  const dq = cuda.malloc(n * 2);
+  const dqMs = median(() => cuda.dequantize4bit(packed, n, 64, 1, absmax, 2, dq));
+  row("dequantize4bit nf4 bs64 -> bf16 28672x8192 (the M >= 64 path's first step)", dqMs, wbytes + n * 2, null);
+  const gemv = (label, M, f) => {
+    let ms;
+    try {
+      ms = median(f);
+    } catch (e) {
+      console.error(`${label} M=${M}: ${e.message}`);
+      return null;
+    }
+    const bw = wbytes / Number(ms) / 1e6;
+    row(`${label} M=${M} (weight GB/s)`, ms, wbytes, null);
+    gemvRows.push({ label, M, ms: Number(ms), cold: ms.cold, bw, ratio: bw / copyBw, tflops: (2 * M * n) / Number(ms) / 1e9 });
+    return Number(ms);
+  };
+  for (const M of [1, 4, 16, 64, 512]) {
+    const total = gemv('gemv4bit nf4 bs64 x8192 . 28672x8192 (bf16)', M, () =>
+      cuda.gemv4bit(a, M, K, 2, packed, Nw, absmax, 64, 1, 0, 2, o),
+    );
+    if (M >= 64) {
+      let gemmMs = null;
+      try {
+        gemmMs = Number(median(() => cuda.gemmLt(a, dq, 2, M, K, Nw, o, 2)));
+        row(`cuBLASLt GEMM alone bf16 M=${M} x8192 . 28672x8192`, gemmMs, 0, null, 'TOPS', 2 * M * n);
+      } catch (e) {
+        console.error(`gemmLt M=${M}: ${e.message}`);
+      }
+      if (gemmMs !== null && total !== null)
+        gemvRows.push({ label: 'M >= 64 path vs (cuBLAS GEMM + dequantize)', M, ms: total, goal: gemmMs + Number(dqMs) });
+    }
+  }
+  for (const M of [1, 16])
+    gemv('gemv4bitInt8 nf4 bs64 x8192 . 28672x8192 (bf16)', M, () => cuda.gemv4bitInt8(a, M, K, 2, packed, Nw, absmax, 64, 1, 0, 2, o));
+  [a, o, copyDst, dq].forEach((p) => cuda.free(p));
+  gemvRows.push({ copyBw, copyMs });
 }
 {
   const R = 7168,
@@ -230,4 +271,19 @@ console.log('|---|---:|---:|---:|---:|---:|');
 for (const r of rows)
   console.log(
     `| ${r.op} | ${r.ms ? r.ms.toFixed(3) : ''} | ${r.cold ? r.cold.toFixed(3) : ''} | ${r.v.toFixed(0)} ${r.unit} | ${r.bnb ?? ''} | ${r.ratio ? r.ratio.toFixed(2) : ''} |`,
+  );
+
+const copy = gemvRows.pop();
+console.log(
+  `\nIssue 17 — gemv4bit / matmul4bit, nf4 bs64, A bf16 [M, 8192], W 28672x8192 (${((copy.copyBw * copy.copyMs) / 2 / 1e3).toFixed(0)} MB of weight bytes); device copy of those bytes: ${copy.copyMs.toFixed(3)} ms, ${copy.copyBw.toFixed(0)} GB/s (read + write)\n`,
+);
+console.log('| kernel | M | ms | cold-L2 ms | weight GB/s | x copy bandwidth | TFLOPS |');
+console.log('|---|---:|---:|---:|---:|---:|---:|');
+for (const r of gemvRows.filter((r) => r.bw !== undefined))
+  console.log(
+    `| ${r.label} | ${r.M} | ${r.ms.toFixed(3)} | ${r.cold ? r.cold.toFixed(3) : ''} | ${r.bw.toFixed(0)} | ${r.ratio.toFixed(2)} | ${r.tflops.toFixed(1)} |`,
+  );
+for (const r of gemvRows.filter((r) => r.goal !== undefined))
+  console.log(
+    `\nM = ${r.M}: gemv4bit ${r.ms.toFixed(3)} ms against cuBLAS GEMM + dequantize ${r.goal.toFixed(3)} ms: ${(r.goal / r.ms).toFixed(2)} (goal >= 0.9)`,
   );

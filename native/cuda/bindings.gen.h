@@ -17,6 +17,8 @@ constexpr const char* kInt8VectorwiseDequantArgs[] = {"a", "rows", "cols", "stat
 constexpr const char* kInt8LinearMatmulArgs[] = {"a", "m", "k", "b", "n", "out"};
 constexpr const char* kInt8MmDequantArgs[] = {"a", "rows", "cols", "rowStats", "colStats", "bias", "biasKind", "dtype", "out"};
 constexpr const char* kGemv4bitArgs[] = {"a", "m", "k", "adtype", "packed", "n", "absmax", "blocksize", "qtype", "bias", "dtype", "out"};
+constexpr const char* kGemv4bitInt8Args[] = {"a", "m", "k", "adtype", "packed", "n", "absmax", "blocksize", "qtype", "bias", "dtype", "out"};
+constexpr const char* kGemmLtArgs[] = {"a", "w", "dtype", "m", "k", "n", "out", "outDtype"};
 constexpr const char* kDequantizeFp8Args[] = {"w", "rows", "cols", "row0", "scale", "scaleCols", "blockRows", "blockCols", "dtype", "out"};
 constexpr const char* kSpinArgs[] = {"microseconds"};
 
@@ -35,6 +37,8 @@ const Binding kKernels[] = {
     {"int8LinearMatmul", Kernel<void, CPtr, Count, Count, CPtr, Count, Ptr>::call<bnb::int8LinearMatmul, kInt8LinearMatmulArgs>},
     {"int8MmDequant", Kernel<void, CPtr, Count, Count, CPtr, CPtr, CPtr, Small, Dtype, Ptr>::call<bnb::int8MmDequant, kInt8MmDequantArgs>},
     {"gemv4bit", Kernel<void, CPtr, Count, Count, Dtype, CPtr, Count, CPtr, Integer, Qtype, CPtr, Dtype, Ptr>::call<bnb::gemv4bit, kGemv4bitArgs>},
+    {"gemv4bitInt8", Kernel<void, CPtr, Count, Count, Dtype, CPtr, Count, CPtr, Integer, Qtype, CPtr, Dtype, Ptr>::call<bnb::gemv4bitInt8, kGemv4bitInt8Args>},
+    {"gemmLt", Kernel<void, CPtr, CPtr, Dtype, Count, Count, Count, Ptr, Dtype>::call<bnb::gemmLt, kGemmLtArgs>},
     {"dequantizeFp8", Kernel<void, CPtr, Count, Count, Count, CPtr, Count, Integer, Integer, Dtype, Ptr>::call<bnb::dequantizeFp8, kDequantizeFp8Args>},
     {"spin", Kernel<void, F64>::call<bnb::spin, kSpinArgs>},
 };

@@ -1,13 +1,31 @@
-// 4-bit GEMV: out[i, j] = sum_t A[i, t] W[j, t] (+ bias[j]), W row j = flat nibbles
-// [j*k, (j+1)*k) of the packed weight, decoded as code[q] with the block's absmax.
-// f32 accumulation; not bit-identical with the WebAssembly order (the absmax is
-// applied once per 32-element chunk, products are fused), well inside bitsandbytes'
-// test_gemv_4bit bars (the check script compares with a float64 reference).
+// 4-bit GEMV / matmul: out[m, n] = sum_k A[m, k] W[n, k] (+ bias[n]), W row n = flat
+// nibbles [n*K, (n+1)*K) of the packed weight, decoded as code[q] * absmax[block].
 //
-// Fast paths (k % 32 == 0, blocksize a power of two >= 32, aligned pointers): thread t
-// of a row's slice reads 16 bytes (32 weights) of the row, chunk t (k_gemv4_single, k <=
-// 8192, its 32 inputs kept in registers) or chunks t, t + 256, ... (k_gemv4_multi).
-// Everything else: k_gemv4_generic, one warp per output.
+// Exact mode (gemv4bit, M < 64): the summation order of docs/bit-exactness.md, "4-bit
+// GEMV", step for step, so the bytes are the WebAssembly kernels' bytes:
+//   w = code[q] * absmax (one f32 product), p = x * w, acc[l][j] += p, where the row is cut
+//   into chunks of 32 (chunk c belongs to lane l = c mod 32) and element k of a chunk to
+//   sub-lane j = (k mod 8) / 2; r[l] = (acc0 + acc1) + (acc2 + acc3); then r[l] += r[l + s]
+//   for s = 16, 8, 4, 2, 1 (__shfl_down_sync gives r[l + s] to lane l < s); + bias; one
+//   rounding. Every product and sum is __fmul_rn / __fadd_rn (and the build has
+//   -fmad=false): no contraction into FMA anywhere on this path.
+//   One warp per output row n (or R rows), thread = lane l, reading chunks l, l + 32, ...:
+//   16 bytes each, 512 contiguous bytes per warp step. MT rows of A share every weight
+//   chunk the warp loads (M <= 16: the weight is read once; M = 17..63: once per 16 rows).
+//   Rows whose chunks are not 16-byte units of one block (K % 32 != 0, blocksizes that are
+//   not powers of two >= 32, unaligned pointers) take k_gemv4_generic: the same order,
+//   element by element.
+// Large M (gemv4bit, M >= 64): W dequantized to A's dtype (dequantize4bit) into scratch,
+//   then a cuBLASLt GEMM with f32 compute (lt.cpp); cuBLAS owns that summation order. With
+//   a bias (or an output dtype other than A's) the GEMM writes f32 and one kernel adds the
+//   bias in f32 and rounds once. Without cuBLASLt, or with no algorithm for the shape, the
+//   exact kernels run (BNBJS_GEMV_CUBLAS=0 forces that).
+// int8-activation mode (gemv4bitInt8, any M): docs/bit-exactness.md, "int8-activation
+//   mode": A quantized per group of 64 row elements (k_quant_act, into scratch), integer
+//   dot products per segment (__dp4a, exact), t[g] += isum * (absmax * d) from +0, lanes
+//   g mod 32, the same tree, bias, one rounding.
+#include <float.h>
+#include <stdlib.h>
 #include <algorithm>
 #include "common.cuh"
 
@@ -15,348 +33,489 @@ namespace bnb {
 
 namespace {
 
-constexpr int GV_THREADS = 256;
+constexpr int GV_THREADS = 128;  // 4 warps per CTA, one (group of) output row(s) each
+constexpr int GV_WARPS = GV_THREADS / 32;
+constexpr unsigned FULL = 0xffffffffu;
+
+__device__ __forceinline__ long long lmin(long long a, long long b) { return a < b ? a : b; }
 
 __device__ __forceinline__ float lut_at(const float* lut, uint32_t byteOffset) {
   return *reinterpret_cast<const float*>(reinterpret_cast<const char*>(lut) + byteOffset);
 }
 
+__device__ __forceinline__ void store_any(void* out, size_t i, float v, int dt) {
+  if (dt == DT_F32) store_from_f32<DT_F32>(out, i, v);
+  else if (dt == DT_F16) store_from_f32<DT_F16>(out, i, v);
+  else store_from_f32<DT_BF16>(out, i, v);
+}
+
+// 8 consecutive elements of A as f32 (f32: 16-byte aligned; 16-bit: 16-byte aligned)
 template <int ADT>
-__device__ __forceinline__ void load_a32(const void* A, size_t off, float a[32]) {
+__device__ __forceinline__ void load_x8(const void* A, size_t off, float x[8]) {
   if (ADT == DT_F32) {
     const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(A) + off);
-#pragma unroll
-    for (int q = 0; q < 8; q++) {
-      const float4 v = __ldg(p + q);
-      a[4 * q] = v.x; a[4 * q + 1] = v.y; a[4 * q + 2] = v.z; a[4 * q + 3] = v.w;
-    }
+    const float4 a = __ldg(p), b = __ldg(p + 1);
+    x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w;
+    x[4] = b.x; x[5] = b.y; x[6] = b.z; x[7] = b.w;
   } else {
-    const uint4* p = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(A) + off);
+    const uint4 v = __ldg(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(A) + off));
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int q = 0; q < 4; q++) {
-      const uint4 v = __ldg(p + q);
-      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int j = 0; j < 4; j++) {
-        if (ADT == DT_BF16) {
-          a[8 * q + 2 * j] = __uint_as_float(w[j] << 16);
-          a[8 * q + 2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
-        } else {
-          a[8 * q + 2 * j] = f16_to_f32_hw(w[j] & 0xffffu);
-          a[8 * q + 2 * j + 1] = f16_to_f32_hw(w[j] >> 16);
-        }
+    for (int j = 0; j < 4; j++) {
+      if (ADT == DT_BF16) {
+        x[2 * j] = __uint_as_float(w[j] << 16);
+        x[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
+      } else {
+        x[2 * j] = f16_to_f32_hw(w[j] & 0xffffu);
+        x[2 * j + 1] = f16_to_f32_hw(w[j] >> 16);
       }
     }
   }
 }
 
-// sum over the 32 weights of one 16-byte chunk of a[e] * code[q_e]
-__device__ __forceinline__ float dot32(const uint4 v, const float a[32], const float* lut) {
-  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-  float p0 = 0.0f, p1 = 0.0f;
+// Steps 4-6 for one output: r = (a0 + a1) + (a2 + a3), the lane tree; lane 0 adds the bias and stores.
+__device__ __forceinline__ void finish(const float (&a)[4], int lane, bool valid, long long m, long long n, long long N,
+                                       const float* bias, int odt, void* out) {
+  float r = __fadd_rn(__fadd_rn(a[0], a[1]), __fadd_rn(a[2], a[3]));
 #pragma unroll
-  for (int k = 0; k < 4; k++) {
-    const uint32_t hi4 = (w[k] >> 2) & 0x3c3c3c3cu;  // byte j: its high nibble * 4
-    const uint32_t lo4 = (w[k] << 2) & 0x3c3c3c3cu;  // byte j: its low nibble * 4
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      p0 = __fmaf_rn(a[8 * k + 2 * j], lut_at(lut, __byte_perm(hi4, 0, 0x4440 + j)), p0);
-      p1 = __fmaf_rn(a[8 * k + 2 * j + 1], lut_at(lut, __byte_perm(lo4, 0, 0x4440 + j)), p1);
-    }
+  for (int s = 16; s >= 1; s >>= 1) r = __fadd_rn(r, __shfl_down_sync(FULL, r, s));
+  if (lane == 0 && valid) {
+    if (bias != nullptr) r = __fadd_rn(r, bias[n]);
+    store_any(out, (size_t)m * N + n, r, odt);
   }
-  return __fadd_rn(p0, p1);
 }
 
-// The same sum from a table of byte -> (code[hi], code[lo]) pairs: one 64-bit shared read
-// per byte instead of two 32-bit reads and their two extractions. The table has 32
-// copies at a 256-byte stride (entry b of copy c at b * 256 + c * 8), so a half-warp's
-// 16 lanes read distinct banks and a byte's address is one byte permute of the weight
-// word with `lane8` = lane * 8.
-__device__ __forceinline__ float dot32_pair32(const uint4 v, const float a[32], const float2* ptab, uint32_t lane8) {
-  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-  const char* base = reinterpret_cast<const char*>(ptab);
-  float p0 = 0.0f, p1 = 0.0f;
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      // bytes: lane8, weight byte j, 0, 0 (lane8 < 256: its upper bytes are 0)
-      const float2 c = *reinterpret_cast<const float2*>(base + __byte_perm(w[k], lane8, 0x5504 + (j << 4)));
-      p0 = __fmaf_rn(a[8 * k + 2 * j], c.x, p0);
-      p1 = __fmaf_rn(a[8 * k + 2 * j + 1], c.y, p1);
-    }
-  }
-  return __fadd_rn(p0, p1);
-}
-
-// Warp sums of R rows at once: halving exchanges (R/2 + R/4 + ... shuffles) leave each lane
-// one row's partial sum, then full butterflies; lane holds row `row` (same in 32/R lanes).
-template <int R>
-__device__ __forceinline__ float warp_sum_rows(float (&acc)[R], int lane, int& row) {
-  row = 0;
-  int off = 16;
-#pragma unroll
-  for (int h = R / 2; h >= 1; h /= 2) {
-    const bool up = (lane & off) != 0;
-#pragma unroll
-    for (int q = 0; q < h; q++) {
-      const float send = up ? acc[q] : acc[q + h], keep = up ? acc[q + h] : acc[q];
-      acc[q] = __fadd_rn(keep, __shfl_xor_sync(0xffffffffu, send, off));
-    }
-    row += up ? h : 0;
-    off >>= 1;
-  }
-#pragma unroll
-  for (int o = 16 / R; o >= 1; o >>= 1) acc[0] = __fadd_rn(acc[0], __shfl_xor_sync(0xffffffffu, acc[0], o));
-  return acc[0];
-}
-
-template <int DT>
-__device__ __forceinline__ void store_out(void* out, size_t i, float v) { store_from_f32<DT>(out, i, v); }
-
-__device__ __forceinline__ void store_any(void* out, size_t i, float v, int dt) {
-  if (dt == DT_F32) store_out<DT_F32>(out, i, v);
-  else if (dt == DT_F16) store_out<DT_F16>(out, i, v);
-  else store_out<DT_BF16>(out, i, v);
-}
-
-// k > 8192 (more than 256 chunks of 32 weights per row): one 256-thread CTA per group of
-// R rows, thread t handles chunks t, t + 256, ... with the next chunk's weights loaded
-// before the current one is computed; rows are reduced CTA-wide in a fixed order.
-template <int ADT, int R>
-__global__ void __launch_bounds__(GV_THREADS, 2) k_gemv4_multi(const void* __restrict__ A, long long k, const uint8_t* __restrict__ packed,
-                                                             long long n, const float* __restrict__ absmax, int bsLog2, int qt,
-                                                             const float* __restrict__ bias, int odt, void* __restrict__ out) {
-  constexpr int NW = GV_THREADS / 32;
+// Exact mode, aligned rows: warp = R rows of W (n0 .. n0 + R - 1) x MT rows of A (blockIdx.y).
+// K % 32 == 0, blocksize 2^bsLog2 >= 32 (a chunk lies in one block), packed and A 16-byte aligned.
+template <int ADT, int MT, int R>
+__global__ void __launch_bounds__(GV_THREADS) k_gemv4_exact(const void* __restrict__ A, long long M, long long K,
+                                                            const uint8_t* __restrict__ packed, long long N,
+                                                            const float* __restrict__ absmax, int bsLog2, int qt,
+                                                            const float* __restrict__ bias, int odt, void* __restrict__ out) {
   __shared__ float lut[16];
-  __shared__ float red[2][NW][R];
   if (threadIdx.x < 16) lut[threadIdx.x] = __uint_as_float(qt == QT_NF4 ? kNf4Lut[threadIdx.x] : kFp4Lut[threadIdx.x]);
   __syncthreads();
-  const int t = threadIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const long long i = blockIdx.y;  // row of A
-  const long long nch = k / 32, ngroups = (n + R - 1) / R;
-  const size_t aoff = (size_t)i * k;
-  auto load_w = [&](long long g, long long ch, uint4 w[R], float am[R]) {
+  const int lane = threadIdx.x & 31;
+  const long long n0 = ((long long)blockIdx.x * GV_WARPS + (threadIdx.x >> 5)) * R;
+  if (n0 >= N) return;  // the whole warp: no barrier follows
+  const long long m0 = (long long)blockIdx.y * MT;
+  const long long nch = K / 32;
+  size_t arow[MT], wrow[R];
+#pragma unroll
+  for (int i = 0; i < MT; i++) arow[i] = (size_t)lmin(m0 + i, M - 1) * (size_t)K;  // rows past M repeat (dropped)
+#pragma unroll
+  for (int r = 0; r < R; r++) wrow[r] = (size_t)lmin(n0 + r, N - 1) * (size_t)K;   // rows past N repeat (dropped)
+  float acc[MT][R][4];
+#pragma unroll
+  for (int i = 0; i < MT; i++)
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+      for (int j = 0; j < 4; j++) acc[i][r][j] = 0.0f;
+
+  for (long long c = lane; c < nch; c += 32) {
+    uint4 wv[R];
+    float am[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
-      long long j = g * R + r;
-      j = j < n ? j : n - 1;  // rows past n repeat the last (results dropped)
-      const size_t flat = (size_t)j * k + (size_t)ch * 32;
-      w[r] = __ldcs(reinterpret_cast<const uint4*>(packed + flat / 2));
+      const size_t flat = wrow[r] + (size_t)c * 32;
+      wv[r] = __ldcs(reinterpret_cast<const uint4*>(packed + flat / 2));
       am[r] = __ldg(absmax + (flat >> bsLog2));
     }
-  };
-  int parity = 0;
-  for (long long g = blockIdx.x; g < ngroups; g += gridDim.x) {
-    float acc[R];
 #pragma unroll
-    for (int r = 0; r < R; r++) acc[r] = 0.0f;
-    long long ch = t;
-    uint4 w0[R];
-    float a0[R];
-    load_w(g, ch, w0, a0);
-    while (ch < nch) {
-      uint4 w1[R];
-      float a1[R];
-      const long long nx = ch + GV_THREADS;
-      if (nx < nch) load_w(g, nx, w1, a1);
-      float x[32];
-      load_a32<ADT>(A, aoff + (size_t)ch * 32, x);
-#pragma unroll
-      for (int r = 0; r < R; r++) acc[r] = __fmaf_rn(dot32(w0[r], x, lut), a0[r], acc[r]);
+    for (int q = 0; q < 4; q++) {  // word q: elements 8q .. 8q + 7 of the chunk
+      float w[R][8];
 #pragma unroll
       for (int r = 0; r < R; r++) {
-        w0[r] = w1[r];
-        a0[r] = a1[r];
+        const uint32_t word = q == 0 ? wv[r].x : q == 1 ? wv[r].y : q == 2 ? wv[r].z : wv[r].w;
+        const uint32_t hi4 = (word >> 2) & 0x3c3c3c3cu;  // byte j: its high nibble * 4 (element 8q + 2j)
+        const uint32_t lo4 = (word << 2) & 0x3c3c3c3cu;  // byte j: its low nibble * 4 (element 8q + 2j + 1)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+          w[r][2 * j] = __fmul_rn(lut_at(lut, __byte_perm(hi4, 0, 0x4440 + j)), am[r]);
+          w[r][2 * j + 1] = __fmul_rn(lut_at(lut, __byte_perm(lo4, 0, 0x4440 + j)), am[r]);
+        }
       }
-      ch = nx;
-    }
-    // reduce: warp butterfly, then the warps in a fixed order
 #pragma unroll
-    for (int r = 0; r < R; r++) {
+      for (int i = 0; i < MT; i++) {
+        float x[8];
+        load_x8<ADT>(A, arow[i] + (size_t)c * 32 + 8 * q, x);
 #pragma unroll
-      for (int off = 16; off > 0; off >>= 1) acc[r] = __fadd_rn(acc[r], __shfl_xor_sync(0xffffffffu, acc[r], off));
-    }
-    if (lane == 0) {
+        for (int r = 0; r < R; r++)
 #pragma unroll
-      for (int r = 0; r < R; r++) red[parity][warp][r] = acc[r];
+          for (int j = 0; j < 4; j++) {  // sub-lane j: elements 8q + 2j, then 8q + 2j + 1
+            acc[i][r][j] = __fadd_rn(acc[i][r][j], __fmul_rn(x[2 * j], w[r][2 * j]));
+            acc[i][r][j] = __fadd_rn(acc[i][r][j], __fmul_rn(x[2 * j + 1], w[r][2 * j + 1]));
+          }
+      }
     }
-    __syncthreads();
-    if (t < R && g * R + t < n) {
-      const long long j = g * R + t;
-      float s = red[parity][0][t];
-#pragma unroll
-      for (int w = 1; w < NW; w++) s = __fadd_rn(s, red[parity][w][t]);
-      if (bias != nullptr) s = __fadd_rn(s, bias[j]);
-      store_any(out, (size_t)i * n + j, s, odt);
-    }
-    parity ^= 1;  // the other buffer next time: no second barrier needed
   }
+#pragma unroll
+  for (int i = 0; i < MT; i++)
+#pragma unroll
+    for (int r = 0; r < R; r++) finish(acc[i][r], lane, m0 + i < M && n0 + r < N, m0 + i, n0 + r, N, bias, odt, out);
 }
 
-// nch <= T (k <= 8192): each thread's 32 inputs stay in registers for all its rows. A
-// CTA of 256 threads is split into slices of T threads, Z slices in all; they take groups
-// of R rows round by round, and the rows left after the last whole round are split
-// evenly, one at a time (a plain grid stride over groups left some CTAs a whole extra
-// group: 10 against 9.05 at n = 28672). Sized for three CTAs per multiprocessor (the
-// 64 KB pair table and 80 registers), whose loads overlap.
-template <int ADT, int T, int R>
-__global__ void __launch_bounds__(GV_THREADS, 3) k_gemv4_single(const void* __restrict__ A, long long k, const uint8_t* __restrict__ packed,
-                                                              long long n, const float* __restrict__ absmax, int bsLog2, int qt,
-                                                              const float* __restrict__ bias, int odt, void* __restrict__ out) {
-  constexpr int S = GV_THREADS / T, WPS = T / 32;
-  extern __shared__ __align__(16) float2 ptab[];  // 8192 entries
-  __shared__ float red[2][GV_THREADS / 32][R];
-  {
-    const uint32_t* c = qt == QT_NF4 ? kNf4Lut : kFp4Lut;
-    for (int e = threadIdx.x; e < 8192; e += GV_THREADS) ptab[e] = make_float2(__uint_as_float(c[e >> 9]), __uint_as_float(c[(e >> 5) & 15]));
-  }
+// Exact mode, any K, blocksize and alignment: one warp per output (m = blockIdx.y, n), the
+// same order element by element.
+template <int ADT>
+__global__ void __launch_bounds__(GV_THREADS) k_gemv4_generic(const void* A, long long K, const uint8_t* packed, long long N,
+                                                              const float* absmax, long long bs, int qt, const float* bias,
+                                                              int odt, void* out) {
+  __shared__ float lut[16];
+  if (threadIdx.x < 16) lut[threadIdx.x] = __uint_as_float(qt == QT_NF4 ? kNf4Lut[threadIdx.x] : kFp4Lut[threadIdx.x]);
   __syncthreads();
-  const int slice = threadIdx.x / T, t = threadIdx.x % T, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const uint32_t lane8 = (uint32_t)lane * 8;
-  const long long i = blockIdx.y, nch = k / 32;
-  const long long Z = (long long)gridDim.x * S, z = (long long)blockIdx.x * S + slice;
-  const long long F = n / (Z * R), rem = n - F * Z * R;  // full rounds, rows left after them
-  const long long iters = F + (rem > 0 ? 1 : 0);         // the same for every slice of the CTA
-  const bool active = t < nch;
-  float a[32];
-  if (active) load_a32<ADT>(A, (size_t)i * k + (size_t)t * 32, a);
-  int parity = 0;
-  for (long long it = 0; it < iters; it++) {
-    // rounds of whole groups interleaved over the slices (neighbouring slices stream
-    // neighbouring rows), then the rest split evenly: [jb, je), at most R rows
-    const long long tail0 = F * Z * R;
-    const long long jb = it < F ? (it * Z + z) * R : tail0 + z * rem / Z;
-    const long long je = it < F ? jb + R : tail0 + (z + 1) * rem / Z;
-    float acc[R];
-    if (active && it < F) {  // a whole group (slice-uniform branch)
-      uint4 wv[R];
-      float am[R];
+  const int lane = threadIdx.x & 31;
+  const long long m = blockIdx.y;
+  const long long warpsTotal = (long long)gridDim.x * GV_WARPS;
+  for (long long n = (long long)blockIdx.x * GV_WARPS + (threadIdx.x >> 5); n < N; n += warpsTotal) {
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (long long k0 = (long long)lane * 32; k0 < K; k0 += 32 * 32) {  // chunks lane, lane + 32, ...
 #pragma unroll
-      for (int r = 0; r < R; r++) {
-        const size_t flat = (size_t)(jb + r) * k + (size_t)t * 32;
-        wv[r] = __ldcs(reinterpret_cast<const uint4*>(packed + flat / 2));
-        am[r] = __ldg(absmax + (flat >> bsLog2));
-      }
-#pragma unroll
-      for (int r = 0; r < R; r++) acc[r] = __fmul_rn(dot32_pair32(wv[r], a, ptab, lane8), am[r]);
-    } else {  // the last rows, one at a time
-#pragma unroll
-      for (int r = 0; r < R; r++) {
-        acc[r] = 0.0f;
-        if (active && jb + r < je) {
-          const size_t flat = (size_t)(jb + r) * k + (size_t)t * 32;
-          acc[r] = __fmul_rn(dot32_pair32(__ldcs(reinterpret_cast<const uint4*>(packed + flat / 2)), a, ptab, lane8), __ldg(absmax + (flat >> bsLog2)));
+      for (int e = 0; e < 32; e++) {
+        const long long k = k0 + e;
+        if (k < K) {
+          const size_t p = (size_t)n * (size_t)K + (size_t)k;
+          const uint32_t byte = packed[p >> 1];
+          const uint32_t q = (p & 1) == 0 ? byte >> 4 : byte & 15u;
+          const float w = __fmul_rn(lut[q], absmax[p / (size_t)bs]);
+          const float x = load_as_f32<ADT>(A, (size_t)m * (size_t)K + (size_t)k);
+          acc[(e & 7) >> 1] = __fadd_rn(acc[(e & 7) >> 1], __fmul_rn(x, w));
         }
       }
     }
-    // reduce: warp sums, then the slice's warps in a fixed order
-    int row;
-    const float v = warp_sum_rows<R>(acc, lane, row);
-    if ((lane & (32 / R - 1)) == 0) red[parity][warp][row] = v;
-    __syncthreads();
-    if (t < R && jb + t < je) {
-      const long long j = jb + t;
-      float s = red[parity][slice * WPS][t];
-#pragma unroll
-      for (int w = 1; w < WPS; w++) s = __fadd_rn(s, red[parity][slice * WPS + w][t]);
-      if (bias != nullptr) s = __fadd_rn(s, bias[j]);
-      store_any(out, (size_t)i * n + j, s, odt);
-    }
-    parity ^= 1;  // the other buffer next time: no second barrier needed
+    finish(acc, lane, true, m, n, N, bias, odt, out);
   }
 }
 
-// Any k, blocksize and alignment: one warp per output (i, j), element by element.
+// out = round(D + bias) (bias optional): the large-M path's epilogue, f32 add then one rounding.
+__global__ void k_bias_round(const float* D, long long M, long long N, const float* bias, int odt, void* out) {
+  const long long m = blockIdx.y;
+  for (long long n = (long long)blockIdx.x * blockDim.x + threadIdx.x; n < N; n += (long long)gridDim.x * blockDim.x) {
+    float v = D[(size_t)m * N + n];
+    if (bias != nullptr) v = __fadd_rn(v, bias[n]);
+    store_any(out, (size_t)m * N + n, v, odt);
+  }
+}
+
+// ---- int8-activation mode ----
+
+constexpr int GROUP = 64;
+
+// A quantized per group of 64 row elements: one warp per (m, g), lane t holding elements
+// 2t and 2t + 1. q8: [M, Kp] int8 (Kp = G * 64, zeros past K); dq: [M, G] f32 = amax / 16129,
+// 0 for amax < 2^-126 (every q 0 too), NaN when the group holds a NaN or an infinity.
 template <int ADT>
-__global__ void __launch_bounds__(GV_THREADS) k_gemv4_generic(const void* A, long long k, const uint8_t* packed, long long n,
-                                                             const float* absmax, long long bs, int qt, const float* bias, int odt,
-                                                             void* out) {
+__global__ void __launch_bounds__(GV_THREADS) k_quant_act(const void* A, long long M, long long K, long long G, long long Kp,
+                                                          int8_t* q8, float* dq) {
   const int lane = threadIdx.x & 31;
-  const long long i = blockIdx.y;
-  const long long warpsTotal = (long long)gridDim.x * (GV_THREADS / 32);
-  for (long long j = (long long)blockIdx.x * (GV_THREADS / 32) + (threadIdx.x >> 5); j < n; j += warpsTotal) {
-    float acc = 0.0f;
-    for (long long t = lane; t < k; t += 32) {
-      const size_t p = (size_t)j * k + (size_t)t;
-      const uint32_t byte = packed[p >> 1];
-      const uint32_t q = (p & 1) == 0 ? byte >> 4 : byte & 15u;
-      const float w = __fmul_rn(__uint_as_float(qt == QT_NF4 ? kNf4Lut[q] : kFp4Lut[q]), absmax[p / bs]);
-      acc = __fmaf_rn(load_as_f32<ADT>(A, (size_t)i * k + t), w, acc);
-    }
+  const long long warpsTotal = (long long)gridDim.x * GV_WARPS;
+  for (long long u = (long long)blockIdx.x * GV_WARPS + (threadIdx.x >> 5); u < M * G; u += warpsTotal) {
+    const long long m = u / G, g = u - m * G;
+    const long long k = g * GROUP + 2 * lane;
+    const float x0 = k < K ? load_as_f32<ADT>(A, (size_t)m * K + k) : 0.0f;
+    const float x1 = k + 1 < K ? load_as_f32<ADT>(A, (size_t)m * K + k + 1) : 0.0f;
+    const float a0 = fabsf(x0), a1 = fabsf(x1);
+    const bool bad = __any_sync(FULL, !(a0 <= FLT_MAX) || !(a1 <= FLT_MAX));  // NaN or +-Inf in the group
+    float amax = fmaxf(a0, a1);  // exact, order-free (no NaN reaches it when it is used)
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc = __fadd_rn(acc, __shfl_xor_sync(0xffffffffu, acc, off));
-    if (lane == 0) {
-      if (bias != nullptr) acc = __fadd_rn(acc, bias[j]);
-      store_any(out, (size_t)i * n + j, acc, odt);
+    for (int s = 16; s >= 1; s >>= 1) amax = fmaxf(amax, __shfl_xor_sync(FULL, amax, s));
+    int q0 = 0, q1 = 0;
+    float d;
+    if (bad) {
+      d = __int_as_float(0x7fc00000);
+    } else if (amax < FLT_MIN) {  // below 2^-126: zero or subnormal
+      d = 0.0f;
+    } else {
+      const float r = __fdiv_rn(127.0f, amax);
+      q0 = min(127, max(-127, __float2int_rn(__fmul_rn(x0, r))));
+      q1 = min(127, max(-127, __float2int_rn(__fmul_rn(x1, r))));
+      d = __fdiv_rn(amax, 16129.0f);
+    }
+    const uint32_t pair = ((uint32_t)q0 & 0xffu) | (((uint32_t)q1 & 0xffu) << 8);
+    reinterpret_cast<uint16_t*>(q8 + (size_t)m * Kp + (size_t)g * GROUP)[lane] = (uint16_t)pair;
+    if (lane == 0) dq[(size_t)m * G + g] = d;
+  }
+}
+
+// wq[code] = rintf(code * 127) as an int8 in the low byte (docs: roundEven(code x 127))
+__device__ __forceinline__ uint32_t wq_byte(int qt, int c) {
+  const float v = __uint_as_float(qt == QT_NF4 ? kNf4Lut[c] : kFp4Lut[c]);
+  return (uint32_t)(int)rintf(__fmul_rn(v, 127.0f)) & 0xffu;
+}
+
+// 8 weight levels of one packed word (elements 8q .. 8q + 7) as two words of 4 int8 (element order)
+__device__ __forceinline__ void levels8(uint32_t word, const uint32_t* wtab, uint32_t& lo, uint32_t& hi) {
+  uint32_t b[8];
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    b[2 * j] = wtab[(word >> (8 * j + 4)) & 15u];
+    b[2 * j + 1] = wtab[(word >> (8 * j)) & 15u];
+  }
+  lo = b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24);
+  hi = b[4] | (b[5] << 8) | (b[6] << 16) | (b[7] << 24);
+}
+
+// t = 0 + isum * (absmax * d) over the group's segments (at most two here: its two 32-element halves,
+// one segment when they share a block)
+__device__ __forceinline__ float group_term(int i0, int i1, bool two, bool same, float am0, float am1, float d) {
+  float t = 0.0f;
+  if (two && same) {
+    t = __fadd_rn(t, __fmul_rn(__int2float_rn(i0 + i1), __fmul_rn(am0, d)));
+  } else {
+    t = __fadd_rn(t, __fmul_rn(__int2float_rn(i0), __fmul_rn(am0, d)));
+    if (two) t = __fadd_rn(t, __fmul_rn(__int2float_rn(i1), __fmul_rn(am1, d)));
+  }
+  return t;
+}
+
+__device__ __forceinline__ void finish1(float r, int lane, bool valid, long long m, long long n, long long N, const float* bias,
+                                        int odt, void* out) {
+#pragma unroll
+  for (int s = 16; s >= 1; s >>= 1) r = __fadd_rn(r, __shfl_down_sync(FULL, r, s));
+  if (lane == 0 && valid) {
+    if (bias != nullptr) r = __fadd_rn(r, bias[n]);
+    store_any(out, (size_t)m * N + n, r, odt);
+  }
+}
+
+// int8 mode, aligned rows (K % 32 == 0, blocksize 2^bsLog2 >= 32, packed 16-byte aligned):
+// warp = row n of W x MT rows of A; lane l takes groups l, l + 32, ... (32 weight bytes each).
+template <int MT>
+__global__ void __launch_bounds__(GV_THREADS) k_gemv4_int8(const int8_t* __restrict__ q8, const float* __restrict__ dq, long long M,
+                                                           long long K, long long G, long long Kp,
+                                                           const uint8_t* __restrict__ packed, long long N,
+                                                           const float* __restrict__ absmax, int bsLog2, int qt,
+                                                           const float* __restrict__ bias, int odt, void* __restrict__ out) {
+  __shared__ uint32_t wtab[16];
+  if (threadIdx.x < 16) wtab[threadIdx.x] = wq_byte(qt, threadIdx.x);
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const long long n = (long long)blockIdx.x * GV_WARPS + (threadIdx.x >> 5);
+  if (n >= N) return;
+  const long long m0 = (long long)blockIdx.y * MT;
+  size_t arow[MT];
+#pragma unroll
+  for (int i = 0; i < MT; i++) arow[i] = (size_t)lmin(m0 + i, M - 1);
+  float acc[MT];
+#pragma unroll
+  for (int i = 0; i < MT; i++) acc[i] = 0.0f;
+  const size_t wrow = (size_t)n * (size_t)K;
+  for (long long g = lane; g < G; g += 32) {
+    const size_t f0 = wrow + (size_t)g * GROUP;
+    const bool two = g * GROUP + 32 < K;
+    const uint4 w0 = __ldcs(reinterpret_cast<const uint4*>(packed + f0 / 2));
+    const uint4 w1 = two ? __ldcs(reinterpret_cast<const uint4*>(packed + f0 / 2 + 16)) : make_uint4(0, 0, 0, 0);
+    const size_t b0 = f0 >> bsLog2, b1 = (f0 + 32) >> bsLog2;
+    const float am0 = __ldg(absmax + b0), am1 = two ? __ldg(absmax + b1) : 0.0f;
+    uint32_t lv[16];
+    levels8(w0.x, wtab, lv[0], lv[1]);
+    levels8(w0.y, wtab, lv[2], lv[3]);
+    levels8(w0.z, wtab, lv[4], lv[5]);
+    levels8(w0.w, wtab, lv[6], lv[7]);
+    levels8(w1.x, wtab, lv[8], lv[9]);
+    levels8(w1.y, wtab, lv[10], lv[11]);
+    levels8(w1.z, wtab, lv[12], lv[13]);
+    levels8(w1.w, wtab, lv[14], lv[15]);
+#pragma unroll
+    for (int i = 0; i < MT; i++) {
+      const uint4* xp = reinterpret_cast<const uint4*>(q8 + arow[i] * (size_t)Kp + (size_t)g * GROUP);
+      const uint4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+      int i0 = 0, i1 = 0;
+      i0 = __dp4a((int)x0.x, (int)lv[0], i0);
+      i0 = __dp4a((int)x0.y, (int)lv[1], i0);
+      i0 = __dp4a((int)x0.z, (int)lv[2], i0);
+      i0 = __dp4a((int)x0.w, (int)lv[3], i0);
+      i0 = __dp4a((int)x1.x, (int)lv[4], i0);
+      i0 = __dp4a((int)x1.y, (int)lv[5], i0);
+      i0 = __dp4a((int)x1.z, (int)lv[6], i0);
+      i0 = __dp4a((int)x1.w, (int)lv[7], i0);
+      if (two) {
+        const uint4 x2 = __ldg(xp + 2), x3 = __ldg(xp + 3);
+        i1 = __dp4a((int)x2.x, (int)lv[8], i1);
+        i1 = __dp4a((int)x2.y, (int)lv[9], i1);
+        i1 = __dp4a((int)x2.z, (int)lv[10], i1);
+        i1 = __dp4a((int)x2.w, (int)lv[11], i1);
+        i1 = __dp4a((int)x3.x, (int)lv[12], i1);
+        i1 = __dp4a((int)x3.y, (int)lv[13], i1);
+        i1 = __dp4a((int)x3.z, (int)lv[14], i1);
+        i1 = __dp4a((int)x3.w, (int)lv[15], i1);
+      }
+      const float d = __ldg(dq + arow[i] * (size_t)G + g);
+      acc[i] = __fadd_rn(acc[i], group_term(i0, i1, two, b0 == b1, am0, am1, d));
     }
   }
+#pragma unroll
+  for (int i = 0; i < MT; i++) finish1(acc[i], lane, m0 + i < M, m0 + i, n, N, bias, odt, out);
+}
+
+// int8 mode, any K, blocksize and alignment: one warp per output (m = blockIdx.y, n), segments
+// found element by element.
+__global__ void __launch_bounds__(GV_THREADS) k_gemv4_int8_generic(const int8_t* q8, const float* dq, long long K, long long G,
+                                                                   long long Kp, const uint8_t* packed, long long N,
+                                                                   const float* absmax, long long bs, int qt, const float* bias,
+                                                                   int odt, void* out) {
+  __shared__ int wlev[16];
+  if (threadIdx.x < 16) wlev[threadIdx.x] = (int)(int8_t)wq_byte(qt, threadIdx.x);
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const long long m = blockIdx.y;
+  const long long warpsTotal = (long long)gridDim.x * GV_WARPS;
+  for (long long n = (long long)blockIdx.x * GV_WARPS + (threadIdx.x >> 5); n < N; n += warpsTotal) {
+    float acc = 0.0f;
+    for (long long g = lane; g < G; g += 32) {
+      const float d = dq[(size_t)m * G + g];
+      const long long k1 = lmin(K, (g + 1) * GROUP);
+      float t = 0.0f, am = 0.0f;
+      int isum = 0;
+      long long cur = -1;
+      for (long long k = g * GROUP; k < k1; k++) {
+        const size_t p = (size_t)n * (size_t)K + (size_t)k;
+        const long long b = (long long)(p / (size_t)bs);
+        if (b != cur) {  // a new segment: the previous one's term first
+          if (cur >= 0) t = __fadd_rn(t, __fmul_rn(__int2float_rn(isum), __fmul_rn(am, d)));
+          cur = b;
+          am = absmax[b];
+          isum = 0;
+        }
+        const uint32_t byte = packed[p >> 1];
+        const uint32_t q = (p & 1) == 0 ? byte >> 4 : byte & 15u;
+        isum += (int)q8[(size_t)m * Kp + (size_t)k] * wlev[q];
+      }
+      t = __fadd_rn(t, __fmul_rn(__int2float_rn(isum), __fmul_rn(am, d)));
+      acc = __fadd_rn(acc, t);
+    }
+    finish1(acc, lane, true, m, n, N, bias, odt, out);
+  }
+}
+
+void check_args(const char* fn, const void* a, long long m, long long k, int adtype, long long n, const void* absmax, long long bs,
+                int qtype, const void* bias, int dtype, void* out) {
+  const std::string f(fn);
+  if (m < 0 || k < 0 || n < 0) throw_arg(f + ": m, k and n must be non-negative");
+  if (bs <= 0) throw_arg(f + ": blocksize must be positive, got " + std::to_string(bs));
+  if (qtype != QT_NF4 && qtype != QT_FP4) throw_arg(f + ": qtype must be 0 (fp4) or 1 (nf4)");
+  if (adtype < 0 || adtype > 2 || dtype < 0 || dtype > 2) throw_arg(f + ": dtype ids must be 0, 1 or 2");
+  need_align(a, dtype_size(adtype), fn, "a");
+  need_align(absmax, 4, fn, "absmax");
+  if (bias != nullptr) need_align(bias, 4, fn, "bias");
+  need_align(out, dtype_size(dtype), fn, "out");
+  if (m > 65535 && m != 0 && n != 0) throw_arg(f + ": m must be at most 65535");
+}
+
+long long grid_x(long long warps) { return std::max(1LL, (warps + GV_WARPS - 1) / GV_WARPS); }
+
+template <int ADT, int MT, int R>
+void launch_exact(const void* a, long long m, long long k, const uint8_t* P, long long n, const float* AM, int l, int qt,
+                  const float* B, int odt, void* out) {
+  const dim3 grid((unsigned)grid_x((n + R - 1) / R), (unsigned)((m + MT - 1) / MT));
+  k_gemv4_exact<ADT, MT, R><<<grid, GV_THREADS>>>(a, m, k, P, n, AM, l, qt, B, odt, out);
+}
+
+template <int ADT>
+void exact_by_m(const void* a, long long m, long long k, const uint8_t* P, long long n, const float* AM, int l, int qt,
+                const float* B, int odt, void* out) {
+  // rows of A per warp and rows of W per warp: acc is 4 * MT * R registers
+  if (m == 1) launch_exact<ADT, 1, 4>(a, m, k, P, n, AM, l, qt, B, odt, out);
+  else if (m == 2) launch_exact<ADT, 2, 4>(a, m, k, P, n, AM, l, qt, B, odt, out);
+  else if (m <= 4) launch_exact<ADT, 4, 2>(a, m, k, P, n, AM, l, qt, B, odt, out);
+  else if (m <= 8) launch_exact<ADT, 8, 2>(a, m, k, P, n, AM, l, qt, B, odt, out);
+  else launch_exact<ADT, 16, 1>(a, m, k, P, n, AM, l, qt, B, odt, out);  // M > 16: groups of 16 rows (blockIdx.y)
+}
+
+void gemv_exact(const void* a, long long m, long long k, int adtype, const void* packed, long long n, const void* absmax, long long bs,
+                int qtype, const void* bias, int dtype, void* out) {
+  const int l = ilog2_exact(bs);
+  const float* B = (const float*)bias;
+  const uint8_t* P = (const uint8_t*)packed;
+  const float* AM = (const float*)absmax;
+  const bool fast = k > 0 && k % 32 == 0 && l >= 5 && aligned(packed, 16) && aligned(a, 16);
+  if (fast) {
+    if (adtype == DT_F32) exact_by_m<DT_F32>(a, m, k, P, n, AM, l, qtype, B, dtype, out);
+    else if (adtype == DT_F16) exact_by_m<DT_F16>(a, m, k, P, n, AM, l, qtype, B, dtype, out);
+    else exact_by_m<DT_BF16>(a, m, k, P, n, AM, l, qtype, B, dtype, out);
+  } else {
+    const dim3 grid((unsigned)std::min(grid_x(n), (long long)smCount() * 16), (unsigned)m);
+    if (adtype == DT_F32) k_gemv4_generic<DT_F32><<<grid, GV_THREADS>>>(a, k, P, n, AM, bs, qtype, B, dtype, out);
+    else if (adtype == DT_F16) k_gemv4_generic<DT_F16><<<grid, GV_THREADS>>>(a, k, P, n, AM, bs, qtype, B, dtype, out);
+    else k_gemv4_generic<DT_BF16><<<grid, GV_THREADS>>>(a, k, P, n, AM, bs, qtype, B, dtype, out);
+  }
+  check_launch("gemv4bit kernel");
+}
+
+size_t align256(size_t b) { return (b + 255) & ~(size_t)255; }
+
+bool cublas_enabled() {
+  const char* e = getenv("BNBJS_GEMV_CUBLAS");
+  return !(e != nullptr && e[0] == '0');
+}
+
+// M >= 64: dequantize + cuBLASLt. false when cuBLASLt is missing or has no algorithm (nothing written to out).
+bool gemv_gemm(const void* a, long long m, long long k, int adtype, const void* packed, long long n, const void* absmax, long long bs,
+               int qtype, const void* bias, int dtype, void* out) {
+  const size_t wbytes = align256((size_t)n * (size_t)k * dtype_size(adtype));
+  const bool direct = bias == nullptr && dtype == adtype;       // the GEMM writes out in A's dtype
+  const bool inplace = !direct && dtype == DT_F32 && adtype == DT_F32;  // f32 out, then + bias in place
+  const size_t dbytes = direct || inplace ? 0 : (size_t)m * (size_t)n * 4;
+  char* s = static_cast<char*>(scratch(wbytes + dbytes));
+  void* W = s;
+  dequantize4bit(packed, n * k, bs, qtype, absmax, adtype, W);
+  float* D = direct || inplace ? (float*)out : (float*)(s + wbytes);
+  if (!ltGemm(a, W, adtype, m, k, n, direct ? out : (void*)D, direct ? adtype : (int)DT_F32)) return false;
+  if (!direct) {
+    const dim3 grid((unsigned)std::min<long long>((n + 255) / 256, 64), (unsigned)m);
+    k_bias_round<<<grid, 256>>>(D, m, n, (const float*)bias, dtype, out);
+    check_launch("gemv4bit bias kernel");
+  }
+  return true;
 }
 
 }  // namespace
 
 void gemv4bit(const void* a, long long m, long long k, int adtype, const void* packed, long long n, const void* absmax,
               long long bs, int qtype, const void* bias, int dtype, void* out) {
-  if (m < 0 || k < 0 || n < 0) throw_arg("gemv4bit: m, k and n must be non-negative");
-  if (bs <= 0) throw_arg("gemv4bit: blocksize must be positive, got " + std::to_string(bs));
-  if (qtype != QT_NF4 && qtype != QT_FP4) throw_arg("gemv4bit: qtype must be 0 (fp4) or 1 (nf4)");
-  if (adtype < 0 || adtype > 2 || dtype < 0 || dtype > 2) throw_arg("gemv4bit: dtype ids must be 0, 1 or 2");
-  need_align(a, dtype_size(adtype), "gemv4bit", "a");
-  need_align(absmax, 4, "gemv4bit", "absmax");
-  if (bias != nullptr) need_align(bias, 4, "gemv4bit", "bias");
-  need_align(out, dtype_size(dtype), "gemv4bit", "out");
+  check_args("gemv4bit", a, m, k, adtype, n, absmax, bs, qtype, bias, dtype, out);
   if (m == 0 || n == 0) return;
-  if (m > 65535) throw_arg("gemv4bit: m must be at most 65535");
+  if (m >= 64 && k > 0 && cublas_enabled() && gemv_gemm(a, m, k, adtype, packed, n, absmax, bs, qtype, bias, dtype, out)) return;
+  gemv_exact(a, m, k, adtype, packed, n, absmax, bs, qtype, bias, dtype, out);
+}
+
+void gemv4bitInt8(const void* a, long long m, long long k, int adtype, const void* packed, long long n, const void* absmax,
+                  long long bs, int qtype, const void* bias, int dtype, void* out) {
+  check_args("gemv4bitInt8", a, m, k, adtype, n, absmax, bs, qtype, bias, dtype, out);
+  if (m == 0 || n == 0) return;
+  const long long G = (k + GROUP - 1) / GROUP, Kp = G * GROUP;
+  const size_t qbytes = align256((size_t)m * (size_t)std::max(Kp, 1LL));
+  char* s = static_cast<char*>(scratch(qbytes + (size_t)m * (size_t)std::max(G, 1LL) * 4));
+  int8_t* q8 = reinterpret_cast<int8_t*>(s);
+  float* dq = reinterpret_cast<float*>(s + qbytes);
+  if (G > 0) {
+    const long long grid = std::min(grid_x(m * G), (long long)smCount() * 16);
+    if (adtype == DT_F32) k_quant_act<DT_F32><<<(unsigned)grid, GV_THREADS>>>(a, m, k, G, Kp, q8, dq);
+    else if (adtype == DT_F16) k_quant_act<DT_F16><<<(unsigned)grid, GV_THREADS>>>(a, m, k, G, Kp, q8, dq);
+    else k_quant_act<DT_BF16><<<(unsigned)grid, GV_THREADS>>>(a, m, k, G, Kp, q8, dq);
+    check_launch("gemv4bitInt8 quantize kernel");
+  }
   const int l = ilog2_exact(bs);
-  const size_t asz = adtype == DT_F32 ? 4 : 2;
-  const bool fast = k % 32 == 0 && k > 0 && l >= 5 && aligned(packed, 16) && aligned(a, 16) && aligned(absmax, 4) &&
-                    (k * (long long)asz) % 16 == 0;
   const float* B = (const float*)bias;
   const uint8_t* P = (const uint8_t*)packed;
   const float* AM = (const float*)absmax;
-  if (fast && k / 32 <= 256) {
-    const long long nch = k / 32;
-    const int T = nch <= 32 ? 32 : nch <= 64 ? 64 : nch <= 128 ? 128 : 256;
-    // rows per step: 8 for one 256-thread slice per row (measured on an H100 at k = 8192:
-    // 2240 against 2124 GB/s with 4; 2 and 1 were slower), else 4
-    const int R = T == 256 ? 8 : 4;
-    const long long S = GV_THREADS / T;
-    constexpr size_t kTable = 8192 * sizeof(float2);
-    const void* kern = nullptr;
-#define GV_SINGLE(TT, RR)                                                                                        \
-  kern = adtype == DT_F32   ? (const void*)k_gemv4_single<DT_F32, TT, RR>                                         \
-         : adtype == DT_F16 ? (const void*)k_gemv4_single<DT_F16, TT, RR>                                         \
-                            : (const void*)k_gemv4_single<DT_BF16, TT, RR>;
-    if (T == 32) { GV_SINGLE(32, 4) } else if (T == 64) { GV_SINGLE(64, 4) } else if (T == 128) { GV_SINGLE(128, 4) } else { GV_SINGLE(256, 8) }
-#undef GV_SINGLE
-    BNB_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kTable));
-    // every slot filled (the rows are split evenly), but no slice with fewer than R rows
-    const long long want = std::max(1LL, n / (R * S));
-    const long long cap = std::max(1LL, (long long)smCount() * occupancy(kern, GV_THREADS, kTable) / m);
-    const dim3 grid((unsigned)std::max(1LL, std::min(want, cap)), (unsigned)m);
-    void* args[] = {(void*)&a, (void*)&k, (void*)&P, (void*)&n, (void*)&AM, (void*)&l, (void*)&qtype, (void*)&B, (void*)&dtype, (void*)&out};
-    BNB_CHECK(cudaLaunchKernel(kern, grid, dim3(GV_THREADS), args, kTable, 0));
-  } else if (fast) {
-    // k > 8192: several chunks per thread, one 256-thread slice per row, 4 rows per group
-    const long long ngroups = (n + 3) / 4;
-    const void* kern = adtype == DT_F32 ? (const void*)k_gemv4_multi<DT_F32, 4>
-                       : adtype == DT_F16 ? (const void*)k_gemv4_multi<DT_F16, 4>
-                                          : (const void*)k_gemv4_multi<DT_BF16, 4>;
-    const long long cap = std::max(1LL, (long long)smCount() * occupancy(kern, GV_THREADS, 0) / m);
-    const dim3 grid((unsigned)std::max(1LL, std::min(ngroups, cap)), (unsigned)m);
-    if (adtype == DT_F32) k_gemv4_multi<DT_F32, 4><<<grid, GV_THREADS>>>(a, k, P, n, AM, l, qtype, B, dtype, out);
-    else if (adtype == DT_F16) k_gemv4_multi<DT_F16, 4><<<grid, GV_THREADS>>>(a, k, P, n, AM, l, qtype, B, dtype, out);
-    else k_gemv4_multi<DT_BF16, 4><<<grid, GV_THREADS>>>(a, k, P, n, AM, l, qtype, B, dtype, out);
+  const bool fast = k > 0 && k % 32 == 0 && l >= 5 && aligned(packed, 16);
+  if (fast) {
+    auto go = [&](auto kern, long long mt) {
+      const dim3 grid((unsigned)grid_x(n), (unsigned)((m + mt - 1) / mt));
+      kern<<<grid, GV_THREADS>>>(q8, dq, m, k, G, Kp, P, n, AM, l, qtype, B, dtype, out);
+    };
+    if (m == 1) go(k_gemv4_int8<1>, 1);
+    else if (m == 2) go(k_gemv4_int8<2>, 2);
+    else if (m <= 4) go(k_gemv4_int8<4>, 4);
+    else if (m <= 8) go(k_gemv4_int8<8>, 8);
+    else go(k_gemv4_int8<16>, 16);
   } else {
-    const void* kern = adtype == DT_F32 ? (const void*)k_gemv4_generic<DT_F32> : adtype == DT_F16 ? (const void*)k_gemv4_generic<DT_F16> : (const void*)k_gemv4_generic<DT_BF16>;
-    const long long want = (n + GV_THREADS / 32 - 1) / (GV_THREADS / 32);
-    const long long cap = std::max(1LL, (long long)smCount() * occupancy(kern, GV_THREADS, 0) / m);
-    dim3 grid((unsigned)std::max(1LL, std::min(want, cap)), (unsigned)m);
-    if (adtype == DT_F32) k_gemv4_generic<DT_F32><<<grid, GV_THREADS>>>(a, k, P, n, AM, bs, qtype, B, dtype, out);
-    else if (adtype == DT_F16) k_gemv4_generic<DT_F16><<<grid, GV_THREADS>>>(a, k, P, n, AM, bs, qtype, B, dtype, out);
-    else k_gemv4_generic<DT_BF16><<<grid, GV_THREADS>>>(a, k, P, n, AM, bs, qtype, B, dtype, out);
+    const dim3 grid((unsigned)std::min(grid_x(n), (long long)smCount() * 16), (unsigned)m);
+    k_gemv4_int8_generic<<<grid, GV_THREADS>>>(q8, dq, k, G, Kp, P, n, AM, bs, qtype, B, dtype, out);
   }
-  check_launch("gemv4bit kernel");
+  check_launch("gemv4bitInt8 kernel");
 }
 
 }  // namespace bnb

@@ -29,6 +29,9 @@ void int8MmDequant(const void* a, long long rows, long long cols, const void* ro
                    const void* bias, int biasKind, int dtype, void* out);
 void gemv4bit(const void* a, long long m, long long k, int adtype, const void* packed, long long n, const void* absmax,
               long long blocksize, int qtype, const void* bias, int dtype, void* out);
+void gemv4bitInt8(const void* a, long long m, long long k, int adtype, const void* packed, long long n,
+                  const void* absmax, long long blocksize, int qtype, const void* bias, int dtype, void* out);
+void gemmLt(const void* a, const void* w, int dtype, long long m, long long k, long long n, void* out, int outDtype);
 void dequantizeFp8(const void* w, long long rows, long long cols, long long row0, const void* scale,
                    long long scaleCols, long long blockRows, long long blockCols, int dtype, void* out);
 void spin(double microseconds);

@@ -1,5 +1,6 @@
 // int8 A @ B^T through cuBLASLt's IMMA kernels, loaded with dlopen at first use so
-// that the addon loads (and everything else works) where libcublasLt is absent.
+// that the addon loads (and everything else works) where libcublasLt is absent; and the
+// f32/f16/bf16 GEMM of gemv4bit's large-M path (ltGemm, f32 compute, no TF32).
 // Layout as bitsandbytes' igemmlt: column-major C[n, m] = op(B)[n, k] * A^T[k, m]
 // with TRANSA = T, i.e. row-major out[m, n] = A[m, k] B[n, k]^T, int32 accumulation.
 // Shapes IMMA does not take (k % 4 != 0, or no algorithm) use the exact integer
@@ -42,8 +43,8 @@ struct heuristic_t {
   int reserved[4];
 };
 enum : int { STATUS_SUCCESS = 0, STATUS_NOT_SUPPORTED = 15 };
-enum : int { COMPUTE_32I = 72 };
-enum : int { R_8I = 3, R_32I = 10 };
+enum : int { COMPUTE_32I = 72, COMPUTE_32F = 68 };
+enum : int { R_8I = 3, R_32I = 10, R_32F = 0, R_16F = 2, R_16BF = 14 };
 enum : int { DESC_TRANSA = 3, DESC_TRANSB = 4 };
 enum : int { OP_N = 0, OP_T = 1 };
 enum : int { PREF_MAX_WORKSPACE_BYTES = 1, PREF_MIN_ALIGNMENT_A = 5, PREF_MIN_ALIGNMENT_B = 6, PREF_MIN_ALIGNMENT_C = 7,
@@ -51,8 +52,9 @@ enum : int { PREF_MAX_WORKSPACE_BYTES = 1, PREF_MIN_ALIGNMENT_A = 5, PREF_MIN_AL
 
 #ifdef BNB_HAVE_CUBLASLT_H
 static_assert(CUBLAS_STATUS_SUCCESS == STATUS_SUCCESS && CUBLAS_STATUS_NOT_SUPPORTED == STATUS_NOT_SUPPORTED, "cublasStatus_t");
-static_assert(CUBLAS_COMPUTE_32I == COMPUTE_32I, "cublasComputeType_t");
+static_assert(CUBLAS_COMPUTE_32I == COMPUTE_32I && CUBLAS_COMPUTE_32F == COMPUTE_32F, "cublasComputeType_t");
 static_assert(CUDA_R_8I == R_8I && CUDA_R_32I == R_32I, "cudaDataType");
+static_assert(CUDA_R_32F == R_32F && CUDA_R_16F == R_16F && CUDA_R_16BF == R_16BF, "cudaDataType");
 static_assert(CUBLASLT_MATMUL_DESC_TRANSA == DESC_TRANSA && CUBLASLT_MATMUL_DESC_TRANSB == DESC_TRANSB, "desc attributes");
 static_assert(CUBLAS_OP_N == OP_N && CUBLAS_OP_T == OP_T, "cublasOperation_t");
 static_assert(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES == PREF_MAX_WORKSPACE_BYTES, "pref attributes");
@@ -151,6 +153,8 @@ struct DeviceState {
   void* workspace = nullptr;
   size_t workspaceSize = 0;
   std::map<std::tuple<long long, long long, long long, uint32_t>, std::pair<bool, algo_t>> algos;
+  // ltGemm's: also keyed by the input and output types
+  std::map<std::tuple<long long, long long, long long, uint32_t, int, int>, std::pair<bool, algo_t>> falgos;
 };
 std::map<int, DeviceState> devices;
 
@@ -231,7 +235,89 @@ bool matmul(const void* A, long long m, long long k, const void* B, long long n,
   return true;
 }
 
+DeviceState& state(const Api& a) {
+  int dev = 0;
+  BNB_CHECK(cudaGetDevice(&dev));
+  DeviceState* st;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    st = &devices[dev];
+  }
+  if (!st->handle) LT_CHECK(Create(&st->handle));
+  if (!st->workspace) {
+    BNB_CHECK(cudaMalloc(&st->workspace, kWorkspace));
+    st->workspaceSize = kWorkspace;
+  }
+  return *st;
+}
+
+int dataType(int dt) { return dt == DT_F32 ? R_32F : dt == DT_F16 ? R_16F : R_16BF; }
+
+// The layout of matmul() with f32 compute: column-major C[n, m] = W^T... i.e. row-major
+// out[m, n] = A[m, k] W[n, k]^T; A and W of type abType, out of type dType.
+bool gemm(const void* A, const void* W, int abType, long long m, long long k, long long n, void* out, int dType) {
+  const Api& a = load();
+  DeviceState& st = state(a);
+  Descs d(a);
+  LT_CHECK(MatmulDescCreate(&d.op, COMPUTE_32F, R_32F));
+  const int32_t opT = OP_T, opN = OP_N;
+  LT_CHECK(MatmulDescSetAttribute(d.op, DESC_TRANSA, &opT, sizeof(opT)));
+  LT_CHECK(MatmulDescSetAttribute(d.op, DESC_TRANSB, &opN, sizeof(opN)));
+  const int ab = dataType(abType), dt = dataType(dType);
+  LT_CHECK(MatrixLayoutCreate(&d.la, ab, (uint64_t)k, (uint64_t)n, (int64_t)k));
+  LT_CHECK(MatrixLayoutCreate(&d.lb, ab, (uint64_t)k, (uint64_t)m, (int64_t)k));
+  LT_CHECK(MatrixLayoutCreate(&d.lc, dt, (uint64_t)n, (uint64_t)m, (int64_t)n));
+  const uint32_t alA = align_of(W), alB = align_of(A), alC = align_of(out);
+  const uint32_t alignKey = alA | (alB << 9) | (alC << 18);
+  const auto key = std::make_tuple(m, n, k, alignKey, ab, dt);
+  auto it = st.falgos.find(key);
+  if (it == st.falgos.end()) {
+    LT_CHECK(MatmulPreferenceCreate(&d.pref));
+    const uint64_t ws = st.workspaceSize;
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_A, &alA, sizeof(alA)));
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_B, &alB, sizeof(alB)));
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_C, &alC, sizeof(alC)));
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_D, &alC, sizeof(alC)));
+    heuristic_t res[1];
+    int count = 0;
+    const status_t s = a.MatmulAlgoGetHeuristic(st.handle, d.op, d.la, d.lb, d.lc, d.lc, d.pref, 1, res, &count);
+    if (s != STATUS_SUCCESS && s != STATUS_NOT_SUPPORTED) fail(a, s, "cublasLtMatmulAlgoGetHeuristic");
+    const bool ok = s == STATUS_SUCCESS && count > 0 && res[0].state == STATUS_SUCCESS;
+    it = st.falgos.emplace(key, std::make_pair(ok, ok ? res[0].algo : algo_t{})).first;
+  }
+  if (!it->second.first) return false;
+  const float alpha = 1.0f, beta = 0.0f;
+  const status_t s = a.Matmul(st.handle, d.op, &alpha, W, d.la, A, d.lb, &beta, out, d.lc, out, d.lc, &it->second.second,
+                              st.workspace, st.workspaceSize, (cudaStream_t)0);
+  if (s == STATUS_NOT_SUPPORTED) return false;
+  if (s != STATUS_SUCCESS) fail(a, s, "cublasLtMatmul");
+  return true;
+}
+
+bool available() {
+  try {
+    load();
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 }  // namespace lt
+
+bool ltGemm(const void* a, const void* w, int abType, long long m, long long k, long long n, void* out, int dType) {
+  if (m <= 0 || n <= 0 || k <= 0 || !lt::available()) return false;
+  return lt::gemm(a, w, abType, m, k, n, out, dType);
+}
+
+void gemmLt(const void* a, const void* w, int dtype, long long m, long long k, long long n, void* out, int outDtype) {
+  if (dtype < 0 || dtype > 2) throw_arg("gemmLt: dtype must be 0, 1 or 2");
+  if (outDtype != dtype && outDtype != DT_F32) throw_arg("gemmLt: outDtype must be dtype or 0 (float32)");
+  if (m == 0 || n == 0 || k == 0) throw_arg("gemmLt: m, k and n must be positive");
+  if (!ltGemm(a, w, dtype, m, k, n, out, outDtype))
+    throw Error(std::string("gemmLt: cuBLASLt is missing or has no algorithm for this case"));
+}
 
 void int8LinearMatmul(const void* a, long long m, long long k, const void* b, long long n, void* out) {
   if (m < 0 || k < 0 || n < 0) throw_arg("int8LinearMatmul: m, k and n must be non-negative");

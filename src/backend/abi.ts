@@ -253,6 +253,50 @@ export const KERNEL_ABI = {
       ['scratch', 'ptr', 'wasm'],
     ],
   },
+  /**
+   * gemv4bit in the int8-activation mode (docs/bit-exactness.md, "int8-activation mode"): the same arguments as gemv4bit.
+   * CUDA only until the WebAssembly kernel of the same name lands (then both targets).
+   */
+  gemv4bitInt8: {
+    targets: CUDA,
+    returns: 'void',
+    params: [
+      ['a', 'cptr'],
+      ['m', 'count'],
+      ['k', 'count'],
+      ['adtype', 'dtype'],
+      ['packed', 'cptr'],
+      ['base', 'u32', 'wasm'],
+      ['j0', 'small', 'wasm'],
+      ['n', 'count'],
+      ['absmax', 'cptr'],
+      ['blocksize', 'integer'],
+      ['qtype', 'qtype'],
+      ['bias', 'cptr'],
+      ['dtype', 'dtype'],
+      ['out', 'ptr'],
+      ['scratch', 'ptr', 'wasm'],
+    ],
+  },
+  /**
+   * out[m, n] = sum_k a[m, k] w[n, k] through cuBLASLt, f32 compute (no TF32), a and w of dtype, out of outDtype (dtype
+   * or float32): the GEMM of gemv4bit's M >= 64 path on its own (benchmarks). Throws when cuBLASLt is missing or has no
+   * algorithm for the case.
+   */
+  gemmLt: {
+    targets: CUDA,
+    returns: 'void',
+    params: [
+      ['a', 'cptr'],
+      ['w', 'cptr'],
+      ['dtype', 'dtype'],
+      ['m', 'count'],
+      ['k', 'count'],
+      ['n', 'count'],
+      ['out', 'ptr'],
+      ['outDtype', 'dtype'],
+    ],
+  },
   castFloat: {
     targets: WASM,
     returns: 'void',

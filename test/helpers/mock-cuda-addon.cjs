@@ -100,6 +100,30 @@ function withScratch(sizes, f) {
 
 const f32 = () => new Float32Array(k.memory.buffer);
 
+/** gemv4bit and gemv4bitInt8: the addon's checks, then the WebAssembly kernel of the same name. */
+function gemv(fn, argv) {
+  const [a, m, kk, adtype, packed, n, absmax, bs, qtype, bias, dtype, out] = argv;
+  args(fn, argv);
+  if (bs <= 0) bad(`${fn}: blocksize must be positive, got ${bs}`);
+  if (qtype !== 0 && qtype !== 1) bad(`${fn}: qtype must be 0 (fp4) or 1 (nf4)`);
+  if (adtype < 0 || adtype > 2 || dtype < 0 || dtype > 2) bad(`${fn}: dtype ids must be 0, 1 or 2`);
+  touches(
+    fn,
+    [a, m * kk * SIZE[adtype], SIZE[adtype], 'a'],
+    [packed, ceilDiv(n * kk, 2), 1, 'packed'],
+    [absmax, ceilDiv(n * kk, bs) * 4, 4, 'absmax'],
+    [bias, bias ? n * 4 : 0, 4, 'bias'],
+    [out, m * n * SIZE[dtype], SIZE[dtype], 'out'],
+  );
+  if (m === 0 || n === 0) return;
+  if (m > 65535) bad(`${fn}: m must be at most 65535`);
+  if (typeof k[fn] !== 'function') bad(`${fn}: the WebAssembly build has no ${fn} kernel yet`);
+  // the WebAssembly kernels take a nibble base and a first row (0 for a whole weight) and scratch:
+  // gemv4bit 128 bytes + (m + 1) * k f32; gemv4bitInt8 gets that and room for int8 rows and group scales
+  const scratch = 128 + (m * kk + kk) * 4 + (fn === 'gemv4bitInt8' ? m * (kk + 64) + m * ceilDiv(kk, 64) * 8 + 256 : 0);
+  withScratch([scratch], (s) => k[fn](a, m, kk, adtype, packed, 0, 0, n, absmax, bs, qtype, bias, dtype, out, s));
+}
+
 let clock = 0; // microseconds of queued spin() kernels, seen by the events
 const events = new Map();
 let nextEvent = 1;
@@ -295,25 +319,35 @@ module.exports = {
     );
     if (rows > 0 && cols > 0) k.int8MmDequant(a, rows, cols, rowStats, colStats, bias, biasKind, dtype, out);
   },
+  // the addon takes cuBLASLt for m >= 64 (float64 bars, not these bytes); the mock keeps the exact order
   gemv4bit(a, m, kk, adtype, packed, n, absmax, bs, qtype, bias, dtype, out) {
-    args('gemv4bit', arguments);
-    if (bs <= 0) bad(`gemv4bit: blocksize must be positive, got ${bs}`);
-    if (qtype !== 0 && qtype !== 1) bad('gemv4bit: qtype must be 0 (fp4) or 1 (nf4)');
-    if (adtype < 0 || adtype > 2 || dtype < 0 || dtype > 2) bad('gemv4bit: dtype ids must be 0, 1 or 2');
-    touches(
-      'gemv4bit',
-      [a, m * kk * SIZE[adtype], SIZE[adtype], 'a'],
-      [packed, ceilDiv(n * kk, 2), 1, 'packed'],
-      [absmax, ceilDiv(n * kk, bs) * 4, 4, 'absmax'],
-      [bias, bias ? n * 4 : 0, 4, 'bias'],
-      [out, m * n * SIZE[dtype], SIZE[dtype], 'out'],
-    );
-    if (m === 0 || n === 0) return;
-    if (m > 65535) bad('gemv4bit: m must be at most 65535');
-    // the WebAssembly kernel takes a nibble base and a first row (0 for a whole weight) and 128 bytes + (m + 1) * k f32 of scratch
-    withScratch([128 + (m * kk + kk) * 4], (scratch) =>
-      k.gemv4bit(a, m, kk, adtype, packed, 0, 0, n, absmax, bs, qtype, bias, dtype, out, scratch),
-    );
+    gemv('gemv4bit', arguments);
+  },
+  gemv4bitInt8(a, m, kk, adtype, packed, n, absmax, bs, qtype, bias, dtype, out) {
+    gemv('gemv4bitInt8', arguments);
+  },
+  // cuBLASLt's order is its own: the mock sums in float64 and rounds once (f32 or the 16-bit dtype)
+  gemmLt(a, w, dtype, m, kk, n, out, outDtype) {
+    args('gemmLt', arguments);
+    const size = dtypeOk(dtype);
+    if (outDtype !== dtype && outDtype !== 0) bad('gemmLt: outDtype must be dtype or 0 (float32)');
+    if (m === 0 || n === 0 || kk === 0) bad('gemmLt: m, k and n must be positive');
+    touches('gemmLt', [a, m * kk * size, size, 'a'], [w, n * kk * size, size, 'w'], [out, m * n * SIZE[outDtype], SIZE[outDtype], 'out']);
+    withScratch([(m * kk + n * kk + m * n) * 4], (s) => {
+      k.castFloat(a, m * kk, dtype, s, 0);
+      k.castFloat(w, n * kk, dtype, s + m * kk * 4, 0);
+      const x = f32(),
+        A = s / 4,
+        W = A + m * kk,
+        O = W + n * kk;
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let acc = 0;
+          for (let t = 0; t < kk; t++) acc += x[A + i * kk + t] * x[W + j * kk + t];
+          x[O + i * n + j] = acc;
+        }
+      k.castFloat(s + (m * kk + n * kk) * 4, m * n, 0, out, outDtype);
+    });
   },
   dequantizeFp8(w, rows, cols, row0, scale, scaleCols, blockRows, blockCols, dtype, out) {
     args('dequantizeFp8', arguments);
