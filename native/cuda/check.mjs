@@ -254,12 +254,12 @@ function mockAddon() {
     int8LinearMatmul: (...a) => k.int8LinearMatmul(...a),
     int8MmDequant: (...a) => k.int8MmDequant(...a),
     gemv4bit(a, m, kk, adt, packed, n, absmax, bs, qt, bias, dt, out) {
-      const scratch = w.alloc(128 + (m * kk + kk) * 4 + m * (kk + 64) + m * Math.ceil(kk / 64) * 8 + 4096); // generous
+      const scratch = w.alloc(8192 + (m + 2) * Math.ceil(kk / 32) * 128); // gemvScratchBytes(m, k)
       k.gemv4bit(a, m, kk, adt, packed, 0, 0, n, absmax, bs, qt, bias, dt, out, scratch);
       w.top = scratch;
     },
     gemv4bitInt8(a, m, kk, adt, packed, n, absmax, bs, qt, bias, dt, out) {
-      const scratch = w.alloc(128 + (m * kk + kk) * 4 + m * (kk + 64) + m * Math.ceil(kk / 64) * 8 + 4096);
+      const scratch = w.alloc(8192 + (m + 2) * Math.ceil(kk / 32) * 128 + m * (kk + 64) + m * Math.ceil(kk / 64) * 8 + 4096);
       k.gemv4bitInt8(a, m, kk, adt, packed, 0, 0, n, absmax, bs, qt, bias, dt, out, scratch);
       w.top = scratch;
     },
@@ -813,7 +813,7 @@ function testGemv(W, G, mode, m, k, n, adt, bs, qt, withBias, { special = false,
   const packedBytes = W.get(pk, pbytes), absmaxBytes = W.get(ab, nb * 4);
   const fn = mode === 'int8' ? 'gemv4bitInt8' : 'gemv4bit';
   const wa = W.put(a), wb = withBias ? W.put(biasB) : 0, wo = W.alloc(m * n * ITEM[odt]);
-  const scratch = W.alloc(128 + (m * k + k) * 4 + m * (k + 64) + m * Math.ceil(k / 64) * 8 + 4096);
+  const scratch = W.alloc(8192 + (m + 2) * Math.ceil(k / 32) * 128 + m * (k + 64) + m * Math.ceil(k / 64) * 8 + 4096); // gemvScratchBytes + int8 room
   if (typeof W.k[fn] === 'function') W.k[fn](wa, m, k, adt, pk, 0, 0, n, ab, bs, qt, wb, odt, wo, scratch);
   const wasmOut = W.get(wo, m * n * ITEM[odt]);
   const ga = G.alloc(m * k * ITEM[adt] + offA) + offA, gp = G.alloc(pbytes + offP) + offP;
