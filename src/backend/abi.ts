@@ -253,6 +253,32 @@ export const KERNEL_ABI = {
       ['scratch', 'ptr', 'wasm'],
     ],
   },
+  /**
+   * gemv4bit's int8-activation mode ({ accuracy: 'int8' }, assembly/gemv8.ts), the parameters of gemv4bit; the
+   * WebAssembly kernel takes GEMV8_SCRATCH_HEAD + m * (kp * 2 + G * 4) + kp * 8 bytes of scratch (kp = k rounded up
+   * to 64, G = ceil(k / 64)).
+   */
+  gemv4bitInt8: {
+    targets: WASM,
+    returns: 'void',
+    params: [
+      ['a', 'cptr'],
+      ['m', 'count'],
+      ['k', 'count'],
+      ['adtype', 'dtype'],
+      ['packed', 'cptr'],
+      ['base', 'u32', 'wasm'],
+      ['j0', 'small', 'wasm'],
+      ['n', 'count'],
+      ['absmax', 'cptr'],
+      ['blocksize', 'integer'],
+      ['qtype', 'qtype'],
+      ['bias', 'cptr'],
+      ['dtype', 'dtype'],
+      ['out', 'ptr'],
+      ['scratch', 'ptr', 'wasm'],
+    ],
+  },
   castFloat: {
     targets: WASM,
     returns: 'void',
