@@ -17,3 +17,4 @@ export function simd(): i32 {
 export { int8VectorwiseQuant, int8ColumnQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant } from "./int8";
 export { gemv4bit } from "./gemv";
 export { castFloat } from "./cast";
+export { gemv4bitInt8 } from "./gemv8";

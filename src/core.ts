@@ -24,6 +24,7 @@ export type { QuantizeBlockwiseOptions, DequantizeBlockwiseOptions } from './ops
 export { int8VectorwiseQuant, int8DoubleQuant, int8VectorwiseDequant, int8LinearMatmul, int8MmDequant, int8ScaledMm } from './ops/int8.js';
 export type { Int8QuantOptions, Int8MmDequantOptions } from './ops/int8.js';
 export { gemv4bit, matmul4bit } from './ops/gemv4bit.js';
+export type { Accuracy } from './ops/gemv4bit.js';
 export { dequantizeFp8 } from './ops/fp8.js';
 export type { DequantizeFp8Options } from './ops/fp8.js';
 export { init, setWasmBuild, wasmBuild } from './backend/wasm/runtime/instances.js';

@@ -46,6 +46,12 @@ for (const build of ['relaxed', 'simd', 'scalar']) {
     const [qW, sW] = lib.quantize4bit(lib.tensor(Float32Array.from({ length: N * K }, () => rnd() - 0.5), [N, K]), { blocksize: 64 });
     r.push(bytes(lib.gemv4bit(lib.tensor(Float32Array.from({ length: M * K }, () => rnd() - 0.5), [M, K]), qW, sW)));
   }
+  // gemv4bit's int8-activation mode (issue 17): 4 outputs
+  for (const [M, N, K, bs, dtype] of [[1, 37, 4096, 64, 'float32'], [5, 9, 160, 32, 'float16'], [3, 11, 77, 64, 'bfloat16'], [2, 6, 96, 128, 'float32']]) {
+    const [qB, qs] = lib.quantize4bit(lib.tensor(Float32Array.from({ length: N * K }, () => rnd() - 0.5), [N, K]), { blocksize: bs, quantType: 'nf4' });
+    const A = lib.tensor(Float32Array.from({ length: M * K }, () => (rnd() - 0.5) * 4), [M, K]);
+    r.push(bytes(lib.matmul4bit(A, qB, qs, { accuracy: 'int8' })));
+  }
   out[build] = r;
 }
 // threaded: the relaxed build's threaded variant (simd() 2) on 2 threads, against the scalar oracle
@@ -57,7 +63,9 @@ for (const build of ['scalar', 'relaxed']) {
   lib.setNumThreads(build === 'scalar' ? 1 : 2);
   const [p, st] = lib.quantize4bit(big, { blocksize: 64 });
   const [cb, scb] = int8VectorwiseQuantCast(lib.tensor(big.data, [2048, 1024]));
-  both[build] = [bytes(p), bytes(st.absmax), bytes(lib.dequantize4bit(p, st)), bytes(castFloat(big, 'bfloat16')), bytes(cb), bytes(scb), bytes(int8VectorwiseDequantCast(cb, scb, 'float16'))].join();
+  const gA = lib.tensor(big.data.subarray(0, 4 * 2048), [4, 2048]);
+  const gemv8 = bytes(lib.matmul4bit(gA, p, new lib.QuantState({ ...st, shape: [1024, 2048] }), { accuracy: 'int8' }));
+  both[build] = [gemv8, bytes(p), bytes(st.absmax), bytes(lib.dequantize4bit(p, st)), bytes(castFloat(big, 'bfloat16')), bytes(cb), bytes(scb), bytes(int8VectorwiseDequantCast(cb, scb, 'float16'))].join();
 }
 const threadedLevel = rt.sharedWasm()?.k.simd();
 console.log(JSON.stringify({ build: lib.wasmBuild(), same: out.relaxed.every((b, i) => b === out.scalar[i] && b === out.simd[i]), count: out.relaxed.length, threadedLevel, threadedSame: both.scalar === both.relaxed }));
@@ -79,7 +87,7 @@ describe('the relaxed-SIMD build', () => {
       console.warn(`relaxed-SIMD comparison skipped: ${res.skip}`);
       return;
     }
-    expect(res.count).toBe(40 + 6 + 9 + 3);
+    expect(res.count).toBe(40 + 6 + 9 + 3 + 4);
     expect(res.same, 'relaxed, simd and scalar builds differ').toBe(true);
     expect([res.threadedLevel, res.threadedSame], 'the threaded relaxed variant on 2 threads, and its bytes').toEqual([2, true]);
   });

@@ -254,11 +254,12 @@ export const KERNEL_ABI = {
     ],
   },
   /**
-   * gemv4bit in the int8-activation mode (docs/bit-exactness.md, "int8-activation mode"): the same arguments as gemv4bit.
-   * CUDA only until the WebAssembly kernel of the same name lands (then both targets).
+   * gemv4bit's int8-activation mode ({ accuracy: 'int8' }, assembly/gemv8.ts), the parameters of gemv4bit; the
+   * WebAssembly kernel takes GEMV8_SCRATCH_HEAD + m * (kp * 2 + G * 4) + kp * 8 bytes of scratch (kp = k rounded up
+   * to 64, G = ceil(k / 64)).
    */
   gemv4bitInt8: {
-    targets: CUDA,
+    targets: BOTH,
     returns: 'void',
     params: [
       ['a', 'cptr'],

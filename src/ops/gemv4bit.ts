@@ -10,11 +10,27 @@ import { checkStateAbsmax, readState } from './state.js';
 import { BLOCKSIZES_4BIT, checkBlocksize, checkCode4bit, checkOptions, checkTensorArg, itemBytes } from './validate.js';
 
 /**
+ * How gemv4bit / matmul4bit compute: 'exact' (the default) multiplies the f32 activations by
+ * the dequantized f32 weights; 'int8' quantizes the activations per group of 64 to int8 and
+ * multiplies integers (docs/bit-exactness.md, "4-bit GEMV": both orders are fixed, every
+ * backend gives the same bits).
+ */
+export type Accuracy = 'exact' | 'int8';
+export const ACCURACIES: readonly Accuracy[] = ['exact', 'int8'];
+
+/** `accuracy` (undefined: 'exact'); anything else is E_ARGUMENT. */
+export function checkAccuracy(x: unknown): Accuracy {
+  if (x === undefined) return 'exact';
+  if (x !== 'exact' && x !== 'int8') fail('E_ARGUMENT', 'accuracy', x, "'exact' (the default) or 'int8'");
+  return x;
+}
+
+/**
  * gemv4bit's (and matmul4bit's) arguments (the options copied), checked: what every
  * backend's kernel gets. A [..., K] of a float dtype, the packed weight B of
  * state.shape = [N, K], an optional bias of N entries.
  */
-export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null }) {
+export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null; accuracy?: Accuracy }) {
   const a = checkTensorArg('A', A);
   if (!(FLOAT_DTYPES as readonly string[]).includes(a.dtype)) {
     throw new BnbError('E_DTYPE', `A.dtype = ${show(a.dtype)} is not accepted: gemv4bit needs ${FLOAT_DTYPES.join(', ')}`);
@@ -50,6 +66,7 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
     if (numel(bias.shape) !== N)
       throw new BnbError('E_SHAPE', `bias has ${numel(bias.shape)} entries but the weight has ${N} output features`);
   }
+  const accuracy = checkAccuracy(guard('accuracy', () => opts.accuracy));
   const absmax = checkStateAbsmax(st, Math.ceil((N * K) / blocksize));
   const M = numel(a.shape.slice(0, -1)); // not numel / K: K may be 0 (the result is then the bias)
   return {
@@ -62,6 +79,7 @@ export function checkGemv4bit(A: Tensor, B: Tensor, state: QuantState, opts: { b
     blocksize,
     dtype: a.dtype as FloatDType,
     bias,
+    accuracy,
     absmax,
     outShape: [...a.shape.slice(0, -1), N],
     shape: wshape,
@@ -73,18 +91,22 @@ export function gemv4bit(A: Tensor, B: Tensor, state: QuantState): Tensor {
   return gemv4bitOp.call(A, B, state, {});
 }
 
-/** bnb's matmul_4bit (inference): A @ W^T + bias. */
-export function matmul4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null } = {}): Tensor {
-  const o = checkOptions('matmul4bit', opts, ['bias']);
+/**
+ * bnb's matmul_4bit (inference): A @ W^T + bias. `accuracy: 'int8'` opts in to int8
+ * activations (as onnxruntime's accuracy_level 4): faster, with the error documented in
+ * bench/RESULTS.md; the default 'exact' keeps f32 activations.
+ */
+export function matmul4bit(A: Tensor, B: Tensor, state: QuantState, opts: { bias?: Tensor | null; accuracy?: Accuracy } = {}): Tensor {
+  const o = checkOptions('matmul4bit', opts, ['bias', 'accuracy']);
   const bias = (o.bias ?? null) as Tensor | null;
-  return gemv4bitOp.call(A, B, state, { bias });
+  return gemv4bitOp.call(A, B, state, o.accuracy === undefined ? { bias } : { bias, accuracy: o.accuracy as Accuracy });
 }
 
 export const gemv4bitOp = defineOp({
   name: 'gemv4bit',
   inputs: ['A', 'B'],
   state: true,
-  attrs: { bias: 'tensor' },
+  attrs: { bias: 'tensor', accuracy: 'value' },
   check: checkGemv4bit,
   outputs: outputs<Tensor>('out'),
   output: 'new',

@@ -12,6 +12,7 @@ import {
   int8VectorwiseQuantWasm,
 } from './int8.js';
 import { gemv4bitWasm } from './gemv.js';
+import { gemv4bitInt8Wasm } from './gemv-int8.js';
 import { dequantizeFp8Wasm } from './fp8.js';
 
 registerBackend('wasm', { device: 'cpu' });
@@ -25,6 +26,7 @@ registerKernels('wasm', {
   int8VectorwiseDequant: int8VectorwiseDequantWasm,
   int8LinearMatmul: int8LinearMatmulWasm,
   int8MmDequant: int8MmDequantWasm,
-  gemv4bit: gemv4bitWasm,
+  // accuracy: 'int8' runs its own kernel (assembly/gemv8.ts)
+  gemv4bit: (c) => (c.accuracy === 'int8' ? gemv4bitInt8Wasm(c) : gemv4bitWasm(c)),
   dequantizeFp8: dequantizeFp8Wasm,
 });
