@@ -270,7 +270,9 @@ export function gemv4bitInt8(
   for (let c = 0; c < 16; c++) store<i8>(wq + c, <i8>(<i32>nearest<f32>(load<f32>(lut + (<usize>c << 2)) * <f32>127)));
   const G = (k + 63) >> 6, kp = G << 6;
   const qs = scratch + GEMV8_SCRATCH_HEAD, ds = qs + ((<usize>m * kp) << 1);
-  const fast = ASC_FEATURE_SIMD && (k & 31) == 0 && k > 0;
+  // whole chunks in power-of-two blocks of at least 32 (the op's blocksizes; the raw kernel takes any)
+  const fast = ASC_FEATURE_SIMD && (k & 31) == 0 && k > 0 && blocksize >= 32 && popcnt(blocksize) == 1 &&
+    ((<usize>j0 * k - base) & 31) == 0;
   for (let i = 0; i < m; i++) quantizeRow(a, i, k, adtype, qs + ((<usize>i * kp) << 1), ds + ((<usize>i * G) << 2), fast);
   const bs = <usize>blocksize;
   if (ASC_FEATURE_SIMD) {
