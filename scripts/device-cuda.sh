@@ -30,18 +30,22 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 if [ ! -f build/bnbjs_cuda.node ]; then
   node scripts/build-cuda.mjs > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
+cp build/bnbjs_cuda.node "$OUT/" 2>/dev/null
 node dist/cli.js inspect --backends
+# the byte comparison and the bench first (a cut-short call still has them), then the suite;
+# each with its own limit (seconds): CHECK_S, BENCH_S, SUITE_S
+timeout "${CHECK_S:-200}" node native/cuda/check.mjs > "$OUT/check.log" 2>&1; echo "check exit $?"
+sed -n '/^parity (bytes/,/^$/p' "$OUT/check.log" | head -40; grep -E "^PARITY|bars|skipped" "$OUT/check.log" | head -8
+if [ -z "${NO_BENCH:-}" ]; then
+  timeout "${BENCH_S:-200}" node bench/cuda.mjs > "$OUT/bench-cuda.md" 2>&1; echo "bench exit $?"
+  tail -40 "$OUT/bench-cuda.md"
+fi
 # typescript, npm, the other runtimes and the bundlers are not there: their tests are CPU-only
 # (abi.test.ts regenerates with typescript; the nvcc build above compiles what it generates)
-BNBJS_BACKEND=cuda node node_modules/vitest/vitest.mjs run --exclude 'test/runtimes/**' \
+BNBJS_BACKEND=cuda timeout "${SUITE_S:-300}" node node_modules/vitest/vitest.mjs run --exclude 'test/runtimes/**' \
   --exclude test/imports.test.ts --exclude test/readme.test.ts --exclude test/abi.test.ts --exclude test/package.test.ts > "$OUT/test-cuda.log" 2>&1
 echo "test:cuda exit $?"
 grep -E "Test Files|Tests |FAIL|×" "$OUT/test-cuda.log" | head -30
-node native/cuda/check.mjs > "$OUT/check.log" 2>&1; echo "check exit $?"; tail -3 "$OUT/check.log"
-if [ -z "${NO_BENCH:-}" ]; then
-  node bench/cuda.mjs > "$OUT/bench-cuda.md" 2>&1; echo "bench exit $?"
-  tail -22 "$OUT/bench-cuda.md"
-fi
 # NCU=1: a profile of the kernels still short of their targets (if Nsight Compute is there)
 if [ "${NCU:-0}" = 1 ] && command -v ncu > /dev/null; then
   timeout 240 ncu --clock-control none -k 'regex:k_gemv4|k_quantize8' --section SpeedOfLight --section WarpStateStats \
