@@ -28,7 +28,7 @@ mkdir -p node_modules && tar xJf .device/nm.tar.xz -C node_modules
 mkdir -p /tmp/shared && tar xJf .device/shared.tar.xz -C /tmp/shared && export BNBJS_SHARED=/tmp/shared
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 if [ ! -f build/bnbjs_cuda.node ]; then
-  node scripts/build-cuda.mjs > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+  BNBJS_CUDA_ARCHS=${BNBJS_CUDA_ARCHS:-90} node scripts/build-cuda.mjs > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 cp build/bnbjs_cuda.node "$OUT/" 2>/dev/null
 node dist/cli.js inspect --backends
@@ -42,7 +42,8 @@ if [ -z "${NO_BENCH:-}" ]; then
 fi
 # typescript, npm, the other runtimes and the bundlers are not there: their tests are CPU-only
 # (abi.test.ts regenerates with typescript; the nvcc build above compiles what it generates)
-BNBJS_BACKEND=cuda timeout "${SUITE_S:-300}" node node_modules/vitest/vitest.mjs run --exclude 'test/runtimes/**' \
+# SUITE_FILES="test/a.test.ts ...": only those files
+BNBJS_BACKEND=cuda timeout "${SUITE_S:-300}" node node_modules/vitest/vitest.mjs run ${SUITE_FILES:-} --exclude 'test/runtimes/**' \
   --exclude test/imports.test.ts --exclude test/readme.test.ts --exclude test/abi.test.ts --exclude test/package.test.ts > "$OUT/test-cuda.log" 2>&1
 echo "test:cuda exit $?"
 grep -E "Test Files|Tests |FAIL|×" "$OUT/test-cuda.log" | head -30
