@@ -1,6 +1,6 @@
 // The WebAssembly kernels of the 8-bit blockwise ops, and the nested statistics
 // (double quantization of absmax) that the 4-bit kernels share.
-import { FloatDType, allocate } from '../../dtypes.js';
+import { FloatDType } from '../../dtypes.js';
 import { QuantState } from '../../quant-state.js';
 import { Tensor, tensor } from '../../tensor.js';
 import { defaultDynamicMap } from '../../maps.js';
@@ -9,7 +9,7 @@ import { DTYPE_ID } from '../abi.js';
 import { Checked } from '../../ops/registry.js';
 import { dequantizeBlockwiseOp, quantizeBlockwiseOp } from '../../ops/blockwise.js';
 import { CheckedAbsmax } from '../../ops/state.js';
-import { emptyTensor } from '../../ops/validate.js';
+import { freshArray, freshTensor } from './fresh.js';
 import { FiniteCheck } from './finite.js';
 import { absmaxSpan, checkFinite, chunkElements, finiteCall, loadFloatChunk } from './chunk.js';
 import { kernelsFor, runChunks } from './threads/parallel.js';
@@ -25,8 +25,8 @@ export function quantizeBlockwiseRaw(
 ): { q: Uint8Array; absmax: Float32Array } {
   const size = dtype === 'float32' ? 4 : 2;
   const nb = Math.ceil(n / blocksize);
-  const q = new Uint8Array(n);
-  const absmax = new Float32Array(nb);
+  const q = freshArray('uint8', n) as Uint8Array;
+  const absmax = freshArray('float32', nb) as Float32Array;
   const { m, threads } = kernelsFor(n, src);
   const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
   const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
@@ -63,7 +63,7 @@ export function dequantizeBlockwiseRaw(
   code: Float32Array,
   blocksize: number,
   dtype: FloatDType,
-  out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
+  out: ArrayBufferView = freshArray(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
 ): ArrayBufferView {
   const size = dtype === 'float32' ? 4 : 2;
   const { m, threads } = kernelsFor(n, q, out, absmax);
@@ -144,7 +144,7 @@ export function quantizeBlockwiseWasm(c: Checked<typeof quantizeBlockwiseOp>): [
 /** The WebAssembly kernel of dequantizeBlockwise. */
 export function dequantizeBlockwiseWasm(c: Checked<typeof dequantizeBlockwiseOp>): Tensor {
   const { A: t, n, blocksize, dtype, code, absmax, out } = c;
-  const result = out ?? emptyTensor(dtype, t.shape);
+  const result = out ?? freshTensor(dtype, t.shape);
   dequantizeBlockwiseRaw(t.data as Uint8Array, n, absmaxF32(absmax), code, blocksize, dtype, result.data);
   return result; // out's checked snapshot where given: the op returns the caller's object
 }

@@ -5,7 +5,8 @@ import { numberToBf16, numberToF16 } from '../../float16.js';
 import { fail } from '../../errors.js';
 import { Tensor, checkTensor, isTensor, numel, tensor, toFloat32 } from '../../tensor.js';
 import { DTYPE_ID } from '../abi.js';
-import { checkFloatDType, emptyTensor, onHost } from '../../ops/validate.js';
+import { checkFloatDType, onHost } from '../../ops/validate.js';
+import { freshTensor } from './fresh.js';
 import { chunkElements, loadFloatChunk } from './chunk.js';
 import { kernelsFor, runChunks } from './threads/parallel.js';
 
@@ -35,7 +36,7 @@ export function castFloatReference(t: Tensor, dtype: FloatDType): Tensor {
 
 function castFloatWasm(t: Tensor, from: FloatDType, to: FloatDType): Tensor {
   const n = numel(t.shape);
-  const out = emptyTensor(to, t.shape);
+  const out = freshTensor(to, t.shape);
   if (n === 0) return out;
   const inSize = itemsize(from),
     outSize = itemsize(to);

@@ -4,14 +4,14 @@ import { Tensor, numel } from '../../tensor.js';
 import { DTYPE_ID } from '../abi.js';
 import { Checked } from '../../ops/registry.js';
 import { dequantizeFp8Op } from '../../ops/fp8.js';
-import { emptyTensor } from '../../ops/validate.js';
+import { freshTensor } from './fresh.js';
 import { byteView, chunkElements } from './chunk.js';
 import { kernelsFor, runChunks } from './threads/parallel.js';
 
 /** The WebAssembly kernel of dequantizeFp8. */
 export function dequantizeFp8Wasm(c: Checked<typeof dequantizeFp8Op>): Tensor {
   const { W: w, dtype, layout: L, scales, out } = c;
-  const result = out ?? emptyTensor(dtype, w.shape);
+  const result = out ?? freshTensor(dtype, w.shape);
   const size = dtype === 'float32' ? 4 : 2;
   const n = numel(w.shape);
   const { m, threads } = kernelsFor(n, w.data, result.data);

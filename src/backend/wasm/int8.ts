@@ -13,7 +13,7 @@ import {
   int8VectorwiseQuantOp,
   matrix,
 } from '../../ops/int8.js';
-import { emptyTensor } from '../../ops/validate.js';
+import { freshArray, freshTensor } from './fresh.js';
 import { wasm } from './runtime/instances.js';
 import { FiniteCheck } from './finite.js';
 import { byteView, checkFinite, chunkElements, finiteCall } from './chunk.js';
@@ -36,7 +36,7 @@ export function int8QuantRows(
   from: FloatDType = 'float16',
 ): { q: Int8Array; stats: Float32Array } {
   const [rows, cols] = matrix('A', A);
-  const q = new Int8Array(rows * cols),
+  const q = freshArray('int8', rows * cols) as Int8Array,
     stats = new Float32Array(rows);
   const { m, threads } = kernelsFor(rows * cols, A.data);
   const chunk = rowChunk(rows, cols, threads);
@@ -73,7 +73,7 @@ export function int8QuantRows(
 function int8QuantColumns(A: Tensor, threshold: number): { q: Int8Array; stats: Float32Array } {
   const [rows, cols] = matrix('A', A);
   const m = wasm();
-  const q = new Int8Array(rows * cols),
+  const q = freshArray('int8', rows * cols) as Int8Array,
     stats = new Float32Array(cols);
   const budget = chunkElements(1) * 16;
   const cc = rows * cols <= budget ? cols : Math.max(1, Math.min(cols, Math.floor(budget / rows)));
@@ -145,7 +145,7 @@ export function int8VectorwiseDequantWasm(c: Checked<typeof int8VectorwiseDequan
 export function int8DequantRows(a: Tensor, stats: Tensor, dtype: FloatDType): Tensor {
   const [rows, cols] = matrix('A', a);
   const s = stats.data as Float32Array;
-  const out = emptyTensor(dtype, a.shape);
+  const out = freshTensor(dtype, a.shape);
   const size = itemsize(dtype),
     cast = dtype !== 'float32';
   const { m, threads } = kernelsFor(rows * cols, a.data);
@@ -178,7 +178,7 @@ export function int8DequantRows(a: Tensor, stats: Tensor, dtype: FloatDType): Te
  */
 export function int8LinearMatmulWasm(c: Checked<typeof int8LinearMatmulOp>): Tensor {
   const { A: a, B: b, M, K, N } = c;
-  const out = new Int32Array(M * N);
+  const out = freshArray('int32', M * N) as Int32Array;
   const { m, threads } = kernelsFor(N * K + (M * N * K) / 16, b.data, a.data);
   const budget = chunkElements(1) * 64; // bytes of each operand per kernel call
   const mc = Math.max(1, Math.min(M, Math.floor(budget / K)));
@@ -212,7 +212,7 @@ export function int8MmDequantWasm(c: Checked<typeof int8MmDequantOp>): Tensor {
   const rs = rsT.data as Float32Array,
     cs = csT.data as Float32Array;
   const size = dtype === 'float32' ? 4 : 2;
-  const result = emptyTensor(dtype, a.shape);
+  const result = freshTensor(dtype, a.shape);
   const { m, threads } = kernelsFor(rows * cols, a.data);
   const chunk = rowChunk(rows, cols, threads);
   const span = (j: number) => [j * chunk, Math.min(chunk, rows - j * chunk)] as const;

@@ -1,6 +1,6 @@
 // The WebAssembly kernels of quantize4bit and dequantize4bit: tensors streamed
 // through wasm memory in chunks of whole blocks, on the calling thread or the pool.
-import { FloatDType, allocate, reinterpret } from '../../dtypes.js';
+import { FloatDType, reinterpret } from '../../dtypes.js';
 import { QuantState } from '../../quant-state.js';
 import { Tensor, tensor } from '../../tensor.js';
 import { QuantType, get4bitType } from '../../maps.js';
@@ -8,7 +8,7 @@ import { DTYPE_ID, QTYPE_ID } from '../abi.js';
 import { Checked } from '../../ops/registry.js';
 import { NESTED_BLOCKSIZE_4BIT, packedShape, quantize4bitOp } from '../../ops/quantize4bit.js';
 import { dequantize4bitOp } from '../../ops/dequantize4bit.js';
-import { emptyTensor } from '../../ops/validate.js';
+import { freshArray, freshTensor } from './fresh.js';
 import { absmaxF32, compressAbsmax } from './blockwise.js';
 import { FiniteCheck } from './finite.js';
 import { absmaxSpan, byteView, checkFinite, chunkElements, finiteCall, loadFloatChunk } from './chunk.js';
@@ -24,8 +24,8 @@ export function quantize4bitRaw(
   finite: FiniteCheck | null = null,
 ): { packed: Uint8Array; absmax: Float32Array } {
   const size = dtype === 'float32' ? 4 : 2;
-  const packed = new Uint8Array(Math.ceil(n / 2));
-  const absmax = new Float32Array(Math.ceil(n / blocksize));
+  const packed = freshArray('uint8', Math.ceil(n / 2)) as Uint8Array;
+  const absmax = freshArray('float32', Math.ceil(n / blocksize)) as Float32Array;
   const { m, threads } = kernelsFor(n, src);
   const chunk = Math.min(chunkElements(blocksize, threads, n), Math.max(n, 1));
   const span = (j: number) => [j * chunk, Math.min(chunk, n - j * chunk)] as const;
@@ -76,7 +76,7 @@ export function dequantize4bitRaw(
   blocksize: number,
   quantType: QuantType,
   dtype: FloatDType,
-  out: ArrayBufferView = allocate(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
+  out: ArrayBufferView = freshArray(dtype, n), // typed: a Uint8Array view cannot pass 2^32 bytes
 ): ArrayBufferView {
   const size = dtype === 'float32' ? 4 : 2;
   const { m, threads } = kernelsFor(n, packed, out, absmax);
@@ -113,7 +113,7 @@ function transpose2d(data: ArrayBufferView, rows: number, cols: number, size: nu
 /** The WebAssembly kernel of dequantize4bit. */
 export function dequantize4bitWasm(c: Checked<typeof dequantize4bitOp>): Tensor {
   const { A: packed, n, shape, quantType, blocksize, dtype, absmax, transposed, outShape, out } = c;
-  const result = out ?? emptyTensor(dtype, outShape);
+  const result = out ?? freshTensor(dtype, outShape);
   if (!transposed) {
     dequantize4bitRaw(packed.data, n, absmaxF32(absmax), blocksize, quantType, dtype, result.data);
   } else {

@@ -28,6 +28,11 @@ export interface WorkerHandle {
   terminate(): void;
   /** settles when the worker's thread has ended (where the host can tell) */
   exited?: Promise<unknown>;
+  /**
+   * posts a message the worker can take synchronously in the middle of its job loop (Node's
+   * receiveMessageOnPort): how fresh outputs reach workers; absent where the host cannot
+   */
+  post?(message: unknown): void;
 }
 
 export interface ThreadHost {

@@ -11,8 +11,15 @@ interface WorkerLike {
   once(event: 'exit', f: () => void): void;
   terminate(): Promise<number>;
 }
+interface PortLike {
+  postMessage(m: unknown): void;
+  unref?(): void;
+  close(): void;
+}
 interface WorkerThreads {
-  Worker: new (source: string, options: { eval: true; workerData: unknown }) => WorkerLike;
+  Worker: new (source: string, options: { eval: true; workerData: unknown; transferList?: unknown[] }) => WorkerLike;
+  MessageChannel?: new () => { port1: PortLike; port2: PortLike };
+  receiveMessageOnPort?: unknown;
 }
 
 const threads = nodeBuiltin<WorkerThreads>('node:worker_threads');
@@ -23,7 +30,9 @@ const FILE = {
   simd: new URL('../../../../build/bnb.simd-mt.wasm', import.meta.url),
   relaxed: new URL('../../../../build/bnb.relaxed-mt.wasm', import.meta.url),
 };
-const SOURCE = `(${serveJobs})(require('node:worker_threads').workerData, ${executeJob});`;
+// a worker with a port takes fresh outputs from it synchronously, between the kernels of its jobs
+const SOURCE = `const wt = require('node:worker_threads'), d = wt.workerData;
+(${serveJobs})(d, ${executeJob}, d.port && typeof wt.receiveMessageOnPort === 'function' ? () => wt.receiveMessageOnPort(d.port)?.message : undefined);`;
 const modules = new Map<ThreadedBuild, WebAssembly.Module | null>();
 
 function load(build: ThreadedBuild): WebAssembly.Module | null {
@@ -45,11 +54,28 @@ if (FILE.simd.protocol === 'file:') {
     cores: () => os.availableParallelism?.() ?? os.cpus().length,
     module: load,
     spawn(data, onError) {
-      const w = new threads.Worker(SOURCE, { eval: true, workerData: data });
+      let channel: { port1: PortLike; port2: PortLike } | null = null;
+      try {
+        if (typeof threads.receiveMessageOnPort === 'function' && threads.MessageChannel) channel = new threads.MessageChannel();
+      } catch {
+        channel = null; // no port: fresh outputs are touched by the calling thread, as before
+      }
+      const w = channel
+        ? new threads.Worker(SOURCE, { eval: true, workerData: { ...data, port: channel.port2 }, transferList: [channel.port2] })
+        : new threads.Worker(SOURCE, { eval: true, workerData: data });
       w.unref();
+      channel?.port1.unref?.();
       w.on('error', onError);
       const exited = new Promise((resolve) => w.once('exit', () => resolve(undefined)));
-      return { terminate: () => void w.terminate(), exited };
+      const port = channel?.port1;
+      return {
+        terminate: () => {
+          port?.close();
+          void w.terminate();
+        },
+        exited,
+        ...(port ? { post: (m: unknown) => port.postMessage(m) } : {}),
+      };
     },
   });
 }

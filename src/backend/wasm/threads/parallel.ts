@@ -83,7 +83,8 @@ function stalled(m: WasmMemory): BnbError {
 
 function runHere(m: WasmMemory, calls: readonly KernelCall[]): number[] {
   try {
-    return calls.map(([name, ...args]) => Number((m.k[name] as (...a: number[]) => unknown)(...args) ?? 0));
+    const k = m.k as unknown as Record<string, (...a: number[]) => unknown>;
+    return calls.map(([name, ...args]) => Number(k[name]!(...args) ?? 0));
   } catch (e) {
     throw kernelError(e, 'on the calling thread');
   }
@@ -147,4 +148,57 @@ export function runChunks(m: WasmMemory, threads: number, plan: ChunkPlan): void
     }
     throw e;
   }
+}
+
+/** Bytes of a fresh output each 'touch' job first touches. */
+const TOUCH_BYTES = 1 << 22;
+let outputs = 0;
+
+/**
+ * A new SharedArrayBuffer of `bytes` whose pages the pool's threads have first touched,
+ * each its share (the kernel's zeroing of a fresh page is the cost of a new output, and
+ * it is paid on every thread at once rather than by the calling thread's copy); null
+ * where no pool here can take part (one thread, no shared kernels, no worker that
+ * receives messages mid-loop: Node and Bun's worker_threads can, the web's Worker cannot).
+ * The bytes are zeros, as a new ArrayBuffer's.
+ */
+export function prefaultedBuffer(bytes: number): SharedArrayBuffer | null {
+  const threads = numThreads();
+  const m = threads > 1 ? sharedWasm() : null;
+  if (m === null || m.abandoned) return null;
+  const pool = poolFor(m, threads);
+  const buf = new SharedArrayBuffer(bytes);
+  const id = ++outputs;
+  if (pool.broadcast({ id, buf }) === 0) return buf; // no worker can take it: the copy touches the pages
+  const q = pool.queue;
+  const u8 = new Uint8Array(buf);
+  q.touch = (i, from, to) => {
+    if (i !== id) return -1;
+    for (let b = from; b < to; b += 4096) u8[b] = 0;
+    return 0;
+  };
+  q.renumber();
+  const count = Math.ceil(bytes / TOUCH_BYTES);
+  const seqs: number[] = [];
+  try {
+    for (let j = 0, waited = 0; waited < count;) {
+      if (j < count && j - waited < MAX_IN_FLIGHT) {
+        seqs.push(q.post([['touch', id, j * TOUCH_BYTES, Math.min(bytes, (j + 1) * TOUCH_BYTES)]]));
+        j++;
+        continue;
+      }
+      const seq = seqs[waited]!;
+      if (!q.done(seq)) {
+        const c = q.claim();
+        if (c > 0) q.execute(m.k, c);
+        else if (!q.wait(seq, stallTimeout())) throw stalled(m);
+        continue;
+      }
+      waited++;
+    }
+  } finally {
+    q.touch = () => -1;
+    pool.broadcast({ id, buf: null }); // workers let the output go before they sleep
+  }
+  return buf;
 }

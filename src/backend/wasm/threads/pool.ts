@@ -71,6 +71,24 @@ export class Pool {
     this.queue.allow(this.active);
   }
 
+  /**
+   * Posts a message to every worker allowed to take jobs whose host can deliver one mid-loop
+   * (WorkerHandle.post); returns how many got it.
+   */
+  broadcast(message: unknown): number {
+    let sent = 0;
+    for (const w of this.workers.slice(0, this.active)) {
+      if (this.dead.has(w) || !w.post) continue;
+      try {
+        w.post(message);
+        sent++;
+      } catch {
+        // not delivered: that worker's touch jobs leave their pages to the copy
+      }
+    }
+    return sent;
+  }
+
   /** Workers started and not retired (alive or not). */
   workerCount(): number {
     return this.workers.length;

@@ -9,8 +9,12 @@ import { KernelExports, KernelName } from '../runtime/exports.js';
 import { QueueLayout, executeJob } from './serve.js';
 import { MAX_THREADS } from './config.js';
 
-/** One kernel call: an export and its arguments (pointers into the shared memory, sizes, ids). */
-export type KernelCall = readonly [KernelName, ...number[]];
+/**
+ * One kernel call: an export and its arguments (pointers into the shared memory, sizes, ids);
+ * or 'touch' (id, from, to): the first touch of bytes [from, to) of fresh output `id`
+ * (parallel.ts, prefaultedBuffer), which is no kernel and only ever posted to the pool.
+ */
+export type KernelCall = readonly [KernelName | 'touch', ...number[]];
 
 const RING = 64;
 const MAX_CALLS = 3; // a cast, a NaN/Inf scan and a kernel (int8QuantRows from bfloat16)
@@ -55,7 +59,7 @@ export const MAX_IN_FLIGHT = RING;
 export const KERNEL_NAMES: readonly KernelName[] = kernelsOf('wasm')
   .filter((k) => k.returns === 'void' || k.returns === 'index')
   .map((k) => k.name as KernelName);
-const ID = new Map(KERNEL_NAMES.map((n, i) => [n, i]));
+const ID = new Map<string, number>([...KERNEL_NAMES.map((n, i) => [n, i] as const), ['touch', KERNEL_NAMES.length]]);
 
 export class JobQueue {
   readonly control = new SharedArrayBuffer(EPOCHS * 4 + MAX_THREADS * 4);
@@ -64,6 +68,8 @@ export class JobQueue {
   private readonly err = new Uint16Array(this.control, ERR_BYTE);
   private last = 0;
   private readonly fns = new WeakMap<KernelExports, ((...a: number[]) => unknown)[]>();
+  /** the calling thread's 'touch' (set by prefaultedBuffer while its jobs run) */
+  touch: (id: number, from: number, to: number) => number = () => -1;
 
   /** Restarts the numbering while nothing is in flight, long before the counters could overflow. */
   renumber(): void {
@@ -143,7 +149,11 @@ export class JobQueue {
   /** Runs a claimed job on this thread's kernels. */
   execute(k: KernelExports, seq: number): void {
     let fns = this.fns.get(k);
-    if (!fns) this.fns.set(k, (fns = KERNEL_NAMES.map((n) => k[n] as (...a: number[]) => unknown)));
+    if (!fns) {
+      fns = KERNEL_NAMES.map((n) => k[n] as (...a: number[]) => unknown);
+      fns.push((id, from, to) => this.touch(id, from, to));
+      this.fns.set(k, fns);
+    }
     executeJob(fns, seq, this.i32, this.f64, this.err, LAYOUT);
   }
 

@@ -71,6 +71,7 @@ export function serveJobs(
     epoch: number;
   },
   execute: typeof executeJob,
+  receive?: () => unknown,
 ): void {
   const L = data.layout;
   const instance = new WebAssembly.Instance(data.module, {
@@ -82,7 +83,29 @@ export function serveJobs(
     },
   });
   const exports = instance.exports as Record<string, Kernel>;
-  const fns = data.names.map((n) => exports[n]!);
+  // the last function id: first touch of a fresh output's pages (parallel.ts, prefaultedBuffer). The
+  // output comes by message (where the host can receive one without returning to the event loop:
+  // `receive`); one not received yet is left to the thread that copies into it (-1).
+  let target: { id: number; buf: SharedArrayBuffer | null } | null = null;
+  const next = (): boolean => {
+    let m: unknown;
+    try {
+      m = receive?.();
+    } catch {
+      m = undefined;
+    }
+    if (m === undefined) return false;
+    target = m as { id: number; buf: SharedArrayBuffer | null };
+    return true;
+  };
+  const touch = (id: number, from: number, to: number): number => {
+    while (target === null || target.id !== id) if (!next()) return -1;
+    if (target.buf === null) return -1;
+    const u8 = new Uint8Array(target.buf);
+    for (let i = from; i < to; i += 4096) u8[i] = 0;
+    return 0;
+  };
+  const fns: Kernel[] = [...data.names.map((n) => exports[n]!), touch as Kernel];
   const i32 = new Int32Array(data.control);
   const f64 = new Float64Array(data.control, L.descByte);
   const err = new Uint16Array(data.control, L.errByte);
@@ -111,6 +134,8 @@ export function serveJobs(
         spins = 0;
       }
     } else if (++spins > L.spins) {
+      while (next()); // a finished output's reference goes before sleeping
+      if (target !== null && (target as { buf: unknown }).buf === null) target = null;
       Atomics.wait(i32, L.posted, p);
       spins = 0;
     }
