@@ -259,7 +259,7 @@ function mockAddon() {
       w.top = scratch;
     },
     gemv4bitInt8(a, m, kk, adt, packed, n, absmax, bs, qt, bias, dt, out) {
-      const G = Math.ceil(kk / 64), scratch = w.alloc(1024 + m * (G * 128 + G * 4) + G * 512); // gemv8Scratch(m, k)
+      const G = Math.ceil(kk / 64), scratch = w.alloc(1024 + m * (G * 128 + G * 4) + G * 512); // gemv8ScratchBytes(m, k)
       k.gemv4bitInt8(a, m, kk, adt, packed, 0, 0, n, absmax, bs, qt, bias, dt, out, scratch);
       w.top = scratch;
     },

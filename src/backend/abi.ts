@@ -255,7 +255,7 @@ export const KERNEL_ABI = {
   },
   /**
    * gemv4bit's int8-activation mode ({ accuracy: 'int8' }, assembly/gemv8.ts), the parameters of gemv4bit; the
-   * WebAssembly kernel takes GEMV8_SCRATCH_HEAD + m * (kp * 2 + G * 4) + kp * 8 bytes of scratch (kp = k rounded up
+   * WebAssembly kernel takes gemv8ScratchBytes(m, k) bytes of scratch (runtime/exports.ts: kp = k rounded up
    * to 64, G = ceil(k / 64)).
    */
   gemv4bitInt8: {

@@ -120,7 +120,7 @@ function gemv(fn, argv) {
   if (typeof k[fn] !== 'function') bad(`${fn}: the WebAssembly build has no ${fn} kernel yet`);
   // the WebAssembly kernels take a nibble base and a first row (0 for a whole weight) and scratch:
   // gemv4bit gemvScratchBytes(m, k) of src/backend/wasm/runtime/exports.ts (8192 bytes + (m + 2)
-  // rows of k rounded up to 32 f32), gemv4bitInt8 gemv8Scratch(m, k) of src/backend/wasm/gemv-int8.ts
+  // rows of k rounded up to 32 f32), gemv4bitInt8 gemv8ScratchBytes(m, k) there
   const G = ceilDiv(kk, 64);
   const scratch = fn === 'gemv4bitInt8' ? 1024 + m * (G * 128 + G * 4) + G * 512 : 8192 + (m + 2) * ceilDiv(kk, 32) * 128;
   withScratch([scratch], (s) => k[fn](a, m, kk, adtype, packed, 0, 0, n, absmax, bs, qtype, bias, dtype, out, s));

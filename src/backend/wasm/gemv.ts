@@ -1,26 +1,36 @@
-// The WebAssembly kernel of gemv4bit (and matmul4bit): rows of the 4-bit weight in
-// chunks that threads share, against blocks of A's rows.
+// The WebAssembly kernels of gemv4bit (and matmul4bit), both modes: rows of the 4-bit
+// weight in chunks that threads share, against blocks of A's rows.
 import { BnbError, show } from '../../errors.js';
 import { Tensor, toFloat32 } from '../../tensor.js';
 import { DTYPE_ID, QTYPE_ID } from '../abi.js';
 import { Checked } from '../../ops/registry.js';
 import { gemv4bitOp } from '../../ops/gemv4bit.js';
 import { emptyTensor } from '../../ops/validate.js';
-import { gemvScratchBytes } from './runtime/exports.js';
+import { gemv8ScratchBytes, gemvScratchBytes } from './runtime/exports.js';
 import { absmaxF32 } from './blockwise.js';
 import { byteView, chunkElements } from './chunk.js';
 import { kernelsFor, runChunks } from './threads/parallel.js';
 
 /**
- * The WebAssembly kernel of gemv4bit / matmul4bit.
- * out = A @ W^T (+ bias), W = dequantize4bit(B, state) of shape state.shape = [N, K]:
- * the weights are decoded exactly as dequantize4bit's f32 values and the dot
- * products accumulate in f32 in the order of docs/bit-exactness.md (chunks of 32,
- * 32 lanes, a fixed tree; identical in every build and on CUDA); the result is
- * rounded once to A's dtype. B is read as bytes, so `qB` and its
- * transposed [1, n] form are the same.
+ * The WebAssembly kernels of gemv4bit / matmul4bit.
+ * out = A @ W^T (+ bias), W = dequantize4bit(B, state) of shape state.shape = [N, K], in the
+ * order of docs/bit-exactness.md ("4-bit GEMV"): the exact mode decodes the weights exactly
+ * as dequantize4bit's f32 values and accumulates in f32 (chunks of 32, 32 lanes, a fixed
+ * tree); `accuracy: 'int8'` quantizes A per group of 64 (each call its own rows, in its
+ * scratch) and sums integers (assembly/gemv8.ts). Either way identical in every build and
+ * thread count (each output is one kernel call's, whatever chunk it falls in) and on CUDA;
+ * one rounding to A's dtype. B is read as bytes, so `qB` and its transposed [1, n] form are
+ * the same.
  */
 export function gemv4bitWasm(c: Checked<typeof gemv4bitOp>): Tensor {
+  return c.accuracy === 'int8' ? runGemv(c, 'gemv4bitInt8', gemv8ScratchBytes) : runGemv(c, 'gemv4bit', gemvScratchBytes);
+}
+
+function runGemv(
+  c: Checked<typeof gemv4bitOp>,
+  kernel: 'gemv4bit' | 'gemv4bitInt8',
+  scratchBytes: (m: number, k: number) => number,
+): Tensor {
   const { A: a, B: b, M, N, K, quantType, blocksize, dtype, bias, absmax: checked, outShape, shape } = c;
   const biasF32 = bias === null ? null : toFloat32(bias);
   const result = emptyTensor(dtype, outShape);
@@ -68,9 +78,9 @@ export function gemv4bitWasm(c: Checked<typeof gemv4bitOp>): Tensor {
       slot: [
         (Math.ceil(((g + nc) * K) / blocksize) + 1) * 4,
         (g + nc) * 4,
-        Math.ceil((nc * K) / 2) + 1,
+        Math.ceil((nc * K) / 2) + 16, // the SIMD kernels read whole 16-byte chunks
         mc * nc * size,
-        gemvScratchBytes(mc, K),
+        scratchBytes(mc, K),
       ],
       load(j, p) {
         const [pAbs, pBias] = p;
@@ -83,7 +93,7 @@ export function gemv4bitWasm(c: Checked<typeof gemv4bitOp>): Tensor {
         const { j0, nj, J, first } = rowsOf(j);
         return [
           [
-            'gemv4bit',
+            kernel,
             pA!,
             mi,
             K,

@@ -12,7 +12,6 @@ import {
   int8VectorwiseQuantWasm,
 } from './int8.js';
 import { gemv4bitWasm } from './gemv.js';
-import { gemv4bitInt8Wasm } from './gemv-int8.js';
 import { dequantizeFp8Wasm } from './fp8.js';
 
 registerBackend('wasm', { device: 'cpu' });
@@ -26,7 +25,6 @@ registerKernels('wasm', {
   int8VectorwiseDequant: int8VectorwiseDequantWasm,
   int8LinearMatmul: int8LinearMatmulWasm,
   int8MmDequant: int8MmDequantWasm,
-  // accuracy: 'int8' runs its own kernel (assembly/gemv8.ts)
-  gemv4bit: (c) => (c.accuracy === 'int8' ? gemv4bitInt8Wasm(c) : gemv4bitWasm(c)),
+  gemv4bit: gemv4bitWasm,
   dequantizeFp8: dequantizeFp8Wasm,
 });

@@ -18,3 +18,15 @@ export function gemvScratchBytes(m: number, k: number): number {
   const kp = Math.ceil(k / 32) * 32;
   return GEMV_SCRATCH_HEAD + (m + 2) * kp * 4;
 }
+
+/** Bytes gemv4bitInt8's scratch holds before the quantized A rows (assembly/gemv8.ts GEMV8_SCRATCH_HEAD). */
+export const GEMV8_SCRATCH_HEAD = 1024;
+
+/**
+ * gemv4bitInt8's scratch for m rows of k: the head, q as i16 (k rounded up to 64), d as f32
+ * per group of 64, the SIMD kernel's chunk sums (16 i32x4 per 32 elements).
+ */
+export function gemv8ScratchBytes(m: number, k: number): number {
+  const G = Math.ceil(k / 64);
+  return GEMV8_SCRATCH_HEAD + m * (G * 64 * 2 + G * 4) + G * 64 * 8;
+}
