@@ -42,6 +42,25 @@ const BOTH = ['wasm', 'cuda'] as const;
 const WASM = ['wasm'] as const;
 const CUDA = ['cuda'] as const;
 
+/** gemv4bit's parameters, both modes. */
+const GEMV_PARAMS = [
+  ['a', 'cptr'],
+  ['m', 'count'],
+  ['k', 'count'],
+  ['adtype', 'dtype'],
+  ['packed', 'cptr'],
+  ['base', 'u32', 'wasm'],
+  ['j0', 'small', 'wasm'],
+  ['n', 'count'],
+  ['absmax', 'cptr'],
+  ['blocksize', 'integer'],
+  ['qtype', 'qtype'],
+  ['bias', 'cptr'],
+  ['dtype', 'dtype'],
+  ['out', 'ptr'],
+  ['scratch', 'ptr', 'wasm'],
+] as const;
+
 /** Every kernel entry point; the order is the addon's export order and the generated files'. */
 export const KERNEL_ABI = {
   /** The first byte above the module's static data: the host's heap starts here. */
@@ -235,23 +254,7 @@ export const KERNEL_ABI = {
   gemv4bit: {
     targets: BOTH,
     returns: 'void',
-    params: [
-      ['a', 'cptr'],
-      ['m', 'count'],
-      ['k', 'count'],
-      ['adtype', 'dtype'],
-      ['packed', 'cptr'],
-      ['base', 'u32', 'wasm'],
-      ['j0', 'small', 'wasm'],
-      ['n', 'count'],
-      ['absmax', 'cptr'],
-      ['blocksize', 'integer'],
-      ['qtype', 'qtype'],
-      ['bias', 'cptr'],
-      ['dtype', 'dtype'],
-      ['out', 'ptr'],
-      ['scratch', 'ptr', 'wasm'],
-    ],
+    params: GEMV_PARAMS,
   },
   /**
    * gemv4bit's int8-activation mode ({ accuracy: 'int8' }, assembly/gemv8.ts), the parameters of gemv4bit; the
@@ -261,23 +264,7 @@ export const KERNEL_ABI = {
   gemv4bitInt8: {
     targets: BOTH,
     returns: 'void',
-    params: [
-      ['a', 'cptr'],
-      ['m', 'count'],
-      ['k', 'count'],
-      ['adtype', 'dtype'],
-      ['packed', 'cptr'],
-      ['base', 'u32', 'wasm'],
-      ['j0', 'small', 'wasm'],
-      ['n', 'count'],
-      ['absmax', 'cptr'],
-      ['blocksize', 'integer'],
-      ['qtype', 'qtype'],
-      ['bias', 'cptr'],
-      ['dtype', 'dtype'],
-      ['out', 'ptr'],
-      ['scratch', 'ptr', 'wasm'],
-    ],
+    params: GEMV_PARAMS,
   },
   /**
    * out[m, n] = sum_k a[m, k] w[n, k] through cuBLASLt, f32 compute (no TF32), a and w of dtype, out of outDtype (dtype
