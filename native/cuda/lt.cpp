@@ -183,9 +183,8 @@ struct Descs {
   }
 };
 
-// true when cuBLASLt computed it; false when it has no algorithm for this case
-bool matmul(const void* A, long long m, long long k, const void* B, long long n, void* out) {
-  const Api& a = load();
+// This device's handle and workspace, made on first use.
+DeviceState& state(const Api& a) {
   int dev = 0;
   BNB_CHECK(cudaGetDevice(&dev));
   DeviceState* st;
@@ -198,6 +197,13 @@ bool matmul(const void* A, long long m, long long k, const void* B, long long n,
     BNB_CHECK(cudaMalloc(&st->workspace, kWorkspace));
     st->workspaceSize = kWorkspace;
   }
+  return *st;
+}
+
+// true when cuBLASLt computed it; false when it has no algorithm for this case
+bool matmul(const void* A, long long m, long long k, const void* B, long long n, void* out) {
+  const Api& a = load();
+  DeviceState* st = &state(a);
   Descs d(a);
   LT_CHECK(MatmulDescCreate(&d.op, COMPUTE_32I, R_32I));
   const int32_t opT = OP_T, opN = OP_N;
@@ -235,21 +241,6 @@ bool matmul(const void* A, long long m, long long k, const void* B, long long n,
   return true;
 }
 
-DeviceState& state(const Api& a) {
-  int dev = 0;
-  BNB_CHECK(cudaGetDevice(&dev));
-  DeviceState* st;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    st = &devices[dev];
-  }
-  if (!st->handle) LT_CHECK(Create(&st->handle));
-  if (!st->workspace) {
-    BNB_CHECK(cudaMalloc(&st->workspace, kWorkspace));
-    st->workspaceSize = kWorkspace;
-  }
-  return *st;
-}
 
 int dataType(int dt) { return dt == DT_F32 ? R_32F : dt == DT_F16 ? R_16F : R_16BF; }
 
