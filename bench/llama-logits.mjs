@@ -51,24 +51,7 @@ for (const name of Object.keys(sd)) {
   layers[mod] = { B: sd[`${mod}.weight`], st, W, shape: st.shape };
 }
 
-// y = x @ W^T for x [T, K] (Float64Array), by mode
-function linear(mod, x, T, mode) {
-  const { B, st, W, shape } = layers[mod];
-  const [N, K] = shape;
-  if (mode === 'f64') {
-    const y = new Float64Array(T * N);
-    for (let t = 0; t < T; t++)
-      for (let n = 0; n < N; n++) {
-        let s = 0;
-        for (let k = 0; k < K; k++) s += x[t * K + k] * W[n * K + k];
-        y[t * N + n] = s;
-      }
-    return y;
-  }
-  const out = matmul4bit(tensor(Float32Array.from(x), [T, K]), B, st, { accuracy: mode });
-  return Float64Array.from(toFloat32(out));
-}
-
+// y = x @ W^T in float64
 const plainLinear = (x, T, W, N, K) => {
   const y = new Float64Array(T * N);
   for (let t = 0; t < T; t++)
@@ -79,6 +62,15 @@ const plainLinear = (x, T, W, N, K) => {
     }
   return y;
 };
+
+// y = x @ W^T for x [T, K] (Float64Array), by mode
+function linear(mod, x, T, mode) {
+  const { B, st, W, shape } = layers[mod];
+  const [N, K] = shape;
+  if (mode === 'f64') return plainLinear(x, T, W, N, K);
+  const out = matmul4bit(tensor(Float32Array.from(x), [T, K]), B, st, { accuracy: mode });
+  return Float64Array.from(toFloat32(out));
+}
 
 function rmsnorm(x, T, w) {
   const y = new Float64Array(T * H);

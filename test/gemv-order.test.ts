@@ -18,22 +18,16 @@ import {
 } from '../src/index.js';
 import { setParallelThreshold } from '../src/backend/wasm/threads/config.js';
 import { setChunkElements } from '../src/backend/wasm/chunk.js';
-import { numberToBf16, numberToF16 } from '../src/float16.js';
 import { gemvReference } from './helpers/gemv-order.js';
 import { gemvBars, gemvMetrics } from './helpers/gemv-bars.js';
 import { forcedBackend } from '../src/devices.js';
 import { cudaAddon } from '../src/backend/cuda/addon.js';
-import { Rng, randn } from './helpers/random.js';
+import { Rng, asDType, randn } from './helpers/random.js';
 
 const rng = new Rng(1717);
 
 /** With BNBJS_BACKEND=cuda and a real addon, M >= 64 runs through cuBLASLt (docs/bit-exactness.md). */
 const cublasOwnsOrder = (M: number) => M >= 64 && forcedBackend() === 'cuda' && cudaAddon().addon !== null && !process.env.BNBJS_CUDA_ADDON;
-
-function asDType(x: Float32Array, shape: number[], dtype: FloatDType): Tensor {
-  if (dtype === 'float32') return tensor(x, shape);
-  return tensor(Uint16Array.from(x, dtype === 'float16' ? numberToF16 : numberToBf16), shape, dtype);
-}
 
 const bytes = (t: Tensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 const f32State = (s: QuantState) => Object.assign(Object.create(Object.getPrototypeOf(s)), s, { dtype: 'float32' }) as QuantState;
