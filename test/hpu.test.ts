@@ -1,5 +1,6 @@
 // The HPU (Intel Gaudi) backend: bitsandbytes' HPU dequantize_4bit contract (docs/bit-exactness.md#gaudi-dequantization),
 // emulated on WebAssembly, and the Gaudi probe against fake hl-smi and metadata.
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -215,6 +216,13 @@ describe('Gaudi probe', () => {
     const q = probeGaudi({ env: { PATH: none }, sitePackages: [badSite], devRoot: none });
     expect(q.version).toBeNull();
     expect(q.versionSource).toMatch(/no usable Version/);
+    // a FIFO named METADATA is skipped, not read (reading it would block the probe forever)
+    const fifoSite = join(tmp, 'fifosite');
+    mkdirSync(join(fifoSite, 'habana_torch_plugin-2.0.0.dist-info'), { recursive: true });
+    execFileSync('mkfifo', [join(fifoSite, 'habana_torch_plugin-2.0.0.dist-info', 'METADATA')]);
+    const f = probeGaudi({ env: { PATH: none }, sitePackages: [fifoSite], devRoot: none });
+    expect(f.version).toBeNull();
+    expect(f.versionSource).toMatch(/^not found/);
     const missing = probeGaudi({ env: { PATH: none }, sitePackages: [none], devRoot: none });
     expect(missing).toMatchObject({
       version: null,

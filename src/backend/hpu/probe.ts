@@ -131,7 +131,7 @@ export function probeGaudi(given: GaudiProbeOptions = {}): GaudiProbe {
         const meta = path.join(dir, e, 'METADATA');
         let text = '';
         try {
-          text = fs.readFileSync(meta, 'utf8');
+          text = readMetadata(fs, meta);
         } catch {
           continue;
         }
@@ -177,4 +177,20 @@ export function probeGaudi(given: GaudiProbeOptions = {}): GaudiProbe {
     available,
     reason: available ? null : 'no Gaudi device (/dev/accel/accel*, /dev/hl*) found',
   };
+}
+
+/**
+ * A dist-info METADATA file's text: a regular file of at most 1 MiB, checked before and after a
+ * non-blocking open, so that a FIFO or a device put there cannot hang the probe (it throws).
+ */
+function readMetadata(fs: typeof import('node:fs'), file: string): string {
+  if (!fs.statSync(file).isFile()) throw new Error('not a regular file');
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > 1 << 20) throw new Error('not a regular file of at most 1 MiB');
+    return fs.readFileSync(fd, 'utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
 }
