@@ -39,6 +39,15 @@ describe('dequantizing the tiny real checkpoints', () => {
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
     expect(config.quantization_config).toBeUndefined();
     expect(config.hidden_size).toBe(256);
+    expect(config.dtype).toBe('bfloat16'); // no dtype asked: the model's stays
+  });
+
+  it('an explicit dtype becomes config.json dtype (transformers loads with it)', async () => {
+    const out = join(tmp, 'nf4-deq-f16');
+    await dequantizeCheckpoint(`${models}/tiny-llama-nf4-dq`, out, { dtype: 'float16' });
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect([config.dtype, config.torch_dtype, config.quantization_config]).toEqual(['float16', undefined, undefined]);
+    expect(loadSafetensors(join(out, 'model.safetensors'))['model.layers.0.mlp.up_proj.weight']!.dtype).toBe('float16');
   });
 
   it('tiny-llama-int8: weights dequantize to CB * SCB / 127 as bitsandbytes does', async () => {

@@ -177,7 +177,8 @@ async function writeDequantized(source: TensorSource, sink: TensorSink, p: Dequa
  * folder, sharded or not) and writes the result, one tensor at a time: bitsandbytes
  * 4-bit and LLM.int8 layers, and FP8 weights with their weight_scale_inv. Other
  * tensors pass through unchanged; a folder output gets config.json without its
- * quantization_config and the folder's other files.
+ * quantization_config (and with `dtype` set to opts.dtype when one is given) and the
+ * folder's other files.
  */
 export async function dequantizeCheckpoint(
   input: string,
@@ -200,6 +201,11 @@ export async function dequantizeCheckpoint(
       if (config) {
         written = new Map<string, PyJson>(config.tree);
         written.delete('quantization_config');
+        // an explicit dtype is the model's now: transformers loads with config.json's dtype ("auto")
+        if (o.dtype !== undefined) {
+          if (written.has('torch_dtype')) written.set('torch_dtype', o.dtype);
+          if (written.has('dtype') || !written.has('torch_dtype')) written.set('dtype', o.dtype);
+        }
       }
       await target.complete(input, written);
       await target.commit();
