@@ -1,0 +1,182 @@
+// A WGSL dequantize4bit (nf4/fp4 -> float32) that gives WebAssembly's bytes although the GPU
+// flushes subnormals (bench/probe/webgpu-float.mjs): code x absmax on the float unit where the
+// result is surely normal, else an exact integer product (24 x 24-bit mantissas in 16-bit limbs)
+// rounded to nearest even into the subnormal range; NaN written as 0x7fffffff as the WebAssembly
+// kernels do. Issue 18 groundwork: compares every byte with bnbjs' dequantize4bit on blocks whose
+// absmax spans normal, tiny, subnormal and zero values.
+//   npm i --no-save --ignore-scripts webgpu
+//   LD_LIBRARY_PATH=/usr/lib/chromium VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json node bench/probe/webgpu-dequantize.mjs
+import { QuantState, dequantize4bit, get4bitType, tensor } from '../../dist/index.js';
+
+let webgpu;
+try {
+  webgpu = await import('webgpu');
+} catch {
+  console.log('skipped: the npm package `webgpu` is not installed (npm i --no-save --ignore-scripts webgpu)');
+  process.exit(0);
+}
+Object.assign(globalThis, webgpu.globals);
+const gpu = webgpu.create([]); // kept referenced: Dawn aborts if its instance is collected mid-run
+const adapter = await gpu.requestAdapter();
+if (!adapter) {
+  console.log('skipped: no WebGPU adapter (no Vulkan loader or driver found: see the usage line)');
+  process.exit(0);
+}
+const device = await adapter.requestDevice();
+
+const NF4 = [
+  0xbf800000, 0xbf3239b1, 0xbf066b30, 0xbeca32a0, 0xbe91a24d, 0xbe3d353f, 0xbdba7871, 0x00000000, 0x3da2faff, 0x3e24cae3, 0x3e7c04dd,
+  0x3ead033a, 0x3ee1a4b8, 0x3f1007ab, 0x3f3913b3, 0x3f800000,
+];
+const FP4 = [
+  0x00000000, 0x3baaaaab, 0x3f2aaaab, 0x3f800000, 0x3eaaaaab, 0x3f000000, 0x3e2aaaab, 0x3e800000, 0x80000000, 0xbbaaaaab, 0xbf2aaaab,
+  0xbf800000, 0xbeaaaaab, 0xbf000000, 0xbe2aaaab, 0xbe800000,
+];
+const hex = (a) => a.map((v) => `0x${v.toString(16)}u`).join(', ');
+
+const code = /* wgsl */ `
+struct Params { n: u32, shift: u32, qtype: u32 }
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> AM: array<u32>;
+@group(0) @binding(2) var<storage, read_write> O: array<u32>;
+@group(0) @binding(3) var<uniform> prm: Params;
+const NF4 = array<u32, 16>(${hex(NF4)});
+const FP4 = array<u32, 16>(${hex(FP4)});
+
+// (lo, hi) >> k for 0 <= k, as 64 bits
+fn shr64(p: vec2u, k: u32) -> vec2u {
+  if (k == 0u) { return p; }
+  if (k >= 64u) { return vec2u(0u, 0u); }
+  if (k >= 32u) { return vec2u(p.y >> (k - 32u), 0u); }
+  return vec2u((p.x >> k) | (p.y << (32u - k)), p.y >> k);
+}
+
+// the float32 bits of a * b rounded to nearest even, subnormals included
+fn mulExact(a: u32, b: u32) -> u32 {
+  let ea = (a >> 23u) & 0xffu;
+  let eb = (b >> 23u) & 0xffu;
+  let sign = (a ^ b) & 0x80000000u;
+  let ma0 = a & 0x7fffffu;
+  let mb0 = b & 0x7fffffu;
+  let za = ea == 0u && ma0 == 0u;
+  let zb = eb == 0u && mb0 == 0u;
+  if (ea == 255u || eb == 255u) {
+    if ((ea == 255u && ma0 != 0u) || (eb == 255u && mb0 != 0u) || za || zb) { return 0x7fffffffu; }
+    return sign | 0x7f800000u;
+  }
+  if (za || zb) { return sign; }
+  if (ea != 0u && eb != 0u && ea + eb >= 128u) {
+    return bitcast<u32>(bitcast<f32>(a) * bitcast<f32>(b)); // surely normal (or infinite): the float unit rounds it
+  }
+  let ma = select(ma0, ma0 | 0x800000u, ea != 0u);
+  let mb = select(mb0, mb0 | 0x800000u, eb != 0u);
+  let e = i32(max(ea, 1u)) + i32(max(eb, 1u)) - 300; // value = ma * mb * 2^e
+  let alo = ma & 0xffffu; let ahi = ma >> 16u;
+  let blo = mb & 0xffffu; let bhi = mb >> 16u;
+  let ll = alo * blo;
+  let mid = alo * bhi + ahi * blo;
+  let lo = ll + (mid << 16u);
+  let hi = ahi * bhi + (mid >> 16u) + select(0u, 1u, lo < ll);
+  let p = vec2u(lo, hi);
+  let l = select(i32(firstLeadingBit(lo)), 32 + i32(firstLeadingBit(hi)), hi != 0u);
+  let q = max(l + e - 23, -149); // the result's quantum: 2^q
+  let k = u32(q - e);            // bits dropped (>= 0 here)
+  var mant = shr64(p, k).x;
+  if (k > 0u) {
+    let half = (shr64(p, k - 1u).x & 1u) == 1u;
+    let km1 = k - 1u;
+    var sticky = false;
+    if (km1 >= 64u) { sticky = (p.x | p.y) != 0u; }
+    else if (km1 >= 32u) { sticky = p.x != 0u || (p.y & ((1u << (km1 - 32u)) - 1u)) != 0u; }
+    else if (km1 > 0u) { sticky = (p.x & ((1u << km1) - 1u)) != 0u; }
+    if (half && (sticky || (mant & 1u) == 1u)) { mant = mant + 1u; }
+  }
+  return sign | ((u32(q + 149) << 23u) + mant); // also right when mant rounded up to 2^24 (or to 2^23 from below)
+}
+
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
+  let word = g.x;
+  if (word * 8u >= prm.n) { return; }
+  let w = P[word];
+  for (var j = 0u; j < 8u; j = j + 1u) {
+    let i = word * 8u + j;
+    if (i >= prm.n) { return; }
+    let byte = (w >> (8u * (j >> 1u))) & 0xffu;
+    let c = select(byte & 15u, byte >> 4u, (j & 1u) == 0u);
+    let v = select(FP4[c], NF4[c], prm.qtype == 1u);
+    O[i] = mulExact(v, AM[i >> prm.shift]);
+  }
+}`;
+
+const module = device.createShaderModule({ code });
+const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+if (errors.length) {
+  console.error(errors.map((m) => `WGSL ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'));
+  process.exit(1);
+}
+const pipe = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+
+async function dequantGpu(packed, absmaxBits, n, blocksize, qtype) {
+  const up = (bytes, usage) => {
+    const buf = device.createBuffer({ size: Math.max(16, Math.ceil(bytes.byteLength / 4) * 4), usage, mappedAtCreation: true });
+    new Uint8Array(buf.getMappedRange()).set(bytes);
+    buf.unmap();
+    return buf;
+  };
+  const p = up(packed, GPUBufferUsage.STORAGE);
+  const am = up(new Uint8Array(absmaxBits.buffer), GPUBufferUsage.STORAGE);
+  const prm = up(new Uint8Array(new Uint32Array([n, Math.log2(blocksize), qtype, 0]).buffer), GPUBufferUsage.UNIFORM);
+  const o = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const rb = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const bg = device.createBindGroup({
+    layout: pipe.getBindGroupLayout(0),
+    entries: [p, am, o, prm].map((buffer, binding) => ({ binding, resource: { buffer } })),
+  });
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipe);
+  pass.setBindGroup(0, bg);
+  pass.dispatchWorkgroups(Math.ceil(Math.ceil(n / 8) / 64));
+  pass.end();
+  enc.copyBufferToBuffer(o, 0, rb, 0, n * 4);
+  device.queue.submit([enc.finish()]);
+  await rb.mapAsync(GPUMapMode.READ);
+  return new Uint32Array(rb.getMappedRange().slice(0));
+}
+
+let s = 17;
+const r = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
+console.log('| quant type | blocksize | elements | absmax | bytes differing from bnbjs (WebAssembly) |');
+console.log('|---|---:|---:|---|---:|');
+let total = 0;
+for (const quantType of ['nf4', 'fp4']) {
+  for (const blocksize of [64, 256]) {
+    for (const kind of ['normal', 'tiny and subnormal', 'mixed, with zeros']) {
+      const n = 1 << 16;
+      const nb = n / blocksize;
+      const absmax = Float32Array.from({ length: nb }, (_, b) => {
+        if (kind === 'normal') return r() * 4;
+        const tiny = (r() + 0.01) * 2 ** -(110 + Math.floor(r() * 40)); // 2^-110 .. 2^-150: subnormal below 2^-126
+        if (kind === 'tiny and subnormal') return tiny;
+        return b % 5 === 0 ? 0 : b % 5 === 1 ? tiny : b % 5 === 2 ? 2 ** -126 * r() : r() * 2 ** -100;
+      });
+      const packed = Uint8Array.from({ length: n / 2 }, () => Math.floor(r() * 256));
+      const state = new QuantState({
+        absmax: tensor(absmax),
+        shape: [n],
+        blocksize,
+        quantType,
+        code: get4bitType(quantType),
+        dtype: 'float32',
+      });
+      const want = new Uint32Array(dequantize4bit(tensor(packed), state).data.buffer.slice(0));
+      const got = await dequantGpu(packed, new Uint32Array(absmax.buffer), n, blocksize, quantType === 'nf4' ? 1 : 0);
+      let bad = 0;
+      for (let i = 0; i < n; i++) if (got[i] !== want[i]) bad++;
+      total += bad;
+      console.log(`| ${quantType} | ${blocksize} | ${n} | ${kind} | ${bad} |`);
+    }
+  }
+}
+console.log(total === 0 ? '\nevery byte identical' : `\n${total} elements differ`);
+process.exit(total === 0 ? 0 : 1);
