@@ -200,6 +200,30 @@ DeviceState& state(const Api& a) {
   return *st;
 }
 
+// The algorithm cuBLASLt's heuristic gives for d's descriptors and these alignments of A, B and
+// C/D, cached under `key` (first: whether it has one).
+template <class Cache, class Key>
+const std::pair<bool, algo_t>& cachedAlgo(const Api& a, DeviceState& st, Descs& d, Cache& cache, const Key& key,
+                                          uint32_t alA, uint32_t alB, uint32_t alC) {
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    LT_CHECK(MatmulPreferenceCreate(&d.pref));
+    const uint64_t ws = st.workspaceSize;
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_A, &alA, sizeof(alA)));
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_B, &alB, sizeof(alB)));
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_C, &alC, sizeof(alC)));
+    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_D, &alC, sizeof(alC)));
+    heuristic_t res[1];
+    int count = 0;
+    const status_t s = a.MatmulAlgoGetHeuristic(st.handle, d.op, d.la, d.lb, d.lc, d.lc, d.pref, 1, res, &count);
+    if (s != STATUS_SUCCESS && s != STATUS_NOT_SUPPORTED) fail(a, s, "cublasLtMatmulAlgoGetHeuristic");
+    const bool ok = s == STATUS_SUCCESS && count > 0 && res[0].state == STATUS_SUCCESS;
+    it = cache.emplace(key, std::make_pair(ok, ok ? res[0].algo : algo_t{})).first;
+  }
+  return it->second;
+}
+
 // true when cuBLASLt computed it; false when it has no algorithm for this case
 bool matmul(const void* A, long long m, long long k, const void* B, long long n, void* out) {
   const Api& a = load();
@@ -216,25 +240,10 @@ bool matmul(const void* A, long long m, long long k, const void* B, long long n,
   const uint32_t alA = align_of(B), alB = align_of(A), alC = align_of(out);
   const uint32_t alignKey = alA | (alB << 9) | (alC << 18);
   const auto key = std::make_tuple(m, n, k, alignKey);
-  auto it = st->algos.find(key);
-  if (it == st->algos.end()) {
-    LT_CHECK(MatmulPreferenceCreate(&d.pref));
-    const uint64_t ws = st->workspaceSize;
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_A, &alA, sizeof(alA)));
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_B, &alB, sizeof(alB)));
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_C, &alC, sizeof(alC)));
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_D, &alC, sizeof(alC)));
-    heuristic_t res[1];
-    int count = 0;
-    const status_t s = a.MatmulAlgoGetHeuristic(st->handle, d.op, d.la, d.lb, d.lc, d.lc, d.pref, 1, res, &count);
-    if (s != STATUS_SUCCESS && s != STATUS_NOT_SUPPORTED) fail(a, s, "cublasLtMatmulAlgoGetHeuristic");
-    const bool ok = s == STATUS_SUCCESS && count > 0 && res[0].state == STATUS_SUCCESS;
-    it = st->algos.emplace(key, std::make_pair(ok, ok ? res[0].algo : algo_t{})).first;
-  }
-  if (!it->second.first) return false;
+  const std::pair<bool, algo_t>& algo = cachedAlgo(a, *st, d, st->algos, key, alA, alB, alC);
+  if (!algo.first) return false;
   const int32_t alpha = 1, beta = 0;
-  const status_t s = a.Matmul(st->handle, d.op, &alpha, B, d.la, A, d.lb, &beta, out, d.lc, out, d.lc, &it->second.second,
+  const status_t s = a.Matmul(st->handle, d.op, &alpha, B, d.la, A, d.lb, &beta, out, d.lc, out, d.lc, &algo.second,
                               st->workspace, st->workspaceSize, (cudaStream_t)0);
   if (s == STATUS_NOT_SUPPORTED) return false;
   if (s != STATUS_SUCCESS) fail(a, s, "cublasLtMatmul");
@@ -261,25 +270,10 @@ bool gemm(const void* A, const void* W, int abType, long long m, long long k, lo
   const uint32_t alA = align_of(W), alB = align_of(A), alC = align_of(out);
   const uint32_t alignKey = alA | (alB << 9) | (alC << 18);
   const auto key = std::make_tuple(m, n, k, alignKey, ab, dt);
-  auto it = st.falgos.find(key);
-  if (it == st.falgos.end()) {
-    LT_CHECK(MatmulPreferenceCreate(&d.pref));
-    const uint64_t ws = st.workspaceSize;
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_A, &alA, sizeof(alA)));
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_B, &alB, sizeof(alB)));
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_C, &alC, sizeof(alC)));
-    LT_CHECK(MatmulPreferenceSetAttribute(d.pref, PREF_MIN_ALIGNMENT_D, &alC, sizeof(alC)));
-    heuristic_t res[1];
-    int count = 0;
-    const status_t s = a.MatmulAlgoGetHeuristic(st.handle, d.op, d.la, d.lb, d.lc, d.lc, d.pref, 1, res, &count);
-    if (s != STATUS_SUCCESS && s != STATUS_NOT_SUPPORTED) fail(a, s, "cublasLtMatmulAlgoGetHeuristic");
-    const bool ok = s == STATUS_SUCCESS && count > 0 && res[0].state == STATUS_SUCCESS;
-    it = st.falgos.emplace(key, std::make_pair(ok, ok ? res[0].algo : algo_t{})).first;
-  }
-  if (!it->second.first) return false;
+  const std::pair<bool, algo_t>& algo = cachedAlgo(a, st, d, st.falgos, key, alA, alB, alC);
+  if (!algo.first) return false;
   const float alpha = 1.0f, beta = 0.0f;
-  const status_t s = a.Matmul(st.handle, d.op, &alpha, W, d.la, A, d.lb, &beta, out, d.lc, out, d.lc, &it->second.second,
+  const status_t s = a.Matmul(st.handle, d.op, &alpha, W, d.la, A, d.lb, &beta, out, d.lc, out, d.lc, &algo.second,
                               st.workspace, st.workspaceSize, (cudaStream_t)0);
   if (s == STATUS_NOT_SUPPORTED) return false;
   if (s != STATUS_SUCCESS) fail(a, s, "cublasLtMatmul");
