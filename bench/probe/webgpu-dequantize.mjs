@@ -2,28 +2,14 @@
 // flushes subnormals (bench/probe/webgpu-float.mjs): code x absmax on the float unit where the
 // result is surely normal, else an exact integer product (24 x 24-bit mantissas in 16-bit limbs)
 // rounded to nearest even into the subnormal range; NaN written as 0x7fffffff as the WebAssembly
-// kernels do; float16/bfloat16 by the WebAssembly kernels' bit manipulation on u32 (no shader-f16). Issue 18 groundwork: compares every byte with bnbjs' dequantize4bit on blocks whose
-// absmax spans normal, tiny, subnormal and zero values.
-//   npm i --no-save --ignore-scripts webgpu
-//   LD_LIBRARY_PATH=/usr/lib/chromium VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json node bench/probe/webgpu-dequantize.mjs
+// kernels do; float16/bfloat16 by the WebAssembly kernels' bit manipulation on u32 (no
+// shader-f16). Issue 18 groundwork: compares every byte with bnbjs' dequantize4bit on blocks
+// whose absmax spans normal, tiny, subnormal and zero values.
+// Setup and usage: bench/probe/webgpu-device.mjs.
 import { QuantState, dequantize4bit, get4bitType, tensor } from '../../dist/index.js';
+import { device } from './webgpu-device.mjs';
 
-let webgpu;
-try {
-  webgpu = await import('webgpu');
-} catch {
-  console.log('skipped: the npm package `webgpu` is not installed (npm i --no-save --ignore-scripts webgpu)');
-  process.exit(0);
-}
-Object.assign(globalThis, webgpu.globals);
-const gpu = webgpu.create([]); // kept referenced: Dawn aborts if its instance is collected mid-run
-const adapter = await gpu.requestAdapter();
-if (!adapter) {
-  console.log('skipped: no WebGPU adapter (no Vulkan loader or driver found: see the usage line)');
-  process.exit(0);
-}
-const device = await adapter.requestDevice();
-
+// the kernels' code tables (assembly/tables.ts): FP4 code 8 is -0, as in CUDA
 const NF4 = [
   0xbf800000, 0xbf3239b1, 0xbf066b30, 0xbeca32a0, 0xbe91a24d, 0xbe3d353f, 0xbdba7871, 0x00000000, 0x3da2faff, 0x3e24cae3, 0x3e7c04dd,
   0x3ead033a, 0x3ee1a4b8, 0x3f1007ab, 0x3f3913b3, 0x3f800000,

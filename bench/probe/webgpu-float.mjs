@@ -2,25 +2,9 @@
 // operation run in a compute shader on 2^16 random pairs (magnitudes 2^-100..2^40, so that
 // subnormal inputs and results occur), compared with Math.fround of the exact result: products,
 // sums, a * b + c (does the compiler contract it into a fused multiply-add?), 1 / x, subnormal
-// inputs. Node with the npm `webgpu` package (Dawn), not a bnbjs dependency:
-//   npm i --no-save --ignore-scripts webgpu
-//   LD_LIBRARY_PATH=/usr/lib/chromium VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json node bench/probe/webgpu-float.mjs
-// (SwiftShader, a CPU Vulkan, from Debian's chromium package; on a GPU machine, its Vulkan driver.)
-let webgpu;
-try {
-  webgpu = await import('webgpu');
-} catch {
-  console.log('skipped: the npm package `webgpu` is not installed (npm i --no-save --ignore-scripts webgpu)');
-  process.exit(0);
-}
-Object.assign(globalThis, webgpu.globals);
-const gpu = webgpu.create([]); // kept referenced: Dawn aborts if its instance is collected mid-run
-const adapter = await gpu.requestAdapter();
-if (!adapter) {
-  console.log('skipped: no WebGPU adapter (no Vulkan loader or driver found: see the usage line)');
-  process.exit(0);
-}
-const device = await adapter.requestDevice();
+// inputs.
+// Setup and usage: bench/probe/webgpu-device.mjs.
+import { adapter, device } from './webgpu-device.mjs';
 const info = adapter.info ?? {};
 console.log(`adapter: ${info.vendor} ${info.architecture} ${info.description}; shader-f16 ${adapter.features.has('shader-f16')}`);
 
