@@ -4,31 +4,12 @@
 // exact mode against a float64 product with the dequantized weight. Per layer: relative error
 // (mean |out - ref| / mean |ref|), and how many of the 64 rows keep the float64 argmax.
 // Usage: npm run build && node bench/gemv-int8-llama.mjs [models folder]
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { QuantState, dequantize4bit, matmul4bit, tensor, toFloat32 } from '../dist/index.js';
+import { matmul4bit, tensor, toFloat32 } from '../dist/index.js';
+import { DEFAULT_MODEL, layers4bit, readAll } from './llama-checkpoint.mjs';
 
-const dir = process.argv[2] ?? fileURLToPath(new URL('../../shared/models/tiny-llama-nf4-dq/', import.meta.url));
-function load(path) {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const out = {};
-  const T = { U8: [Uint8Array, 'uint8'], F32: [Float32Array, 'float32'], BF16: [Uint16Array, 'bfloat16'], F16: [Uint16Array, 'float16'] };
-  for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__' || !T[info.dtype]) continue;
-    const [a, b] = info.data_offsets;
-    const [C, dtype] = T[info.dtype];
-    const bytes = buf.subarray(8 + n + a, 8 + n + b);
-    const data = new C(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-    out[name] = tensor(data, info.shape.length ? info.shape : [data.length], dtype);
-  }
-  return out;
-}
-const sd = load(`${dir}/model.safetensors`);
-const modules = Object.keys(sd)
-  .filter((k) => k.endsWith('.weight.quant_state.bitsandbytes__nf4'))
-  .map((k) => k.slice(0, -'.weight.quant_state.bitsandbytes__nf4'.length));
+const dir = process.argv[2] ?? DEFAULT_MODEL;
+const layers = layers4bit(await readAll(`${dir}/model.safetensors`));
+const modules = Object.keys(layers);
 
 let seed = 11;
 const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
@@ -38,13 +19,8 @@ const M = 64;
 const rows = [];
 const totals = { int8: [0, 0, 0], exact: [0, 0, 0] };
 for (const mod of modules) {
-  const items = {};
-  for (const [k, v] of Object.entries(sd)) if (k.startsWith(`${mod}.weight.`)) items[k] = v;
-  const st0 = QuantState.fromDict(items);
-  const st = new QuantState({ ...st0, dtype: 'float32', state2: st0.state2, offset: st0.offset });
-  const B = sd[`${mod}.weight`];
+  const { B, st, W } = layers[mod];
   const [N, K] = st.shape;
-  const W = toFloat32(dequantize4bit(B, st));
   for (const tails of [false, true]) {
     const a = Float32Array.from({ length: M * K }, () => normal() * (tails && rnd() < 0.01 ? 20 : 1));
     const A = tensor(a, [M, K]);

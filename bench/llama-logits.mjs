@@ -5,28 +5,19 @@
 // checkpoint (reference.safetensors: bf16 compute on the GPU). Per mode: max |logit difference|,
 // and how many positions keep the float64 argmax, on the reference ids and on random sequences.
 // Usage: npm run build && node bench/llama-logits.mjs [--seqs 16] [--len 32] [model folder]
-import { fileURLToPath } from 'node:url';
-import { QuantState, dequantize4bit, matmul4bit, tensor, toFloat32 } from '../dist/index.js';
-import { openSafetensors } from '../dist/node.js';
+import { readFile } from 'node:fs/promises';
+import { matmul4bit, tensor, toFloat32 } from '../dist/index.js';
+import { DEFAULT_MODEL, layers4bit, readAll } from './llama-checkpoint.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, d) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : d);
-const dir =
-  argv.find((a, i) => !a.startsWith('--') && !argv[i - 1]?.startsWith('--')) ??
-  fileURLToPath(new URL('../../shared/models/tiny-llama-nf4-dq/', import.meta.url));
+const dir = argv.find((a, i) => !a.startsWith('--') && !argv[i - 1]?.startsWith('--')) ?? DEFAULT_MODEL;
 const SEQS = opt('--seqs', 16),
   LEN = opt('--len', 32);
 
-async function readAll(path) {
-  const r = await openSafetensors(path);
-  const out = {};
-  for (const name of r.names()) out[name] = await r.read(name);
-  await r.close();
-  return out;
-}
 const sd = await readAll(`${dir}/model.safetensors`);
 const ref = await readAll(`${dir}/reference.safetensors`);
-const config = JSON.parse(await (await import('node:fs/promises')).readFile(`${dir}/config.json`, 'utf8'));
+const config = JSON.parse(await readFile(`${dir}/config.json`, 'utf8'));
 const H = config.hidden_size,
   NH = config.num_attention_heads,
   KVH = config.num_key_value_heads,
@@ -36,20 +27,7 @@ const H = config.hidden_size,
 const f32 = (name) => toFloat32(sd[name]);
 
 // every 4-bit linear layer: packed weight, its QuantState, and its float64 dequantized weight
-const layers = {};
-for (const name of Object.keys(sd)) {
-  const mod = name.endsWith('.weight.quant_state.bitsandbytes__nf4')
-    ? name.slice(0, -'.weight.quant_state.bitsandbytes__nf4'.length)
-    : null;
-  if (!mod) continue;
-  const items = {};
-  for (const [k, v] of Object.entries(sd)) if (k.startsWith(`${mod}.weight.`)) items[k] = v;
-  const st = QuantState.fromDict(items);
-  const W = toFloat32(
-    dequantize4bit(sd[`${mod}.weight`], new QuantState({ ...st, dtype: 'float32', state2: st.state2, offset: st.offset })),
-  );
-  layers[mod] = { B: sd[`${mod}.weight`], st, W, shape: st.shape };
-}
+const layers = layers4bit(sd);
 
 // y = x @ W^T in float64
 const plainLinear = (x, T, W, N, K) => {
