@@ -159,10 +159,20 @@ function rowLiteral(q: usize, d: usize, k: i32, packed: usize, base: usize, rf: 
   const b = v128.load(pk);
   const wh = lut16(tbl, v128.and(i16x8.shr_u(b, 4), m0f));
   const wl = lut16(tbl, v128.and(b, m0f));
+  return dot4(i16x8.shl(wh, 8), v128.and(wh, mff), i16x8.shl(wl, 8), v128.and(wl, mff), x0, x1, x2, x3);
+}
+
+// The four i16 weight vectors of a chunk against its four q vectors: one i32x4.
+@inline function dot4(w0: v128, w1: v128, w2: v128, w3: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
   return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.shl(wh, 8), x0), i32x4.dot_i16x8_s(v128.and(wh, mff), x1)),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.shl(wl, 8), x2), i32x4.dot_i16x8_s(v128.and(wl, mff), x3)),
+    i32x4.add(i32x4.dot_i16x8_s(w0, x0), i32x4.dot_i16x8_s(w1, x1)),
+    i32x4.add(i32x4.dot_i16x8_s(w2, x2), i32x4.dot_i16x8_s(w3, x3)),
   );
+}
+
+// dot4 against the q vectors at x
+@inline function dot4At(w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
+  return dot4(w0, w1, w2, w3, v128.load(x), v128.load(x, 16), v128.load(x, 32), v128.load(x, 48));
 }
 
 function chunkSumsRows4(p0: usize, p1: usize, p2: usize, p3: usize, nch: i32, x: usize, s0: usize, s1: usize, s2: usize, s3: usize, tbl: v128): void {
@@ -186,18 +196,10 @@ function chunkSums4(pk: usize, nch: i32, x0: usize, x1: usize, x2: usize, x3: us
     const wl = lut16(tbl, v128.and(b, m0f));
     const w0 = i16x8.shl(wh, 8), w1 = v128.and(wh, mff), w2 = i16x8.shl(wl, 8), w3 = v128.and(wl, mff);
     const xo = o << 6, so = o << 4;
-    v128.store(s0 + so, i32x4.add(
-      i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x0 + xo)), i32x4.dot_i16x8_s(w1, v128.load(x0 + xo, 16))),
-      i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x0 + xo, 32)), i32x4.dot_i16x8_s(w3, v128.load(x0 + xo, 48)))));
-    v128.store(s1 + so, i32x4.add(
-      i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x1 + xo)), i32x4.dot_i16x8_s(w1, v128.load(x1 + xo, 16))),
-      i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x1 + xo, 32)), i32x4.dot_i16x8_s(w3, v128.load(x1 + xo, 48)))));
-    v128.store(s2 + so, i32x4.add(
-      i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x2 + xo)), i32x4.dot_i16x8_s(w1, v128.load(x2 + xo, 16))),
-      i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x2 + xo, 32)), i32x4.dot_i16x8_s(w3, v128.load(x2 + xo, 48)))));
-    v128.store(s3 + so, i32x4.add(
-      i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x3 + xo)), i32x4.dot_i16x8_s(w1, v128.load(x3 + xo, 16))),
-      i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x3 + xo, 32)), i32x4.dot_i16x8_s(w3, v128.load(x3 + xo, 48)))));
+    v128.store(s0 + so, dot4At(w0, w1, w2, w3, x0 + xo));
+    v128.store(s1 + so, dot4At(w0, w1, w2, w3, x1 + xo));
+    v128.store(s2 + so, dot4At(w0, w1, w2, w3, x2 + xo));
+    v128.store(s3 + so, dot4At(w0, w1, w2, w3, x3 + xo));
   }
 }
 
